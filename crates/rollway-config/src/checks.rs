@@ -1,0 +1,317 @@
+//! Checks that need the whole file: references between jobs and stacks,
+//! cycles in `needs` and `depends_on`, the one release stack, stack outputs
+//! and the `{{ stack.key }}` placeholders in stack commands.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::parse::Marks;
+use crate::reader::{At, Ctx, closest};
+use crate::types::Config;
+
+pub(crate) fn check(cx: &Ctx<'_>, config: &Config, marks: &Marks) {
+    let job_names: Vec<&str> = config.jobs.keys().map(String::as_str).collect();
+    for (job, needs) in &marks.needs {
+        for n in needs {
+            if !config.jobs.contains_key(&n.v) {
+                cx.report(
+                    n.at,
+                    format!("job '{job}' needs '{}', which is not a job", n.v),
+                    unknown_hint(&n.v, &job_names, "jobs"),
+                );
+            }
+        }
+    }
+    for (place, j) in &marks.job_refs {
+        if !config.jobs.contains_key(&j.v) {
+            cx.report(
+                j.at,
+                format!("'{}' in {place} is not a job", j.v),
+                unknown_hint(&j.v, &job_names, "jobs"),
+            );
+        }
+    }
+    report_cycles(
+        cx,
+        &marks.needs,
+        "needs",
+        "remove one of these needs so the jobs can run in order",
+    );
+
+    let stack_names: Vec<&str> = config.stacks.keys().map(String::as_str).collect();
+    for (stack, deps) in &marks.depends_on {
+        for d in deps {
+            if !config.stacks.contains_key(&d.v) {
+                cx.report(
+                    d.at,
+                    format!("stack '{stack}' depends on '{}', which is not a stack", d.v),
+                    unknown_hint(&d.v, &stack_names, "stacks"),
+                );
+            }
+        }
+    }
+    report_cycles(
+        cx,
+        &marks.depends_on,
+        "depends_on",
+        "remove one of these dependencies so the stacks have an order",
+    );
+    check_release_stacks(cx, config, marks);
+    check_outputs(cx, marks);
+    check_placeholders(cx, config, marks);
+}
+
+fn unknown_hint(name: &str, known: &[&str], section: &str) -> String {
+    match closest(name, known.iter().copied()) {
+        Some(c) => format!("did you mean '{c}'?"),
+        None => format!("define [{section}.{name}], or remove the reference"),
+    }
+}
+
+/// One diagnostic per strongly connected part of the graph, at the first edge
+/// of the shortest cycle through its first node (by name), printing the path.
+fn report_cycles(cx: &Ctx<'_>, edges: &BTreeMap<String, Vec<At<String>>>, label: &str, hint: &str) {
+    let succ = |n: &str| -> Vec<&str> {
+        edges
+            .get(n)
+            .map(|es| {
+                es.iter()
+                    .map(|e| e.v.as_str())
+                    .filter(|e| edges.contains_key(*e))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut done: BTreeSet<&str> = BTreeSet::new();
+    for start in edges.keys().map(String::as_str) {
+        if done.contains(start) {
+            continue;
+        }
+        let mut parent: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut queue = VecDeque::from([start]);
+        let mut last = None;
+        'search: while let Some(n) = queue.pop_front() {
+            for next in succ(n) {
+                if next == start {
+                    last = Some(n);
+                    break 'search;
+                }
+                if next != start && !parent.contains_key(next) {
+                    parent.insert(next, n);
+                    queue.push_back(next);
+                }
+            }
+        }
+        let Some(last) = last else {
+            continue;
+        };
+        let mut path = vec![last];
+        let mut cur = last;
+        while cur != start {
+            match parent.get(cur) {
+                Some(p) => {
+                    cur = p;
+                    path.push(cur);
+                }
+                None => break,
+            }
+        }
+        path.reverse();
+        path.push(start);
+        let second = path.get(1).copied().unwrap_or(start);
+        let at = edges
+            .get(start)
+            .and_then(|es| es.iter().find(|e| e.v == second))
+            .map_or(0, |e| e.at);
+        cx.report(at, format!("{label} cycle: {}", path.join(" → ")), hint);
+        done.extend(strongly_connected(start, &succ, edges));
+    }
+}
+
+/// The nodes that `start` reaches and that reach `start`.
+fn strongly_connected<'e>(
+    start: &'e str,
+    succ: &impl Fn(&str) -> Vec<&'e str>,
+    edges: &'e BTreeMap<String, Vec<At<String>>>,
+) -> BTreeSet<&'e str> {
+    let reach = |next: &dyn Fn(&'e str) -> Vec<&'e str>| {
+        let mut seen = BTreeSet::from([start]);
+        let mut queue = VecDeque::from([start]);
+        while let Some(n) = queue.pop_front() {
+            for m in next(n) {
+                if seen.insert(m) {
+                    queue.push_back(m);
+                }
+            }
+        }
+        seen
+    };
+    let forward = reach(&|n| succ(n));
+    let backward = reach(&|n| {
+        edges
+            .iter()
+            .filter(|(_, es)| es.iter().any(|e| e.v == n))
+            .map(|(k, _)| k.as_str())
+            .collect()
+    });
+    forward.intersection(&backward).copied().collect()
+}
+
+fn check_release_stacks(cx: &Ctx<'_>, config: &Config, marks: &Marks) {
+    let mut release: Vec<(usize, &str)> = config
+        .stacks
+        .iter()
+        .filter(|(_, s)| s.is_release())
+        .map(|(name, _)| (marks.stacks.get(name).copied().unwrap_or(0), name.as_str()))
+        .collect();
+    release.sort();
+    if let Some((_, first)) = release.first() {
+        for (at, name) in release.iter().skip(1) {
+            cx.report(
+                *at,
+                format!("stacks '{first}' and '{name}' both have no deploy command, so both would ship the artifact"),
+                "give all but one of them a deploy command; one release stack ships the artifact",
+            );
+        }
+    }
+}
+
+/// `ROLLWAY_OUTPUT_<STACK>_<KEY>`, upper-cased, other characters `_`.
+pub(crate) fn output_var(stack: &str, key: &str) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    format!("ROLLWAY_OUTPUT_{}_{}", clean(stack), clean(key))
+}
+
+fn check_outputs(cx: &Ctx<'_>, marks: &Marks) {
+    let mut outputs: Vec<&(String, At<String>)> = marks.outputs.iter().collect();
+    outputs.sort_by_key(|(_, o)| o.at);
+    let mut seen: BTreeMap<String, (&str, &str)> = BTreeMap::new();
+    for (stack, key) in outputs {
+        let var = output_var(stack, &key.v);
+        match seen.get(&var) {
+            Some((s2, k2)) if (*s2, *k2) != (stack.as_str(), key.v.as_str()) => cx.report(
+                key.at,
+                format!(
+                    "output '{}' of stack '{stack}' and output '{k2}' of stack '{s2}' both become {var}",
+                    key.v
+                ),
+                "rename one of them",
+            ),
+            Some(_) => {}
+            None => {
+                seen.insert(var, (stack, &key.v));
+            }
+        }
+    }
+}
+
+/// `{{ stack.key }}` placeholders of a command. Other `{{ … }}` texts (Go
+/// templates such as `{{.State}}`) are left alone.
+pub(crate) fn placeholders(text: &str) -> Vec<(&str, &str, &str)> {
+    let word = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("{{") {
+        let after = &rest[i + 2..];
+        let Some(j) = after.find("}}") else {
+            break;
+        };
+        if let Some((stack, key)) = after[..j].trim().split_once('.')
+            && word(stack)
+            && word(key)
+        {
+            out.push((&rest[i..i + 2 + j + 2], stack, key));
+        }
+        rest = &after[j + 2..];
+    }
+    out
+}
+
+fn check_placeholders(cx: &Ctx<'_>, config: &Config, marks: &Marks) {
+    for (stack, key, text, range) in &marks.commands {
+        let mut upstream = ancestors(config, stack);
+        // verify and rollback run after deploy, so the stack's own outputs are known.
+        if matches!(*key, "verify" | "rollback") {
+            upstream.insert(stack.as_str());
+        }
+        for (whole, from, out) in placeholders(text) {
+            let raw = cx.src.get(range.clone()).unwrap_or("");
+            let at = raw.find(whole).map_or(range.start, |i| range.start + i);
+            let Some(source) = config.stacks.get(from) else {
+                let names: Vec<&str> = config.stacks.keys().map(String::as_str).collect();
+                cx.report(
+                    at,
+                    format!("{whole} in stack '{stack}' names stack '{from}', which is not a stack"),
+                    unknown_hint(from, &names, "stacks"),
+                );
+                continue;
+            };
+            if !upstream.contains(from) {
+                cx.report(
+                    at,
+                    format!(
+                        "{whole} in stack '{stack}' uses an output of '{from}', which '{stack}' does not depend on"
+                    ),
+                    format!("add \"{from}\" to depends_on of [stacks.{stack}]"),
+                );
+                continue;
+            }
+            if !source.outputs.iter().chain(&source.secret_outputs).any(|o| o == out) {
+                cx.report(
+                    at,
+                    format!("{whole} in stack '{stack}': stack '{from}' declares no output '{out}'"),
+                    format!("add \"{out}\" to outputs of [stacks.{from}], or fix the name"),
+                );
+            }
+        }
+    }
+}
+
+/// Every stack `name` depends on, directly or not.
+fn ancestors<'c>(config: &'c Config, name: &str) -> BTreeSet<&'c str> {
+    let mut seen = BTreeSet::new();
+    let mut stack: Vec<&str> = config
+        .stacks
+        .get(name)
+        .map(|s| s.depends_on.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    while let Some(n) = stack.pop() {
+        if let Some((k, s)) = config.stacks.get_key_value(n)
+            && seen.insert(k.as_str())
+        {
+            stack.extend(s.depends_on.iter().map(String::as_str));
+        }
+    }
+    seen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_stack_dot_key_only() {
+        assert_eq!(
+            placeholders("psql {{ database.HOST }} -p {{db.PORT}} {{.State}} {{ json .x }} {{ a.b.c }}"),
+            vec![
+                ("{{ database.HOST }}", "database", "HOST"),
+                ("{{db.PORT}}", "db", "PORT")
+            ]
+        );
+        assert!(placeholders("{{ unclosed.x").is_empty());
+    }
+
+    #[test]
+    fn output_variables_are_upper_cased() {
+        assert_eq!(output_var("my-db", "host.name"), "ROLLWAY_OUTPUT_MY_DB_HOST_NAME");
+    }
+}

@@ -1,0 +1,477 @@
+//! The agent's wire protocol: frames of a 4-byte big-endian length and that
+//! many bytes over any byte stream (a child's stdin/stdout, an ssh channel).
+//! A request or response is one frame of JSON; file data and manifests
+//! follow their request as a data stream — frames of raw bytes ended by an
+//! empty frame — so large files never sit whole in one frame.
+//!
+//! A conversation starts with [`Request::Hello`]: both sides name their
+//! protocol number and version, and the agent refuses a deployer of another
+//! protocol. Every request gets exactly one response except
+//! [`Request::File`], which is answered (with any failure of any file) by
+//! the [`Request::Commit`] that ends the release, so files stream without a
+//! round trip each.
+
+use std::io::{self, Read, Write};
+
+use rollway_model::Sha256Digest;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::host::{ServiceOp, ServiceStatus};
+use crate::probe::ProbeResult;
+use crate::supervisor::ServiceSpec;
+
+/// Bumped on any incompatible change of the messages below.
+pub const PROTOCOL: u32 = 1;
+
+/// The largest JSON frame accepted (a manifest never travels as JSON).
+pub const MAX_MESSAGE: usize = 16 << 20;
+
+/// The largest data frame accepted.
+pub const MAX_CHUNK: usize = 4 << 20;
+
+/// The data frame size writers use.
+pub const CHUNK: usize = 1 << 20;
+
+/// The largest manifest accepted, decompressed (about a million paths).
+pub const MAX_MANIFEST: u64 = 256 << 20;
+
+/// This build's version as the other side sees it.
+pub fn version() -> String {
+    format!("rollway {} (protocol {PROTOCOL})", env!("CARGO_PKG_VERSION"))
+}
+
+/// What the deployer asks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    Hello {
+        protocol: u32,
+        version: String,
+    },
+    /// The host's releases and `current`.
+    State,
+    /// Starts a release: followed by a data stream holding the manifest's
+    /// canonical bytes zstd-compressed ([`ManifestForm::Full`]), or only the
+    /// changed entries as a manifest of their own ([`ManifestForm::Diff`]).
+    /// Answered by [`Response::Plan`]: what the host still needs.
+    Prepare {
+        release: String,
+        manifest: ManifestForm,
+        /// The release whose files changed files are deltas against.
+        base: Option<String>,
+        /// `[service] shared` directories, linked to `ROOT/shared/<dir>`.
+        shared: Vec<String>,
+        /// Only answer the plan: nothing is written or staged (`--dry-run`).
+        #[serde(default)]
+        dry_run: bool,
+    },
+    /// One file of the prepared release (by its index in the manifest),
+    /// followed by a data stream with its body. Not answered by itself.
+    File {
+        index: u32,
+        encoding: Encoding,
+    },
+    /// Verifies the prepared release against its manifest and moves it to
+    /// `ROOT/releases/<release>`; nothing is left when it fails.
+    Commit {
+        release: String,
+    },
+    /// Drops the prepared release.
+    Abort {
+        release: String,
+    },
+    /// Writes `ROOT/envs/<release>.env`, mode 0600.
+    WriteEnv {
+        release: String,
+        text: String,
+    },
+    /// Points `ROOT/current` at the release atomically.
+    Switch {
+        release: String,
+    },
+    Service {
+        action: ServiceOp,
+        spec: ServiceSpec,
+    },
+    ServiceStatus {
+        spec: ServiceSpec,
+    },
+    LogTail {
+        spec: ServiceSpec,
+        lines: usize,
+    },
+    Probe {
+        port: u16,
+        path: String,
+        timeout_ms: u64,
+    },
+    /// Removes a release (never the current one), its env file and manifest.
+    Remove {
+        release: String,
+    },
+    /// Keeps the newest `keep` releases, `protect` and the current one.
+    Prune {
+        keep: usize,
+        protect: Vec<String>,
+    },
+    /// Ends the conversation.
+    Bye,
+}
+
+/// How the manifest of a new release travels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "form", rename_all = "snake_case")]
+pub enum ManifestForm {
+    /// The whole canonical manifest.
+    Full,
+    /// The entries added or changed against the manifest of release `from`
+    /// (which the host keeps), and the paths removed; the result must have
+    /// `content_digest`.
+    Diff {
+        from: String,
+        removed: Vec<String>,
+        content_digest: Sha256Digest,
+    },
+}
+
+/// How a file body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// zstd-compressed whole.
+    Zstd,
+    /// A zstd frame compressed with the base release's file of the same path
+    /// as its reference prefix (zstd's patch-from).
+    ZstdDelta,
+}
+
+/// One release on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseInfo {
+    pub id: String,
+    /// SHA-256 of its stored manifest: equal content, equal digest.
+    pub content_digest: Option<Sha256Digest>,
+}
+
+/// What the agent answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Response {
+    Hello {
+        protocol: u32,
+        version: String,
+    },
+    State {
+        /// Oldest first.
+        releases: Vec<ReleaseInfo>,
+        current: Option<String>,
+    },
+    /// Indexes (into the manifest) of the files the host still needs:
+    /// `full` without a usable earlier version, `delta` with the base
+    /// release's file of the same path to patch. Every other file was
+    /// hard-linked (`linked` of them).
+    Plan {
+        full: Vec<u32>,
+        delta: Vec<u32>,
+        linked: u64,
+    },
+    Done,
+    Switched {
+        previous: Option<String>,
+    },
+    Service {
+        status: ServiceStatus,
+    },
+    Lines {
+        lines: Vec<String>,
+    },
+    Probe {
+        result: ProbeResult,
+    },
+    Removed {
+        releases: Vec<String>,
+    },
+    /// The request failed on the host; `message` says what and where.
+    Error {
+        message: String,
+    },
+}
+
+/// Why a frame could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("frame of {len} bytes is larger than the {max} allowed; the peer is not a rollway agent of this version")]
+    TooLarge { len: usize, max: usize },
+    #[error("the stream ended inside a frame")]
+    Truncated,
+    #[error("message is not understood ({0}); the peer speaks another protocol version")]
+    Decode(String),
+}
+
+/// Writes one frame.
+pub fn write_frame(w: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(bytes.len()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
+    w.write_all(&len.to_be_bytes())?;
+    w.write_all(bytes)
+}
+
+/// Reads one frame; `None` at a clean end of stream (before a length).
+pub fn read_frame(r: &mut impl Read, max: usize) -> Result<Option<Vec<u8>>, ProtocolError> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match r.read(&mut len[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err(ProtocolError::Truncated),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > max {
+        return Err(ProtocolError::TooLarge { len, max });
+    }
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => ProtocolError::Truncated,
+        _ => ProtocolError::Io(e),
+    })?;
+    Ok(Some(buf))
+}
+
+/// Writes one message as a JSON frame (not flushed).
+pub fn send<T: Serialize>(w: &mut impl Write, msg: &T) -> io::Result<()> {
+    let bytes = serde_json::to_vec(msg).map_err(io::Error::other)?;
+    write_frame(w, &bytes)
+}
+
+/// Reads one message; `None` at a clean end of stream.
+pub fn recv<T: DeserializeOwned>(r: &mut impl Read) -> Result<Option<T>, ProtocolError> {
+    match read_frame(r, MAX_MESSAGE)? {
+        None => Ok(None),
+        Some(bytes) if bytes.is_empty() => Err(ProtocolError::Decode(String::from("empty message"))),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ProtocolError::Decode(e.to_string())),
+    }
+}
+
+/// Writes a data stream: buffered into frames of [`CHUNK`] bytes;
+/// [`DataWriter::finish`] writes the empty frame that ends it.
+#[derive(Debug)]
+pub struct DataWriter<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> DataWriter<W> {
+    pub fn new(inner: W) -> Self {
+        Self {
+            inner,
+            buf: Vec::with_capacity(CHUNK),
+        }
+    }
+
+    fn flush_frame(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            write_frame(&mut self.inner, &self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Ends the stream; returns the inner writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.flush_frame()?;
+        write_frame(&mut self.inner, &[])?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for DataWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = CHUNK - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            self.flush_frame()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.flush_frame()?;
+        self.inner.flush()
+    }
+}
+
+/// Reads a data stream up to its empty frame. Whoever stops early calls
+/// [`DataReader::drain`] so the next message starts where it should.
+#[derive(Debug)]
+pub struct DataReader<'a, R: Read> {
+    inner: &'a mut R,
+    frame: Vec<u8>,
+    pos: usize,
+    ended: bool,
+    /// Bytes of data (frame payloads) read so far.
+    pub bytes: u64,
+}
+
+impl<'a, R: Read> DataReader<'a, R> {
+    pub fn new(inner: &'a mut R) -> Self {
+        Self {
+            inner,
+            frame: Vec::new(),
+            pos: 0,
+            ended: false,
+            bytes: 0,
+        }
+    }
+
+    fn next_frame(&mut self) -> io::Result<()> {
+        match read_frame(self.inner, MAX_CHUNK) {
+            Ok(Some(f)) if f.is_empty() => self.ended = true,
+            Ok(Some(f)) => {
+                self.bytes += f.len() as u64;
+                self.frame = f;
+                self.pos = 0;
+            }
+            Ok(None) | Err(ProtocolError::Truncated) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the stream ended inside a data stream",
+                ));
+            }
+            Err(ProtocolError::Io(e)) => return Err(e),
+            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+        }
+        Ok(())
+    }
+
+    /// Reads and drops what is left of the stream.
+    pub fn drain(&mut self) -> io::Result<()> {
+        while !self.ended {
+            self.next_frame()?;
+        }
+        Ok(())
+    }
+
+    /// Reads the rest of the stream, refusing more than `max` bytes.
+    pub fn read_to_vec(&mut self, max: u64) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.take(max + 1).read_to_end(&mut out)?;
+        if out.len() as u64 > max {
+            self.drain()?;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("data stream is larger than {max} bytes"),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+impl<R: Read> Read for DataReader<'_, R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.frame.len() {
+            if self.ended {
+                return Ok(0);
+            }
+            self.next_frame()?;
+            if self.ended {
+                return Ok(0);
+            }
+        }
+        let n = out.len().min(self.frame.len() - self.pos);
+        out[..n].copy_from_slice(&self.frame[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn messages_and_data_streams_round_trip() {
+        let mut wire = Vec::new();
+        let reqs = [
+            Request::Hello {
+                protocol: PROTOCOL,
+                version: version(),
+            },
+            Request::File {
+                index: 7,
+                encoding: Encoding::ZstdDelta,
+            },
+            Request::Prune {
+                keep: 2,
+                protect: vec!["a".into()],
+            },
+        ];
+        let body: Vec<u8> = (0..(CHUNK * 2 + 17)).map(|i| (i % 251) as u8).collect();
+        for r in &reqs {
+            send(&mut wire, r).unwrap();
+            let mut d = DataWriter::new(&mut wire);
+            d.write_all(&body).unwrap();
+            d.finish().unwrap();
+        }
+        let mut r = &wire[..];
+        for want in &reqs {
+            let got: Request = recv(&mut r).unwrap().unwrap();
+            assert_eq!(&got, want);
+            let mut d = DataReader::new(&mut r);
+            assert_eq!(d.read_to_vec(u64::MAX - 1).unwrap(), body);
+            assert_eq!(d.bytes, body.len() as u64);
+        }
+        assert!(recv::<Request>(&mut r).unwrap().is_none());
+    }
+
+    fn check_bad(wire: &[u8], expected: &str) {
+        let err = recv::<Request>(&mut &wire[..]).unwrap_err().to_string();
+        assert!(err.contains(expected), "{wire:?}: {err}");
+    }
+
+    #[test]
+    fn bad_frames_are_errors_not_panics() {
+        check_bad(&[0, 0], "ended inside a frame");
+        check_bad(&[0, 0, 0, 5, b'{'], "ended inside a frame");
+        check_bad(&[0xff, 0xff, 0xff, 0xff], "larger than");
+        check_bad(&[0, 0, 0, 2, b'{', b'}'], "not understood");
+        check_bad(&[0, 0, 0, 0], "empty message");
+        let mut wire = Vec::new();
+        send(&mut wire, &serde_json::json!({"op": "format_disk"})).unwrap();
+        check_bad(&wire, "not understood");
+    }
+
+    #[test]
+    fn an_abandoned_data_stream_can_be_drained() {
+        let mut wire = Vec::new();
+        let mut d = DataWriter::new(&mut wire);
+        d.write_all(&vec![1u8; CHUNK + 5]).unwrap();
+        d.finish().unwrap();
+        send(&mut wire, &Request::State).unwrap();
+        let mut r = &wire[..];
+        let mut d = DataReader::new(&mut r);
+        let mut first = [0u8; 10];
+        d.read_exact(&mut first).unwrap();
+        d.drain().unwrap();
+        assert_eq!(recv::<Request>(&mut r).unwrap(), Some(Request::State));
+        // Too much data is refused and skipped.
+        let mut wire = Vec::new();
+        let mut d = DataWriter::new(&mut wire);
+        d.write_all(&[2u8; 100]).unwrap();
+        d.finish().unwrap();
+        send(&mut wire, &Request::Bye).unwrap();
+        let mut r = &wire[..];
+        let err = DataReader::new(&mut r).read_to_vec(10).unwrap_err();
+        assert!(err.to_string().contains("larger than 10"), "{err}");
+        assert_eq!(recv::<Request>(&mut r).unwrap(), Some(Request::Bye));
+    }
+}

@@ -1,0 +1,347 @@
+//! Returning hosts to their previous release: after a failed deployment, and
+//! for deployments an earlier run left in progress (a crash, a kill, a
+//! detached window nobody watched to its end). Nothing stays live and
+//! unverified.
+
+use std::sync::Mutex;
+
+use rollway_model::{Deployment, DeploymentId, DeploymentStatus, EventKind, Level, Masker, NewEvent, Verification};
+use rollway_store::Store;
+use serde_json::json;
+
+use super::run::model_err;
+use super::{Connector, DeployError, Health, HostPlan, Progress};
+use crate::host::{HostSession, ServiceOp};
+use crate::supervisor::ServiceSpec;
+
+/// What recovery needs besides the store.
+pub struct Recovery<'a> {
+    pub store: &'a dyn Store,
+    pub connector: &'a dyn Connector,
+    pub progress: &'a dyn Progress,
+    pub environment: String,
+    pub operator: String,
+    pub hosts: Vec<HostPlan>,
+    pub service: ServiceSpec,
+    pub masker: Masker,
+    pub health: Health,
+}
+
+impl std::fmt::Debug for Recovery<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recovery")
+            .field("environment", &self.environment)
+            .finish()
+    }
+}
+
+impl Recovery<'_> {
+    /// Fails and rolls back every deployment of the environment still in
+    /// progress. The caller holds the environment's lease, so none of them
+    /// has a live owner. Returns what was recovered.
+    pub fn run(&self) -> Result<Vec<DeploymentId>, DeployError> {
+        let mut done = Vec::new();
+        for dep in self.store.active_deployments(Some(&self.environment))? {
+            let verification = self.store.verifications(dep.id)?.into_iter().next();
+            let now = self.store.clock().now();
+            let reason = match (dep.status(), verification.as_ref().and_then(|v| v.window_ends_at)) {
+                (DeploymentStatus::Verifying, Some(end)) if now >= end => {
+                    "window not observed: nobody watched the stability window to its end".to_owned()
+                }
+                (status, _) => format!("interrupted while {status}: the process running it stopped (crash or kill)"),
+            };
+            self.progress
+                .step(None, &format!("recovering deployment {}: {reason}", dep.id));
+            let verification =
+                Mutex::new(verification.unwrap_or_else(|| Verification::new(dep.id, self.health.path.clone(), now)));
+            let names: Vec<String> = verification
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .hosts
+                .iter()
+                .map(|h| h.host.clone())
+                .collect();
+            let mut sessions: Vec<(HostPlan, Box<dyn HostSession>)> = Vec::new();
+            for plan in self.hosts.iter().filter(|p| names.contains(&p.name)) {
+                match self.connector.connect(plan) {
+                    Ok(s) => sessions.push((plan.clone(), s)),
+                    Err(e) => self.progress.step(Some(&plan.name), &format!("cannot reach it: {e}")),
+                }
+            }
+            let err = fail_and_return(
+                self.store,
+                &self.environment,
+                &self.operator,
+                dep.id,
+                &verification,
+                sessions.iter_mut().map(|(p, s)| (&*p, s)),
+                &self.service,
+                &self.masker,
+                self.progress,
+                &self.health,
+                reason,
+            );
+            match err {
+                DeployError::Failed { .. } => done.push(dep.id),
+                other => return Err(other),
+            }
+        }
+        Ok(done)
+    }
+}
+
+fn event(env: &str, operator: &str, id: DeploymentId, kind: EventKind, level: Level, msg: String) -> NewEvent {
+    NewEvent::new(kind, level, msg)
+        .environment(env.to_owned())
+        .deployment(id)
+        .operator(operator.to_owned())
+}
+
+/// Fails deployment `id` with `reason`, returns every host that switched to
+/// its previous release (restart and boot check), removes the failed release
+/// where it was shipped, and marks the deployment rolled back — or says why
+/// it could not.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn fail_and_return<'s>(
+    store: &dyn Store,
+    env: &str,
+    operator: &str,
+    id: DeploymentId,
+    verification: &Mutex<Verification>,
+    sessions: impl Iterator<Item = (&'s HostPlan, &'s mut Box<dyn HostSession>)>,
+    service: &ServiceSpec,
+    masker: &Masker,
+    progress: &dyn Progress,
+    health: &Health,
+    reason: String,
+) -> DeployError {
+    let reason = masker.mask(&reason);
+    let now = store.clock().now();
+    let failed = store.update_deployment(id, &mut |d: &mut Deployment| {
+        let from = d.status();
+        if from != DeploymentStatus::Failed {
+            d.fail(reason.clone(), now).map_err(model_err)?;
+        }
+        Ok(vec![
+            event(
+                env,
+                operator,
+                d.id,
+                EventKind::DeploymentTransition,
+                Level::Error,
+                format!("deployment {}: {from} → failed", d.id),
+            )
+            .data(json!({ "from": from.as_str(), "to": "failed", "reason": reason })),
+            event(
+                env,
+                operator,
+                d.id,
+                EventKind::DeploymentFailure,
+                Level::Error,
+                format!("deployment {} failed: {reason}", d.id),
+            ),
+        ])
+    });
+    if let Err(e) = failed {
+        return e.into();
+    }
+    progress.step(None, &format!("deployment failed: {reason}"));
+    let release = id.to_string();
+    let mut v = verification.lock().unwrap_or_else(|p| p.into_inner());
+    let switched: Vec<(String, Option<String>)> = v
+        .hosts
+        .iter()
+        .filter(|h| h.switched_at.is_some())
+        .map(|h| (h.host.clone(), h.release_before.clone()))
+        .collect();
+    let mut sessions: Vec<(&HostPlan, &mut Box<dyn HostSession>)> = sessions.collect();
+    if switched.is_empty() {
+        for (_, s) in sessions.iter_mut() {
+            let _ = s.remove_release(&release);
+        }
+        return DeployError::Failed {
+            deployment: id,
+            reason,
+            rolled_back: false,
+        };
+    }
+    let _ = store.append_event(event(
+        env,
+        operator,
+        id,
+        EventKind::RollbackInitiated,
+        Level::Warn,
+        format!(
+            "returning {} to the previous release",
+            switched.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    ));
+    let mut problems = Vec::new();
+    let mut returned_to: Option<String> = None;
+    let mut first_deploy = true;
+    for (host, before) in &switched {
+        let Some((plan, session)) = sessions.iter_mut().find(|(p, _)| &p.name == host) else {
+            problems.push((host.clone(), "not reachable".to_owned()));
+            continue;
+        };
+        let result = match before {
+            Some(prev) => {
+                first_deploy = false;
+                return_one(&mut ***session, plan, prev, service, health).map(|()| Some(prev.clone()))
+            }
+            None => {
+                // Nothing to return to: stop the service rather than leave
+                // an unverified release running.
+                let spec = spec_for(service, plan, &release);
+                session
+                    .service(ServiceOp::Stop, &spec)
+                    .map(|_| None)
+                    .map_err(|e| e.to_string())
+            }
+        };
+        match result {
+            Ok(back) => {
+                if let Some(h) = v.hosts.iter_mut().find(|h| &h.host == host) {
+                    h.returned_to.clone_from(&back);
+                }
+                if back.is_some() {
+                    let _ = session.remove_release(&release);
+                    progress.step(
+                        Some(host),
+                        &format!("returned to release {}", back.as_deref().unwrap_or("?")),
+                    );
+                } else {
+                    progress.step(
+                        Some(host),
+                        "stopped the service: there is no earlier release to return to",
+                    );
+                }
+                returned_to = returned_to.or(back);
+            }
+            Err(e) => problems.push((host.clone(), e)),
+        }
+    }
+    for (plan, s) in sessions.iter_mut() {
+        if !switched.iter().any(|(h, _)| h == &plan.name) {
+            let _ = s.remove_release(&release);
+        }
+    }
+    let _ = store.put_verification(&v, Vec::new());
+    drop(v);
+    if !problems.is_empty() {
+        let hosts: Vec<String> = problems.iter().map(|(h, _)| h.clone()).collect();
+        let detail = problems
+            .iter()
+            .map(|(h, e)| format!("{h}: {e}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let _ = store.append_event(
+            event(
+                env,
+                operator,
+                id,
+                EventKind::RollbackCompleted,
+                Level::Error,
+                format!("rollback failed on {}", hosts.join(", ")),
+            )
+            .data(json!({ "hosts": hosts, "detail": detail })),
+        );
+        return DeployError::RollbackFailed {
+            deployment: id,
+            reason,
+            hosts,
+            detail,
+        };
+    }
+    if first_deploy {
+        let _ = store.append_event(event(
+            env,
+            operator,
+            id,
+            EventKind::RollbackCompleted,
+            Level::Warn,
+            format!("nothing to return to: deployment {id} was the first of {env}; its service was stopped"),
+        ));
+        return DeployError::Failed {
+            deployment: id,
+            reason: format!("{reason}; nothing to return to (the first deployment of {env}), so it stays failed"),
+            rolled_back: false,
+        };
+    }
+    let to: Option<DeploymentId> = returned_to.as_deref().and_then(|r| r.parse().ok());
+    let now = store.clock().now();
+    let rollback_reason = format!("automatic rollback: {reason}");
+    let rolled = store.update_deployment(id, &mut |d: &mut Deployment| {
+        d.rollback_to = to;
+        d.roll_back(rollback_reason.clone(), now).map_err(model_err)?;
+        Ok(vec![
+            event(
+                env,
+                operator,
+                d.id,
+                EventKind::DeploymentTransition,
+                Level::Warn,
+                format!("deployment {}: failed → rolled_back", d.id),
+            )
+            .data(json!({ "from": "failed", "to": "rolled_back", "reason": rollback_reason, "rollback_to": to })),
+            event(
+                env,
+                operator,
+                d.id,
+                EventKind::RollbackCompleted,
+                Level::Info,
+                format!("returned to release {}", returned_to.as_deref().unwrap_or("?")),
+            )
+            .data(json!({ "rollback_to": to })),
+        ])
+    });
+    if let Err(e) = rolled {
+        return e.into();
+    }
+    progress.step(None, "rolled back");
+    DeployError::Failed {
+        deployment: id,
+        reason,
+        rolled_back: true,
+    }
+}
+
+fn spec_for(service: &ServiceSpec, plan: &HostPlan, release: &str) -> ServiceSpec {
+    let mut spec = service.clone();
+    spec.root = plan.root.clone().into();
+    spec.port = plan.port;
+    spec.env_file = std::path::Path::new(&plan.root)
+        .join("envs")
+        .join(format!("{release}.env"));
+    spec
+}
+
+/// Switches one host back to `prev`, restarts it with that release's env
+/// file and checks it answers.
+fn return_one(
+    session: &mut dyn HostSession,
+    plan: &HostPlan,
+    prev: &str,
+    service: &ServiceSpec,
+    health: &Health,
+) -> Result<(), String> {
+    session.switch(prev).map_err(|e| e.to_string())?;
+    let spec = spec_for(service, plan, prev);
+    session.service(ServiceOp::Restart, &spec).map_err(|e| e.to_string())?;
+    let mut last = String::new();
+    for _ in 0..health.retries.max(1) {
+        let p = session
+            .probe(plan.port, &health.path, health.timeout)
+            .map_err(|e| e.to_string())?;
+        if p.status == Some(health.expect_status) {
+            return Ok(());
+        }
+        last = p
+            .status
+            .map_or_else(|| p.error.clone().unwrap_or_default(), |s| format!("HTTP {s}"));
+        std::thread::sleep(health.interval);
+    }
+    Err(format!(
+        "the previous release {prev} does not answer either (last: {last})"
+    ))
+}

@@ -1,0 +1,87 @@
+//! What the deployment needs from one host, whatever carries it (a local
+//! agent child process or an agent over ssh): ship a release, write its env
+//! file, switch `current`, drive the service, probe it. The agent client in
+//! `target/` implements this; `deploy/` only speaks to this trait.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rollway_model::Sha256Digest;
+use serde::{Deserialize, Serialize};
+
+use crate::probe::ProbeResult;
+use crate::supervisor::ServiceSpec;
+
+/// A host's releases as its agent sees them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostState {
+    /// Release ids under `ROOT/releases/`, oldest first.
+    pub releases: Vec<String>,
+    /// What `ROOT/current` points at.
+    pub current: Option<String>,
+}
+
+/// What crossing the wire cost for one release on one host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipStats {
+    /// Payload bytes sent to the host (compressed files and deltas).
+    pub bytes_sent: u64,
+    /// Files hard-linked from a release the host already had.
+    pub files_linked: u64,
+    /// Files sent as a zstd delta against the previous release's file.
+    pub files_delta: u64,
+    /// Files sent whole (compressed).
+    pub files_full: u64,
+}
+
+/// A service operation carried out by the host's supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceOp {
+    Start,
+    Stop,
+    Restart,
+}
+
+/// The service as the host reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub pid: Option<u32>,
+    /// The monotone start count (see `Supervisor::restarts`).
+    pub starts: u64,
+}
+
+/// Errors name the host and the step.
+#[derive(Debug, thiserror::Error)]
+#[error("{host}: {step}: {detail}")]
+pub struct HostError {
+    pub host: String,
+    pub step: &'static str,
+    pub detail: String,
+}
+
+/// One host of an environment, reached through its agent.
+pub trait HostSession: Send {
+    /// How the host is named in messages and records: `local`, `deploy@app1:22`.
+    fn name(&self) -> &str;
+    fn state(&mut self) -> Result<HostState, HostError>;
+    /// Builds `ROOT/releases/<release>` from the artifact at `archive`: files
+    /// the host already has (same digest, any earlier release) are hard-linked,
+    /// changed files travel as deltas, new ones compressed; every file is
+    /// checked against the manifest on arrival; nothing is left on failure.
+    fn ship(&mut self, release: &str, archive: &Path, sha256: &Sha256Digest) -> Result<ShipStats, HostError>;
+    /// Writes `ROOT/envs/<release>.env` with mode 0600.
+    fn write_env(&mut self, release: &str, text: &str) -> Result<(), HostError>;
+    /// Points `ROOT/current` at the release atomically; returns what it pointed at before.
+    fn switch(&mut self, release: &str) -> Result<Option<String>, HostError>;
+    fn service(&mut self, op: ServiceOp, spec: &ServiceSpec) -> Result<ServiceStatus, HostError>;
+    fn service_status(&mut self, spec: &ServiceSpec) -> Result<ServiceStatus, HostError>;
+    /// The service's last output lines (the deployer masks them).
+    fn log_tail(&mut self, spec: &ServiceSpec, lines: usize) -> Result<Vec<String>, HostError>;
+    /// An HTTP probe of `127.0.0.1:PORT` run on the host.
+    fn probe(&mut self, port: u16, path: &str, timeout: Duration) -> Result<ProbeResult, HostError>;
+    /// Removes a release (never the current one) and its env file.
+    fn remove_release(&mut self, release: &str) -> Result<(), HostError>;
+    /// Keeps the newest `keep` releases plus `protect`; returns the removed ones.
+    fn prune(&mut self, keep: usize, protect: &[String]) -> Result<Vec<String>, HostError>;
+}

@@ -1,0 +1,239 @@
+//! The deployer's end of the agent protocol over any pair of byte streams:
+//! one call per request, the agent's error messages turned into
+//! [`HostError`]s naming the host and the step, and every byte sent counted.
+
+use std::collections::VecDeque;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::sync::{Arc, Mutex};
+
+use crate::agent::protocol::{self, DataWriter, ManifestForm, PROTOCOL, ReleaseInfo, Request, Response};
+use crate::host::HostError;
+
+/// Counts the bytes written through it.
+#[derive(Debug)]
+pub struct Counting<W> {
+    inner: W,
+    pub count: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The last lines a child wrote to stderr (ssh's own errors, an agent that
+/// could not start), for error messages.
+#[derive(Debug, Clone, Default)]
+pub struct StderrTail(Arc<Mutex<VecDeque<String>>>);
+
+impl StderrTail {
+    const LINES: usize = 20;
+
+    /// Collects `stream` on a thread of its own. The thread is never joined:
+    /// a daemon the child started may hold the stream open for a long time.
+    pub fn collect(stream: impl Read + Send + 'static) -> Self {
+        let tail = Self::default();
+        let lines = Arc::clone(&tail.0);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).split(b'\n') {
+                let Ok(line) = line else { break };
+                let mut l = lines.lock().unwrap_or_else(|p| p.into_inner());
+                if l.len() == Self::LINES {
+                    l.pop_front();
+                }
+                l.push_back(String::from_utf8_lossy(&line).trim_end().to_owned());
+            }
+        });
+        tail
+    }
+
+    pub fn text(&self) -> String {
+        let l = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        l.iter()
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+type Reader = BufReader<Box<dyn Read + Send>>;
+type Writer = Counting<BufWriter<Box<dyn Write + Send>>>;
+
+/// A conversation with one agent.
+pub struct AgentClient {
+    host: String,
+    reader: Reader,
+    writer: Writer,
+    stderr: StderrTail,
+    /// The agent's version, from its hello.
+    pub agent_version: String,
+}
+
+impl std::fmt::Debug for AgentClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentClient")
+            .field("host", &self.host)
+            .field("agent_version", &self.agent_version)
+            .finish()
+    }
+}
+
+impl AgentClient {
+    /// Greets the agent at the other end of `reader`/`writer` and checks
+    /// that it speaks this protocol.
+    pub fn connect(
+        host: &str,
+        reader: Box<dyn Read + Send>,
+        writer: Box<dyn Write + Send>,
+        stderr: StderrTail,
+    ) -> Result<Self, HostError> {
+        let mut client = Self {
+            host: host.to_owned(),
+            reader: BufReader::with_capacity(64 << 10, reader),
+            writer: Counting {
+                inner: BufWriter::with_capacity(1 << 20, writer),
+                count: 0,
+            },
+            stderr,
+            agent_version: String::new(),
+        };
+        let hello = Request::Hello {
+            protocol: PROTOCOL,
+            version: protocol::version(),
+        };
+        match client.call("connect", &hello)? {
+            Response::Hello { protocol, version } if protocol == PROTOCOL => {
+                client.agent_version = version;
+                Ok(client)
+            }
+            Response::Hello { version, .. } => Err(client.error(
+                "connect",
+                format!(
+                    "the agent is {version}, this deployer is {}; they cannot talk",
+                    protocol::version()
+                ),
+            )),
+            other => Err(client.unexpected("connect", &other)),
+        }
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Bytes written to the agent so far.
+    pub fn bytes_sent(&self) -> u64 {
+        self.writer.count
+    }
+
+    pub(crate) fn error(&self, step: &'static str, detail: String) -> HostError {
+        HostError {
+            host: self.host.clone(),
+            step,
+            detail,
+        }
+    }
+
+    /// A broken stream: what the agent (or ssh) said on stderr says why.
+    fn broken(&self, step: &'static str, e: &dyn std::fmt::Display) -> HostError {
+        let said = self.stderr.text();
+        let detail = if said.is_empty() {
+            format!("the connection to the agent broke ({e})")
+        } else {
+            format!("the connection to the agent broke ({e}): {said}")
+        };
+        self.error(step, detail)
+    }
+
+    pub(crate) fn unexpected(&self, step: &'static str, got: &Response) -> HostError {
+        match got {
+            Response::Error { message } => self.error(step, message.clone()),
+            other => self.error(step, format!("the agent answered out of turn: {other:?}")),
+        }
+    }
+
+    /// Sends a request without waiting (a data stream may follow).
+    pub(crate) fn send(&mut self, step: &'static str, request: &Request) -> Result<(), HostError> {
+        protocol::send(&mut self.writer, request).map_err(|e| self.broken(step, &e))
+    }
+
+    /// A data stream to the agent; `finish` it.
+    pub(crate) fn data(&mut self) -> DataWriter<&mut Writer> {
+        DataWriter::new(&mut self.writer)
+    }
+
+    /// Flushes and reads one response.
+    pub(crate) fn receive(&mut self, step: &'static str) -> Result<Response, HostError> {
+        self.writer.flush().map_err(|e| self.broken(step, &e))?;
+        match protocol::recv::<Response>(&mut self.reader) {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err(self.broken(step, &"it closed the stream")),
+            Err(e) => Err(self.broken(step, &e)),
+        }
+    }
+
+    /// One request, one response; an agent error becomes a `HostError`.
+    pub(crate) fn call(&mut self, step: &'static str, request: &Request) -> Result<Response, HostError> {
+        self.send(step, request)?;
+        match self.receive(step)? {
+            Response::Error { message } => Err(self.error(step, message)),
+            r => Ok(r),
+        }
+    }
+
+    /// The host's releases (with their content digests) and `current`.
+    pub fn state(&mut self) -> Result<(Vec<ReleaseInfo>, Option<String>), HostError> {
+        match self.call("state", &Request::State)? {
+            Response::State { releases, current } => Ok((releases, current)),
+            other => Err(self.unexpected("state", &other)),
+        }
+    }
+
+    /// Sends a release's manifest as `form` with `manifest_bytes` (canonical
+    /// bytes; compressed here) and returns the agent's plan: indexes of
+    /// files needed whole, as deltas, and how many were linked (`dry_run`:
+    /// would be; then nothing is staged).
+    pub fn prepare(
+        &mut self,
+        release: &str,
+        form: ManifestForm,
+        base: Option<String>,
+        shared: Vec<String>,
+        manifest_bytes: &[u8],
+        dry_run: bool,
+    ) -> Result<(Vec<u32>, Vec<u32>, u64), HostError> {
+        const STEP: &str = "ship";
+        self.send(
+            STEP,
+            &Request::Prepare {
+                release: release.to_owned(),
+                manifest: form,
+                base,
+                shared,
+                dry_run,
+            },
+        )?;
+        let compressed = zstd::bulk::compress(manifest_bytes, 3).map_err(|e| self.error(STEP, e.to_string()))?;
+        let mut data = self.data();
+        let sent = data.write_all(&compressed).and_then(|()| data.finish().map(|_| ()));
+        sent.map_err(|e| self.broken(STEP, &e))?;
+        match self.receive(STEP)? {
+            Response::Plan { full, delta, linked } => Ok((full, delta, linked)),
+            other => Err(self.unexpected(STEP, &other)),
+        }
+    }
+
+    /// Ends the conversation (best effort).
+    pub fn bye(&mut self) {
+        if self.send("disconnect", &Request::Bye).is_ok() {
+            let _ = self.receive("disconnect");
+        }
+    }
+}

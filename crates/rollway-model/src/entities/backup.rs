@@ -1,0 +1,122 @@
+//! Backup: seed 002 Backup Artifact and seed 003 Backup Records, with the
+//! seed 003 retention classes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::entities::{StatusChangeError, atomically};
+use crate::ids::{BackupId, DeploymentId, Sha256Digest};
+use crate::rules;
+use crate::status::{BackupClass, BackupKind, BackupStatus};
+use crate::time::Timestamp;
+use crate::transitions::Lifecycle;
+
+/// Milliseconds in a day.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// Seed 003 retention per class: daily 30 days, weekly 6 months (183 days),
+/// monthly 2 years (730 days), manual 1 year (365 days).
+pub const fn retention_days(class: BackupClass) -> u32 {
+    match class {
+        BackupClass::Daily => 30,
+        BackupClass::Weekly => 183,
+        BackupClass::Monthly => 730,
+        BackupClass::Manual => 365,
+    }
+}
+
+/// One backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backup {
+    /// Seed 002 `id`, seed 003 `backup_id`.
+    pub id: BackupId,
+    /// The environment's name: seed 002 `environmentId`.
+    pub environment: String,
+    /// Seed 002 `kind`: database, media or config.
+    pub kind: BackupKind,
+    /// Seed 003 `backup_type`: daily, weekly, monthly or manual.
+    pub class: BackupClass,
+    /// Seed 003 `database_name`, for database backups.
+    pub database_name: Option<String>,
+    /// Seed 002 `filePath`, seed 003 `backup_location`.
+    pub location: String,
+    /// Seed 002 `sizeBytes`, seed 003 `backup_size`.
+    pub size_bytes: u64,
+    /// Seed 002 `createdAt`, seed 003 `created_at`.
+    pub created_at: Timestamp,
+    /// Seed 003 `expires_at`: `created_at` plus `retention_days`.
+    pub expires_at: Timestamp,
+    /// Seed 002 `retentionDays`: the class's retention.
+    pub retention_days: u32,
+    /// Seed 002 `checksum`, seed 003 `checksum`; known once completed.
+    pub checksum: Option<Sha256Digest>,
+    /// Seed 003 `restore_point`: usable for point-in-time recovery.
+    pub restore_point: bool,
+    /// Seed 003 `backup_status` with its timed history.
+    pub lifecycle: Lifecycle<BackupStatus>,
+    /// The deployment this backup was taken before, if any.
+    pub deployment_id: Option<DeploymentId>,
+}
+
+impl Backup {
+    /// A backup in progress, with the class's retention.
+    pub fn new(
+        environment: impl Into<String>,
+        kind: BackupKind,
+        class: BackupClass,
+        location: impl Into<String>,
+        at: Timestamp,
+    ) -> Self {
+        let days = retention_days(class);
+        Self {
+            id: BackupId::generate(at),
+            environment: environment.into(),
+            kind,
+            class,
+            database_name: None,
+            location: location.into(),
+            size_bytes: 0,
+            created_at: at,
+            expires_at: Timestamp(at.0.saturating_add(i64::from(days) * DAY_MS)),
+            retention_days: days,
+            checksum: None,
+            restore_point: false,
+            lifecycle: Lifecycle::new(at),
+            deployment_id: None,
+        }
+    }
+
+    pub fn status(&self) -> BackupStatus {
+        self.lifecycle.status()
+    }
+
+    /// Moves the backup through its table; refused, with nothing changed,
+    /// when it would be completed without a checksum.
+    pub fn transition(&mut self, to: BackupStatus, at: Timestamp) -> Result<(), StatusChangeError> {
+        let id = self.id;
+        atomically(self, |next| {
+            next.lifecycle
+                .transition(to, at)
+                .map_err(|e| StatusChangeError::refused("backup", id, to, e))?;
+            let violations = rules::backup::validate_status(next);
+            if violations.is_empty() {
+                Ok(())
+            } else {
+                Err(StatusChangeError::invalid("backup", id, to, violations))
+            }
+        })
+    }
+
+    /// Records the checksum and size and moves to completed, or changes nothing.
+    pub fn complete(
+        &mut self,
+        checksum: Sha256Digest,
+        size_bytes: u64,
+        at: Timestamp,
+    ) -> Result<(), StatusChangeError> {
+        atomically(self, |next| {
+            next.checksum = Some(checksum);
+            next.size_bytes = size_bytes;
+            next.transition(BackupStatus::Completed, at)
+        })
+    }
+}

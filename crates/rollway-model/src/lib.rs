@@ -1,0 +1,22 @@
+//! Rollway's domain model: entities with the union of the five seeds' fields,
+//! id and digest newtypes, status enums, the transition tables, shape rules
+//! and the hash-chained event. Pure: no file, process, network or clock IO.
+
+pub mod entities;
+pub mod event;
+pub mod ids;
+pub mod lock;
+pub mod mask;
+pub mod rules;
+pub mod status;
+pub mod time;
+pub mod transitions;
+
+pub use entities::*;
+pub use event::{ChainBreak, ChainHead, Event, EventKind, NewEvent};
+pub use ids::*;
+pub use lock::{DEFAULT_LEASE, Lock};
+pub use mask::{MASK, Masker};
+pub use status::*;
+pub use time::{Clock, ManualClock, Timestamp};
+pub use transitions::{Lifecycle, StateMachine, TransitionError, TransitionRecord};

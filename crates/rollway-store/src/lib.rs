@@ -1,0 +1,346 @@
+//! Rollway's persistence: one [`Store`] trait with a SQLite backend (the
+//! default, one file in the state directory) and a PostgreSQL backend (for
+//! several instances sharing one store), schema migrations, the hash-chained
+//! event log, lease locks, and the records of environments, variables,
+//! artifacts, deployments, verifications, pipeline runs, jobs, stacks and
+//! resources.
+//!
+//! # Schema
+//!
+//! Both backends hold the same tables, written so that people (and tests) can
+//! read and tamper with them through `sqlite3` or `psql`. Times are integer
+//! milliseconds since the Unix epoch, ids are UUID text, JSON is text in the
+//! canonical form of [`rollway_model::event::canonical_json`] (never `jsonb`,
+//! which reorders keys), so both backends hash an event alike.
+//!
+//! | table | columns | notes |
+//! | --- | --- | --- |
+//! | `schema_migrations` | `version`, `applied_at` | one row per applied migration of `migrations/<backend>/NNNN_*.sql`, applied in order in one transaction when the store is opened |
+//! | `environments` | `id`, `name` (unique), `kind`, `status`, `lifecycle`, `domain`, `https`, `platform`, `app`, `nginx_config`, `config`, `created_at`, `updated_at` | `lifecycle` is the JSON of every transition with its time; `status` repeats the current one for queries |
+//! | `events` | `seq` (1, 2, …), `id`, `at`, `kind`, `level`, `message`, `environment`, `deployment_id`, `job_id`, `pipeline_run_id`, `service`, `trace_id`, `operator`, `data`, `prev_hash`, `hash` | append-only; `hash` covers every other column, `prev_hash` is the hash of event `seq - 1` (64 zeros for event 1) |
+//! | `event_head` | `id` (always 1), `seq`, `hash`, `at` | the last event's seq, hash and time, updated with every append, so deleting the last events is detected |
+//! | `variables` | `id`, `environment`, `key` (unique per environment), `type`, `scheme`, `secret`, `platform_synced`, `synced_at`, `created_at`, `updated_at`, `rotated_at`, `allow_weak` | names and metadata only: values live age-encrypted in the secrets directory |
+//! | `locks` | `name`, `owner`, `token`, `reason`, `deployment_id`, `acquired_at`, `expires_at` | leases: free when absent or when `expires_at` has passed |
+//! | `artifacts` | `id`, `ord`, `kind`, `sha256`, `content_digest`, `size_bytes`, `source_version`, `branch`, `job_id`, `built_at`, `created_at`, `expires_at`, `doc` | several records may share a digest |
+//! | `deployments` | `id`, `ord`, `kind`, `environment`, `status`, `operator`, `artifact_id`, `version_tag`, `commit_sha`, `branch`, `rollback_to`, `rollback_target`, `started_at`, `finished_at`, `doc` | |
+//! | `verifications` | `id`, `ord`, `deployment_id`, `result`, `window_ends_at`, `doc` | per-host results are in `doc` |
+//! | `pipeline_runs` | `id`, `ord`, `status`, `environment`, `triggered_by`, `commit_hash`, `branch`, `created_at`, `started_at`, `finished_at`, `doc` | |
+//! | `jobs` | `id`, `ord`, `run_id`, `name` (unique per run), `type`, `status`, `start_time`, `end_time`, `exit_code`, `doc`, `log` | the output is in `log`, appended in place; `doc`'s `logs` is stored empty |
+//! | `stacks` | `id`, `ord`, `deployment_id`, `name` (unique per deployment), `status`, `doc` | |
+//! | `resources` | `id`, `ord`, `stack_id`, `type`, `logical_id`, `physical_id`, `status`, `doc` | |
+//!
+//! The last seven tables keep each entity whole as canonical JSON in `doc`,
+//! the source of truth: reading it replays the entity's lifecycle through the
+//! model's transition table, and the query columns beside it must agree with
+//! it, so a hand-edited row is `StoreError::Corrupt` naming the id. `ord` is
+//! the insertion order, which breaks ties between rows of the same
+//! millisecond. Free text a secret could reach (reasons, notes, log
+//! excerpts, job logs, stack outputs and errors, resource properties and
+//! tags) passes the store's masking filter before it is written.
+//!
+//! # Guarantees
+//!
+//! - Every write (a status transition and its event, an append, a lock) is
+//!   one transaction, serialised with every other write: SQLite takes the
+//!   write lock up front (`BEGIN IMMEDIATE`), PostgreSQL locks the
+//!   `event_head` row first. So appends from many threads, processes or
+//!   instances form one valid chain.
+//! - Event times never go backwards: an event's `at` is the later of the
+//!   clock's now and the previous event's time.
+//! - A forbidden transition (decided only by `rollway_model`'s tables) writes
+//!   nothing; neither does an update whose closure fails or leaves the entity
+//!   breaking one of the model's rules.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use rollway_model::{EventKind, Level, ManualClock, NewEvent, Timestamp};
+//! use rollway_store::{EventQuery, StoreLocation};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let loc = StoreLocation::resolve(None, dir.path()); // STATE_DIR/rollway.db
+//! let clock = ManualClock::new(Timestamp::from_millis(1_767_225_600_000));
+//! let store = rollway_store::open(&loc, Arc::new(clock))?;
+//! let ev = store.append_event(NewEvent::new(EventKind::DeployStep, Level::Info, "shipped").environment("staging"))?;
+//! assert_eq!(ev.seq, 1);
+//! let q = EventQuery { environment: Some("staging".into()), ..EventQuery::default() };
+//! assert_eq!(store.events(&q)?, vec![ev]);
+//! assert_eq!(store.verify_events()?, Ok(1));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod db;
+mod error;
+mod location;
+mod pg;
+mod sql;
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rollway_model::{
+    Artifact, ArtifactId, ChainBreak, Clock, Deployment, DeploymentId, Environment, EnvironmentSpec, EnvironmentStatus,
+    Event, EventKind, Job, JobId, Lock, Masker, NewEvent, PipelineRun, PipelineRunId, Resource, Sha256Digest, Stack,
+    StackId, Timestamp, Variable, Verification,
+};
+
+pub use error::StoreError;
+pub use location::{DEFAULT_SQLITE_FILE, StoreLocation, mask_password};
+
+/// The schema version this build writes (the highest migration it knows).
+pub const SCHEMA_VERSION: i64 = 3;
+
+/// The clock of real runs: the only place that reads the system time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let ms = match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
+        };
+        Timestamp::from_millis(ms)
+    }
+
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d);
+    }
+}
+
+/// Opens the store at `loc` and brings its schema up to date. SQLite creates
+/// the file and its parent directories.
+pub fn open(loc: &StoreLocation, clock: Arc<dyn Clock>) -> Result<Box<dyn Store>, StoreError> {
+    match loc {
+        StoreLocation::Sqlite(path) => Ok(Box::new(db::Db::open(sqlite::SqliteBackend::open(path)?, clock)?)),
+        StoreLocation::Postgres(url) => Ok(Box::new(db::Db::open(pg::PgBackend::connect(url)?, clock)?)),
+    }
+}
+
+/// Which events to list. Empty filters match everything; results are in
+/// `seq` order, oldest first unless `newest_first`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    pub environment: Option<String>,
+    pub deployment_id: Option<DeploymentId>,
+    pub kind: Option<EventKind>,
+    /// Only events with a larger seq (for following the log).
+    pub after_seq: Option<i64>,
+    pub limit: Option<usize>,
+    pub newest_first: bool,
+}
+
+/// What a would-be lock holder asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockRequest {
+    /// What to lock, e.g. `Lock::env_name("production")`.
+    pub name: String,
+    pub owner: String,
+    pub reason: String,
+    pub deployment_id: Option<DeploymentId>,
+    /// How long the lease lasts unless renewed (`rollway_model::DEFAULT_LEASE`).
+    pub lease: Duration,
+}
+
+/// Everything Rollway remembers, behind one seam with two backends.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// "sqlite" or "postgres".
+    fn backend(&self) -> &'static str;
+    fn location(&self) -> &StoreLocation;
+    fn clock(&self) -> &dyn Clock;
+    /// The highest migration applied to this store.
+    fn schema_version(&self) -> Result<i64, StoreError>;
+
+    /// Creates the environment (status `created`, an `environment-created`
+    /// event) when first seen, else takes the spec's fields; one transaction.
+    fn sync_environment(&self, spec: &EnvironmentSpec) -> Result<Environment, StoreError>;
+    /// Every environment, by name.
+    fn environments(&self) -> Result<Vec<Environment>, StoreError>;
+    fn environment(&self, name: &str) -> Result<Option<Environment>, StoreError>;
+    /// Moves the environment's lifecycle and writes an
+    /// `environment-transition` event in one transaction. A forbidden edge is
+    /// `StoreError::Transition` and writes nothing; an unknown name is
+    /// `StoreError::NotFound`.
+    fn transition_environment(
+        &self,
+        name: &str,
+        to: EnvironmentStatus,
+        operator: &str,
+    ) -> Result<Environment, StoreError>;
+
+    /// Appends to the one global chain; returns the event as stored.
+    fn append_event(&self, ev: NewEvent) -> Result<Event, StoreError>;
+    fn events(&self, q: &EventQuery) -> Result<Vec<Event>, StoreError>;
+    /// Checks the whole chain and its head. The outer error is the store
+    /// failing; the inner one is the verdict: `Ok(number of events)` or the
+    /// first broken event.
+    fn verify_events(&self) -> Result<Result<i64, ChainBreak>, StoreError>;
+
+    /// Takes the lock when it is free (absent or expired; taking over an
+    /// expired lease writes a `lock-expired` event), or when it is held for
+    /// the same deployment (`deployment_id` equal and set: a detached window
+    /// resumed). Held otherwise: `StoreError::Locked`.
+    fn acquire_lock(&self, req: &LockRequest) -> Result<Lock, StoreError>;
+    /// Extends a lease this holder still has; otherwise `StoreError::LockLost`.
+    fn renew_lock(&self, lock: &Lock, lease: Duration) -> Result<Lock, StoreError>;
+    /// Gives the lock back if this holder (same token) still has it; does
+    /// nothing otherwise.
+    fn release_lock(&self, lock: &Lock) -> Result<(), StoreError>;
+    /// The current unexpired lock of that name, if any.
+    fn lock(&self, name: &str) -> Result<Option<Lock>, StoreError>;
+
+    /// The masking filter every appended event's message and data pass
+    /// through; callers add secret values as they learn them.
+    fn set_masker(&self, masker: Masker);
+
+    /// An environment's variables (metadata only), by key.
+    fn variables(&self, environment: &str) -> Result<Vec<Variable>, StoreError>;
+    fn variable(&self, environment: &str, key: &str) -> Result<Option<Variable>, StoreError>;
+    /// Creates or updates a variable's record and appends `ev`, in one transaction.
+    fn record_variable(&self, var: &Variable, ev: NewEvent) -> Result<Variable, StoreError>;
+    /// Removes a variable's record and appends `ev`, in one transaction;
+    /// false (and no event) when there was none.
+    fn remove_variable(&self, environment: &str, key: &str, ev: NewEvent) -> Result<bool, StoreError>;
+
+    // ---- artifacts ----
+
+    /// Records a new artifact and appends `ev` (typically `artifact-built`;
+    /// tied to the producing job when it names none), in one transaction. An
+    /// id already recorded is `StoreError::Exists`. Returns the record as stored.
+    fn insert_artifact(&self, artifact: &Artifact, ev: NewEvent) -> Result<Artifact, StoreError>;
+    fn artifact(&self, id: ArtifactId) -> Result<Option<Artifact>, StoreError>;
+    /// Every artifact whose id, `sha256` or `content_digest` starts with
+    /// `prefix`, newest first: the caller decides what zero or several
+    /// matches mean. Case does not matter; an id matches with or without its
+    /// hyphens; a leading `sha256:` is ignored. An empty prefix, or one with
+    /// a character that is neither a hex digit nor `-`, matches nothing.
+    fn find_artifacts(&self, prefix: &str) -> Result<Vec<Artifact>, StoreError>;
+    /// The newest artifact packed from exactly this content (manifest digest),
+    /// so an unchanged tree reuses its archive.
+    fn artifact_by_content_digest(&self, digest: &Sha256Digest) -> Result<Option<Artifact>, StoreError>;
+    /// Every artifact, newest first (`created_at`, then insertion order).
+    fn artifacts(&self) -> Result<Vec<Artifact>, StoreError>;
+    /// Removes an artifact's record and appends `ev` (typically
+    /// `artifact-pruned`), in one transaction; false (and no event) when there
+    /// was none. Deployments that name it keep their `artifact_id`.
+    fn delete_artifact(&self, id: ArtifactId, ev: NewEvent) -> Result<bool, StoreError>;
+
+    // ---- deployments ----
+
+    /// Records a new deployment and appends `events`, in one transaction. The
+    /// model's deployment rules must hold (`StoreError::Invalid` otherwise);
+    /// an id already recorded is `StoreError::Exists`. Events that name no
+    /// deployment or environment are tied to this one. Returns it as stored
+    /// (free text masked).
+    fn insert_deployment(&self, deployment: &Deployment, events: Vec<NewEvent>) -> Result<Deployment, StoreError>;
+    fn deployment(&self, id: DeploymentId) -> Result<Option<Deployment>, StoreError>;
+    /// Loads the deployment, applies `f` (which calls the model's
+    /// `transition` / `fail` / `roll_back` and edits fields), saves it and
+    /// appends the events `f` returns (tied to the deployment like
+    /// `insert_deployment`'s), all in one transaction serialised with every
+    /// other write, so concurrent updates never lose one another. An error
+    /// from `f` (a `StatusChangeError` converts with `?`: a refused edge is
+    /// `StoreError::Transition`, a broken rule `StoreError::Invalid`), a
+    /// changed id or a broken deployment rule writes nothing. Unknown id:
+    /// `StoreError::NotFound`.
+    fn update_deployment(
+        &self,
+        id: DeploymentId,
+        f: &mut dyn FnMut(&mut Deployment) -> Result<Vec<NewEvent>, StoreError>,
+    ) -> Result<Deployment, StoreError>;
+    /// The history: deployments of `env` (or of every environment), newest
+    /// first (`started_at`, then insertion order), at most `limit`.
+    fn deployments(&self, env: Option<&str>, limit: usize) -> Result<Vec<Deployment>, StoreError>;
+    /// Deployments still in progress — every status from which the model's
+    /// table allows `cancelled` (pending, building, synthesizing, deploying,
+    /// verifying) — of `env` or of every environment, newest first.
+    fn active_deployments(&self, env: Option<&str>) -> Result<Vec<Deployment>, StoreError>;
+    /// The newest succeeded deployment of `env` (by `finished_at`, then
+    /// insertion order): the current release, and the rollback target
+    /// candidate of the next deployment.
+    fn last_succeeded(&self, env: &str) -> Result<Option<Deployment>, StoreError>;
+
+    // ---- verifications ----
+
+    /// Creates or replaces (by id) a deployment's verification and appends
+    /// `events`, in one transaction; events that name no deployment or
+    /// environment are tied to its deployment. That deployment must be
+    /// recorded (`StoreError::NotFound`). Host log excerpts are masked.
+    fn put_verification(&self, verification: &Verification, events: Vec<NewEvent>) -> Result<Verification, StoreError>;
+    /// A deployment's verifications, in the order they were first put.
+    fn verifications(&self, deployment_id: DeploymentId) -> Result<Vec<Verification>, StoreError>;
+
+    // ---- pipeline runs and jobs ----
+
+    /// Records a new pipeline run and appends `events` (tied to the run and
+    /// its environment when they name none), in one transaction.
+    fn insert_run(&self, run: &PipelineRun, events: Vec<NewEvent>) -> Result<PipelineRun, StoreError>;
+    /// Like `update_deployment`, for a pipeline run.
+    fn update_run(
+        &self,
+        id: PipelineRunId,
+        f: &mut dyn FnMut(&mut PipelineRun) -> Result<Vec<NewEvent>, StoreError>,
+    ) -> Result<PipelineRun, StoreError>;
+    fn run(&self, id: PipelineRunId) -> Result<Option<PipelineRun>, StoreError>;
+    /// Pipeline runs, newest first (created, then insertion order), at most `limit`.
+    fn runs(&self, limit: usize) -> Result<Vec<PipelineRun>, StoreError>;
+    /// Records a new job of a recorded run (`StoreError::NotFound`
+    /// otherwise; a name is unique within its run) and appends `events`
+    /// (tied to the job and its run), in one transaction. The model's job
+    /// rules must hold. Events are tied to the job, its run and the run's
+    /// environment when they name none. Does not touch the run's `jobs` list.
+    ///
+    /// A job's output is kept apart from its record, in the `log` column, so
+    /// that appending a chunk ([`Store::append_job_log`]) costs one statement
+    /// however long the log grows; reads put it back into `Job::logs`.
+    fn insert_job(&self, job: &Job, events: Vec<NewEvent>) -> Result<Job, StoreError>;
+    /// Like `update_deployment`, for a job. The stored log is rewritten only
+    /// when `f` changed `logs`; otherwise chunks appended meanwhile stay.
+    fn update_job(
+        &self,
+        id: JobId,
+        f: &mut dyn FnMut(&mut Job) -> Result<Vec<NewEvent>, StoreError>,
+    ) -> Result<Job, StoreError>;
+    /// A run's jobs, in the order they were inserted.
+    fn jobs(&self, run_id: PipelineRunId) -> Result<Vec<Job>, StoreError>;
+    fn job(&self, id: JobId) -> Result<Option<Job>, StoreError>;
+    /// Appends `chunk` to a job's stored log in one statement, without an
+    /// event. The caller masks the stream (a secret split across chunks is
+    /// only caught by a streaming filter); the store masks each chunk again
+    /// with its own masker and replaces NUL characters (which PostgreSQL text
+    /// cannot hold) with U+FFFD. Unknown job: `StoreError::NotFound`.
+    fn append_job_log(&self, job_id: JobId, chunk: &str) -> Result<(), StoreError>;
+
+    // ---- stacks and resources ----
+
+    /// Creates or replaces (by id) a stack of a recorded deployment
+    /// (`StoreError::NotFound` otherwise; a name is unique within its
+    /// deployment) and appends `events` (tied to the deployment and its
+    /// environment when they name none), in one
+    /// transaction. Replacing needs a copy whose lifecycle extends the stored
+    /// one, else `StoreError::Stale`. Error messages and outputs are masked.
+    fn put_stack(&self, stack: &Stack, events: Vec<NewEvent>) -> Result<Stack, StoreError>;
+    /// Like `update_deployment`, for a stack.
+    fn update_stack(
+        &self,
+        id: StackId,
+        f: &mut dyn FnMut(&mut Stack) -> Result<Vec<NewEvent>, StoreError>,
+    ) -> Result<Stack, StoreError>;
+    /// A deployment's stacks, in the order they were first put.
+    fn stacks(&self, deployment_id: DeploymentId) -> Result<Vec<Stack>, StoreError>;
+    /// Creates or replaces (by id) a resource of a recorded stack
+    /// (`StoreError::NotFound` otherwise) and appends `events` (tied to the
+    /// stack's deployment and environment), in one transaction; replacing needs a lifecycle
+    /// that extends the stored one (`StoreError::Stale`). Property and tag
+    /// values are masked.
+    fn put_resource(&self, resource: &Resource, events: Vec<NewEvent>) -> Result<Resource, StoreError>;
+    /// A stack's resources, in the order they were first put.
+    fn resources(&self, stack_id: StackId) -> Result<Vec<Resource>, StoreError>;
+
+    /// Runs raw SQL against the store, bypassing every rule. For tests that
+    /// tamper with the tables; never used by Rollway itself.
+    #[doc(hidden)]
+    fn execute_raw(&self, sql: &str) -> Result<(), StoreError>;
+}

@@ -1,0 +1,223 @@
+//! The PostgreSQL backend, for several Rollway instances sharing one store.
+//! Every write transaction first locks the `event_head` row, so writers —
+//! and with them event appends — queue one after another across instances.
+
+use std::net::IpAddr;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use postgres::config::Host;
+use postgres::types::{ToSql, Type};
+use postgres::{Client, Config, IsolationLevel, NoTls};
+
+use crate::error::{StoreError, pg_detail};
+use crate::location::StoreLocation;
+use crate::sql::{Backend, Param, Row, Sql, Val};
+
+/// Used when the URL names no `connect_timeout`, so an unreachable server
+/// fails the command quickly instead of hanging it.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) struct PgBackend {
+    client: Mutex<Client>,
+    location: StoreLocation,
+    shown: String,
+}
+
+impl std::fmt::Debug for PgBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgBackend").field("location", &self.shown).finish()
+    }
+}
+
+/// True when every server the config names is on this machine: the
+/// connection carries no TLS, so nothing may cross a network.
+fn is_loopback(config: &Config) -> bool {
+    let host_ok = |h: &Host| match h {
+        Host::Tcp(name) => {
+            let name = name.trim_start_matches('[').trim_end_matches(']');
+            name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        #[cfg(unix)]
+        Host::Unix(_) => true,
+    };
+    config.get_hosts().iter().all(host_ok) && config.get_hostaddrs().iter().all(IpAddr::is_loopback)
+}
+
+impl PgBackend {
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let location = StoreLocation::Postgres(url.to_owned());
+        let shown = location.to_string();
+        let connect_err = |source: postgres::Error| StoreError::PostgresConnect {
+            location: shown.clone(),
+            detail: pg_detail(&source),
+            source,
+        };
+        let mut config: Config = url.parse().map_err(connect_err)?;
+        if !is_loopback(&config) {
+            return Err(StoreError::NotLoopback { location: shown });
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("rollway");
+        }
+        let client = config.connect(NoTls).map_err(connect_err)?;
+        Ok(Self {
+            client: Mutex::new(client),
+            location,
+            shown,
+        })
+    }
+
+    fn client(&self) -> MutexGuard<'_, Client> {
+        // A panic while holding the client dropped its transaction, which
+        // rolled back; the connection itself is still good.
+        self.client.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Backend for PgBackend {
+    const NAME: &'static str = "postgres";
+    const LOCK_HEAD: &'static str = " FOR UPDATE";
+    // Any constant will do, as long as it is the same in every instance.
+    const MIGRATION_LOCK: &'static str = "SELECT pg_advisory_xact_lock(7236828373140453)";
+    const MIGRATIONS: &'static [(i64, &'static str)] = &[
+        (1, include_str!("../migrations/postgres/0001_init.sql")),
+        (2, include_str!("../migrations/postgres/0002_variables.sql")),
+        (3, include_str!("../migrations/postgres/0003_deployments.sql")),
+    ];
+
+    fn location(&self) -> &StoreLocation {
+        &self.location
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut client = self.client();
+        let err = |e| StoreError::postgres(&self.shown, e);
+        let mut tx = client.transaction().map_err(err)?;
+        let out = f(&mut PgSql {
+            tx: &mut tx,
+            location: &self.shown,
+        })?;
+        tx.commit().map_err(err)?;
+        Ok(out)
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut client = self.client();
+        let err = |e| StoreError::postgres(&self.shown, e);
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(err)?;
+        let out = f(&mut PgSql {
+            tx: &mut tx,
+            location: &self.shown,
+        })?;
+        tx.commit().map_err(err)?;
+        Ok(out)
+    }
+
+    fn execute_raw(&self, sql: &str) -> Result<(), StoreError> {
+        self.client()
+            .batch_execute(sql)
+            .map_err(|e| StoreError::postgres(&self.shown, e))
+    }
+}
+
+struct PgSql<'t, 'c> {
+    tx: &'t mut postgres::Transaction<'c>,
+    location: &'t str,
+}
+
+fn bind(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| match p {
+            Param::Int(v) => v as &(dyn ToSql + Sync),
+            Param::Text(v) => v as &(dyn ToSql + Sync),
+            Param::Bool(v) => v as &(dyn ToSql + Sync),
+        })
+        .collect()
+}
+
+fn value(row: &postgres::Row, i: usize) -> Result<Val, postgres::Error> {
+    let ty = row.columns()[i].type_();
+    Ok(if *ty == Type::INT8 {
+        row.try_get::<_, Option<i64>>(i)?.map_or(Val::Null, Val::Int)
+    } else if *ty == Type::INT4 {
+        row.try_get::<_, Option<i32>>(i)?
+            .map_or(Val::Null, |v| Val::Int(i64::from(v)))
+    } else if *ty == Type::INT2 {
+        row.try_get::<_, Option<i16>>(i)?
+            .map_or(Val::Null, |v| Val::Int(i64::from(v)))
+    } else if *ty == Type::TEXT || *ty == Type::VARCHAR || *ty == Type::NAME || *ty == Type::BPCHAR {
+        row.try_get::<_, Option<String>>(i)?.map_or(Val::Null, Val::Text)
+    } else if *ty == Type::BOOL {
+        row.try_get::<_, Option<bool>>(i)?.map_or(Val::Null, Val::Bool)
+    } else {
+        Val::Other(format!("a value of type {ty}"))
+    })
+}
+
+impl Sql for PgSql<'_, '_> {
+    fn exec(&mut self, sql: &str, params: &[Param]) -> Result<u64, StoreError> {
+        self.tx
+            .execute(sql, bind(params).as_slice())
+            .map_err(|e| StoreError::postgres(self.location, e))
+    }
+
+    fn rows(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
+        let err = |e| StoreError::postgres(self.location, e);
+        let rows = self.tx.query(sql, bind(params).as_slice()).map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| value(r, i).map_err(err))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Row)
+            })
+            .collect()
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.tx
+            .batch_execute(sql)
+            .map_err(|e| StoreError::postgres(self.location, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn only_loopback_servers_are_reached() {
+        let check = |url: &str, expected: bool| {
+            let config: Config = url.parse().unwrap();
+            assert_eq!(is_loopback(&config), expected, "{url}");
+        };
+        check("postgres://postgres@127.0.0.1:5432/test", true);
+        check("postgres://postgres@localhost/test", true);
+        check("postgres://postgres@[::1]:5432/test", true);
+        check("postgres://postgres@%2Frun%2Fpostgresql/test", true);
+        check("postgres://postgres@db.example.com/test", false);
+        check("postgres://postgres@10.0.0.5/test", false);
+        check("postgres://postgres@127.0.0.1,db.example.com/test", false);
+        check("postgres://postgres@localhost/test?hostaddr=10.0.0.5", false);
+    }
+
+    #[test]
+    fn a_remote_url_is_refused_without_connecting() {
+        let err = PgBackend::connect("postgres://u:s3cret@db.example.com/x").unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, StoreError::NotLoopback { .. }), "{msg}");
+        assert!(msg.contains("postgres://u:****@db.example.com/x"), "{msg}");
+        assert!(!msg.contains("s3cret"), "{msg}");
+    }
+}

@@ -1,0 +1,190 @@
+//! Command-line grammar (clap) and dispatch: every command runs in a
+//! `Session` and its error becomes one exit code and one message.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use rollway_config::ConfigError;
+
+use crate::commands;
+use crate::exit::{self, Code};
+use crate::output::{Printer, Tone};
+use crate::session::Session;
+
+/// Ship an application to its servers and keep watching it.
+#[derive(Debug, Parser)]
+#[command(name = "rollway", version, about, long_about = None, propagate_version = true)]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 the operation failed, 2 invalid input, 3 conflict (lock held, forbidden transition), 130 interrupted."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// The project file.
+    #[arg(long, global = true, default_value = "rollway.toml", value_name = "PATH")]
+    pub config: PathBuf,
+    /// Where Rollway keeps its state (default: `.rollway/` beside the config).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The store: a SQLite path or `postgres://…` (default: SQLite in the state directory).
+    #[arg(
+        long,
+        global = true,
+        env = "ROLLWAY_STORE",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub store: Option<String>,
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Who is acting (default: $ROLLWAY_OPERATOR, the git user email, user@hostname).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub operator: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented rollway.toml in the current directory.
+    Init(commands::init::InitArgs),
+    /// Check rollway.toml or print its JSON Schema.
+    #[command(subcommand)]
+    Config(commands::config::ConfigCmd),
+    /// List, show, activate and deprecate environments.
+    #[command(subcommand)]
+    Env(commands::env::EnvCmd),
+    /// List the audit events or verify their hash chain.
+    #[command(subcommand)]
+    Events(commands::events::EventsCmd),
+    /// Variables and secrets: age-encrypted, masked everywhere.
+    #[command(subcommand)]
+    Secrets(commands::secrets::SecretsCmd),
+    /// Build a sample app and deploy it to a local target: v1, then a broken v2 rolled back by itself.
+    Demo(commands::demo::DemoArgs),
+    /// Ship a release to an environment, verify it, roll back by itself when it is not healthy.
+    Deploy(commands::deploy::DeployArgs),
+    /// Resume watching a detached deployment's stability window.
+    Verify(commands::deploy::VerifyArgs),
+    /// Return an environment to an earlier release (a new deployment of kind rollback).
+    Rollback(commands::deploy::RollbackArgs),
+    /// Stop the service on every host of an environment.
+    Stop(commands::service::ServiceArgs),
+    /// Start the service on every host of an environment.
+    Start(commands::service::ServiceArgs),
+    /// Restart the service on every host of an environment.
+    Restart(commands::service::ServiceArgs),
+    /// The service's last output lines on every host (masked).
+    Logs(commands::service::LogsArgs),
+    /// Run the build and pack its output into a checksummed artifact.
+    Build(commands::build::BuildArgs),
+    /// List, show, verify and prune artifacts.
+    #[command(subcommand)]
+    Artifact(commands::build::ArtifactCmd),
+    /// What each environment runs now, and what is in progress.
+    Status(commands::deploys::StatusArgs),
+    /// Every deployment: transitions with times, reasons, host results.
+    History(commands::deploys::HistoryArgs),
+    /// Print a shell completion script.
+    Completions(commands::meta::CompletionsArgs),
+    /// Print the man page (or write one per command with --dir).
+    Man(commands::meta::ManArgs),
+    /// The host agent (run by the deployer, locally or over ssh).
+    #[command(hide = true)]
+    Agent(commands::agent::AgentArgs),
+    /// Rollway's own supervisor (run on a host by the agent).
+    #[command(hide = true)]
+    Supervise(commands::host::SuperviseArgs),
+    /// Start a service with its release's env file and PORT.
+    #[command(hide = true)]
+    Exec(commands::host::ExecArgs),
+}
+
+/// Parses the arguments, runs the command and returns the exit code.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    let printer = Printer::new(cli.global.json);
+    let session = Session::new(cli.global.clone(), printer.clone());
+    let result = match cli.command {
+        Command::Init(args) => commands::init::run(&session, args),
+        Command::Config(cmd) => commands::config::run(&session, cmd),
+        Command::Env(cmd) => commands::env::run(&session, cmd),
+        Command::Events(cmd) => commands::events::run(&session, cmd),
+        Command::Secrets(cmd) => commands::secrets::run(&session, cmd),
+        Command::Demo(args) => commands::demo::run(&session, args),
+        Command::Deploy(args) => commands::deploy::deploy(&session, args),
+        Command::Verify(args) => commands::deploy::verify(&session, args),
+        Command::Rollback(args) => commands::deploy::rollback(&session, args),
+        Command::Stop(args) => commands::service::control(&session, args, rollway_engine::host::ServiceOp::Stop),
+        Command::Start(args) => commands::service::control(&session, args, rollway_engine::host::ServiceOp::Start),
+        Command::Restart(args) => commands::service::control(&session, args, rollway_engine::host::ServiceOp::Restart),
+        Command::Logs(args) => commands::service::logs(&session, args),
+        Command::Build(args) => commands::build::build(&session, args),
+        Command::Artifact(cmd) => commands::build::artifact(&session, cmd),
+        Command::Status(args) => commands::deploys::status(&session, args),
+        Command::History(args) => commands::deploys::history(&session, args),
+        Command::Completions(args) => commands::meta::completions(&session, args),
+        Command::Man(args) => commands::meta::man(&session, args),
+        Command::Agent(args) => commands::agent::run(&session, args),
+        Command::Supervise(args) => commands::host::supervise(&session, args),
+        Command::Exec(args) => commands::host::exec(&session, args),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(err) => report(&printer, &err),
+    }
+}
+
+/// Prints an error once, in the printer's mode, and returns its exit code.
+fn report(printer: &Printer, err: &anyhow::Error) -> i32 {
+    let code = exit::code_of(err);
+    let diags = err.chain().find_map(|c| match c.downcast_ref::<ConfigError>() {
+        Some(ConfigError::Invalid(d)) => Some(d),
+        _ => None,
+    });
+    match diags {
+        Some(d) => {
+            if !printer.is_json() {
+                for diag in &d.0 {
+                    printer.stderr_line(Tone::Plain, &diag.to_string());
+                }
+            }
+            let n = d.0.len();
+            let file = d.0.first().map_or("rollway.toml", |x| x.file.as_str());
+            let msg = format!(
+                "{n} problem{} in {file}; fix {} and run `rollway config check` again",
+                if n == 1 { "" } else { "s" },
+                if n == 1 { "it" } else { "them" }
+            );
+            printer.error(code as i32, &msg, serde_json::to_value(&d.0).ok());
+        }
+        None => {
+            let details = err
+                .chain()
+                .find_map(|c| c.downcast_ref::<exit::Coded>())
+                .and_then(|c| c.details.clone());
+            printer.error(code as i32, &format!("{err:#}"), details)
+        }
+    }
+    code as i32
+}
+
+#[allow(dead_code)]
+pub const INTERRUPTED: Code = Code::Interrupted;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn grammar_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,296 @@
+//! `rollway build` and `rollway artifact list|show|verify|prune`: run the
+//! build command with the environment's variables (its output masked and
+//! kept), pack the output into a checksummed, content-addressed artifact,
+//! and look after the artifacts the state directory holds.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use rollway_artifact::{AliasSpec, Expected, PackOptions, Secrets};
+use rollway_config::Config;
+use rollway_model::{Artifact, ArtifactId, CommitHash, DeploymentStatus, EventKind, Level, NewEvent};
+use rollway_store::Store;
+
+use crate::commands::deploy::find_artifact;
+use crate::exit::{Code, coded, coded_with};
+use crate::output::{Cell, Tone};
+use crate::session::Session;
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Run the build with this environment's variables (and refuse files holding its secrets).
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
+    /// Pack `build.output` as it is, without running `build.command`.
+    #[arg(long)]
+    pub skip_command: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArtifactCmd {
+    /// Every artifact, newest first.
+    List,
+    /// One artifact's record (id, digest or a unique prefix).
+    Show { id: String },
+    /// Re-hash an artifact (id, digest, prefix or archive path) against its record.
+    Verify { artifact: String },
+    /// Remove expired artifacts, never a current release or a rollback target.
+    Prune {
+        /// Say what would go; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+pub fn build(s: &Session, args: BuildArgs) -> anyhow::Result<()> {
+    let (config, store) = s.synced_store()?;
+    let artifact = build_inner(s, &config, &*store, args.env.as_deref(), !args.skip_command)?;
+    s.printer.json(&artifact);
+    Ok(())
+}
+
+/// Builds (running the command) and records an artifact for a deployment.
+pub fn build_for(s: &Session, config: &Config, store: &dyn Store, env: Option<&str>) -> anyhow::Result<Artifact> {
+    build_inner(s, config, store, env, true)
+}
+
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).current_dir(dir).stderr(Stdio::null()).output().ok()?;
+    let v = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (out.status.success() && !v.is_empty()).then_some(v)
+}
+
+fn build_inner(
+    s: &Session,
+    config: &Config,
+    store: &dyn Store,
+    env: Option<&str>,
+    run_command: bool,
+) -> anyhow::Result<Artifact> {
+    let build = config.build.as_ref().ok_or_else(|| {
+        coded(
+            Code::Invalid,
+            anyhow::anyhow!("{} has no [build]: set `output` (and `command`) so there is something to pack", s.config_path().display()),
+        )
+    })?;
+    let dir = s.config_dir();
+    let mut values: Vec<(String, String)> = Vec::new();
+    if let Some(env) = env {
+        let env_ref = s.env_ref(config, env)?;
+        if let Ok(vault) = s.vault(config, store) {
+            values = vault.values(&env_ref.name)?.into_iter().collect();
+            s.printer.add_secrets(values.iter().map(|(_, v)| v.clone()));
+            store.set_masker(s.printer.masker());
+        }
+        if let Some(e) = config.environments.get(env) {
+            values.extend(e.vars.clone());
+        }
+    }
+    let state = s.state_dir();
+    let log_path = state.join("logs").join(format!("build-{}.log", store.clock().now().as_millis()));
+    if let (true, Some(cmd)) = (run_command, &build.command) {
+        run_build_command(s, &dir, cmd, &values, &log_path)?;
+    }
+    let output = dir.join(&build.output);
+    if !output.exists() {
+        return Err(coded(
+            Code::Invalid,
+            anyhow::anyhow!("the build output {} does not exist: check [build] output, or the build command", output.display()),
+        ));
+    }
+    let secrets = Secrets::new(values.iter().filter(|(k, _)| {
+        config.variables.get(k).is_none_or(|v| v.secret) && !config.environments.values().any(|e| e.vars.contains_key(k))
+    }).cloned());
+    let aliases = AliasSpec::discover(&dir, build.aliases.as_deref()).map_err(|e| coded(Code::Invalid, anyhow::Error::new(e)))?;
+    let mut opts = PackOptions::new(state.join("artifacts"));
+    opts.cache_dir = Some(state.join("cache"));
+    opts.exclude = vec![state.clone()];
+    opts.secrets = secrets;
+    opts.aliases = aliases;
+    s.printer.line(Tone::Dim, format!("packing {}", output.display()));
+    let packed = rollway_artifact::pack(&output, &opts).map_err(|e| coded(Code::Invalid, anyhow::Error::new(e)))?;
+    if let Some(existing) = store.artifact_by_content_digest(&packed.content_digest)? {
+        if existing.sha256 == packed.sha256 && Path::new(&existing.location).exists() {
+            s.printer.line(Tone::Good, format!("unchanged: artifact {} ({})", existing.id, existing.short_digest()));
+            return Ok(existing);
+        }
+    }
+    let now = store.clock().now();
+    let commit = git(&dir, &["rev-parse", "HEAD"]).and_then(|c| CommitHash::try_from(c).ok());
+    let artifact = Artifact {
+        id: ArtifactId::generate(now),
+        kind: build.kind,
+        sha256: packed.sha256.clone(),
+        content_digest: packed.content_digest.clone(),
+        size_bytes: packed.size_bytes,
+        source_version: commit.clone(),
+        branch: commit.as_ref().and_then(|_| git(&dir, &["rev-parse", "--abbrev-ref", "HEAD"])),
+        dirty: commit.is_some() && git(&dir, &["status", "--porcelain"]).is_some(),
+        built_at: now,
+        aliases_resolved: packed.aliases_resolved,
+        unresolved_aliases: packed.unresolved_alias_lines(),
+        contents: packed.contents.clone(),
+        location: packed.archive_path.display().to_string(),
+        job_id: None,
+        expires_at: now.plus(build.expire_after),
+        created_at: now,
+    };
+    let ev = NewEvent::new(EventKind::ArtifactBuilt, Level::Info, format!("built artifact {} ({})", artifact.id, artifact.short_digest()))
+        .operator(s.operator())
+        .data(serde_json::json!({
+            "id": artifact.id, "sha256": artifact.sha256, "content_digest": artifact.content_digest,
+            "size_bytes": artifact.size_bytes, "aliases_resolved": artifact.aliases_resolved,
+            "log": log_path.exists().then(|| log_path.display().to_string()),
+        }));
+    let artifact = store.insert_artifact(&artifact, ev)?;
+    s.printer.line(Tone::Good, format!("artifact {}", artifact.id));
+    s.printer.line(Tone::Plain, format!("  sha256          {}", artifact.sha256));
+    s.printer.line(Tone::Plain, format!("  content digest  {}", artifact.content_digest));
+    s.printer.line(Tone::Plain, format!("  size            {} bytes, {} files", artifact.size_bytes, artifact.file_count()));
+    if !artifact.aliases_resolved {
+        s.printer.line(Tone::Warn, "  aliases unresolved (a deploy will refuse it):");
+        for l in &artifact.unresolved_aliases {
+            s.printer.line(Tone::Warn, format!("    {l}"));
+        }
+    }
+    Ok(artifact)
+}
+
+/// Runs `sh -c CMD` in `dir` with the values added to the environment; its
+/// output goes through the masking filter to the terminal and to `log`.
+fn run_build_command(s: &Session, dir: &Path, cmd: &str, values: &[(String, String)], log: &Path) -> anyhow::Result<()> {
+    s.printer.line(Tone::Dim, format!("running build: {cmd}"));
+    if let Some(parent) = log.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec 2>&1; {cmd}"))
+        .current_dir(dir)
+        .envs(values.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start the build command in {}: sh -c {cmd}", dir.display()))?;
+    let masker = s.printer.masker();
+    let mut kept = String::new();
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines() {
+            let line = masker.mask(&line.context("cannot read the build output")?);
+            s.printer.line(Tone::Plain, format!("  │ {line}"));
+            kept.push_str(&line);
+            kept.push('\n');
+        }
+    }
+    std::fs::write(log, &kept).with_context(|| format!("cannot write {}", log.display()))?;
+    let status = child.wait().context("the build command did not finish")?;
+    if !status.success() {
+        return Err(coded(
+            Code::Failed,
+            anyhow::anyhow!("the build command failed ({status}); its output is in {}", log.display()),
+        ));
+    }
+    Ok(())
+}
+
+pub fn artifact(s: &Session, cmd: ArtifactCmd) -> anyhow::Result<()> {
+    let store = s.store()?;
+    match cmd {
+        ArtifactCmd::List => {
+            let all = store.artifacts()?;
+            s.printer.json(&all);
+            let rows: Vec<Vec<Cell>> = all
+                .iter()
+                .map(|a| {
+                    vec![
+                        Cell::from(a.id.to_string()),
+                        Cell::from(a.short_digest().to_owned()),
+                        Cell::from(a.kind.as_str()),
+                        Cell::from(a.size_bytes.to_string()),
+                        Cell::from(a.built_at.to_string()),
+                        Cell::from(a.expires_at.to_string()),
+                    ]
+                })
+                .collect();
+            s.printer.table(&["ID", "SHA256", "KIND", "BYTES", "BUILT", "EXPIRES"], &rows);
+        }
+        ArtifactCmd::Show { id } => {
+            let a = find_artifact(&*store, &id)?;
+            s.printer.json(&a);
+            s.printer.line(Tone::Plain, serde_json::to_string_pretty(&a)?);
+        }
+        ArtifactCmd::Verify { artifact } => {
+            let (path, record) = if Path::new(&artifact).is_file() {
+                let p = PathBuf::from(&artifact);
+                let rec = store.artifacts()?.into_iter().find(|a| Path::new(&a.location) == p.as_path());
+                (p, rec)
+            } else {
+                let a = find_artifact(&*store, &artifact)?;
+                (PathBuf::from(&a.location), Some(a))
+            };
+            let expected = record.as_ref().map(|a| Expected {
+                sha256: Some(a.sha256.clone()),
+                size_bytes: Some(a.size_bytes),
+                content_digest: Some(a.content_digest.clone()),
+            });
+            let name = record.as_ref().map_or_else(|| path.display().to_string(), |a| a.id.to_string());
+            match rollway_artifact::verify(&path, expected.as_ref()) {
+                Ok(report) => {
+                    s.printer.json(&serde_json::json!({
+                        "artifact": name, "intact": true, "sha256": report.sha256,
+                        "content_digest": report.content_digest, "files": report.file_count,
+                    }));
+                    s.printer.line(Tone::Good, format!("artifact {name} is intact: {} files, sha256 {}", report.file_count, report.sha256));
+                }
+                Err(e) => {
+                    return Err(coded_with(
+                        Code::Failed,
+                        anyhow::anyhow!("artifact {name} is damaged: {e}"),
+                        serde_json::json!({ "artifact": name, "intact": false, "problem": e.to_string() }),
+                    ));
+                }
+            }
+        }
+        ArtifactCmd::Prune { dry_run } => prune(s, &*store, dry_run)?,
+    }
+    Ok(())
+}
+
+/// Expired artifacts that no environment runs or could roll back to.
+fn prune(s: &Session, store: &dyn Store, dry_run: bool) -> anyhow::Result<()> {
+    let now = store.clock().now();
+    // What runs or could be returned to: every succeeded deployment (the
+    // current release and the rollback targets), and anything in progress.
+    let active: Vec<_> = store.active_deployments(None)?.into_iter().map(|d| d.id).collect();
+    let keep: std::collections::BTreeSet<ArtifactId> = store
+        .deployments(None, usize::MAX)?
+        .into_iter()
+        .filter(|d| d.status() == DeploymentStatus::Succeeded || d.rollback_target || active.contains(&d.id))
+        .filter_map(|d| d.artifact_id)
+        .collect();
+    let mut removed = Vec::new();
+    for a in store.artifacts()? {
+        if a.expires_at > now || keep.contains(&a.id) {
+            continue;
+        }
+        if !dry_run {
+            let _ = std::fs::remove_file(&a.location);
+            let ev = NewEvent::new(EventKind::ArtifactPruned, Level::Info, format!("pruned artifact {} ({})", a.id, a.short_digest()))
+                .operator(s.operator())
+                .data(serde_json::json!({ "id": a.id, "sha256": a.sha256, "expired_at": a.expires_at }));
+            store.delete_artifact(a.id, ev)?;
+        }
+        removed.push(a);
+    }
+    s.printer.json(&serde_json::json!({ "dry_run": dry_run, "removed": removed }));
+    for a in &removed {
+        s.printer.line(Tone::Plain, format!("{} {} (expired {})", if dry_run { "would remove" } else { "removed" }, a.id, a.expires_at));
+    }
+    if removed.is_empty() {
+        s.printer.line(Tone::Dim, "nothing to prune");
+    }
+    Ok(())
+}

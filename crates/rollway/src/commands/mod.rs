@@ -1,0 +1,17 @@
+//! One module per command group; each turns a `Session` and its arguments
+//! into printer output or an error with an exit code.
+
+pub mod agent;
+pub mod build;
+pub mod config;
+pub mod connect;
+pub mod deploy;
+pub mod deploys;
+pub mod demo;
+pub mod env;
+pub mod events;
+pub mod host;
+pub mod init;
+pub mod meta;
+pub mod secrets;
+pub mod service;

@@ -1,0 +1,113 @@
+//! `rollway stop|start|restart ENV` and `rollway logs ENV [--follow]`: the
+//! service on every host of an environment, through each host's agent.
+
+use clap::Args;
+use rollway_engine::host::{HostSession, ServiceOp};
+
+use crate::commands::connect;
+use crate::commands::deploy::{Prepared, prepare};
+use crate::output::Tone;
+use crate::session::Session;
+
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    pub env: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    pub env: String,
+    /// Lines per host.
+    #[arg(long, short = 'n', default_value_t = 50)]
+    pub lines: usize,
+    /// Keep printing new lines until Ctrl-C.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+}
+
+/// Each host's session with the spec of its current release.
+fn sessions(
+    s: &Session,
+    env: &str,
+) -> anyhow::Result<(Prepared, Vec<(String, Box<dyn HostSession>, rollway_engine::supervisor::ServiceSpec)>)> {
+    let (config, store) = s.synced_store()?;
+    s.env_ref(&config, env)?;
+    let p = prepare(s, &config, &*store, env)?;
+    let connector = connect::connector(s)?;
+    let mut out = Vec::new();
+    for plan in &p.hosts {
+        let mut session = connector.connect(plan)?;
+        let current = session.state()?.current.unwrap_or_default();
+        let mut spec = p.service.clone();
+        spec.root = plan.root.clone().into();
+        spec.port = plan.port;
+        spec.env_file = std::path::Path::new(&plan.root).join("envs").join(format!("{current}.env"));
+        out.push((plan.name.clone(), session, spec));
+    }
+    Ok((p, out))
+}
+
+pub fn control(s: &Session, args: ServiceArgs, op: ServiceOp) -> anyhow::Result<()> {
+    let (_, hosts) = sessions(s, &args.env)?;
+    let mut answers = Vec::new();
+    for (name, mut session, spec) in hosts {
+        let status = session.service(op, &spec)?;
+        s.printer.line(Tone::Good, format!("{name}: {op:?} done (pid {})", status.pid.map_or("-".into(), |p| p.to_string())));
+        answers.push(serde_json::json!({ "host": name, "status": status }));
+    }
+    s.printer.json(&answers);
+    Ok(())
+}
+
+pub fn logs(s: &Session, args: LogsArgs) -> anyhow::Result<()> {
+    let (p, mut hosts) = sessions(s, &args.env)?;
+    let masker = p.masker.clone();
+    let mut seen: Vec<Vec<String>> = vec![Vec::new(); hosts.len()];
+    let mut all = Vec::new();
+    loop {
+        for (i, (name, session, spec)) in hosts.iter_mut().enumerate() {
+            let lines: Vec<String> = session.log_tail(spec, args.lines)?.iter().map(|l| masker.mask(l)).collect();
+            let new = new_lines(&seen[i], &lines);
+            for l in &new {
+                s.printer.line(Tone::Plain, format!("{name} │ {l}"));
+                all.push(serde_json::json!({ "host": name, "line": l }));
+            }
+            seen[i] = lines;
+        }
+        if !args.follow {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    s.printer.json(&all);
+    Ok(())
+}
+
+/// The lines of `now` that come after what `before` ended with.
+fn new_lines(before: &[String], now: &[String]) -> Vec<String> {
+    if before.is_empty() {
+        return now.to_vec();
+    }
+    for start in 0..now.len() {
+        let overlap = now.len() - start;
+        if overlap <= before.len() && before[before.len() - overlap..] == now[..overlap] {
+            return now[overlap..].to_vec();
+        }
+    }
+    now.to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_lines;
+
+    #[test]
+    fn only_lines_after_the_overlap_are_new() {
+        let v = |s: &[&str]| s.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        assert_eq!(new_lines(&v(&[]), &v(&["a", "b"])), v(&["a", "b"]));
+        assert_eq!(new_lines(&v(&["a", "b"]), &v(&["a", "b", "c"])), v(&["c"]));
+        assert_eq!(new_lines(&v(&["a", "b", "c"]), &v(&["b", "c", "d", "e"])), v(&["d", "e"]));
+        assert_eq!(new_lines(&v(&["a", "b"]), &v(&["a", "b"])), v(&[]));
+        assert_eq!(new_lines(&v(&["x"]), &v(&["y"])), v(&["y"]));
+    }
+}

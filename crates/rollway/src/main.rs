@@ -1,0 +1,12 @@
+//! The `rollway` binary: parses arguments and hands off to `cli`. Kept thin;
+//! the work lives in the library crates.
+
+mod cli;
+mod commands;
+mod exit;
+mod output;
+mod session;
+
+fn main() {
+    std::process::exit(cli::run());
+}

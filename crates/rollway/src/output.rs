@@ -1,0 +1,211 @@
+//! The one place user output goes through: tables and colour for people,
+//! `--json` for machines. Colour follows the terminal and NO_COLOR (anstream
+//! strips styles when stdout is not a terminal or NO_COLOR is set).
+
+use std::io::Write as _;
+
+use std::sync::{Arc, RwLock};
+
+use anstyle::{AnsiColor, Style};
+use rollway_model::Masker;
+use serde::Serialize;
+use serde_json::Value;
+
+/// How a line is marked for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Plain,
+    Good,
+    Warn,
+    Bad,
+    Dim,
+}
+
+impl Tone {
+    fn style(self) -> Style {
+        match self {
+            Tone::Plain => Style::new(),
+            Tone::Good => AnsiColor::Green.on_default(),
+            Tone::Warn => AnsiColor::Yellow.on_default(),
+            Tone::Bad => AnsiColor::Red.on_default().bold(),
+            Tone::Dim => Style::new().dimmed(),
+        }
+    }
+}
+
+/// A cell of a table with its tone.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    pub text: String,
+    pub tone: Tone,
+}
+
+impl<T: Into<String>> From<T> for Cell {
+    fn from(t: T) -> Self {
+        Cell {
+            text: t.into(),
+            tone: Tone::Plain,
+        }
+    }
+}
+
+pub fn cell(text: impl Into<String>, tone: Tone) -> Cell {
+    Cell {
+        text: text.into(),
+        tone,
+    }
+}
+
+/// The printer. Every command prints through one of these, and everything
+/// it prints passes the masking filter (`reveal` is the one bypass).
+#[derive(Debug, Clone)]
+pub struct Printer {
+    json: bool,
+    secrets: Arc<RwLock<(Vec<String>, Masker)>>,
+}
+
+impl Printer {
+    pub fn new(json: bool) -> Self {
+        Self {
+            json,
+            secrets: Arc::new(RwLock::new((Vec::new(), Masker::default()))),
+        }
+    }
+
+    /// Adds values that must never be printed in clear.
+    pub fn add_secrets(&self, values: impl IntoIterator<Item = String>) {
+        let mut guard = self.secrets.write().unwrap_or_else(|p| p.into_inner());
+        guard.0.extend(values);
+        guard.1 = Masker::new(&guard.0);
+    }
+
+    /// The masking filter as it stands (for output that leaves through another door).
+    pub fn masker(&self) -> Masker {
+        self.secrets.read().unwrap_or_else(|p| p.into_inner()).1.clone()
+    }
+
+    fn mask(&self, text: &str) -> String {
+        self.secrets.read().unwrap_or_else(|p| p.into_inner()).1.mask(text)
+    }
+
+    /// The one bypass of masking (`--reveal`): prints `text` in clear, or
+    /// `value` as the JSON answer. The caller records the audited event first.
+    pub fn reveal<T: Serialize>(&self, text: &str, value: &T) {
+        let body = if self.json {
+            serde_json::to_string_pretty(value).unwrap_or_default() + "\n"
+        } else {
+            format!("{text}\n")
+        };
+        self.write(&body);
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// The machine answer of a command (only in `--json` mode).
+    pub fn json<T: Serialize>(&self, value: &T) {
+        if !self.json {
+            return;
+        }
+        let text = serde_json::to_string_pretty(value)
+            .unwrap_or_else(|e| format!("{{\"error\":\"cannot encode answer: {e}\"}}"));
+        self.out(&format!("{text}\n"));
+    }
+
+    /// A line for people (nothing in `--json` mode).
+    pub fn line(&self, tone: Tone, text: impl AsRef<str>) {
+        if !self.json {
+            let style = tone.style();
+            self.out(&format!("{style}{}{style:#}\n", text.as_ref()));
+        }
+    }
+
+    /// Key–value pairs for people, aligned.
+    pub fn fields(&self, pairs: &[(&str, Cell)]) {
+        if self.json {
+            return;
+        }
+        let width = pairs.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+        let mut s = String::new();
+        for (k, v) in pairs {
+            let style = v.tone.style();
+            let label = Style::new().bold();
+            s.push_str(&format!("{label}{k:<width$}{label:#}  {style}{}{style:#}\n", v.text));
+        }
+        self.out(&s);
+    }
+
+    /// A table for people: a bold header and aligned columns.
+    pub fn table(&self, headers: &[&str], rows: &[Vec<Cell>]) {
+        if self.json {
+            return;
+        }
+        let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+        for row in rows {
+            for (i, c) in row.iter().enumerate() {
+                if let Some(w) = widths.get_mut(i) {
+                    *w = (*w).max(c.text.chars().count());
+                }
+            }
+        }
+        let mut s = String::new();
+        let bold = Style::new().bold();
+        let last = headers.len().saturating_sub(1);
+        for (i, h) in headers.iter().enumerate() {
+            let pad = if i == last { 0 } else { widths[i] + 2 };
+            s.push_str(&format!("{bold}{h:<pad$}{bold:#}"));
+        }
+        s.push('\n');
+        for row in rows {
+            for (i, c) in row.iter().enumerate() {
+                let pad = if i >= last { 0 } else { widths[i] + 2 };
+                let style = c.tone.style();
+                s.push_str(&format!("{style}{:<pad$}{style:#}", c.text));
+            }
+            s.push('\n');
+        }
+        self.out(&s);
+    }
+
+    /// A plain line on stderr (diagnostics, warnings beside an answer), masked.
+    pub fn stderr_line(&self, tone: Tone, text: &str) {
+        let style = tone.style();
+        let mut err = anstream::stderr().lock();
+        let _ = writeln!(err, "{style}{}{style:#}", self.mask(text));
+    }
+
+    /// An error: JSON on stdout in `--json` mode, else a red line on stderr.
+    pub fn error(&self, code: i32, message: &str, details: Option<Value>) {
+        if self.json {
+            let mut obj = serde_json::json!({ "error": { "code": code, "message": message } });
+            if let (Some(d), Some(e)) = (details, obj.get_mut("error")) {
+                e["details"] = d;
+            }
+            let text = serde_json::to_string_pretty(&obj).unwrap_or_default();
+            self.out(&format!("{text}\n"));
+        } else {
+            let style = Tone::Bad.style();
+            let mut err = anstream::stderr().lock();
+            let _ = writeln!(err, "{style}error{style:#}: {}", self.mask(message));
+        }
+    }
+
+    /// Generated text printed as is (completion scripts, man pages), in both modes.
+    pub fn raw(&self, bytes: &[u8]) {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(bytes);
+        let _ = out.flush();
+    }
+
+    fn out(&self, text: &str) {
+        self.write(&self.mask(text));
+    }
+
+    fn write(&self, text: &str) {
+        let mut out = anstream::stdout().lock();
+        // A closed pipe (`rollway … | head`) is not an error worth reporting.
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
+}

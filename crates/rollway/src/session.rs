@@ -1,0 +1,188 @@
+//! What every command shares: where the config and state are, the store,
+//! the printer and who the operator is.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use rollway_config::{Config, ConfigError, VariableFormat};
+use rollway_secrets::{EnvRef, Recipient, VariableDecl, Vault, VaultConfig, VaultError};
+use rollway_store::{Store, StoreLocation, SystemClock};
+
+use crate::cli::Global;
+use crate::exit::{Code, coded};
+use crate::output::Printer;
+
+#[derive(Debug)]
+pub struct Session {
+    pub global: Global,
+    pub printer: Printer,
+}
+
+impl Session {
+    pub fn new(global: Global, printer: Printer) -> Self {
+        Self { global, printer }
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.global.config
+    }
+
+    /// The state directory: `--state-dir`, else `.rollway/` beside the config.
+    pub fn state_dir(&self) -> PathBuf {
+        match &self.global.state_dir {
+            Some(d) => d.clone(),
+            None => {
+                let parent = self.global.config.parent().filter(|p| !p.as_os_str().is_empty());
+                parent.unwrap_or_else(|| Path::new(".")).join(".rollway")
+            }
+        }
+    }
+
+    /// Loads and checks rollway.toml; every problem at once (exit 2).
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let path = self.config_path();
+        match rollway_config::load(path) {
+            Err(ConfigError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Err(coded(
+                Code::Invalid,
+                anyhow::anyhow!(
+                    "no config at {}: run `rollway init` to write one, or pass --config PATH",
+                    path.display()
+                ),
+            )),
+            other => Ok(other?),
+        }
+    }
+
+    /// Opens the store (migrating it), creating the state directory for SQLite.
+    pub fn store(&self) -> anyhow::Result<Box<dyn Store>> {
+        let loc = StoreLocation::resolve(self.global.store.as_deref(), &self.state_dir());
+        rollway_store::open(&loc, Arc::new(SystemClock)).with_context(|| format!("cannot open the store at {loc}"))
+    }
+
+    /// The config's environments, synced into the store (created when first seen).
+    pub fn synced_store(&self) -> anyhow::Result<(Config, Box<dyn Store>)> {
+        let config = self.config()?;
+        let store = self.store()?;
+        for spec in config.environment_specs() {
+            store
+                .sync_environment(&spec)
+                .with_context(|| format!("cannot record environment {}", spec.name))?;
+        }
+        Ok((config, store))
+    }
+
+    /// Who is acting: --operator, $ROLLWAY_OPERATOR, the git user email, user@hostname.
+    pub fn operator(&self) -> String {
+        if let Some(op) = self.global.operator.clone().filter(|s| !s.trim().is_empty()) {
+            return op;
+        }
+        if let Ok(op) = std::env::var("ROLLWAY_OPERATOR")
+            && !op.trim().is_empty()
+        {
+            return op;
+        }
+        let git = Command::new("git").args(["config", "user.email"]).output();
+        if let Ok(out) = git {
+            let email = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if out.status.success() && !email.is_empty() {
+                return email;
+            }
+        }
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".into());
+        format!("{user}@{host}")
+    }
+}
+
+/// Secrets: the identity, the vault and environment references.
+impl Session {
+    /// The directory rollway.toml is in; relative paths in it start here.
+    pub fn config_dir(&self) -> PathBuf {
+        match self.global.config.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(p) => p.to_owned(),
+            None => PathBuf::from("."),
+        }
+    }
+
+    /// Where the local age identity lives (ROLLWAY_IDENTITY, XDG, HOME).
+    pub fn identity_path(&self) -> anyhow::Result<PathBuf> {
+        rollway_secrets::identity_path(&|k| std::env::var(k).ok()).map_err(|e| coded(Code::Invalid, e))
+    }
+
+    /// A configured environment by name, or exit 2 listing the known ones.
+    pub fn env_ref(&self, config: &Config, name: &str) -> anyhow::Result<EnvRef> {
+        match config.environments.get(name) {
+            Some(e) => Ok(EnvRef {
+                name: name.to_owned(),
+                kind: e.kind,
+            }),
+            None => {
+                let known: Vec<_> = config.environments.keys().cloned().collect();
+                Err(coded(
+                    Code::Invalid,
+                    anyhow::anyhow!(
+                        "no environment '{name}' in {}: known environments are {}",
+                        self.config_path().display(),
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// The vault of this project, opened with the local identity.
+    pub fn vault<'s>(&self, config: &Config, store: &'s dyn Store) -> anyhow::Result<Vault<'s>> {
+        let mut recipients = Vec::new();
+        for r in &config.secrets.recipients {
+            let parsed: Recipient = r.parse().map_err(|e| {
+                coded(
+                    Code::Invalid,
+                    anyhow::anyhow!("[secrets] recipients in {}: {e}", self.config_path().display()),
+                )
+            })?;
+            recipients.push(parsed);
+        }
+        let decls = config
+            .variables
+            .iter()
+            .map(|(key, v)| VariableDecl {
+                key: key.clone(),
+                ty: v.var_type,
+                scheme: v.scheme.clone(),
+                format: v.format.as_ref().map(format_spec),
+                secret: v.secret,
+                required_for: v.required_for.clone(),
+            })
+            .collect();
+        let cfg = VaultConfig {
+            dir: self.config_dir().join(&config.secrets.dir),
+            recipients,
+            decls,
+        };
+        let identity = self.identity_path()?;
+        let vault = Vault::open(cfg, &identity, store).map_err(|e| match e {
+            VaultError::NoIdentity { .. } => coded(Code::Invalid, e),
+            other => anyhow::Error::new(other),
+        })?;
+        Ok(vault)
+    }
+}
+
+fn format_spec(f: &VariableFormat) -> String {
+    match f {
+        VariableFormat::Uuid => "uuid".to_owned(),
+        VariableFormat::Hex(n) => format!("hex:{n}"),
+        VariableFormat::Base64(n) => format!("base64:{n}"),
+        VariableFormat::Regex(r) => r.clone(),
+    }
+}

@@ -1,0 +1,232 @@
+//! Test harness: runs the real `rollway` binary in a temporary project, on a
+//! SQLite store or on a fresh PostgreSQL database made for the test.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// What one run of the binary did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "expected success: {self:#?}");
+        self
+    }
+}
+
+/// Which store a project uses.
+#[derive(Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres(PgDb),
+}
+
+impl Backend {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// A fresh PostgreSQL database, dropped when the test ends.
+#[derive(Debug)]
+pub struct PgDb {
+    pub name: String,
+    pub admin_url: String,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub fn pg_admin_url() -> String {
+    std::env::var("ROLLWAY_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+impl PgDb {
+    /// A new database, or None (with a loud notice) when PostgreSQL is not
+    /// reachable outside CI. Under `CI=true` an unreachable server fails.
+    pub fn create() -> Option<PgDb> {
+        let admin_url = pg_admin_url();
+        let name = format!(
+            "rollway_cli_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        let out = Command::new("psql")
+            .args([&admin_url, "-qtAc", &format!("CREATE DATABASE {name}")])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(PgDb { name, admin_url }),
+            other => {
+                let why = format!("{other:?}");
+                if std::env::var("CI").as_deref() == Ok("true") {
+                    panic!("PostgreSQL at {admin_url} is unreachable and CI=true: {why}");
+                }
+                eprintln!("SKIPPING PostgreSQL case: {admin_url} unreachable: {why}");
+                None
+            }
+        }
+    }
+
+    pub fn url(&self) -> String {
+        let base = self
+            .admin_url
+            .rsplit_once('/')
+            .map_or(self.admin_url.as_str(), |(b, _)| b);
+        format!("{base}/{}", self.name)
+    }
+
+    /// Runs SQL in this database through `psql`.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args([&self.url(), "-v", "ON_ERROR_STOP=1", "-qtAc", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                &self.admin_url,
+                "-qtAc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
+/// A project directory with its own state, driven through the real binary.
+#[derive(Debug)]
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub backend: Backend,
+}
+
+impl Project {
+    pub fn new(backend: Backend) -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            backend,
+        }
+    }
+
+    /// Both backends, PostgreSQL only when reachable (see `PgDb::create`).
+    pub fn each_backend() -> Vec<Project> {
+        let mut v = vec![Project::new(Backend::Sqlite)];
+        if let Some(db) = PgDb::create() {
+            v.push(Project::new(Backend::Postgres(db)));
+        }
+        v
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.path().join(".rollway").join("rollway.db")
+    }
+
+    /// Runs `rollway ARGS` in the project directory.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with_stdin(args, "")
+    }
+
+    /// The identity file the project's runs use (under its own XDG_CONFIG_HOME).
+    pub fn identity(&self) -> PathBuf {
+        self.path().join("xdg").join("rollway").join("identity.txt")
+    }
+
+    /// Runs `rollway ARGS` with `input` on stdin.
+    pub fn run_with_stdin(&self, args: &[&str], input: &str) -> Run {
+        self.run_full(args, input, &[])
+    }
+
+    /// Runs `rollway ARGS` with `input` on stdin and extra environment variables.
+    pub fn run_full(&self, args: &[&str], input: &str, envs: &[(&str, &str)]) -> Run {
+        use std::io::Write as _;
+        use std::process::Stdio;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollway"));
+        cmd.args(args)
+            .current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .env("ROLLWAY_OPERATOR", "tester@example.com")
+            .env("XDG_CONFIG_HOME", self.path().join("xdg"))
+            .env_remove("ROLLWAY_IDENTITY")
+            .env_remove("ROLLWAY_STORE");
+        if let Backend::Postgres(db) = &self.backend {
+            cmd.env("ROLLWAY_STORE", db.url());
+        }
+        cmd.envs(envs.iter().copied());
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs SQL against the project's store with the backend's own CLI tool.
+    pub fn sql(&self, sql: &str) -> String {
+        match &self.backend {
+            Backend::Sqlite => {
+                let out = Command::new("sqlite3")
+                    .arg(self.sqlite_path())
+                    .arg(sql)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "sqlite3 {sql}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            }
+            Backend::Postgres(db) => db.psql(sql),
+        }
+    }
+}
+
+/// Replaces ids and times with stable placeholders for snapshots.
+pub fn redact(text: &str) -> String {
+    let uuid = regex::Regex::new(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").unwrap();
+    let time = regex::Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z").unwrap();
+    let hash = regex::Regex::new(r"\b[0-9a-f]{64}\b").unwrap();
+    let text = uuid.replace_all(text, "[id]");
+    let text = time.replace_all(&text, "[time]");
+    hash.replace_all(&text, "[hash]").into_owned()
+}
