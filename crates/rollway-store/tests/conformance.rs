@@ -953,6 +953,9 @@ fn a_deployment_resumes_its_own_lease(store: &dyn Store, _clock: &ManualClock) {
     let resumed = store.acquire_lock(&again).unwrap();
     assert_eq!(resumed.owner, "carol");
     assert_ne!(resumed.token, first.token);
-    assert!(matches!(store.renew_lock(&first, Duration::from_secs(5)), Err(StoreError::LockLost { .. })));
+    assert!(matches!(
+        store.renew_lock(&first, Duration::from_secs(5)),
+        Err(StoreError::LockLost { .. })
+    ));
     assert_eq!(store.verify_events().unwrap().map(|_| ()), Ok(()));
 }

@@ -713,15 +713,23 @@ impl DeployJob<'_> {
                 d.rollback_to = self.rollback_to.or(Some(id));
                 d.roll_back(reason.clone(), now).map_err(model_err)?;
                 Ok(vec![
-                    NewEvent::new(EventKind::DeploymentTransition, Level::Warn, format!("deployment {}: {from} → rolled_back", d.id))
-                        .environment(env.clone())
-                        .deployment(d.id)
-                        .operator(op.clone())
-                        .data(json!({ "from": from.as_str(), "to": "rolled_back", "reason": reason, "superseded_by": id })),
-                    NewEvent::new(EventKind::RollbackCompleted, Level::Info, format!("rolled back {} by deployment {id}", d.id))
-                        .environment(env.clone())
-                        .deployment(d.id)
-                        .operator(op.clone()),
+                    NewEvent::new(
+                        EventKind::DeploymentTransition,
+                        Level::Warn,
+                        format!("deployment {}: {from} → rolled_back", d.id),
+                    )
+                    .environment(env.clone())
+                    .deployment(d.id)
+                    .operator(op.clone())
+                    .data(json!({ "from": from.as_str(), "to": "rolled_back", "reason": reason, "superseded_by": id })),
+                    NewEvent::new(
+                        EventKind::RollbackCompleted,
+                        Level::Info,
+                        format!("rolled back {} by deployment {id}", d.id),
+                    )
+                    .environment(env.clone())
+                    .deployment(d.id)
+                    .operator(op.clone()),
                 ])
             })?;
         }

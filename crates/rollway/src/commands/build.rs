@@ -58,7 +58,12 @@ pub fn build_for(s: &Session, config: &Config, store: &dyn Store, env: Option<&s
 }
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("git").args(args).current_dir(dir).stderr(Stdio::null()).output().ok()?;
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
     let v = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     (out.status.success() && !v.is_empty()).then_some(v)
 }
@@ -73,7 +78,10 @@ fn build_inner(
     let build = config.build.as_ref().ok_or_else(|| {
         coded(
             Code::Invalid,
-            anyhow::anyhow!("{} has no [build]: set `output` (and `command`) so there is something to pack", s.config_path().display()),
+            anyhow::anyhow!(
+                "{} has no [build]: set `output` (and `command`) so there is something to pack",
+                s.config_path().display()
+            ),
         )
     })?;
     let dir = s.config_dir();
@@ -90,7 +98,9 @@ fn build_inner(
         }
     }
     let state = s.state_dir();
-    let log_path = state.join("logs").join(format!("build-{}.log", store.clock().now().as_millis()));
+    let log_path = state
+        .join("logs")
+        .join(format!("build-{}.log", store.clock().now().as_millis()));
     if let (true, Some(cmd)) = (run_command, &build.command) {
         run_build_command(s, &dir, cmd, &values, &log_path)?;
     }
@@ -98,13 +108,23 @@ fn build_inner(
     if !output.exists() {
         return Err(coded(
             Code::Invalid,
-            anyhow::anyhow!("the build output {} does not exist: check [build] output, or the build command", output.display()),
+            anyhow::anyhow!(
+                "the build output {} does not exist: check [build] output, or the build command",
+                output.display()
+            ),
         ));
     }
-    let secrets = Secrets::new(values.iter().filter(|(k, _)| {
-        config.variables.get(k).is_none_or(|v| v.secret) && !config.environments.values().any(|e| e.vars.contains_key(k))
-    }).cloned());
-    let aliases = AliasSpec::discover(&dir, build.aliases.as_deref()).map_err(|e| coded(Code::Invalid, anyhow::Error::new(e)))?;
+    let secrets = Secrets::new(
+        values
+            .iter()
+            .filter(|(k, _)| {
+                config.variables.get(k).is_none_or(|v| v.secret)
+                    && !config.environments.values().any(|e| e.vars.contains_key(k))
+            })
+            .cloned(),
+    );
+    let aliases =
+        AliasSpec::discover(&dir, build.aliases.as_deref()).map_err(|e| coded(Code::Invalid, anyhow::Error::new(e)))?;
     let mut opts = PackOptions::new(state.join("artifacts"));
     opts.cache_dir = Some(state.join("cache"));
     opts.exclude = vec![state.clone()];
@@ -112,11 +132,22 @@ fn build_inner(
     opts.aliases = aliases;
     s.printer.line(Tone::Dim, format!("packing {}", output.display()));
     let packed = rollway_artifact::pack(&output, &opts).map_err(|e| coded(Code::Invalid, anyhow::Error::new(e)))?;
-    if let Some(existing) = store.artifact_by_content_digest(&packed.content_digest)? {
-        if existing.sha256 == packed.sha256 && Path::new(&existing.location).exists() {
-            s.printer.line(Tone::Good, format!("unchanged: artifact {} ({})", existing.id, existing.short_digest()));
-            return Ok(existing);
-        }
+    // The deployer reads a manifest from this cache instead of the archive's
+    // tail; a missing entry only costs one read later, so failure is no error.
+    let _ = rollway_engine::target::archive::remember_manifest(
+        &state.join("cache").join("manifests"),
+        &packed.sha256,
+        &packed.manifest,
+    );
+    if let Some(existing) = store.artifact_by_content_digest(&packed.content_digest)?
+        && existing.sha256 == packed.sha256
+        && Path::new(&existing.location).exists()
+    {
+        s.printer.line(
+            Tone::Good,
+            format!("unchanged: artifact {} ({})", existing.id, existing.short_digest()),
+        );
+        return Ok(existing);
     }
     let now = store.clock().now();
     let commit = git(&dir, &["rev-parse", "HEAD"]).and_then(|c| CommitHash::try_from(c).ok());
@@ -127,7 +158,9 @@ fn build_inner(
         content_digest: packed.content_digest.clone(),
         size_bytes: packed.size_bytes,
         source_version: commit.clone(),
-        branch: commit.as_ref().and_then(|_| git(&dir, &["rev-parse", "--abbrev-ref", "HEAD"])),
+        branch: commit
+            .as_ref()
+            .and_then(|_| git(&dir, &["rev-parse", "--abbrev-ref", "HEAD"])),
         dirty: commit.is_some() && git(&dir, &["status", "--porcelain"]).is_some(),
         built_at: now,
         aliases_resolved: packed.aliases_resolved,
@@ -138,20 +171,34 @@ fn build_inner(
         expires_at: now.plus(build.expire_after),
         created_at: now,
     };
-    let ev = NewEvent::new(EventKind::ArtifactBuilt, Level::Info, format!("built artifact {} ({})", artifact.id, artifact.short_digest()))
-        .operator(s.operator())
-        .data(serde_json::json!({
-            "id": artifact.id, "sha256": artifact.sha256, "content_digest": artifact.content_digest,
-            "size_bytes": artifact.size_bytes, "aliases_resolved": artifact.aliases_resolved,
-            "log": log_path.exists().then(|| log_path.display().to_string()),
-        }));
+    let ev = NewEvent::new(
+        EventKind::ArtifactBuilt,
+        Level::Info,
+        format!("built artifact {} ({})", artifact.id, artifact.short_digest()),
+    )
+    .operator(s.operator())
+    .data(serde_json::json!({
+        "id": artifact.id, "sha256": artifact.sha256, "content_digest": artifact.content_digest,
+        "size_bytes": artifact.size_bytes, "aliases_resolved": artifact.aliases_resolved,
+        "log": log_path.exists().then(|| log_path.display().to_string()),
+    }));
     let artifact = store.insert_artifact(&artifact, ev)?;
     s.printer.line(Tone::Good, format!("artifact {}", artifact.id));
-    s.printer.line(Tone::Plain, format!("  sha256          {}", artifact.sha256));
-    s.printer.line(Tone::Plain, format!("  content digest  {}", artifact.content_digest));
-    s.printer.line(Tone::Plain, format!("  size            {} bytes, {} files", artifact.size_bytes, artifact.file_count()));
+    s.printer
+        .line(Tone::Plain, format!("  sha256          {}", artifact.sha256));
+    s.printer
+        .line(Tone::Plain, format!("  content digest  {}", artifact.content_digest));
+    s.printer.line(
+        Tone::Plain,
+        format!(
+            "  size            {} bytes, {} files",
+            artifact.size_bytes,
+            artifact.file_count()
+        ),
+    );
     if !artifact.aliases_resolved {
-        s.printer.line(Tone::Warn, "  aliases unresolved (a deploy will refuse it):");
+        s.printer
+            .line(Tone::Warn, "  aliases unresolved (a deploy will refuse it):");
         for l in &artifact.unresolved_aliases {
             s.printer.line(Tone::Warn, format!("    {l}"));
         }
@@ -161,7 +208,13 @@ fn build_inner(
 
 /// Runs `sh -c CMD` in `dir` with the values added to the environment; its
 /// output goes through the masking filter to the terminal and to `log`.
-fn run_build_command(s: &Session, dir: &Path, cmd: &str, values: &[(String, String)], log: &Path) -> anyhow::Result<()> {
+fn run_build_command(
+    s: &Session,
+    dir: &Path,
+    cmd: &str,
+    values: &[(String, String)],
+    log: &Path,
+) -> anyhow::Result<()> {
     s.printer.line(Tone::Dim, format!("running build: {cmd}"));
     if let Some(parent) = log.parent() {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
@@ -190,7 +243,10 @@ fn run_build_command(s: &Session, dir: &Path, cmd: &str, values: &[(String, Stri
     if !status.success() {
         return Err(coded(
             Code::Failed,
-            anyhow::anyhow!("the build command failed ({status}); its output is in {}", log.display()),
+            anyhow::anyhow!(
+                "the build command failed ({status}); its output is in {}",
+                log.display()
+            ),
         ));
     }
     Ok(())
@@ -215,7 +271,8 @@ pub fn artifact(s: &Session, cmd: ArtifactCmd) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            s.printer.table(&["ID", "SHA256", "KIND", "BYTES", "BUILT", "EXPIRES"], &rows);
+            s.printer
+                .table(&["ID", "SHA256", "KIND", "BYTES", "BUILT", "EXPIRES"], &rows);
         }
         ArtifactCmd::Show { id } => {
             let a = find_artifact(&*store, &id)?;
@@ -225,7 +282,10 @@ pub fn artifact(s: &Session, cmd: ArtifactCmd) -> anyhow::Result<()> {
         ArtifactCmd::Verify { artifact } => {
             let (path, record) = if Path::new(&artifact).is_file() {
                 let p = PathBuf::from(&artifact);
-                let rec = store.artifacts()?.into_iter().find(|a| Path::new(&a.location) == p.as_path());
+                let rec = store
+                    .artifacts()?
+                    .into_iter()
+                    .find(|a| Path::new(&a.location) == p.as_path());
                 (p, rec)
             } else {
                 let a = find_artifact(&*store, &artifact)?;
@@ -236,14 +296,22 @@ pub fn artifact(s: &Session, cmd: ArtifactCmd) -> anyhow::Result<()> {
                 size_bytes: Some(a.size_bytes),
                 content_digest: Some(a.content_digest.clone()),
             });
-            let name = record.as_ref().map_or_else(|| path.display().to_string(), |a| a.id.to_string());
+            let name = record
+                .as_ref()
+                .map_or_else(|| path.display().to_string(), |a| a.id.to_string());
             match rollway_artifact::verify(&path, expected.as_ref()) {
                 Ok(report) => {
                     s.printer.json(&serde_json::json!({
                         "artifact": name, "intact": true, "sha256": report.sha256,
                         "content_digest": report.content_digest, "files": report.file_count,
                     }));
-                    s.printer.line(Tone::Good, format!("artifact {name} is intact: {} files, sha256 {}", report.file_count, report.sha256));
+                    s.printer.line(
+                        Tone::Good,
+                        format!(
+                            "artifact {name} is intact: {} files, sha256 {}",
+                            report.file_count, report.sha256
+                        ),
+                    );
                 }
                 Err(e) => {
                     return Err(coded_with(
@@ -278,16 +346,29 @@ fn prune(s: &Session, store: &dyn Store, dry_run: bool) -> anyhow::Result<()> {
         }
         if !dry_run {
             let _ = std::fs::remove_file(&a.location);
-            let ev = NewEvent::new(EventKind::ArtifactPruned, Level::Info, format!("pruned artifact {} ({})", a.id, a.short_digest()))
-                .operator(s.operator())
-                .data(serde_json::json!({ "id": a.id, "sha256": a.sha256, "expired_at": a.expires_at }));
+            let ev = NewEvent::new(
+                EventKind::ArtifactPruned,
+                Level::Info,
+                format!("pruned artifact {} ({})", a.id, a.short_digest()),
+            )
+            .operator(s.operator())
+            .data(serde_json::json!({ "id": a.id, "sha256": a.sha256, "expired_at": a.expires_at }));
             store.delete_artifact(a.id, ev)?;
         }
         removed.push(a);
     }
-    s.printer.json(&serde_json::json!({ "dry_run": dry_run, "removed": removed }));
+    s.printer
+        .json(&serde_json::json!({ "dry_run": dry_run, "removed": removed }));
     for a in &removed {
-        s.printer.line(Tone::Plain, format!("{} {} (expired {})", if dry_run { "would remove" } else { "removed" }, a.id, a.expires_at));
+        s.printer.line(
+            Tone::Plain,
+            format!(
+                "{} {} (expired {})",
+                if dry_run { "would remove" } else { "removed" },
+                a.id,
+                a.expires_at
+            ),
+        );
     }
     if removed.is_empty() {
         s.printer.line(Tone::Dim, "nothing to prune");

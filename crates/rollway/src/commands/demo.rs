@@ -117,11 +117,17 @@ pub fn run(s: &Session, args: DemoArgs) -> anyhow::Result<()> {
     deploy::deploy(&demo, deploy_args())?;
     let v1 = last_id(&demo)?;
 
-    s.printer.line(Tone::Good, "\n2/2  deploy v2, which crashes a second into its stability window");
+    s.printer.line(
+        Tone::Good,
+        "\n2/2  deploy v2, which crashes a second into its stability window",
+    );
     write(&dir.join("app/body.txt"), "hello from v2\n")?;
     write(
         &dir.join("app/server.py"),
-        &SERVER.replace("CRASH_AFTER = float(os.environ.get(\"CRASH_AFTER\", \"0\") or 0)", "CRASH_AFTER = 1.0"),
+        &SERVER.replace(
+            "CRASH_AFTER = float(os.environ.get(\"CRASH_AFTER\", \"0\") or 0)",
+            "CRASH_AFTER = 1.0",
+        ),
     )?;
     let failed = deploy::deploy(&demo, deploy_args());
     let v2 = last_id(&demo)?;
@@ -134,7 +140,13 @@ pub fn run(s: &Session, args: DemoArgs) -> anyhow::Result<()> {
     }
 
     s.printer.line(Tone::Good, "\nhistory");
-    deploys::history(&demo, HistoryArgs { env: Some("staging".into()), limit: 5 })?;
+    deploys::history(
+        &demo,
+        HistoryArgs {
+            env: Some("staging".into()),
+            limit: 5,
+        },
+    )?;
     let url = format!("http://127.0.0.1:{port}/");
     let body = fetch(port).unwrap_or_else(|e| format!("(no answer: {e})"));
     s.printer.json(&serde_json::json!({
@@ -142,9 +154,16 @@ pub fn run(s: &Session, args: DemoArgs) -> anyhow::Result<()> {
         "stop": format!("rollway --config {} stop staging", cfg_path.display()),
     }));
     s.printer.line(Tone::Good, format!("v1 deployment: {v1}"));
-    s.printer.line(Tone::Warn, format!("v2 deployment: {v2} (failed, rolled back by itself)"));
-    s.printer.line(Tone::Good, format!("v1 still answers at {url}: {}", body.trim_end()));
-    s.printer.line(Tone::Plain, format!("stop it with: rollway --config {} stop staging", cfg_path.display()));
+    s.printer.line(
+        Tone::Warn,
+        format!("v2 deployment: {v2} (failed, rolled back by itself)"),
+    );
+    s.printer
+        .line(Tone::Good, format!("v1 still answers at {url}: {}", body.trim_end()));
+    s.printer.line(
+        Tone::Plain,
+        format!("stop it with: rollway --config {} stop staging", cfg_path.display()),
+    );
     Ok(())
 }
 

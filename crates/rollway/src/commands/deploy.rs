@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use clap::Args;
 use rollway_config::{Config, HostTarget};
-use rollway_engine::deploy::{Connector, DeployError, DeployJob, Health, HostPlan, Outcome, Progress, ReleaseSource, SshTarget};
+use rollway_engine::deploy::{
+    Connector, DeployError, DeployJob, Health, HostPlan, Outcome, Progress, ReleaseSource, SshTarget,
+};
 use rollway_engine::supervisor::ServiceSpec;
 use rollway_model::{Artifact, DeploymentId, DeploymentKind, DeploymentStatus, EnvironmentStatus, Masker};
 use rollway_store::Store;
@@ -89,7 +91,8 @@ impl Progress for CliProgress {
         let mut last = self.last_countdown.lock().unwrap_or_else(|p| p.into_inner());
         if *last != Some(bucket) {
             *last = Some(bucket);
-            self.printer.line(Tone::Dim, format!("  window: {}s left", remaining.as_secs()));
+            self.printer
+                .line(Tone::Dim, format!("  window: {}s left", remaining.as_secs()));
         }
     }
 }
@@ -125,16 +128,28 @@ pub fn prepare(s: &Session, config: &Config, store: &dyn Store, env: &str) -> an
     let env_ref = s.env_ref(config, env)?;
     let ecfg = &config.environments[env];
     let service_cfg = config.service.as_ref().ok_or_else(|| {
-        coded(Code::Invalid, anyhow::anyhow!("{} has no [service]: add `start` and `port` so there is something to deploy", s.config_path().display()))
+        coded(
+            Code::Invalid,
+            anyhow::anyhow!(
+                "{} has no [service]: add `start` and `port` so there is something to deploy",
+                s.config_path().display()
+            ),
+        )
     })?;
     let mut hosts = Vec::new();
     for h in &ecfg.hosts {
         let local = matches!(h.target, HostTarget::Local);
         let root = h.effective_root(ecfg).ok_or_else(|| {
-            coded(Code::Invalid, anyhow::anyhow!("environment {env} has no root for host {h}: set `root`"))
+            coded(
+                Code::Invalid,
+                anyhow::anyhow!("environment {env} has no root for host {h}: set `root`"),
+            )
         })?;
         let port = h.effective_port(Some(service_cfg)).ok_or_else(|| {
-            coded(Code::Invalid, anyhow::anyhow!("no port for host {h} of {env}: set [service] port"))
+            coded(
+                Code::Invalid,
+                anyhow::anyhow!("no port for host {h} of {env}: set [service] port"),
+            )
         })?;
         let ssh = match &h.target {
             HostTarget::Local => None,
@@ -145,7 +160,12 @@ pub fn prepare(s: &Session, config: &Config, store: &dyn Store, env: &str) -> an
                 config: config.ssh.config.as_ref().map(|c| s.config_dir().join(c)),
             }),
         };
-        hosts.push(HostPlan { name: h.to_string(), root: resolve_root(s, root, local), port, ssh });
+        hosts.push(HostPlan {
+            name: h.to_string(),
+            root: resolve_root(s, root, local),
+            port,
+            ssh,
+        });
     }
     let hc = ecfg.health(&config.health);
     let health = Health {
@@ -183,7 +203,10 @@ pub fn prepare(s: &Session, config: &Config, store: &dyn Store, env: &str) -> an
                 }
                 return Err(coded_with(
                     Code::Invalid,
-                    anyhow::anyhow!("`rollway secrets check {env}` found {} problem(s); nothing was deployed", problems.len()),
+                    anyhow::anyhow!(
+                        "`rollway secrets check {env}` found {} problem(s); nothing was deployed",
+                        problems.len()
+                    ),
                     serde_json::to_value(&problems)?,
                 ));
             }
@@ -208,13 +231,26 @@ pub fn prepare(s: &Session, config: &Config, store: &dyn Store, env: &str) -> an
             (rollway_secrets::render_env_file(&entries), Masker::default())
         }
     };
-    Ok(Prepared { hosts, health, service, env_text, masker, keep_releases: ecfg.keep_releases as usize })
+    Ok(Prepared {
+        hosts,
+        health,
+        service,
+        env_text,
+        masker,
+        keep_releases: ecfg.keep_releases as usize,
+    })
 }
 
 fn sanitize(name: &str) -> String {
     let s: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     if s.is_empty() { "app".into() } else { s }
 }
@@ -225,12 +261,18 @@ pub fn find_artifact(store: &dyn Store, wanted: &str) -> anyhow::Result<Artifact
     if found.len() > 1 {
         return Err(coded(
             Code::Invalid,
-            anyhow::anyhow!("'{wanted}' matches {} artifacts: give more characters of the id or digest", found.len()),
+            anyhow::anyhow!(
+                "'{wanted}' matches {} artifacts: give more characters of the id or digest",
+                found.len()
+            ),
         ));
     }
-    found
-        .pop()
-        .ok_or_else(|| coded(Code::Invalid, anyhow::anyhow!("no artifact matches '{wanted}': see `rollway artifact list`")))
+    found.pop().ok_or_else(|| {
+        coded(
+            Code::Invalid,
+            anyhow::anyhow!("no artifact matches '{wanted}': see `rollway artifact list`"),
+        )
+    })
 }
 
 fn release_of(a: &Artifact) -> anyhow::Result<ReleaseSource> {
@@ -265,9 +307,11 @@ fn engine_error(e: DeployError) -> anyhow::Error {
         DeployError::Failed { .. } | DeployError::RollbackFailed { .. } | DeployError::Host(_) => Code::Failed,
     };
     let details = match &e {
-        DeployError::Failed { deployment, rolled_back, .. } => {
-            Some(serde_json::json!({ "deployment": deployment, "rolled_back": rolled_back }))
-        }
+        DeployError::Failed {
+            deployment,
+            rolled_back,
+            ..
+        } => Some(serde_json::json!({ "deployment": deployment, "rolled_back": rolled_back })),
         DeployError::RollbackFailed { deployment, hosts, .. } => {
             Some(serde_json::json!({ "deployment": deployment, "hosts": hosts }))
         }
@@ -280,8 +324,13 @@ fn engine_error(e: DeployError) -> anyhow::Error {
 }
 
 fn refuse_deprecated(store: &dyn Store, env: &str) -> anyhow::Result<()> {
-    if store.environment(env)?.is_some_and(|e| e.status() == EnvironmentStatus::Deprecated) {
-        return Err(engine_error(DeployError::Deprecated { environment: env.to_owned() }));
+    if store
+        .environment(env)?
+        .is_some_and(|e| e.status() == EnvironmentStatus::Deprecated)
+    {
+        return Err(engine_error(DeployError::Deprecated {
+            environment: env.to_owned(),
+        }));
     }
     Ok(())
 }
@@ -342,15 +391,20 @@ fn report(s: &Session, store: &dyn Store, outcome: Result<Outcome, DeployError>)
     match outcome {
         Ok(Outcome::Succeeded(d)) => {
             let vs = store.verifications(d.id)?;
-            s.printer.json(&serde_json::json!({ "deployment": d, "verifications": vs }));
+            s.printer
+                .json(&serde_json::json!({ "deployment": d, "verifications": vs }));
             s.printer.line(Tone::Good, format!("deployment {} succeeded", d.id));
             Ok(())
         }
         Ok(Outcome::Detached(d)) => {
-            s.printer.json(&serde_json::json!({ "deployment": d, "detached": true }));
+            s.printer
+                .json(&serde_json::json!({ "deployment": d, "detached": true }));
             s.printer.line(
                 Tone::Warn,
-                format!("deployment {} is in its stability window; run `rollway verify {}` to watch it", d.id, d.environment),
+                format!(
+                    "deployment {} is in its stability window; run `rollway verify {}` to watch it",
+                    d.id, d.environment
+                ),
             );
             Ok(())
         }
@@ -368,16 +422,28 @@ pub fn deploy(s: &Session, args: DeployArgs) -> anyhow::Result<()> {
         None => crate::commands::build::build_for(s, &config, &*store, Some(&args.env))?,
     };
     let release = release_of(&artifact)?;
-    let connector = crate::commands::connect::connector(s)?;
+    let connector = crate::commands::connect::connector(s, &config, &*store, &args.env)?;
     let progress = progress(s);
     let interrupted = interrupted_flag();
     if args.dry_run {
-        return crate::commands::connect::dry_run(s, &*connector, &prepared.hosts, &release, &prepared.service);
+        return crate::commands::connect::dry_run(s, &connector, &prepared.hosts, &release, &prepared.service);
     }
-    let mut job = job(s, &*store, &*connector, &progress, &interrupted, &args.env, prepared, release);
+    let mut job = job(
+        s,
+        &*store,
+        &connector,
+        &progress,
+        &interrupted,
+        &args.env,
+        prepared,
+        release,
+    );
     job.detach = args.detach;
     job.notes = args.note;
-    job.version_tag = args.version_tag.or_else(|| git_describe(&s.config_dir())).or_else(|| Some(artifact.sha256.as_str()[..12].to_owned()));
+    job.version_tag = args
+        .version_tag
+        .or_else(|| git_describe(&s.config_dir()))
+        .or_else(|| Some(artifact.sha256.as_str()[..12].to_owned()));
     job.lock_wait = args.lock_wait;
     let outcome = job.run();
     report(s, &*store, outcome)
@@ -391,7 +457,10 @@ pub fn verify(s: &Session, args: VerifyArgs) -> anyhow::Result<()> {
     let Some(dep) = active.into_iter().find(|d| d.status() == DeploymentStatus::Verifying) else {
         return Err(coded(
             Code::Invalid,
-            anyhow::anyhow!("no deployment of {} is in its stability window: nothing to verify", args.env),
+            anyhow::anyhow!(
+                "no deployment of {} is in its stability window: nothing to verify",
+                args.env
+            ),
         ));
     };
     let artifact = dep
@@ -399,10 +468,19 @@ pub fn verify(s: &Session, args: VerifyArgs) -> anyhow::Result<()> {
         .and_then(|id| store.artifact(id).ok().flatten())
         .ok_or_else(|| anyhow::anyhow!("deployment {} names no artifact the store still has", dep.id))?;
     let release = release_of(&artifact)?;
-    let connector = crate::commands::connect::connector(s)?;
+    let connector = crate::commands::connect::connector(s, &config, &*store, &args.env)?;
     let progress = progress(s);
     let interrupted = interrupted_flag();
-    let job = job(s, &*store, &*connector, &progress, &interrupted, &args.env, prepared, release);
+    let job = job(
+        s,
+        &*store,
+        &connector,
+        &progress,
+        &interrupted,
+        &args.env,
+        prepared,
+        release,
+    );
     let outcome = job.resume();
     report(s, &*store, outcome)
 }
@@ -413,14 +491,19 @@ pub fn rollback(s: &Session, args: RollbackArgs) -> anyhow::Result<()> {
     refuse_deprecated(&*store, &args.env)?;
     let prepared = prepare(s, &config, &*store, &args.env)?;
     let current = store.last_succeeded(&args.env)?.ok_or_else(|| {
-        coded(Code::Invalid, anyhow::anyhow!("{} has no succeeded deployment to roll back", args.env))
+        coded(
+            Code::Invalid,
+            anyhow::anyhow!("{} has no succeeded deployment to roll back", args.env),
+        )
     })?;
     let target = match &args.to {
         Some(id) => {
             let id: DeploymentId = id
                 .parse()
                 .map_err(|_| coded(Code::Invalid, anyhow::anyhow!("--to {id} is not a deployment id")))?;
-            store.deployment(id)?.ok_or_else(|| coded(Code::Invalid, anyhow::anyhow!("no deployment {id}")))?
+            store
+                .deployment(id)?
+                .ok_or_else(|| coded(Code::Invalid, anyhow::anyhow!("no deployment {id}")))?
         }
         None => store
             .deployments(Some(&args.env), 100)?
@@ -428,18 +511,35 @@ pub fn rollback(s: &Session, args: RollbackArgs) -> anyhow::Result<()> {
             .filter(|d| d.id != current.id && d.status() == DeploymentStatus::Succeeded)
             .find(|d| d.started_at <= current.started_at)
             .ok_or_else(|| {
-                coded(Code::Invalid, anyhow::anyhow!("{} has no earlier succeeded deployment to return to", args.env))
+                coded(
+                    Code::Invalid,
+                    anyhow::anyhow!("{} has no earlier succeeded deployment to return to", args.env),
+                )
             })?,
     };
     let artifact = target
         .artifact_id
         .and_then(|id| store.artifact(id).ok().flatten())
-        .ok_or_else(|| coded(Code::Failed, anyhow::anyhow!("deployment {} has no artifact left to return to", target.id)))?;
+        .ok_or_else(|| {
+            coded(
+                Code::Failed,
+                anyhow::anyhow!("deployment {} has no artifact left to return to", target.id),
+            )
+        })?;
     let release = release_of(&artifact)?;
-    let connector = crate::commands::connect::connector(s)?;
+    let connector = crate::commands::connect::connector(s, &config, &*store, &args.env)?;
     let progress = progress(s);
     let interrupted = interrupted_flag();
-    let mut job = job(s, &*store, &*connector, &progress, &interrupted, &args.env, prepared, release);
+    let mut job = job(
+        s,
+        &*store,
+        &connector,
+        &progress,
+        &interrupted,
+        &args.env,
+        prepared,
+        release,
+    );
     job.kind = DeploymentKind::Rollback;
     job.rollback_to = Some(target.id);
     job.notes = Some(args.reason.clone());

@@ -89,7 +89,13 @@ pub fn print_deployment(s: &Session, d: &Deployment, vs: &[Verification]) {
         .lifecycle
         .history()
         .iter()
-        .map(|r| vec![Cell::from(format!("  {}", r.at)), Cell::from(r.from.map_or("-", |f| f.as_str())), status_cell(r.to)])
+        .map(|r| {
+            vec![
+                Cell::from(format!("  {}", r.at)),
+                Cell::from(r.from.map_or("-", |f| f.as_str())),
+                status_cell(r.to),
+            ]
+        })
         .collect();
     rows.insert(0, vec![Cell::from("  AT"), Cell::from("FROM"), Cell::from("TO")]);
     s.printer.table(&["", "", ""], &rows);
@@ -114,7 +120,10 @@ pub fn print_deployment(s: &Session, d: &Deployment, vs: &[Verification]) {
                     h.latency_ms.map_or("-".into(), |c| c.to_string()),
                     h.restarts_observed,
                     h.bytes_sent,
-                    h.returned_to.as_ref().map(|r| format!(", returned to {}", short(r))).unwrap_or_default()
+                    h.returned_to
+                        .as_ref()
+                        .map(|r| format!(", returned to {}", short(r)))
+                        .unwrap_or_default()
                 ),
             );
         }
@@ -159,15 +168,26 @@ pub fn status(s: &Session, args: StatusArgs) -> anyhow::Result<()> {
                 Cell::from(name.clone()),
                 Cell::from(env.as_ref().map_or("-", |e| e.status().as_str())),
                 Cell::from(current.as_ref().map_or("-".to_owned(), |d| d.id.to_string())),
-                Cell::from(current.as_ref().and_then(|d| d.version_tag.clone()).unwrap_or_else(|| "-".into())),
+                Cell::from(
+                    current
+                        .as_ref()
+                        .and_then(|d| d.version_tag.clone())
+                        .unwrap_or_else(|| "-".into()),
+                ),
                 match active.first() {
                     Some(d) => status_cell(d.status()),
                     None => cell("idle", Tone::Dim),
                 },
-                Cell::from(lock.as_ref().map_or("-".to_owned(), |l| format!("{} until {}", l.owner, l.expires_at))),
+                Cell::from(
+                    lock.as_ref()
+                        .map_or("-".to_owned(), |l| format!("{} until {}", l.owner, l.expires_at)),
+                ),
             ]
         })
         .collect();
-    s.printer.table(&["ENVIRONMENT", "STATUS", "CURRENT RELEASE", "VERSION", "NOW", "LOCK"], &rows);
+    s.printer.table(
+        &["ENVIRONMENT", "STATUS", "CURRENT RELEASE", "VERSION", "NOW", "LOCK"],
+        &rows,
+    );
     Ok(())
 }

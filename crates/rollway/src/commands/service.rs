@@ -26,22 +26,24 @@ pub struct LogsArgs {
 }
 
 /// Each host's session with the spec of its current release.
-fn sessions(
-    s: &Session,
-    env: &str,
-) -> anyhow::Result<(Prepared, Vec<(String, Box<dyn HostSession>, rollway_engine::supervisor::ServiceSpec)>)> {
+/// A host's name, its agent session and the service spec of its current release.
+type HostService = (String, Box<dyn HostSession>, rollway_engine::supervisor::ServiceSpec);
+
+fn sessions(s: &Session, env: &str) -> anyhow::Result<(Prepared, Vec<HostService>)> {
     let (config, store) = s.synced_store()?;
     s.env_ref(&config, env)?;
     let p = prepare(s, &config, &*store, env)?;
-    let connector = connect::connector(s)?;
+    let connector = connect::connector(s, &config, &*store, env)?;
     let mut out = Vec::new();
     for plan in &p.hosts {
-        let mut session = connector.connect(plan)?;
+        let mut session: Box<dyn HostSession> = Box::new(connector.open(plan)?);
         let current = session.state()?.current.unwrap_or_default();
         let mut spec = p.service.clone();
         spec.root = plan.root.clone().into();
         spec.port = plan.port;
-        spec.env_file = std::path::Path::new(&plan.root).join("envs").join(format!("{current}.env"));
+        spec.env_file = std::path::Path::new(&plan.root)
+            .join("envs")
+            .join(format!("{current}.env"));
         out.push((plan.name.clone(), session, spec));
     }
     Ok((p, out))
@@ -52,7 +54,13 @@ pub fn control(s: &Session, args: ServiceArgs, op: ServiceOp) -> anyhow::Result<
     let mut answers = Vec::new();
     for (name, mut session, spec) in hosts {
         let status = session.service(op, &spec)?;
-        s.printer.line(Tone::Good, format!("{name}: {op:?} done (pid {})", status.pid.map_or("-".into(), |p| p.to_string())));
+        s.printer.line(
+            Tone::Good,
+            format!(
+                "{name}: {op:?} done (pid {})",
+                status.pid.map_or("-".into(), |p| p.to_string())
+            ),
+        );
         answers.push(serde_json::json!({ "host": name, "status": status }));
     }
     s.printer.json(&answers);
@@ -66,7 +74,11 @@ pub fn logs(s: &Session, args: LogsArgs) -> anyhow::Result<()> {
     let mut all = Vec::new();
     loop {
         for (i, (name, session, spec)) in hosts.iter_mut().enumerate() {
-            let lines: Vec<String> = session.log_tail(spec, args.lines)?.iter().map(|l| masker.mask(l)).collect();
+            let lines: Vec<String> = session
+                .log_tail(spec, args.lines)?
+                .iter()
+                .map(|l| masker.mask(l))
+                .collect();
             let new = new_lines(&seen[i], &lines);
             for l in &new {
                 s.printer.line(Tone::Plain, format!("{name} │ {l}"));
@@ -106,7 +118,10 @@ mod tests {
         let v = |s: &[&str]| s.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
         assert_eq!(new_lines(&v(&[]), &v(&["a", "b"])), v(&["a", "b"]));
         assert_eq!(new_lines(&v(&["a", "b"]), &v(&["a", "b", "c"])), v(&["c"]));
-        assert_eq!(new_lines(&v(&["a", "b", "c"]), &v(&["b", "c", "d", "e"])), v(&["d", "e"]));
+        assert_eq!(
+            new_lines(&v(&["a", "b", "c"]), &v(&["b", "c", "d", "e"])),
+            v(&["d", "e"])
+        );
         assert_eq!(new_lines(&v(&["a", "b"]), &v(&["a", "b"])), v(&[]));
         assert_eq!(new_lines(&v(&["x"]), &v(&["y"])), v(&["y"]));
     }
