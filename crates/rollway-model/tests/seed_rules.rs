@@ -915,7 +915,10 @@ cases! {
         check(rules::deployment::validate(&bad), rules::deployment::validate(&good), &[("rollback_to", rules::deployment::ROLLBACK_TO)]);
         bad.kind = DeploymentKind::Deploy;
         bad.rollback_to = Some(target.id);
-        check(rules::deployment::validate(&bad), Vec::new(), &[("rollback_to", rules::deployment::ROLLBACK_TO)]);
+        let mut returned = deployed(TO_SUCCEEDED);
+        returned.roll_back("a later manual rollback".into(), T0.plus(std::time::Duration::from_secs(60))).unwrap();
+        returned.rollback_to = Some(target.id);
+        check(rules::deployment::validate(&bad), rules::deployment::validate(&returned), &[("rollback_to", rules::deployment::ROLLBACK_TO)]);
     }
     deployment_status_allowed {
         assert_eq!(rules::deployment::parse_status("SUCCESS"), Ok(D::Succeeded));

@@ -56,11 +56,16 @@ fn readme_exit_codes_match_the_help_text() {
 }
 
 #[test]
-fn readme_opens_with_the_test_command_that_ci_runs() {
+fn readme_opens_with_the_demo_and_the_test_command_that_ci_runs() {
     let text = readme();
     let first_block = text.split("```sh\n").nth(1).unwrap();
-    let first_command = first_block.lines().next().unwrap();
-    assert!(first_command.starts_with("scripts/test"), "{first_command}");
+    let mut lines = first_block.lines();
+    let first_command = lines.next().unwrap();
+    assert!(first_command.starts_with("scripts/demo"), "{first_command}");
+    let second_command = lines.next().unwrap();
+    assert!(second_command.starts_with("scripts/test"), "{second_command}");
+    let demo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/demo")).unwrap();
+    assert!(demo.contains("rollway demo"), "{demo}");
     let ci = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/run")).unwrap();
     assert!(ci.contains("exec scripts/test"), "{ci}");
 }

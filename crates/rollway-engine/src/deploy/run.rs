@@ -645,6 +645,7 @@ impl DeployJob<'_> {
         };
         let mut window = Window::new(self.health.window_failures, baselines);
         let end = self.clock().now().plus(period);
+        let mut failed_host = None;
         let result = 'watch: loop {
             for l in live.iter_mut() {
                 let spec = self.spec_for(&l.plan, &dep.id.to_string());
@@ -663,6 +664,7 @@ impl DeployJob<'_> {
                     starts: st.starts,
                 };
                 if let Err(f) = window.observe(&o) {
+                    failed_host = Some(f.host().to_owned());
                     break 'watch Err(f.to_string());
                 }
             }
@@ -677,8 +679,16 @@ impl DeployJob<'_> {
             self.clock().sleep(self.health.interval.min(end.since(now)));
         };
         let mut v = verification.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.clock().now();
         for h in &mut v.hosts {
             h.restarts_observed = window.restarts.get(&h.host).copied().unwrap_or(0);
+            if failed_host.as_deref() == Some(h.host.as_str()) {
+                h.result = Some(CheckResult::Fail);
+                h.completed_at = Some(now);
+            }
+        }
+        if failed_host.is_some() {
+            v.result = Some(CheckResult::Fail);
         }
         let _ = self.store.put_verification(&v, Vec::new());
         drop(v);

@@ -30,6 +30,15 @@ pub enum WindowFailure {
     },
 }
 
+impl WindowFailure {
+    /// The host whose observation failed the window.
+    pub fn host(&self) -> &str {
+        match self {
+            WindowFailure::Unhealthy { host, .. } | WindowFailure::Restarted { host, .. } => host,
+        }
+    }
+}
+
 impl std::fmt::Display for WindowFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

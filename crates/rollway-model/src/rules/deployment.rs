@@ -98,10 +98,11 @@ pub fn validate(d: &Deployment) -> Vec<Violation> {
             ROLLBACK_TO,
             "a rollback deployment names the deployment it returns to in rollback_to",
         )),
-        (DeploymentKind::Deploy, Some(_)) => out.push(Violation::new(
+        // A deploy that was rolled back names the deployment it returned to.
+        (DeploymentKind::Deploy, Some(_)) if d.status() != DeploymentStatus::RolledBack => out.push(Violation::new(
             "rollback_to",
             ROLLBACK_TO,
-            "only a rollback deployment has a rollback_to",
+            "only a rollback deployment, or one that was rolled back, has a rollback_to",
         )),
         (_, Some(to)) if to == d.id => out.push(Violation::new(
             "rollback_to",
