@@ -334,8 +334,20 @@ impl<'s> Vault<'s> {
     /// for one environment is more specific than the config's default.
     /// systemd `EnvironmentFile` syntax; the caller writes it with mode 0600.
     pub fn env_file(&self, env: &str, vars: &BTreeMap<String, String>) -> Result<String, VaultError> {
+        self.env_file_with(env, vars, &BTreeMap::new())
+    }
+
+    /// [`Vault::env_file`] with `overrides` in place of stored values (a
+    /// rotation deploys a value before it is stored).
+    pub fn env_file_with(
+        &self,
+        env: &str,
+        vars: &BTreeMap<String, String>,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<String, VaultError> {
         let mut all = vars.clone();
         all.extend(self.values(env)?);
+        all.extend(overrides.clone());
         let entries: Vec<(String, String)> = all.into_iter().collect();
         Ok(crate::dotenv::render_env_file(&entries))
     }

@@ -61,6 +61,8 @@ pub fn cell(text: impl Into<String>, tone: Tone) -> Cell {
 #[derive(Debug, Clone)]
 pub struct Printer {
     json: bool,
+    /// Prints nothing on stdout (a step inside a command that answers once).
+    silent: bool,
     secrets: Arc<RwLock<(Vec<String>, Masker)>>,
 }
 
@@ -68,6 +70,7 @@ impl Printer {
     pub fn new(json: bool) -> Self {
         Self {
             json,
+            silent: false,
             secrets: Arc::new(RwLock::new((Vec::new(), Masker::default()))),
         }
     }
@@ -97,6 +100,15 @@ impl Printer {
             format!("{text}\n")
         };
         self.write(&body);
+    }
+
+    /// The same printer (same secrets) with stdout silenced, for steps of a
+    /// command whose own answer is the only JSON document it prints.
+    pub fn silenced(&self) -> Self {
+        Self {
+            silent: true,
+            ..self.clone()
+        }
     }
 
     pub fn is_json(&self) -> bool {
@@ -199,6 +211,9 @@ impl Printer {
     }
 
     fn out(&self, text: &str) {
+        if self.silent {
+            return;
+        }
         self.write(&self.mask(text));
     }
 

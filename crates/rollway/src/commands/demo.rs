@@ -109,7 +109,12 @@ pub fn run(s: &Session, args: DemoArgs) -> anyhow::Result<()> {
             json: s.global.json,
             operator: s.global.operator.clone().or_else(|| Some("demo@rollway".into())),
         },
-        s.printer.clone(),
+        // With --json the demo's own summary is its one answer.
+        if s.global.json {
+            s.printer.silenced()
+        } else {
+            s.printer.clone()
+        },
     );
     s.printer.line(Tone::Good, format!("demo project in {}", dir.display()));
 
@@ -176,6 +181,7 @@ fn deploy_args() -> DeployArgs {
         version_tag: None,
         lock_wait: std::time::Duration::from_secs(5),
         detach: false,
+        overrides: Default::default(),
     }
 }
 

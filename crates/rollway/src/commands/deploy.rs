@@ -2,6 +2,7 @@
 //! deployment from rollway.toml, the store, the vault and the artifact, and
 //! hand it to the engine. Every outcome maps onto one exit code.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,6 +44,9 @@ pub struct DeployArgs {
     /// Return once the stability window starts; `rollway verify ENV` resumes watching.
     #[arg(long)]
     pub detach: bool,
+    /// Values deployed in place of stored ones (`secrets rotate`).
+    #[arg(skip)]
+    pub overrides: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +129,17 @@ fn resolve_root(s: &Session, root: &str, local: bool) -> String {
 }
 
 pub fn prepare(s: &Session, config: &Config, store: &dyn Store, env: &str) -> anyhow::Result<Prepared> {
+    prepare_with(s, config, store, env, &BTreeMap::new())
+}
+
+/// [`prepare`] with `overrides` in the env file instead of stored values.
+pub fn prepare_with(
+    s: &Session,
+    config: &Config,
+    store: &dyn Store,
+    env: &str,
+    overrides: &BTreeMap<String, String>,
+) -> anyhow::Result<Prepared> {
     let env_ref = s.env_ref(config, env)?;
     let ecfg = &config.environments[env];
     let service_cfg = config.service.as_ref().ok_or_else(|| {
@@ -220,7 +235,7 @@ pub fn prepare(s: &Session, config: &Config, store: &dyn Store, env: &str) -> an
             }
             s.printer.add_secrets(secret);
             store.set_masker(s.printer.masker());
-            (vault.env_file(env, &ecfg.vars)?, s.printer.masker())
+            (vault.env_file_with(env, &ecfg.vars, overrides)?, s.printer.masker())
         }
         Err(e) => {
             let required = config.variables.values().any(|v| v.required_for.contains(&ecfg.kind));
@@ -416,7 +431,7 @@ pub fn deploy(s: &Session, args: DeployArgs) -> anyhow::Result<()> {
     let (config, store) = s.synced_store()?;
     s.env_ref(&config, &args.env)?;
     refuse_deprecated(&*store, &args.env)?;
-    let prepared = prepare(s, &config, &*store, &args.env)?;
+    let prepared = prepare_with(s, &config, &*store, &args.env, &args.overrides)?;
     let artifact = match &args.artifact {
         Some(a) => find_artifact(&*store, a)?,
         None => crate::commands::build::build_for(s, &config, &*store, Some(&args.env))?,

@@ -61,6 +61,23 @@ pub enum SecretsCmd {
         #[arg(long, default_value_t = 32)]
         bytes: usize,
     },
+    /// Redeploy ENV with a new value of KEY (stdin, a prompt or --generate);
+    /// it is stored only if that deployment succeeds.
+    Rotate {
+        env: String,
+        key: String,
+        /// A strong random value instead of reading one.
+        #[arg(long)]
+        generate: bool,
+        /// Random bytes for --generate.
+        #[arg(long, default_value_t = 32)]
+        bytes: usize,
+        /// The artifact to deploy (default: the current release's).
+        #[arg(long)]
+        artifact: Option<String>,
+        #[arg(long, value_parser = parse_duration, default_value = "0s")]
+        lock_wait: std::time::Duration,
+    },
     /// Check values: required present, types, schemes, formats, strength (exit 2 on problems).
     Check { env: String },
     /// Re-encrypt to the current recipients (one environment, or all).
@@ -217,6 +234,22 @@ pub fn run(s: &Session, cmd: SecretsCmd) -> anyhow::Result<()> {
                 allow_weak: false,
             };
             set(s, &vault, &env, entries, &flags, "generated", &operator)
+        }
+        SecretsCmd::Rotate {
+            env,
+            key,
+            generate,
+            bytes,
+            artifact,
+            lock_wait,
+        } => {
+            let env = prepare(s, &config, &*store, &vault, &env)?;
+            let value = if generate {
+                rollway_secrets::random_secret(bytes.max(16))?
+            } else {
+                read_value(&key)?
+            };
+            rotate(s, &config, &*store, &vault, &env, key, value, artifact, lock_wait)
         }
         SecretsCmd::Check { env } => {
             let env = prepare(s, &config, &*store, &vault, &env)?;
@@ -484,4 +517,74 @@ fn sync(s: &Session, config: &Config, vault: &Vault<'_>, env: &EnvRef, operator:
     s.printer
         .json(&serde_json::json!({ "environment": env.name, "synced": synced }));
     Ok(())
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    rollway_model::time::parse_duration(s)
+}
+
+/// `secrets rotate`: deploy with the new value in the env file; store it
+/// only when the deployment succeeded. A failed deployment is rolled back
+/// by the engine and the old value stays current.
+#[allow(clippy::too_many_arguments)]
+fn rotate(
+    s: &Session,
+    config: &rollway_config::Config,
+    store: &dyn rollway_store::Store,
+    vault: &Vault<'_>,
+    env: &EnvRef,
+    key: String,
+    value: String,
+    artifact: Option<String>,
+    lock_wait: std::time::Duration,
+) -> anyhow::Result<()> {
+    let operator = s.operator();
+    let plain = !vault.is_secret(&env.name, &key)? && config.variables.get(&key).is_some_and(|v| !v.secret);
+    let opts = SetOptions {
+        plain,
+        allow_weak: false,
+        action: "rotated".into(),
+        operator: operator.clone(),
+    };
+    let entries = vec![(key.clone(), value.clone())];
+    let problems = vault.problems_of(env, &entries, &opts);
+    if !problems.is_empty() {
+        for p in &problems {
+            s.printer.stderr_line(Tone::Plain, &format!("{}: {p}", env.name));
+        }
+        return Err(coded_with(
+            Code::Invalid,
+            anyhow::anyhow!("the new value of {key} was refused; nothing was deployed or stored"),
+            serde_json::to_value(&problems)?,
+        ));
+    }
+    if !plain {
+        s.printer.add_secrets([value.clone()]);
+        store.set_masker(s.printer.masker());
+    }
+    // Deploy what runs now unless told otherwise: a rotation changes a value, not the code.
+    let artifact = match artifact {
+        Some(a) => Some(a),
+        None => store
+            .last_succeeded(&env.name)?
+            .and_then(|d| d.artifact_id)
+            .map(|id| id.to_string()),
+    };
+    let args = crate::commands::deploy::DeployArgs {
+        env: env.name.clone(),
+        artifact,
+        dry_run: false,
+        note: Some(format!("rotate {key}")),
+        version_tag: None,
+        lock_wait,
+        detach: false,
+        overrides: [(key.clone(), value.clone())].into_iter().collect(),
+    };
+    crate::commands::deploy::deploy(s, args)
+        .with_context(|| format!("{key} was not rotated: {} keeps its old value", env.name))?;
+    let flags = SetFlags {
+        plain,
+        allow_weak: false,
+    };
+    set(s, vault, env, entries, &flags, "rotated", &operator)
 }
