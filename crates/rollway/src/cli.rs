@@ -74,6 +74,8 @@ pub enum Command {
     Verify(commands::deploy::VerifyArgs),
     /// Return an environment to an earlier release (a new deployment of kind rollback).
     Rollback(commands::deploy::RollbackArgs),
+    /// Settle what a crashed run left in progress: fail it and return its hosts.
+    Recover(commands::deploy::RecoverArgs),
     /// Stop the service on every host of an environment.
     Stop(commands::service::ServiceArgs),
     /// Start the service on every host of an environment.
@@ -121,6 +123,7 @@ pub fn run() -> i32 {
         Command::Deploy(args) => commands::deploy::deploy(&session, args),
         Command::Verify(args) => commands::deploy::verify(&session, args),
         Command::Rollback(args) => commands::deploy::rollback(&session, args),
+        Command::Recover(args) => commands::deploy::recover(&session, args),
         Command::Stop(args) => commands::service::control(&session, args, rollway_engine::host::ServiceOp::Stop),
         Command::Start(args) => commands::service::control(&session, args, rollway_engine::host::ServiceOp::Start),
         Command::Restart(args) => commands::service::control(&session, args, rollway_engine::host::ServiceOp::Restart),

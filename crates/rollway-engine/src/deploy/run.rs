@@ -219,6 +219,16 @@ impl DeployJob<'_> {
         self.under_lease(lock, |held| self.deploy(dep, held))
     }
 
+    /// Only the recovery, under the environment's lease (`rollway recover`):
+    /// what an interrupted run left in progress is failed and rolled back.
+    /// Returns the deployments it settled.
+    pub fn recover(self) -> Result<Vec<DeploymentId>, DeployError> {
+        let lock = self.acquire(format!("recover of {}", self.environment), None)?;
+        let r = self.recovery().run();
+        let _ = self.store.release_lock(&lock);
+        r
+    }
+
     /// Resumes watching the stability window of the environment's detached
     /// deployment (`rollway verify`); a window already over is failed as
     /// "window not observed" and rolled back.

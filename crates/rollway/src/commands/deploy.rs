@@ -565,6 +565,68 @@ pub fn rollback(s: &Session, args: RollbackArgs) -> anyhow::Result<()> {
     report(s, &*store, outcome)
 }
 
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    pub env: String,
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    pub lock_wait: Duration,
+}
+
+/// `rollway recover ENV`: under the environment's lease, settles what a
+/// crashed or killed run left in progress (failed, hosts returned, rolled
+/// back), and nothing else. Every deploy, verify and rollback does the same
+/// first; this is that step alone.
+pub fn recover(s: &Session, args: RecoverArgs) -> anyhow::Result<()> {
+    let (config, store) = s.synced_store()?;
+    s.env_ref(&config, &args.env)?;
+    let prepared = prepare(s, &config, &*store, &args.env)?;
+    // Recovery ships nothing: the release only fills the job's shape.
+    let release = match store.last_succeeded(&args.env)?.and_then(|d| d.artifact_id) {
+        Some(id) => match store.artifact(id)? {
+            Some(a) => release_of(&a)?,
+            None => placeholder_release(&*store),
+        },
+        None => placeholder_release(&*store),
+    };
+    let connector = crate::commands::connect::connector(s, &config, &*store, &args.env)?;
+    let progress = progress(s);
+    let interrupted = interrupted_flag();
+    let mut job = job(
+        s,
+        &*store,
+        &connector,
+        &progress,
+        &interrupted,
+        &args.env,
+        prepared,
+        release,
+    );
+    job.lock_wait = args.lock_wait;
+    let settled = job.recover().map_err(engine_error)?;
+    s.printer
+        .json(&serde_json::json!({ "environment": args.env, "recovered": settled }));
+    if settled.is_empty() {
+        s.printer
+            .line(Tone::Good, format!("{}: nothing was left in progress", args.env));
+    }
+    for id in &settled {
+        s.printer
+            .line(Tone::Warn, format!("{}: settled interrupted deployment {id}", args.env));
+    }
+    Ok(())
+}
+
+fn placeholder_release(store: &dyn Store) -> ReleaseSource {
+    ReleaseSource {
+        artifact_id: rollway_model::ArtifactId::generate(store.clock().now()),
+        archive: PathBuf::new(),
+        sha256: rollway_model::Sha256Digest::zero(),
+        commit: None,
+        branch: None,
+        dirty: false,
+    }
+}
+
 /// `git describe --tags --always` in `dir`, if it is a git work tree.
 pub fn git_describe(dir: &Path) -> Option<String> {
     let out = std::process::Command::new("git")
