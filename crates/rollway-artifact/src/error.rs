@@ -92,6 +92,9 @@ pub enum Problem {
     Read(io::Error),
     #[error("writing the release failed: {0}")]
     Write(io::Error),
+    /// The release writer refused the entry (the writer's own words).
+    #[error("{0}")]
+    Refused(String),
     #[error("destination {0} already exists; unpack only into a fresh directory")]
     DestinationExists(PathBuf),
 }

@@ -47,4 +47,4 @@ pub use manifest::{EntryKind, MANIFEST_NAME, Manifest, ManifestEntry};
 pub use pack::{Compression, PackOptions, PackPhase, PackResult, PackStats, Progress, pack, pack_with_progress};
 pub use read::{Expected, VerifyReport, verify};
 pub use scan::Secrets;
-pub use unpack::{UnpackOptions, UnpackedRelease, remove_release, unpack};
+pub use unpack::{UnpackedRelease, remove_release, unpack};

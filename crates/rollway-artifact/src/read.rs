@@ -213,7 +213,7 @@ pub(crate) fn read_archive(
         let mode = entry.header().mode().map_err(|e| bad(Problem::Read(e)))? & 0o7777;
         let kind = match entry_type {
             EntryType::Directory => {
-                sink.dir(&path).map_err(|e| bad(Problem::Write(e)))?;
+                sink.dir(&path).map_err(|e| bad(sink_problem(e)))?;
                 Seen::Dir { mode }
             }
             EntryType::Regular | EntryType::Continuous if path == MANIFEST_NAME => {
@@ -238,7 +238,7 @@ pub(crate) fn read_archive(
             EntryType::Regular | EntryType::Continuous => {
                 let executable = mode & 0o111 != 0;
                 sink.file_begin(&path, executable, header_size)
-                    .map_err(|e| bad(Problem::Write(e)))?;
+                    .map_err(|e| bad(sink_problem(e)))?;
                 let mut sha = Sha256::new();
                 let mut got = 0u64;
                 loop {
@@ -249,7 +249,7 @@ pub(crate) fn read_archive(
                         Err(e) => return Err(bad(Problem::Read(e))),
                     };
                     sha.update(&buf[..n]);
-                    sink.file_chunk(&buf[..n]).map_err(|e| bad(Problem::Write(e)))?;
+                    sink.file_chunk(&buf[..n]).map_err(|e| bad(sink_problem(e)))?;
                     got += n as u64;
                 }
                 if got != header_size {
@@ -258,7 +258,7 @@ pub(crate) fn read_archive(
                         header: header_size,
                     }));
                 }
-                sink.file_end().map_err(|e| bad(Problem::Write(e)))?;
+                sink.file_end().map_err(|e| bad(sink_problem(e)))?;
                 Seen::File {
                     mode,
                     size: got,
@@ -273,7 +273,7 @@ pub(crate) fn read_archive(
                         problem: manifest::SymlinkProblem::Absolute,
                     })
                 })?;
-                sink.symlink(&path, &target).map_err(|e| bad(Problem::Write(e)))?;
+                sink.symlink(&path, &target).map_err(|e| bad(sink_problem(e)))?;
                 Seen::Symlink { target }
             }
             EntryType::Link => {
@@ -282,7 +282,7 @@ pub(crate) fn read_archive(
                 let Some(Seen::File { mode, size, sha256 }) = seen.get(&target).filter(|_| ok).cloned() else {
                     return Err(bad(Problem::HardLinkOutside(target)));
                 };
-                sink.hardlink(&path, &target).map_err(|e| bad(Problem::Write(e)))?;
+                sink.hardlink(&path, &target).map_err(|e| bad(sink_problem(e)))?;
                 Seen::File { mode, size, sha256 }
             }
             EntryType::Char | EntryType::Block => return Err(bad(Problem::Special("device"))),
@@ -485,4 +485,16 @@ fn compare(manifest: &Manifest, seen: &HashMap<String, Seen>, order: &[String]) 
         return Err((e.path.clone(), Problem::MissingFromArchive));
     }
     Ok(())
+}
+
+/// A sink's error: the release writer refusing an entry is an unsafe
+/// archive, anything else a failed write.
+fn sink_problem(e: io::Error) -> Problem {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<crate::release::ReleaseError>())
+    {
+        Some(refused) if !refused.is_io() => Problem::Refused(refused.problem.to_string()),
+        _ => Problem::Write(e),
+    }
 }

@@ -69,6 +69,10 @@ pub enum ReleaseProblem {
     Symlink { target: String, problem: SymlinkProblem },
     #[error("written twice")]
     Duplicate,
+    #[error("file '{0}' is still being written; end it first")]
+    FileOpen(String),
+    #[error("no file is being written")]
+    NoFileOpen,
     #[error("parent '{0}' is a {1}, not a directory")]
     ParentNotDir(String, &'static str),
     #[error("hard link source {} is not a regular file", .0.display())]
@@ -137,7 +141,18 @@ pub struct ReleaseWriter {
     /// entries arrive mostly sorted, so consecutive files share them.
     open: Vec<(String, OwnedFd)>,
     buf: Vec<u8>,
+    /// A file being written by pushes ([`ReleaseWriter::file_begin`]).
+    pending: Option<PendingFile>,
     finished: bool,
+}
+
+/// A regular file between `file_begin` and `file_end`.
+struct PendingFile {
+    path: String,
+    file: File,
+    sha: Sha256,
+    size: u64,
+    executable: bool,
 }
 
 impl fmt::Debug for ReleaseWriter {
@@ -188,6 +203,7 @@ impl ReleaseWriter {
             made: BTreeMap::new(),
             open: Vec::new(),
             buf: vec![0; CHUNK],
+            pending: None,
             finished: false,
         })
     }
@@ -235,6 +251,9 @@ impl ReleaseWriter {
     /// Checks `path` and that nothing was written there yet; makes its
     /// missing parents; leaves the parent open; returns the last component.
     fn prepare<'p>(&mut self, path: &'p str) -> Result<&'p str, ReleaseError> {
+        if let Some(open) = &self.pending {
+            return Err(self.err(path, ReleaseProblem::FileOpen(open.path.clone())));
+        }
         manifest::check_path(path).map_err(|p| self.err(path, ReleaseProblem::Path(p)))?;
         if self.made.contains_key(path) {
             return Err(self.err(path, ReleaseProblem::Duplicate));
@@ -319,11 +338,34 @@ impl ReleaseWriter {
     /// only decides whether it is executable. The caller bounds `reader`
     /// (e.g. with `Read::take`) when its length is not to be trusted.
     pub fn add_file(&mut self, path: &str, mode: u32, mut reader: impl Read) -> Result<WrittenFile, ReleaseError> {
+        self.file_begin(path, mode)?;
+        let mut buf = std::mem::take(&mut self.buf);
+        let copied = loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    if let Err(e) = self.file_write(&buf[..n]) {
+                        break Err(e);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(self.io(path, "read the file's data", e)),
+            }
+        };
+        self.buf = buf;
+        copied?;
+        self.file_end()
+    }
+
+    /// Starts a regular file whose bytes arrive by [`Self::file_write`]
+    /// (an archive read in chunks); [`Self::file_end`] completes it. No
+    /// other entry may be added in between.
+    pub fn file_begin(&mut self, path: &str, mode: u32) -> Result<(), ReleaseError> {
         let name = self.prepare(path)?;
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(self.cwd(), name, flags, Mode::from_raw_mode(0o600))
             .map_err(|e| self.io(path, "create the file", e))?;
-        // Recorded before writing, so a failure below still counts it as ours.
+        // Recorded before writing, so a failure later still counts it as ours.
         let executable = mode & 0o111 != 0;
         self.made.insert(
             path.to_owned(),
@@ -333,33 +375,54 @@ impl ReleaseWriter {
                 executable,
             }),
         );
-        let mut file = File::from(fd);
-        let mut sha = Sha256::new();
-        let mut size = 0u64;
-        let mut buf = std::mem::take(&mut self.buf);
-        let copied = (|| -> io::Result<()> {
-            loop {
-                let n = match reader.read(&mut buf) {
-                    Ok(0) => return Ok(()),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                };
-                sha.update(&buf[..n]);
-                file.write_all(&buf[..n])?;
-                size += n as u64;
-            }
-        })();
-        self.buf = buf;
-        copied.map_err(|e| self.io(path, "write the file", e))?;
-        rustix::fs::fchmod(&file, Mode::from_raw_mode(if executable { 0o555 } else { 0o444 }))
-            .map_err(|e| self.io(path, "make the file read-only", e))?;
-        let written = WrittenFile {
-            size,
-            sha256: Sha256Digest::from_bytes(sha.finalize().into()),
+        self.pending = Some(PendingFile {
+            path: path.to_owned(),
+            file: File::from(fd),
+            sha: Sha256::new(),
+            size: 0,
             executable,
+        });
+        Ok(())
+    }
+
+    /// Appends bytes to the file [`Self::file_begin`] started.
+    pub fn file_write(&mut self, data: &[u8]) -> Result<(), ReleaseError> {
+        let Some(open) = self.pending.as_mut() else {
+            return Err(ReleaseError {
+                dir: self.dir.clone(),
+                entry: None,
+                problem: ReleaseProblem::NoFileOpen,
+            });
         };
-        self.made.insert(path.to_owned(), Made::File(written.clone()));
+        open.sha.update(data);
+        open.size += data.len() as u64;
+        if let Err(e) = open.file.write_all(data) {
+            let path = open.path.clone();
+            return Err(self.io(&path, "write the file", e));
+        }
+        Ok(())
+    }
+
+    /// Completes the file [`Self::file_begin`] started: read-only, hashed.
+    pub fn file_end(&mut self) -> Result<WrittenFile, ReleaseError> {
+        let Some(open) = self.pending.take() else {
+            return Err(ReleaseError {
+                dir: self.dir.clone(),
+                entry: None,
+                problem: ReleaseProblem::NoFileOpen,
+            });
+        };
+        rustix::fs::fchmod(
+            &open.file,
+            Mode::from_raw_mode(if open.executable { 0o555 } else { 0o444 }),
+        )
+        .map_err(|e| self.io(&open.path, "make the file read-only", e))?;
+        let written = WrittenFile {
+            size: open.size,
+            sha256: Sha256Digest::from_bytes(open.sha.finalize().into()),
+            executable: open.executable,
+        };
+        self.made.insert(open.path, Made::File(written.clone()));
         Ok(written)
     }
 
@@ -564,6 +627,13 @@ impl SourceDir {
         Ok(Self {
             fd: rustix::fs::open(dir, dir_flags(), Mode::empty())?,
         })
+    }
+}
+
+impl ReleaseError {
+    /// Whether the file system failed (rather than the input being refused).
+    pub fn is_io(&self) -> bool {
+        matches!(self.problem, ReleaseProblem::Io { .. })
     }
 }
 
