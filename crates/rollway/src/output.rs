@@ -224,3 +224,88 @@ impl Printer {
         let _ = out.flush();
     }
 }
+
+/// A one-line progress bar on stderr: drawn only when stderr is a terminal
+/// and the command is not answering `--json`, at most ten times a second.
+#[derive(Debug)]
+pub struct Bar {
+    label: String,
+    last: Option<std::time::Instant>,
+    drawn: bool,
+}
+
+impl Printer {
+    /// A progress bar for `label`, or `None` when nobody would see it.
+    pub fn bar(&self, label: &str) -> Option<Bar> {
+        use std::io::IsTerminal as _;
+        (!self.json && !self.silent && std::io::stderr().is_terminal()).then(|| Bar {
+            label: label.to_owned(),
+            last: None,
+            drawn: false,
+        })
+    }
+}
+
+impl Bar {
+    /// Redraws with files and bytes done out of their totals (0: unknown).
+    pub fn update(&mut self, files: (u64, u64), bytes: (u64, u64)) {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < std::time::Duration::from_millis(100))
+        {
+            return;
+        }
+        self.last = Some(now);
+        self.drawn = true;
+        let _ = write!(
+            anstream::stderr().lock(),
+            "\r\x1b[2K{}",
+            bar_text(&self.label, files, bytes)
+        );
+    }
+
+    /// Clears the line.
+    pub fn finish(self) {
+        if self.drawn {
+            let _ = write!(anstream::stderr().lock(), "\r\x1b[2K");
+        }
+    }
+}
+
+/// `label [#####-----] 12/40 files, 1.2/4.0 MB`.
+fn bar_text(label: &str, (files, files_total): (u64, u64), (bytes, bytes_total): (u64, u64)) -> String {
+    const WIDTH: u64 = 24;
+    let filled = (bytes.min(bytes_total) * WIDTH).checked_div(bytes_total).unwrap_or(0);
+    let mb = |b: u64| b as f64 / 1e6;
+    format!(
+        "{label} [{}{}] {files}/{files_total} files, {:.1}/{:.1} MB",
+        "#".repeat(filled as usize),
+        "-".repeat((WIDTH - filled) as usize),
+        mb(bytes),
+        mb(bytes_total)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bar_text_fills_with_bytes() {
+        let check = |files, bytes, expected: &str| assert_eq!(super::bar_text("packing", files, bytes), expected);
+        check(
+            (0, 0),
+            (0, 0),
+            "packing [------------------------] 0/0 files, 0.0/0.0 MB",
+        );
+        check(
+            (5, 10),
+            (2_000_000, 4_000_000),
+            "packing [############------------] 5/10 files, 2.0/4.0 MB",
+        );
+        check(
+            (10, 10),
+            (4_000_000, 4_000_000),
+            "packing [########################] 10/10 files, 4.0/4.0 MB",
+        );
+    }
+}

@@ -131,7 +131,16 @@ fn build_inner(
     opts.secrets = secrets;
     opts.aliases = aliases;
     s.printer.line(Tone::Dim, format!("packing {}", output.display()));
-    let packed = rollway_artifact::pack(&output, &opts).map_err(|e| coded(Code::Invalid, anyhow::Error::new(e)))?;
+    let mut bar = s.printer.bar("packing");
+    let packed = rollway_artifact::pack_with_progress(&output, &opts, &mut |p| {
+        if let Some(b) = bar.as_mut() {
+            b.update((p.files_done, p.files_total), (p.bytes_done, p.bytes_total));
+        }
+    });
+    if let Some(b) = bar {
+        b.finish();
+    }
+    let packed = packed.map_err(|e| coded(Code::Invalid, anyhow::Error::new(e)))?;
     // The deployer reads a manifest from this cache instead of the archive's
     // tail; a missing entry only costs one read later, so failure is no error.
     let _ = rollway_engine::target::archive::remember_manifest(
@@ -166,7 +175,11 @@ fn build_inner(
         aliases_resolved: packed.aliases_resolved,
         unresolved_aliases: packed.unresolved_alias_lines(),
         contents: packed.contents.clone(),
-        location: packed.archive_path.display().to_string(),
+        // Absolute, so the record holds wherever later commands run from.
+        location: std::fs::canonicalize(&packed.archive_path)
+            .unwrap_or_else(|_| packed.archive_path.clone())
+            .display()
+            .to_string(),
         job_id: None,
         expires_at: now.plus(build.expire_after),
         created_at: now,
