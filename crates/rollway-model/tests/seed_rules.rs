@@ -916,7 +916,7 @@ cases! {
         bad.kind = DeploymentKind::Deploy;
         bad.rollback_to = Some(target.id);
         let mut returned = deployed(TO_SUCCEEDED);
-        returned.roll_back("a later manual rollback".into(), T0.plus(std::time::Duration::from_secs(60))).unwrap();
+        returned.roll_back("a later manual rollback", at(60)).unwrap();
         returned.rollback_to = Some(target.id);
         check(rules::deployment::validate(&bad), rules::deployment::validate(&returned), &[("rollback_to", rules::deployment::ROLLBACK_TO)]);
     }
