@@ -44,7 +44,9 @@ pub mod walk;
 pub use aliases::{AliasPattern, AliasSource, AliasSpec, UnresolvedAlias};
 pub use error::{ArchiveError, PackError, Problem};
 pub use manifest::{EntryKind, MANIFEST_NAME, Manifest, ManifestEntry};
-pub use pack::{Compression, PackOptions, PackPhase, PackResult, PackStats, Progress, pack, pack_with_progress};
+pub use pack::{
+    Compression, PackOptions, PackPhase, PackResult, PackStats, Progress, SourceInfo, pack, pack_with_progress,
+};
 pub use read::{Expected, VerifyReport, verify};
 pub use scan::Secrets;
 pub use unpack::{UnpackedRelease, remove_release, unpack};

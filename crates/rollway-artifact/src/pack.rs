@@ -201,6 +201,49 @@ impl PackResult {
     pub fn unresolved_alias_lines(&self) -> Vec<String> {
         self.unresolved_aliases.iter().map(ToString::to_string).collect()
     }
+
+    /// The artifact record of this pack: built now, expiring after
+    /// `expire_after`, from `source`, made by `job` when a job made it.
+    pub fn record(
+        &self,
+        kind: rollway_model::ArtifactKind,
+        source: &SourceInfo,
+        now: rollway_model::Timestamp,
+        expire_after: std::time::Duration,
+        job: Option<rollway_model::JobId>,
+    ) -> rollway_model::Artifact {
+        rollway_model::Artifact {
+            id: rollway_model::ArtifactId::generate(now),
+            kind,
+            sha256: self.sha256.clone(),
+            content_digest: self.content_digest.clone(),
+            size_bytes: self.size_bytes,
+            source_version: source.commit.clone(),
+            branch: source.branch.clone(),
+            dirty: source.dirty,
+            built_at: now,
+            aliases_resolved: self.aliases_resolved,
+            unresolved_aliases: self.unresolved_alias_lines(),
+            contents: self.contents.clone(),
+            // Absolute, so the record holds wherever later commands run from.
+            location: fs::canonicalize(&self.archive_path)
+                .unwrap_or_else(|_| self.archive_path.clone())
+                .display()
+                .to_string(),
+            job_id: job,
+            expires_at: now.plus(expire_after),
+            created_at: now,
+        }
+    }
+}
+
+/// Where packed files came from: the git commit and branch (none outside
+/// git) and whether the work tree had uncommitted changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceInfo {
+    pub commit: Option<rollway_model::CommitHash>,
+    pub branch: Option<String>,
+    pub dirty: bool,
 }
 
 /// Packs `source` (a directory, or one file) into `opts.out_dir`.

@@ -66,6 +66,9 @@ pub enum Command {
     /// Variables and secrets: age-encrypted, masked everywhere.
     #[command(subcommand)]
     Secrets(commands::secrets::SecretsCmd),
+    /// Run the [jobs] DAG; list, show, follow and cancel runs.
+    #[command(subcommand)]
+    Pipeline(commands::pipeline::PipelineCmd),
     /// Build a sample app and deploy it to a local target: v1, then a broken v2 rolled back by itself.
     Demo(commands::demo::DemoArgs),
     /// Ship a release to an environment, verify it, roll back by itself when it is not healthy.
@@ -119,6 +122,7 @@ pub fn run() -> i32 {
         Command::Env(cmd) => commands::env::run(&session, cmd),
         Command::Events(cmd) => commands::events::run(&session, cmd),
         Command::Secrets(cmd) => commands::secrets::run(&session, cmd),
+        Command::Pipeline(cmd) => commands::pipeline::run(&session, cmd),
         Command::Demo(args) => commands::demo::run(&session, args),
         Command::Deploy(args) => commands::deploy::deploy(&session, args),
         Command::Verify(args) => commands::deploy::verify(&session, args),

@@ -203,6 +203,13 @@ impl Printer {
         }
     }
 
+    /// Text for people printed as it comes (a job's log), masked; nothing in `--json` mode.
+    pub fn raw_masked(&self, text: &str) {
+        if !self.json {
+            self.out(text);
+        }
+    }
+
     /// Generated text printed as is (completion scripts, man pages), in both modes.
     pub fn raw(&self, bytes: &[u8]) {
         let mut out = std::io::stdout().lock();

@@ -98,6 +98,30 @@ impl Session {
             .unwrap_or_else(|_| "localhost".into());
         format!("{user}@{host}")
     }
+
+    /// An environment's variables for commands that run on this machine
+    /// (build and pipeline jobs): the vault's values when there is an
+    /// identity, then the environment's plain `vars`. Arms both masking
+    /// doors (this printer and the store's event log) with its secrets.
+    pub fn env_values(&self, config: &Config, store: &dyn Store, env: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let env_ref = self.env_ref(config, env)?;
+        let mut values: Vec<(String, String)> = Vec::new();
+        if let Ok(vault) = self.vault(config, store) {
+            let mut secrets = Vec::new();
+            for (k, v) in vault.values(&env_ref.name)? {
+                if vault.is_secret(&env_ref.name, &k)? {
+                    secrets.push(v.clone());
+                }
+                values.push((k, v));
+            }
+            self.printer.add_secrets(secrets);
+            store.set_masker(self.printer.masker());
+        }
+        if let Some(e) = config.environments.get(env) {
+            values.extend(e.vars.clone());
+        }
+        Ok(values)
+    }
 }
 
 /// Secrets: the identity, the vault and environment references.

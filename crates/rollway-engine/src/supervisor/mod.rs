@@ -20,7 +20,7 @@ use crate::exec;
 
 mod command;
 mod log;
-mod process;
+pub(crate) mod process;
 mod rollway;
 mod run;
 mod supervisord;

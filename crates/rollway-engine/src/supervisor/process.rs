@@ -8,14 +8,42 @@ use rustix::process::{Pid, Signal, kill_process, kill_process_group};
 
 /// `(state, process group)` of a process, from `/proc/PID/stat`.
 fn stat(pid: u32) -> Option<(char, u32)> {
+    full_stat(pid).map(|(state, _, pgrp)| (state, pgrp))
+}
+
+/// `(state, parent, process group)` of a process, from `/proc/PID/stat`.
+fn full_stat(pid: u32) -> Option<(char, u32, u32)> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may itself hold spaces or ')'.
     let rest = &text[text.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();
     let state = fields.next()?.chars().next()?;
-    let _ppid = fields.next()?;
+    let ppid = fields.next()?.parse().ok()?;
     let pgrp = fields.next()?.parse().ok()?;
-    Some((state, pgrp))
+    Some((state, ppid, pgrp))
+}
+
+/// Every process (zombies included) whose parent chain reaches one of
+/// `roots`, the roots themselves excluded.
+pub fn descendants(roots: &[u32]) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| full_stat(pid).map(|(_, ppid, _)| (pid, ppid)))
+        .collect();
+    let mut found: Vec<u32> = Vec::new();
+    let mut frontier: Vec<u32> = roots.to_vec();
+    while let Some(p) = frontier.pop() {
+        for &(child, parent) in &parents {
+            if parent == p && !found.contains(&child) && !roots.contains(&child) {
+                found.push(child);
+                frontier.push(child);
+            }
+        }
+    }
+    found
 }
 
 fn is_dead_state(state: char) -> bool {

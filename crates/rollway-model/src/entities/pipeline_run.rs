@@ -26,6 +26,9 @@ pub struct PipelineRun {
     pub environment: Option<String>,
     /// The run's jobs (seed 001 DeploymentJob), in configuration order.
     pub jobs: Vec<JobId>,
+    /// When `rollway pipeline cancel` asked the running process to stop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_requested: Option<Timestamp>,
 }
 
 impl PipelineRun {
@@ -38,6 +41,7 @@ impl PipelineRun {
             triggered_by: triggered_by.into(),
             environment: None,
             jobs: Vec::new(),
+            cancel_requested: None,
         }
     }
 

@@ -85,18 +85,10 @@ fn build_inner(
         )
     })?;
     let dir = s.config_dir();
-    let mut values: Vec<(String, String)> = Vec::new();
-    if let Some(env) = env {
-        let env_ref = s.env_ref(config, env)?;
-        if let Ok(vault) = s.vault(config, store) {
-            values = vault.values(&env_ref.name)?.into_iter().collect();
-            s.printer.add_secrets(values.iter().map(|(_, v)| v.clone()));
-            store.set_masker(s.printer.masker());
-        }
-        if let Some(e) = config.environments.get(env) {
-            values.extend(e.vars.clone());
-        }
-    }
+    let values = match env {
+        Some(env) => s.env_values(config, store, env)?,
+        None => Vec::new(),
+    };
     let state = s.state_dir();
     let log_path = state
         .join("logs")
@@ -159,31 +151,7 @@ fn build_inner(
         return Ok(existing);
     }
     let now = store.clock().now();
-    let commit = git(&dir, &["rev-parse", "HEAD"]).and_then(|c| CommitHash::try_from(c).ok());
-    let artifact = Artifact {
-        id: ArtifactId::generate(now),
-        kind: build.kind,
-        sha256: packed.sha256.clone(),
-        content_digest: packed.content_digest.clone(),
-        size_bytes: packed.size_bytes,
-        source_version: commit.clone(),
-        branch: commit
-            .as_ref()
-            .and_then(|_| git(&dir, &["rev-parse", "--abbrev-ref", "HEAD"])),
-        dirty: commit.is_some() && git(&dir, &["status", "--porcelain"]).is_some(),
-        built_at: now,
-        aliases_resolved: packed.aliases_resolved,
-        unresolved_aliases: packed.unresolved_alias_lines(),
-        contents: packed.contents.clone(),
-        // Absolute, so the record holds wherever later commands run from.
-        location: std::fs::canonicalize(&packed.archive_path)
-            .unwrap_or_else(|_| packed.archive_path.clone())
-            .display()
-            .to_string(),
-        job_id: None,
-        expires_at: now.plus(build.expire_after),
-        created_at: now,
-    };
+    let artifact = packed.record(build.kind, &source_info(&dir), now, build.expire_after, None);
     let ev = NewEvent::new(
         EventKind::ArtifactBuilt,
         Level::Info,
@@ -387,4 +355,16 @@ fn prune(s: &Session, store: &dyn Store, dry_run: bool) -> anyhow::Result<()> {
         s.printer.line(Tone::Dim, "nothing to prune");
     }
     Ok(())
+}
+
+/// The git commit, branch and dirty flag of `dir` (none outside git).
+pub fn source_info(dir: &Path) -> rollway_artifact::SourceInfo {
+    let commit = git(dir, &["rev-parse", "HEAD"]).and_then(|c| CommitHash::try_from(c).ok());
+    rollway_artifact::SourceInfo {
+        branch: commit
+            .as_ref()
+            .and_then(|_| git(dir, &["rev-parse", "--abbrev-ref", "HEAD"])),
+        dirty: commit.is_some() && git(dir, &["status", "--porcelain"]).is_some(),
+        commit,
+    }
 }

@@ -13,5 +13,6 @@ pub mod events;
 pub mod host;
 pub mod init;
 pub mod meta;
+pub mod pipeline;
 pub mod secrets;
 pub mod service;
