@@ -2,6 +2,7 @@
 //! cycles in `needs` and `depends_on`, the one release stack, stack outputs
 //! and the `{{ stack.key }}` placeholders in stack commands.
 
+use rollway_model::outputs::{output_var, placeholders};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::parse::Marks;
@@ -175,22 +176,6 @@ fn check_release_stacks(cx: &Ctx<'_>, config: &Config, marks: &Marks) {
     }
 }
 
-/// `ROLLWAY_OUTPUT_<STACK>_<KEY>`, upper-cased, other characters `_`.
-pub(crate) fn output_var(stack: &str, key: &str) -> String {
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
-    format!("ROLLWAY_OUTPUT_{}_{}", clean(stack), clean(key))
-}
-
 fn check_outputs(cx: &Ctx<'_>, marks: &Marks) {
     let mut outputs: Vec<&(String, At<String>)> = marks.outputs.iter().collect();
     outputs.sort_by_key(|(_, o)| o.at);
@@ -212,28 +197,6 @@ fn check_outputs(cx: &Ctx<'_>, marks: &Marks) {
             }
         }
     }
-}
-
-/// `{{ stack.key }}` placeholders of a command. Other `{{ … }}` texts (Go
-/// templates such as `{{.State}}`) are left alone.
-pub(crate) fn placeholders(text: &str) -> Vec<(&str, &str, &str)> {
-    let word = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("{{") {
-        let after = &rest[i + 2..];
-        let Some(j) = after.find("}}") else {
-            break;
-        };
-        if let Some((stack, key)) = after[..j].trim().split_once('.')
-            && word(stack)
-            && word(key)
-        {
-            out.push((&rest[i..i + 2 + j + 2], stack, key));
-        }
-        rest = &after[j + 2..];
-    }
-    out
 }
 
 fn check_placeholders(cx: &Ctx<'_>, config: &Config, marks: &Marks) {

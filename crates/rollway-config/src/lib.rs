@@ -26,7 +26,7 @@ pub use types::{
 
 /// `ROLLWAY_OUTPUT_<STACK>_<KEY>`: how a stack output reaches later stacks.
 pub fn output_var(stack: &str, key: &str) -> String {
-    checks::output_var(stack, key)
+    rollway_model::outputs::output_var(stack, key)
 }
 
 /// Parses and checks `source`; `file_name` is what diagnostics call the file.

@@ -11,6 +11,7 @@ pub mod failpoint;
 pub mod plan;
 pub mod recover;
 pub mod run;
+pub mod stacks;
 pub mod window;
 
 pub use run::{Connector, DeployJob, Health, Outcome};
@@ -78,7 +79,7 @@ pub enum DeployError {
     Deprecated { environment: String },
     #[error("{0}")]
     Invalid(String),
-    #[error("deployment {deployment} failed: {reason}{}", if *rolled_back { "; every host that took it is back on its previous release" } else { "" })]
+    #[error("deployment {deployment} failed: {reason}{}", if *rolled_back { "; what it changed was rolled back (hosts to their previous release, stacks by their rollback)" } else { "" })]
     Failed {
         deployment: DeploymentId,
         reason: String,

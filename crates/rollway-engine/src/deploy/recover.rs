@@ -119,9 +119,11 @@ pub(crate) fn fail_and_return<'s>(
     let now = store.clock().now();
     let failed = store.update_deployment(id, &mut |d: &mut Deployment| {
         let from = d.status();
-        if from != DeploymentStatus::Failed {
-            d.fail(reason.clone(), now).map_err(model_err)?;
+        if from == DeploymentStatus::Failed {
+            // Failed already (a stack failed first): only the hosts are left.
+            return Ok(Vec::new());
         }
+        d.fail(reason.clone(), now).map_err(model_err)?;
         Ok(vec![
             event(
                 env,
@@ -142,10 +144,17 @@ pub(crate) fn fail_and_return<'s>(
             ),
         ])
     });
-    if let Err(e) = failed {
-        return e.into();
+    let newly_failed = match failed {
+        Err(e) => return e.into(),
+        Ok(d) => d
+            .lifecycle
+            .history()
+            .last()
+            .is_some_and(|r| r.at == now && r.to == DeploymentStatus::Failed),
+    };
+    if newly_failed {
+        progress.step(None, &format!("deployment failed: {reason}"));
     }
-    progress.step(None, &format!("deployment failed: {reason}"));
     let release = id.to_string();
     let mut v = verification.lock().unwrap_or_else(|p| p.into_inner());
     let switched: Vec<(String, Option<String>)> = v

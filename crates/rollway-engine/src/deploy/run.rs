@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use rollway_model::{
     CheckResult, Clock, Deployment, DeploymentId, DeploymentKind, DeploymentStatus, EventKind, HostResult, Level, Lock,
-    Masker, NewEvent, Timestamp, Verification,
+    Masker, NewEvent, Resource, ResourceStatus, Stack, StackStatus, Timestamp, Verification,
 };
 use rollway_store::{LockRequest, Store, StoreError};
 use serde_json::json;
 
 use super::failpoint::failpoint;
 use super::plan::waves;
+use super::stacks::{self, StackSpec};
 use super::window::{Observation, Window};
 use super::{DeployError, HostPlan, Progress, ReleaseSource};
 use crate::host::{HostSession, ServiceOp};
@@ -72,6 +73,19 @@ pub struct DeployJob<'a> {
     /// For a manual rollback: the deployment it supersedes and why; that one
     /// becomes rolled_back when this succeeds.
     pub supersedes: Option<(DeploymentId, String)>,
+    /// `[stacks]`; empty: the release stack alone.
+    pub stacks: Vec<StackSpec>,
+    /// Where stack commands run (the project directory), with the
+    /// environment's variables; scratch files go under `stack_work`.
+    pub stack_dir: Option<std::path::PathBuf>,
+    pub stack_vars: Vec<(String, String)>,
+    pub stack_work: std::path::PathBuf,
+    /// The environment's `required_tags` for stack resources.
+    pub required_tags: Vec<String>,
+    /// The building phase (`[deploy] jobs`); `Err` is why it failed.
+    pub build: Option<&'a (dyn Fn() -> Result<(), String> + Sync)>,
+    /// Told the values of secret stack outputs, so every door masks them.
+    pub add_secrets: Option<&'a (dyn Fn(Vec<String>) + Sync)>,
 }
 
 impl std::fmt::Debug for DeployJob<'_> {
@@ -361,46 +375,267 @@ impl DeployJob<'_> {
             .iter()
             .map(|w| w.iter().map(|&i| self.hosts[i].name.clone()).collect())
             .collect();
-        dep.stacks_order = vec!["release".to_owned()];
+        let specs = self.stack_specs();
+        dep.stacks_order = super::stacks::waves(&specs)
+            .iter()
+            .flatten()
+            .map(|&i| specs[i].name.clone())
+            .collect();
+        if !self.ships() {
+            // Command stacks only: no artifact, no hosts.
+            dep.artifact_id = None;
+            dep.waves = Vec::new();
+        }
         dep
     }
 
+    /// The stacks of this deployment: the configured ones, or the release alone.
+    fn stack_specs(&self) -> Vec<StackSpec> {
+        if self.stacks.is_empty() {
+            vec![StackSpec::release()]
+        } else {
+            self.stacks.clone()
+        }
+    }
+
+    fn ships(&self) -> bool {
+        self.stack_specs().iter().any(StackSpec::is_release)
+    }
+
     fn deploy(&self, mut dep: Deployment, held: &Mutex<Lock>) -> Result<Outcome, DeployError> {
-        let plan = waves(self.hosts.len(), self.health.canary, self.health.parallel);
-        let created = self.event(&dep, EventKind::DeploymentTransition, Level::Info, format!(
-            "deployment {} of {} created by {}",
-            dep.id, self.environment, self.operator
-        ))
-        .data(json!({ "to": "pending", "kind": self.kind.as_str(), "artifact": self.release.artifact_id.to_string() }));
+        let specs = self.stack_specs();
+        let order = stacks::waves(&specs);
+        let created = self
+            .event(
+                &dep,
+                EventKind::DeploymentTransition,
+                Level::Info,
+                format!(
+                    "deployment {} of {} created by {}",
+                    dep.id, self.environment, self.operator
+                ),
+            )
+            .data(json!({
+                "to": "pending",
+                "kind": self.kind.as_str(),
+                "artifact": dep.artifact_id.map(|a| a.to_string()),
+            }));
         self.store.insert_deployment(&dep, vec![created])?;
+        let mut records: Vec<Stack> = Vec::with_capacity(specs.len());
+        for s in &specs {
+            let mut st = Stack::new(dep.id, s.name.clone(), self.clock().now());
+            st.dependencies.clone_from(&s.depends_on);
+            st.secret_outputs.clone_from(&s.secret_outputs);
+            records.push(self.store.put_stack(&st, Vec::new())?);
+        }
+        let records = Mutex::new(records);
         self.progress
             .step(None, &format!("deployment {} of {}", dep.id, self.environment));
         failpoint("after-create");
-        // Nothing to build or synthesize here: both phases are passed through and recorded.
-        dep = self.advance(dep.id, DeploymentStatus::Building)?;
-        dep = self.advance(dep.id, DeploymentStatus::Synthesizing)?;
-        dep = self.advance(dep.id, DeploymentStatus::Deploying)?;
-        failpoint("after-deploying");
-
         let mut verification = Verification::new(dep.id, self.health.path.clone(), self.clock().now());
         verification.expect_status = self.health.expect_status;
         verification.stability_window_ms = u64::try_from(self.health.stability_window.as_millis()).unwrap_or(u64::MAX);
         let verification = Mutex::new(verification);
         let mut live: Vec<Live> = Vec::new();
 
+        dep = self.advance(dep.id, DeploymentStatus::Building)?;
+        if let Some(build) = self.build
+            && let Err(why) = build()
+        {
+            return Err(self.fail_stacks(
+                &dep,
+                &specs,
+                &records,
+                &[],
+                &[],
+                &verification,
+                &mut live,
+                format!("building: {why}"),
+            ));
+        }
+        dep = self.advance(dep.id, DeploymentStatus::Synthesizing)?;
+        let upstream: Mutex<BTreeMap<String, BTreeMap<String, String>>> = Mutex::new(BTreeMap::new());
+        for &i in order.iter().flatten() {
+            self.stack_to(&records, i, StackStatus::Synthesizing, None)?;
+            if let Err(why) = self.synthesize(&dep, &specs[i], &records, i) {
+                let reason = format!("stack {}: {why}", specs[i].name);
+                return Err(self.fail_stacks(
+                    &dep,
+                    &specs,
+                    &records,
+                    &[(i, why)],
+                    &[],
+                    &verification,
+                    &mut live,
+                    reason,
+                ));
+            }
+            self.stack_to(&records, i, StackStatus::Synthesized, None)?;
+        }
+        dep = self.advance(dep.id, DeploymentStatus::Deploying)?;
+        failpoint("after-deploying");
+
+        let mut deployed: Vec<usize> = Vec::new();
+        for wave in &order {
+            if self.interrupted.load(Ordering::SeqCst) && deployed.is_empty() {
+                return Err(self.cancel_or_fail(&dep, &verification, &mut live, "interrupted (Ctrl-C)"));
+            }
+            for &i in wave {
+                self.stack_to(&records, i, StackStatus::Deploying, None)?;
+            }
+            let commands: Vec<usize> = wave.iter().copied().filter(|&i| !specs[i].is_release()).collect();
+            let results: Vec<(usize, Result<(), String>)> = std::thread::scope(|scope| {
+                let handles: Vec<_> = commands
+                    .iter()
+                    .map(|&i| {
+                        let (dep, specs, records, upstream) = (&dep, &specs, &records, &upstream);
+                        scope.spawn(move || (i, self.deploy_stack(dep, &specs[i], records, i, upstream)))
+                    })
+                    .collect();
+                let mut out = Vec::new();
+                if let Some(&r) = wave.iter().find(|&&i| specs[i].is_release()) {
+                    let seen: BTreeMap<String, BTreeMap<String, String>> = {
+                        let all = upstream.lock().unwrap_or_else(|p| p.into_inner());
+                        all.iter()
+                            .filter(|(k, _)| self.upstream_of(&specs[r], k))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
+                    };
+                    out.push((r, self.ship_hosts(&dep, &verification, &mut live, &seen)));
+                }
+                for h in handles {
+                    out.push(
+                        h.join()
+                            .unwrap_or_else(|_| (usize::MAX, Err("stack thread panicked".into()))),
+                    );
+                }
+                out
+            });
+            let mut failing = Vec::new();
+            for (i, r) in results {
+                match r {
+                    Ok(()) => {
+                        self.stack_to(&records, i, StackStatus::Deployed, None)?;
+                        deployed.push(i);
+                    }
+                    Err(why) => failing.push((i, why)),
+                }
+            }
+            if !failing.is_empty() {
+                let reason = failing
+                    .iter()
+                    .map(|(i, why)| format!("stack {}: {why}", specs.get(*i).map_or("?", |s| s.name.as_str())))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return Err(self.fail_stacks(
+                    &dep,
+                    &specs,
+                    &records,
+                    &failing,
+                    &deployed,
+                    &verification,
+                    &mut live,
+                    reason,
+                ));
+            }
+        }
+        failpoint("after-waves");
+        dep = self.advance(dep.id, DeploymentStatus::Verifying)?;
+        for &i in &deployed {
+            if specs[i].is_release() {
+                continue;
+            }
+            if let Err(why) = self.verify_stack(&dep, &specs[i], &records, i, &upstream) {
+                let rest: Vec<usize> = deployed.iter().copied().filter(|&d| d != i).collect();
+                let reason = format!("stack {}: {why}", specs[i].name);
+                return Err(self.fail_stacks(
+                    &dep,
+                    &specs,
+                    &records,
+                    &[(i, why)],
+                    &rest,
+                    &verification,
+                    &mut live,
+                    reason,
+                ));
+            }
+        }
+        let release = specs.iter().position(StackSpec::is_release);
+        let Some(release) = release else {
+            // No release stack: nothing runs on hosts, so no window to watch.
+            self.step(
+                &dep,
+                None,
+                "no release stack: the health checks pass through".into(),
+                json!({}),
+            )?;
+            return self.finish(dep.id, &verification, &mut live);
+        };
+        let ends = self.clock().now().plus(self.health.stability_window);
+        {
+            let mut v = verification.lock().unwrap_or_else(|p| p.into_inner());
+            v.window_ends_at = Some(ends);
+            self.store.put_verification(&v, Vec::new())?;
+        }
+        if self.detach {
+            let mut guard = held.lock().unwrap_or_else(|p| p.into_inner());
+            let until = self.clock().now().plus(self.health.stability_window).plus(self.lease);
+            if let Ok(renewed) = self.store.renew_lock(&guard, until.since(self.clock().now())) {
+                *guard = renewed;
+            }
+            self.step(
+                &dep,
+                None,
+                format!(
+                    "detached; the window ends at {ends}: run `rollway verify {}`",
+                    self.environment
+                ),
+                json!({ "window_ends_at": ends }),
+            )?;
+            return Ok(Outcome::Detached(Box::new(dep)));
+        }
+        if let Err(reason) = self.watch(&dep, &verification, &mut live, self.health.stability_window) {
+            let rest: Vec<usize> = deployed.iter().copied().filter(|&d| d != release).collect();
+            return Err(self.fail_stacks(
+                &dep,
+                &specs,
+                &records,
+                &[(release, reason.clone())],
+                &rest,
+                &verification,
+                &mut live,
+                reason,
+            ));
+        }
+        self.finish(dep.id, &verification, &mut live)
+    }
+
+    /// The release stack: ships to the hosts in waves (canary first).
+    fn ship_hosts(
+        &self,
+        dep: &Deployment,
+        verification: &Mutex<Verification>,
+        live: &mut Vec<Live>,
+        upstream: &BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Result<(), String> {
+        // The upstream stacks' outputs reach the service through its env file.
+        let env_text = if upstream.is_empty() {
+            self.env_text.clone()
+        } else {
+            let extra = rollway_secrets::render_env_file(&stacks::upstream_env(upstream));
+            format!("{}{extra}", self.env_text)
+        };
+        let env_text = env_text.as_str();
+        let plan = waves(self.hosts.len(), self.health.canary, self.health.parallel);
         for (w, wave) in plan.iter().enumerate() {
             if self.interrupted.load(Ordering::SeqCst) {
-                return Err(self.cancel_or_fail(&dep, &verification, &mut live, "interrupted (Ctrl-C)"));
+                return Err("interrupted (Ctrl-C)".into());
             }
             let hosts: Vec<HostPlan> = wave.iter().map(|&i| self.hosts[i].clone()).collect();
             let results: Vec<Result<Live, Box<HostFailure>>> = std::thread::scope(|scope| {
                 let handles: Vec<_> = hosts
                     .into_iter()
-                    .map(|h| {
-                        let dep = &dep;
-                        let verification = &verification;
-                        scope.spawn(move || self.take_release(dep, verification, h))
-                    })
+                    .map(|h| scope.spawn(move || self.take_release(dep, verification, h, env_text)))
                     .collect();
                 handles
                     .into_iter()
@@ -432,49 +667,457 @@ impl DeployJob<'_> {
                 }
             }
             if let Some(reason) = failure {
-                return Err(self.fail_and_return(dep.id, &verification, &mut live, reason));
+                return Err(reason);
             }
             if w == 0 && self.health.canary > 0 && !self.health.canary_window.is_zero() && plan.len() > 1 {
                 self.step(
-                    &dep,
+                    dep,
                     None,
                     format!("watching the canary wave for {:?}", self.health.canary_window),
                     json!({}),
-                )?;
-                if let Err(reason) = self.watch(&dep, &verification, &mut live, self.health.canary_window) {
-                    return Err(self.fail_and_return(dep.id, &verification, &mut live, format!("canary: {reason}")));
+                )
+                .map_err(|e| e.to_string())?;
+                self.watch(dep, verification, live, self.health.canary_window)
+                    .map_err(|reason| format!("canary: {reason}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves stack `i` to `to` (with `error` on failed), recorded.
+    fn stack_to(
+        &self,
+        records: &Mutex<Vec<Stack>>,
+        i: usize,
+        to: StackStatus,
+        error: Option<&str>,
+    ) -> Result<(), DeployError> {
+        let id = {
+            let g = records.lock().unwrap_or_else(|p| p.into_inner());
+            match g.get(i) {
+                Some(s) if s.status() != to => s.id,
+                _ => return Ok(()),
+            }
+        };
+        let now = self.clock().now();
+        let masked = error.map(|e| self.masker.mask(e));
+        let updated = self.store.update_stack(id, &mut |s: &mut Stack| {
+            match &masked {
+                Some(e) => s.fail(e.clone(), now).map_err(model_err)?,
+                None => s.transition(to, now).map_err(model_err)?,
+            }
+            Ok(Vec::new())
+        })?;
+        if let Some(slot) = records.lock().unwrap_or_else(|p| p.into_inner()).get_mut(i) {
+            *slot = updated;
+        }
+        Ok(())
+    }
+
+    fn stack_env(&self, dep: &Deployment) -> Option<stacks::StackEnv> {
+        self.stack_dir.as_ref().map(|dir| stacks::StackEnv {
+            dir: dir.clone(),
+            vars: self.stack_vars.clone(),
+            work: self.stack_work.join(dep.id.to_string()),
+            deployment: dep.id.to_string(),
+            environment: self.environment.clone(),
+        })
+    }
+
+    /// Runs one command of a stack and records it as a step; `Err` carries
+    /// why (the exit code and the last lines of output, masked).
+    fn stack_command(
+        &self,
+        dep: &Deployment,
+        spec: &StackSpec,
+        phase: &str,
+        command: &str,
+        upstream: &BTreeMap<String, BTreeMap<String, String>>,
+        extra: &[(String, String)],
+    ) -> Result<(), String> {
+        let env = self
+            .stack_env(dep)
+            .ok_or_else(|| "no project directory for stack commands".to_owned())?;
+        let ran = env
+            .run(&spec.name, phase, command, upstream, extra)
+            .map_err(|e| format!("{phase} could not run: {e}"))?;
+        let output = self.masker.mask(&stacks::tail(&ran.output, 20));
+        let ok = ran.ok;
+        let code = ran.code;
+        let _ = self.step(
+            dep,
+            None,
+            format!("stack {} {phase} {}", spec.name, if ok { "done" } else { "failed" }),
+            json!({ "stack": spec.name, "phase": phase, "exit_code": code, "output": output }),
+        );
+        if ok {
+            Ok(())
+        } else {
+            let last = output.lines().last().unwrap_or("").to_owned();
+            Err(format!(
+                "{phase} exited {}{}",
+                code.map_or("by a signal".to_owned(), |c| c.to_string()),
+                if last.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {last}")
+                }
+            ))
+        }
+    }
+
+    fn synthesize(
+        &self,
+        dep: &Deployment,
+        spec: &StackSpec,
+        records: &Mutex<Vec<Stack>>,
+        i: usize,
+    ) -> Result<(), String> {
+        let none = BTreeMap::new();
+        if let Some(cmd) = &spec.synth {
+            self.stack_command(dep, spec, "synth", cmd, &none, &[])?;
+        }
+        let Some(env) = self.stack_env(dep) else {
+            return Ok(());
+        };
+        let Some(template) = env.template(&spec.name)? else {
+            return Ok(());
+        };
+        let id = records.lock().unwrap_or_else(|p| p.into_inner()).get(i).map(|s| s.id);
+        if let Some(id) = id {
+            let path = template.display().to_string();
+            let updated = self
+                .store
+                .update_stack(id, &mut |s: &mut Stack| {
+                    s.template_path = Some(path.clone());
+                    Ok(Vec::new())
+                })
+                .map_err(|e| e.to_string())?;
+            if let Some(slot) = records.lock().unwrap_or_else(|p| p.into_inner()).get_mut(i) {
+                *slot = updated;
+            }
+        }
+        if let Some(cmd) = &spec.validate {
+            let extra = [("ROLLWAY_TEMPLATE".to_owned(), template.display().to_string())];
+            self.stack_command(dep, spec, "validate", cmd, &none, &extra)?;
+        }
+        Ok(())
+    }
+
+    /// `deploy` of a command stack with its upstream outputs; checks and
+    /// records what it reported.
+    fn deploy_stack(
+        &self,
+        dep: &Deployment,
+        spec: &StackSpec,
+        records: &Mutex<Vec<Stack>>,
+        i: usize,
+        upstream: &Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    ) -> Result<(), String> {
+        let seen: BTreeMap<String, BTreeMap<String, String>> = {
+            let all = upstream.lock().unwrap_or_else(|p| p.into_inner());
+            all.iter()
+                .filter(|(k, _)| self.upstream_of(spec, k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        let cmd = spec.deploy.clone().unwrap_or_default();
+        self.stack_command(dep, spec, "deploy", &cmd, &seen, &[])?;
+        let env = self
+            .stack_env(dep)
+            .ok_or_else(|| "no project directory for stack commands".to_owned())?;
+        let report = env.report(&spec.name)?;
+        // Secret outputs: masked everywhere from now on, stored masked.
+        let secrets: Vec<String> = spec
+            .secret_outputs
+            .iter()
+            .filter_map(|k| report.outputs.get(k).cloned())
+            .collect();
+        if !secrets.is_empty()
+            && let Some(add) = self.add_secrets
+        {
+            add(secrets);
+        }
+        self.record_report(records, i, spec, &report)?;
+        upstream
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(spec.name.clone(), report.outputs.clone());
+        let problems = stacks::problems(spec, &report, &self.required_tags);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    /// Whether `other` is an ancestor of `spec` (its outputs reach it).
+    fn upstream_of(&self, spec: &StackSpec, other: &str) -> bool {
+        let specs = &self.stacks;
+        let mut stack: Vec<&str> = spec.depends_on.iter().map(String::as_str).collect();
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(n) = stack.pop() {
+            if n == other {
+                return true;
+            }
+            if seen.insert(n)
+                && let Some(s) = specs.iter().find(|s| s.name == n)
+            {
+                stack.extend(s.depends_on.iter().map(String::as_str));
+            }
+        }
+        false
+    }
+
+    /// Stores a stack's outputs (secret ones masked) and its resources.
+    fn record_report(
+        &self,
+        records: &Mutex<Vec<Stack>>,
+        i: usize,
+        spec: &StackSpec,
+        report: &stacks::StackReport,
+    ) -> Result<(), String> {
+        let Some(stack) = records.lock().unwrap_or_else(|p| p.into_inner()).get(i).cloned() else {
+            return Ok(());
+        };
+        let outputs: BTreeMap<String, String> = report
+            .outputs
+            .iter()
+            .map(|(k, v)| {
+                let shown = if spec.secret_outputs.contains(k) {
+                    rollway_model::mask::MASK.to_owned()
+                } else {
+                    v.clone()
+                };
+                (k.clone(), shown)
+            })
+            .collect();
+        let updated = self
+            .store
+            .update_stack(stack.id, &mut |s: &mut Stack| {
+                s.outputs.clone_from(&outputs);
+                Ok(Vec::new())
+            })
+            .map_err(|e| e.to_string())?;
+        if let Some(slot) = records.lock().unwrap_or_else(|p| p.into_inner()).get_mut(i) {
+            *slot = updated;
+        }
+        let known = self.store.resources(stack.id).map_err(|e| e.to_string())?;
+        for r in &report.resources {
+            let now = self.clock().now();
+            let mut res = known
+                .iter()
+                .find(|k| k.logical_id == r.logical_id)
+                .cloned()
+                .unwrap_or_else(|| Resource::new(stack.id, r.resource_type.clone(), r.logical_id.clone(), now));
+            res.resource_id.clone_from(&r.physical_id);
+            res.properties.clone_from(&r.properties);
+            res.tags.clone_from(&r.tags);
+            let to = match r.status.as_str() {
+                "available" => Some(ResourceStatus::Available),
+                "failed" => Some(ResourceStatus::Failed),
+                _ => None,
+            };
+            if let Some(to) = to
+                && res.status() == ResourceStatus::Creating
+            {
+                res.transition(to, now).map_err(|e| e.to_string())?;
+            }
+            self.store.put_resource(&res, Vec::new()).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// `verify` of a deployed command stack; then no resource may still be creating.
+    fn verify_stack(
+        &self,
+        dep: &Deployment,
+        spec: &StackSpec,
+        records: &Mutex<Vec<Stack>>,
+        i: usize,
+        upstream: &Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    ) -> Result<(), String> {
+        let seen = upstream.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(cmd) = &spec.verify {
+            self.stack_command(dep, spec, "verify", cmd, &seen, &[])?;
+            if let Some(env) = self.stack_env(dep) {
+                let report = env.report(&spec.name)?;
+                self.record_report(records, i, spec, &report)?;
+                let problems = stacks::problems(spec, &report, &self.required_tags);
+                if !problems.is_empty() {
+                    return Err(problems.join("; "));
                 }
             }
         }
-        failpoint("after-waves");
-        dep = self.advance(dep.id, DeploymentStatus::Verifying)?;
-        let ends = self.clock().now().plus(self.health.stability_window);
-        {
-            let mut v = verification.lock().unwrap_or_else(|p| p.into_inner());
-            v.window_ends_at = Some(ends);
-            self.store.put_verification(&v, Vec::new())?;
+        let Some(stack) = records.lock().unwrap_or_else(|p| p.into_inner()).get(i).cloned() else {
+            return Ok(());
+        };
+        let creating: Vec<String> = self
+            .store
+            .resources(stack.id)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|r| r.status() == ResourceStatus::Creating)
+            .map(|r| format!("{} ({})", r.logical_id, r.resource_type))
+            .collect();
+        if creating.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("still creating after verify: {}", creating.join(", ")))
         }
-        if self.detach {
-            let mut guard = held.lock().unwrap_or_else(|p| p.into_inner());
-            let until = self.clock().now().plus(self.health.stability_window).plus(self.lease);
-            if let Ok(renewed) = self.store.renew_lock(&guard, until.since(self.clock().now())) {
-                *guard = renewed;
+    }
+
+    /// A failure anywhere: the deployment fails with `reason`; the failing
+    /// stacks' own rollbacks run first, then every deployed stack's in
+    /// reverse order (the release stack returns its hosts); stacks never
+    /// started are skipped; the deployment ends rolled_back when anything
+    /// was rolled back.
+    #[allow(clippy::too_many_arguments)]
+    fn fail_stacks(
+        &self,
+        dep: &Deployment,
+        specs: &[StackSpec],
+        records: &Mutex<Vec<Stack>>,
+        failing: &[(usize, String)],
+        deployed: &[usize],
+        verification: &Mutex<Verification>,
+        live: &mut [Live],
+        reason: String,
+    ) -> DeployError {
+        let reason = self.masker.mask(&reason);
+        let involves_release = failing
+            .iter()
+            .map(|(i, _)| *i)
+            .chain(deployed.iter().copied())
+            .any(|i| specs.get(i).is_some_and(StackSpec::is_release));
+        // The deployment is failed first, so every rollback below is a rollback of a failed deployment.
+        let mut outcome = None;
+        if let Err(e) = self.mark_failed(dep.id, &reason) {
+            return e;
+        }
+        let none = BTreeMap::new();
+        let mut rolled_any = false;
+        for (i, why) in failing {
+            let _ = self.stack_to(records, *i, StackStatus::Failed, Some(why));
+            match specs.get(*i) {
+                Some(s) if s.is_release() => {
+                    outcome = Some(self.fail_and_return(dep.id, verification, live, reason.clone()))
+                }
+                Some(s) => {
+                    if let Some(cmd) = &s.rollback {
+                        rolled_any |= self.stack_command(dep, s, "rollback", cmd, &none, &[]).is_ok();
+                    }
+                }
+                None => {}
             }
-            self.step(
-                &dep,
-                None,
-                format!(
-                    "detached; the window ends at {ends}: run `rollway verify {}`",
-                    self.environment
+        }
+        for &i in deployed.iter().rev() {
+            match specs.get(i) {
+                Some(s) if s.is_release() => {
+                    let r = self.fail_and_return(dep.id, verification, live, reason.clone());
+                    let back = matches!(r, DeployError::Failed { rolled_back: true, .. });
+                    if back {
+                        let _ = self.stack_to(records, i, StackStatus::RolledBack, None);
+                    }
+                    outcome = Some(r);
+                }
+                Some(s) => {
+                    if let Some(cmd) = &s.rollback {
+                        let _ = self.stack_command(dep, s, "rollback", cmd, &none, &[]);
+                    }
+                    let _ = self.stack_to(records, i, StackStatus::RolledBack, None);
+                    rolled_any = true;
+                }
+                None => {}
+            }
+        }
+        let n = records.lock().unwrap_or_else(|p| p.into_inner()).len();
+        for i in 0..n {
+            let st = records
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(i)
+                .map(Stack::status);
+            if matches!(st, Some(StackStatus::Pending | StackStatus::Synthesized)) {
+                let _ = self.stack_to(records, i, StackStatus::Skipped, None);
+            } else if matches!(st, Some(StackStatus::Synthesizing | StackStatus::Deploying)) {
+                let _ = self.stack_to(records, i, StackStatus::Failed, Some("the deployment failed"));
+            }
+        }
+        if !involves_release {
+            // Hosts were never touched: drop any partial release.
+            outcome = Some(self.fail_and_return(dep.id, verification, live, reason.clone()));
+        }
+        let already_back = self
+            .store
+            .deployment(dep.id)
+            .ok()
+            .flatten()
+            .is_some_and(|d| d.status() == DeploymentStatus::RolledBack);
+        if rolled_any && !already_back {
+            let now = self.clock().now();
+            let rb = format!("automatic rollback: {reason}");
+            let r = self.store.update_deployment(dep.id, &mut |d: &mut Deployment| {
+                d.roll_back(rb.clone(), now).map_err(model_err)?;
+                Ok(vec![
+                    self.event(
+                        d,
+                        EventKind::DeploymentTransition,
+                        Level::Warn,
+                        format!("deployment {}: failed → rolled_back", d.id),
+                    )
+                    .data(json!({ "from": "failed", "to": "rolled_back", "reason": rb })),
+                    self.event(
+                        d,
+                        EventKind::RollbackCompleted,
+                        Level::Info,
+                        format!("rolled back the stacks of {}", d.id),
+                    ),
+                ])
+            });
+            if let Err(e) = r {
+                return e.into();
+            }
+            return DeployError::Failed {
+                deployment: dep.id,
+                reason,
+                rolled_back: true,
+            };
+        }
+        outcome.unwrap_or(DeployError::Failed {
+            deployment: dep.id,
+            reason,
+            rolled_back: already_back,
+        })
+    }
+
+    /// Records the deployment as failed with `reason` (once).
+    fn mark_failed(&self, id: DeploymentId, reason: &str) -> Result<(), DeployError> {
+        let now = self.clock().now();
+        self.store.update_deployment(id, &mut |d: &mut Deployment| {
+            let from = d.status();
+            if from == DeploymentStatus::Failed {
+                return Ok(Vec::new());
+            }
+            d.fail(reason.to_owned(), now).map_err(model_err)?;
+            Ok(vec![
+                self.event(
+                    d,
+                    EventKind::DeploymentTransition,
+                    Level::Error,
+                    format!("deployment {}: {from} → failed", d.id),
+                )
+                .data(json!({ "from": from.as_str(), "to": "failed", "reason": reason })),
+                self.event(
+                    d,
+                    EventKind::DeploymentFailure,
+                    Level::Error,
+                    format!("deployment {} failed: {reason}", d.id),
                 ),
-                json!({ "window_ends_at": ends }),
-            )?;
-            return Ok(Outcome::Detached(Box::new(dep)));
-        }
-        if let Err(reason) = self.watch(&dep, &verification, &mut live, self.health.stability_window) {
-            return Err(self.fail_and_return(dep.id, &verification, &mut live, reason));
-        }
-        self.finish(dep.id, &verification, &mut live)
+            ])
+        })?;
+        self.progress.step(None, &format!("deployment failed: {reason}"));
+        Ok(())
     }
 
     /// Ship, env file, switch, restart, boot check — one host.
@@ -483,6 +1126,7 @@ impl DeployJob<'_> {
         dep: &Deployment,
         verification: &Mutex<Verification>,
         plan: HostPlan,
+        env_text: &str,
     ) -> Result<Live, Box<HostFailure>> {
         let host = plan.name.clone();
         let mut session = match self.connector.connect(&plan) {
@@ -526,7 +1170,7 @@ impl DeployJob<'_> {
             )
             .map_err(|e| e.to_string())?;
             failpoint("after-ship");
-            session.write_env(&release, &self.env_text).map_err(|e| e.to_string())?;
+            session.write_env(&release, env_text).map_err(|e| e.to_string())?;
             let before = session.switch(&release).map_err(|e| e.to_string())?;
             let at = self.clock().now();
             record(&mut |h| {

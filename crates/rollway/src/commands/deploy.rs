@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::Args;
 use rollway_config::{Config, HostTarget};
+use rollway_engine::deploy::stacks::StackSpec;
 use rollway_engine::deploy::{
     Connector, DeployError, DeployJob, Health, HostPlan, Outcome, Progress, ReleaseSource, SshTarget,
 };
@@ -142,17 +143,20 @@ pub fn prepare_with(
 ) -> anyhow::Result<Prepared> {
     let env_ref = s.env_ref(config, env)?;
     let ecfg = &config.environments[env];
-    let service_cfg = config.service.as_ref().ok_or_else(|| {
-        coded(
+    // Command stacks alone ship nothing: no service, no hosts.
+    let ships = config.stacks.is_empty() || config.stacks.values().any(|st| st.is_release());
+    let service_cfg = config.service.as_ref();
+    if ships && service_cfg.is_none() {
+        return Err(coded(
             Code::Invalid,
             anyhow::anyhow!(
                 "{} has no [service]: add `start` and `port` so there is something to deploy",
                 s.config_path().display()
             ),
-        )
-    })?;
+        ));
+    }
     let mut hosts = Vec::new();
-    for h in &ecfg.hosts {
+    for h in ecfg.hosts.iter().filter(|_| ships) {
         let local = matches!(h.target, HostTarget::Local);
         let root = h.effective_root(ecfg).ok_or_else(|| {
             coded(
@@ -160,7 +164,7 @@ pub fn prepare_with(
                 anyhow::anyhow!("environment {env} has no root for host {h}: set `root`"),
             )
         })?;
-        let port = h.effective_port(Some(service_cfg)).ok_or_else(|| {
+        let port = h.effective_port(service_cfg).ok_or_else(|| {
             coded(
                 Code::Invalid,
                 anyhow::anyhow!("no port for host {h} of {env}: set [service] port"),
@@ -198,14 +202,14 @@ pub fn prepare_with(
     let service = ServiceSpec {
         name: sanitize(&config.project),
         root: PathBuf::new(),
-        command: service_cfg.start.clone().unwrap_or_default(),
+        command: service_cfg.and_then(|c| c.start.clone()).unwrap_or_default(),
         port: 0,
         env_file: PathBuf::new(),
-        kind: service_cfg.supervisor,
-        supervisord_conf: service_cfg.supervisord_conf.as_ref().map(PathBuf::from),
-        supervisorctl: service_cfg.supervisorctl.clone(),
-        restart_cmd: service_cfg.restart.clone(),
-        restarts_cmd: service_cfg.restarts.clone(),
+        kind: service_cfg.map_or(rollway_model::SupervisorKind::Rollway, |c| c.supervisor),
+        supervisord_conf: service_cfg.and_then(|c| c.supervisord_conf.as_ref().map(PathBuf::from)),
+        supervisorctl: service_cfg.and_then(|c| c.supervisorctl.clone()),
+        restart_cmd: service_cfg.and_then(|c| c.restart.clone()),
+        restarts_cmd: service_cfg.and_then(|c| c.restarts.clone()),
         rollway_exe: PathBuf::from("rollway"),
     };
     // Values: the vault when there is one (an identity); plain vars otherwise.
@@ -391,7 +395,75 @@ fn job<'a>(
         version_tag: None,
         lock_wait: Duration::ZERO,
         supersedes: None,
+        stacks: Vec::new(),
+        stack_dir: None,
+        stack_vars: Vec::new(),
+        stack_work: s.state_dir().join("stacks"),
+        required_tags: Vec::new(),
+        build: None,
+        add_secrets: None,
     }
+}
+
+/// `[stacks]` as the engine takes them, in name order (empty: the release alone).
+fn stack_specs(config: &Config) -> Vec<StackSpec> {
+    config
+        .stacks
+        .iter()
+        .map(|(name, st)| StackSpec {
+            name: name.clone(),
+            synth: st.synth.clone(),
+            validate: st.validate.clone(),
+            deploy: st.deploy.clone(),
+            verify: st.verify.clone(),
+            rollback: st.rollback.clone(),
+            depends_on: st.depends_on.clone(),
+            outputs: st.outputs.clone(),
+            secret_outputs: st.secret_outputs.clone(),
+            required_properties: st.required_properties.clone(),
+        })
+        .collect()
+}
+
+/// `--dry-run` of the stacks: the waves and each stack's commands, in order.
+fn dry_run_stacks(s: &Session, stacks: &[StackSpec], jobs: &[String]) {
+    if !jobs.is_empty() {
+        s.printer
+            .line(Tone::Plain, format!("building: jobs {}", jobs.join(", ")));
+    }
+    let waves = rollway_engine::deploy::stacks::waves(stacks);
+    let mut plan = Vec::new();
+    for (n, wave) in waves.iter().enumerate() {
+        let names: Vec<&str> = wave.iter().map(|&i| stacks[i].name.as_str()).collect();
+        s.printer
+            .line(Tone::Plain, format!("wave {}: {}", n + 1, names.join(", ")));
+        for &i in wave {
+            let st = &stacks[i];
+            if st.is_release() {
+                s.printer
+                    .line(Tone::Dim, format!("  {}: ship the artifact to the hosts", st.name));
+            }
+            let steps = [
+                ("synth", &st.synth),
+                ("validate", &st.validate),
+                ("deploy", &st.deploy),
+                ("verify", &st.verify),
+                ("rollback", &st.rollback),
+            ];
+            for (phase, cmd) in steps {
+                if let Some(c) = cmd {
+                    s.printer.line(Tone::Dim, format!("  {} {phase}: {c}", st.name));
+                }
+            }
+            plan.push(serde_json::json!({
+                "wave": n + 1, "stack": st.name, "release": st.is_release(),
+                "synth": st.synth, "validate": st.validate, "deploy": st.deploy,
+                "verify": st.verify, "rollback": st.rollback,
+            }));
+        }
+    }
+    s.printer
+        .json(&serde_json::json!({ "dry_run": true, "jobs": jobs, "stacks": plan }));
 }
 
 fn progress(s: &Session) -> CliProgress {
@@ -432,17 +504,48 @@ pub fn deploy(s: &Session, args: DeployArgs) -> anyhow::Result<()> {
     s.env_ref(&config, &args.env)?;
     refuse_deprecated(&*store, &args.env)?;
     let prepared = prepare_with(s, &config, &*store, &args.env, &args.overrides)?;
-    let artifact = match &args.artifact {
-        Some(a) => find_artifact(&*store, a)?,
-        None => crate::commands::build::build_for(s, &config, &*store, Some(&args.env))?,
+    let stacks = stack_specs(&config);
+    let ships = stacks.is_empty() || stacks.iter().any(StackSpec::is_release);
+    let ecfg = &config.environments[&args.env];
+    let jobs: Vec<String> = ecfg.deploy_jobs(&config.deploy).to_vec();
+    if args.dry_run && !stacks.is_empty() {
+        dry_run_stacks(s, &stacks, &jobs);
+        if !ships {
+            return Ok(());
+        }
+    }
+    let artifact = match (&args.artifact, ships) {
+        (_, false) => None,
+        (Some(a), true) => Some(find_artifact(&*store, a)?),
+        (None, true) => Some(crate::commands::build::build_for(s, &config, &*store, Some(&args.env))?),
     };
-    let release = release_of(&artifact)?;
+    let release = match &artifact {
+        Some(a) => release_of(a)?,
+        None => placeholder_release(&*store),
+    };
     let connector = crate::commands::connect::connector(s, &config, &*store, &args.env)?;
     let progress = progress(s);
     let interrupted = interrupted_flag();
     if args.dry_run {
         return crate::commands::connect::dry_run(s, &connector, &prepared.hosts, &release, &prepared.service);
     }
+    let stack_vars = if stacks.is_empty() {
+        Vec::new()
+    } else {
+        s.env_values(&config, &*store, &args.env)?
+    };
+    let build_jobs = || -> Result<(), String> {
+        let run = crate::commands::pipeline::run_pipeline(s, &config, &*store, Some(&args.env), None, jobs.clone())
+            .map_err(|e| format!("{e:#}"))?;
+        match run.status() {
+            rollway_model::PipelineStatus::Success => Ok(()),
+            other => Err(format!("pipeline {} ended {other}", run.id)),
+        }
+    };
+    let add_secrets = |values: Vec<String>| {
+        s.printer.add_secrets(values);
+        store.set_masker(s.printer.masker());
+    };
     let mut job = job(
         s,
         &*store,
@@ -453,12 +556,23 @@ pub fn deploy(s: &Session, args: DeployArgs) -> anyhow::Result<()> {
         prepared,
         release,
     );
+    if !jobs.is_empty() {
+        job.build = Some(&build_jobs);
+    }
+    if !stacks.is_empty() {
+        let dir = s.config_dir();
+        job.stack_dir = Some(std::fs::canonicalize(&dir).unwrap_or(dir));
+        job.stack_vars = stack_vars;
+        job.required_tags.clone_from(&ecfg.required_tags);
+        job.stacks = stacks;
+        job.add_secrets = Some(&add_secrets);
+    }
     job.detach = args.detach;
     job.notes = args.note;
     job.version_tag = args
         .version_tag
         .or_else(|| git_describe(&s.config_dir()))
-        .or_else(|| Some(artifact.sha256.as_str()[..12].to_owned()));
+        .or_else(|| artifact.as_ref().map(|a| a.sha256.as_str()[..12].to_owned()));
     job.lock_wait = args.lock_wait;
     let outcome = job.run();
     report(s, &*store, outcome)

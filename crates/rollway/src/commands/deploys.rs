@@ -45,12 +45,27 @@ pub fn history(s: &Session, args: HistoryArgs) -> anyhow::Result<()> {
     let deps = store.deployments(args.env.as_deref(), args.limit)?;
     let mut full = Vec::new();
     for d in &deps {
-        full.push((d.clone(), store.verifications(d.id)?));
+        let mut stacks = Vec::new();
+        for st in store.stacks(d.id)? {
+            let resources = store.resources(st.id)?;
+            stacks.push((st, resources));
+        }
+        full.push((d.clone(), store.verifications(d.id)?, stacks));
     }
     if s.printer.is_json() {
         let items: Vec<serde_json::Value> = full
             .iter()
-            .map(|(d, v)| serde_json::json!({ "deployment": d, "verifications": v }))
+            .map(|(d, v, st)| {
+                let stacks: Vec<serde_json::Value> = st
+                    .iter()
+                    .map(|(s, r)| {
+                        let mut v = serde_json::to_value(s).unwrap_or_default();
+                        v["resources"] = serde_json::to_value(r).unwrap_or_default();
+                        v
+                    })
+                    .collect();
+                serde_json::json!({ "deployment": d, "verifications": v, "stacks": stacks })
+            })
             .collect();
         s.printer.json(&items);
         return Ok(());
@@ -59,8 +74,23 @@ pub fn history(s: &Session, args: HistoryArgs) -> anyhow::Result<()> {
         s.printer.line(Tone::Dim, "no deployments yet");
         return Ok(());
     }
-    for (d, vs) in &full {
+    for (d, vs, stacks) in &full {
         print_deployment(s, d, vs);
+        // The release alone is the common case; its hosts say enough.
+        if stacks.len() > 1 || stacks.iter().any(|(st, _)| st.name != "release") {
+            for (st, resources) in stacks {
+                let error = st.error_message.as_ref().map(|e| format!(": {e}")).unwrap_or_default();
+                s.printer
+                    .line(Tone::Plain, format!("  stack {} {}{error}", st.name, st.status()));
+                for r in resources {
+                    s.printer.line(
+                        Tone::Dim,
+                        format!("    {} {} {}", r.resource_type, r.logical_id, r.status()),
+                    );
+                }
+            }
+            s.printer.line(Tone::Plain, "");
+        }
     }
     Ok(())
 }
