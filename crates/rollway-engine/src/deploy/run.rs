@@ -475,44 +475,60 @@ impl DeployJob<'_> {
         dep = self.advance(dep.id, DeploymentStatus::Deploying)?;
         failpoint("after-deploying");
 
+        // Each stack starts as soon as every stack it depends on is
+        // deployed (the waves are what is recorded; the schedule is eager,
+        // so the wall time follows the critical path).
         let mut deployed: Vec<usize> = Vec::new();
-        for wave in &order {
-            if self.interrupted.load(Ordering::SeqCst) && deployed.is_empty() {
-                return Err(self.cancel_or_fail(&dep, &verification, &mut live, "interrupted (Ctrl-C)"));
-            }
-            for &i in wave {
-                self.stack_to(&records, i, StackStatus::Deploying, None)?;
-            }
-            let commands: Vec<usize> = wave.iter().copied().filter(|&i| !specs[i].is_release()).collect();
-            let results: Vec<(usize, Result<(), String>)> = std::thread::scope(|scope| {
-                let handles: Vec<_> = commands
-                    .iter()
-                    .map(|&i| {
-                        let (dep, specs, records, upstream) = (&dep, &specs, &records, &upstream);
-                        scope.spawn(move || (i, self.deploy_stack(dep, &specs[i], records, i, upstream)))
-                    })
-                    .collect();
-                let mut out = Vec::new();
-                if let Some(&r) = wave.iter().find(|&&i| specs[i].is_release()) {
-                    let seen: BTreeMap<String, BTreeMap<String, String>> = {
-                        let all = upstream.lock().unwrap_or_else(|p| p.into_inner());
-                        all.iter()
-                            .filter(|(k, _)| self.upstream_of(&specs[r], k))
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect()
-                    };
-                    out.push((r, self.ship_hosts(&dep, &verification, &mut live, &seen)));
+        let mut failing: Vec<(usize, String)> = Vec::new();
+        let mut started: Vec<bool> = vec![false; specs.len()];
+        let mut running = 0usize;
+        std::thread::scope(|scope| -> Result<(), DeployError> {
+            let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<(), String>, Vec<Live>)>();
+            loop {
+                if failing.is_empty() && !self.interrupted.load(Ordering::SeqCst) {
+                    for i in 0..specs.len() {
+                        let ready = !started[i]
+                            && specs[i].depends_on.iter().all(|d| {
+                                specs
+                                    .iter()
+                                    .position(|s| &s.name == d)
+                                    .is_some_and(|k| deployed.contains(&k))
+                            });
+                        if !ready {
+                            continue;
+                        }
+                        started[i] = true;
+                        running += 1;
+                        self.stack_to(&records, i, StackStatus::Deploying, None)?;
+                        let tx = tx.clone();
+                        let (dep, specs, records, upstream, verification) =
+                            (&dep, &specs, &records, &upstream, &verification);
+                        scope.spawn(move || {
+                            let mut live = Vec::new();
+                            let r = if specs[i].is_release() {
+                                let seen: BTreeMap<String, BTreeMap<String, String>> = {
+                                    let all = upstream.lock().unwrap_or_else(|p| p.into_inner());
+                                    all.iter()
+                                        .filter(|(k, _)| self.upstream_of(&specs[i], k))
+                                        .map(|(k, v)| (k.clone(), v.clone()))
+                                        .collect()
+                                };
+                                self.ship_hosts(dep, verification, &mut live, &seen)
+                            } else {
+                                self.deploy_stack(dep, &specs[i], records, i, upstream)
+                            };
+                            let _ = tx.send((i, r, live));
+                        });
+                    }
                 }
-                for h in handles {
-                    out.push(
-                        h.join()
-                            .unwrap_or_else(|_| (usize::MAX, Err("stack thread panicked".into()))),
-                    );
+                if running == 0 {
+                    break;
                 }
-                out
-            });
-            let mut failing = Vec::new();
-            for (i, r) in results {
+                let Ok((i, r, mut hosts)) = rx.recv() else {
+                    break;
+                };
+                running -= 1;
+                live.append(&mut hosts);
                 match r {
                     Ok(()) => {
                         self.stack_to(&records, i, StackStatus::Deployed, None)?;
@@ -521,23 +537,41 @@ impl DeployJob<'_> {
                     Err(why) => failing.push((i, why)),
                 }
             }
-            if !failing.is_empty() {
-                let reason = failing
-                    .iter()
-                    .map(|(i, why)| format!("stack {}: {why}", specs.get(*i).map_or("?", |s| s.name.as_str())))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                return Err(self.fail_stacks(
-                    &dep,
-                    &specs,
-                    &records,
-                    &failing,
-                    &deployed,
-                    &verification,
-                    &mut live,
-                    reason,
-                ));
+            Ok(())
+        })?;
+        if self.interrupted.load(Ordering::SeqCst) && deployed.iter().all(|&i| specs[i].is_release()) {
+            // Ctrl-C with no command stack deployed: cancelled when no host
+            // switched yet, else failed with the hosts returned.
+            for i in 0..specs.len() {
+                if !deployed.contains(&i) {
+                    let _ = self.stack_to(&records, i, StackStatus::Skipped, None);
+                }
             }
+            return Err(self.cancel_or_fail(&dep, &verification, &mut live, "interrupted (Ctrl-C)"));
+        }
+        if failing.is_empty() && deployed.len() < specs.len() && self.interrupted.load(Ordering::SeqCst) {
+            failing.push((usize::MAX, "interrupted (Ctrl-C)".into()));
+        }
+        if !failing.is_empty() {
+            let reason = failing
+                .iter()
+                .map(|(i, why)| match specs.get(*i) {
+                    Some(s) => format!("stack {}: {why}", s.name),
+                    None => why.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            failing.retain(|(i, _)| *i < specs.len());
+            return Err(self.fail_stacks(
+                &dep,
+                &specs,
+                &records,
+                &failing,
+                &deployed,
+                &verification,
+                &mut live,
+                reason,
+            ));
         }
         failpoint("after-waves");
         dep = self.advance(dep.id, DeploymentStatus::Verifying)?;
