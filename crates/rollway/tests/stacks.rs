@@ -143,9 +143,16 @@ deploy = "printf '[{\"type\":\"cache\",\"logical_id\":\"Hot\",\"status\":\"avail
 required_properties = ["engine"]
 "#,
     );
+    p.run(&["secrets", "init"]).ok();
     let r = p.run(&["--json", "deploy", "staging"]);
     assert_eq!(r.code, 1, "{r:#?}");
     assert!(!r.stdout.contains("Pw-Xq7Lm2Vr9Tk4Nb8Zc"), "{}", r.stdout);
+    // Kept encrypted (age, to the vault's recipients), never in clear.
+    let dep_id = r.json()["error"]["details"]["deployment"].as_str().unwrap().to_owned();
+    let kept = p.path().join(".rollway/outputs").join(&dep_id).join("db.age");
+    let sealed = fs::read_to_string(&kept).unwrap();
+    assert!(sealed.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"), "{sealed}");
+    assert!(!sealed.contains("Pw-Xq7Lm2Vr9Tk4Nb8Zc"));
     assert_eq!(
         fs::read_to_string(p.path().join("cache-saw.txt")).unwrap(),
         "Pw-Xq7Lm2Vr9Tk4Nb8Zc\n"

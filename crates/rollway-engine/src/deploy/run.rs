@@ -84,8 +84,10 @@ pub struct DeployJob<'a> {
     pub required_tags: Vec<String>,
     /// The building phase (`[deploy] jobs`); `Err` is why it failed.
     pub build: Option<&'a (dyn Fn() -> Result<(), String> + Sync)>,
-    /// Told the values of secret stack outputs, so every door masks them.
-    pub add_secrets: Option<&'a (dyn Fn(Vec<String>) + Sync)>,
+    /// Given a stack's secret outputs (deployment, stack, key–value pairs):
+    /// arms every masking door with them and keeps them encrypted; returns
+    /// where they are kept.
+    pub secret_outputs: Option<&'a SecretOutputs<'a>>,
 }
 
 impl std::fmt::Debug for DeployJob<'_> {
@@ -96,6 +98,9 @@ impl std::fmt::Debug for DeployJob<'_> {
             .finish()
     }
 }
+
+/// What keeps a stack's secret outputs (see `DeployJob::secret_outputs`).
+pub type SecretOutputs<'a> = dyn Fn(DeploymentId, &str, &[(String, String)]) -> Result<String, String> + Sync + 'a;
 
 /// How a deployment ended when it did not fail.
 #[derive(Debug, Clone)]
@@ -861,16 +866,23 @@ impl DeployJob<'_> {
             .stack_env(dep)
             .ok_or_else(|| "no project directory for stack commands".to_owned())?;
         let report = env.report(&spec.name)?;
-        // Secret outputs: masked everywhere from now on, stored masked.
-        let secrets: Vec<String> = spec
+        // Secret outputs: masked everywhere from now on, kept encrypted,
+        // stored in the stack record as `****`.
+        let secrets: Vec<(String, String)> = spec
             .secret_outputs
             .iter()
-            .filter_map(|k| report.outputs.get(k).cloned())
+            .filter_map(|k| report.outputs.get(k).map(|v| (k.clone(), v.clone())))
             .collect();
         if !secrets.is_empty()
-            && let Some(add) = self.add_secrets
+            && let Some(keep) = self.secret_outputs
         {
-            add(secrets);
+            let kept = keep(dep.id, &spec.name, &secrets).map_err(|e| format!("keeping the secret outputs: {e}"))?;
+            let _ = self.step(
+                dep,
+                None,
+                format!("stack {}: secret outputs encrypted in {kept}", spec.name),
+                json!({ "stack": spec.name, "keys": spec.secret_outputs, "file": kept }),
+            );
         }
         self.record_report(records, i, spec, &report)?;
         upstream

@@ -401,7 +401,7 @@ fn job<'a>(
         stack_work: s.state_dir().join("stacks"),
         required_tags: Vec::new(),
         build: None,
-        add_secrets: None,
+        secret_outputs: None,
     }
 }
 
@@ -542,9 +542,24 @@ pub fn deploy(s: &Session, args: DeployArgs) -> anyhow::Result<()> {
             other => Err(format!("pipeline {} ended {other}", run.id)),
         }
     };
-    let add_secrets = |values: Vec<String>| {
-        s.printer.add_secrets(values);
+    let keep_secret_outputs = |dep: DeploymentId, stack: &str, values: &[(String, String)]| -> Result<String, String> {
+        s.printer.add_secrets(values.iter().map(|(_, v)| v.clone()));
         store.set_masker(s.printer.masker());
+        // Encrypted to the vault's recipients, like every other value.
+        let vault = s.vault(&config, &*store).map_err(|e| {
+            format!("{e:#}; secret outputs need an identity to be kept encrypted: run `rollway secrets init`")
+        })?;
+        let path = s
+            .state_dir()
+            .join("outputs")
+            .join(dep.to_string())
+            .join(format!("{stack}.age"));
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        rollway_secrets::age_file::write_secrets_file(&path, values, &vault.recipients())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(path.display().to_string())
     };
     let mut job = job(
         s,
@@ -565,7 +580,7 @@ pub fn deploy(s: &Session, args: DeployArgs) -> anyhow::Result<()> {
         job.stack_vars = stack_vars;
         job.required_tags.clone_from(&ecfg.required_tags);
         job.stacks = stacks;
-        job.add_secrets = Some(&add_secrets);
+        job.secret_outputs = Some(&keep_secret_outputs);
     }
     job.detach = args.detach;
     job.notes = args.note;
