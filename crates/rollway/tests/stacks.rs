@@ -108,6 +108,28 @@ rollback = "echo three >> rollbacks.log"
     );
     assert_eq!(status(&d, "three"), "skipped");
     assert_eq!(stack(&d, "one")["outputs"]["HOST"], "10.0.0.1");
+    let events = p.run(&["--json", "events", "list", "--limit", "500"]).ok().json();
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["deployment_id"] == dep["id"])
+        .map(|e| e["kind"].as_str().unwrap())
+        .filter(|k| {
+            [
+                "deployment-success",
+                "deployment-failure",
+                "rollback-initiated",
+                "rollback-completed",
+            ]
+            .contains(k)
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["deployment-failure", "rollback-initiated", "rollback-completed"],
+        "seed 001's deployment events, in order"
+    );
     p.run(&["events", "verify"]).ok();
 
     let dry = p.run(&["deploy", "staging", "--dry-run"]).ok();

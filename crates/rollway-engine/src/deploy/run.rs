@@ -1043,6 +1043,23 @@ impl DeployJob<'_> {
         }
         let none = BTreeMap::new();
         let mut rolled_any = false;
+        let command_rollbacks = failing
+            .iter()
+            .map(|(i, _)| *i)
+            .chain(deployed.iter().copied())
+            .any(|i| specs.get(i).is_some_and(|s| !s.is_release()));
+        if command_rollbacks && !involves_release {
+            // (The release stack's return announces itself.)
+            let _ = self.store.append_event(
+                self.event(
+                    dep,
+                    EventKind::RollbackInitiated,
+                    Level::Warn,
+                    format!("rolling back the stacks of {}", dep.id),
+                )
+                .data(json!({ "reason": reason })),
+            );
+        }
         for (i, why) in failing {
             let _ = self.stack_to(records, *i, StackStatus::Failed, Some(why));
             match specs.get(*i) {
