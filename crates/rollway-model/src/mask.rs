@@ -194,7 +194,9 @@ fn encodings(secret: &str) -> Vec<Vec<u8>> {
     forms.push(percent_encode(raw, false).to_ascii_lowercase().into_bytes());
     let json = serde_json::to_string(secret).unwrap_or_default();
     forms.push(json.as_bytes()[1..json.len().saturating_sub(1).max(1)].to_vec());
-    forms.push(json_ascii_escape(secret).into_bytes());
+    forms.push(json_ascii_escape(secret, true).into_bytes());
+    // Python's json.dumps: non-ASCII as \uXXXX, but `/` left as it is.
+    forms.push(json_ascii_escape(secret, false).into_bytes());
     forms
 }
 
@@ -213,14 +215,14 @@ fn percent_encode(raw: &[u8], form: bool) -> String {
 }
 
 /// JSON string escaping that also writes every non-ASCII character as \uXXXX
-/// (as many encoders do), without the quotes.
-fn json_ascii_escape(secret: &str) -> String {
+/// (as many encoders do), without the quotes; `/` as `\/` with `slash`.
+fn json_ascii_escape(secret: &str, slash: bool) -> String {
     let mut s = String::new();
     for c in secret.chars() {
         match c {
             '"' => s.push_str("\\\""),
             '\\' => s.push_str("\\\\"),
-            '/' => s.push_str("\\/"),
+            '/' if slash => s.push_str("\\/"),
             '\n' => s.push_str("\\n"),
             '\r' => s.push_str("\\r"),
             '\t' => s.push_str("\\t"),
@@ -292,7 +294,9 @@ mod tests {
             percent_encode(CANARY.as_bytes(), true),
             serde_json::to_string(CANARY).unwrap(),
             serde_json::to_string(&serde_json::json!({ "v": CANARY })).unwrap(),
-            json_ascii_escape(CANARY),
+            json_ascii_escape(CANARY, true),
+            // Python's json.dumps({"v": CANARY}).
+            r#"{"v": "canary-S3cr3t/+\u00e9\"x"}"#.to_owned(),
         ];
         for f in forms {
             let masked = m.mask(&format!("<{f}>"));
