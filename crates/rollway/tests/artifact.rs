@@ -183,3 +183,31 @@ fn a_deploy_refuses_an_artifact_with_unresolved_aliases() {
     let history = p.run(&["--json", "history", "staging"]).ok().json();
     assert_eq!(history.as_array().unwrap().len(), 0, "nothing was deployed");
 }
+
+#[test]
+fn a_deploy_refuses_an_archive_changed_on_disk_even_when_every_file_is_linked() {
+    let p = project("", free_port());
+    let a = build(&p, "v1");
+    let id = a["id"].as_str().unwrap();
+    p.run(&["deploy", "staging", "--artifact", id]).ok();
+    // The same artifact again: every file is linked, nothing is read from the
+    // archive — its digest must still be proved.
+    p.run(&["deploy", "staging", "--artifact", id]).ok();
+    let current = fs::read_link(p.path().join("srv/current")).unwrap();
+
+    let location = a["location"].as_str().unwrap();
+    let mut bytes = fs::read(location).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    fs::write(location, &bytes).unwrap();
+    let refused = p.run(&["deploy", "staging", "--artifact", id]);
+    assert_eq!(refused.code, 1, "{refused:#?}");
+    assert!(refused.stderr.contains("the record says"), "{}", refused.stderr);
+    assert!(refused.stderr.contains(location), "{}", refused.stderr);
+    assert_eq!(
+        fs::read_link(p.path().join("srv/current")).unwrap(),
+        current,
+        "nothing switched"
+    );
+    p.run(&["stop", "staging"]).ok();
+}

@@ -368,7 +368,9 @@ impl Agent {
         let path = self.layout.manifest(id);
         let bytes = fs::read(&path).map_err(|e| io_err(format!("release {id}: cannot read its manifest"), &path, e))?;
         let m = Rc::new(
-            Manifest::parse(&bytes).map_err(|e| format!("release {id}: stored manifest {}: {e}", path.display()))?,
+            // Written by this agent (`canonical_bytes`) when the release was committed.
+            Manifest::parse_own(&bytes)
+                .map_err(|e| format!("release {id}: stored manifest {}: {e}", path.display()))?,
         );
         self.manifests.borrow_mut().insert(id.to_owned(), Rc::clone(&m));
         Ok(m)

@@ -1467,18 +1467,29 @@ impl DeployJob<'_> {
                 Ok(Vec::new())
             })
             .unwrap_or(dep);
-        // Keep N releases; never the current one or the rollback target.
+        // Keep N releases; never the current one or the rollback target
+        // (the newest earlier succeeded deployment still on the hosts).
         let protect: Vec<String> = self
             .store
             .deployments(Some(&self.environment), 50)?
             .into_iter()
-            .filter(|d| d.rollback_target)
+            .filter(|d| d.id != id && d.rollback_target && d.status() == DeploymentStatus::Succeeded)
+            .take(1)
             .map(|d| d.id.to_string())
             .collect();
         for l in live.iter_mut() {
             if let Ok(removed) = l.session.prune(self.keep_releases, &protect)
                 && !removed.is_empty()
             {
+                // Gone from the hosts: no longer something to return to.
+                for r in &removed {
+                    if let Ok(rid) = r.parse::<DeploymentId>() {
+                        let _ = self.store.update_deployment(rid, &mut |d: &mut Deployment| {
+                            d.rollback_target = false;
+                            Ok(Vec::new())
+                        });
+                    }
+                }
                 {
                     let _ = self.step(
                         &dep,

@@ -41,7 +41,8 @@ pub fn manifest_of(
     let sha256 = sha256.cloned().or_else(|| digest_from_name(archive));
     if let (Some(cache), Some(sha)) = (cache, &sha256)
         && let Ok(bytes) = fs::read(cache_file(cache, sha))
-        && let Ok(manifest) = Manifest::parse(&bytes)
+        // Written by `write_cache` from a verified manifest.
+        && let Ok(manifest) = Manifest::parse_own(&bytes)
     {
         return Ok(ArchiveManifest {
             manifest,
@@ -82,6 +83,58 @@ fn write_cache(cache: &Path, sha: &Sha256Digest, bytes: &[u8]) -> io::Result<()>
     let tmp = cache.join(format!(".{sha}.{}.tmp", std::process::id()));
     fs::write(&tmp, bytes)?;
     fs::rename(&tmp, path)
+}
+
+/// What the archive file looked like when its bytes last hashed to a
+/// digest: device, inode, size, modification and change times (ns), and
+/// when that was recorded.
+fn stat_key(archive: &Path) -> Option<[u128; 5]> {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = fs::metadata(archive).ok()?;
+    let ns = |s: i64, n: i64| {
+        u128::try_from(s)
+            .ok()
+            .map(|s| s * 1_000_000_000 + u128::try_from(n).unwrap_or(0))
+    };
+    Some([
+        u128::from(m.dev()),
+        u128::from(m.ino()),
+        u128::from(m.size()),
+        ns(m.mtime(), m.mtime_nsec())?,
+        ns(m.ctime(), m.ctime_nsec())?,
+    ])
+}
+
+fn now_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// Whether `archive` is, by its file status, exactly the file whose bytes
+/// hashed to `sha` before — git's rule: the same device, inode, size and
+/// times, and not modified within two seconds of when that was recorded
+/// (a change in the same clock tick would not show in the times).
+pub fn digest_known(cache: &Path, archive: &Path, sha: &Sha256Digest) -> bool {
+    let Ok(text) = fs::read_to_string(cache.join(format!("{sha}.stat"))) else {
+        return false;
+    };
+    let fields: Vec<u128> = text.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    let (Some(now), [recorded @ .., at]) = (stat_key(archive), fields.as_slice()) else {
+        return false;
+    };
+    recorded == now.as_slice() && now[3] + 2_000_000_000 < *at
+}
+
+/// Records that `archive`, as it is now, hashed to `sha`.
+pub fn remember_digest(cache: &Path, archive: &Path, sha: &Sha256Digest) {
+    let Some(key) = stat_key(archive) else { return };
+    let text = format!("{} {} {} {} {} {}\n", key[0], key[1], key[2], key[3], key[4], now_ns());
+    let tmp = cache.join(format!(".{sha}.stat.{}.tmp", std::process::id()));
+    // A record that cannot be written only costs a re-hash next time.
+    if fs::create_dir_all(cache).is_ok() && fs::write(&tmp, text).is_ok() {
+        let _ = fs::rename(&tmp, cache.join(format!("{sha}.stat")));
+    }
 }
 
 /// Counts and hashes the raw archive bytes as they are read.

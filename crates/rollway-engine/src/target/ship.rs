@@ -184,11 +184,21 @@ pub(crate) fn ship(
     };
     // The digest as the archive was read for this release; when nothing
     // was read, the manifest came from a full verification or is hashed now.
+    let cache = options.manifest_cache.as_deref();
     let actual = match read_sha {
         Some(sha) => Some(sha),
-        None if known.unverified => Some(hash_file(archive).map_err(|e| client.error(STEP, e))?),
+        // Nothing was read (every file linked): the archive is the one
+        // hashed before when its file status says so, else hashed now.
+        None if known.unverified && !cache.is_some_and(|c| archive::digest_known(c, archive, sha256)) => {
+            Some(hash_file(archive).map_err(|e| client.error(STEP, e))?)
+        }
         None => None,
     };
+    if let (Some(actual), Some(cache)) = (&actual, cache)
+        && actual == sha256
+    {
+        archive::remember_digest(cache, archive, sha256);
+    }
     if let Some(actual) = actual.filter(|a| a != sha256) {
         abort(client, release);
         return Err(client.error(
@@ -299,10 +309,7 @@ fn send_release(
         let (full, delta, linked) = plan?;
         stats.files_linked = linked;
         let (bodies, mut sha) = match bodies {
-            Some(b) => {
-                let (contents, sha) = b.map_err(|e| client.error(STEP, e))?;
-                (contents, Some(sha))
-            }
+            Some(b) => b.map_err(|e| client.error(STEP, e))?,
             None => (Contents::new(), None),
         };
 
@@ -413,7 +420,15 @@ fn expected_changes(prev: &Manifest, new: &Manifest) -> (HashMap<String, Sha256D
 /// Reads the files of `archive` named in `wanted` into memory, keeping
 /// those whose content has the digest given; returns them with the
 /// archive's SHA-256.
-fn read_files(archive: &Path, wanted: &HashMap<String, Sha256Digest>) -> Result<(Contents, Sha256Digest), String> {
+fn read_files(
+    archive: &Path,
+    wanted: &HashMap<String, Sha256Digest>,
+) -> Result<(Contents, Option<Sha256Digest>), String> {
+    if wanted.is_empty() {
+        // Nothing expected to change: the archive need not be read (its
+        // digest is settled by whichever pass reads it, or by `ship`).
+        return Ok((Contents::new(), None));
+    }
     let mut contents = Contents::with_capacity(wanted.len());
     let sha = stream_files(archive, wanted, |path, digest, size, body| {
         let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
@@ -424,7 +439,7 @@ fn read_files(archive: &Path, wanted: &HashMap<String, Sha256Digest>) -> Result<
         }
         Ok(())
     })?;
-    Ok((contents, sha))
+    Ok((contents, Some(sha)))
 }
 
 /// Sends one file already in memory.
