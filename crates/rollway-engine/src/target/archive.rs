@@ -140,32 +140,38 @@ pub fn remember_digest(cache: &Path, archive: &Path, sha: &Sha256Digest) {
 /// Counts and hashes the raw archive bytes as they are read.
 struct Hashing {
     inner: File,
-    sha: Sha256,
+    /// `None`: read without hashing.
+    sha: Option<Sha256>,
 }
 
 impl Read for Hashing {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.sha.update(&buf[..n]);
+        if let Some(sha) = self.sha.as_mut() {
+            sha.update(&buf[..n]);
+        }
         Ok(n)
     }
 }
 
 /// Calls `f(path, size, body)` for each regular file of `archive` whose
-/// path is in `wanted`, stopping the decompression after the last one, and
-/// returns the SHA-256 of the whole archive file (the rest is hashed
-/// without being decompressed). Reading is not checked beyond that: the
-/// host checks every file against the manifest.
+/// path is in `wanted`, stopping the decompression after the last one.
+/// With `prove`, returns the SHA-256 of the whole archive file (the rest is
+/// hashed without being decompressed); without, reads no further than
+/// needed and returns `None` (a previous release's archive, read only for
+/// delta references, or one whose digest is already known). Reading is not
+/// checked beyond that: the host checks every file against the manifest.
 pub fn stream_files<T>(
     archive: &Path,
     wanted: &HashMap<String, T>,
+    prove: bool,
     mut f: impl FnMut(&str, &T, u64, &mut dyn Read) -> Result<(), String>,
-) -> Result<Sha256Digest, String> {
+) -> Result<Option<Sha256Digest>, String> {
     let shown = archive.display();
     let file = File::open(archive).map_err(|e| format!("artifact {shown}: {e}"))?;
     let hashing = Hashing {
         inner: file,
-        sha: Sha256::new(),
+        sha: prove.then(Sha256::new),
     };
     let decoder = zstd::stream::read::Decoder::new(hashing).map_err(|e| format!("artifact {shown}: {e}"))?;
     let mut tar = tar::Archive::new(decoder);
@@ -193,9 +199,12 @@ pub fn stream_files<T>(
             "artifact {shown}: {left} files of its manifest are missing from it"
         ));
     }
+    if !prove {
+        return Ok(None);
+    }
     let decoder = tar.into_inner();
     let mut raw: BufReader<Hashing> = decoder.finish();
     io::copy(&mut raw, &mut io::sink()).map_err(|e| format!("artifact {shown}: {e}"))?;
     let hashing = raw.into_inner();
-    Ok(Sha256Digest::from_bytes(hashing.sha.finalize().into()))
+    Ok(hashing.sha.map(|sha| Sha256Digest::from_bytes(sha.finalize().into())))
 }

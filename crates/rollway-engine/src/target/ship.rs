@@ -174,7 +174,7 @@ pub(crate) fn ship(
     let started = client.bytes_sent();
     let known = known(client, options, archive, sha256)?;
     let mut stats = ShipStats::default();
-    let sent = send_release(client, options, release, archive, &known, &mut stats);
+    let sent = send_release(client, options, release, archive, sha256, &known, &mut stats);
     let read_sha = match sent {
         Ok(sha) => sha,
         Err(e) => {
@@ -279,19 +279,32 @@ fn send_release(
     options: &SessionOptions,
     release: &str,
     archive: &Path,
+    sha256: &Sha256Digest,
     known: &Known,
     stats: &mut ShipStats,
 ) -> Result<Option<Sha256Digest>, HostError> {
     let manifest = &known.manifest;
     let expected = known.previous.as_ref().map(|p| expected_changes(&p.manifest, manifest));
+    // An archive whose digest is known by its file status needs no hashing.
+    let proven = !known.unverified
+        || options
+            .manifest_cache
+            .as_deref()
+            .is_some_and(|c| archive::digest_known(c, archive, sha256));
     std::thread::scope(|scope| {
         let prefetch = known
             .previous
             .as_ref()
             .zip(expected.as_ref())
             .map(|(prev, (bodies, refs))| {
-                let refs = scope.spawn(move || read_files(&prev.archive, refs).map(|(c, _)| c).unwrap_or_default());
-                let bodies = scope.spawn(move || read_files(archive, bodies));
+                // References only seed deltas (the host checks every result),
+                // so the previous archive is read, never proved.
+                let refs = scope.spawn(move || {
+                    read_files(&prev.archive, refs, false)
+                        .map(|(c, _)| c)
+                        .unwrap_or_default()
+                });
+                let bodies = scope.spawn(move || read_files(archive, bodies, !proven));
                 (refs, bodies)
             });
         let plan = request_plan(client, options, release, known, false);
@@ -345,7 +358,7 @@ fn send_release(
         }
         if !leftover.is_empty() {
             let mut broken: Option<HostError> = None;
-            let streamed = stream_files(archive, &leftover, |path, want, size, body| {
+            let streamed = stream_files(archive, &leftover, !proven, |path, want, size, body| {
                 let reference = if want.delta { references.get(path) } else { None };
                 match send_one(
                     client,
@@ -368,7 +381,7 @@ fn send_release(
             if let Some(e) = broken {
                 return Err(e);
             }
-            sha = Some(streamed.map_err(|e| client.error(STEP, e))?);
+            sha = streamed.map_err(|e| client.error(STEP, e))?;
         }
         Ok(sha)
     })
@@ -423,6 +436,7 @@ fn expected_changes(prev: &Manifest, new: &Manifest) -> (HashMap<String, Sha256D
 fn read_files(
     archive: &Path,
     wanted: &HashMap<String, Sha256Digest>,
+    prove: bool,
 ) -> Result<(Contents, Option<Sha256Digest>), String> {
     if wanted.is_empty() {
         // Nothing expected to change: the archive need not be read (its
@@ -430,7 +444,7 @@ fn read_files(
         return Ok((Contents::new(), None));
     }
     let mut contents = Contents::with_capacity(wanted.len());
-    let sha = stream_files(archive, wanted, |path, digest, size, body| {
+    let sha = stream_files(archive, wanted, prove, |path, digest, size, body| {
         let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
         body.read_to_end(&mut buf)
             .map_err(|e| format!("artifact {}: {e}", archive.display()))?;
@@ -439,7 +453,7 @@ fn read_files(
         }
         Ok(())
     })?;
-    Ok((contents, Some(sha)))
+    Ok((contents, sha))
 }
 
 /// Sends one file already in memory.
