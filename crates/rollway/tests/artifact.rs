@@ -8,7 +8,7 @@ mod common;
 
 use std::fs;
 
-use common::{Backend, Project};
+use common::{Backend, Project, free_port};
 
 fn project(extra_build: &str, port: u16) -> Project {
     let p = Project::new(Backend::Sqlite);
@@ -40,14 +40,6 @@ root = "srv"
     );
     fs::create_dir_all(p.path().join("dist")).unwrap();
     p
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn build(p: &Project, body: &str) -> serde_json::Value {

@@ -13,11 +13,10 @@ mod common;
 mod supervisord;
 
 use std::fs;
-use std::io::{Read as _, Write as _};
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Backend, Project};
+use common::{Backend, Project, free_port, get};
 use rollway_engine::deploy::failpoint::ALL;
 use supervisord::Supervisord;
 
@@ -35,23 +34,6 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve
 "#;
 
 const LEASE: (&str, &str) = ("ROLLWAY_LEASE", "1s");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn get(port: u16) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
-}
 
 fn project(port: u16, supervisord: Option<&Supervisord>) -> Project {
     let p = Project::new(Backend::Sqlite);

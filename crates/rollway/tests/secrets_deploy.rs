@@ -7,12 +7,11 @@
 mod common;
 
 use std::fs;
-use std::io::{Read as _, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Backend, Project};
+use common::{Backend, Project, contains, get, sha256sum};
 
 /// Answers the SHA-256 of `API_KEY` (never the value); crashes 0.5 s after
 /// start when the release holds a `crash` file or `API_KEY` starts with "bad".
@@ -36,32 +35,6 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve
 const CANARY: &str = "canary-Hq3vR8zLm2Xw9Tk4Pb7Yc";
 const NEXT: &str = "next-Jn5sW1qEr6Uy0Io3Pa8Sd2Fg";
 const BAD: &str = "bad-Zm4Xn7Cb1Vq9Lk2Jh6Gf3Ds8";
-
-fn sha(s: &str) -> String {
-    let out = std::process::Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(s.as_bytes())?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
-fn get(port: u16) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
-}
 
 fn project() -> (Project, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -119,10 +92,6 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn contains(hay: &[u8], needle: &str) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
-}
-
 fn service_pid(p: &Project) -> u32 {
     // The supervisor's child runs the app; find it by its working directory.
     let current = fs::canonicalize(p.path().join("srv/current")).unwrap();
@@ -147,7 +116,7 @@ fn a_canary_secret_is_in_clear_only_in_env_files_and_the_service_environment() {
     let mut runs = vec![p.run(&["deploy", "staging"]).ok()];
     assert_eq!(
         get(port).as_deref(),
-        Some(sha(CANARY).as_str()),
+        Some(sha256sum(CANARY).as_str()),
         "the service got the value"
     );
     let pid = service_pid(&p);
@@ -204,13 +173,17 @@ fn rotate_stores_the_new_value_only_when_its_deployment_succeeds() {
     p.run_with_stdin(&["secrets", "set", "staging", "API_KEY"], CANARY).ok();
     let first = p.run(&["--json", "deploy", "staging"]).ok().json();
     let artifact = first["deployment"]["artifact_id"].clone();
-    assert_eq!(get(port).as_deref(), Some(sha(CANARY).as_str()));
+    assert_eq!(get(port).as_deref(), Some(sha256sum(CANARY).as_str()));
 
     let rotated = p
         .run_with_stdin(&["secrets", "rotate", "staging", "API_KEY"], NEXT)
         .ok();
     assert!(!rotated.stdout.contains(NEXT), "{rotated:#?}");
-    assert_eq!(get(port).as_deref(), Some(sha(NEXT).as_str()), "the new value is live");
+    assert_eq!(
+        get(port).as_deref(),
+        Some(sha256sum(NEXT).as_str()),
+        "the new value is live"
+    );
     let stored = p
         .run(&["--json", "secrets", "get", "staging", "API_KEY", "--reveal"])
         .ok()
@@ -244,14 +217,14 @@ fn rotate_stores_the_new_value_only_when_its_deployment_succeeds() {
     let mut answer = None;
     for _ in 0..50 {
         answer = get(port);
-        if answer.as_deref() == Some(sha(NEXT).as_str()) {
+        if answer.as_deref() == Some(sha256sum(NEXT).as_str()) {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(
         answer.as_deref(),
-        Some(sha(NEXT).as_str()),
+        Some(sha256sum(NEXT).as_str()),
         "the previous release runs with the previous value"
     );
 
@@ -266,6 +239,6 @@ fn rotate_stores_the_new_value_only_when_its_deployment_succeeds() {
     let value = stored["value"].as_str().unwrap();
     assert!(value.len() >= 32 && value != NEXT, "{value}");
     assert!(!generated.stdout.contains(value), "{generated:#?}");
-    assert_eq!(get(port).as_deref(), Some(sha(value).as_str()));
+    assert_eq!(get(port).as_deref(), Some(sha256sum(value).as_str()));
     p.run(&["stop", "staging"]).ok();
 }

@@ -7,10 +7,8 @@
 mod common;
 
 use std::fs;
-use std::io::{Read as _, Write as _};
-use std::time::Duration;
 
-use common::{Backend, Project};
+use common::{Backend, Project, get};
 
 const ENV: &str = r#"
 [environments.staging]
@@ -278,15 +276,6 @@ verify = "true"
             .unwrap()
             .contains("neither as JSON nor as YAML")
     );
-}
-
-fn get(port: u16) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
 }
 
 #[test]

@@ -9,14 +9,13 @@
 mod common;
 
 use std::fs;
-use std::io::{Read as _, Write as _};
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-use common::{Backend, Project, Run};
+use common::{Backend, Project, Run, contains, get, sha256sum};
 
 /// Answers the SHA-256 of `API_TOKEN` (never the value); crashes 0.5 s
 /// after start when the release holds a `crash` file.
@@ -123,37 +122,9 @@ fn encodings(secret: &str) -> Vec<String> {
     distinct
 }
 
-fn contains(hay: &[u8], needle: &str) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
-}
-
 /// The forms of the canary found in `hay`.
 fn found(hay: &[u8], forms: &[String]) -> Vec<String> {
     forms.iter().filter(|f| contains(hay, f)).cloned().collect()
-}
-
-fn sha(s: &str) -> String {
-    let mut c = std::process::Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-    let out = c.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
-fn get(port: u16) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
 }
 
 /// Every regular file under `dir` (not following links), skipping `skip`,
@@ -293,7 +264,7 @@ run = '''
     assert_eq!(good.code, 0, "{good:#?}");
     assert_eq!(
         get(port).as_deref(),
-        Some(sha(&canary).as_str()),
+        Some(sha256sum(&canary).as_str()),
         "the service runs with the value"
     );
     let good_release = fs::read_link(p.path().join("srv/current")).unwrap();
