@@ -658,7 +658,7 @@ fn concurrent_deploy_is_locked(kind: Target) {
     let f = Fixture::new(kind);
     f.configure(Health { window: "3s", ..HEALTH });
     f.mode("v1");
-    let first = f
+    let mut first = f
         .command(&["deploy", "staging"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -678,10 +678,16 @@ fn concurrent_deploy_is_locked(kind: Target) {
                 }
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "the first deployment never reached verifying"
-        );
+        if Instant::now() >= deadline {
+            let _ = first.kill();
+            let out = first.wait_with_output().unwrap();
+            panic!(
+                "the first deployment never reached verifying; history: {}\nits output: {}\n{}",
+                f.run(&["--json", "history", "staging"]).stdout,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         std::thread::sleep(Duration::from_millis(50));
     };
 
