@@ -192,3 +192,83 @@ fn kill_9_at_every_step_under_supervisord_recovers() {
     let sd = Supervisord::start();
     kill_at_every_step(Some(&sd));
 }
+
+#[test]
+fn a_killed_deployment_with_stacks_rolls_its_command_stacks_back_on_recovery() {
+    let port = free_port();
+    let p = Project::new(Backend::Sqlite);
+    p.write(
+        "rollway.toml",
+        &format!(
+            r#"project = "fpstacks"
+
+[build]
+command = "rm -rf dist && mkdir dist && cp app/server.py app/body.txt dist/"
+output = "dist"
+
+[service]
+start = "exec python3 server.py"
+port = {port}
+
+[health]
+interval = "100ms"
+retries = 50
+stability_window = "1s"
+
+[stacks.db]
+deploy = "echo deployed >> db.log"
+rollback = "echo rolled back >> db.log"
+
+[stacks.app]
+depends_on = ["db"]
+
+[environments.staging]
+kind = "staging"
+hosts = ["local"]
+root = "srv"
+"#
+        ),
+    );
+    fs::create_dir_all(p.path().join("app")).unwrap();
+    p.write("app/server.py", SERVER);
+    p.write("app/body.txt", "v1\n");
+    let v1 = p.run_full(&["--json", "deploy", "staging"], "", &[LEASE]).ok().json();
+    let good = v1["deployment"]["id"].as_str().unwrap().to_owned();
+
+    p.write("app/body.txt", "v2\n");
+    let killed = p.run_full(
+        &["deploy", "staging"],
+        "",
+        &[LEASE, ("ROLLWAY_FAILPOINT", "after-waves")],
+    );
+    assert_eq!(killed.code, -1, "{killed:#?}");
+    let victim = history(&p)[0]["deployment"]["id"].as_str().unwrap().to_owned();
+    let recovered = p
+        .run_full(&["--json", "recover", "staging", "--lock-wait", "20s"], "", &[LEASE])
+        .ok()
+        .json();
+    assert_eq!(recovered["recovered"], serde_json::json!([victim]));
+    assert_eq!(
+        fs::read_to_string(p.path().join("db.log")).unwrap(),
+        "deployed\ndeployed\nrolled back\n",
+        "the killed deployment's db stack ran its rollback"
+    );
+    let h: Vec<serde_json::Value> =
+        serde_json::from_str(&p.run(&["--json", "history", "staging"]).ok().stdout).unwrap();
+    let d = h.iter().find(|d| d["deployment"]["id"] == victim.as_str()).unwrap();
+    assert_eq!(d["deployment"]["lifecycle"]["status"], "rolled_back");
+    let stacks: Vec<(String, String)> = d["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["lifecycle"]["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(stacks.contains(&("db".into(), "rolled_back".into())), "{stacks:?}");
+    assert_settled(&p, port, "after-waves (stacks)", &good, "v1\n");
+    p.run(&["stop", "staging"]).ok();
+}

@@ -5,11 +5,14 @@
 
 use std::sync::Mutex;
 
-use rollway_model::{Deployment, DeploymentId, DeploymentStatus, EventKind, Level, Masker, NewEvent, Verification};
+use rollway_model::{
+    Deployment, DeploymentId, DeploymentStatus, EventKind, Level, Masker, NewEvent, StackStatus, Verification,
+};
 use rollway_store::Store;
 use serde_json::json;
 
 use super::run::model_err;
+use super::stacks::{StackEnv, StackSpec};
 use super::{Connector, DeployError, Health, HostPlan, Progress};
 use crate::host::{HostSession, ServiceOp};
 use crate::supervisor::ServiceSpec;
@@ -25,6 +28,10 @@ pub struct Recovery<'a> {
     pub service: ServiceSpec,
     pub masker: Masker,
     pub health: Health,
+    /// `[stacks]` and where their commands run: the command stacks an
+    /// interrupted deployment deployed are rolled back too.
+    pub stacks: Vec<StackSpec>,
+    pub stack_env: Option<StackEnv>,
 }
 
 impl std::fmt::Debug for Recovery<'_> {
@@ -82,12 +89,108 @@ impl Recovery<'_> {
                 reason,
             );
             match err {
-                DeployError::Failed { .. } => done.push(dep.id),
+                DeployError::Failed { .. } => {
+                    self.roll_back_stacks(&dep, &reason_of(self.store, dep.id))?;
+                    done.push(dep.id);
+                }
                 other => return Err(other),
             }
         }
         Ok(done)
     }
+
+    /// The stacks of an interrupted deployment: every command stack it had
+    /// deployed (or was deploying) runs its `rollback`, in reverse order;
+    /// those never started are skipped. A failed deployment whose stacks
+    /// were rolled back ends rolled_back.
+    fn roll_back_stacks(&self, dep: &Deployment, reason: &str) -> Result<(), DeployError> {
+        let records = self.store.stacks(dep.id)?;
+        let order: Vec<&str> = dep.stacks_order.iter().map(String::as_str).collect();
+        let mut rolled = false;
+        let outputs: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> =
+            records.iter().map(|s| (s.name.clone(), s.outputs.clone())).collect();
+        for name in order.iter().rev() {
+            let Some(st) = records.iter().find(|s| s.name == *name) else {
+                continue;
+            };
+            let spec = self.stacks.iter().find(|s| s.name == st.name);
+            let now = self.store.clock().now();
+            let (to, run) = match st.status() {
+                StackStatus::Deployed => (Some(StackStatus::RolledBack), true),
+                StackStatus::Deploying | StackStatus::Synthesizing => (Some(StackStatus::Failed), true),
+                StackStatus::Pending | StackStatus::Synthesized => (Some(StackStatus::Skipped), false),
+                _ => (None, false),
+            };
+            if run
+                && let (Some(spec), Some(env)) = (spec, &self.stack_env)
+                && let Some(cmd) = spec.rollback.as_ref().filter(|_| !spec.is_release())
+            {
+                let mut env = env.clone();
+                env.deployment = dep.id.to_string();
+                let ran = env.run(&spec.name, "rollback", cmd, &outputs, &[]);
+                let ok = ran.as_ref().is_ok_and(|r| r.ok);
+                rolled |= ok;
+                let tail = ran
+                    .map(|r| self.masker.mask(&super::stacks::tail(&r.output, 20)))
+                    .unwrap_or_default();
+                let _ = self.store.append_event(
+                    event(
+                        &self.environment,
+                        &self.operator,
+                        dep.id,
+                        EventKind::DeployStep,
+                        Level::Warn,
+                        format!(
+                            "recovery: stack {} rollback {}",
+                            spec.name,
+                            if ok { "done" } else { "failed" }
+                        ),
+                    )
+                    .data(json!({ "stack": spec.name, "phase": "rollback", "output": tail })),
+                );
+            }
+            if let Some(to) = to {
+                let _ = self.store.update_stack(st.id, &mut |s| {
+                    match to {
+                        StackStatus::Failed => s.fail("interrupted: the process running it stopped", now),
+                        other => s.transition(other, now),
+                    }
+                    .map_err(model_err)?;
+                    Ok(Vec::new())
+                });
+            }
+        }
+        let current = self.store.deployment(dep.id)?;
+        if rolled && current.is_some_and(|d| d.status() == DeploymentStatus::Failed) {
+            let now = self.store.clock().now();
+            let rb = format!("automatic rollback: {reason}");
+            self.store.update_deployment(dep.id, &mut |d: &mut Deployment| {
+                d.roll_back(rb.clone(), now).map_err(model_err)?;
+                Ok(vec![
+                    event(
+                        &self.environment,
+                        &self.operator,
+                        d.id,
+                        EventKind::DeploymentTransition,
+                        Level::Warn,
+                        format!("deployment {}: failed → rolled_back", d.id),
+                    )
+                    .data(json!({ "from": "failed", "to": "rolled_back", "reason": rb })),
+                ])
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The failure reason recorded on a deployment (for its rollback reason).
+fn reason_of(store: &dyn Store, id: DeploymentId) -> String {
+    store
+        .deployment(id)
+        .ok()
+        .flatten()
+        .and_then(|d| d.failure_reason)
+        .unwrap_or_else(|| "interrupted".to_owned())
 }
 
 fn event(env: &str, operator: &str, id: DeploymentId, kind: EventKind, level: Level, msg: String) -> NewEvent {

@@ -223,6 +223,14 @@ impl DeployJob<'_> {
             service: self.service.clone(),
             masker: self.masker.clone(),
             health: self.health.clone(),
+            stacks: self.stacks.clone(),
+            stack_env: self.stack_dir.as_ref().map(|dir| super::stacks::StackEnv {
+                dir: dir.clone(),
+                vars: self.stack_vars.clone(),
+                work: self.stack_work.join("recovery"),
+                deployment: String::new(),
+                environment: self.environment.clone(),
+            }),
         }
     }
 

@@ -405,6 +405,22 @@ fn job<'a>(
     }
 }
 
+/// Gives `job` the environment's stacks and where their commands run.
+fn with_stacks(
+    job: &mut DeployJob<'_>,
+    s: &Session,
+    config: &Config,
+    stacks: Vec<StackSpec>,
+    vars: Vec<(String, String)>,
+    env: &str,
+) {
+    let dir = s.config_dir();
+    job.stack_dir = Some(std::fs::canonicalize(&dir).unwrap_or(dir));
+    job.stack_vars = vars;
+    job.required_tags.clone_from(&config.environments[env].required_tags);
+    job.stacks = stacks;
+}
+
 /// `[stacks]` as the engine takes them, in name order (empty: the release alone).
 fn stack_specs(config: &Config) -> Vec<StackSpec> {
     config
@@ -575,11 +591,7 @@ pub fn deploy(s: &Session, args: DeployArgs) -> anyhow::Result<()> {
         job.build = Some(&build_jobs);
     }
     if !stacks.is_empty() {
-        let dir = s.config_dir();
-        job.stack_dir = Some(std::fs::canonicalize(&dir).unwrap_or(dir));
-        job.stack_vars = stack_vars;
-        job.required_tags.clone_from(&ecfg.required_tags);
-        job.stacks = stacks;
+        with_stacks(&mut job, s, &config, stacks, stack_vars, &args.env);
         job.secret_outputs = Some(&keep_secret_outputs);
     }
     job.detach = args.detach;
@@ -731,6 +743,12 @@ pub fn recover(s: &Session, args: RecoverArgs) -> anyhow::Result<()> {
         release,
     );
     job.lock_wait = args.lock_wait;
+    // An interrupted deployment's command stacks roll back too.
+    let stacks = stack_specs(&config);
+    if !stacks.is_empty() {
+        let vars = s.env_values(&config, &*store, &args.env)?;
+        with_stacks(&mut job, s, &config, stacks, vars, &args.env);
+    }
     let settled = job.recover().map_err(engine_error)?;
     s.printer
         .json(&serde_json::json!({ "environment": args.env, "recovered": settled }));
