@@ -278,6 +278,7 @@ fn a_new_secret_is_checked_even_when_the_archive_could_be_reused() {
     let src = t.path().join("src");
     gen_tree(&src, 4, 20_000, 14);
     fs::write(src.join("env.js"), "window.TOKEN = 'tok-0123456789abcdef';").unwrap();
+    support::settle();
     let mut o = options(&t.path().join("out"), Some(&t.path().join("cache")));
     let first = pack(&src, &o).unwrap();
     assert!(pack(&src, &o).unwrap().reused);
@@ -445,6 +446,7 @@ fn unresolved_aliases_are_listed_and_survive_reuse() {
     .unwrap();
     fs::write(src.join("assets/clean.mjs"), "import a from './a.js';\n").unwrap();
     fs::write(src.join("assets/data.json"), "{\"x\": \"@/not-js\"}").unwrap();
+    support::settle();
     let mut o = options(&t.path().join("out"), Some(&t.path().join("cache")));
     o.aliases = AliasSpec::from_list(["@/"]);
     let r = pack(&src, &o).unwrap();

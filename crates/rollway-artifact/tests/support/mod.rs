@@ -145,3 +145,11 @@ pub fn list(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Waits out the filesystem's timestamp tick (a jiffy, at most 10 ms on
+/// Linux), so files written so far are strictly older than any stat cache
+/// written next — otherwise git's racy rule (rightly) hashes them again and
+/// a test of reuse would measure the race instead.
+pub fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(25));
+}
