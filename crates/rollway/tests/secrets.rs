@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::Command;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-use common::{Backend, Project};
+use base64::engine::general_purpose::STANDARD;
+use common::{Backend, Project, secret_forms};
 
 const CONFIG: &str = r#"project = "hello"
 
@@ -70,30 +70,8 @@ fn age_installed() {
     assert!(ok, "Debian's `age` must be installed (scripts/test installs it)");
 }
 
-/// Every form the canary must never appear in.
-fn encodings(secret: &str) -> Vec<String> {
-    let mut v = vec![secret.to_owned()];
-    for e in [&STANDARD, &URL_SAFE, &STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
-        v.push(e.encode(secret));
-    }
-    let pct: String = secret
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    v.push(pct);
-    let json = serde_json::to_string(secret).unwrap();
-    v.push(json[1..json.len() - 1].to_owned());
-    v
-}
-
 fn assert_nowhere(what: &str, haystack: &[u8]) {
-    for form in encodings(CANARY) {
+    for form in secret_forms(CANARY) {
         assert!(
             !haystack.windows(form.len()).any(|w| w == form.as_bytes()),
             "the canary appears in clear ({form:?}) in {what}"

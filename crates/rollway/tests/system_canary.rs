@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-use common::{Backend, Project, Run, contains, get, sha256sum};
+use base64::engine::general_purpose::STANDARD;
+use common::{Backend, Project, Run, contains, get, secret_forms, sha256sum};
 
 /// Answers the SHA-256 of `API_TOKEN` (never the value); crashes 0.5 s
 /// after start when the release holds a `crash` file.
@@ -80,46 +80,11 @@ fn canary() -> String {
 
 /// Every form the canary must never appear in outside the env files.
 fn encodings(secret: &str) -> Vec<String> {
-    let mut v = vec![secret.to_owned()];
-    for e in [&STANDARD, &URL_SAFE, &STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
-        v.push(e.encode(secret));
-    }
-    let pct: String = secret
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    v.push(pct);
-    // JSON-escaped as serde writes it, and as Python's json.dumps does
-    // (non-ASCII as \uXXXX, `/` left alone).
-    let json = serde_json::to_string(secret).unwrap();
-    v.push(json[1..json.len() - 1].to_owned());
-    let ascii: String = secret
-        .chars()
-        .map(|c| {
-            if c.is_ascii() {
-                c.to_string()
-            } else {
-                c.encode_utf16(&mut [0; 2])
-                    .iter()
-                    .map(|u| format!("\\u{u:04x}"))
-                    .collect()
-            }
-        })
-        .collect();
-    v.push(ascii);
-    let mut distinct = v.clone();
-    distinct.sort();
-    distinct.dedup();
+    let forms = secret_forms(secret);
     // Raw, four base64, percent-encoded and \u-escaped differ; serde's JSON
     // escaping of this canary is the raw canary.
-    assert_eq!(distinct.len(), 7, "the forms differ: {v:?}");
-    distinct
+    assert_eq!(forms.len(), 7, "the forms differ: {forms:?}");
+    forms
 }
 
 /// The forms of the canary found in `hay`.

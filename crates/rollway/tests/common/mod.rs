@@ -272,3 +272,46 @@ pub fn sha256sum(s: &str) -> String {
 pub fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
+
+/// Every form a secret must never appear in where it is masked: raw, base64
+/// (standard and URL-safe, padded or not), percent-encoded, JSON-escaped as
+/// serde writes it and as Python's json.dumps does (non-ASCII as \uXXXX);
+/// sorted, without repeats.
+pub fn secret_forms(secret: &str) -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let mut v = vec![secret.to_owned()];
+    for e in [&STANDARD, &URL_SAFE, &STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+        v.push(e.encode(secret));
+    }
+    let pct: String = secret
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    v.push(pct);
+    let json = serde_json::to_string(secret).unwrap();
+    v.push(json[1..json.len() - 1].to_owned());
+    let ascii: String = secret
+        .chars()
+        .map(|c| {
+            if c.is_ascii() {
+                c.to_string()
+            } else {
+                c.encode_utf16(&mut [0; 2])
+                    .iter()
+                    .map(|u| format!("\\u{u:04x}"))
+                    .collect()
+            }
+        })
+        .collect();
+    v.push(ascii);
+    v.sort();
+    v.dedup();
+    v
+}
