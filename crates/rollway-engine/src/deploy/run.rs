@@ -155,33 +155,25 @@ impl DeployJob<'_> {
     /// Moves the deployment and writes its transition event, in one transaction.
     fn advance(&self, id: DeploymentId, to: DeploymentStatus) -> Result<Deployment, DeployError> {
         let now = self.clock().now();
-        let env = self.environment.clone();
-        let op = self.operator.clone();
         let dep = self.store.update_deployment(id, &mut |d: &mut Deployment| {
             let from = d.status();
             d.transition(to, now).map_err(model_err)?;
             let mut evs = vec![
-                NewEvent::new(
+                self.event(
+                    d,
                     EventKind::DeploymentTransition,
                     Level::Info,
                     format!("deployment {}: {from} → {to}", d.id),
                 )
-                .environment(env.clone())
-                .deployment(d.id)
-                .operator(op.clone())
                 .data(json!({ "from": from.as_str(), "to": to.as_str() })),
             ];
             if to == DeploymentStatus::Succeeded {
-                evs.push(
-                    NewEvent::new(
-                        EventKind::DeploymentSuccess,
-                        Level::Info,
-                        format!("deployment {} succeeded", d.id),
-                    )
-                    .environment(env.clone())
-                    .deployment(d.id)
-                    .operator(op.clone()),
-                );
+                evs.push(self.event(
+                    d,
+                    EventKind::DeploymentSuccess,
+                    Level::Info,
+                    format!("deployment {} succeeded", d.id),
+                ));
             }
             Ok(evs)
         })?;
@@ -1441,30 +1433,24 @@ impl DeployJob<'_> {
         let dep = self.advance(id, DeploymentStatus::Succeeded)?;
         if let Some((old, reason)) = &self.supersedes {
             let now = self.clock().now();
-            let env = self.environment.clone();
-            let op = self.operator.clone();
             self.store.update_deployment(*old, &mut |d: &mut Deployment| {
                 let from = d.status();
                 d.rollback_to = self.rollback_to.or(Some(id));
                 d.roll_back(reason.clone(), now).map_err(model_err)?;
                 Ok(vec![
-                    NewEvent::new(
+                    self.event(
+                        d,
                         EventKind::DeploymentTransition,
                         Level::Warn,
                         format!("deployment {}: {from} → rolled_back", d.id),
                     )
-                    .environment(env.clone())
-                    .deployment(d.id)
-                    .operator(op.clone())
                     .data(json!({ "from": from.as_str(), "to": "rolled_back", "reason": reason, "superseded_by": id })),
-                    NewEvent::new(
+                    self.event(
+                        d,
                         EventKind::RollbackCompleted,
                         Level::Info,
                         format!("rolled back {} by deployment {id}", d.id),
-                    )
-                    .environment(env.clone())
-                    .deployment(d.id)
-                    .operator(op.clone()),
+                    ),
                 ])
             })?;
         }

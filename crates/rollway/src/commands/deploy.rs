@@ -362,46 +362,65 @@ fn interrupted_flag() -> Arc<AtomicBool> {
     flag
 }
 
-#[allow(clippy::too_many_arguments)]
-fn job<'a>(
-    s: &Session,
-    store: &'a dyn Store,
-    connector: &'a dyn Connector,
-    progress: &'a dyn Progress,
-    interrupted: &'a AtomicBool,
-    env: &str,
-    p: Prepared,
-    release: ReleaseSource,
-) -> DeployJob<'a> {
-    DeployJob {
-        store,
-        connector,
-        progress,
-        environment: env.to_owned(),
-        operator: s.operator(),
-        hosts: p.hosts,
-        health: p.health,
-        service: p.service,
-        release,
-        env_text: p.env_text,
-        masker: p.masker,
-        lease: lease(),
-        keep_releases: p.keep_releases,
-        detach: false,
-        interrupted,
-        kind: DeploymentKind::Deploy,
-        rollback_to: None,
-        notes: None,
-        version_tag: None,
-        lock_wait: Duration::ZERO,
-        supersedes: None,
-        stacks: Vec::new(),
-        stack_dir: None,
-        stack_vars: Vec::new(),
-        stack_work: s.state_dir().join("stacks"),
-        required_tags: Vec::new(),
-        build: None,
-        secret_outputs: None,
+/// What a deployment needs alive while it runs: the connectors, the
+/// progress lines and the Ctrl-C flag.
+struct Runtime {
+    connector: rollway_engine::target::Targets,
+    progress: CliProgress,
+    interrupted: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    fn new(s: &Session, config: &Config, store: &dyn Store, env: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            connector: crate::commands::connect::connector(s, config, store, env)?,
+            progress: progress(s),
+            interrupted: interrupted_flag(),
+        })
+    }
+
+    /// A deployment of `release` to `env`, with the defaults of a plain deploy.
+    fn job<'a>(
+        &'a self,
+        s: &Session,
+        store: &'a dyn Store,
+        env: &str,
+        p: Prepared,
+        release: ReleaseSource,
+    ) -> DeployJob<'a> {
+        let connector: &'a dyn Connector = &self.connector;
+        let progress: &'a dyn Progress = &self.progress;
+        let interrupted: &'a AtomicBool = &self.interrupted;
+        DeployJob {
+            store,
+            connector,
+            progress,
+            environment: env.to_owned(),
+            operator: s.operator(),
+            hosts: p.hosts,
+            health: p.health,
+            service: p.service,
+            release,
+            env_text: p.env_text,
+            masker: p.masker,
+            lease: lease(),
+            keep_releases: p.keep_releases,
+            detach: false,
+            interrupted,
+            kind: DeploymentKind::Deploy,
+            rollback_to: None,
+            notes: None,
+            version_tag: None,
+            lock_wait: Duration::ZERO,
+            supersedes: None,
+            stacks: Vec::new(),
+            stack_dir: None,
+            stack_vars: Vec::new(),
+            stack_work: s.state_dir().join("stacks"),
+            required_tags: Vec::new(),
+            build: None,
+            secret_outputs: None,
+        }
     }
 }
 
@@ -539,11 +558,9 @@ pub fn deploy(s: &Session, args: DeployArgs) -> anyhow::Result<()> {
         Some(a) => release_of(a)?,
         None => placeholder_release(&*store),
     };
-    let connector = crate::commands::connect::connector(s, &config, &*store, &args.env)?;
-    let progress = progress(s);
-    let interrupted = interrupted_flag();
+    let rt = Runtime::new(s, &config, &*store, &args.env)?;
     if args.dry_run {
-        return crate::commands::connect::dry_run(s, &connector, &prepared.hosts, &release, &prepared.service);
+        return crate::commands::connect::dry_run(s, &rt.connector, &prepared.hosts, &release, &prepared.service);
     }
     let stack_vars = if stacks.is_empty() {
         Vec::new()
@@ -577,16 +594,7 @@ pub fn deploy(s: &Session, args: DeployArgs) -> anyhow::Result<()> {
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         Ok(path.display().to_string())
     };
-    let mut job = job(
-        s,
-        &*store,
-        &connector,
-        &progress,
-        &interrupted,
-        &args.env,
-        prepared,
-        release,
-    );
+    let mut job = rt.job(s, &*store, &args.env, prepared, release);
     if !jobs.is_empty() {
         job.build = Some(&build_jobs);
     }
@@ -624,19 +632,8 @@ pub fn verify(s: &Session, args: VerifyArgs) -> anyhow::Result<()> {
         .and_then(|id| store.artifact(id).ok().flatten())
         .ok_or_else(|| anyhow::anyhow!("deployment {} names no artifact the store still has", dep.id))?;
     let release = release_of(&artifact)?;
-    let connector = crate::commands::connect::connector(s, &config, &*store, &args.env)?;
-    let progress = progress(s);
-    let interrupted = interrupted_flag();
-    let job = job(
-        s,
-        &*store,
-        &connector,
-        &progress,
-        &interrupted,
-        &args.env,
-        prepared,
-        release,
-    );
+    let rt = Runtime::new(s, &config, &*store, &args.env)?;
+    let job = rt.job(s, &*store, &args.env, prepared, release);
     let outcome = job.resume();
     report(s, &*store, outcome)
 }
@@ -683,19 +680,8 @@ pub fn rollback(s: &Session, args: RollbackArgs) -> anyhow::Result<()> {
             )
         })?;
     let release = release_of(&artifact)?;
-    let connector = crate::commands::connect::connector(s, &config, &*store, &args.env)?;
-    let progress = progress(s);
-    let interrupted = interrupted_flag();
-    let mut job = job(
-        s,
-        &*store,
-        &connector,
-        &progress,
-        &interrupted,
-        &args.env,
-        prepared,
-        release,
-    );
+    let rt = Runtime::new(s, &config, &*store, &args.env)?;
+    let mut job = rt.job(s, &*store, &args.env, prepared, release);
     job.kind = DeploymentKind::Rollback;
     job.rollback_to = Some(target.id);
     job.notes = Some(args.reason.clone());
@@ -729,19 +715,8 @@ pub fn recover(s: &Session, args: RecoverArgs) -> anyhow::Result<()> {
         },
         None => placeholder_release(&*store),
     };
-    let connector = crate::commands::connect::connector(s, &config, &*store, &args.env)?;
-    let progress = progress(s);
-    let interrupted = interrupted_flag();
-    let mut job = job(
-        s,
-        &*store,
-        &connector,
-        &progress,
-        &interrupted,
-        &args.env,
-        prepared,
-        release,
-    );
+    let rt = Runtime::new(s, &config, &*store, &args.env)?;
+    let mut job = rt.job(s, &*store, &args.env, prepared, release);
     job.lock_wait = args.lock_wait;
     // An interrupted deployment's command stacks roll back too.
     let stacks = stack_specs(&config);
