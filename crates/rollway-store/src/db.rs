@@ -121,6 +121,7 @@ impl<B: Backend> Db<B> {
             masker: RwLock::new(Masker::default()),
         };
         db.migrate()?;
+        db.backend.migrated();
         Ok(db)
     }
 

@@ -45,6 +45,18 @@ pub enum StoreError {
         source: postgres::Error,
     },
 
+    /// Another process kept the store locked longer than the busy timeout.
+    #[error(
+        "the store {location} stayed locked by another process for {:?}{}: it may be stuck; stop it, or try again when it is done",
+        .waited,
+        .holder.as_ref().map(|h| format!(" (held by {h})")).unwrap_or_default()
+    )]
+    Busy {
+        location: String,
+        waited: std::time::Duration,
+        holder: Option<String>,
+    },
+
     #[error("the store {location} cannot be used: {detail}")]
     Unsupported { location: String, detail: String },
 
@@ -139,6 +151,14 @@ impl StoreError {
         Self::Sqlite {
             location: location.to_owned(),
             source,
+        }
+    }
+
+    pub(crate) fn busy(location: &str, waited: std::time::Duration) -> Self {
+        Self::Busy {
+            location: location.to_owned(),
+            waited,
+            holder: None,
         }
     }
 

@@ -157,6 +157,9 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
 
     fn location(&self) -> &StoreLocation;
 
+    /// Called once the migrations are done: SQLite lets the next opener in.
+    fn migrated(&self) {}
+
     /// Runs `f` in one write transaction and commits when it returns `Ok`;
     /// on `Err` nothing it did is kept.
     fn write<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError>;

@@ -1,10 +1,14 @@
 //! The SQLite backend: one file in WAL mode, shared safely by several
 //! processes; every write transaction is `BEGIN IMMEDIATE`, so writers queue
-//! on the database's write lock instead of failing half-way.
+//! on the database's write lock instead of failing half-way. Opening,
+//! switching to WAL and migrating happen under a lock file beside the
+//! database, so concurrent first opens of a new store wait for each other.
 
-use std::path::Path;
+use std::fs::{File, TryLockError};
+use std::io::{Read as _, Seek as _, Write as _};
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, TransactionBehavior};
@@ -13,13 +17,107 @@ use crate::error::StoreError;
 use crate::location::StoreLocation;
 use crate::sql::{Backend, Param, Row, Sql, Val};
 
-/// How long a writer waits for another process's write transaction.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long any opener, reader or writer waits for another process before
+/// it fails, naming the store.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) struct SqliteBackend {
     conn: Mutex<Connection>,
     location: StoreLocation,
     shown: String,
+    /// Held from open until the migrations are done (see [`OpenLock`]).
+    opening: Mutex<Option<OpenLock>>,
+}
+
+/// `DB.open-lock` beside the database, locked exclusively while one process
+/// creates, switches to WAL and migrates the store. SQLite's busy handler
+/// does not cover every step of that (a journal-mode change on a file
+/// another process has just created answers "database is locked" at once),
+/// so openers queue here instead. The holder writes its pid and command line
+/// into the file, so a waiter that gives up can say who held it.
+struct OpenLock {
+    file: File,
+}
+
+impl OpenLock {
+    fn path(db: &Path) -> PathBuf {
+        let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        name.push(".open-lock");
+        db.with_file_name(name)
+    }
+
+    fn acquire(db: &Path, shown: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let path = Self::path(db);
+        let io = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    let _ = file.read_to_string(&mut holder);
+                    return Err(StoreError::Busy {
+                        location: shown.to_owned(),
+                        waited: timeout,
+                        holder: Some(holder.trim().to_owned()).filter(|h| !h.is_empty()),
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(io(e)),
+            }
+        }
+        // Who holds it, for a waiter's message; a failure here only loses that.
+        let me = format!(
+            "pid {} ({})",
+            std::process::id(),
+            std::env::args().collect::<Vec<_>>().join(" ")
+        );
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(me.as_bytes()));
+        Ok(Self { file })
+    }
+}
+
+impl Drop for OpenLock {
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
+    }
+}
+
+/// Runs `f` again while it answers "busy", up to [`BUSY_TIMEOUT`].
+fn retry_busy<T>(shown: &str, mut f: impl FnMut() -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match f() {
+            Ok(v) => return Ok(v),
+            Err(e) if is_busy(&e) && Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) if is_busy(&e) => return Err(StoreError::busy(shown, BUSY_TIMEOUT)),
+            Err(e) => return Err(StoreError::sqlite(shown, e)),
+        }
+    }
+}
+
+/// True for the two answers that mean "another connection holds a lock".
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 impl std::fmt::Debug for SqliteBackend {
@@ -32,6 +130,11 @@ impl SqliteBackend {
     /// Opens (creating) the file and its parent directories, in WAL mode with
     /// a busy timeout and foreign keys on.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_waiting(path, BUSY_TIMEOUT)
+    }
+
+    /// [`Self::open`], waiting at most `wait` for another opener.
+    fn open_waiting(path: &Path, wait: Duration) -> Result<Self, StoreError> {
         let location = StoreLocation::Sqlite(path.to_owned());
         let shown = location.to_string();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -40,12 +143,13 @@ impl SqliteBackend {
                 source,
             })?;
         }
+        let opening = OpenLock::acquire(path, &shown, wait)?;
         let err = |e| StoreError::sqlite(&shown, e);
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-            .map_err(err)?;
+        let mode: String = retry_busy(&shown, || {
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        })?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Unsupported {
                 location: shown,
@@ -62,6 +166,7 @@ impl SqliteBackend {
             conn: Mutex::new(conn),
             location,
             shown,
+            opening: Mutex::new(Some(opening)),
         })
     }
 
@@ -77,9 +182,22 @@ impl SqliteBackend {
         commit: bool,
         f: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         let err = |e| StoreError::sqlite(&self.shown, e);
-        let tx = conn.transaction_with_behavior(behavior).map_err(err)?;
+        // The busy handler covers `BEGIN IMMEDIATE`; a reader can still be
+        // told "busy" while another connection recovers the WAL, so the
+        // start of any transaction waits by the same rule.
+        let deadline = Instant::now() + BUSY_TIMEOUT;
+        let tx = loop {
+            match rusqlite::Transaction::new_unchecked(&conn, behavior) {
+                Ok(tx) => break tx,
+                Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) if is_busy(&e) => return Err(StoreError::busy(&self.shown, BUSY_TIMEOUT)),
+                Err(e) => return Err(err(e)),
+            }
+        };
         let out = f(&mut SqliteSql {
             conn: &tx,
             location: &self.shown,
@@ -103,6 +221,11 @@ impl Backend for SqliteBackend {
 
     fn location(&self) -> &StoreLocation {
         &self.location
+    }
+
+    fn migrated(&self) {
+        let mut opening = self.opening.lock().unwrap_or_else(|p| p.into_inner());
+        *opening = None;
     }
 
     fn write<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError> {
@@ -203,6 +326,25 @@ mod tests {
             placeholders("SELECT $2, $1, $10 WHERE x = '$'"),
             "SELECT ?2, ?1, ?10 WHERE x = '$'"
         );
+    }
+
+    #[test]
+    fn an_opener_waits_for_another_and_names_it_when_it_gives_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rollway.db");
+        let first = SqliteBackend::open(&path).unwrap();
+        // The first opener has not finished migrating: the next one waits.
+        let err = SqliteBackend::open_waiting(&path, Duration::from_millis(200)).unwrap_err();
+        let msg = err.to_string();
+        let expected = format!(
+            "the store {} stayed locked by another process for 200ms (held by pid {} (",
+            path.display(),
+            std::process::id()
+        );
+        assert!(msg.starts_with(&expected), "{msg}");
+        // Once it has, the next one opens.
+        first.migrated();
+        SqliteBackend::open_waiting(&path, Duration::from_millis(200)).unwrap();
     }
 
     #[test]

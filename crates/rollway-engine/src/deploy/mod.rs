@@ -8,6 +8,7 @@ use rollway_model::{ArtifactId, CommitHash, DeploymentId, Sha256Digest};
 use rollway_store::StoreError;
 
 pub mod failpoint;
+pub mod lease;
 pub mod plan;
 pub mod recover;
 pub mod run;

@@ -70,6 +70,9 @@ pub struct DeployJob<'a> {
     pub version_tag: Option<String>,
     /// How long to wait for another deployment's lease before giving up.
     pub lock_wait: Duration,
+    /// The id the deployment gets, when its lease was taken before it was
+    /// created (see `lease::env_lease_request`); `run` resumes that lease.
+    pub deployment_id: Option<DeploymentId>,
     /// For a manual rollback: the deployment it supersedes and why; that one
     /// becomes rolled_back when this succeeds.
     pub supersedes: Option<(DeploymentId, String)>,
@@ -184,23 +187,14 @@ impl DeployJob<'_> {
     /// Takes the environment's lease, waiting up to `lock_wait` for another
     /// holder; `StoreError::Locked` (exit 3) when it is still held.
     pub fn acquire(&self, reason: String, deployment: Option<DeploymentId>) -> Result<Lock, DeployError> {
-        let deadline = self.clock().now().plus(self.lock_wait);
-        loop {
-            let req = LockRequest {
-                name: Lock::env_name(&self.environment),
-                owner: self.operator.clone(),
-                reason: reason.clone(),
-                deployment_id: deployment,
-                lease: self.lease,
-            };
-            match self.store.acquire_lock(&req) {
-                Err(StoreError::Locked(held)) if self.clock().now() < deadline => {
-                    let _ = held;
-                    self.clock().sleep(Duration::from_millis(200));
-                }
-                other => return Ok(other?),
-            }
-        }
+        let req = LockRequest {
+            name: Lock::env_name(&self.environment),
+            owner: self.operator.clone(),
+            reason,
+            deployment_id: deployment,
+            lease: self.lease,
+        };
+        Ok(super::lease::acquire(self.store, &req, self.lock_wait, &mut |_| {})?)
     }
 
     /// The recovery of this environment, with this job's hosts and service.
@@ -350,24 +344,15 @@ impl DeployJob<'_> {
     }
 
     fn renew_while(&self, held: &Mutex<Lock>, done: &AtomicBool) {
-        let step = (self.lease / 3).max(Duration::from_millis(50));
-        let mut waited = Duration::ZERO;
-        while !done.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(50));
-            waited += Duration::from_millis(50);
-            if waited >= step {
-                waited = Duration::ZERO;
-                let mut guard = held.lock().unwrap_or_else(|p| p.into_inner());
-                if let Ok(renewed) = self.store.renew_lock(&guard, self.lease) {
-                    *guard = renewed;
-                }
-            }
-        }
+        super::lease::renew_while(self.store, held, self.lease, done);
     }
 
     fn new_deployment(&self) -> Deployment {
         let now = self.clock().now();
         let mut dep = Deployment::new(self.kind, self.environment.clone(), self.operator.clone(), now);
+        if let Some(id) = self.deployment_id {
+            dep.id = id;
+        }
         dep.artifact_id = Some(self.release.artifact_id);
         dep.version_tag.clone_from(&self.version_tag);
         dep.commit_sha.clone_from(&self.release.commit);

@@ -68,7 +68,46 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
     (out.status.success() && !v.is_empty()).then_some(v)
 }
 
+/// How long a build waits for another build of the project to finish. A
+/// holder that dies frees the lease within one lease period anyway.
+const BUILD_WAIT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Builds under the project's build lease: two deploys of different
+/// environments, or a `rollway build` beside a deploy, never run the build
+/// command into the same output directory at once; the later one waits.
 fn build_inner(
+    s: &Session,
+    config: &Config,
+    store: &dyn Store,
+    env: Option<&str>,
+    run_command: bool,
+) -> anyhow::Result<Artifact> {
+    use rollway_engine::deploy::lease;
+    let lease_len = crate::commands::deploy::lease();
+    let req = rollway_store::LockRequest {
+        name: lease::build_lock_name(),
+        owner: s.operator(),
+        reason: format!("build of {}", config.project),
+        deployment_id: None,
+        lease: lease_len,
+    };
+    let lock = lease::acquire(store, &req, BUILD_WAIT, &mut |held| {
+        s.printer.line(
+            Tone::Dim,
+            format!("waiting for the build {} started at {}", held.owner, held.acquired_at),
+        );
+    })
+    .map_err(|e| coded(Code::Conflict, e))?;
+    let (lock, built) = lease::renewing(store, lock, lease_len, || {
+        build_unleased(s, config, store, env, run_command)
+    });
+    store
+        .release_lock(&lock)
+        .with_context(|| format!("cannot release the build lease of {}", config.project))?;
+    built
+}
+
+fn build_unleased(
     s: &Session,
     config: &Config,
     store: &dyn Store,

@@ -103,7 +103,7 @@ impl Progress for CliProgress {
 }
 
 /// The lease length: 60 s, or `ROLLWAY_LEASE` (tests shorten it).
-fn lease() -> Duration {
+pub fn lease() -> Duration {
     std::env::var("ROLLWAY_LEASE")
         .ok()
         .and_then(|v| rollway_model::time::parse_duration(&v).ok())
@@ -412,6 +412,7 @@ impl Runtime {
             notes: None,
             version_tag: None,
             lock_wait: Duration::ZERO,
+            deployment_id: None,
             supersedes: None,
             stacks: Vec::new(),
             stack_dir: None,
@@ -534,6 +535,30 @@ fn report(s: &Session, store: &dyn Store, outcome: Result<Outcome, DeployError>)
     }
 }
 
+/// The environment's lease taken before a deployment exists; given back if
+/// the deploy stops before the deployment takes it over.
+struct EarlyLease<'a> {
+    store: &'a dyn Store,
+    lock: Option<rollway_model::Lock>,
+    id: DeploymentId,
+}
+
+impl EarlyLease<'_> {
+    /// The deployment id that resumes this lease; dropping no longer releases it.
+    fn hand_over(&mut self) -> DeploymentId {
+        self.lock = None;
+        self.id
+    }
+}
+
+impl Drop for EarlyLease<'_> {
+    fn drop(&mut self) {
+        if let Some(lock) = self.lock.take() {
+            let _ = self.store.release_lock(&lock);
+        }
+    }
+}
+
 pub fn deploy(s: &Session, args: DeployArgs) -> anyhow::Result<()> {
     let (config, store) = s.synced_store()?;
     s.env_ref(&config, &args.env)?;
@@ -549,10 +574,29 @@ pub fn deploy(s: &Session, args: DeployArgs) -> anyhow::Result<()> {
             return Ok(());
         }
     }
+    // A deploy that builds takes the environment's lease first, so that of
+    // two deploys started together one builds and the other exits 3 at once;
+    // the deployment created after the build resumes that lease.
+    let mut early: Option<EarlyLease<'_>> = None;
     let artifact = match (&args.artifact, ships) {
         (_, false) => None,
         (Some(a), true) => Some(find_artifact(&*store, a)?),
-        (None, true) => Some(crate::commands::build::build_for(s, &config, &*store, Some(&args.env))?),
+        (None, true) if args.dry_run => Some(crate::commands::build::build_for(s, &config, &*store, Some(&args.env))?),
+        (None, true) => {
+            let id = DeploymentId::generate(store.clock().now());
+            let req = rollway_engine::deploy::lease::env_lease_request(&args.env, &s.operator(), "deploy", id, lease());
+            let lock = rollway_engine::deploy::lease::acquire(&*store, &req, args.lock_wait, &mut |_| {})
+                .map_err(|e| engine_error(DeployError::Store(e)))?;
+            let (lock, built) = rollway_engine::deploy::lease::renewing(&*store, lock, lease(), || {
+                crate::commands::build::build_for(s, &config, &*store, Some(&args.env))
+            });
+            early = Some(EarlyLease {
+                store: &*store,
+                lock: Some(lock),
+                id,
+            });
+            Some(built?)
+        }
     };
     let release = match &artifact {
         Some(a) => release_of(a)?,
@@ -609,6 +653,7 @@ pub fn deploy(s: &Session, args: DeployArgs) -> anyhow::Result<()> {
         .or_else(|| git_describe(&s.config_dir()))
         .or_else(|| artifact.as_ref().map(|a| a.sha256.as_str()[..12].to_owned()));
     job.lock_wait = args.lock_wait;
+    job.deployment_id = early.as_mut().map(EarlyLease::hand_over);
     let outcome = job.run();
     report(s, &*store, outcome)
 }
