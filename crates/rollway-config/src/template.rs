@@ -53,7 +53,7 @@ stability_window = "30m"              # watched after the deploy; at least 30m i
 [environments.staging]
 kind = "staging"                      # development | test | staging | production
 hosts = ["local"]                     # this machine, no ssh
-root = ".rollway/staging"
+root = "srv/staging"                  # outside the state directory; `rollway init` git-ignores it
 stability_window = "1m"               # any [health] key may be overridden per environment
 
 [environments.production]

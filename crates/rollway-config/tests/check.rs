@@ -30,7 +30,7 @@ fn the_template_passes() {
     let config = valid(&template());
     assert_eq!(config.environments["staging"].kind, EnvironmentKind::Staging);
     assert_eq!(config.environments["staging"].hosts[0].target, HostTarget::Local);
-    assert_eq!(config.environments["staging"].root.as_deref(), Some(".rollway/staging"));
+    assert_eq!(config.environments["staging"].root.as_deref(), Some("srv/staging"));
     let prod = &config.environments["production"];
     assert_eq!(prod.kind, EnvironmentKind::Production);
     assert!(prod.https);

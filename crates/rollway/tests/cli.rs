@@ -27,6 +27,39 @@ fn init_then_check_passes_in_an_empty_directory() {
     assert!(again.stderr.contains("already exists"), "{again:?}");
 }
 
+/// `init` keeps the state directory and the local staging root out of git,
+/// adding to a `.gitignore` the user has rather than replacing it.
+#[test]
+fn init_ignores_local_state_in_git() {
+    let check = |before: Option<&str>, expected: &str| {
+        let p = Project::new(Backend::Sqlite);
+        if let Some(text) = before {
+            p.write(".gitignore", text);
+        }
+        p.run(&["init"]).ok();
+        let after = std::fs::read_to_string(p.path().join(".gitignore")).unwrap();
+        assert_eq!(after, expected, "from {before:?}");
+    };
+    let header = "# rollway: the state directory and the local staging root\n";
+    check(None, &format!("{header}/.rollway/\n/srv/\n"));
+    check(
+        Some("node_modules\n"),
+        &format!("node_modules\n{header}/.rollway/\n/srv/\n"),
+    );
+    check(Some("dist\n.rollway"), &format!("dist\n.rollway\n{header}/srv/\n"));
+    check(Some("/.rollway/\nsrv/\n"), "/.rollway/\nsrv/\n");
+
+    // The template's staging root lies outside the state directory.
+    let p = Project::new(Backend::Sqlite);
+    p.run(&["init"]).ok();
+    let j = p.run(&["--json", "env", "show", "staging"]).ok().json();
+    let root = j.to_string();
+    assert!(
+        root.contains("srv/staging") && !root.contains(".rollway/staging"),
+        "{j:#}"
+    );
+}
+
 #[test]
 fn a_missing_config_says_what_to_do() {
     let p = Project::new(Backend::Sqlite);

@@ -1,4 +1,6 @@
-//! `rollway init`: writes the commented template that `config check` passes.
+//! `rollway init`: writes the commented template that `config check` passes,
+//! and a `.gitignore` beside it that keeps the state directory and the
+//! local staging root out of git.
 
 use std::fs;
 
@@ -33,9 +35,48 @@ pub fn run(s: &Session, args: InitArgs) -> anyhow::Result<()> {
     let text =
         rollway_config::template_for(args.preset.as_deref()).map_err(|e| coded(Code::Invalid, anyhow::anyhow!(e)))?;
     fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
-    s.printer.json(&serde_json::json!({ "written": path }));
+    let ignore = path.with_file_name(".gitignore");
+    let added = ignore_local_state(&ignore)?;
+    s.printer
+        .json(&serde_json::json!({ "written": path, "gitignore": ignore, "ignored": added }));
     s.printer.line(Tone::Good, format!("wrote {}", path.display()));
+    if !added.is_empty() {
+        s.printer
+            .line(Tone::Good, format!("{} ignores {}", ignore.display(), added.join(" ")));
+    }
     s.printer
         .line(Tone::Dim, "next: edit it, then run `rollway config check`");
     Ok(())
+}
+
+/// What `rollway init` keeps out of git: the state directory (store, logs,
+/// artifacts) and the template's local staging root.
+const IGNORED: [&str; 2] = ["/.rollway/", "/srv/"];
+
+/// Adds the lines of [`IGNORED`] that `path` lacks (creating it), keeping
+/// whatever it already says; returns the lines added.
+fn ignore_local_state(path: &std::path::Path) -> anyhow::Result<Vec<&'static str>> {
+    let old = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    // `/.rollway/`, `.rollway/`, `/.rollway` and `.rollway` all ignore it.
+    let bare = |l: &str| l.trim().trim_start_matches('/').trim_end_matches('/').to_owned();
+    let has = |line: &str| old.lines().any(|l| bare(l) == bare(line));
+    let added: Vec<&str> = IGNORED.into_iter().filter(|l| !has(l)).collect();
+    if added.is_empty() {
+        return Ok(added);
+    }
+    let mut text = old;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str("# rollway: the state directory and the local staging root\n");
+    for l in &added {
+        text.push_str(l);
+        text.push('\n');
+    }
+    fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(added)
 }
