@@ -51,6 +51,29 @@ pub struct ServiceStatus {
     pub starts: u64,
 }
 
+/// How a one-off command on a host ended (`rollway exec`, deploy hooks).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// The exit code; `None` when a signal (or the timeout) ended it.
+    pub code: Option<i32>,
+    /// Its output, stdout and stderr interleaved as written, the last
+    /// [`RUN_OUTPUT_MAX`] bytes at most (the deployer masks them).
+    pub output: String,
+    /// Earlier output was dropped to keep within the bound.
+    pub truncated: bool,
+    /// It ran past its timeout and was killed with its process group.
+    pub timed_out: bool,
+}
+
+impl RunResult {
+    pub fn success(&self) -> bool {
+        self.code == Some(0) && !self.timed_out
+    }
+}
+
+/// How much of a one-off command's output travels back.
+pub const RUN_OUTPUT_MAX: usize = 256 * 1024;
+
 /// Errors name the host and the step.
 #[derive(Debug, thiserror::Error)]
 #[error("{host}: {step}: {detail}")]
@@ -84,4 +107,7 @@ pub trait HostSession: Send {
     fn remove_release(&mut self, release: &str) -> Result<(), HostError>;
     /// Keeps the newest `keep` releases plus `protect`; returns the removed ones.
     fn prune(&mut self, keep: usize, protect: &[String]) -> Result<Vec<String>, HostError>;
+    /// Runs `command` in `ROOT/releases/<release>` with that release's env
+    /// file and `PORT` (see `agent::run`).
+    fn run(&mut self, release: &str, command: &str, port: u16, timeout: Duration) -> Result<RunResult, HostError>;
 }

@@ -62,6 +62,7 @@ event_kinds! {
     SecretRevealed = "secret-revealed": "a secret was printed in clear with --reveal",
     ArtifactBuilt = "artifact-built": "an artifact was packed and recorded",
     ArtifactPruned = "artifact-pruned": "an expired artifact was removed",
+    CommandExecuted = "command-executed": "a one-off command ran in a release on a host (rollway exec)",
 }
 
 impl Serialize for EventKind {

@@ -106,8 +106,7 @@ pub enum Command {
     /// Rollway's own supervisor (run on a host by the agent).
     #[command(hide = true)]
     Supervise(commands::host::SuperviseArgs),
-    /// Start a service with its release's env file and PORT.
-    #[command(hide = true)]
+    /// Run a one-off command in the current release of an environment's hosts, with the release's variables.
     Exec(commands::host::ExecArgs),
 }
 
@@ -144,7 +143,13 @@ pub fn run() -> i32 {
     };
     match result {
         Ok(()) => 0,
-        Err(err) => report(&printer, &err),
+        Err(err) => match err.downcast_ref::<exit::PassThrough>() {
+            Some(p) => {
+                printer.error(p.code, &p.message, p.details.clone());
+                p.code
+            }
+            None => report(&printer, &err),
+        },
     }
 }
 

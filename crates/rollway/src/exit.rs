@@ -77,3 +77,21 @@ pub fn code_of(err: &anyhow::Error) -> Code {
     }
     Code::Failed
 }
+
+/// A command run for the user (`rollway exec`) ended with `code`: the CLI
+/// exits with that code, not with one of [`Code`].
+#[derive(Debug)]
+pub struct PassThrough {
+    pub code: i32,
+    pub message: String,
+    /// What `--json` adds under `error.details`.
+    pub details: Option<serde_json::Value>,
+}
+
+impl std::fmt::Display for PassThrough {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for PassThrough {}

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod protocol;
+pub mod run;
 pub mod server;
 
 pub use server::{AgentError, serve};

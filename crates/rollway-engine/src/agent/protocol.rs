@@ -115,6 +115,15 @@ pub enum Request {
         keep: usize,
         protect: Vec<String>,
     },
+    /// Runs `command` (`sh -c`) in `ROOT/releases/<release>` with that
+    /// release's env file and `PORT`, as its service would start; stdin is
+    /// empty; bounded by `timeout_ms`. Answered by [`Response::Ran`].
+    Run {
+        release: String,
+        command: String,
+        port: u16,
+        timeout_ms: u64,
+    },
     /// Ends the conversation.
     Bye,
 }
@@ -191,6 +200,9 @@ pub enum Response {
     },
     Removed {
         releases: Vec<String>,
+    },
+    Ran {
+        result: crate::host::RunResult,
     },
     /// The request failed on the host; `message` says what and where.
     Error {

@@ -297,6 +297,23 @@ impl Agent {
             Request::Probe { port, path, timeout_ms } => Ok(Response::Probe {
                 result: crate::probe::http_probe(port, &path, Duration::from_millis(timeout_ms)),
             }),
+            Request::Run {
+                release,
+                command,
+                port,
+                timeout_ms,
+            } => {
+                check_id(&release)?;
+                let spec = crate::exec::ExecSpec {
+                    env_file: self.layout.env(&release),
+                    port,
+                    dir: self.layout.release(&release),
+                    counter: None,
+                    program: "sh".into(),
+                    args: vec!["-c".into(), command.into()],
+                };
+                super::run::run(&spec, Duration::from_millis(timeout_ms)).map(|result| Response::Ran { result })
+            }
             Request::Remove { release } => self.remove(&release).map(|()| Response::Done),
             Request::Prune { keep, protect } => self
                 .prune(keep, &protect)

@@ -13,7 +13,7 @@ use rollway_model::Sha256Digest;
 
 use crate::agent::protocol::{Request, Response};
 use crate::deploy::{Connector, HostPlan};
-use crate::host::{HostError, HostSession, HostState, ServiceOp, ServiceStatus, ShipStats};
+use crate::host::{HostError, HostSession, HostState, RunResult, ServiceOp, ServiceStatus, ShipStats};
 use crate::probe::ProbeResult;
 use crate::supervisor::ServiceSpec;
 
@@ -221,6 +221,22 @@ impl HostSession for AgentSession {
             "remove release",
             &Request::Remove {
                 release: release.to_owned(),
+            },
+        )
+    }
+
+    fn run(&mut self, release: &str, command: &str, port: u16, timeout: Duration) -> Result<RunResult, HostError> {
+        self.expect(
+            "run",
+            &Request::Run {
+                release: release.to_owned(),
+                command: command.to_owned(),
+                port,
+                timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            },
+            |r| match r {
+                Response::Ran { result } => Ok(result),
+                other => Err(other),
             },
         )
     }

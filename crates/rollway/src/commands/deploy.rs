@@ -68,7 +68,7 @@ pub struct RollbackArgs {
     pub lock_wait: Duration,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
     rollway_model::time::parse_duration(s)
 }
 

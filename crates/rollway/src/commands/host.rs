@@ -40,27 +40,39 @@ pub struct SuperviseArgs {
     pub backoff_reset_ms: u64,
 }
 
-/// `rollway exec --spec FILE`, or `rollway exec --env-file FILE --port N
-/// --dir DIR [--counter FILE] -- PROGRAM [ARGS…]`.
+/// `rollway exec ENV [--host H] [--timeout D] -- COMMAND…` for people (see
+/// `commands::exec`). On a host the same verb is the exec wrapper every
+/// supervisor starts a service through — `rollway exec --spec FILE`, or
+/// `rollway exec --env-file FILE --port N --dir DIR [--counter FILE] --
+/// PROGRAM [ARGS…]` — whose flags are hidden.
 #[derive(Debug, Args)]
 pub struct ExecArgs {
+    /// The environment whose current release runs the command.
+    #[arg(conflicts_with_all = ["spec", "env_file", "port", "dir", "counter"])]
+    pub env: Option<String>,
+    /// Only this host of the environment (as named in rollway.toml).
+    #[arg(long, requires = "env")]
+    pub host: Option<String>,
+    /// How long the command may run on each host.
+    #[arg(long, requires = "env", value_parser = crate::commands::deploy::parse_duration, default_value = "10m")]
+    pub timeout: Duration,
     /// A service spec (ROOT/.rollway/svc/NAME/spec.json): runs its command
     /// with `sh -c` in ROOT/current with its env file, port and start counter.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["env_file", "port", "dir", "counter", "command"])]
+    #[arg(long, hide = true, value_name = "FILE", conflicts_with_all = ["env_file", "port", "dir", "counter", "command"])]
     pub spec: Option<PathBuf>,
     /// The release's env file (KEY=VALUE lines); a malformed file is refused.
-    #[arg(long, value_name = "FILE", required_unless_present = "spec")]
+    #[arg(long, hide = true, value_name = "FILE", required_unless_present_any = ["spec", "env"])]
     pub env_file: Option<PathBuf>,
     /// Set as PORT.
-    #[arg(long, value_name = "N", required_unless_present = "spec")]
+    #[arg(long, hide = true, value_name = "N", required_unless_present_any = ["spec", "env"])]
     pub port: Option<u16>,
     /// The directory to run in.
-    #[arg(long, value_name = "DIR", required_unless_present = "spec")]
+    #[arg(long, hide = true, value_name = "DIR", required_unless_present_any = ["spec", "env"])]
     pub dir: Option<PathBuf>,
     /// A start counter file, incremented before the program starts.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, hide = true, value_name = "FILE")]
     pub counter: Option<PathBuf>,
-    /// The program and its arguments.
+    /// The command (run with `sh -c` in the release) and its arguments.
     #[arg(last = true, value_name = "COMMAND", required_unless_present = "spec")]
     pub command: Vec<OsString>,
 }
@@ -82,7 +94,10 @@ pub fn supervise(_s: &Session, args: SuperviseArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn exec(_s: &Session, args: ExecArgs) -> anyhow::Result<()> {
+pub fn exec(s: &Session, args: ExecArgs) -> anyhow::Result<()> {
+    if let Some(env) = args.env {
+        return crate::commands::exec::run(s, &env, args.host.as_deref(), args.timeout, &args.command);
+    }
     let err = match args.spec {
         Some(spec) => exec::exec_service(&spec),
         None => {

@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod deploys;
 pub mod env;
 pub mod events;
+pub mod exec;
 pub mod host;
 pub mod init;
 pub mod meta;

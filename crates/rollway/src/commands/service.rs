@@ -25,34 +25,63 @@ pub struct LogsArgs {
     pub follow: bool,
 }
 
-/// Each host's session with the spec of its current release.
-/// A host's name, its agent session and the service spec of its current release.
-type HostService = (String, Box<dyn HostSession>, rollway_engine::supervisor::ServiceSpec);
+/// One host of an environment: its name, agent session, current release
+/// (if any) and the service spec of that release.
+pub struct HostService {
+    pub name: String,
+    pub session: Box<dyn HostSession>,
+    pub current: Option<String>,
+    pub spec: rollway_engine::supervisor::ServiceSpec,
+}
 
-fn sessions(s: &Session, env: &str) -> anyhow::Result<(Prepared, Vec<HostService>)> {
+/// Each host of `env` (only `only`, when given), with the spec of its
+/// current release; the store stays open for the caller's events.
+pub fn sessions(
+    s: &Session,
+    env: &str,
+    only: Option<&str>,
+) -> anyhow::Result<(Prepared, Vec<HostService>, Box<dyn rollway_store::Store>)> {
     let (config, store) = s.synced_store()?;
     s.env_ref(&config, env)?;
     let p = prepare(s, &config, &*store, env)?;
+    if let Some(h) = only.filter(|h| !p.hosts.iter().any(|plan| plan.name == *h)) {
+        let names: Vec<&str> = p.hosts.iter().map(|plan| plan.name.as_str()).collect();
+        return Err(crate::exit::coded(
+            crate::exit::Code::Invalid,
+            anyhow::anyhow!("{env} has no host {h}: its hosts are {}", names.join(", ")),
+        ));
+    }
     let connector = connect::connector(s, &config, &*store, env)?;
     let mut out = Vec::new();
-    for plan in &p.hosts {
+    for plan in p.hosts.iter().filter(|plan| only.is_none_or(|h| plan.name == h)) {
         let mut session: Box<dyn HostSession> = Box::new(connector.open(plan)?);
-        let current = session.state()?.current.unwrap_or_default();
+        let current = session.state()?.current;
         let mut spec = p.service.clone();
         spec.root = plan.root.clone().into();
         spec.port = plan.port;
         spec.env_file = std::path::Path::new(&plan.root)
             .join("envs")
-            .join(format!("{current}.env"));
-        out.push((plan.name.clone(), session, spec));
+            .join(format!("{}.env", current.as_deref().unwrap_or_default()));
+        out.push(HostService {
+            name: plan.name.clone(),
+            session,
+            current,
+            spec,
+        });
     }
-    Ok((p, out))
+    Ok((p, out, store))
 }
 
 pub fn control(s: &Session, args: ServiceArgs, op: ServiceOp) -> anyhow::Result<()> {
-    let (_, hosts) = sessions(s, &args.env)?;
+    let (_, hosts, _) = sessions(s, &args.env, None)?;
     let mut answers = Vec::new();
-    for (name, mut session, spec) in hosts {
+    for HostService {
+        name,
+        mut session,
+        spec,
+        ..
+    } in hosts
+    {
         let status = session.service(op, &spec)?;
         s.printer.line(
             Tone::Good,
@@ -68,12 +97,18 @@ pub fn control(s: &Session, args: ServiceArgs, op: ServiceOp) -> anyhow::Result<
 }
 
 pub fn logs(s: &Session, args: LogsArgs) -> anyhow::Result<()> {
-    let (p, mut hosts) = sessions(s, &args.env)?;
+    let (p, mut hosts, _) = sessions(s, &args.env, None)?;
     let masker = p.masker.clone();
     let mut seen: Vec<Vec<String>> = vec![Vec::new(); hosts.len()];
     let mut all = Vec::new();
     loop {
-        for (i, (name, session, spec)) in hosts.iter_mut().enumerate() {
+        for (
+            i,
+            HostService {
+                name, session, spec, ..
+            },
+        ) in hosts.iter_mut().enumerate()
+        {
             let lines: Vec<String> = session
                 .log_tail(spec, args.lines)?
                 .iter()

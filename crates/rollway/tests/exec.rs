@@ -1,0 +1,164 @@
+//! `rollway exec ENV -- COMMAND` end to end on an SSH host (a real sshd on
+//! loopback): the command runs in the current release with that release's
+//! variables and PORT, its output comes back masked, its exit code passes
+//! through, a timeout ends it and everything it started, and each run is an
+//! audit event.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "support/sshd.rs"]
+mod sshd;
+
+use common::{Backend, Project, free_port};
+use sshd::Sshd;
+
+const SECRET: &str = "exec-canary-7Qz!pL2";
+
+const APP: &str = r#"import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+struct Host {
+    p: Project,
+    _sshd: Sshd,
+    root: std::path::PathBuf,
+}
+
+/// A project deployed once to one SSH host, with a plain variable and a secret.
+fn deployed() -> Host {
+    let sshd = Sshd::start();
+    let p = Project::new(Backend::Sqlite);
+    let root = p.path().join("host");
+    let port = free_port();
+    p.write(
+        "rollway.toml",
+        &format!(
+            r#"project = "exectest"
+
+[build]
+command = "rm -rf dist && mkdir dist && cp app/server.py dist/"
+output = "dist"
+
+[service]
+start = "exec /usr/bin/python3 server.py"
+port = {port}
+
+[health]
+interval = "100ms"
+retries = 50
+stability_window = "0s"
+
+[ssh]
+config = "{config}"
+
+[environments.staging]
+kind = "staging"
+hosts = [{{ ssh = "{host}", root = "{root}" }}]
+vars = {{ GREETING = "hello" }}
+"#,
+            config = sshd.client_config.display(),
+            host = sshd.host_name(),
+            root = root.display(),
+        ),
+    );
+    std::fs::create_dir(p.path().join("app")).unwrap();
+    p.write("app/server.py", APP);
+    p.run(&["secrets", "init"]).ok();
+    p.run_with_stdin(&["secrets", "set", "staging", "TOKEN"], SECRET).ok();
+    p.run(&["deploy", "staging"]).ok();
+    Host { p, _sshd: sshd, root }
+}
+
+#[test]
+fn exec_runs_in_the_current_release_with_its_variables() {
+    let h = deployed();
+    let current = std::fs::read_link(h.root.join("current")).unwrap();
+    let release = current.file_name().unwrap().to_str().unwrap().to_owned();
+
+    // A shell line as one word; its output masked, its exit code passed through.
+    let r =
+        h.p.run(&["exec", "staging", "--", "echo $GREETING $TOKEN port=$PORT; pwd; exit 7"]);
+    assert_eq!(r.code, 7, "{r:#?}");
+    let host = r.stdout.lines().next().unwrap().split(" │ ").next().unwrap().to_owned();
+    let port = {
+        let t = std::fs::read_to_string(h.p.path().join("rollway.toml")).unwrap();
+        t.lines().find_map(|l| l.strip_prefix("port = ")).unwrap().to_owned()
+    };
+    assert_eq!(
+        r.stdout,
+        format!(
+            "{host} │ hello **** port={port}\n{host} │ {}\n",
+            h.root.join("releases").join(&release).canonicalize().unwrap().display()
+        )
+    );
+    assert_eq!(
+        r.stderr,
+        format!("error: {host}: `echo $GREETING $TOKEN port=$PORT; pwd; exit 7` exited 7\n")
+    );
+
+    // Several words reach the program as given; --json answers one document.
+    let r =
+        h.p.run(&["--json", "exec", "staging", "--", "printf", "%s|", "a b", "$TOKEN"]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    let j = r.json();
+    assert_eq!(j[0]["output"], "a b|$TOKEN|");
+    assert_eq!(j[0]["code"], 0);
+    assert_eq!(j[0]["release"], release.as_str());
+
+    // A timeout ends the command and what it started in the background.
+    let marker = h.p.path().join("survivor");
+    let line = format!("(sleep 2; touch {}) & sleep 30", marker.display());
+    let r = h.p.run(&["exec", "staging", "--timeout", "1s", "--", &line]);
+    assert_eq!(r.code, 124, "{r:#?}");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(!marker.exists(), "a process the command started outlived its timeout");
+
+    // Every run is audited, the secret masked there too.
+    let events =
+        h.p.run(&["--json", "events", "list", "--kind", "command-executed"])
+            .ok()
+            .json();
+    let got: Vec<(String, serde_json::Value)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["data"]["command"].as_str().unwrap().to_owned(),
+                e["data"]["code"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "echo $GREETING $TOKEN port=$PORT; pwd; exit 7".to_owned(),
+                serde_json::json!(7)
+            ),
+            ("printf '%s|' 'a b' '$TOKEN'".to_owned(), serde_json::json!(0)),
+            (line.clone(), serde_json::Value::Null),
+        ]
+    );
+    let all = h.p.run(&["--json", "events", "list"]).ok().stdout;
+    assert!(!all.contains(SECRET), "the secret reached the audit log");
+
+    // Bad input: an unknown host, nothing to run.
+    let r = h.p.run(&["exec", "staging", "--host", "nosuch", "--", "true"]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    assert_eq!(
+        r.stderr,
+        format!("error: staging has no host nosuch: its hosts are {host}\n")
+    );
+    let r = h.p.run(&["exec", "staging"]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    h.p.run(&["stop", "staging"]).ok();
+}
