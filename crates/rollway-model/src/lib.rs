@@ -9,9 +9,11 @@ pub mod lock;
 pub mod mask;
 pub mod outputs;
 pub mod rules;
+pub mod spans;
 pub mod status;
 pub mod time;
 pub mod transitions;
+pub mod uptime;
 
 pub use entities::*;
 pub use event::{ChainBreak, ChainHead, Event, EventKind, NewEvent};
