@@ -9,6 +9,8 @@ pub mod lock;
 pub mod mask;
 pub mod outputs;
 pub mod rules;
+pub mod sketch;
+pub mod slo;
 pub mod spans;
 pub mod status;
 pub mod time;

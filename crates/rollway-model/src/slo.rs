@@ -1,0 +1,196 @@
+//! Service level objectives over the seed 003 downtime (OPERATIONS.md "SLO
+//! and burn rate", after the Google SRE workbook's multi-window rules): the
+//! error budget is 1 − target; a window's burn rate is its downtime share
+//! divided by the budget; page when both windows of a fast pair burn faster
+//! than its factor, ticket on the slow pair.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::spans::Span;
+use crate::time::Timestamp;
+use crate::uptime::{Observation, UptimeInput, uptime};
+
+/// What a burn-rate rule asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Page,
+    Ticket,
+}
+
+/// A long and a short window that must both burn faster than `factor`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BurnRule {
+    pub severity: Severity,
+    pub long: Duration,
+    pub short: Duration,
+    pub factor: f64,
+}
+
+const MIN: u64 = 60;
+const HOUR: u64 = 60 * MIN;
+
+/// The workbook's three rules: 14.4 over 1 h and 5 min, 6 over 6 h and
+/// 30 min (pages), 1 over 3 d and 6 h (a ticket).
+pub const RULES: [BurnRule; 3] = [
+    BurnRule {
+        severity: Severity::Page,
+        long: Duration::from_secs(HOUR),
+        short: Duration::from_secs(5 * MIN),
+        factor: 14.4,
+    },
+    BurnRule {
+        severity: Severity::Page,
+        long: Duration::from_secs(6 * HOUR),
+        short: Duration::from_secs(30 * MIN),
+        factor: 6.0,
+    },
+    BurnRule {
+        severity: Severity::Ticket,
+        long: Duration::from_secs(72 * HOUR),
+        short: Duration::from_secs(6 * HOUR),
+        factor: 1.0,
+    },
+];
+
+/// One window's burn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowBurn {
+    pub window_ms: i64,
+    pub downtime_ms: i64,
+    /// Observed time: the window without maintenance and no-data stretches.
+    pub observed_ms: i64,
+    /// Downtime share ÷ error budget; `None` when nothing was observed.
+    pub burn_rate: Option<f64>,
+}
+
+/// A rule and whether it fires now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleVerdict {
+    pub severity: Severity,
+    pub factor: f64,
+    pub long: WindowBurn,
+    pub short: WindowBurn,
+    pub firing: bool,
+}
+
+/// The burn of the window of length `window` that ends at `now`.
+pub fn window_burn(
+    now: Timestamp,
+    window: Duration,
+    observations: &[Observation],
+    maintenance: &[Span],
+    coverage: Duration,
+    target: f64,
+) -> WindowBurn {
+    let len = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+    let period = Span::ms(now.as_millis().saturating_sub(len), now.as_millis());
+    let r = uptime(&UptimeInput {
+        period,
+        observations,
+        maintenance,
+        coverage,
+    });
+    let observed_ms = r.period_ms - r.maintenance_ms - r.no_data_ms;
+    let budget = 1.0 - target;
+    WindowBurn {
+        window_ms: len,
+        downtime_ms: r.downtime_ms,
+        observed_ms,
+        burn_rate: (observed_ms > 0 && budget > 0.0).then(|| r.downtime_ms as f64 / observed_ms as f64 / budget),
+    }
+}
+
+/// Every rule of [`RULES`] evaluated at `now`.
+pub fn evaluate(
+    now: Timestamp,
+    observations: &[Observation],
+    maintenance: &[Span],
+    coverage: Duration,
+    target: f64,
+) -> Vec<RuleVerdict> {
+    RULES
+        .iter()
+        .map(|rule| {
+            let long = window_burn(now, rule.long, observations, maintenance, coverage, target);
+            let short = window_burn(now, rule.short, observations, maintenance, coverage, target);
+            let over = |w: &WindowBurn| w.burn_rate.is_some_and(|b| b > rule.factor);
+            RuleVerdict {
+                severity: rule.severity,
+                factor: rule.factor,
+                firing: over(&long) && over(&short),
+                long,
+                short,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::uptime::Outcome;
+
+    /// One observation every 10 s over `[from, to)` seconds, unavailable in `down`.
+    fn series(from: i64, to: i64, down: &[(i64, i64)]) -> Vec<Observation> {
+        (from / 10..to / 10)
+            .map(|i| i * 10)
+            .map(|t| Observation {
+                at: Timestamp::from_millis(t * 1000),
+                outcome: if down.iter().any(|&(a, b)| (a..b).contains(&t)) {
+                    Outcome::Unavailable
+                } else {
+                    Outcome::Ok
+                },
+                http_status: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_fast_page_fires_only_when_both_windows_burn() {
+        const H: i64 = 3600;
+        let now = 80 * H;
+        let check = |down: &[(i64, i64)], expected: [bool; 3]| {
+            let obs = series(0, now, down);
+            let v = evaluate(
+                Timestamp::from_millis(now * 1000),
+                &obs,
+                &[],
+                Duration::from_secs(15),
+                0.999,
+            );
+            let firing: Vec<bool> = v.iter().map(|r| r.firing).collect();
+            assert_eq!(firing, expected, "{down:?}: {v:#?}");
+        };
+        // No downtime: nothing fires.
+        check(&[], [false, false, false]);
+        // 2 minutes down just now: burn 33 over 1 h and 400 over 5 min: the
+        // fast page. 6 h: 5.6 < 6; 3 d: 0.46 < 1.
+        check(&[(now - 120, now)], [true, false, false]);
+        // 3 minutes down 20 minutes ago: the 5-minute window is clean; 6 h
+        // burns 8.3 and 30 min 100: the slow page.
+        check(&[(now - 1200, now - 1020)], [false, true, false]);
+        // 5 minutes down 5 hours ago: 3 d burns 1.16 and 6 h 13.9: a ticket;
+        // the 30-minute window is clean.
+        check(&[(now - 5 * H, now - 5 * H + 300)], [false, false, true]);
+    }
+
+    #[test]
+    fn burn_rate_is_downtime_share_over_budget() {
+        let obs = series(0, 3600, &[(0, 360)]);
+        let w = window_burn(
+            Timestamp::from_millis(3_600_000),
+            Duration::from_secs(3600),
+            &obs,
+            &[],
+            Duration::from_secs(15),
+            0.99,
+        );
+        assert_eq!((w.downtime_ms, w.observed_ms), (360_000, 3_600_000));
+        assert!((w.burn_rate.unwrap() - 10.0).abs() < 1e-9, "{w:?}");
+    }
+}
