@@ -8,6 +8,7 @@ pub mod ids;
 pub mod lock;
 pub mod mask;
 pub mod outputs;
+pub mod rollup;
 pub mod rules;
 pub mod sketch;
 pub mod slo;
