@@ -1397,7 +1397,7 @@ impl DeployJob<'_> {
         }
     }
 
-    /// Fails the boot check at once on a restart or a foreign port owner.
+    /// Fails the boot check at once on a foreign port owner or a restart.
     fn boot_guard(
         &self,
         session: &mut dyn HostSession,
@@ -1407,6 +1407,17 @@ impl DeployJob<'_> {
         baseline: u64,
         c: &ServiceCheck,
     ) -> Result<(), String> {
+        // A foreign owner first: it is the cause when the new service
+        // also crash-loops (it cannot bind the port).
+        if let PortOwner::Other { pid, command } = &c.owner {
+            let why = format!(
+                "boot check failed on {}: port {} is held by {}, not by the service rollway just started; stop that process or give this environment another port, then deploy again",
+                plan.name,
+                plan.port,
+                PortOwner::describe_other(*pid, command)
+            );
+            return Err(self.with_output(session, spec, self.masker.mask(&why)));
+        }
         let restarts = c.starts.saturating_sub(baseline);
         if restarts > 0 {
             record(&mut |h| h.restarts_observed = restarts).map_err(|e| e.to_string())?;
@@ -1417,15 +1428,6 @@ impl DeployJob<'_> {
                 c.starts
             );
             return Err(self.with_output(session, spec, why));
-        }
-        if let PortOwner::Other { pid, command } = &c.owner {
-            let why = format!(
-                "boot check failed on {}: port {} is held by {}, not by the service rollway just started; stop that process or give this environment another port, then deploy again",
-                plan.name,
-                plan.port,
-                PortOwner::describe_other(*pid, command)
-            );
-            return Err(self.with_output(session, spec, self.masker.mask(&why)));
         }
         Ok(())
     }
