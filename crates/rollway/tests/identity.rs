@@ -620,6 +620,81 @@ fn a_service_under_the_old_name_is_retired() {
     assert_eq!(f.supervised_pid("staging"), Some(new_pid));
 }
 
+/// The bug's own state under supervisord: `staging` and then `remote` were
+/// deployed as `[program:identity]`, so the one section now runs remote's
+/// spec, and both roots hold an `identity` record. Deploying staging drops
+/// staging's old record but leaves the section alone (it is remote's) and
+/// remote keeps running; deploying remote then retires the section.
+#[test]
+fn old_supervisord_program_is_retired_only_by_its_own_root() {
+    let mut f = Fixture::new(Target::Local, true);
+    let ports = free_ports(2);
+    f.env("staging", ports[0], SupervisorKind::Supervisord);
+    f.env("remote", ports[1], SupervisorKind::Supervisord);
+    f.configure();
+    f.mode("v1");
+    let mut legacy = Vec::new();
+    for env in ["staging", "remote"] {
+        // A release and env file to run, then the service under its old name.
+        f.deploy_ok(env);
+        f.run(&["stop", env]).ok();
+        let e = f.get_env(env);
+        let release = fs::read_link(e.root.join("current")).unwrap();
+        let release = release.file_name().unwrap().to_string_lossy().into_owned();
+        let spec = ServiceSpec {
+            name: PROJECT.into(),
+            project: String::new(),
+            environment: String::new(),
+            root: e.root.clone(),
+            command: "exec /usr/bin/python3 server.py".into(),
+            port: e.port.unwrap(),
+            env_file: e.root.join("envs").join(format!("{release}.env")),
+            kind: SupervisorKind::Supervisord,
+            supervisord_conf: Some(f.supervisord().conf_d()),
+            supervisorctl: Some(f.supervisord().ctl()),
+            restart_cmd: None,
+            restarts_cmd: None,
+            rollway_exe: PathBuf::from(env!("CARGO_BIN_EXE_rollway")),
+        };
+        sup::supervisor(spec.clone()).restart().unwrap();
+        legacy.push(spec);
+    }
+    let section = f.supervisord().conf_d().join(format!("{PROJECT}.conf"));
+    let remote_spec = f
+        .get_env("remote")
+        .root
+        .join(".rollway/svc")
+        .join(PROJECT)
+        .join("spec.json");
+    assert!(
+        fs::read_to_string(&section)
+            .unwrap()
+            .contains(&remote_spec.display().to_string()),
+        "the old section runs remote's spec"
+    );
+    eventually("remote's old program answers", || get(ports[1]).is_some());
+    let remote_old = pid_on(ports[1]);
+    assert_eq!(f.ctl_pid(PROJECT), Some(remote_old));
+
+    f.deploy_ok("staging");
+    assert_eq!(answer(ports[0]).map(|a| a.0), Some("staging".into()));
+    assert!(
+        !f.get_env("staging").root.join(".rollway/svc").join(PROJECT).exists(),
+        "staging's old record is gone"
+    );
+    assert!(section.exists(), "remote's section is left alone");
+    assert_eq!(f.ctl_pid(PROJECT), Some(remote_old), "and remote's old program runs on");
+    assert_eq!(pid_on(ports[1]), remote_old);
+
+    f.deploy_ok("remote");
+    let remote_new = pid_on(ports[1]);
+    assert_ne!(remote_new, remote_old);
+    assert!(!section.exists(), "remote retired the old section");
+    assert_eq!(f.ctl_pid(PROJECT), None, "supervisord dropped the old program");
+    assert_eq!(f.supervised_pid("remote"), Some(remote_new));
+    assert_eq!(f.supervised_pid("staging"), Some(pid_on(ports[0])));
+}
+
 // ------------------------------------------------------------- crash loop
 
 /// The app exits 0.2 s after each start (printing a line with a secret):
