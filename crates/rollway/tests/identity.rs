@@ -570,8 +570,9 @@ fn supervisor_change_stops_the_old_service_first() {
 }
 
 /// A service started under the old name (the project alone) before names
-/// held the environment keeps the port; the next deploy stops it and drops
-/// its state, then passes with its own process.
+/// held the environment keeps the port. `rollway stop` stops it (it is what
+/// runs the environment); after it is started again, the next deploy stops
+/// it and drops its state, then passes with its own process.
 #[test]
 fn a_service_under_the_old_name_is_retired() {
     let mut f = Fixture::new(Target::Local, false);
@@ -581,7 +582,7 @@ fn a_service_under_the_old_name_is_retired() {
     f.mode("v1");
     f.deploy_ok("staging");
     f.run(&["stop", "staging"]).ok();
-    let root = fs::canonicalize(&f.get_env("staging").root).unwrap();
+    let root = f.get_env("staging").root.clone();
     let current = fs::read_link(root.join("current")).unwrap();
     let release = current.file_name().unwrap().to_string_lossy().into_owned();
     let legacy = ServiceSpec {
@@ -599,25 +600,29 @@ fn a_service_under_the_old_name_is_retired() {
         restarts_cmd: None,
         rollway_exe: PathBuf::from(env!("CARGO_BIN_EXE_rollway")),
     };
-    let old = sup::supervisor(legacy.clone());
-    old.start().unwrap();
-    eventually("the old-named service answers", || get(port).is_some());
-    let old_pid = pid_on(port);
-    assert!(root.join(".rollway/svc").join(PROJECT).is_dir());
+    let old_dir = root.join(".rollway/svc").join(PROJECT);
+    for op in ["stop", "deploy"] {
+        let old = sup::supervisor(legacy.clone());
+        old.start().unwrap();
+        eventually("the old-named service answers", || get(port).is_some());
+        let old_pid = pid_on(port);
+        assert!(old_dir.is_dir());
 
-    let r = f.deploy("staging");
-    if r.code != 0 {
-        let _ = old.stop();
+        let r = f.run(&[op, "staging"]);
+        if r.code != 0 {
+            let _ = old.stop();
+        }
+        assert_eq!(r.code, 0, "{op}: {r:#?}");
+        assert!(!is_alive(old_pid), "{op}: the old-named service was stopped");
+        assert!(!old_dir.exists(), "{op}: its state was removed");
+        if op == "stop" {
+            assert_eq!(get(port), None, "nothing answers after stop");
+        } else {
+            let new_pid = pid_on(port);
+            assert_ne!(new_pid, old_pid);
+            assert_eq!(f.supervised_pid("staging"), Some(new_pid));
+        }
     }
-    assert_eq!(r.code, 0, "{r:#?}");
-    let new_pid = pid_on(port);
-    assert_ne!(new_pid, old_pid);
-    assert!(!is_alive(old_pid), "the old-named service was stopped");
-    assert!(
-        !root.join(".rollway/svc").join(PROJECT).exists(),
-        "its state was removed"
-    );
-    assert_eq!(f.supervised_pid("staging"), Some(new_pid));
 }
 
 /// The bug's own state under supervisord: `staging` and then `remote` were

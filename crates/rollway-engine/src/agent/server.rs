@@ -276,10 +276,11 @@ impl Agent {
             Request::Switch { release } => self.switch(&release).map(|previous| Response::Switched { previous }),
             Request::Service { action, spec } => {
                 let spec = self.spec(spec)?;
-                match action {
-                    ServiceOp::Start | ServiceOp::Restart => self.retire_others(&spec)?,
-                    ServiceOp::Stop => self.stop_recorded(&spec)?,
-                }
+                // Whatever else ran this environment's service here goes
+                // first: a start must get the port, and a stop must stop
+                // the process that actually runs (under an old name or
+                // the supervisor the config named before).
+                self.retire_others(&spec)?;
                 let sup = supervisor(spec);
                 match action {
                     ServiceOp::Start => sup.start(),
@@ -368,7 +369,7 @@ impl Agent {
         out
     }
 
-    /// Before `spec` starts: every other service recorded under this root
+    /// Before `spec` starts or stops: every other service recorded under this root
     /// (an earlier name — the project alone, before names held the
     /// environment — or the same name under another supervisor) is stopped
     /// and its program section or unit removed, so it cannot keep the port.
@@ -394,21 +395,6 @@ impl Agent {
             }
             if !same_name {
                 remove_tree(&dir).map_err(|e| io_err("cannot remove the earlier service's state", &dir, e))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Before `spec` stops: when the service of this name last ran under
-    /// another supervisor (the config changed, no deploy since), it is
-    /// stopped there too, since that is where it runs.
-    fn stop_recorded(&self, spec: &ServiceSpec) -> Result<(), String> {
-        for (_, old) in self.recorded() {
-            if old.name == spec.name && old.kind != spec.kind {
-                match supervisor(old).stop() {
-                    Ok(()) | Err(SupervisorError::Unsupported { .. }) => {}
-                    Err(e) => return Err(e.to_string()),
-                }
             }
         }
         Ok(())
