@@ -15,8 +15,8 @@ use crate::hosts::parse_host;
 use crate::reader::{At, Ctx, Table, choice_hint, describe, describe_value, value_at};
 use crate::types::{
     BuildConfig, Config, DeployConfig, EnvironmentConfig, HealthConfig, HealthOverrides, HostConfig, HostTarget,
-    JobConfig, PRODUCTION_MIN_STABILITY_WINDOW, SecretsConfig, ServiceConfig, SshConfig, StackConfig, VariableConfig,
-    VariableFormat, default_expire_after, default_keep_releases, empty_object,
+    JobConfig, PRODUCTION_MIN_STABILITY_WINDOW, SecretsConfig, ServiceConfig, ServiceOverrides, SshConfig, StackConfig,
+    VariableConfig, VariableFormat, default_expire_after, default_keep_releases, empty_object,
 };
 
 /// Where names and references are, for the whole-file checks.
@@ -41,8 +41,11 @@ struct EnvContext<'c> {
     health: &'c HealthConfig,
     /// Where `[health] stability_window` is written, if it is.
     global_window_at: Option<usize>,
-    /// A `[service]` without a `port` key: every host must then name its port.
+    /// A `[service]` without a `port` key: every host must then name its
+    /// port, unless the environment does.
     service_without_port: bool,
+    /// `[service]` as read, for the keys an environment overrides.
+    service: Option<&'c ServiceConfig>,
     /// Something is shipped to hosts (a build or a service, and a release stack).
     ships: bool,
 }
@@ -91,6 +94,7 @@ pub(crate) fn read_config(cx: &Ctx<'_>, root: &dyn TableLike, marks: &mut Marks)
         service_without_port: service
             .as_ref()
             .is_some_and(|(s, written)| s.port.is_none() && !written),
+        service: service.as_ref().map(|(s, _)| s),
         ships: (build.is_some() || service.is_some()) && release_stack,
     };
     let environments = t.entries("environments", |name, e| read_environment(name, e, &env_cx, marks));
@@ -434,6 +438,7 @@ fn read_environment(name: At<&str>, t: &mut Table<'_>, env: &EnvContext<'_>, mar
         list.into_iter().map(|a| a.v).collect::<Vec<_>>()
     });
     let (health_overrides, window_at) = read_health(t);
+    let service_overrides = read_service_overrides(t, env);
 
     if kind == Some(EnvironmentKind::Production) {
         match &https {
@@ -488,7 +493,7 @@ fn read_environment(name: At<&str>, t: &mut Table<'_>, env: &EnvContext<'_>, mar
             format!("set canary to at most {}", hosts.len()),
         );
     }
-    check_hosts(t, &hosts, root.as_deref(), env, platform);
+    check_hosts(t, &hosts, root.as_deref(), env, platform, t.has("port"));
 
     EnvironmentConfig {
         kind: kind.unwrap_or(EnvironmentKind::Development),
@@ -510,11 +515,98 @@ fn read_environment(name: At<&str>, t: &mut Table<'_>, env: &EnvContext<'_>, mar
         sync,
         jobs,
         health_overrides,
+        service_overrides,
+    }
+}
+
+/// The `[service]` keys an environment overrides, checked against the
+/// environment's effective supervisor: keys of another supervisor are
+/// refused, and the keys that supervisor needs must be set here or in
+/// `[service]`.
+fn read_service_overrides(t: &mut Table<'_>, env: &EnvContext<'_>) -> ServiceOverrides {
+    let cx = t.cx();
+    let start = t.nonempty_str("start");
+    let port = t.port("port");
+    let supervisor = t.choice_at::<SupervisorKind>("supervisor");
+    let global = env.service;
+    let kind = supervisor
+        .as_ref()
+        .map(|a| a.v)
+        .or(global.map(|g| g.supervisor))
+        .unwrap_or(SupervisorKind::Rollway);
+    // A wrong supervisor value is reported once, at the value; do not pile on.
+    let kind_known = supervisor.is_some() || !t.has("supervisor");
+    let only_for = |key: &'static str, wanted: SupervisorKind, t: &mut Table<'_>| -> Option<String> {
+        let v = t.str_at(key)?;
+        if kind_known && kind != wanted {
+            cx.report(
+                v.at,
+                format!(
+                    "{} applies only to supervisor = \"{wanted}\", but this environment's supervisor is \"{kind}\"",
+                    t.name(key)
+                ),
+                format!("remove {key}, or set supervisor = \"{wanted}\" in this environment"),
+            );
+        }
+        Some(v.v)
+    };
+    let supervisord_conf = only_for("supervisord_conf", SupervisorKind::Supervisord, t);
+    let supervisorctl = only_for("supervisorctl", SupervisorKind::Supervisord, t);
+    let restart = only_for("restart", SupervisorKind::Command, t);
+    let restarts = only_for("restarts", SupervisorKind::Command, t);
+    // What [service] already requires is reported there; here only what
+    // this environment's own choice of supervisor adds.
+    if kind_known && (supervisor.is_some() || t.has("start")) {
+        let has = |key: &str, own: bool, theirs: Option<&Option<String>>| {
+            own || t.has(key) || theirs.is_some_and(Option::is_some)
+        };
+        let missing = |key: &str, hint: &str| {
+            cx.report(
+                t.at,
+                format!("missing key '{key}' in [{}] (or in [service])", t.path()),
+                hint,
+            );
+        };
+        if kind == SupervisorKind::Command {
+            if !has("restart", restart.is_some(), global.map(|g| &g.restart)) {
+                missing(
+                    "restart",
+                    "add restart = \"COMMAND\": how supervisor = \"command\" restarts the service",
+                );
+            }
+            if !has("restarts", restarts.is_some(), global.map(|g| &g.restarts)) {
+                missing(
+                    "restarts",
+                    "add restarts = \"COMMAND\": it prints the service's restart count",
+                );
+            }
+        } else if !has("start", start.is_some(), global.map(|g| &g.start)) {
+            missing(
+                "start",
+                "add start = \"COMMAND\": it starts the service in the release directory",
+            );
+        }
+    }
+    ServiceOverrides {
+        start,
+        port,
+        supervisor: supervisor.map(|a| a.v),
+        supervisord_conf,
+        supervisorctl,
+        restart,
+        restarts,
     }
 }
 
 /// Duplicates, and hosts that lack a root or a port.
-fn check_hosts(t: &Table<'_>, hosts: &[At<HostConfig>], root: Option<&str>, env: &EnvContext<'_>, platform: Platform) {
+fn check_hosts(
+    t: &Table<'_>,
+    hosts: &[At<HostConfig>],
+    root: Option<&str>,
+    env: &EnvContext<'_>,
+    platform: Platform,
+    env_port: bool,
+) {
     let cx = t.cx();
     let mut seen: Vec<(HostTarget, Option<&str>)> = Vec::new();
     for h in hosts {
@@ -544,11 +636,11 @@ fn check_hosts(t: &Table<'_>, hosts: &[At<HostConfig>], root: Option<&str>, env:
             "add root = \"/srv/APP\" (or root in each host's table)",
         );
     }
-    if env.service_without_port && hosts.iter().any(|h| h.v.port.is_none()) {
+    if env.service_without_port && !env_port && hosts.iter().any(|h| h.v.port.is_none()) {
         cx.report(
             t.at,
             format!("the hosts of {} have no service port", t.path()),
-            "set port in [service], or port in each host's table",
+            "set port in [service] or in this environment, or port in each host's table",
         );
     }
     if env.ships && platform == Platform::SelfHosted && !t.has("hosts") {

@@ -123,6 +123,70 @@ impl ServiceConfig {
     }
 }
 
+/// `[service]` keys an environment overrides; unset keys come from `[service]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct ServiceOverrides {
+    /// Overrides `[service] start`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    /// Overrides `[service] port`; a host table's `port` overrides this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub port: Option<u16>,
+    /// Overrides `[service] supervisor`: rollway, supervisord, systemd or command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::supervisor")]
+    pub supervisor: Option<SupervisorKind>,
+    /// Overrides `[service] supervisord_conf`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisord_conf: Option<String>,
+    /// Overrides `[service] supervisorctl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisorctl: Option<String>,
+    /// Overrides `[service] restart` (supervisor = "command").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<String>,
+    /// Overrides `[service] restarts` (supervisor = "command").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<String>,
+}
+
+impl ServiceOverrides {
+    /// Whether no key is overridden.
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+
+    /// `base` with these overrides applied; without a `[service]`, the
+    /// overrides alone make one (or none, when there are none).
+    pub fn apply(&self, base: Option<&ServiceConfig>) -> Option<ServiceConfig> {
+        if base.is_none() && self.is_empty() {
+            return None;
+        }
+        let base = base.cloned().unwrap_or(ServiceConfig {
+            start: None,
+            port: None,
+            supervisor: default_supervisor(),
+            shared: Vec::new(),
+            supervisord_conf: None,
+            supervisorctl: None,
+            restart: None,
+            restarts: None,
+        });
+        let pick = |o: &Option<String>, b: Option<String>| o.clone().or(b);
+        Some(ServiceConfig {
+            start: pick(&self.start, base.start),
+            port: self.port.or(base.port),
+            supervisor: self.supervisor.unwrap_or(base.supervisor),
+            shared: base.shared,
+            supervisord_conf: pick(&self.supervisord_conf, base.supervisord_conf),
+            supervisorctl: pick(&self.supervisorctl, base.supervisorctl),
+            restart: pick(&self.restart, base.restart),
+            restarts: pick(&self.restarts, base.restarts),
+        })
+    }
+}
+
 /// `[health]`: the boot check and the stability window (DESIGN.md "Verification").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(default)]
@@ -401,12 +465,21 @@ pub struct EnvironmentConfig {
     /// `[health]` keys overridden for this environment.
     #[serde(flatten)]
     pub health_overrides: HealthOverrides,
+    /// `[service]` keys overridden for this environment.
+    #[serde(flatten)]
+    pub service_overrides: ServiceOverrides,
 }
 
 impl EnvironmentConfig {
     /// The effective health settings: `global` with this environment's overrides.
     pub fn health(&self, global: &HealthConfig) -> HealthConfig {
         self.health_overrides.apply(global)
+    }
+
+    /// The effective service: `global` (`[service]`) with this
+    /// environment's overrides.
+    pub fn service(&self, global: Option<&ServiceConfig>) -> Option<ServiceConfig> {
+        self.service_overrides.apply(global)
     }
 
     /// Hosts per wave after the canary wave.

@@ -731,7 +731,7 @@ platform = "vercel"
         r#"
         rollway.toml:4:1: environments.a is self-hosted but has no hosts — add hosts = ["local"] or ssh destinations like "deploy@app1.example.com"
         rollway.toml:6:1: environments.b has hosts but no release root — add root = "/srv/APP" (or root in each host's table)
-        rollway.toml:6:1: the hosts of environments.b have no service port — set port in [service], or port in each host's table
+        rollway.toml:6:1: the hosts of environments.b have no service port — set port in [service] or in this environment, or port in each host's table
         rollway.toml:9:10: environments.b.canary is 3, but the environment has 2 host(s) — set canary to at most 2
         "#,
     );

@@ -172,8 +172,14 @@ pub fn exec(spec: &ExecSpec) -> ExecError {
         Ok(cmd) => cmd,
         Err(e) => return e,
     };
-    if let Some(Err(e)) = spec.counter.as_deref().map(increment_counter) {
-        return e;
+    if let Some(counter) = spec.counter.as_deref() {
+        if let Err(e) = increment_counter(counter) {
+            return e;
+        }
+        // Beside the counter (`ROOT/.rollway/svc/NAME/exec.pid`): this pid
+        // becomes the service, so the boot check can tell its sockets from
+        // an old process's under any supervisor.
+        crate::supervisor::owner::record_exec_pid(&counter.with_file_name("exec.pid"));
     }
     let source = cmd.exec();
     ExecError::Exec {

@@ -10,7 +10,7 @@ use rollway_model::Sha256Digest;
 use serde::{Deserialize, Serialize};
 
 use crate::probe::ProbeResult;
-use crate::supervisor::ServiceSpec;
+use crate::supervisor::{PortOwner, ServiceSpec};
 
 /// A host's releases as its agent sees them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +74,17 @@ impl RunResult {
 /// How much of a one-off command's output travels back.
 pub const RUN_OUTPUT_MAX: usize = 256 * 1024;
 
+/// One look at a service during its boot check, taken on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceCheck {
+    /// The monotone start count (see `Supervisor::restarts`).
+    pub starts: u64,
+    /// Who listens on the service's port, read after the probe.
+    pub owner: PortOwner,
+    /// The probe of `127.0.0.1:PORT`, when one was asked for.
+    pub probe: Option<ProbeResult>,
+}
+
 /// Errors name the host and the step.
 #[derive(Debug, thiserror::Error)]
 #[error("{host}: {step}: {detail}")]
@@ -101,6 +112,10 @@ pub trait HostSession: Send {
     fn service_status(&mut self, spec: &ServiceSpec) -> Result<ServiceStatus, HostError>;
     /// The service's last output lines (the deployer masks them).
     fn log_tail(&mut self, spec: &ServiceSpec, lines: usize) -> Result<Vec<String>, HostError>;
+    /// The service's start count, optionally a probe of `127.0.0.1:PORT`
+    /// (`path`, `timeout`), and who listens on the port: what a boot check
+    /// needs to tell the new service's answer from an old process's.
+    fn check(&mut self, spec: &ServiceSpec, probe: Option<(&str, Duration)>) -> Result<ServiceCheck, HostError>;
     /// An HTTP probe of `127.0.0.1:PORT` run on the host.
     fn probe(&mut self, port: u16, path: &str, timeout: Duration) -> Result<ProbeResult, HostError>;
     /// Removes a release (never the current one) and its env file.

@@ -433,6 +433,8 @@ fn service_through_the_agent(kind: Kind) {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let spec = ServiceSpec {
         name: "hello".into(),
+        project: String::new(),
+        environment: String::new(),
         root: case.root(),
         command: "exec /usr/bin/python3 app.py".into(),
         port,

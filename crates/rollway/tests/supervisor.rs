@@ -89,6 +89,8 @@ impl Host {
     fn spec(&self, kind: SupervisorKind, release: &str) -> ServiceSpec {
         ServiceSpec {
             name: String::from("hello"),
+            project: String::new(),
+            environment: String::new(),
             root: self.root.clone(),
             command: String::from("exec /usr/bin/python3 app.py"),
             port: self.port,

@@ -17,12 +17,12 @@ use rollway_model::Sha256Digest;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::host::{ServiceOp, ServiceStatus};
+use crate::host::{ServiceCheck, ServiceOp, ServiceStatus};
 use crate::probe::ProbeResult;
 use crate::supervisor::ServiceSpec;
 
 /// Bumped on any incompatible change of the messages below.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// The largest JSON frame accepted (a manifest never travels as JSON).
 pub const MAX_MESSAGE: usize = 16 << 20;
@@ -104,6 +104,13 @@ pub enum Request {
     Probe {
         port: u16,
         path: String,
+        timeout_ms: u64,
+    },
+    /// The service's start count, a probe of its port when `path` is set,
+    /// and who listens on the port (answered with `Check`).
+    Check {
+        spec: ServiceSpec,
+        path: Option<String>,
         timeout_ms: u64,
     },
     /// Removes a release (never the current one), its env file and manifest.
@@ -197,6 +204,9 @@ pub enum Response {
     },
     Probe {
         result: ProbeResult,
+    },
+    Check {
+        check: ServiceCheck,
     },
     Removed {
         releases: Vec<String>,

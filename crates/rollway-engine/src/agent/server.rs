@@ -21,8 +21,8 @@ use super::protocol::{
     DataReader, Encoding, MAX_MANIFEST, ManifestForm, PROTOCOL, ProtocolError, ReleaseInfo, Request, Response, recv,
     send, version,
 };
-use crate::host::{ServiceOp, ServiceStatus};
-use crate::supervisor::{ServiceSpec, supervisor};
+use crate::host::{ServiceCheck, ServiceOp, ServiceStatus};
+use crate::supervisor::{ServicePaths, ServiceSpec, SupervisorError, owner, supervisor};
 
 /// The largest file patched from a reference (the reference and the
 /// result are both held in memory); larger changed files travel whole.
@@ -276,6 +276,11 @@ impl Agent {
             Request::Switch { release } => self.switch(&release).map(|previous| Response::Switched { previous }),
             Request::Service { action, spec } => {
                 let spec = self.spec(spec)?;
+                // Whatever else ran this environment's service here goes
+                // first: a start must get the port, and a stop must stop
+                // the process that actually runs (under an old name or
+                // the supervisor the config named before).
+                self.retire_others(&spec)?;
                 let sup = supervisor(spec);
                 match action {
                     ServiceOp::Start => sup.start(),
@@ -284,6 +289,18 @@ impl Agent {
                 }
                 .map_err(|e| e.to_string())?;
                 status(&*sup).map(|status| Response::Service { status })
+            }
+            Request::Check { spec, path, timeout_ms } => {
+                let spec = self.spec(spec)?;
+                let sup = supervisor(spec.clone());
+                let starts = sup.restarts().map_err(|e| e.to_string())?;
+                let probe = path.map(|p| crate::probe::http_probe(spec.port, &p, Duration::from_millis(timeout_ms)));
+                let paths = ServicePaths::of(&spec);
+                let roots: Vec<u32> = owner::exec_pid(&paths.exec_pid).into_iter().collect();
+                let owner = owner::port_owner(spec.port, &roots, || sup.pid().ok().flatten().into_iter().collect());
+                Ok(Response::Check {
+                    check: ServiceCheck { starts, owner, probe },
+                })
             }
             Request::ServiceStatus { spec } => {
                 let sup = supervisor(self.spec(spec)?);
@@ -326,7 +343,8 @@ impl Agent {
 
     /// The service as this host runs it: this binary for `rollway exec` and
     /// `rollway supervise` (the deployer cannot know its path here), this
-    /// agent's root.
+    /// agent's root, and the name of its project and environment under this
+    /// root ([`ServiceSpec::identified`]).
     fn spec(&self, mut spec: ServiceSpec) -> Result<ServiceSpec, String> {
         spec.check_name().map_err(|e| e.to_string())?;
         spec.rollway_exe = std::env::current_exe().map_err(|e| format!("cannot find the agent's own binary: {e}"))?;
@@ -334,7 +352,69 @@ impl Agent {
         if spec.env_file.is_relative() {
             spec.env_file = std::path::absolute(&spec.env_file).map_err(|e| e.to_string())?;
         }
+        let spec = spec.identified();
+        spec.check_name().map_err(|e| e.to_string())?;
         Ok(spec)
+    }
+
+    /// The specs recorded under `ROOT/.rollway/svc/*/spec.json`: what ran
+    /// here, under which name and supervisor (each directory's name is the
+    /// service's name).
+    fn recorded(&self) -> Vec<(PathBuf, ServiceSpec)> {
+        let dir = self.layout.root.join(".rollway").join("svc");
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(mut old) = ServiceSpec::load(&entry.path().join("spec.json")) else {
+                continue;
+            };
+            old.name = name;
+            if old.check_name().is_err() {
+                continue;
+            }
+            // In this host's frame: this root, this binary.
+            old.root.clone_from(&self.layout.root);
+            if let Ok(exe) = std::env::current_exe() {
+                old.rollway_exe = exe;
+            }
+            out.push((entry.path(), old));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Before `spec` starts or stops: every other service recorded under this root
+    /// (an earlier name — the project alone, before names held the
+    /// environment — or the same name under another supervisor) is stopped
+    /// and its program section or unit removed, so it cannot keep the port.
+    /// A record whose supervisor cannot stop it (`command`) is dropped: the
+    /// host's own tooling owns that process.
+    fn retire_others(&self, spec: &ServiceSpec) -> Result<(), String> {
+        for (dir, old) in self.recorded() {
+            let same_name = old.name == spec.name;
+            if same_name && old.kind == spec.kind {
+                continue;
+            }
+            match supervisor(old.clone()).retire() {
+                Ok(()) | Err(SupervisorError::Unsupported { .. }) => {}
+                Err(e) => {
+                    return Err(format!(
+                        "cannot stop the earlier service {} (supervisor = \"{}\") under {}: {e}; stop it by hand, remove {}, and deploy again",
+                        old.name,
+                        old.kind,
+                        self.layout.root.display(),
+                        dir.display()
+                    ));
+                }
+            }
+            if !same_name {
+                remove_tree(&dir).map_err(|e| io_err("cannot remove the earlier service's state", &dir, e))?;
+            }
+        }
+        Ok(())
     }
 
     fn release_ids(&self) -> Result<Vec<String>, String> {

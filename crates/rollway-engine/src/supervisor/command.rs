@@ -2,7 +2,10 @@
 //! (`[service] restart`, run with `sh -c` in ROOT) and counts its starts
 //! (`[service] restarts`, which prints one number). The commands get
 //! `ROLLWAY_EXEC`, the exec wrapper command line to start the service with,
-//! so their starts can be counted the same way as everywhere else.
+//! so their starts can be counted the same way as everywhere else, and
+//! `ROLLWAY_SERVICE` (the service's name on the host, which holds the
+//! environment), `ROLLWAY_PROJECT` and `ROLLWAY_ENVIRONMENT`, so one pair of
+//! commands can serve several environments on a host.
 
 use std::fs;
 
@@ -45,6 +48,8 @@ impl CommandSupervisor {
         let (text, status) = run_sh(spec, command, |cmd| {
             cmd.current_dir(&spec.root)
                 .env("ROLLWAY_SERVICE", &spec.name)
+                .env("ROLLWAY_PROJECT", &spec.project)
+                .env("ROLLWAY_ENVIRONMENT", &spec.environment)
                 .env("ROLLWAY_ROOT", &spec.root)
                 .env("ROLLWAY_PORT", spec.port.to_string())
                 .env("ROLLWAY_ENV_FILE", &spec.env_file)
@@ -167,6 +172,23 @@ mod tests {
         assert_eq!(ServiceSpec::load(&spec_path).unwrap().command, s.command);
         assert!(sup.stop().unwrap_err().to_string().contains("cannot stop the service"));
         assert_eq!(sup.pid().unwrap(), None);
+    }
+
+    #[test]
+    fn commands_see_the_environment() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = spec(
+            d.path(),
+            Some("echo \"$ROLLWAY_SERVICE $ROLLWAY_PROJECT $ROLLWAY_ENVIRONMENT\" > who.txt"),
+            None,
+        );
+        s.project = String::from("hello");
+        s.environment = String::from("staging");
+        let s = s.identified();
+        super::super::supervisor(s.clone()).restart().unwrap();
+        let text = fs::read_to_string(d.path().join("who.txt")).unwrap();
+        assert_eq!(text, format!("{} hello staging\n", s.name));
+        assert!(s.name.starts_with("hello-staging-"), "{}", s.name);
     }
 
     #[test]

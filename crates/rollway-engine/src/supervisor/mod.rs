@@ -7,6 +7,11 @@
 //! release's env file, sets `PORT` and counts each start in
 //! `ROOT/.rollway/svc/NAME/starts`. `restart()` writes `spec.json` first, so
 //! the relaunched service runs the current release with its env file.
+//!
+//! A service's name on a host is made of its project and environment plus
+//! a short digest of those and its root ([`service_name`]), so two
+//! environments of one project never share a supervisord program, a systemd
+//! unit or a state directory, even when they share a host and a supervisor.
 
 use std::fs;
 use std::io;
@@ -20,6 +25,7 @@ use crate::exec;
 
 mod command;
 mod log;
+pub mod owner;
 pub(crate) mod process;
 mod rollway;
 mod run;
@@ -28,6 +34,7 @@ mod systemd;
 
 pub use command::CommandSupervisor;
 pub use log::{CappedLog, DEFAULT_LOG_MAX_BYTES, tail_lines};
+pub use owner::PortOwner;
 pub use process::{is_alive, process_group_alive};
 pub use rollway::RollwaySupervisor;
 pub use run::{SuperviseOptions, spawn_detached, supervise};
@@ -37,8 +44,17 @@ pub use systemd::{SYSTEMD_UNIT_DIR, SystemdShow, SystemdSupervisor, parse_show, 
 /// Everything a host needs to run one service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceSpec {
-    /// The service name (the project name, `[a-z0-9_-]`).
+    /// The service name on the host, `[a-z0-9_-]`: the host agent sets it
+    /// to [`service_name`] of `project`, `environment` and its root when
+    /// `environment` is set (see [`ServiceSpec::identified`]).
     pub name: String,
+    /// `project` in rollway.toml (empty in specs written before names held
+    /// the environment).
+    #[serde(default)]
+    pub project: String,
+    /// The environment this service belongs to (empty: `name` is used as is).
+    #[serde(default)]
+    pub environment: String,
     /// ROOT on this host.
     pub root: PathBuf,
     /// `[service] start`, run with `sh -c` in `ROOT/current`.
@@ -55,7 +71,56 @@ pub struct ServiceSpec {
     pub rollway_exe: PathBuf,
 }
 
+/// The name of the service of `project`'s `environment` under `root` on a
+/// host: `PROJECT-ENV-DIGEST`, each part cut down to `[a-z0-9_-]` (at most
+/// 64 characters in all). The digest of the exact project, environment and
+/// root keeps names apart that sanitizing or cutting would merge, and keeps
+/// two roots on one host (one supervisord, one systemd) apart.
+pub fn service_name(project: &str, environment: &str, root: &Path) -> String {
+    use sha2::{Digest as _, Sha256};
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut h = Sha256::new();
+    for part in [project.as_bytes(), environment.as_bytes(), root.as_os_str().as_bytes()] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    let digest: String = h.finalize()[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    };
+    let mut base = format!("{}-{}", clean(project), clean(environment));
+    // 64 at most: the base, '-', eight hex digits.
+    base.truncate(64 - 9);
+    if base.starts_with('-') {
+        base.replace_range(0..1, "s");
+    }
+    format!("{base}-{digest}")
+}
+
 impl ServiceSpec {
+    /// The spec with its host-side name: [`service_name`] of its project
+    /// (or, when empty, its name), environment and root. Specs without an
+    /// environment keep their name.
+    pub fn identified(mut self) -> Self {
+        if !self.environment.is_empty() {
+            let project = if self.project.is_empty() {
+                &self.name
+            } else {
+                &self.project
+            };
+            self.name = service_name(project, &self.environment, &self.root);
+        }
+        self
+    }
+
     /// Reads a spec written by [`ServiceSpec::save`].
     pub fn load(path: &Path) -> Result<Self, SupervisorError> {
         let text = fs::read_to_string(path).map_err(|e| SupervisorError::Spec {
@@ -135,6 +200,10 @@ pub struct ServicePaths {
     pub starts: PathBuf,
     /// The service's pid (its process group id too).
     pub pid: PathBuf,
+    /// Written by the exec wrapper just before it becomes the service:
+    /// `PID START_TIME` (start time in clock ticks since boot, so a reused
+    /// pid is not taken for the service). Kept under every supervisor.
+    pub exec_pid: PathBuf,
     /// Rollway's supervisor's pid.
     pub supervisor_pid: PathBuf,
     /// The service's stdout and stderr.
@@ -155,6 +224,7 @@ impl ServicePaths {
             spec: dir.join("spec.json"),
             starts: dir.join("starts"),
             pid: dir.join("pid"),
+            exec_pid: dir.join("exec.pid"),
             supervisor_pid: dir.join("supervisor.pid"),
             log: dir.join("output.log"),
             lock: dir.join("supervisor.lock"),
@@ -187,6 +257,13 @@ pub trait Supervisor: Send + Sync + std::fmt::Debug {
     fn pid(&self) -> Result<Option<u32>, SupervisorError>;
     /// The service's last output lines, oldest first.
     fn log_tail(&self, lines: usize) -> Result<Vec<String>, SupervisorError>;
+    /// Ends the service for good: stops it and removes what this
+    /// supervisor keeps for it (a program section, a unit), so that it
+    /// never starts again. Used when the service's name or supervisor
+    /// changed; a same-named service of another root is left alone.
+    fn retire(&self) -> Result<(), SupervisorError> {
+        self.stop()
+    }
 }
 
 /// The supervisor `spec.kind` names.
@@ -368,6 +445,8 @@ mod tests {
     pub(crate) fn spec(root: &Path, kind: SupervisorKind) -> ServiceSpec {
         ServiceSpec {
             name: String::from("hello"),
+            project: String::new(),
+            environment: String::new(),
             root: root.to_owned(),
             command: String::from("exec /usr/bin/python3 -m http.server $PORT"),
             port: 3000,
@@ -397,6 +476,45 @@ mod tests {
             s.name = name.to_owned();
             assert_eq!(s.check_name().is_ok(), ok, "{name:?}");
         }
+    }
+
+    #[test]
+    fn names_hold_project_environment_and_root() {
+        let root = Path::new("/srv/hello");
+        let a = service_name("hello", "staging", root);
+        assert!(a.starts_with("hello-staging-"), "{a}");
+        assert_eq!(a.len(), "hello-staging-".len() + 8);
+        let mut names = vec![
+            a.clone(),
+            service_name("hello", "remote", root),
+            service_name("hello", "staging", Path::new("/srv/hello2")),
+            // Sanitizing merges these bases; the digest keeps them apart.
+            service_name("a-b", "c", root),
+            service_name("a", "b-c", root),
+            service_name("Hello.app", "prod", root),
+            service_name("hello-app", "prod", root),
+        ];
+        assert_eq!(service_name("hello", "staging", root), a, "stable");
+        let long = service_name(&"x".repeat(80), "production", root);
+        assert_eq!(long.len(), 64, "{long}");
+        names.push(long);
+        let d = tempfile::tempdir().unwrap();
+        for n in &names {
+            let mut s = spec(d.path(), SupervisorKind::Rollway);
+            s.name.clone_from(n);
+            assert!(s.check_name().is_ok(), "{n}");
+        }
+        let count = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), count, "{names:?}");
+        // `identified` names a spec with an environment, and only those.
+        let mut s = spec(root, SupervisorKind::Supervisord);
+        assert_eq!(s.clone().identified().name, "hello");
+        s.environment = String::from("staging");
+        assert_eq!(s.clone().identified().name, a);
+        s.project = String::from("other");
+        assert_eq!(s.identified().name, service_name("other", "staging", root));
     }
 
     #[test]

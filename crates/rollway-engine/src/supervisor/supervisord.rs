@@ -231,6 +231,29 @@ impl Supervisor for SupervisordSupervisor {
         let log = ServicePaths::of(&spec).log;
         tail_lines(&log, lines).map_err(|e| spec.io("read", &log, e))
     }
+
+    /// Stops the program and removes its section, then `reread` + `update
+    /// NAME` so supervisord drops it. A section that runs another root's
+    /// spec (the same name deployed from elsewhere) is not this service's
+    /// and is left alone.
+    fn retire(&self) -> Result<(), SupervisorError> {
+        let spec = self.resolved()?;
+        let Some(dir) = spec.supervisord_conf.as_ref() else {
+            return Ok(());
+        };
+        let file = dir.join(format!("{}.conf", spec.name));
+        let Ok(text) = fs::read_to_string(&file) else {
+            return Ok(());
+        };
+        if !text.contains(&*ServicePaths::of(&spec).spec.to_string_lossy()) {
+            return Ok(());
+        }
+        self.stop()?;
+        fs::remove_file(&file).map_err(|e| spec.io("remove", &file, e))?;
+        Self::ctl_expect(&spec, "reread", &[])?;
+        Self::ctl_expect(&spec, &format!("update {}", spec.name), &[])?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -261,6 +261,24 @@ impl Supervisor for SystemdSupervisor {
         let log = ServicePaths::of(&spec).log;
         tail_lines(&log, lines).map_err(|e| spec.io("read", &log, e))
     }
+
+    /// Stops and disables the unit and removes its file, unless the unit
+    /// runs another root's spec (the same name deployed from elsewhere).
+    fn retire(&self) -> Result<(), SupervisorError> {
+        let spec = self.resolved()?;
+        let file = self.unit_file(&spec);
+        let Ok(text) = fs::read_to_string(&file) else {
+            return Ok(());
+        };
+        if !text.contains(&*ServicePaths::of(&spec).spec.to_string_lossy()) {
+            return Ok(());
+        }
+        let unit = Self::unit(&spec);
+        self.ctl(&spec, &format!("disable --now {unit}"))?;
+        fs::remove_file(&file).map_err(|e| spec.io("remove", &file, e))?;
+        self.ctl(&spec, "daemon-reload")?;
+        Ok(())
+    }
 }
 
 // systemd cannot run on these machines (no systemd as PID 1), so these tests

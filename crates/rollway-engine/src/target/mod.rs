@@ -13,7 +13,7 @@ use rollway_model::Sha256Digest;
 
 use crate::agent::protocol::{Request, Response};
 use crate::deploy::{Connector, HostPlan};
-use crate::host::{HostError, HostSession, HostState, RunResult, ServiceOp, ServiceStatus, ShipStats};
+use crate::host::{HostError, HostSession, HostState, RunResult, ServiceCheck, ServiceOp, ServiceStatus, ShipStats};
 use crate::probe::ProbeResult;
 use crate::supervisor::ServiceSpec;
 
@@ -196,6 +196,21 @@ impl HostSession for AgentSession {
             },
             |r| match r {
                 Response::Lines { lines } => Ok(lines),
+                other => Err(other),
+            },
+        )
+    }
+
+    fn check(&mut self, spec: &ServiceSpec, probe: Option<(&str, Duration)>) -> Result<ServiceCheck, HostError> {
+        self.expect(
+            "service check",
+            &Request::Check {
+                spec: spec.clone(),
+                path: probe.map(|(p, _)| p.to_owned()),
+                timeout_ms: probe.map_or(0, |(_, t)| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            },
+            |r| match r {
+                Response::Check { check } => Ok(check),
                 other => Err(other),
             },
         )

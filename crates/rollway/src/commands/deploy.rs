@@ -145,7 +145,9 @@ pub fn prepare_with(
     let ecfg = &config.environments[env];
     // Command stacks alone ship nothing: no service, no hosts.
     let ships = config.stacks.is_empty() || config.stacks.values().any(|st| st.is_release());
-    let service_cfg = config.service.as_ref();
+    // `[service]` with this environment's overrides.
+    let effective_service = ecfg.service(config.service.as_ref());
+    let service_cfg = effective_service.as_ref();
     if ships && service_cfg.is_none() {
         return Err(coded(
             Code::Invalid,
@@ -167,7 +169,7 @@ pub fn prepare_with(
         let port = h.effective_port(service_cfg).ok_or_else(|| {
             coded(
                 Code::Invalid,
-                anyhow::anyhow!("no port for host {h} of {env}: set [service] port"),
+                anyhow::anyhow!("no port for host {h} of {env}: set [service] port or port in [environments.{env}]"),
             )
         })?;
         let ssh = match &h.target {
@@ -199,8 +201,11 @@ pub fn prepare_with(
         canary_window: ecfg.canary_window,
         parallel: ecfg.effective_parallel(),
     };
+    // The host agent names the service from project, environment and root.
     let service = ServiceSpec {
         name: sanitize(&config.project),
+        project: config.project.clone(),
+        environment: env.to_owned(),
         root: PathBuf::new(),
         command: service_cfg.and_then(|c| c.start.clone()).unwrap_or_default(),
         port: 0,
