@@ -265,8 +265,11 @@ impl DeployJob<'_> {
     }
 
     /// Resumes watching the stability window of the environment's detached
-    /// deployment (`rollway verify`); a window already over is failed as
-    /// "window not observed" and rolled back.
+    /// deployment (`rollway verify`). A window that ended with nobody
+    /// watching is not failed (nobody saw the release fail): a fresh full
+    /// window is watched, with the restart baselines read right after the
+    /// switch, so restarts while detached still count. (A deploy that finds
+    /// such a window settles it as "window not observed" in recovery.)
     pub fn resume(self) -> Result<Outcome, DeployError> {
         let dep = self
             .store
@@ -1565,7 +1568,12 @@ impl DeployJob<'_> {
             .into_iter()
             .filter(|d| d.id != id && d.rollback_target && d.status() == DeploymentStatus::Succeeded)
             .take(1)
-            .map(|d| d.id.to_string())
+            // A rollback that switched back has no directory of its own: it
+            // runs in the directory of the release it returned to.
+            .flat_map(|d| {
+                let back = (d.kind == DeploymentKind::Rollback).then_some(d.rollback_to).flatten();
+                std::iter::once(d.id.to_string()).chain(back.map(|b| b.to_string()))
+            })
             .collect();
         for l in live.iter_mut() {
             if let Ok(removed) = l.session.prune(self.keep_releases, &protect)

@@ -596,10 +596,31 @@ fn report(s: &Session, store: &dyn Store, outcome: Result<Outcome, DeployError>)
             Ok(())
         }
         Err(e) => {
-            if let DeployError::Failed { deployment, .. } | DeployError::RollbackFailed { deployment, .. } = &e {
-                print_phases(s, store, *deployment);
-            }
-            Err(engine_error(e))
+            let deployment = match &e {
+                DeployError::Failed { deployment, .. } | DeployError::RollbackFailed { deployment, .. } => {
+                    Some(*deployment)
+                }
+                _ => None,
+            };
+            let Some(id) = deployment else {
+                return Err(engine_error(e));
+            };
+            print_phases(s, store, id);
+            // The JSON error carries the phases too.
+            let p = match store.deployment(id) {
+                Ok(Some(d)) => phases(&d, &store.verifications(id).unwrap_or_default()),
+                _ => BTreeMap::new(),
+            };
+            let details = match &e {
+                DeployError::Failed { rolled_back, .. } => {
+                    serde_json::json!({ "deployment": id, "rolled_back": rolled_back, "phases": p })
+                }
+                DeployError::RollbackFailed { hosts, .. } => {
+                    serde_json::json!({ "deployment": id, "hosts": hosts, "phases": p })
+                }
+                _ => serde_json::json!({ "deployment": id, "phases": p }),
+            };
+            Err(coded_with(Code::Failed, e, details))
         }
     }
 }
