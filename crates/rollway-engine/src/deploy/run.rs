@@ -101,6 +101,8 @@ pub struct DeployJob<'a> {
     /// (encrypted at rest) so a later rollback restores it; called once,
     /// before any host is touched. `Err` fails the deployment.
     pub keep_env: Option<&'a KeepEnv<'a>>,
+    /// How long building the artifact took before this run (kept on the deployment).
+    pub build_ms: Option<u64>,
 }
 
 impl std::fmt::Debug for DeployJob<'_> {
@@ -415,6 +417,7 @@ impl DeployJob<'_> {
         dep.dirty = self.release.dirty;
         dep.notes.clone_from(&self.notes);
         dep.rollback_to = self.rollback_to;
+        dep.build_ms = self.build_ms;
         let plan = waves(self.hosts.len(), self.health.canary, self.health.parallel);
         dep.waves = plan
             .iter()

@@ -439,6 +439,7 @@ impl Runtime {
             switch_to: None,
             env_from_host: None,
             keep_env: None,
+            build_ms: None,
         }
     }
 }
@@ -529,18 +530,18 @@ fn progress(s: &Session) -> CliProgress {
     }
 }
 
-/// How long each phase of a deployment took, in milliseconds: `build`
-/// from its transitions, the host phases (`ship`, `switch`, `restart`,
-/// `boot`, `window`) as the slowest host took them.
+/// How long each phase of a deployment took, in milliseconds: `build` (the
+/// artifact build plus the `building` phase of `[deploy] jobs`), then the
+/// host phases (`ship`, `switch`, `restart`, `boot`, `window`) as the
+/// slowest host took them.
 pub fn phases(d: &rollway_model::Deployment, vs: &[rollway_model::Verification]) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     let history = d.lifecycle.history();
     let at = |to: DeploymentStatus| history.iter().find(|r| r.to == to).map(|r| r.at);
     if let (Some(from), Some(to)) = (at(DeploymentStatus::Building), at(DeploymentStatus::Synthesizing)) {
-        out.insert(
-            "build".to_owned(),
-            u64::try_from(to.since(from).as_millis()).unwrap_or(u64::MAX),
-        );
+        // The artifact build (before the deployment existed) and the jobs.
+        let jobs = u64::try_from(to.since(from).as_millis()).unwrap_or(u64::MAX);
+        out.insert("build".to_owned(), jobs.saturating_add(d.build_ms.unwrap_or(0)));
     }
     for h in vs.iter().flat_map(|v| &v.hosts) {
         for (k, ms) in &h.phases_ms {
@@ -637,10 +638,16 @@ pub fn deploy(s: &Session, args: DeployArgs) -> anyhow::Result<()> {
     if args.dry_run {
         return dry_run_deploy(s, &config, &*store, &args, &prepared, &stacks, &jobs);
     }
+    let mut build_ms = None;
     let artifact = match (&args.artifact, ships) {
         (_, false) => None,
         (Some(a), true) => Some(find_artifact(&*store, a)?),
-        (None, true) => Some(crate::commands::build::build_for(s, &config, &*store, Some(&args.env))?),
+        (None, true) => {
+            let started = std::time::Instant::now();
+            let built = crate::commands::build::build_for(s, &config, &*store, Some(&args.env))?;
+            build_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+            Some(built)
+        }
     };
     let release = match &artifact {
         Some(a) => release_of(a)?,
@@ -688,6 +695,7 @@ pub fn deploy(s: &Session, args: DeployArgs) -> anyhow::Result<()> {
     };
     let mut job = rt.job(s, &*store, &args.env, prepared, release);
     job.keep_env = Some(&keep_env);
+    job.build_ms = build_ms;
     if !jobs.is_empty() {
         job.build = Some(&build_jobs);
     }
