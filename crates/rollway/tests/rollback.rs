@@ -156,12 +156,13 @@ impl Fixture {
             port,
             sshd,
         };
-        f.configure("2s");
+        f.configure("2s", "");
         f
     }
 
-    /// rollway.toml; the build appends a line to `built.log` each time it runs.
-    fn configure(&self, window: &str) {
+    /// rollway.toml, with `extra` keys for `[environments.staging]`; the
+    /// build appends a line to `built.log` each time it runs.
+    fn configure(&self, window: &str, extra: &str) {
         let (hosts, ssh) = match &self.sshd {
             Some(s) => (
                 format!(
@@ -203,6 +204,7 @@ kind = "staging"
 hosts = [{hosts}]
 root = "{root}"
 vars = {{ GREETING = "hi" }}
+{extra}
 "#,
             port = self.port,
             root = self.root.display(),
@@ -393,6 +395,48 @@ fn rollback_restores_the_env_file_it_ran_with_and_ships_nothing_ssh() {
     let j = r.json();
     assert_eq!(hosts(&j)[0]["bytes_sent"], 0, "{j:#}");
     assert!(j["phases"]["switch"].is_u64(), "{j:#}");
+}
+
+#[test]
+fn rollback_to_a_pruned_release_ships_it_with_the_env_file_it_ran_with() {
+    let f = Fixture::new(false);
+    f.configure("1s", "keep_releases = 1");
+    f.run(&["secrets", "init"]).ok();
+    let r1 = f.deploy("v1");
+    let kept = f.project.path().join(format!(".rollway/envs/{r1}.env.age"));
+    let text = fs::read_to_string(&kept).expect("the env file is kept on the deployer");
+    assert!(text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"), "{text}");
+    assert!(!text.contains("GREETING"), "kept encrypted: {text}");
+
+    f.project
+        .run_full(
+            &["secrets", "set", "staging", "ADDED_LATER"],
+            ADDED,
+            &[("ROLLWAY_LEASE", LEASE)],
+        )
+        .ok();
+    f.deploy("v2");
+    let r3 = f.deploy("v3");
+    assert!(
+        !f.root.join("releases").join(&r1).exists(),
+        "release 1 was pruned from the host"
+    );
+    let text = fs::read_to_string(f.project.path().join(format!(".rollway/envs/{r3}.env.age"))).unwrap();
+    for form in common::secret_forms(ADDED) {
+        assert!(!text.contains(&form), "the secret in clear in the kept env file");
+    }
+
+    let dry = f.run(&["rollback", "staging", "--to", &r1, "--dry-run"]).ok();
+    assert!(dry.stdout.contains("local  ship"), "{}", dry.stdout);
+    let r = f.run(&["rollback", "staging", "--to", &r1, "--reason", "pruned one"]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    let h = f.history();
+    let rb = id(&h[0]).to_owned();
+    assert_eq!(f.current().as_deref(), Some(rb.as_str()), "shipped as a new release");
+    assert!(hosts(&h[0])[0]["bytes_sent"].as_u64().unwrap() > 0, "{:#}", h[0]);
+    assert_eq!(get(f.port, "/"), Some((200, "hello from v1\n".into())));
+    assert_eq!(f.env_of_service("ADDED_LATER"), "<unset>", "as release 1 ran");
+    assert_eq!(f.env_of_service("GREETING"), "hi");
 }
 
 // ------------------------------------------- C. verify after an unwatched window
