@@ -203,6 +203,12 @@ pub fn dry_run(
         }
         answers.push(answer);
     }
+    // The scratch directory holding the control sockets goes with the
+    // dry run: end the multiplexed connections now rather than leave
+    // masters waiting out ControlPersist.
+    for host in hosts {
+        let _ = targets.ssh.disconnect(host);
+    }
     s.printer
         .table(&["HOST", "MODE", "LINKED", "PATCHED", "WHOLE", "BYTES"], &rows);
     if !plan.env_file.is_empty() {
