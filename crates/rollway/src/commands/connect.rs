@@ -67,6 +67,8 @@ pub fn dry_run_connector(
 pub struct DryRun<'a> {
     /// The artifact that would be shipped; none when nothing is built yet.
     pub release: Option<&'a ReleaseSource>,
+    /// The size of every file of that artifact (for the bytes linked).
+    pub total_bytes: u64,
     /// A rollback: release directories (newest first) that, when a host
     /// still has one, make the rollback a switch with nothing shipped.
     pub reuse: &'a [String],
@@ -124,11 +126,13 @@ pub fn dry_run(
                 let ship = session.plan_ship("dry-run", &release.archive, &release.sha256)?;
                 let delta_bytes: u64 = ship.delta.iter().map(|(_, n)| n).sum();
                 let full_bytes: u64 = ship.full.iter().map(|(_, n)| n).sum();
+                let linked_bytes = plan.total_bytes.saturating_sub(delta_bytes + full_bytes);
                 s.printer.line(
                     Tone::Dim,
                     format!(
-                        "  current {current}; ship: {} file(s) linked, {} patched ({}) against {}, {} sent whole ({})",
+                        "  current {current}; ship: {} file(s) linked ({}), {} patched ({}) against {}, {} sent whole ({})",
                         ship.files_linked,
+                        bytes(linked_bytes),
                         ship.delta.len(),
                         bytes(delta_bytes),
                         ship.base.as_deref().unwrap_or("-"),
@@ -190,6 +194,7 @@ pub fn dry_run(
             "mode": mode,
             "switch_to": reuse,
             "files_linked": linked,
+            "bytes_linked": if mode == "ship" { plan.total_bytes.saturating_sub(delta_bytes + full_bytes) } else { 0 },
             "files_patched": delta.len(),
             "bytes_patched": delta_bytes,
             "files_sent": full.len(),

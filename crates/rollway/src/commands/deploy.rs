@@ -763,8 +763,12 @@ fn keep_env_file(
     recipients: &[rollway_secrets::Recipient],
 ) -> Result<(), String> {
     let path = kept_env_path(s, id);
-    rollway_secrets::age_file::write_armored_file(&path, text.as_bytes(), recipients)
-        .map_err(|e| format!("cannot keep the env file at {}: {e}", path.display()))
+    rollway_secrets::age_file::write_armored_file(&path, text.as_bytes(), recipients).map_err(|e| {
+        format!(
+            "cannot keep the env file at {}: {e}; make the state directory writable (nothing was deployed)",
+            path.display()
+        )
+    })
 }
 
 /// The env file deployment `id` wrote, decrypted, when this machine kept it.
@@ -838,7 +842,12 @@ fn on_every_host(rt: &Runtime, hosts: &[HostPlan], dirs: &[String]) -> anyhow::R
         let mut session = rt
             .connector
             .open(plan)
-            .with_context(|| format!("cannot reach {} to see which releases it holds", plan.name))?;
+            .with_context(|| {
+                format!(
+                    "cannot reach {} to see which releases it holds; check the host answers over ssh, then run the rollback again",
+                    plan.name
+                )
+            })?;
         let state = rollway_engine::host::HostSession::state(&mut session)?;
         let here: Vec<String> = dirs.iter().filter(|d| state.releases.contains(d)).cloned().collect();
         common = Some(match common {
@@ -952,7 +961,8 @@ pub fn rollback(s: &Session, args: RollbackArgs) -> anyhow::Result<()> {
                     .unwrap_or_default()
             ),
         );
-        let scratch = tempfile::tempdir().context("cannot make a scratch directory for the dry run")?;
+        let scratch = tempfile::tempdir()
+            .context("cannot make a scratch directory for the dry run; check that TMPDIR (or /tmp) is writable")?;
         let targets = crate::commands::connect::dry_run_connector(&config, &*store, &args.env, scratch.path())?;
         let hosts = crate::commands::connect::dry_run(
             s,
@@ -961,6 +971,7 @@ pub fn rollback(s: &Session, args: RollbackArgs) -> anyhow::Result<()> {
             &prepared.service,
             &crate::commands::connect::DryRun {
                 release: Some(&release),
+                total_bytes: artifact.contents.iter().map(|c| c.bytes).sum(),
                 reuse: &dirs,
                 env_file: &env_shown,
                 verbose: args.verbose,
@@ -1096,7 +1107,8 @@ fn dry_run_deploy(
     };
     let release = artifact.as_ref().map(release_of).transpose()?;
     let hosts = if ships {
-        let scratch = tempfile::tempdir().context("cannot make a scratch directory for the dry run")?;
+        let scratch = tempfile::tempdir()
+            .context("cannot make a scratch directory for the dry run; check that TMPDIR (or /tmp) is writable")?;
         let targets = crate::commands::connect::dry_run_connector(config, store, &args.env, scratch.path())?;
         let hosts = crate::commands::connect::dry_run(
             s,
@@ -1105,6 +1117,9 @@ fn dry_run_deploy(
             &prepared.service,
             &crate::commands::connect::DryRun {
                 release: release.as_ref(),
+                total_bytes: artifact
+                    .as_ref()
+                    .map_or(0, |a| a.contents.iter().map(|c| c.bytes).sum()),
                 reuse: &[],
                 env_file: "",
                 verbose: args.verbose,
