@@ -157,6 +157,19 @@ pub fn prepare_with(
     env: &str,
     overrides: &BTreeMap<String, String>,
 ) -> anyhow::Result<Prepared> {
+    prepare_checked(s, config, store, env, overrides, true)
+}
+
+/// [`prepare_with`]; `check` false skips `secrets check` of today's values
+/// (a rollback as it ran does not deploy them).
+fn prepare_checked(
+    s: &Session,
+    config: &Config,
+    store: &dyn Store,
+    env: &str,
+    overrides: &BTreeMap<String, String>,
+    check: bool,
+) -> anyhow::Result<Prepared> {
     let env_ref = s.env_ref(config, env)?;
     let ecfg = &config.environments[env];
     // Command stacks alone ship nothing: no service, no hosts.
@@ -231,7 +244,7 @@ pub fn prepare_with(
     // Values: the vault when there is one (an identity); plain vars otherwise.
     let (env_text, masker) = match s.vault(config, store) {
         Ok(vault) => {
-            let problems = vault.check(&env_ref)?;
+            let problems = if check { vault.check(&env_ref)? } else { Vec::new() };
             if !problems.is_empty() {
                 for p in &problems {
                     s.printer.stderr_line(Tone::Plain, &format!("{env}: {p}"));
@@ -874,7 +887,8 @@ pub fn rollback(s: &Session, args: RollbackArgs) -> anyhow::Result<()> {
     if !args.dry_run {
         refuse_deprecated(&*store, &args.env)?;
     }
-    let mut prepared = prepare(s, &config, &*store, &args.env)?;
+    // Today's values are checked only when they are what gets deployed.
+    let mut prepared = prepare_checked(s, &config, &*store, &args.env, &BTreeMap::new(), args.current_config)?;
     let current = store.last_succeeded(&args.env)?.ok_or_else(|| {
         coded(
             Code::Invalid,
@@ -886,9 +900,24 @@ pub fn rollback(s: &Session, args: RollbackArgs) -> anyhow::Result<()> {
             let id: DeploymentId = id
                 .parse()
                 .map_err(|_| coded(Code::Invalid, anyhow::anyhow!("--to {id} is not a deployment id")))?;
-            store
-                .deployment(id)?
-                .ok_or_else(|| coded(Code::Invalid, anyhow::anyhow!("no deployment {id}")))?
+            let d = store.deployment(id)?.ok_or_else(|| {
+                coded(
+                    Code::Invalid,
+                    anyhow::anyhow!("no deployment {id}: see `rollway history {}`", args.env),
+                )
+            })?;
+            if d.environment != args.env {
+                return Err(coded(
+                    Code::Invalid,
+                    anyhow::anyhow!(
+                        "deployment {id} is a release of {}, not {}: pick one from `rollway history {}`",
+                        d.environment,
+                        args.env,
+                        args.env
+                    ),
+                ));
+            }
+            d
         }
         None => store
             .deployments(Some(&args.env), 100)?
