@@ -481,6 +481,13 @@ fn verify_after_an_unwatched_window_watches_a_fresh_window() {
     let v3 = id(&h[0]).to_owned();
     let ends = h[0]["verifications"][0]["window_ends_at"].as_u64().unwrap();
     Fixture::wait_until(ends.max(now_ms()) + LEASE_MS / 2);
+    // The supervisor brought it back (a restart nobody watched): it answers
+    // again (`/env/…` does not count as the request that arms the crash).
+    let deadline = now_ms() + 60_000;
+    while get(f.port, "/env/PORT").is_none() {
+        assert!(now_ms() < deadline, "the supervisor never restarted the service");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let r = f.run(&["verify", "staging"]);
     assert_eq!(r.code, 1, "{r:#?}");
     assert!(r.stderr.contains("restarted"), "{}", r.stderr);
