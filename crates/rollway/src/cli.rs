@@ -73,9 +73,9 @@ pub enum Command {
     Demo(commands::demo::DemoArgs),
     /// Ship a release to an environment, verify it, roll back by itself when it is not healthy.
     Deploy(commands::deploy::DeployArgs),
-    /// Resume watching a detached deployment's stability window.
+    /// Resume watching a detached deployment's stability window (a fresh full window when it ended unwatched).
     Verify(commands::deploy::VerifyArgs),
-    /// Return an environment to an earlier release (a new deployment of kind rollback).
+    /// Return an environment to an earlier release as it ran (a new deployment of kind rollback).
     Rollback(commands::deploy::RollbackArgs),
     /// Settle what a crashed run left in progress: fail it and return its hosts.
     Recover(commands::deploy::RecoverArgs),

@@ -811,7 +811,10 @@ fn dry_run_changes_nothing(kind: Target) {
     let wire = f.sshds.first().map(Sshd::wire);
 
     f.mode("v2");
-    let r = f.run(&["deploy", "--dry-run", "staging"]);
+    // A dry run builds nothing: it plans from the last artifact built.
+    f.run(&["build"]).ok();
+    // Files are listed only with --verbose (a summary per host otherwise).
+    let r = f.run(&["deploy", "--dry-run", "--verbose", "staging"]);
     assert_eq!(r.code, 0, "{r:#?}");
     let out = &r.stdout;
     let host = &f.hosts[0].name;
@@ -823,7 +826,10 @@ fn dry_run_changes_nothing(kind: Target) {
     }
     assert!(out.contains("nothing was changed"), "{out}");
 
-    let j = f.run(&["--json", "deploy", "--dry-run", "staging"]).ok().json();
+    let j = f
+        .run(&["--json", "deploy", "--dry-run", "--verbose", "staging"])
+        .ok()
+        .json();
     assert_eq!(j["dry_run"], true);
     assert_eq!(j["hosts"][0]["host"].as_str(), Some(host.as_str()));
     assert_eq!(j["hosts"][0]["current"].as_str(), Some(v1.as_str()));

@@ -256,7 +256,8 @@ pub(crate) fn fail_and_return<'s>(
             .is_some_and(|r| r.at == now && r.to == DeploymentStatus::Failed),
     };
     if newly_failed {
-        progress.step(None, &format!("deployment failed: {reason}"));
+        // The reason is said once: by the error (or the recovery line) that reports it.
+        progress.step(None, &format!("deployment {id} failed"));
     }
     let release = id.to_string();
     let mut v = verification.lock().unwrap_or_else(|p| p.into_inner());

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rollway_model::{
-    CheckResult, Clock, Deployment, DeploymentId, DeploymentKind, DeploymentStatus, EventKind, HostResult, Level, Lock,
-    Masker, NewEvent, Resource, ResourceStatus, Stack, StackStatus, Timestamp, Verification,
+    CheckResult, Clock, Deployment, DeploymentId, DeploymentKind, DeploymentStatus, EnvironmentStatus, EventKind,
+    HostResult, Level, Lock, Masker, NewEvent, Resource, ResourceStatus, Stack, StackStatus, Timestamp, Verification,
 };
 use rollway_store::{LockRequest, Store, StoreError};
 use serde_json::json;
@@ -99,6 +99,21 @@ pub struct DeployJob<'a> {
     /// arms every masking door with them and keeps them encrypted; returns
     /// where they are kept.
     pub secret_outputs: Option<&'a SecretOutputs<'a>>,
+    /// A rollback to a release still on every host (Capistrano-style): no
+    /// file is shipped, `current` is switched back to
+    /// `ROOT/releases/<switch_to>`.
+    pub switch_to: Option<String>,
+    /// Use the env file already on each host, `ROOT/envs/<id>.env` (the
+    /// 0600 copy written when release `id` ran), instead of writing
+    /// `env_text`: a rollback as the release ran when the deployer kept no
+    /// copy of its own.
+    pub env_from_host: Option<String>,
+    /// Keeps the env file text of this deployment on the deployer side
+    /// (encrypted at rest) so a later rollback restores it; called once,
+    /// before any host is touched. `Err` fails the deployment.
+    pub keep_env: Option<&'a KeepEnv<'a>>,
+    /// How long building the artifact took before this run (kept on the deployment).
+    pub build_ms: Option<u64>,
 }
 
 impl std::fmt::Debug for DeployJob<'_> {
@@ -112,6 +127,9 @@ impl std::fmt::Debug for DeployJob<'_> {
 
 /// What keeps a stack's secret outputs (see `DeployJob::secret_outputs`).
 pub type SecretOutputs<'a> = dyn Fn(DeploymentId, &str, &[(String, String)]) -> Result<String, String> + Sync + 'a;
+
+/// What keeps a deployment's env file text (see `DeployJob::keep_env`).
+pub type KeepEnv<'a> = dyn Fn(DeploymentId, &str) -> Result<(), String> + Sync + 'a;
 
 /// How a deployment ended when it did not fail.
 #[derive(Debug, Clone)]
@@ -251,8 +269,11 @@ impl DeployJob<'_> {
     }
 
     /// Resumes watching the stability window of the environment's detached
-    /// deployment (`rollway verify`); a window already over is failed as
-    /// "window not observed" and rolled back.
+    /// deployment (`rollway verify`). A window that ended with nobody
+    /// watching is not failed (nobody saw the release fail): a fresh full
+    /// window is watched, with the restart baselines read right after the
+    /// switch, so restarts while detached still count. (A deploy that finds
+    /// such a window settles it as "window not observed" in recovery.)
     pub fn resume(self) -> Result<Outcome, DeployError> {
         let dep = self
             .store
@@ -268,25 +289,35 @@ impl DeployJob<'_> {
         let lock = self.acquire(format!("verify of {}", self.environment), Some(dep.id))?;
         let verification = self.store.verifications(dep.id)?.into_iter().next();
         let now = self.clock().now();
-        let Some(end) = verification
-            .as_ref()
-            .and_then(|v| v.window_ends_at)
-            .filter(|&end| now < end)
-        else {
+        let Some(stored_end) = verification.as_ref().and_then(|v| v.window_ends_at) else {
+            // Never reached its window (a crash before it started): settle it.
             let r = self.recovery().run();
             let _ = self.store.release_lock(&lock);
             r?;
             return Err(DeployError::Failed {
                 deployment: dep.id,
-                reason: "window not observed: nobody watched the stability window to its end".into(),
+                reason: "interrupted before its stability window started".into(),
                 rolled_back: self
                     .store
                     .deployment(dep.id)?
                     .is_some_and(|d| d.status() == DeploymentStatus::RolledBack),
             });
         };
-        let verification =
-            Mutex::new(verification.unwrap_or_else(|| Verification::new(dep.id, self.health.path.clone(), now)));
+        let mut verification = verification.unwrap_or_else(|| Verification::new(dep.id, self.health.path.clone(), now));
+        // Nobody watched the window to its end: rather than fail a release
+        // nobody saw fail, watch a fresh full window. The restart baselines
+        // stay those read right after the switch, so restarts while nobody
+        // watched still count.
+        let unwatched = now >= stored_end;
+        let end = if unwatched {
+            let fresh = now.plus(self.health.stability_window);
+            verification.window_ends_at = Some(fresh);
+            self.store.put_verification(&verification, Vec::new())?;
+            fresh
+        } else {
+            stored_end
+        };
+        let verification = Mutex::new(verification);
         self.under_lease(lock, |_held| {
             let names: Vec<String> = verification
                 .lock()
@@ -312,12 +343,23 @@ impl DeployJob<'_> {
                     }
                 }
             }
-            self.step(
-                &dep,
-                None,
-                format!("watching the stability window until {end}"),
-                json!({ "window_ends_at": end }),
-            )?;
+            if unwatched {
+                self.step(
+                    &dep,
+                    None,
+                    format!(
+                        "the window ended at {stored_end} with nobody watching: watching a fresh full window until {end} (restarts since the switch still count)"
+                    ),
+                    json!({ "window_ended_at": stored_end, "window_ends_at": end, "fresh_window": true }),
+                )?;
+            } else {
+                self.step(
+                    &dep,
+                    None,
+                    format!("watching the stability window until {end}"),
+                    json!({ "window_ends_at": end }),
+                )?;
+            }
             if let Err(reason) = self.watch(&dep, &verification, &mut live, end.since(self.clock().now())) {
                 return Err(self.fail_and_return(dep.id, &verification, &mut live, reason));
             }
@@ -368,6 +410,7 @@ impl DeployJob<'_> {
         dep.dirty = self.release.dirty;
         dep.notes.clone_from(&self.notes);
         dep.rollback_to = self.rollback_to;
+        dep.build_ms = self.build_ms;
         let plan = waves(self.hosts.len(), self.health.canary, self.health.parallel);
         dep.waves = plan
             .iter()
@@ -657,6 +700,11 @@ impl DeployJob<'_> {
             let extra = rollway_secrets::render_env_file(&stacks::upstream_env(upstream));
             format!("{}{extra}", self.env_text)
         };
+        if self.env_from_host.is_none()
+            && let Some(keep) = self.keep_env
+        {
+            keep(dep.id, &env_text).map_err(|e| format!("keeping the env file on this machine: {e}"))?;
+        }
         let env_text = env_text.as_str();
         let plan = waves(self.hosts.len(), self.health.canary, self.health.parallel);
         for (w, wave) in plan.iter().enumerate() {
@@ -1172,7 +1220,8 @@ impl DeployJob<'_> {
                 ),
             ])
         })?;
-        self.progress.step(None, &format!("deployment failed: {reason}"));
+        // The reason is said once: by the error this failure ends with.
+        self.progress.step(None, &format!("deployment {id} failed"));
         Ok(())
     }
 
@@ -1210,24 +1259,53 @@ impl DeployJob<'_> {
             self.store.put_verification(&v, Vec::new())?;
             Ok(())
         };
+        let env_name = self.env_name(dep);
+        let phase = |name: &str, since: Timestamp| -> Result<(), String> {
+            let ms = u64::try_from(self.clock().now().since(since).as_millis()).unwrap_or(u64::MAX);
+            record(&mut |h| {
+                h.phases_ms.insert(name.to_owned(), ms);
+            })
+            .map_err(|e| e.to_string())
+        };
         let r = (|| -> Result<(), String> {
-            let stats = session
-                .ship(&release, &self.release.archive, &self.release.sha256)
-                .map_err(|e| e.to_string())?;
-            record(&mut |h| h.bytes_sent = stats.bytes_sent).map_err(|e| e.to_string())?;
-            self.step(
-                dep,
-                Some(&host),
-                format!(
-                    "shipped: {} bytes sent, {} files linked, {} deltas, {} whole",
-                    stats.bytes_sent, stats.files_linked, stats.files_delta, stats.files_full
-                ),
-                json!(stats),
-            )
-            .map_err(|e| e.to_string())?;
+            let t = self.clock().now();
+            let target = match &self.switch_to {
+                Some(existing) => {
+                    // Still on the host: nothing crosses the wire.
+                    self.step(
+                        dep,
+                        Some(&host),
+                        format!("release {existing} is still on the host: 0 bytes sent, switching back to it"),
+                        json!(crate::host::ShipStats::default()),
+                    )
+                    .map_err(|e| e.to_string())?;
+                    existing.clone()
+                }
+                None => {
+                    let stats = session
+                        .ship(&release, &self.release.archive, &self.release.sha256)
+                        .map_err(|e| e.to_string())?;
+                    record(&mut |h| h.bytes_sent = stats.bytes_sent).map_err(|e| e.to_string())?;
+                    self.step(
+                        dep,
+                        Some(&host),
+                        format!(
+                            "shipped: {} bytes sent, {} files linked, {} deltas, {} whole",
+                            stats.bytes_sent, stats.files_linked, stats.files_delta, stats.files_full
+                        ),
+                        json!(stats),
+                    )
+                    .map_err(|e| e.to_string())?;
+                    release.clone()
+                }
+            };
+            phase("ship", t)?;
             failpoint("after-ship");
-            session.write_env(&release, env_text).map_err(|e| e.to_string())?;
-            let before = session.switch(&release).map_err(|e| e.to_string())?;
+            let t = self.clock().now();
+            if self.env_from_host.is_none() {
+                session.write_env(&release, env_text).map_err(|e| e.to_string())?;
+            }
+            let before = session.switch(&target).map_err(|e| e.to_string())?;
             let at = self.clock().now();
             record(&mut |h| {
                 h.release_before.clone_from(&before);
@@ -1237,14 +1315,17 @@ impl DeployJob<'_> {
             self.step(
                 dep,
                 Some(&host),
-                format!("switched current to {release}"),
-                json!({ "before": before }),
+                format!("switched current to {target}"),
+                json!({ "before": before, "release": target }),
             )
             .map_err(|e| e.to_string())?;
+            phase("switch", t)?;
             failpoint("after-switch");
-            let spec = self.spec_for(&plan, &release);
+            let t = self.clock().now();
+            let spec = self.spec_for(&plan, &env_name);
             let status = session.service(ServiceOp::Restart, &spec).map_err(|e| e.to_string())?;
             record(&mut |h| h.restart_baseline = Some(status.starts)).map_err(|e| e.to_string())?;
+            phase("restart", t)?;
             self.step(
                 dep,
                 Some(&host),
@@ -1256,12 +1337,15 @@ impl DeployJob<'_> {
             )
             .map_err(|e| e.to_string())?;
             failpoint("after-restart");
-            self.boot_check(dep, &mut *session, &plan, &spec, &record, status.starts)
+            let t = self.clock().now();
+            let booted = self.boot_check(dep, &mut *session, &plan, &spec, &record, status.starts);
+            phase("boot", t)?;
+            booted
         })();
         match r {
             Ok(()) => Ok(Live { plan, session }),
             Err(why) => {
-                let excerpt = self.excerpt(&mut *session, &plan, &release);
+                let excerpt = self.excerpt(&mut *session, &plan, &env_name);
                 let _ = record(&mut |h| {
                     h.result = Some(CheckResult::Fail);
                     h.completed_at = Some(self.clock().now());
@@ -1274,6 +1358,11 @@ impl DeployJob<'_> {
                 }))
             }
         }
+    }
+
+    /// The name of this deployment's env file on the hosts (`ROOT/envs/<name>.env`).
+    fn env_name(&self, dep: &Deployment) -> String {
+        self.env_from_host.clone().unwrap_or_else(|| dep.id.to_string())
     }
 
     fn spec_for(&self, plan: &HostPlan, release: &str) -> ServiceSpec {
@@ -1444,15 +1533,21 @@ impl DeployJob<'_> {
                 .collect()
         };
         let mut window = Window::new(self.health.window_failures, baselines);
-        let end = self.clock().now().plus(period);
+        let started = self.clock().now();
+        let end = started.plus(period);
         let mut failed_host = None;
+        // The last probe of each host, so a host that failed in the window
+        // shows the probe that failed it, not its boot probe.
+        let mut last_probe: BTreeMap<String, (Option<u16>, u64)> = BTreeMap::new();
+        let env_name = self.env_name(dep);
         let result = 'watch: loop {
             for l in live.iter_mut() {
-                let spec = self.spec_for(&l.plan, &dep.id.to_string());
+                let spec = self.spec_for(&l.plan, &env_name);
                 let p = match l.session.probe(l.plan.port, &self.health.path, self.health.timeout) {
                     Ok(p) => p,
                     Err(e) => break 'watch Err(e.to_string()),
                 };
+                last_probe.insert(l.plan.name.clone(), (p.status, p.latency_ms));
                 let st = match l.session.service_status(&spec) {
                     Ok(st) => st,
                     Err(e) => break 'watch Err(e.to_string()),
@@ -1480,8 +1575,14 @@ impl DeployJob<'_> {
         };
         let mut v = verification.lock().unwrap_or_else(|p| p.into_inner());
         let now = self.clock().now();
+        let window_ms = u64::try_from(now.since(started).as_millis()).unwrap_or(u64::MAX);
         for h in &mut v.hosts {
             h.restarts_observed = window.restarts.get(&h.host).copied().unwrap_or(0);
+            if let Some((status, latency)) = last_probe.get(&h.host) {
+                h.http_status = *status;
+                h.latency_ms = Some(*latency);
+                *h.phases_ms.entry("window".to_owned()).or_insert(0) += window_ms;
+            }
             if failed_host.as_deref() == Some(h.host.as_str()) {
                 h.result = Some(CheckResult::Fail);
                 h.completed_at = Some(now);
@@ -1514,6 +1615,7 @@ impl DeployJob<'_> {
         }
         failpoint("before-success");
         let dep = self.advance(id, DeploymentStatus::Succeeded)?;
+        self.activate_environment(&dep);
         if let Some((old, reason)) = &self.supersedes {
             let now = self.clock().now();
             self.store.update_deployment(*old, &mut |d: &mut Deployment| {
@@ -1552,7 +1654,12 @@ impl DeployJob<'_> {
             .into_iter()
             .filter(|d| d.id != id && d.rollback_target && d.status() == DeploymentStatus::Succeeded)
             .take(1)
-            .map(|d| d.id.to_string())
+            // A rollback that switched back has no directory of its own: it
+            // runs in the directory of the release it returned to.
+            .flat_map(|d| {
+                let back = (d.kind == DeploymentKind::Rollback).then_some(d.rollback_to).flatten();
+                std::iter::once(d.id.to_string()).chain(back.map(|b| b.to_string()))
+            })
             .collect();
         for l in live.iter_mut() {
             if let Ok(removed) = l.session.prune(self.keep_releases, &protect)
@@ -1578,6 +1685,44 @@ impl DeployJob<'_> {
             }
         }
         Ok(Outcome::Succeeded(Box::new(dep)))
+    }
+
+    /// Seed 001's lifecycle: the first successful deployment of a created
+    /// environment activates it (an `environment-transition` event) and
+    /// says so. A failure here does not undo the deployment; it is reported.
+    fn activate_environment(&self, dep: &Deployment) {
+        let created = self
+            .store
+            .environment(&self.environment)
+            .ok()
+            .flatten()
+            .is_some_and(|e| e.status() == EnvironmentStatus::Created);
+        if !created {
+            return;
+        }
+        match self
+            .store
+            .transition_environment(&self.environment, EnvironmentStatus::Active, &self.operator)
+        {
+            Ok(_) => {
+                let _ = self.step(
+                    dep,
+                    None,
+                    format!(
+                        "environment {} activated (created → active) by its first successful deployment",
+                        self.environment
+                    ),
+                    json!({ "environment": self.environment, "from": "created", "to": "active" }),
+                );
+            }
+            Err(e) => self.progress.step(
+                None,
+                &format!(
+                    "environment {} stays created: activating it failed ({e}); run `rollway env activate {}`",
+                    self.environment, self.environment
+                ),
+            ),
+        }
     }
 
     /// Ctrl-C: before any host switched the deployment is cancelled and partial

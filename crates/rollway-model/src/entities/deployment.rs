@@ -63,6 +63,11 @@ pub struct Deployment {
     /// Seed 000 `completedAt`, seed 002 `finishedAt`, seed 003
     /// `completed_at`, seed 004 `end_time`.
     pub finished_at: Option<Timestamp>,
+    /// How long building the artifact took, in milliseconds, when this
+    /// deployment built it (it is built before the deployment is created;
+    /// the `building` phase then covers only `[deploy] jobs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_ms: Option<u64>,
 }
 
 const ENTITY: &str = "deployment";
@@ -98,6 +103,7 @@ impl Deployment {
             logs_url: None,
             started_at: at,
             finished_at: None,
+            build_ms: None,
         }
     }
 

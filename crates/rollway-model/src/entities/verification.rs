@@ -46,6 +46,10 @@ pub struct HostResult {
     /// The release the host was returned to by a rollback.
     #[serde(default)]
     pub returned_to: Option<String>,
+    /// How long each phase took on this host, in milliseconds, by name:
+    /// `ship`, `switch` (env file and `current`), `restart`, `boot`, `window`.
+    #[serde(default)]
+    pub phases_ms: std::collections::BTreeMap<String, u64>,
 }
 
 /// The verification of one deployment.
@@ -117,6 +121,7 @@ impl HostResult {
             switched_at: None,
             bytes_sent: 0,
             returned_to: None,
+            phases_ms: std::collections::BTreeMap::new(),
         }
     }
 }

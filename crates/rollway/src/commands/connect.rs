@@ -36,76 +36,191 @@ pub fn connector(s: &Session, config: &Config, store: &dyn Store, env: &str) -> 
     Ok(Targets::new(&state, options))
 }
 
-/// `deploy --dry-run`: per host, what would travel and which commands
-/// would run. Nothing on a host changes (the agent only reads).
+/// The connectors of a dry run: like [`connector`], but nothing is written
+/// under the state directory — ssh control sockets go to `scratch` (a
+/// temporary directory) and archive manifests are read, not cached.
+pub fn dry_run_connector(
+    config: &Config,
+    store: &dyn Store,
+    env: &str,
+    scratch: &std::path::Path,
+) -> anyhow::Result<Targets> {
+    let previous_archive = store
+        .last_succeeded(env)?
+        .and_then(|d| d.artifact_id)
+        .and_then(|id| store.artifact(id).ok().flatten())
+        .map(|a| std::path::PathBuf::from(a.location))
+        .filter(|p| p.is_file());
+    let options = SessionOptions {
+        previous_archive,
+        shared: config
+            .service
+            .as_ref()
+            .map(|svc| svc.shared.clone())
+            .unwrap_or_default(),
+        manifest_cache: None,
+    };
+    Ok(Targets::new(scratch, options))
+}
+
+/// What a dry run plans for the hosts.
+pub struct DryRun<'a> {
+    /// The artifact that would be shipped; none when nothing is built yet.
+    pub release: Option<&'a ReleaseSource>,
+    /// The size of every file of that artifact (for the bytes linked).
+    pub total_bytes: u64,
+    /// A rollback: release directories (newest first) that, when a host
+    /// still has one, make the rollback a switch with nothing shipped.
+    pub reuse: &'a [String],
+    /// The env file the deployment would write, as people see it (masked).
+    pub env_file: &'a str,
+    /// List every file, not only counts and bytes.
+    pub verbose: bool,
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = UNITS[0];
+    for u in UNITS.iter().skip(1) {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    format!("{v:.1} {unit}")
+}
+
+/// `deploy --dry-run` and `rollback --dry-run`: per host, what would travel
+/// (counts and bytes; every file with `verbose`) and which commands would
+/// run. Nothing on a host changes (the agent only reads). Returns the
+/// per-host answers for the command's JSON document.
 pub fn dry_run(
     s: &Session,
     targets: &Targets,
     hosts: &[HostPlan],
-    release: &ReleaseSource,
     service: &ServiceSpec,
-) -> anyhow::Result<()> {
+    plan: &DryRun<'_>,
+) -> anyhow::Result<Vec<serde_json::Value>> {
     let mut answers = Vec::new();
     let mut rows = Vec::new();
-    for plan in hosts {
-        let mut session = targets.open(plan)?;
+    for host in hosts {
+        let mut session = targets.open(host)?;
         let state = session.state()?;
-        let ship = session.plan_ship("dry-run", &release.archive, &release.sha256)?;
-        let delta_bytes: u64 = ship.delta.iter().map(|(_, n)| n).sum();
-        let full_bytes: u64 = ship.full.iter().map(|(_, n)| n).sum();
-        let commands = vec![
-            format!("write {}/envs/<deployment>.env (mode 0600)", plan.root),
-            format!("point {}/current at releases/<deployment>", plan.root),
-            format!("restart {} via {}", service.name, service.kind.as_str()),
-            format!("probe http://127.0.0.1:{}", plan.port),
-        ];
-        s.printer.line(Tone::Plain, format!("{} ({})", plan.name, plan.root));
-        s.printer.line(
-            Tone::Dim,
-            format!(
-                "  current {}; {} file(s) linked, {} as patches ({} B) against {}, {} whole ({} B)",
-                state.current.as_deref().unwrap_or("none"),
-                ship.files_linked,
-                ship.delta.len(),
-                delta_bytes,
-                ship.base.as_deref().unwrap_or("-"),
-                ship.full.len(),
-                full_bytes,
-            ),
-        );
-        for (path, size) in ship
-            .delta
-            .iter()
-            .map(|d| ("patch", d))
-            .chain(ship.full.iter().map(|f| ("send", f)))
-        {
-            s.printer
-                .line(Tone::Dim, format!("  {:<5} {} ({} B)", path, size.0, size.1));
+        let reuse = plan.reuse.iter().find(|r| state.releases.contains(r)).cloned();
+        let current = state.current.as_deref().unwrap_or("none");
+        s.printer.line(Tone::Plain, format!("{} ({})", host.name, host.root));
+        let (mode, linked, delta, full, base) = match (&reuse, plan.release) {
+            (Some(r), _) => {
+                s.printer.line(
+                    Tone::Dim,
+                    format!("  current {current}; switch: release {r} is still on the host, 0 bytes shipped"),
+                );
+                ("switch", 0, Vec::new(), Vec::new(), None)
+            }
+            (None, Some(release)) => {
+                let ship = session.plan_ship("dry-run", &release.archive, &release.sha256)?;
+                let delta_bytes: u64 = ship.delta.iter().map(|(_, n)| n).sum();
+                let full_bytes: u64 = ship.full.iter().map(|(_, n)| n).sum();
+                let linked_bytes = plan.total_bytes.saturating_sub(delta_bytes + full_bytes);
+                s.printer.line(
+                    Tone::Dim,
+                    format!(
+                        "  current {current}; ship: {} file(s) linked ({}), {} patched ({}) against {}, {} sent whole ({})",
+                        ship.files_linked,
+                        bytes(linked_bytes),
+                        ship.delta.len(),
+                        bytes(delta_bytes),
+                        ship.base.as_deref().unwrap_or("-"),
+                        ship.full.len(),
+                        bytes(full_bytes),
+                    ),
+                );
+                ("ship", ship.files_linked, ship.delta, ship.full, ship.base)
+            }
+            (None, None) => {
+                s.printer.line(
+                    Tone::Dim,
+                    format!("  current {current}; no artifact built yet: the files are known once it is built"),
+                );
+                ("build first", 0, Vec::new(), Vec::new(), None)
+            }
+        };
+        if plan.verbose {
+            for (what, (path, size)) in delta
+                .iter()
+                .map(|d| ("patch", d))
+                .chain(full.iter().map(|f| ("send", f)))
+            {
+                s.printer.line(Tone::Dim, format!("  {what:<5} {path} ({size} B)"));
+            }
         }
+        let target = match &reuse {
+            Some(r) => format!("releases/{r}"),
+            None => "releases/<deployment>".to_owned(),
+        };
+        let commands = vec![
+            format!("write {}/envs/<deployment>.env (mode 0600)", host.root),
+            format!("point {}/current at {target}", host.root),
+            format!("restart {} via {}", service.name, service.kind.as_str()),
+            format!("probe http://127.0.0.1:{}", host.port),
+        ];
         for c in &commands {
             s.printer.line(Tone::Dim, format!("  run   {c}"));
         }
+        let delta_bytes: u64 = delta.iter().map(|(_, n)| n).sum();
+        let full_bytes: u64 = full.iter().map(|(_, n)| n).sum();
         rows.push(vec![
-            cell(plan.name.clone(), Tone::Plain),
-            cell(ship.files_linked.to_string(), Tone::Plain),
-            cell(ship.delta.len().to_string(), Tone::Plain),
-            cell(ship.full.len().to_string(), Tone::Plain),
-            cell((delta_bytes + full_bytes).to_string(), Tone::Plain),
+            cell(host.name.clone(), Tone::Plain),
+            cell(mode, Tone::Plain),
+            cell(linked.to_string(), Tone::Plain),
+            cell(delta.len().to_string(), Tone::Plain),
+            cell(full.len().to_string(), Tone::Plain),
+            cell(bytes(delta_bytes + full_bytes), Tone::Plain),
         ]);
-        answers.push(serde_json::json!({
-            "host": plan.name,
-            "root": plan.root,
+        let list = |v: &[(String, u64)]| -> serde_json::Value {
+            v.iter()
+                .map(|(p, n)| serde_json::json!({"path": p, "bytes": n}))
+                .collect()
+        };
+        let mut answer = serde_json::json!({
+            "host": host.name,
+            "root": host.root,
             "current": state.current,
-            "files_linked": ship.files_linked,
-            "patches": ship.delta.iter().map(|(p, n)| serde_json::json!({"path": p, "bytes": n})).collect::<Vec<_>>(),
-            "whole": ship.full.iter().map(|(p, n)| serde_json::json!({"path": p, "bytes": n})).collect::<Vec<_>>(),
-            "base": ship.base,
+            "mode": mode,
+            "switch_to": reuse,
+            "files_linked": linked,
+            "bytes_linked": if mode == "ship" { plan.total_bytes.saturating_sub(delta_bytes + full_bytes) } else { 0 },
+            "files_patched": delta.len(),
+            "bytes_patched": delta_bytes,
+            "files_sent": full.len(),
+            "bytes_sent": full_bytes,
+            "base": base,
             "commands": commands,
-        }));
+        });
+        if plan.verbose {
+            answer["patches"] = list(&delta);
+            answer["whole"] = list(&full);
+        }
+        answers.push(answer);
     }
-    s.printer.table(&["HOST", "LINKED", "PATCHED", "WHOLE", "BYTES"], &rows);
-    s.printer.line(Tone::Good, "dry run: nothing was changed");
+    // The scratch directory holding the control sockets goes with the
+    // dry run: end the multiplexed connections now rather than leave
+    // masters waiting out ControlPersist.
+    for host in hosts {
+        let _ = targets.ssh.disconnect(host);
+    }
     s.printer
-        .json(&serde_json::json!({ "dry_run": true, "artifact": release.artifact_id, "hosts": answers }));
-    Ok(())
+        .table(&["HOST", "MODE", "LINKED", "PATCHED", "WHOLE", "BYTES"], &rows);
+    if !plan.env_file.is_empty() {
+        s.printer.line(Tone::Plain, "env file (masked):");
+        for l in plan.env_file.lines() {
+            s.printer.line(Tone::Dim, format!("  {l}"));
+        }
+    }
+    Ok(answers)
 }

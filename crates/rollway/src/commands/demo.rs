@@ -177,6 +177,7 @@ fn deploy_args() -> DeployArgs {
         env: "staging".into(),
         artifact: None,
         dry_run: false,
+        verbose: false,
         note: Some("rollway demo".into()),
         version_tag: None,
         lock_wait: std::time::Duration::from_secs(5),

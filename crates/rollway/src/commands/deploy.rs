@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Args;
 use rollway_config::{Config, HostTarget};
 use rollway_engine::deploy::stacks::StackSpec;
@@ -30,9 +31,13 @@ pub struct DeployArgs {
     /// An artifact id or digest (or a unique prefix); default: build one now.
     #[arg(long)]
     pub artifact: Option<String>,
-    /// Print per host every transfer and command; change nothing.
+    /// Say per host what would travel and which commands would run; run
+    /// nothing (no build, no job) and change nothing, here or on the hosts.
     #[arg(long)]
     pub dry_run: bool,
+    /// With --dry-run: list every file that would be linked, patched or sent.
+    #[arg(long, short)]
+    pub verbose: bool,
     /// A note kept with the deployment.
     #[arg(long)]
     pub note: Option<String>,
@@ -58,14 +63,25 @@ pub struct VerifyArgs {
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
     pub env: String,
-    /// Why (kept as the rollback reason).
-    #[arg(long)]
-    pub reason: String,
+    /// Why (kept as the rollback reason); not needed with --dry-run.
+    #[arg(long, required_unless_present = "dry_run")]
+    pub reason: Option<String>,
     /// The deployment to return to (default: the previous succeeded one).
     #[arg(long)]
     pub to: Option<String>,
     #[arg(long, value_parser = parse_duration, default_value = "0s")]
     pub lock_wait: Duration,
+    /// Render today's variables and secrets instead of the env file the
+    /// release ran with.
+    #[arg(long)]
+    pub current_config: bool,
+    /// Say which release it would return to, per host whether that is a
+    /// switch or a ship, and the env file (masked); change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: list every file that would be shipped.
+    #[arg(long, short)]
+    pub verbose: bool,
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -140,6 +156,19 @@ pub fn prepare_with(
     store: &dyn Store,
     env: &str,
     overrides: &BTreeMap<String, String>,
+) -> anyhow::Result<Prepared> {
+    prepare_checked(s, config, store, env, overrides, true)
+}
+
+/// [`prepare_with`]; `check` false skips `secrets check` of today's values
+/// (a rollback as it ran does not deploy them).
+fn prepare_checked(
+    s: &Session,
+    config: &Config,
+    store: &dyn Store,
+    env: &str,
+    overrides: &BTreeMap<String, String>,
+    check: bool,
 ) -> anyhow::Result<Prepared> {
     let env_ref = s.env_ref(config, env)?;
     let ecfg = &config.environments[env];
@@ -220,7 +249,7 @@ pub fn prepare_with(
     // Values: the vault when there is one (an identity); plain vars otherwise.
     let (env_text, masker) = match s.vault(config, store) {
         Ok(vault) => {
-            let problems = vault.check(&env_ref)?;
+            let problems = if check { vault.check(&env_ref)? } else { Vec::new() };
             if !problems.is_empty() {
                 for p in &problems {
                     s.printer.stderr_line(Tone::Plain, &format!("{env}: {p}"));
@@ -426,6 +455,10 @@ impl Runtime {
             required_tags: Vec::new(),
             build: None,
             secret_outputs: None,
+            switch_to: None,
+            env_from_host: None,
+            keep_env: None,
+            build_ms: None,
         }
     }
 }
@@ -467,10 +500,12 @@ fn stack_specs(config: &Config) -> Vec<StackSpec> {
 }
 
 /// `--dry-run` of the stacks: the waves and each stack's commands, in order.
-fn dry_run_stacks(s: &Session, stacks: &[StackSpec], jobs: &[String]) {
+fn dry_run_stacks(s: &Session, stacks: &[StackSpec], jobs: &[String]) -> Vec<serde_json::Value> {
     if !jobs.is_empty() {
-        s.printer
-            .line(Tone::Plain, format!("building: jobs {}", jobs.join(", ")));
+        s.printer.line(
+            Tone::Plain,
+            format!("would run jobs: {} (not run in a dry run)", jobs.join(", ")),
+        );
     }
     let waves = rollway_engine::deploy::stacks::waves(stacks);
     let mut plan = Vec::new();
@@ -503,8 +538,7 @@ fn dry_run_stacks(s: &Session, stacks: &[StackSpec], jobs: &[String]) {
             }));
         }
     }
-    s.printer
-        .json(&serde_json::json!({ "dry_run": true, "jobs": jobs, "stacks": plan }));
+    plan
 }
 
 fn progress(s: &Session) -> CliProgress {
@@ -515,12 +549,57 @@ fn progress(s: &Session) -> CliProgress {
     }
 }
 
+/// How long each phase of a deployment took, in milliseconds: `build` (the
+/// artifact build plus the `building` phase of `[deploy] jobs`), then the
+/// host phases (`ship`, `switch`, `restart`, `boot`, `window`) as the
+/// slowest host took them.
+pub fn phases(d: &rollway_model::Deployment, vs: &[rollway_model::Verification]) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let history = d.lifecycle.history();
+    let at = |to: DeploymentStatus| history.iter().find(|r| r.to == to).map(|r| r.at);
+    if let (Some(from), Some(to)) = (at(DeploymentStatus::Building), at(DeploymentStatus::Synthesizing)) {
+        // The artifact build (before the deployment existed) and the jobs.
+        let jobs = u64::try_from(to.since(from).as_millis()).unwrap_or(u64::MAX);
+        out.insert("build".to_owned(), jobs.saturating_add(d.build_ms.unwrap_or(0)));
+    }
+    for h in vs.iter().flat_map(|v| &v.hosts) {
+        for (k, ms) in &h.phases_ms {
+            let slot = out.entry(k.clone()).or_insert(0);
+            *slot = (*slot).max(*ms);
+        }
+    }
+    out
+}
+
+/// `build 1.2s, ship 0.3s, …` in the order they happen.
+pub fn phases_line(p: &BTreeMap<String, u64>) -> String {
+    const ORDER: [&str; 6] = ["build", "ship", "switch", "restart", "boot", "window"];
+    ORDER
+        .iter()
+        .filter_map(|k| p.get(*k).map(|ms| format!("{k} {:.1}s", *ms as f64 / 1000.0)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn print_phases(s: &Session, store: &dyn Store, id: DeploymentId) {
+    let Ok(Some(d)) = store.deployment(id) else {
+        return;
+    };
+    let vs = store.verifications(id).unwrap_or_default();
+    let line = phases_line(&phases(&d, &vs));
+    if !line.is_empty() {
+        s.printer.line(Tone::Dim, format!("phases: {line}"));
+    }
+}
+
 fn report(s: &Session, store: &dyn Store, outcome: Result<Outcome, DeployError>) -> anyhow::Result<()> {
     match outcome {
         Ok(Outcome::Succeeded(d)) => {
             let vs = store.verifications(d.id)?;
+            let p = phases(&d, &vs);
             s.printer
-                .json(&serde_json::json!({ "deployment": d, "verifications": vs }));
+                .json(&serde_json::json!({ "deployment": d, "verifications": vs, "phases": p }));
+            print_phases(s, store, d.id);
             s.printer.line(Tone::Good, format!("deployment {} succeeded", d.id));
             Ok(())
         }
@@ -536,7 +615,33 @@ fn report(s: &Session, store: &dyn Store, outcome: Result<Outcome, DeployError>)
             );
             Ok(())
         }
-        Err(e) => Err(engine_error(e)),
+        Err(e) => {
+            let deployment = match &e {
+                DeployError::Failed { deployment, .. } | DeployError::RollbackFailed { deployment, .. } => {
+                    Some(*deployment)
+                }
+                _ => None,
+            };
+            let Some(id) = deployment else {
+                return Err(engine_error(e));
+            };
+            print_phases(s, store, id);
+            // The JSON error carries the phases too.
+            let p = match store.deployment(id) {
+                Ok(Some(d)) => phases(&d, &store.verifications(id).unwrap_or_default()),
+                _ => BTreeMap::new(),
+            };
+            let details = match &e {
+                DeployError::Failed { rolled_back, .. } => {
+                    serde_json::json!({ "deployment": id, "rolled_back": rolled_back, "phases": p })
+                }
+                DeployError::RollbackFailed { hosts, .. } => {
+                    serde_json::json!({ "deployment": id, "hosts": hosts, "phases": p })
+                }
+                _ => serde_json::json!({ "deployment": id, "phases": p }),
+            };
+            Err(coded_with(Code::Failed, e, details))
+        }
     }
 }
 
@@ -573,25 +678,23 @@ pub fn deploy(s: &Session, args: DeployArgs) -> anyhow::Result<()> {
     let ships = stacks.is_empty() || stacks.iter().any(StackSpec::is_release);
     let ecfg = &config.environments[&args.env];
     let jobs: Vec<String> = ecfg.deploy_jobs(&config.deploy).to_vec();
-    if args.dry_run && !stacks.is_empty() {
-        dry_run_stacks(s, &stacks, &jobs);
-        if !ships {
-            return Ok(());
-        }
+    if args.dry_run {
+        return dry_run_deploy(s, &config, &*store, &args, &prepared, &stacks, &jobs);
     }
     // A deploy that builds takes the environment's lease first, so that of
     // two deploys started together one builds and the other exits 3 at once;
     // the deployment created after the build resumes that lease.
     let mut early: Option<EarlyLease<'_>> = None;
+    let mut build_ms = None;
     let artifact = match (&args.artifact, ships) {
         (_, false) => None,
         (Some(a), true) => Some(find_artifact(&*store, a)?),
-        (None, true) if args.dry_run => Some(crate::commands::build::build_for(s, &config, &*store, Some(&args.env))?),
         (None, true) => {
             let id = DeploymentId::generate(store.clock().now());
             let req = rollway_engine::deploy::lease::env_lease_request(&args.env, &s.operator(), "deploy", id, lease());
             let lock = rollway_engine::deploy::lease::acquire(&*store, &req, args.lock_wait, &mut |_| {})
                 .map_err(|e| engine_error(DeployError::Store(e)))?;
+            let started = std::time::Instant::now();
             let (lock, built) = rollway_engine::deploy::lease::renewing(&*store, lock, lease(), || {
                 crate::commands::build::build_for(s, &config, &*store, Some(&args.env))
             });
@@ -600,7 +703,9 @@ pub fn deploy(s: &Session, args: DeployArgs) -> anyhow::Result<()> {
                 lock: Some(lock),
                 id,
             });
-            Some(built?)
+            let built = built?;
+            build_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+            Some(built)
         }
     };
     let release = match &artifact {
@@ -608,9 +713,13 @@ pub fn deploy(s: &Session, args: DeployArgs) -> anyhow::Result<()> {
         None => placeholder_release(&*store),
     };
     let rt = Runtime::new(s, &config, &*store, &args.env)?;
-    if args.dry_run {
-        return crate::commands::connect::dry_run(s, &rt.connector, &prepared.hosts, &release, &prepared.service);
-    }
+    let recipients = s.vault(&config, &*store).ok().map(|v| v.recipients());
+    let keep_env = |dep: DeploymentId, text: &str| -> Result<(), String> {
+        match &recipients {
+            Some(r) => keep_env_file(s, dep, text, r),
+            None => Ok(()),
+        }
+    };
     let stack_vars = if stacks.is_empty() {
         Vec::new()
     } else {
@@ -644,6 +753,8 @@ pub fn deploy(s: &Session, args: DeployArgs) -> anyhow::Result<()> {
         Ok(path.display().to_string())
     };
     let mut job = rt.job(s, &*store, &args.env, prepared, release);
+    job.keep_env = Some(&keep_env);
+    job.build_ms = build_ms;
     if !jobs.is_empty() {
         job.build = Some(&build_jobs);
     }
@@ -688,11 +799,143 @@ pub fn verify(s: &Session, args: VerifyArgs) -> anyhow::Result<()> {
     report(s, &*store, outcome)
 }
 
+/// Where the deployer keeps the env file each deployment wrote:
+/// `<state dir>/envs/<deployment id>.env.age`, encrypted with age to the
+/// vault's recipients (like stack secret outputs under `outputs/`).
+///
+/// Why here rather than only the 0600 copy on the hosts
+/// (`ROOT/envs/<id>.env`): a host's copy goes when its release is pruned or
+/// the host is rebuilt, yet a rollback must restore the release *as it ran*
+/// even when it has to be shipped again; and `rollback --dry-run` shows the
+/// env file (masked) without asking any host to read secrets back. The
+/// hosts' copies remain the fallback for a release deployed without an
+/// identity (then nothing could be encrypted here, so nothing is kept): a
+/// rollback that switches back uses `ROOT/envs/<id>.env` as it is.
+fn kept_env_path(s: &Session, id: DeploymentId) -> PathBuf {
+    s.state_dir().join("envs").join(format!("{id}.env.age"))
+}
+
+/// Keeps a deployment's env file text, encrypted to `recipients`.
+fn keep_env_file(
+    s: &Session,
+    id: DeploymentId,
+    text: &str,
+    recipients: &[rollway_secrets::Recipient],
+) -> Result<(), String> {
+    let path = kept_env_path(s, id);
+    rollway_secrets::age_file::write_armored_file(&path, text.as_bytes(), recipients).map_err(|e| {
+        format!(
+            "cannot keep the env file at {}: {e}; make the state directory writable (nothing was deployed)",
+            path.display()
+        )
+    })
+}
+
+/// The env file deployment `id` wrote, decrypted, when this machine kept it.
+fn kept_env(s: &Session, id: DeploymentId) -> anyhow::Result<Option<String>> {
+    let path = kept_env_path(s, id);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let identities = rollway_secrets::age_file::load_identities(&s.identity_path()?).with_context(|| {
+        format!(
+            "cannot read the env file kept at {}: no usable identity; run `rollway secrets init` or set ROLLWAY_IDENTITY",
+            path.display()
+        )
+    })?;
+    let bytes = rollway_secrets::age_file::decrypt_file(&path, &identities).with_context(|| {
+        format!(
+            "cannot decrypt the env file kept at {}: your identity is not one of its recipients; use --current-config",
+            path.display()
+        )
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        anyhow::anyhow!(
+            "the env file kept at {} is not UTF-8; use --current-config",
+            path.display()
+        )
+    })?;
+    Ok(Some(text))
+}
+
+/// An env file for people: `KEY=****` for every secret (or unknown) key,
+/// plain values of the environment's `vars` as they are; then the printer's
+/// own filter runs over it too.
+fn masked_env(text: &str, plain: &BTreeMap<String, String>) -> String {
+    let Ok(entries) = rollway_secrets::dotenv::parse(text) else {
+        return "(the env file does not parse; not shown)".to_owned();
+    };
+    entries
+        .iter()
+        .map(|(k, v)| {
+            if plain.get(k) == Some(v) {
+                format!("{k}={v}")
+            } else {
+                format!("{k}={}", rollway_model::mask::MASK)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The release directories a deployment's release lives in on the hosts,
+/// newest first: its own, and for a rollback that switched back (it shipped
+/// nothing, so it has no directory of its own) the one it returned to.
+fn release_dirs(store: &dyn Store, target: &rollway_model::Deployment) -> Vec<String> {
+    let mut dirs = vec![target.id.to_string()];
+    let mut d = target.clone();
+    while d.kind == DeploymentKind::Rollback && dirs.len() < 20 {
+        let Some(next) = d.rollback_to.and_then(|id| store.deployment(id).ok().flatten()) else {
+            break;
+        };
+        dirs.push(next.id.to_string());
+        d = next;
+    }
+    dirs
+}
+
+/// The release directory every host still holds, if any: then the
+/// rollback is a switch.
+fn on_every_host(rt: &Runtime, hosts: &[HostPlan], dirs: &[String]) -> anyhow::Result<Option<String>> {
+    let mut common: Option<Vec<String>> = None;
+    for plan in hosts {
+        let mut session = rt
+            .connector
+            .open(plan)
+            .with_context(|| {
+                format!(
+                    "cannot reach {} to see which releases it holds; check the host answers over ssh, then run the rollback again",
+                    plan.name
+                )
+            })?;
+        let state = rollway_engine::host::HostSession::state(&mut session)?;
+        let here: Vec<String> = dirs.iter().filter(|d| state.releases.contains(d)).cloned().collect();
+        common = Some(match common {
+            None => here,
+            Some(c) => c.into_iter().filter(|d| here.contains(d)).collect(),
+        });
+    }
+    Ok(common.and_then(|c| c.into_iter().next()))
+}
+
+/// The env file a rollback uses.
+enum RollbackEnv {
+    /// Today's configuration (`--current-config`).
+    Current,
+    /// The text the release ran with, kept on this machine.
+    Kept(String),
+    /// The hosts' own copy, `ROOT/envs/<id>.env` (nothing kept here).
+    OnHosts(String),
+}
+
 pub fn rollback(s: &Session, args: RollbackArgs) -> anyhow::Result<()> {
     let (config, store) = s.synced_store()?;
     s.env_ref(&config, &args.env)?;
-    refuse_deprecated(&*store, &args.env)?;
-    let prepared = prepare(s, &config, &*store, &args.env)?;
+    if !args.dry_run {
+        refuse_deprecated(&*store, &args.env)?;
+    }
+    // Today's values are checked only when they are what gets deployed.
+    let mut prepared = prepare_checked(s, &config, &*store, &args.env, &BTreeMap::new(), args.current_config)?;
     let current = store.last_succeeded(&args.env)?.ok_or_else(|| {
         coded(
             Code::Invalid,
@@ -704,9 +947,24 @@ pub fn rollback(s: &Session, args: RollbackArgs) -> anyhow::Result<()> {
             let id: DeploymentId = id
                 .parse()
                 .map_err(|_| coded(Code::Invalid, anyhow::anyhow!("--to {id} is not a deployment id")))?;
-            store
-                .deployment(id)?
-                .ok_or_else(|| coded(Code::Invalid, anyhow::anyhow!("no deployment {id}")))?
+            let d = store.deployment(id)?.ok_or_else(|| {
+                coded(
+                    Code::Invalid,
+                    anyhow::anyhow!("no deployment {id}: see `rollway history {}`", args.env),
+                )
+            })?;
+            if d.environment != args.env {
+                return Err(coded(
+                    Code::Invalid,
+                    anyhow::anyhow!(
+                        "deployment {id} is a release of {}, not {}: pick one from `rollway history {}`",
+                        d.environment,
+                        args.env,
+                        args.env
+                    ),
+                ));
+            }
+            d
         }
         None => store
             .deployments(Some(&args.env), 100)?
@@ -730,16 +988,235 @@ pub fn rollback(s: &Session, args: RollbackArgs) -> anyhow::Result<()> {
             )
         })?;
     let release = release_of(&artifact)?;
+    // The release as it ran: its env file, unless --current-config.
+    let env = if args.current_config {
+        RollbackEnv::Current
+    } else {
+        match kept_env(s, target.id)? {
+            Some(text) => RollbackEnv::Kept(text),
+            None => RollbackEnv::OnHosts(target.id.to_string()),
+        }
+    };
+    let plain = config.environments[&args.env].vars.clone();
+    if let RollbackEnv::Kept(text) = &env {
+        // Its secrets may differ from today's: mask them too.
+        let secret = match s.vault(&config, &*store) {
+            Ok(vault) => rollway_secrets::dotenv::parse(text)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(k, v)| plain.get(k) != Some(v) && vault.is_secret(&args.env, k).unwrap_or(true))
+                .map(|(_, v)| v)
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        s.printer.add_secrets(secret);
+        store.set_masker(s.printer.masker());
+        prepared.masker = s.printer.masker();
+    }
+    let dirs = release_dirs(&*store, &target);
+    if args.dry_run {
+        let (env_shown, env_json) = match &env {
+            RollbackEnv::Current => (masked_env(&prepared.env_text, &plain), "current-config"),
+            RollbackEnv::Kept(text) => (masked_env(text, &plain), "as-it-ran"),
+            RollbackEnv::OnHosts(id) => (
+                format!("(ROOT/envs/{id}.env on each host, as it ran; this machine kept no copy)"),
+                "as-it-ran-on-hosts",
+            ),
+        };
+        s.printer.line(
+            Tone::Plain,
+            format!(
+                "rollback of {} would return from {} to release {}{}",
+                args.env,
+                current.id,
+                target.id,
+                target
+                    .version_tag
+                    .as_ref()
+                    .map(|v| format!(" ({v})"))
+                    .unwrap_or_default()
+            ),
+        );
+        let scratch = tempfile::tempdir()
+            .context("cannot make a scratch directory for the dry run; check that TMPDIR (or /tmp) is writable")?;
+        let targets = crate::commands::connect::dry_run_connector(&config, &*store, &args.env, scratch.path())?;
+        let hosts = crate::commands::connect::dry_run(
+            s,
+            &targets,
+            &prepared.hosts,
+            &prepared.service,
+            &crate::commands::connect::DryRun {
+                release: Some(&release),
+                total_bytes: artifact.contents.iter().map(|c| c.bytes).sum(),
+                reuse: &dirs,
+                env_file: &env_shown,
+                verbose: args.verbose,
+            },
+        )?;
+        drop(targets);
+        s.printer.line(Tone::Good, "dry run: nothing was changed");
+        s.printer.json(&serde_json::json!({
+            "dry_run": true,
+            "kind": "rollback",
+            "from": current.id,
+            "to": target.id,
+            "artifact": artifact.id,
+            "env_file": env_json,
+            "env": s.printer.masker().mask(&env_shown),
+            "hosts": hosts,
+        }));
+        return Ok(());
+    }
+    let Some(reason) = args.reason.clone() else {
+        return Err(coded(
+            Code::Invalid,
+            anyhow::anyhow!(
+                "rollback of {} needs --reason TEXT (kept as the rollback reason)",
+                args.env
+            ),
+        ));
+    };
     let rt = Runtime::new(s, &config, &*store, &args.env)?;
+    let switch_to = on_every_host(&rt, &prepared.hosts, &dirs)?;
+    let mut env_from_host = None;
+    match env {
+        RollbackEnv::Current => {}
+        RollbackEnv::Kept(text) => prepared.env_text = text,
+        RollbackEnv::OnHosts(id) => {
+            if switch_to.is_none() {
+                return Err(coded(
+                    Code::Failed,
+                    anyhow::anyhow!(
+                        "release {} is no longer on every host of {} and its env file was not kept on this machine (no identity when it ran), so it cannot be restored as it ran: run `rollway rollback {} --to {} --current-config` to use today's configuration",
+                        target.id,
+                        args.env,
+                        args.env,
+                        target.id
+                    ),
+                ));
+            }
+            env_from_host = Some(id);
+        }
+    }
+    let recipients = s.vault(&config, &*store).ok().map(|v| v.recipients());
+    let keep_env = |dep: DeploymentId, text: &str| -> Result<(), String> {
+        match &recipients {
+            Some(r) => keep_env_file(s, dep, text, r),
+            None => Ok(()),
+        }
+    };
     let mut job = rt.job(s, &*store, &args.env, prepared, release);
     job.kind = DeploymentKind::Rollback;
     job.rollback_to = Some(target.id);
-    job.notes = Some(args.reason.clone());
+    job.notes = Some(reason.clone());
     job.version_tag = target.version_tag.clone();
     job.lock_wait = args.lock_wait;
-    job.supersedes = Some((current.id, args.reason));
+    job.supersedes = Some((current.id, reason));
+    job.switch_to = switch_to;
+    job.env_from_host = env_from_host;
+    job.keep_env = Some(&keep_env);
     let outcome = job.run();
     report(s, &*store, outcome)
+}
+
+/// `deploy --dry-run`: runs nothing (no build command, no job, no stack
+/// command) and writes nothing, neither under the state directory nor on a
+/// host. Without `--artifact` it plans from the last artifact built (else
+/// the last deployed) and says it would build first.
+fn dry_run_deploy(
+    s: &Session,
+    config: &Config,
+    store: &dyn Store,
+    args: &DeployArgs,
+    prepared: &Prepared,
+    stacks: &[StackSpec],
+    jobs: &[String],
+) -> anyhow::Result<()> {
+    let ships = stacks.is_empty() || stacks.iter().any(StackSpec::is_release);
+    let stack_plan = if stacks.is_empty() {
+        Vec::new()
+    } else {
+        dry_run_stacks(s, stacks, jobs)
+    };
+    if stacks.is_empty() && !jobs.is_empty() {
+        s.printer.line(
+            Tone::Plain,
+            format!("would run jobs: {} (not run in a dry run)", jobs.join(", ")),
+        );
+    }
+    let build_command = config.build.as_ref().and_then(|b| b.command.clone());
+    let artifact = match (&args.artifact, ships) {
+        (_, false) => None,
+        (Some(a), true) => Some(find_artifact(store, a)?),
+        (None, true) => {
+            let built = store
+                .artifacts()?
+                .into_iter()
+                .filter(|a| a.job_id.is_none() && Path::new(&a.location).is_file())
+                .max_by_key(|a| a.created_at);
+            let deployed = || {
+                store
+                    .last_succeeded(&args.env)
+                    .ok()
+                    .flatten()
+                    .and_then(|d| d.artifact_id)
+                    .and_then(|id| store.artifact(id).ok().flatten())
+            };
+            let a = built.or_else(deployed);
+            let what = match &build_command {
+                Some(c) => format!("would build first (`{c}`, not run in a dry run)"),
+                None => "would pack the build output first (not done in a dry run)".to_owned(),
+            };
+            match &a {
+                Some(a) => s.printer.line(
+                    Tone::Plain,
+                    format!(
+                        "{what}; planned from the last artifact built, {} ({})",
+                        a.id,
+                        a.short_digest()
+                    ),
+                ),
+                None => s.printer.line(Tone::Plain, format!("{what}; no artifact exists yet")),
+            }
+            a
+        }
+    };
+    let release = artifact.as_ref().map(release_of).transpose()?;
+    let hosts = if ships {
+        let scratch = tempfile::tempdir()
+            .context("cannot make a scratch directory for the dry run; check that TMPDIR (or /tmp) is writable")?;
+        let targets = crate::commands::connect::dry_run_connector(config, store, &args.env, scratch.path())?;
+        let hosts = crate::commands::connect::dry_run(
+            s,
+            &targets,
+            &prepared.hosts,
+            &prepared.service,
+            &crate::commands::connect::DryRun {
+                release: release.as_ref(),
+                total_bytes: artifact
+                    .as_ref()
+                    .map_or(0, |a| a.contents.iter().map(|c| c.bytes).sum()),
+                reuse: &[],
+                env_file: "",
+                verbose: args.verbose,
+            },
+        )?;
+        drop(targets);
+        hosts
+    } else {
+        Vec::new()
+    };
+    s.printer.line(Tone::Good, "dry run: nothing was changed");
+    s.printer.json(&serde_json::json!({
+        "dry_run": true,
+        "would_build": args.artifact.is_none() && ships,
+        "build_command": build_command,
+        "artifact": artifact.as_ref().map(|a| a.id),
+        "jobs": jobs,
+        "stacks": stack_plan,
+        "hosts": hosts,
+    }));
+    Ok(())
 }
 
 #[derive(Debug, Args)]

@@ -64,7 +64,8 @@ pub fn history(s: &Session, args: HistoryArgs) -> anyhow::Result<()> {
                         v
                     })
                     .collect();
-                serde_json::json!({ "deployment": d, "verifications": v, "stacks": stacks })
+                let phases = crate::commands::deploy::phases(d, v);
+                serde_json::json!({ "deployment": d, "verifications": v, "stacks": stacks, "phases": phases })
             })
             .collect();
         s.printer.json(&items);
@@ -138,8 +139,13 @@ pub fn print_deployment(s: &Session, d: &Deployment, vs: &[Verification]) {
     if let Some(to) = &d.rollback_to {
         s.printer.line(Tone::Plain, format!("  returned to: release {to}"));
     }
+    let phases = crate::commands::deploy::phases_line(&crate::commands::deploy::phases(d, vs));
+    if !phases.is_empty() {
+        s.printer.line(Tone::Dim, format!("  phases: {phases}"));
+    }
     for v in vs {
         for h in &v.hosts {
+            // The last probe: the one that failed the window, if one did.
             s.printer.line(
                 Tone::Plain,
                 format!(
@@ -168,22 +174,34 @@ pub fn status(s: &Session, args: StatusArgs) -> anyhow::Result<()> {
         None => config.environments.keys().cloned().collect(),
     };
     let mut out = Vec::new();
+    let now = store.clock().now();
     for name in &names {
         let env = store.environment(name)?;
         let current = store.last_succeeded(name)?;
         let active = store.active_deployments(Some(name))?;
         let lock = store.lock(&Lock::env_name(name))?;
-        out.push((name.clone(), env, current, active, lock));
+        // A window that ended with nobody watching is not "verifying": it
+        // waits for `rollway verify`, which watches a fresh full window.
+        let unwatched = match active.first() {
+            Some(d) if d.status() == DeploymentStatus::Verifying => store
+                .verifications(d.id)?
+                .first()
+                .and_then(|v| v.window_ends_at)
+                .is_some_and(|end| now >= end),
+            _ => false,
+        };
+        out.push((name.clone(), env, current, active, lock, unwatched));
     }
     if s.printer.is_json() {
         let items: Vec<serde_json::Value> = out
             .iter()
-            .map(|(name, env, current, active, lock)| {
+            .map(|(name, env, current, active, lock, unwatched)| {
                 serde_json::json!({
                     "environment": name,
                     "status": env.as_ref().map(|e| e.status()),
                     "current": current,
                     "in_progress": active,
+                    "window_ended_unwatched": unwatched,
                     "lock": lock,
                 })
             })
@@ -193,7 +211,7 @@ pub fn status(s: &Session, args: StatusArgs) -> anyhow::Result<()> {
     }
     let rows: Vec<Vec<Cell>> = out
         .iter()
-        .map(|(name, env, current, active, lock)| {
+        .map(|(name, env, current, active, lock, unwatched)| {
             vec![
                 Cell::from(name.clone()),
                 Cell::from(env.as_ref().map_or("-", |e| e.status().as_str())),
@@ -205,6 +223,10 @@ pub fn status(s: &Session, args: StatusArgs) -> anyhow::Result<()> {
                         .unwrap_or_else(|| "-".into()),
                 ),
                 match active.first() {
+                    Some(_) if *unwatched => cell(
+                        format!("verifying (window ended unwatched; run rollway verify {name})"),
+                        Tone::Warn,
+                    ),
                     Some(d) => status_cell(d.status()),
                     None => cell("idle", Tone::Dim),
                 },

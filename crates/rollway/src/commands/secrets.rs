@@ -574,6 +574,7 @@ fn rotate(
         env: env.name.clone(),
         artifact,
         dry_run: false,
+        verbose: false,
         note: Some(format!("rotate {key}")),
         version_tag: None,
         lock_wait,
