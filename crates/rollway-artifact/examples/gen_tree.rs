@@ -60,28 +60,108 @@ fn fixed_tokens(kind: &str) -> &'static [&'static str] {
         "js" => &[
             "function", "return", "const", "let", "var", "if", "else", "for", "new", "this", "typeof", "null",
             "void 0", "!0", "!1", "=>", "export", "import", "from", "class", "extends", "async", "await", "(", ")",
-            "{", "}", ";", ",", ".", "=", "===", "+", "&&", "||", "?", ":", "[", "]", " ", "\n", "\"", "'", "0",
-            "1", "2",
+            "{", "}", ";", ",", ".", "=", "===", "+", "&&", "||", "?", ":", "[", "]", " ", "\n", "\"", "'", "0", "1",
+            "2",
         ],
         "css" => &[
-            "{", "}", ";", ":", " ", "\n", "px", "rem", "%", "#", "color", "margin", "padding", "display:flex",
-            "font-size", "background", "border", "0", "1", "2", "4", "8", "16", ".", ",", ">", "!important",
+            "{",
+            "}",
+            ";",
+            ":",
+            " ",
+            "\n",
+            "px",
+            "rem",
+            "%",
+            "#",
+            "color",
+            "margin",
+            "padding",
+            "display:flex",
+            "font-size",
+            "background",
+            "border",
+            "0",
+            "1",
+            "2",
+            "4",
+            "8",
+            "16",
+            ".",
+            ",",
+            ">",
+            "!important",
         ],
         "html" => &[
-            "<div", "</div>", "<span", "</span>", "<a href=\"", "\">", "</a>", "<p>", "</p>", " class=\"", "\"",
-            ">", " ", "\n", "<li>", "</li>", "<script src=\"", "\"></script>", "<link rel=\"stylesheet\" href=\"",
+            "<div",
+            "</div>",
+            "<span",
+            "</span>",
+            "<a href=\"",
+            "\">",
+            "</a>",
+            "<p>",
+            "</p>",
+            " class=\"",
+            "\"",
+            ">",
+            " ",
+            "\n",
+            "<li>",
+            "</li>",
+            "<script src=\"",
+            "\"></script>",
+            "<link rel=\"stylesheet\" href=\"",
         ],
         "json" => &[
-            "{", "}", "[", "]", "\"", ":", ",", " ", "\n", "true", "false", "null", "0", "1", "\"id\"", "\"name\"",
-            "\"value\"", "\"type\"",
+            "{",
+            "}",
+            "[",
+            "]",
+            "\"",
+            ":",
+            ",",
+            " ",
+            "\n",
+            "true",
+            "false",
+            "null",
+            "0",
+            "1",
+            "\"id\"",
+            "\"name\"",
+            "\"value\"",
+            "\"type\"",
         ],
         "map" => &[
-            "\"", ",", ";", "A", "C", "E", "G", "I", "K", "M", "O", "Q", "S", "U", "W", "Y", "a", "c", "e", "g",
-            "i", "k", "m", "o", "q", "AAAA", "CAAC", "IAAI", "EAAE", "GAAG", "\\n",
+            "\"", ",", ";", "A", "C", "E", "G", "I", "K", "M", "O", "Q", "S", "U", "W", "Y", "a", "c", "e", "g", "i",
+            "k", "m", "o", "q", "AAAA", "CAAC", "IAAI", "EAAE", "GAAG", "\\n",
         ],
         _ => &[
-            "<path d=\"", "M", "L", "C", "Z", " ", ",", ".", "\"/>", "<g>", "</g>", "fill=\"#", "\n", "0", "1", "2",
-            "3", "4", "5", "6", "7", "8", "9", "-",
+            "<path d=\"",
+            "M",
+            "L",
+            "C",
+            "Z",
+            " ",
+            ",",
+            ".",
+            "\"/>",
+            "<g>",
+            "</g>",
+            "fill=\"#",
+            "\n",
+            "0",
+            "1",
+            "2",
+            "3",
+            "4",
+            "5",
+            "6",
+            "7",
+            "8",
+            "9",
+            "-",
         ],
     }
 }
@@ -207,7 +287,11 @@ fn scale(mut sizes: Vec<u64>, target: f64, lo: u64, hi: u64) -> Vec<u64> {
 }
 
 fn text_file(rng: &mut Rng, kind: &str, size: usize, global: &[String]) -> Vec<u8> {
-    let mut local: Vec<String> = rng.sample(global.len(), 200).into_iter().map(|i| global[i].clone()).collect();
+    let mut local: Vec<String> = rng
+        .sample(global.len(), 200)
+        .into_iter()
+        .map(|i| global[i].clone())
+        .collect();
     for _ in 0..30 {
         local.push(rng.word(3, 16));
     }
@@ -315,7 +399,9 @@ fn generate(out: &Path, seed: u64, files: usize, total_mb: f64) -> Result<(), St
     let global: Vec<String> = (0..8000).map(|_| rng.word(1, 12)).collect();
 
     let (ln_lo, ln_hi) = ((TEXT_MIN as f64).ln(), (TEXT_MAX as f64).ln());
-    let text_sizes = (0..n_text).map(|_| (ln_lo + rng.unit() * (ln_hi - ln_lo)).exp() as u64).collect();
+    let text_sizes = (0..n_text)
+        .map(|_| (ln_lo + rng.unit() * (ln_hi - ln_lo)).exp() as u64)
+        .collect();
     let text_sizes = scale(text_sizes, text_share, TEXT_MIN, TEXT_MAX);
     let img_sizes = (0..n_img).map(|_| rng.between(BIG_MIN, BIG_MAX)).collect();
     let img_sizes = scale(img_sizes, img_share, BIG_MIN, BIG_MAX);
@@ -429,7 +515,8 @@ fn mutate(out: &Path, fraction: f64, seed: u64) -> Result<(), String> {
         f.seek(SeekFrom::Start(off)).map_err(fail)?;
         f.write_all(&patch).map_err(fail)?;
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(MUTATE_MTIME);
-        f.set_times(FileTimes::new().set_accessed(t).set_modified(t)).map_err(fail)?;
+        f.set_times(FileTimes::new().set_accessed(t).set_modified(t))
+            .map_err(fail)?;
         bytes += size;
     }
     println!(
