@@ -28,6 +28,9 @@ struct Row {
     rule: String,
     validator: String,
     case: String,
+    /// Tests elsewhere in the workspace (`PATH::FN`, PATH from the
+    /// repository root) proving the rule holds where data enters or changes.
+    enforced: Vec<String>,
 }
 
 impl Row {
@@ -77,6 +80,14 @@ fn table() -> Vec<Row> {
                 ("rule", Some(s), _) => row.rule = s.to_owned(),
                 ("validator", Some(s), _) => row.validator = s.to_owned(),
                 ("case", Some(s), _) => row.case = s.to_owned(),
+                ("enforced", _, _) if item.as_array().is_some() => {
+                    for v in item.as_array().into_iter().flatten() {
+                        let test = v
+                            .as_str()
+                            .unwrap_or_else(|| panic!("seed-rules.toml:{at}: enforced lists strings (PATH::FN)"));
+                        row.enforced.push(test.to_owned());
+                    }
+                }
                 (k, _, _) => panic!(
                     "seed-rules.toml:{at}: unexpected key or type: {k} ({})",
                     item.type_name()
@@ -119,6 +130,27 @@ fn every_quote_is_on_its_seed_line() {
                 r.at, r.seed, r.line, r.quote, text
             )),
             Some(_) => {}
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_enforcement_test_exists() {
+    let root = manifest_dir().join("../..");
+    let mut problems = Vec::new();
+    for r in table() {
+        for test in &r.enforced {
+            let Some((path, func)) = test.rsplit_once("::") else {
+                problems.push(format!("seed-rules.toml:{}: enforced {test:?} is not PATH::FN", r.at));
+                continue;
+            };
+            let text = std::fs::read_to_string(root.join(path)).unwrap_or_default();
+            let declared =
+                regex::Regex::new(&format!(r"#\[test\]\s*(?:#\[[^\]]*\]\s*)*fn {}\(", regex::escape(func))).unwrap();
+            if !declared.is_match(&text) {
+                problems.push(format!("seed-rules.toml:{}: no #[test] fn {func} in {path}", r.at));
+            }
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -871,6 +903,19 @@ cases! {
         assert_eq!(rules::deployment::parse_status("SUCCESS"), Ok(D::Succeeded));
         assert_eq!(rules::deployment::parse_status("completed"), Ok(D::Succeeded));
         check(err(rules::deployment::parse_status("paused")), err(rules::deployment::parse_status("rolled_back")), &[(
+            "status",
+            rules::deployment::STATUS_ALLOWED,
+        )]);
+    }
+    deployment_status_seed_words {
+        // Seed 000 writes PENDING, IN_PROGRESS, SUCCESS, FAILED, ROLLED_BACK;
+        // each reads in any case, mapped as DESIGN.md says. IN_PROGRESS names
+        // four phases, so as one status it is refused.
+        assert_eq!(rules::deployment::parse_status("PENDING"), Ok(D::Pending));
+        assert_eq!(rules::deployment::parse_status("FAILED"), Ok(D::Failed));
+        assert_eq!(rules::deployment::parse_status("ROLLED_BACK"), Ok(D::RolledBack));
+        assert_eq!(D::matching("IN_PROGRESS").map(<[D]>::len), Ok(4));
+        check(err(rules::deployment::parse_status("IN_PROGRESS")), err(rules::deployment::parse_status("SUCCESS")), &[(
             "status",
             rules::deployment::STATUS_ALLOWED,
         )]);
