@@ -215,6 +215,7 @@ fn a_head_that_is_no_git_hash_refuses_the_build() {
     p.write("dist/index.html", "v1");
     // A stand-in for git, the one way to make `rev-parse HEAD` answer
     // something that is not a hash (a real git never does).
+    fs::create_dir_all(p.path().join("fakebin")).unwrap();
     let git = p.write("fakebin/git", "#!/bin/sh\necho not-a-hash\n");
     fs::set_permissions(&git, fs::Permissions::from_mode(0o755)).unwrap();
     let path = format!(
