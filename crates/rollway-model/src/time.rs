@@ -43,7 +43,7 @@ impl Timestamp {
 
     /// Parses the RFC 3339 forms `YYYY-MM-DDTHH:MM:SS[.fff…](Z|±HH:MM)`
     /// (`t`, `z` and a space as the separator too) and normalises the offset
-    /// to UTC; digits past milliseconds are truncated. The shape is checked
+    /// to UTC; digits past milliseconds are dropped (floored). The shape is checked
     /// here because jiff reads the wider Temporal ISO 8601 grammar (seconds
     /// optional, `[zone]` annotations); the values — a month of 13, a 31st
     /// of February, an hour of 24, a leap day outside a leap year — are
@@ -54,7 +54,7 @@ impl Timestamp {
             return None;
         }
         let t: jiff::Timestamp = s.parse().ok()?;
-        Some(Self(t.as_millisecond()))
+        Some(Self::from_jiff(t))
     }
 
     /// This time as a `jiff::Timestamp`, for calendar arithmetic; clamped
@@ -67,9 +67,12 @@ impl Timestamp {
         })
     }
 
-    /// A `jiff::Timestamp` to milliseconds (sub-millisecond digits dropped).
+    /// A `jiff::Timestamp` to milliseconds, sub-millisecond digits dropped
+    /// towards the past (floored: before 1970 too, a time never moves later).
     pub fn from_jiff(t: jiff::Timestamp) -> Self {
-        Self(t.as_millisecond())
+        let ms = t.as_nanosecond().div_euclid(1_000_000);
+        // jiff's range (years -9999 to 9999) fits i64 milliseconds many times over.
+        Self(i64::try_from(ms).unwrap_or(if ms < 0 { i64::MIN } else { i64::MAX }))
     }
 }
 
