@@ -38,8 +38,10 @@ macro_rules! string_enum {
         impl FromStr for $name {
             type Err = UnknownVariant;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
+                // Any case: the seeds write the same words as `SUCCESS`,
+                // `success` and `Success`; what Rollway writes stays `$s`.
                 $(
-                    if s == $s $(|| s.eq_ignore_ascii_case($alias))* {
+                    if s.eq_ignore_ascii_case($s) $(|| s.eq_ignore_ascii_case($alias))* {
                         return Ok($name::$variant);
                     }
                 )+
@@ -68,8 +70,37 @@ macro_rules! string_enum {
     )*};
 }
 
+/// The seeds' word for "under way" (seed 000 `IN_PROGRESS`), which DESIGN.md
+/// maps onto several phases of the one deployment state machine.
+pub(crate) const IN_PROGRESS_WORD: &str = "in_progress";
+
+impl DeploymentStatus {
+    /// The phases seed 000's `IN_PROGRESS` stands for (DESIGN.md: "IN_PROGRESS
+    /// is building/synthesizing/deploying/verifying").
+    pub const IN_PROGRESS: &'static [DeploymentStatus] = &[
+        DeploymentStatus::Building,
+        DeploymentStatus::Synthesizing,
+        DeploymentStatus::Deploying,
+        DeploymentStatus::Verifying,
+    ];
+
+    /// The statuses a word names where a set is meant (a filter): `IN_PROGRESS`
+    /// (any case) the four phases, any other word the one status it spells,
+    /// seed words included (`SUCCESS`, `completed`, `FAILED`, `ROLLED_BACK`…).
+    pub fn matching(word: &str) -> Result<&'static [DeploymentStatus], UnknownVariant> {
+        if word.eq_ignore_ascii_case(IN_PROGRESS_WORD) {
+            return Ok(Self::IN_PROGRESS);
+        }
+        let one: DeploymentStatus = word.parse()?;
+        let at = Self::ALL.iter().position(|s| *s == one).unwrap_or_default();
+        Ok(std::slice::from_ref(&Self::ALL[at]))
+    }
+}
+
 string_enum! {
-    /// The one deployment state machine (DESIGN.md); seed words map onto it.
+    /// The one deployment state machine (DESIGN.md); seed words map onto it
+    /// (`SUCCESS` and `completed` are succeeded; `IN_PROGRESS` is a set of
+    /// phases, see `DeploymentStatus::matching`).
     DeploymentStatus ("deployment status") {
         Pending = "pending",
         Building = "building",

@@ -35,58 +35,84 @@ impl Timestamp {
     }
 
     /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-22T07:15:01.123Z`.
+    /// Formatted by jiff; a time outside jiff's range (years -9999 to 9999,
+    /// which RFC 3339 cannot write either) is shown at that range's edge.
     pub fn to_rfc3339(self) -> String {
-        let ms = self.0.rem_euclid(1000);
-        let secs = self.0.div_euclid(1000);
-        let days = secs.div_euclid(86_400);
-        let rem = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-            rem / 3600,
-            (rem % 3600) / 60,
-            rem % 60
-        )
+        format!("{:.3}", self.to_jiff())
     }
 
-    /// Parses the RFC 3339 forms `YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)`.
+    /// Parses the RFC 3339 forms `YYYY-MM-DDTHH:MM:SS[.fff…](Z|±HH:MM)`
+    /// (`t`, `z` and a space as the separator too) and normalises the offset
+    /// to UTC; digits past milliseconds are dropped (floored). The shape is checked
+    /// here because jiff reads the wider Temporal ISO 8601 grammar (seconds
+    /// optional, `[zone]` annotations); the values — a month of 13, a 31st
+    /// of February, an hour of 24, a leap day outside a leap year — are
+    /// jiff's to refuse, so the calendar is never hand-written here. A leap
+    /// second (`:60`) is read as `:59`, as jiff does.
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
-        let b = s.as_bytes();
-        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        if !is_rfc3339_shape(s) {
             return None;
         }
-        let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
-        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-        let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-            return None;
+        let t: jiff::Timestamp = s.parse().ok()?;
+        Some(Self::from_jiff(t))
+    }
+
+    /// This time as a `jiff::Timestamp`, for calendar arithmetic; clamped
+    /// to jiff's range.
+    pub fn to_jiff(self) -> jiff::Timestamp {
+        jiff::Timestamp::from_millisecond(self.0).unwrap_or(if self.0 < 0 {
+            jiff::Timestamp::MIN
+        } else {
+            jiff::Timestamp::MAX
+        })
+    }
+
+    /// A `jiff::Timestamp` to milliseconds, sub-millisecond digits dropped
+    /// towards the past (floored: before 1970 too, a time never moves later).
+    pub fn from_jiff(t: jiff::Timestamp) -> Self {
+        let ms = t.as_nanosecond().div_euclid(1_000_000);
+        // jiff's range (years -9999 to 9999) fits i64 milliseconds many times over.
+        Self(i64::try_from(ms).unwrap_or(if ms < 0 { i64::MIN } else { i64::MAX }))
+    }
+}
+
+/// Whether `s` has RFC 3339's date-time shape: every field of its fixed
+/// width, an optional fraction of at least one digit, and `Z` or `±HH:MM`.
+/// Only positions and characters are checked; values are jiff's job.
+fn is_rfc3339_shape(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let fixed = b.len() >= 20
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && matches!(b[10], b'T' | b't' | b' ')
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19);
+    if !fixed {
+        return false;
+    }
+    let mut i = 19;
+    if b[i] == b'.' {
+        let n = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return false;
         }
-        let mut i = 19;
-        let mut ms = 0i64;
-        if b.get(i) == Some(&b'.') {
-            i += 1;
-            let start = i;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-            let frac = s.get(start..i)?;
-            if frac.is_empty() {
-                return None;
-            }
-            let padded = format!("{:0<3}", &frac[..frac.len().min(3)]);
-            ms = padded.parse().ok()?;
+        i += 1 + n;
+    }
+    match &b[i..] {
+        [b'Z' | b'z'] => true,
+        // jiff takes offsets up to ±25:59:59; RFC 3339's `time-numoffset`
+        // has a `time-hour`, 00 to 23, so that one bound is checked here.
+        [b'+' | b'-', h1, h2, b':', _, _] => {
+            digits(i + 1..i + 3) && digits(i + 4..i + 6) && (h1 - b'0') * 10 + (h2 - b'0') <= 23
         }
-        let offset_min = match s.get(i..)? {
-            "Z" | "z" => 0,
-            tz if tz.len() == 6 && (tz.starts_with('+') || tz.starts_with('-')) => {
-                let sign = if tz.starts_with('-') { -1 } else { 1 };
-                sign * (tz.get(1..3)?.parse::<i64>().ok()? * 60 + tz.get(4..6)?.parse::<i64>().ok()?)
-            }
-            _ => return None,
-        };
-        let days = days_from_civil(y, mo, d);
-        let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60;
-        Some(Self(secs * 1000 + ms))
+        _ => false,
     }
 }
 
@@ -94,30 +120,6 @@ impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_rfc3339())
     }
-}
-
-// Howard Hinnant's civil calendar algorithms (public domain arithmetic).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// Parses durations written as in rollway.toml: `500ms`, `5s`, `30m`, `2h`,

@@ -28,6 +28,9 @@ struct Row {
     rule: String,
     validator: String,
     case: String,
+    /// Tests elsewhere in the workspace (`PATH::FN`, PATH from the
+    /// repository root) proving the rule holds where data enters or changes.
+    enforced: Vec<String>,
 }
 
 impl Row {
@@ -40,113 +43,68 @@ fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The repository's own verbatim copy of the seeds (`docs/requirements/`),
+/// so a fresh clone checks its quotes with nothing beside it.
 fn seeds_dir() -> PathBuf {
-    manifest_dir().join("../../../shared/seeds")
+    manifest_dir().join("../../docs/requirements/seeds")
 }
 
-/// Reads the table. The file uses a small subset of TOML — comments,
-/// `[[rule]]` headers and `key = "string" | 'literal' | integer` lines —
-/// and anything else fails the test with its line number.
+/// Reads the table with `toml_edit` (the TOML parser the workspace already
+/// uses): a syntax error, a missing key, an unknown key or a value of the
+/// wrong type fails the test with the row's line in seed-rules.toml.
 fn table() -> Vec<Row> {
     let path = manifest_dir().join("seed-rules.toml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let mut rows: Vec<Row> = Vec::new();
-    let mut seen_keys = BTreeSet::new();
-    for (i, raw) in text.lines().enumerate() {
-        let n = i + 1;
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if line == "[[rule]]" {
-            rows.push(Row {
-                at: n,
-                ..Row::default()
-            });
-            seen_keys.clear();
-            continue;
-        }
-        let (key, value) = line
-            .split_once('=')
-            .unwrap_or_else(|| panic!("seed-rules.toml:{n}: expected `key = value` or [[rule]]"));
-        let key = key.trim();
-        let value = parse_value(value.trim()).unwrap_or_else(|e| panic!("seed-rules.toml:{n}: {e}"));
-        let row = rows
-            .last_mut()
-            .unwrap_or_else(|| panic!("seed-rules.toml:{n}: `{key}` before the first [[rule]]"));
-        assert!(
-            seen_keys.insert(key.to_owned()),
-            "seed-rules.toml:{n}: `{key}` given twice"
-        );
-        match (key, value) {
-            ("seed", Value::Str(s)) => row.seed = s,
-            ("line", Value::Int(l)) => row.line = l,
-            ("quote", Value::Str(s)) => row.quote = s,
-            ("rule", Value::Str(s)) => row.rule = s,
-            ("validator", Value::Str(s)) => row.validator = s,
-            ("case", Value::Str(s)) => row.case = s,
-            (k, v) => panic!("seed-rules.toml:{n}: unexpected key or type: {k} = {v:?}"),
-        }
-    }
-    for r in &rows {
-        assert!(
-            !r.seed.is_empty() && r.line > 0 && !r.quote.is_empty() && !r.rule.is_empty() && !r.validator.is_empty(),
-            "seed-rules.toml:{}: a row needs seed, line, quote, rule and validator",
-            r.at
-        );
-    }
-    rows
-}
-
-#[derive(Debug)]
-enum Value {
-    Str(String),
-    Int(usize),
-}
-
-fn parse_value(v: &str) -> Result<Value, String> {
-    let rest_ok = |rest: &str| {
-        let rest = rest.trim();
-        rest.is_empty() || rest.starts_with('#')
-    };
-    if let Some(body) = v.strip_prefix('\'') {
-        let end = body.find('\'').ok_or("unterminated literal string")?;
-        return rest_ok(&body[end + 1..])
-            .then(|| Value::Str(body[..end].to_owned()))
-            .ok_or_else(|| "text after the string".into());
-    }
-    if let Some(body) = v.strip_prefix('"') {
-        let mut out = String::new();
-        let mut chars = body.char_indices();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '"' => {
-                    return rest_ok(&body[i + 1..])
-                        .then_some(Value::Str(out))
-                        .ok_or_else(|| "text after the string".into());
+    let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    let doc = toml_edit::Document::parse(text.as_str()).unwrap_or_else(|e| {
+        let at = e.span().map_or(1, |r| line_of(r.start));
+        panic!("seed-rules.toml:{at}: invalid TOML: {}", e.message().trim())
+    });
+    let keys: Vec<&str> = doc.as_table().iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["rule"], "seed-rules.toml: the file holds only [[rule]] rows");
+    let rules = doc["rule"]
+        .as_array_of_tables()
+        .unwrap_or_else(|| panic!("seed-rules.toml: `rule` must be an array of tables ([[rule]])"));
+    let mut rows = Vec::new();
+    for t in rules.iter() {
+        let at = t.span().map_or(0, |r| line_of(r.start));
+        let mut row = Row { at, ..Row::default() };
+        for (key, item) in t.iter() {
+            let value = item.as_value();
+            match (key, value.and_then(|v| v.as_str()), value.and_then(|v| v.as_integer())) {
+                ("seed", Some(s), _) => row.seed = s.to_owned(),
+                ("line", _, Some(l)) => {
+                    row.line = usize::try_from(l).unwrap_or_else(|_| panic!("seed-rules.toml:{at}: line {l} < 0"))
                 }
-                '\\' => match chars.next().map(|(_, e)| e) {
-                    Some('"') => out.push('"'),
-                    Some('\\') => out.push('\\'),
-                    Some('n') => out.push('\n'),
-                    Some('t') => out.push('\t'),
-                    Some('u') => {
-                        let hex: String = (0..4).filter_map(|_| chars.next().map(|(_, h)| h)).collect();
-                        let code = u32::from_str_radix(&hex, 16).map_err(|_| format!("bad escape \\u{hex}"))?;
-                        out.push(char::from_u32(code).ok_or("bad code point")?);
+                ("quote", Some(s), _) => row.quote = s.to_owned(),
+                ("rule", Some(s), _) => row.rule = s.to_owned(),
+                ("validator", Some(s), _) => row.validator = s.to_owned(),
+                ("case", Some(s), _) => row.case = s.to_owned(),
+                ("enforced", _, _) if item.as_array().is_some() => {
+                    for v in item.as_array().into_iter().flatten() {
+                        let test = v
+                            .as_str()
+                            .unwrap_or_else(|| panic!("seed-rules.toml:{at}: enforced lists strings (PATH::FN)"));
+                        row.enforced.push(test.to_owned());
                     }
-                    other => return Err(format!("unsupported escape \\{other:?}")),
-                },
-                c => out.push(c),
+                }
+                (k, _, _) => panic!(
+                    "seed-rules.toml:{at}: unexpected key or type: {k} ({})",
+                    item.type_name()
+                ),
             }
         }
-        return Err("unterminated string".into());
+        assert!(
+            !row.seed.is_empty()
+                && row.line > 0
+                && !row.quote.is_empty()
+                && !row.rule.is_empty()
+                && !row.validator.is_empty(),
+            "seed-rules.toml:{at}: a row needs seed, line, quote, rule and validator"
+        );
+        rows.push(row);
     }
-    let digits = v.split('#').next().unwrap_or_default().trim();
-    digits
-        .parse()
-        .map(Value::Int)
-        .map_err(|_| format!("'{v}' is not a string or an integer"))
+    rows
 }
 
 // ---------------------------------------------------------------------------
@@ -172,6 +130,27 @@ fn every_quote_is_on_its_seed_line() {
                 r.at, r.seed, r.line, r.quote, text
             )),
             Some(_) => {}
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_enforcement_test_exists() {
+    let root = manifest_dir().join("../..");
+    let mut problems = Vec::new();
+    for r in table() {
+        for test in &r.enforced {
+            let Some((path, func)) = test.rsplit_once("::") else {
+                problems.push(format!("seed-rules.toml:{}: enforced {test:?} is not PATH::FN", r.at));
+                continue;
+            };
+            let text = std::fs::read_to_string(root.join(path)).unwrap_or_default();
+            let declared =
+                regex::Regex::new(&format!(r"#\[test\]\s*(?:#\[[^\]]*\]\s*)*fn {}\(", regex::escape(func))).unwrap();
+            if !declared.is_match(&text) {
+                problems.push(format!("seed-rules.toml:{}: no #[test] fn {func} in {path}", r.at));
+            }
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -924,6 +903,19 @@ cases! {
         assert_eq!(rules::deployment::parse_status("SUCCESS"), Ok(D::Succeeded));
         assert_eq!(rules::deployment::parse_status("completed"), Ok(D::Succeeded));
         check(err(rules::deployment::parse_status("paused")), err(rules::deployment::parse_status("rolled_back")), &[(
+            "status",
+            rules::deployment::STATUS_ALLOWED,
+        )]);
+    }
+    deployment_status_seed_words {
+        // Seed 000 writes PENDING, IN_PROGRESS, SUCCESS, FAILED, ROLLED_BACK;
+        // each reads in any case, mapped as DESIGN.md says. IN_PROGRESS names
+        // four phases, so as one status it is refused.
+        assert_eq!(rules::deployment::parse_status("PENDING"), Ok(D::Pending));
+        assert_eq!(rules::deployment::parse_status("FAILED"), Ok(D::Failed));
+        assert_eq!(rules::deployment::parse_status("ROLLED_BACK"), Ok(D::RolledBack));
+        assert_eq!(D::matching("IN_PROGRESS").map(<[D]>::len), Ok(4));
+        check(err(rules::deployment::parse_status("IN_PROGRESS")), err(rules::deployment::parse_status("SUCCESS")), &[(
             "status",
             rules::deployment::STATUS_ALLOWED,
         )]);

@@ -1,5 +1,5 @@
 //! The allowed edges of every state machine typed a second time, by hand, from
-//! `shared/seeds/*.txt` and DESIGN.md; each table in `transitions.rs` must equal its golden list.
+//! `docs/requirements/seeds/*.txt` and `docs/DESIGN.md`; each table in `transitions.rs` must equal its golden list.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 use sshd::{Sshd, Wire};
 
-/// `gen_tree.py --mutate` stamps every file it changes with this mtime.
+/// `gen_tree --mutate` stamps every file it changes with this mtime.
 const MUTATE_MTIME: u64 = 1_800_000_000;
 
 /// A service that is healthy as soon as it runs: a bare socket answering
@@ -56,7 +56,7 @@ struct Opts {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench_deploy ROLLWAY redeploy|tiny|local [--files N] [--total-mb M] [--rounds R] [--gen GEN_TREE_PY] [--python PY]"
+        "usage: bench_deploy ROLLWAY redeploy|tiny|local [--files N] [--total-mb M] [--rounds R] [--gen GEN_TREE] [--python PY]"
     );
     std::process::exit(2)
 }
@@ -76,7 +76,11 @@ fn parse_opts() -> Opts {
         files,
         total_mb,
         rounds: 5,
-        gen_tree: PathBuf::from("../shared/bench/gen_tree.py"),
+        // Cargo puts every example of the workspace in one directory.
+        gen_tree: std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.join("gen_tree")))
+            .unwrap_or_else(|| PathBuf::from("gen_tree")),
         python: "python3".into(),
     };
     while let Some(flag) = args.next() {
@@ -261,8 +265,8 @@ fn ssh_host(sshd: &Sshd, root: &Path, port: u16) -> String {
 
 fn gen_tree(o: &Opts, out: &Path) {
     let (p, secs) = timed(
-        "gen_tree.py",
-        Command::new(&o.python).arg(&o.gen_tree).arg(out).args([
+        "gen_tree",
+        Command::new(&o.gen_tree).arg(out).args([
             "--files",
             &o.files.to_string(),
             "--total-mb",
@@ -273,7 +277,7 @@ fn gen_tree(o: &Opts, out: &Path) {
     println!("generated in {secs:.1}s: {}", text.lines().next().unwrap_or_default());
 }
 
-/// Gives the files `gen_tree.py --mutate` just changed an mtime of their
+/// Gives the files `gen_tree --mutate` just changed an mtime of their
 /// own (`MUTATE_MTIME + round`): it stamps every change with the same one,
 /// so a file changed again in a later round would keep size and mtime and
 /// rsync's quick check would skip it.
@@ -378,9 +382,8 @@ fn redeploy(o: &Opts, work: &Path) {
     let mut handshakes = Vec::new();
     for r in 1..=o.rounds {
         let (m, _) = timed(
-            "gen_tree.py --mutate",
-            Command::new(&o.python)
-                .arg(&o.gen_tree)
+            "gen_tree --mutate",
+            Command::new(&o.gen_tree)
                 .args(["--mutate", "0.01", "--mutate-seed", &r.to_string()])
                 .arg(&tree),
         );

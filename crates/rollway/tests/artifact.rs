@@ -1,7 +1,8 @@
 //! `rollway build` and `rollway artifact` with the real binary: the record
 //! and its seed fields, a flipped byte caught by `verify`, prune keeping
 //! what runs and what could be returned to, a deploy refusing unresolved
-//! aliases, and no progress bar when nobody watches.
+//! aliases, no progress bar when nobody watches, and a HEAD that is no git
+//! hash refusing the build.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -202,4 +203,33 @@ fn a_deploy_refuses_an_archive_changed_on_disk_even_when_every_file_is_linked() 
         "nothing switched"
     );
     p.run(&["stop", "staging"]).ok();
+}
+
+/// Seed 001 "commitHash must be a valid git hash format": when what git
+/// names as HEAD is no git hash, the build is refused with a message and
+/// nothing is recorded — the commit is not dropped as if outside git.
+#[test]
+fn a_head_that_is_no_git_hash_refuses_the_build() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let p = project("", free_port());
+    p.write("dist/index.html", "v1");
+    // A stand-in for git, the one way to make `rev-parse HEAD` answer
+    // something that is not a hash (a real git never does).
+    fs::create_dir_all(p.path().join("fakebin")).unwrap();
+    let git = p.write("fakebin/git", "#!/bin/sh\necho not-a-hash\n");
+    fs::set_permissions(&git, fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        p.path().join("fakebin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let refused = p.run_full(&["build"], "", &[("PATH", &path)]);
+    assert_eq!(refused.code, 2, "{refused:#?}");
+    assert!(
+        refused.stderr.contains("'not-a-hash' is not a git commit hash"),
+        "the message names the value and the rule: {}",
+        refused.stderr
+    );
+    let list = p.run(&["--json", "artifact", "list"]).ok().json();
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "nothing recorded: {list}");
 }

@@ -1,7 +1,8 @@
 //! Stacks with the real binary: dependency waves, outputs flowing
 //! downstream (variables, `{{ stack.key }}`, the release's env file),
 //! contracts on outputs and resources, synthesized templates, and a failure
-//! in the middle of a chain rolled back in reverse.
+//! in the middle of a chain rolled back in reverse; `history --status` with
+//! the seeds' status words.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -356,4 +357,47 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve
     assert!(d["deployment"]["artifact_id"].is_string());
     let runs = p.run(&["--json", "pipeline", "list"]).ok().json();
     assert_eq!(runs[0]["environment"], "staging");
+}
+
+/// The seeds' status words are read wherever Rollway reads a status — here
+/// `history --status` — in any case and mapped as DESIGN.md says (SUCCESS
+/// and completed are succeeded, IN_PROGRESS the four running phases); what
+/// Rollway writes stays canonical.
+#[test]
+fn history_reads_the_seeds_status_words_and_writes_canonical_ones() {
+    let p = project("[stacks.one]\ndeploy = \"if test -f fail; then exit 1; fi\"\n");
+    p.run(&["deploy", "staging"]).ok();
+    p.write("fail", "");
+    let failed = p.run(&["deploy", "staging"]);
+    assert_eq!(failed.code, 1, "{failed:#?}");
+    let statuses = |word: &str| -> Vec<String> {
+        let h = p.run(&["--json", "history", "staging", "--status", word]).ok().json();
+        h.as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["deployment"]["lifecycle"]["status"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for word in ["SUCCESS", "success", "Completed", "COMPLETED", "succeeded"] {
+        assert_eq!(statuses(word), ["succeeded"], "{word}");
+    }
+    for word in ["FAILED", "failed", "Failed"] {
+        assert_eq!(statuses(word), ["failed"], "{word}");
+    }
+    for word in ["PENDING", "IN_PROGRESS", "in_progress", "ROLLED_BACK", "rolled_back"] {
+        assert!(statuses(word).is_empty(), "{word}: {:?}", statuses(word));
+    }
+    let text = p.run(&["history", "staging", "--status", "SUCCESS"]).ok();
+    assert!(
+        text.stdout.contains("succeeded") && !text.stdout.contains("SUCCESS"),
+        "people see the canonical word: {}",
+        text.stdout
+    );
+    let unknown = p.run(&["history", "--status", "paused"]);
+    assert_eq!(unknown.code, 2, "{unknown:#?}");
+    assert!(
+        unknown.stderr.contains("unknown deployment status 'paused'"),
+        "{}",
+        unknown.stderr
+    );
 }

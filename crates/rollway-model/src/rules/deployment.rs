@@ -168,8 +168,22 @@ pub fn validate_stacks_order(d: &Deployment, stacks: &[Stack]) -> Vec<Violation>
     out
 }
 
-/// A deployment status from text; the seeds' words (SUCCESS, completed, …)
-/// are aliases.
+/// A deployment status from text, in any case; the seeds' words (SUCCESS,
+/// completed, FAILED, ROLLED_BACK, …) are aliases. `IN_PROGRESS` names four
+/// phases, not one status, so it is refused here with the phases to choose
+/// from (a filter reads it with `DeploymentStatus::matching`).
 pub fn parse_status(value: &str) -> Result<DeploymentStatus, Violation> {
+    if value.trim().eq_ignore_ascii_case(crate::status::IN_PROGRESS_WORD) {
+        let phases: Vec<&str> = DeploymentStatus::IN_PROGRESS.iter().map(|s| s.as_str()).collect();
+        return Err(Violation::new(
+            "status",
+            STATUS_ALLOWED,
+            format!(
+                "'{}' is any of {}; name the phase the deployment is in",
+                value.trim(),
+                phases.join(", ")
+            ),
+        ));
+    }
     fields::parse_enum("status", value, None, STATUS_ALLOWED)
 }

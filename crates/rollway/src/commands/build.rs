@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use rollway_artifact::{AliasSpec, Expected, PackOptions, Secrets};
 use rollway_config::Config;
-use rollway_model::{Artifact, ArtifactId, CommitHash, DeploymentStatus, EventKind, Level, NewEvent};
+use rollway_model::{Artifact, ArtifactId, DeploymentStatus, EventKind, Level, NewEvent};
 use rollway_store::Store;
 
 use crate::commands::deploy::find_artifact;
@@ -124,6 +124,8 @@ fn build_unleased(
         )
     })?;
     let dir = s.config_dir();
+    // Before any work: a commit that is no git hash refuses the build.
+    let source = source_info(&dir)?;
     let values = match env {
         Some(env) => s.env_values(config, store, env)?,
         None => Vec::new(),
@@ -190,7 +192,7 @@ fn build_unleased(
         return Ok(existing);
     }
     let now = store.clock().now();
-    let artifact = packed.record(build.kind, &source_info(&dir), now, build.expire_after, None);
+    let artifact = packed.record(build.kind, &source, now, build.expire_after, None);
     let ev = NewEvent::new(
         EventKind::ArtifactBuilt,
         Level::Info,
@@ -397,13 +399,26 @@ fn prune(s: &Session, store: &dyn Store, dry_run: bool) -> anyhow::Result<()> {
 }
 
 /// The git commit, branch and dirty flag of `dir` (none outside git).
-pub fn source_info(dir: &Path) -> rollway_artifact::SourceInfo {
-    let commit = git(dir, &["rev-parse", "HEAD"]).and_then(|c| CommitHash::try_from(c).ok());
-    rollway_artifact::SourceInfo {
+/// Seed 001 "commitHash must be a valid git hash format": what git names as
+/// HEAD goes through the model's rule, and a value that is no git hash is
+/// refused (exit 2) rather than recorded as "outside git".
+pub fn source_info(dir: &Path) -> anyhow::Result<rollway_artifact::SourceInfo> {
+    let head = git(dir, &["rev-parse", "HEAD"]).unwrap_or_default();
+    let commit = rollway_model::rules::fields::commit_hash("commit", &head).map_err(|v| {
+        coded(
+            Code::Invalid,
+            anyhow::anyhow!(
+                "`git rev-parse HEAD` in {} answered {}; Rollway records the commit of every build and run, so fix the repository (or run outside git)",
+                dir.display(),
+                v.message
+            ),
+        )
+    })?;
+    Ok(rollway_artifact::SourceInfo {
         branch: commit
             .as_ref()
             .and_then(|_| git(dir, &["rev-parse", "--abbrev-ref", "HEAD"])),
         dirty: commit.is_some() && git(dir, &["status", "--porcelain"]).is_some(),
         commit,
-    }
+    })
 }

@@ -150,6 +150,7 @@ pub fn run(s: &Session, args: DemoArgs) -> anyhow::Result<()> {
         HistoryArgs {
             env: Some("staging".into()),
             limit: 5,
+            status: None,
         },
     )?;
     let url = format!("http://127.0.0.1:{port}/");

@@ -5,6 +5,7 @@
 use clap::Args;
 use rollway_model::{Deployment, DeploymentStatus, Lock, Verification};
 
+use crate::exit::{Code, coded};
 use crate::output::{Cell, Tone, cell};
 use crate::session::Session;
 
@@ -15,6 +16,11 @@ pub struct HistoryArgs {
     /// At most this many deployments, newest first.
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
+    /// Only deployments in this status, in any case; the seeds' words work
+    /// too (SUCCESS, completed, FAILED, ROLLED_BACK, and IN_PROGRESS for
+    /// building, synthesizing, deploying or verifying).
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -42,7 +48,22 @@ pub fn history(s: &Session, args: HistoryArgs) -> anyhow::Result<()> {
     if let Some(e) = &args.env {
         s.env_ref(&config, e)?;
     }
-    let deps = store.deployments(args.env.as_deref(), args.limit)?;
+    let wanted = args
+        .status
+        .as_deref()
+        .map(DeploymentStatus::matching)
+        .transpose()
+        .map_err(|e| coded(Code::Invalid, anyhow::anyhow!("--status: {e} (or in_progress)")))?;
+    let deps = match wanted {
+        None => store.deployments(args.env.as_deref(), args.limit)?,
+        // The filter reads every deployment, so the limit counts matches.
+        Some(wanted) => store
+            .deployments(args.env.as_deref(), usize::MAX)?
+            .into_iter()
+            .filter(|d| wanted.contains(&d.status()))
+            .take(args.limit)
+            .collect(),
+    };
     let mut full = Vec::new();
     for d in &deps {
         let mut stacks = Vec::new();

@@ -317,7 +317,7 @@ pub fn run_pipeline(
         masker: s.printer.masker(),
         operator: s.operator(),
         environment: env.map(str::to_owned),
-        source: crate::commands::build::source_info(&dir),
+        source: crate::commands::build::source_info(&dir)?,
         interrupted: &interrupted,
         progress: &progress,
         artifact_dir: s.state_dir().join("artifacts"),
