@@ -75,6 +75,7 @@ pub(crate) fn read_config(cx: &Ctx<'_>, root: &dyn TableLike, marks: &mut Marks)
         .unwrap_or_default();
     let secrets = t.section("secrets", read_secrets).unwrap_or_default();
     let variables = t.entries("variables", read_variable);
+    const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(600);
     let deploy = t
         .section("deploy", |d| {
             let jobs = d.unique_list("jobs").unwrap_or_default();
@@ -83,6 +84,9 @@ pub(crate) fn read_config(cx: &Ctx<'_>, root: &dyn TableLike, marks: &mut Marks)
                 .extend(jobs.iter().map(|j| ("deploy.jobs".to_owned(), j.clone())));
             DeployConfig {
                 jobs: jobs.into_iter().map(|a| a.v).collect(),
+                before_switch: d.plain_list("before_switch"),
+                after_switch: d.plain_list("after_switch"),
+                hook_timeout: d.positive_duration("hook_timeout").unwrap_or(DEFAULT_HOOK_TIMEOUT),
             }
         })
         .unwrap_or_default();

@@ -45,6 +45,8 @@ stability_window = "30m"              # watched after the deploy; at least 30m i
 
 # [deploy]
 # jobs = ["test"]                     # jobs run before shipping
+# before_switch = ["npm run migrate"] # on each host, in the new release with its variables, before `current` moves
+# after_switch = ["./warm-cache.sh"]  # on each host once the new service answers; a failure rolls back
 
 # [jobs.test]
 # type = "test"

@@ -390,13 +390,35 @@ impl Serialize for VariableFormat {
     }
 }
 
-/// `[deploy]`: what every deployment runs in its building phase.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
+/// `[deploy]`: what every deployment runs in its building phase, and the
+/// hooks it runs on each host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(default)]
 #[schemars(deny_unknown_fields)]
 pub struct DeployConfig {
     /// Jobs (and what they need) run before shipping; an environment's `jobs` overrides it.
     pub jobs: Vec<String>,
+    /// Commands run on each host in the new release with its env file before `current` switches
+    /// (migrations); one that fails stops the deployment before that host switches.
+    pub before_switch: Vec<String>,
+    /// Commands run on each host in the new release once its service passed the boot check
+    /// (cache warm-up); one that fails fails the deployment, which returns the hosts.
+    pub after_switch: Vec<String>,
+    /// How long each hook may run (default 10m).
+    #[schemars(schema_with = "schema::duration")]
+    #[serde(serialize_with = "serde_duration::ser")]
+    pub hook_timeout: Duration,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        Self {
+            jobs: Vec::new(),
+            before_switch: Vec::new(),
+            after_switch: Vec::new(),
+            hook_timeout: Duration::from_secs(600),
+        }
+    }
 }
 
 /// `[environments.NAME]`: where and how a release runs.

@@ -122,7 +122,15 @@ pub trait HostSession: Send {
     fn remove_release(&mut self, release: &str) -> Result<(), HostError>;
     /// Keeps the newest `keep` releases plus `protect`; returns the removed ones.
     fn prune(&mut self, keep: usize, protect: &[String]) -> Result<Vec<String>, HostError>;
-    /// Runs `command` in `ROOT/releases/<release>` with that release's env
-    /// file and `PORT` (see `agent::run`).
-    fn run(&mut self, release: &str, command: &str, port: u16, timeout: Duration) -> Result<RunResult, HostError>;
+    /// Runs `command` in `ROOT/releases/<release>` with the env file
+    /// `ROOT/envs/<env>.env` (`env` defaults to the release) and `PORT` (see
+    /// `agent::run`).
+    fn run(
+        &mut self,
+        release: &str,
+        env: Option<&str>,
+        command: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<RunResult, HostError>;
 }

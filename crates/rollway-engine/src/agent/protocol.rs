@@ -123,10 +123,15 @@ pub enum Request {
         protect: Vec<String>,
     },
     /// Runs `command` (`sh -c`) in `ROOT/releases/<release>` with that
-    /// release's env file and `PORT`, as its service would start; stdin is
+    /// release's env file (or `env`'s) and `PORT`, as its service would start; stdin is
     /// empty; bounded by `timeout_ms`. Answered by [`Response::Ran`].
     Run {
         release: String,
+        /// The env file's name under `ROOT/envs/` when it is not the
+        /// release's own (a release switched back to runs with the env file
+        /// of the deployment that returned to it).
+        #[serde(default)]
+        env: Option<String>,
         command: String,
         port: u16,
         timeout_ms: u64,

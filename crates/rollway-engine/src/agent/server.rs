@@ -316,13 +316,16 @@ impl Agent {
             }),
             Request::Run {
                 release,
+                env,
                 command,
                 port,
                 timeout_ms,
             } => {
                 check_id(&release)?;
+                let env = env.unwrap_or_else(|| release.clone());
+                check_id(&env)?;
                 let spec = crate::exec::ExecSpec {
-                    env_file: self.layout.env(&release),
+                    env_file: self.layout.env(&env),
                     port,
                     dir: self.layout.release(&release),
                     counter: None,

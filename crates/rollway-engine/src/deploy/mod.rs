@@ -15,7 +15,7 @@ pub mod run;
 pub mod stacks;
 pub mod window;
 
-pub use run::{Connector, DeployJob, Health, Outcome};
+pub use run::{Connector, DeployJob, Health, Hooks, Outcome};
 
 /// One host of the environment as the deployment sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -99,6 +99,8 @@ pub struct DeployJob<'a> {
     /// arms every masking door with them and keeps them encrypted; returns
     /// where they are kept.
     pub secret_outputs: Option<&'a SecretOutputs<'a>>,
+    /// `[deploy] before_switch` / `after_switch`, run on each host.
+    pub hooks: Hooks,
     /// A rollback to a release still on every host (Capistrano-style): no
     /// file is shipped, `current` is switched back to
     /// `ROOT/releases/<switch_to>`.
@@ -130,6 +132,19 @@ pub type SecretOutputs<'a> = dyn Fn(DeploymentId, &str, &[(String, String)]) -> 
 
 /// What keeps a deployment's env file text (see `DeployJob::keep_env`).
 pub type KeepEnv<'a> = dyn Fn(DeploymentId, &str) -> Result<(), String> + Sync + 'a;
+
+/// Commands run on each host in the new release with its env file and
+/// `PORT`: `before_switch` after the release and its env file are there and
+/// before `current` moves (a failure leaves that host on its old release);
+/// `after_switch` once the service passed its boot check (a failure fails
+/// the deployment, which returns the hosts). A rollback runs none of them:
+/// it restores a release as it ran, and its migrations already happened.
+#[derive(Debug, Clone, Default)]
+pub struct Hooks {
+    pub before_switch: Vec<String>,
+    pub after_switch: Vec<String>,
+    pub timeout: Duration,
+}
 
 /// How a deployment ended when it did not fail.
 #[derive(Debug, Clone)]
@@ -1305,6 +1320,7 @@ impl DeployJob<'_> {
             if self.env_from_host.is_none() {
                 session.write_env(&release, env_text).map_err(|e| e.to_string())?;
             }
+            self.run_hooks(dep, &mut *session, &plan, &target, &env_name, "before_switch")?;
             let before = session.switch(&target).map_err(|e| e.to_string())?;
             let at = self.clock().now();
             record(&mut |h| {
@@ -1340,7 +1356,8 @@ impl DeployJob<'_> {
             let t = self.clock().now();
             let booted = self.boot_check(dep, &mut *session, &plan, &spec, &record, status.starts);
             phase("boot", t)?;
-            booted
+            booted?;
+            self.run_hooks(dep, &mut *session, &plan, &target, &env_name, "after_switch")
         })();
         match r {
             Ok(()) => Ok(Live { plan, session }),
@@ -1358,6 +1375,59 @@ impl DeployJob<'_> {
                 }))
             }
         }
+    }
+
+    /// Runs the `which` hooks in `release` on one host, in order; the first
+    /// that fails (or runs past the timeout) is the host's failure, with its
+    /// last output lines, masked.
+    fn run_hooks(
+        &self,
+        dep: &Deployment,
+        session: &mut dyn HostSession,
+        plan: &HostPlan,
+        release: &str,
+        env_name: &str,
+        which: &str,
+    ) -> Result<(), String> {
+        if self.kind == DeploymentKind::Rollback {
+            return Ok(());
+        }
+        let hooks = match which {
+            "before_switch" => &self.hooks.before_switch,
+            _ => &self.hooks.after_switch,
+        };
+        for cmd in hooks {
+            let r = session
+                .run(release, Some(env_name), cmd, plan.port, self.hooks.timeout)
+                .map_err(|e| e.to_string())?;
+            let shown = self.masker.mask(cmd);
+            let how = if r.timed_out {
+                format!(
+                    "ran past {} and was killed",
+                    rollway_model::time::format_duration(self.hooks.timeout)
+                )
+            } else {
+                format!("exited {}", r.code.map_or("by a signal".into(), |c| c.to_string()))
+            };
+            self.step(
+                dep,
+                Some(&plan.name),
+                format!("{which} hook `{shown}` {how}"),
+                json!({ "hook": which, "command": shown, "code": r.code, "timed_out": r.timed_out }),
+            )
+            .map_err(|e| e.to_string())?;
+            if !r.success() {
+                let output = self.masker.mask(&r.output);
+                let tail: Vec<&str> = output.lines().rev().take(10).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                return Err(format!(
+                    "{which} hook `{shown}` {how}{}{}",
+                    if tail.is_empty() { "" } else { "; its last output:\n" },
+                    tail.join("\n")
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The name of this deployment's env file on the hosts (`ROOT/envs/<name>.env`).

@@ -240,11 +240,19 @@ impl HostSession for AgentSession {
         )
     }
 
-    fn run(&mut self, release: &str, command: &str, port: u16, timeout: Duration) -> Result<RunResult, HostError> {
+    fn run(
+        &mut self,
+        release: &str,
+        env: Option<&str>,
+        command: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<RunResult, HostError> {
         self.expect(
             "run",
             &Request::Run {
                 release: release.to_owned(),
+                env: env.map(str::to_owned),
                 command: command.to_owned(),
                 port,
                 timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),

@@ -455,6 +455,7 @@ impl Runtime {
             required_tags: Vec::new(),
             build: None,
             secret_outputs: None,
+            hooks: rollway_engine::deploy::Hooks::default(),
             switch_to: None,
             env_from_host: None,
             keep_env: None,
@@ -770,6 +771,11 @@ pub fn deploy(s: &Session, args: DeployArgs) -> anyhow::Result<()> {
         .or_else(|| artifact.as_ref().map(|a| a.sha256.as_str()[..12].to_owned()));
     job.lock_wait = args.lock_wait;
     job.deployment_id = early.as_mut().map(EarlyLease::hand_over);
+    job.hooks = rollway_engine::deploy::Hooks {
+        before_switch: config.deploy.before_switch.clone(),
+        after_switch: config.deploy.after_switch.clone(),
+        timeout: config.deploy.hook_timeout,
+    };
     let outcome = job.run();
     report(s, &*store, outcome)
 }

@@ -50,7 +50,7 @@ pub fn run(s: &Session, env: &str, only: Option<&str>, timeout: Duration, comman
                 anyhow::anyhow!("{name}: {env} has no current release there: deploy it first"),
             ));
         };
-        let result = session.run(&release, &line, spec.port, timeout)?;
+        let result = session.run(&release, None, &line, spec.port, timeout)?;
         let output = masker.mask(&result.output);
         for l in output.lines() {
             s.printer.line(Tone::Plain, format!("{name} │ {l}"));
