@@ -49,6 +49,9 @@ pub struct ServiceStatus {
     pub pid: Option<u32>,
     /// The monotone start count (see `Supervisor::restarts`).
     pub starts: u64,
+    /// How long the process `pid` has run, read on the host.
+    #[serde(default)]
+    pub uptime_ms: Option<u64>,
 }
 
 /// How a one-off command on a host ended (`rollway exec`, deploy hooks).

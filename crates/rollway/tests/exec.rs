@@ -162,3 +162,37 @@ fn exec_runs_in_the_current_release_with_its_variables() {
     assert_eq!(r.code, 2, "{r:#?}");
     h.p.run(&["stop", "staging"]).ok();
 }
+
+/// `rollway status ENV` asks each host now, through its agent: the release,
+/// whether the service runs (pid, uptime, restarts since the deploy) and
+/// whether the health endpoint answers.
+#[test]
+fn status_of_one_environment_asks_its_hosts_now() {
+    let h = deployed();
+    let current = std::fs::read_link(h.root.join("current")).unwrap();
+    let release = current.file_name().unwrap().to_str().unwrap().to_owned();
+    let live = |h: &Host| {
+        let j = h.p.run(&["--json", "status", "staging"]).ok().json();
+        j[0]["hosts"][0].clone()
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let up = live(&h);
+    assert_eq!(up["release"], release.as_str(), "{up:#}");
+    assert_eq!(up["error"], serde_json::Value::Null, "{up:#}");
+    assert!(up["pid"].as_u64().is_some(), "{up:#}");
+    assert!(up["uptime_ms"].as_u64().unwrap() >= 1000, "{up:#}");
+    assert_eq!(up["restarts"], 0, "{up:#}");
+    assert_eq!(up["healthy"], true, "{up:#}");
+
+    h.p.run(&["restart", "staging"]).ok();
+    let again = live(&h);
+    assert_eq!(again["restarts"], 1, "a restart counts: {again:#}");
+    assert_ne!(again["pid"], up["pid"]);
+
+    h.p.run(&["stop", "staging"]).ok();
+    let down = live(&h);
+    assert_eq!(down["pid"], serde_json::Value::Null, "{down:#}");
+    assert_eq!(down["healthy"], false, "{down:#}");
+    let text = h.p.run(&["status", "staging"]).ok().stdout;
+    assert!(text.contains("stopped"), "{text}");
+}

@@ -997,10 +997,32 @@ fn read_reference(path: &Path) -> io::Result<Vec<u8>> {
 }
 
 fn status(sup: &dyn crate::supervisor::Supervisor) -> Result<ServiceStatus, String> {
+    let pid = sup.pid().map_err(|e| e.to_string())?;
     Ok(ServiceStatus {
-        pid: sup.pid().map_err(|e| e.to_string())?,
+        pid,
         starts: sup.restarts().map_err(|e| e.to_string())?,
+        uptime_ms: pid.and_then(process_uptime_ms),
     })
+}
+
+/// How long process `pid` has run: its start in clock ticks after boot
+/// (`/proc/PID/stat` field 22) against the system's uptime (`/proc/uptime`).
+fn process_uptime_ms(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count
+    // fields after its closing parenthesis.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let start_ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
+    let uptime_s: f64 = fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let hz = rustix::param::clock_ticks_per_second();
+    let started_ms = start_ticks.checked_mul(1000)? / hz.max(1);
+    let up_ms = (uptime_s * 1000.0) as u64;
+    Some(up_ms.saturating_sub(started_ms))
 }
 
 /// Every entry's parent must be a directory entry of the manifest, so no

@@ -162,7 +162,7 @@ pub fn prepare_with(
 
 /// [`prepare_with`]; `check` false skips `secrets check` of today's values
 /// (a rollback as it ran does not deploy them).
-fn prepare_checked(
+pub(crate) fn prepare_checked(
     s: &Session,
     config: &Config,
     store: &dyn Store,

@@ -213,6 +213,25 @@ pub fn status(s: &Session, args: StatusArgs) -> anyhow::Result<()> {
         };
         out.push((name.clone(), env, current, active, lock, unwatched));
     }
+    // One environment named: ask its hosts now, too.
+    let live = match args.env.as_deref() {
+        Some(env) => {
+            // Restarts count from the start Rollway made when it deployed
+            // the current release (each host's baseline).
+            let mut baselines = std::collections::BTreeMap::new();
+            if let Some(d) = store.last_succeeded(env)? {
+                for v in store.verifications(d.id)? {
+                    for h in v.hosts {
+                        if let Some(b) = h.restart_baseline {
+                            baselines.insert(h.host, b);
+                        }
+                    }
+                }
+            }
+            Some(live_hosts(s, env, &baselines))
+        }
+        None => None,
+    };
     if s.printer.is_json() {
         let items: Vec<serde_json::Value> = out
             .iter()
@@ -224,6 +243,7 @@ pub fn status(s: &Session, args: StatusArgs) -> anyhow::Result<()> {
                     "in_progress": active,
                     "window_ended_unwatched": unwatched,
                     "lock": lock,
+                    "hosts": live,
                 })
             })
             .collect();
@@ -262,5 +282,119 @@ pub fn status(s: &Session, args: StatusArgs) -> anyhow::Result<()> {
         &["ENVIRONMENT", "STATUS", "CURRENT RELEASE", "VERSION", "NOW", "LOCK"],
         &rows,
     );
+    if let Some(hosts) = &live {
+        print_live(s, hosts);
+    }
     Ok(())
+}
+
+/// What one host says now, through its agent.
+#[derive(Debug, serde::Serialize)]
+struct LiveHost {
+    host: String,
+    /// Why the host could not be asked (then nothing else is known).
+    error: Option<String>,
+    release: Option<String>,
+    pid: Option<u32>,
+    uptime_ms: Option<u64>,
+    /// The service's start count since it was first started.
+    starts: Option<u64>,
+    /// Restarts since the current release was deployed (its baseline start).
+    restarts: Option<u64>,
+    /// The health endpoint now: `HTTP 200 in 3 ms`, or why it did not answer.
+    health: Option<String>,
+    healthy: Option<bool>,
+}
+
+/// Every host of `env`, asked now (like `kamal app details`): a host that
+/// cannot be reached is reported, not fatal.
+fn live_hosts(s: &Session, env: &str, baselines: &std::collections::BTreeMap<String, u64>) -> Vec<LiveHost> {
+    let unreachable = |host: String, e: String| LiveHost {
+        host,
+        error: Some(e),
+        release: None,
+        pid: None,
+        uptime_ms: None,
+        starts: None,
+        restarts: None,
+        health: None,
+        healthy: None,
+    };
+    let (prepared, hosts, _) = match crate::commands::service::sessions(s, env, None) {
+        Ok(x) => x,
+        Err(e) => return vec![unreachable("*".into(), format!("{e:#}"))],
+    };
+    let health = &prepared.health;
+    hosts
+        .into_iter()
+        .map(|mut h| {
+            let status = match h.session.service_status(&h.spec) {
+                Ok(st) => st,
+                Err(e) => return unreachable(h.name, e.to_string()),
+            };
+            let probe = h.session.probe(h.spec.port, &health.path, health.timeout);
+            let (health_text, healthy) = match probe {
+                Ok(p) => match (p.status, p.error) {
+                    (Some(code), _) => (
+                        format!("HTTP {code} in {} ms", p.latency_ms),
+                        code == health.expect_status,
+                    ),
+                    (None, e) => (e.unwrap_or_else(|| "no answer".into()), false),
+                },
+                Err(e) => (e.to_string(), false),
+            };
+            let restarts = baselines.get(&h.name).map(|b| status.starts.saturating_sub(*b));
+            LiveHost {
+                host: h.name,
+                error: None,
+                release: h.current,
+                pid: status.pid,
+                uptime_ms: status.uptime_ms,
+                starts: Some(status.starts),
+                restarts,
+                health: Some(prepared.masker.mask(&health_text)),
+                healthy: Some(healthy),
+            }
+        })
+        .collect()
+}
+
+fn print_live(s: &Session, hosts: &[LiveHost]) {
+    if s.printer.is_json() {
+        return;
+    }
+    let dash = || "-".to_owned();
+    let rows: Vec<Vec<Cell>> = hosts
+        .iter()
+        .map(|h| match &h.error {
+            Some(e) => vec![
+                Cell::from(h.host.clone()),
+                cell(format!("unreachable: {e}"), Tone::Bad),
+                Cell::from(dash()),
+                Cell::from(dash()),
+                Cell::from(dash()),
+                Cell::from(dash()),
+            ],
+            None => vec![
+                Cell::from(h.host.clone()),
+                Cell::from(h.release.clone().unwrap_or_else(dash)),
+                match h.pid {
+                    Some(p) => cell(format!("running (pid {p})"), Tone::Good),
+                    None => cell("stopped", Tone::Bad),
+                },
+                Cell::from(h.uptime_ms.map_or_else(dash, |ms| {
+                    rollway_model::time::format_duration(std::time::Duration::from_secs(ms / 1000))
+                })),
+                Cell::from(h.restarts.map_or_else(dash, |n| n.to_string())),
+                cell(
+                    h.health.clone().unwrap_or_else(dash),
+                    if h.healthy == Some(true) { Tone::Good } else { Tone::Bad },
+                ),
+            ],
+        })
+        .collect();
+    s.printer.table(
+        &["HOST", "RELEASE", "SERVICE", "UPTIME", "RESTARTS", "HEALTH NOW"],
+        &rows,
+    );
 }

@@ -5,7 +5,7 @@ use clap::Args;
 use rollway_engine::host::{HostSession, ServiceOp};
 
 use crate::commands::connect;
-use crate::commands::deploy::{Prepared, prepare};
+use crate::commands::deploy::{Prepared, prepare_checked};
 use crate::output::Tone;
 use crate::session::Session;
 
@@ -43,7 +43,9 @@ pub fn sessions(
 ) -> anyhow::Result<(Prepared, Vec<HostService>, Box<dyn rollway_store::Store>)> {
     let (config, store) = s.synced_store()?;
     s.env_ref(&config, env)?;
-    let p = prepare(s, &config, &*store, env)?;
+    // Driving or reading the service deploys no values: today's secrets
+    // need not pass `secrets check` (they still arm the masker).
+    let p = prepare_checked(s, &config, &*store, env, &Default::default(), false)?;
     if let Some(h) = only.filter(|h| !p.hosts.iter().any(|plan| plan.name == *h)) {
         let names: Vec<&str> = p.hosts.iter().map(|plan| plan.name.as_str()).collect();
         return Err(crate::exit::coded(
