@@ -33,6 +33,14 @@ pub enum StoreError {
     },
 
     #[error(
+        "the postgresql store {location} did not answer within {waited:?}: is it a PostgreSQL server, and is it stuck? (set connect_timeout=SECONDS in the URL to wait longer)"
+    )]
+    PostgresTimeout {
+        location: String,
+        waited: std::time::Duration,
+    },
+
+    #[error(
         "refusing to connect to the postgresql store {location} without TLS: rollway speaks to PostgreSQL unencrypted, so use a server on this machine (127.0.0.1, ::1, localhost or a unix socket), for example through an ssh tunnel"
     )]
     NotLoopback { location: String },

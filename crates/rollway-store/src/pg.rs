@@ -20,9 +20,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) struct PgBackend {
     client: Mutex<Client>,
+    /// Kept to connect again when the server dropped the connection.
+    config: Config,
     location: StoreLocation,
     shown: String,
 }
+
+/// How long one statement may run on the server (`statement_timeout`),
+/// unless the URL's `options` set one: a lock or a stuck query fails the
+/// command instead of holding it.
+const STATEMENT_TIMEOUT: &str = "30s";
+
+/// How long sent data may stay unacknowledged before the connection counts
+/// as dead (a server that vanished, not one that is slow).
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for PgBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,18 +74,76 @@ impl PgBackend {
         if config.get_application_name().is_none() {
             config.application_name("rollway");
         }
-        let client = config.connect(NoTls).map_err(connect_err)?;
+        if !config.get_options().is_some_and(|o| o.contains("statement_timeout")) {
+            let options = match config.get_options() {
+                Some(o) => format!("{o} -c statement_timeout={STATEMENT_TIMEOUT}"),
+                None => format!("-c statement_timeout={STATEMENT_TIMEOUT}"),
+            };
+            config.options(&options);
+        }
+        config.keepalives(true);
+        config.tcp_user_timeout(TCP_USER_TIMEOUT);
+        let client = connect_within(&config, &shown)?;
         Ok(Self {
             client: Mutex::new(client),
+            config,
             location,
             shown,
         })
+    }
+
+    /// A new connection in place of one the server dropped (a restart, an
+    /// administrator's `pg_terminate_backend`).
+    fn reconnect(&self, client: &mut Client) -> Result<(), StoreError> {
+        *client = connect_within(&self.config, &self.shown)?;
+        Ok(())
     }
 
     fn client(&self) -> MutexGuard<'_, Client> {
         // A panic while holding the client dropped its transaction, which
         // rolled back; the connection itself is still good.
         self.client.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// True when `e` says the server ended this connection: it is closed, or
+/// the server's last words were that it was terminating it (an
+/// administrator's `pg_terminate_backend`, a shutdown, a crash restart).
+fn dropped(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    e.is_closed()
+        || e.code().is_some_and(|c| {
+            [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+            ]
+            .contains(c)
+        })
+}
+
+/// Connects, bounded as a whole by the config's connect timeout: the
+/// driver bounds only the TCP connect, and a peer that accepts and then
+/// never answers the startup would hold the command forever. A connect that
+/// is given up on is left to its thread, which ends with the process.
+fn connect_within(config: &Config, shown: &str) -> Result<Client, StoreError> {
+    let limit = config.get_connect_timeout().copied().unwrap_or(CONNECT_TIMEOUT);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let cfg = config.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(cfg.connect(NoTls));
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(source)) => Err(StoreError::PostgresConnect {
+            location: shown.to_owned(),
+            detail: pg_detail(&source),
+            source,
+        }),
+        Err(_) => Err(StoreError::PostgresTimeout {
+            location: shown.to_owned(),
+            waited: limit,
+        }),
     }
 }
 
@@ -96,30 +165,62 @@ impl Backend for PgBackend {
     fn write<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut client = self.client();
         let err = |e| StoreError::postgres(&self.shown, e);
-        let mut tx = client.transaction().map_err(err)?;
-        let out = f(&mut PgSql {
-            tx: &mut tx,
-            location: &self.shown,
-        })?;
-        tx.commit().map_err(err)?;
-        Ok(out)
+        let mut f = Some(f);
+        for attempt in 0..2 {
+            let closed = match client.transaction() {
+                Ok(mut tx) => {
+                    let f = f
+                        .take()
+                        .ok_or_else(|| StoreError::corrupt("transaction", "write", "ran twice"))?;
+                    let out = f(&mut PgSql {
+                        tx: &mut tx,
+                        location: &self.shown,
+                    })?;
+                    tx.commit().map_err(err)?;
+                    return Ok(out);
+                }
+                // The server dropped the connection since the last
+                // transaction: connect again; nothing of this one ran.
+                Err(e) if attempt == 0 && dropped(&e) => true,
+                Err(e) => return Err(err(e)),
+            };
+            if closed {
+                self.reconnect(&mut client)?;
+            }
+        }
+        Err(StoreError::corrupt("transaction", "write", "no connection"))
     }
 
     fn read<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut client = self.client();
         let err = |e| StoreError::postgres(&self.shown, e);
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(err)?;
-        let out = f(&mut PgSql {
-            tx: &mut tx,
-            location: &self.shown,
-        })?;
-        tx.commit().map_err(err)?;
-        Ok(out)
+        let mut f = Some(f);
+        for attempt in 0..2 {
+            let closed = match client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+            {
+                Ok(mut tx) => {
+                    let f = f
+                        .take()
+                        .ok_or_else(|| StoreError::corrupt("transaction", "read", "ran twice"))?;
+                    let out = f(&mut PgSql {
+                        tx: &mut tx,
+                        location: &self.shown,
+                    })?;
+                    tx.commit().map_err(err)?;
+                    return Ok(out);
+                }
+                Err(e) if attempt == 0 && dropped(&e) => true,
+                Err(e) => return Err(err(e)),
+            };
+            if closed {
+                self.reconnect(&mut client)?;
+            }
+        }
+        Err(StoreError::corrupt("transaction", "read", "no connection"))
     }
 
     fn execute_raw(&self, sql: &str) -> Result<(), StoreError> {
