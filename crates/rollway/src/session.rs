@@ -106,7 +106,12 @@ impl Session {
     pub fn env_values(&self, config: &Config, store: &dyn Store, env: &str) -> anyhow::Result<Vec<(String, String)>> {
         let env_ref = self.env_ref(config, env)?;
         let mut values: Vec<(String, String)> = Vec::new();
-        if let Ok(vault) = self.vault(config, store) {
+        let vault = match self.vault(config, store) {
+            Ok(v) => Some(v),
+            Err(e) if self.has_stored_values(config, store, env)? => return Err(e),
+            Err(_) => None,
+        };
+        if let Some(vault) = vault {
             let mut secrets = Vec::new();
             for (k, v) in vault.values(&env_ref.name)? {
                 if vault.is_secret(&env_ref.name, &k)? {
@@ -162,6 +167,20 @@ impl Session {
                 ))
             }
         }
+    }
+
+    /// Whether `env` holds values only an identity can read: records in the
+    /// store or a secrets file. Without either, a command may go on with the
+    /// plain `vars` of rollway.toml; with one, a missing identity is an error.
+    pub fn has_stored_values(&self, config: &Config, store: &dyn Store, env: &str) -> anyhow::Result<bool> {
+        let file = self.config_dir().join(&config.secrets.dir).join(format!("{env}.age"));
+        if file.exists() {
+            return Ok(true);
+        }
+        let records = store
+            .variables(env)
+            .with_context(|| format!("cannot read the variables of {env} from the store"))?;
+        Ok(!records.is_empty())
     }
 
     /// The vault of this project, opened with the local identity.

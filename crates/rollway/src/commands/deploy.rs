@@ -243,7 +243,7 @@ pub fn prepare_with(
         }
         Err(e) => {
             let required = config.variables.values().any(|v| v.required_for.contains(&ecfg.kind));
-            if required {
+            if required || s.has_stored_values(config, store, env)? {
                 return Err(e);
             }
             let entries: Vec<(String, String)> = ecfg.vars.clone().into_iter().collect();
