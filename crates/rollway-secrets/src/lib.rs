@@ -7,6 +7,7 @@ pub mod age_file;
 pub mod dotenv;
 pub mod error;
 pub mod generate;
+pub mod lock;
 pub mod validate;
 pub mod vault;
 

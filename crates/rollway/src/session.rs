@@ -217,7 +217,14 @@ impl Session {
             VaultError::NoIdentity { .. } => coded(Code::Invalid, e),
             other => anyhow::Error::new(other),
         })?;
-        Ok(vault)
+        // Tests shorten the wait for another writer with ROLLWAY_SECRETS_LOCK_WAIT.
+        let wait = std::env::var("ROLLWAY_SECRETS_LOCK_WAIT")
+            .ok()
+            .and_then(|v| rollway_model::time::parse_duration(&v).ok());
+        Ok(match wait {
+            Some(w) => vault.with_lock_wait(w),
+            None => vault,
+        })
     }
 }
 

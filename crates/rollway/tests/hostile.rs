@@ -129,3 +129,111 @@ fn an_environment_without_stored_values_deploys_without_an_identity() {
     assert_eq!(files.len(), 1, "{r:#?}");
     assert!(files[0].1 > 0, "the plain vars are in the env file: {files:?}");
 }
+
+// 2. Concurrent writers of one secrets file lose nothing.
+
+/// The keys of `secrets list ENV --json`.
+fn listed_keys(p: &Project, env: &str) -> Vec<String> {
+    let r = p.run(&["secrets", "list", env, "--json"]).ok();
+    let mut keys: Vec<String> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["key"].as_str().unwrap().to_owned())
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn concurrent_secrets_set_keeps_every_value() {
+    let p = app_project("");
+    let children: Vec<_> = (1..=5)
+        .map(|i| {
+            let key = format!("K{i}");
+            let value = format!("val_{i}");
+            std::thread::spawn({
+                let dir = p.path().to_owned();
+                move || {
+                    use std::io::Write as _;
+                    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_rollway"))
+                        .args(["secrets", "set", "staging", &key, "--plain"])
+                        .current_dir(&dir)
+                        .env("XDG_CONFIG_HOME", dir.join("xdg"))
+                        .env("ROLLWAY_OPERATOR", "tester@example.com")
+                        .env_remove("ROLLWAY_IDENTITY")
+                        .env_remove("ROLLWAY_STORE")
+                        .stdin(std::process::Stdio::piped())
+                        .stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::piped())
+                        .spawn()
+                        .unwrap();
+                    c.stdin.take().unwrap().write_all(value.as_bytes()).unwrap();
+                    c.wait_with_output().unwrap()
+                }
+            })
+        })
+        .collect();
+    for c in children {
+        let out = c.join().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(listed_keys(&p, "staging"), ["K1", "K2", "K3", "K4", "K5"]);
+    for i in 1..=5 {
+        let r = p.run(&["secrets", "get", "staging", &format!("K{i}")]).ok();
+        assert_eq!(r.stdout.trim(), format!("val_{i}"));
+    }
+    p.run(&["secrets", "check", "staging"]).ok();
+}
+
+#[test]
+fn a_held_secrets_lock_exits_3_naming_the_holder() {
+    let p = app_project("");
+    fs::create_dir_all(p.path().join("secrets")).unwrap();
+    let lock = p.path().join("secrets/staging.age.lock");
+    fs::write(&lock, "ops@example.com, pid 4242\n").unwrap();
+    // flock(1) holds the lock the way another rollway would.
+    let mut holder = std::process::Command::new("flock")
+        .arg("-o")
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let check = |args: &[&str]| {
+        let r = p.run_full(args, "v", &[("ROLLWAY_SECRETS_LOCK_WAIT", "500ms")]);
+        assert_fails(&r, 3, "ops@example.com, pid 4242");
+    };
+    check(&["secrets", "set", "staging", "K", "--plain"]);
+    check(&["secrets", "rm", "staging", "K"]);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    p.run_with_stdin(&["secrets", "set", "staging", "K", "--plain"], "v")
+        .ok();
+}
+
+#[test]
+fn secrets_check_notices_when_the_store_and_the_file_disagree() {
+    let p = app_project("");
+    p.run_with_stdin(&["secrets", "set", "staging", "ONE", "--plain"], "1")
+        .ok();
+    p.run_with_stdin(&["secrets", "set", "staging", "TWO", "--plain"], "2")
+        .ok();
+    let check = |sql: &str, expected: &str| {
+        p.sql(sql);
+        let r = p.run(&["secrets", "check", "staging"]);
+        assert_fails(&r, 2, expected);
+    };
+    check(
+        "DELETE FROM variables WHERE key = 'ONE'",
+        "ONE has a value in ./secrets/staging.age but no record in the store",
+    );
+    check(
+        "INSERT INTO variables (id, environment, key, type, scheme, secret, platform_synced, synced_at, \
+         created_at, updated_at, rotated_at, allow_weak) SELECT '01900000-0000-7000-8000-000000000001', environment, 'GHOST', type, scheme, \
+         secret, platform_synced, synced_at, created_at, updated_at, rotated_at, allow_weak FROM variables \
+         WHERE key = 'TWO'",
+        "GHOST is recorded in the store but has no value in ./secrets/staging.age",
+    );
+}

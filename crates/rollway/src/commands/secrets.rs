@@ -253,7 +253,8 @@ pub fn run(s: &Session, cmd: SecretsCmd) -> anyhow::Result<()> {
         }
         SecretsCmd::Check { env } => {
             let env = prepare(s, &config, &*store, &vault, &env)?;
-            let problems = vault.check(&env)?;
+            let mut problems = vault.check(&env)?;
+            problems.extend(vault.disagreements(&env)?);
             if problems.is_empty() {
                 s.printer
                     .json(&serde_json::json!({ "environment": env.name, "ok": true, "problems": [] }));
