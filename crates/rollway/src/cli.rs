@@ -42,6 +42,10 @@ pub struct Global {
         hide_env_values = true
     )]
     pub store: Option<String>,
+    /// Create a new SQLite store at `--store PATH` when none exists there
+    /// (the default store in the state directory is always created).
+    #[arg(long, global = true)]
+    pub create_store: bool,
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use rollway_config::{Config, ConfigError, VariableFormat};
 use rollway_secrets::{EnvRef, Recipient, VariableDecl, Vault, VaultConfig, VaultError};
-use rollway_store::{Store, StoreLocation, SystemClock};
+use rollway_store::{PreOpenError, Store, StoreLocation, SystemClock};
 
 use crate::cli::Global;
 use crate::exit::{Code, coded};
@@ -56,8 +56,21 @@ impl Session {
     }
 
     /// Opens the store (migrating it), creating the state directory for SQLite.
+    /// A new SQLite store is created only at the default path (in the state
+    /// directory) or with `--create-store`; an empty or damaged file is an
+    /// error, and so is a URL Rollway would misread (see `StoreLocation::parse`).
     pub fn store(&self) -> anyhow::Result<Box<dyn Store>> {
-        let loc = StoreLocation::resolve(self.global.store.as_deref(), &self.state_dir());
+        let arg = self.global.store.as_deref().filter(|s| !s.trim().is_empty());
+        let loc = StoreLocation::parse(arg, &self.state_dir()).map_err(|e| coded(Code::Invalid, e))?;
+        let default = arg.is_none();
+        let may_create = default || self.global.create_store;
+        rollway_store::check_before_open(&loc, may_create, default).map_err(|e| {
+            let code = match e {
+                PreOpenError::Missing { .. } | PreOpenError::NoDirectory { .. } => Code::Invalid,
+                _ => Code::Failed,
+            };
+            coded(code, e)
+        })?;
         rollway_store::open(&loc, Arc::new(SystemClock)).with_context(|| format!("cannot open the store at {loc}"))
     }
 

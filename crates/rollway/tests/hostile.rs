@@ -237,3 +237,63 @@ fn secrets_check_notices_when_the_store_and_the_file_disagree() {
         "GHOST is recorded in the store but has no value in ./secrets/staging.age",
     );
 }
+
+// 3. The store never hides its own loss.
+
+#[test]
+fn the_store_is_never_silently_recreated_or_misread() {
+    let check = |setup: &dyn Fn(&Project), args: &[&str], code: i32, expected: &str| {
+        let p = app_project("");
+        setup(&p);
+        let mut all = vec!["env", "list"];
+        all.extend_from_slice(args);
+        let r = p.run(&all);
+        assert_fails(&r, code, expected);
+        assert!(!p.path().join("nonexistent").exists(), "no directory made: {r:#?}");
+        p
+    };
+    let nothing = |_: &Project| {};
+    let empty_db = |p: &Project| {
+        p.run(&["env", "list"]).ok();
+        fs::write(p.sqlite_path(), "").unwrap();
+    };
+    let garbage_db = |p: &Project| {
+        p.run(&["env", "list"]).ok();
+        fs::write(p.sqlite_path(), "this is not a database\n").unwrap();
+    };
+    check(&empty_db, &[], 1, "rollway.db is empty: its data is lost");
+    check(&garbage_db, &[], 1, "rollway.db is not a SQLite database");
+    check(
+        &nothing,
+        &["--store", "mysql://u@db/app"],
+        2,
+        "unknown store scheme 'mysql'",
+    );
+    check(
+        &nothing,
+        &["--store", "http://example.com/x.db"],
+        2,
+        "unknown store scheme 'http'",
+    );
+    check(
+        &nothing,
+        &["--store", "postgres://postgres:pw@127.0.0.1:5432/"],
+        2,
+        "postgres://postgres:****@127.0.0.1:5432/ names no database",
+    );
+    check(
+        &nothing,
+        &["--store", "nonexistent/dir/x.db"],
+        2,
+        "no store at nonexistent/dir/x.db",
+    );
+    check(
+        &nothing,
+        &["--store", "nonexistent/dir/x.db", "--create-store"],
+        2,
+        "no directory nonexistent/dir",
+    );
+    let p = check(&nothing, &["--store", "other.db"], 2, "pass --create-store");
+    p.run(&["env", "list", "--store", "other.db", "--create-store"]).ok();
+    p.run(&["env", "list", "--store", "other.db"]).ok();
+}
