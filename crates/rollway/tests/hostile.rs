@@ -297,3 +297,25 @@ fn the_store_is_never_silently_recreated_or_misread() {
     p.run(&["env", "list", "--store", "other.db", "--create-store"]).ok();
     p.run(&["env", "list", "--store", "other.db"]).ok();
 }
+
+// 4. Only secrets are scanned for in a build's output.
+
+#[test]
+fn a_plain_variable_never_blocks_a_build() {
+    let check = |key: &str, plain: bool, value: &str, expected: Result<(), &str>| {
+        let p = app_project("");
+        let mut args = vec!["secrets", "set", "staging", key];
+        if plain {
+            args.push("--plain");
+        }
+        p.run_with_stdin(&args, value).ok();
+        p.write("app/settings.txt", &format!("mode={value}\n"));
+        let r = p.run(&["build", "--env", "staging"]);
+        match expected {
+            Ok(()) => assert_eq!(r.code, 0, "{key}: {r:#?}"),
+            Err(fragment) => assert_fails(&r, 2, fragment),
+        }
+    };
+    check("NODE_ENV", true, "production", Ok(()));
+    check("API_KEY", false, "k-Hq3vR8zLm2Xw9Tk4Pb7Yc", Err("secret API_KEY"));
+}

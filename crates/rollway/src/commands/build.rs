@@ -106,15 +106,20 @@ fn build_inner(
             ),
         ));
     }
-    let secrets = Secrets::new(
-        values
-            .iter()
-            .filter(|(k, _)| {
-                config.variables.get(k).is_none_or(|v| v.secret)
-                    && !config.environments.values().any(|e| e.vars.contains_key(k))
-            })
-            .cloned(),
-    );
+    // Only secrets are scanned for: declared secret, else recorded secret
+    // (a `--plain` value is not), never a plain `vars` entry.
+    let mut secret_values = Vec::new();
+    for (k, v) in &values {
+        let secret = match (config.variables.get(k), env) {
+            (Some(decl), _) => decl.secret,
+            (None, Some(env)) => store.variable(env, k)?.is_none_or(|rec| rec.secret),
+            (None, None) => true,
+        };
+        if secret && !config.environments.values().any(|e| e.vars.contains_key(k)) {
+            secret_values.push((k.clone(), v.clone()));
+        }
+    }
+    let secrets = Secrets::new(secret_values);
     let aliases =
         AliasSpec::discover(&dir, build.aliases.as_deref()).map_err(|e| coded(Code::Invalid, anyhow::Error::new(e)))?;
     let mut opts = PackOptions::new(state.join("artifacts"));
