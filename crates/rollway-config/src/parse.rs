@@ -12,6 +12,9 @@ use rollway_model::time::format_duration;
 use toml_edit::{Item, TableLike, Value};
 
 use crate::hosts::parse_host;
+
+/// The longest an ssh connection may wait to connect or stay silent.
+const MAX_SSH_WAIT: Duration = Duration::from_secs(3600);
 use crate::reader::{At, Ctx, Table, choice_hint, describe, describe_value, value_at};
 use crate::types::{
     BuildConfig, Config, DeployConfig, EnvironmentConfig, HealthConfig, HealthOverrides, HostConfig, HostTarget,
@@ -66,8 +69,20 @@ pub(crate) fn read_config(cx: &Ctx<'_>, root: &dyn TableLike, marks: &mut Marks)
     let build = t.section("build", read_build);
     let service = t.section("service", read_service);
     let ssh = t
-        .section("ssh", |s| SshConfig {
-            config: s.nonempty_str("config"),
+        .section("ssh", |s| {
+            let d = SshConfig::default();
+            SshConfig {
+                config: s.nonempty_str("config"),
+                connect_timeout: s
+                    .bounded_duration("connect_timeout", MAX_SSH_WAIT)
+                    .unwrap_or(d.connect_timeout),
+                alive_interval: s
+                    .bounded_duration("alive_interval", MAX_SSH_WAIT)
+                    .unwrap_or(d.alive_interval),
+                alive_count_max: s
+                    .u32_at("alive_count_max", 1, "give at least one probe: alive_count_max = 3")
+                    .map_or(d.alive_count_max, |a| a.v),
+            }
         })
         .unwrap_or_default();
     let secrets = t.section("secrets", read_secrets).unwrap_or_default();

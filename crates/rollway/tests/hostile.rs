@@ -319,3 +319,52 @@ fn a_plain_variable_never_blocks_a_build() {
     check("NODE_ENV", true, "production", Ok(()));
     check("API_KEY", false, "k-Hq3vR8zLm2Xw9Tk4Pb7Yc", Err("secret API_KEY"));
 }
+
+// 5. A host that accepts TCP and never answers fails the deployment in bounded time.
+
+/// A loopback listener that accepts connections and never says a word.
+fn silent_host() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    port
+}
+
+#[test]
+fn a_silent_ssh_host_fails_the_deploy_in_bounded_time() {
+    let port = silent_host();
+    let p = app_project(&format!(
+        r#"
+[environments.remote]
+kind = "staging"
+hosts = ["root@127.0.0.1:{port}"]
+root = "/srv/hostile"
+
+[ssh]
+connect_timeout = "2s"
+alive_interval = "1s"
+alive_count_max = 2
+"#
+    ));
+    let start = std::time::Instant::now();
+    let r = p.run(&["deploy", "remote"]);
+    eprintln!("deploy to a silent host ended after {:?}", start.elapsed());
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(r.stderr.contains("127.0.0.1"), "the message names the host: {r:#?}");
+    let history = p.run(&["history", "remote", "--json"]).ok().json();
+    let statuses: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["deployment"]["lifecycle"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["failed"], "{history:#}");
+    let status = p.run(&["status", "remote", "--json"]).ok().json();
+    assert_eq!(status[0]["lock"], serde_json::Value::Null, "no lease held: {status:#}");
+    assert_eq!(status[0]["in_progress"], serde_json::json!([]), "{status:#}");
+}

@@ -115,7 +115,19 @@ impl SshConnector {
         }
         let control = self.control_dir()?;
         let mut args: Vec<OsString> = Vec::new();
-        for o in ["BatchMode=yes", "ControlMaster=auto", "ControlPersist=60"] {
+        let t = self.options.ssh;
+        // ssh takes whole seconds; anything shorter still gets one.
+        let secs = |d: Duration| d.as_secs().max(1);
+        let bounds = [
+            format!("ConnectTimeout={}", secs(t.connect_timeout)),
+            format!("ServerAliveInterval={}", secs(t.alive_interval)),
+            format!("ServerAliveCountMax={}", t.alive_count_max.max(1)),
+        ];
+        for o in ["BatchMode=yes", "ControlMaster=auto", "ControlPersist=60"]
+            .into_iter()
+            .map(String::from)
+            .chain(bounds)
+        {
             args.push("-o".into());
             args.push(o.into());
         }
@@ -429,6 +441,12 @@ mod tests {
                 "ControlMaster=auto",
                 "-o",
                 "ControlPersist=60",
+                "-o",
+                "ConnectTimeout=10",
+                "-o",
+                "ServerAliveInterval=5",
+                "-o",
+                "ServerAliveCountMax=3",
                 "-o",
                 control.as_str(),
                 "-T",

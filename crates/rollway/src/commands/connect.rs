@@ -6,7 +6,7 @@ use rollway_config::Config;
 use rollway_engine::deploy::{HostPlan, ReleaseSource};
 use rollway_engine::host::HostSession as _;
 use rollway_engine::supervisor::ServiceSpec;
-use rollway_engine::target::{SessionOptions, Targets};
+use rollway_engine::target::{SessionOptions, SshTiming, Targets};
 use rollway_store::Store;
 
 use crate::output::{Tone, cell};
@@ -32,6 +32,11 @@ pub fn connector(s: &Session, config: &Config, store: &dyn Store, env: &str) -> 
             .map(|svc| svc.shared.clone())
             .unwrap_or_default(),
         manifest_cache: Some(state.join("cache").join("manifests")),
+        ssh: SshTiming {
+            connect_timeout: config.ssh.connect_timeout,
+            alive_interval: config.ssh.alive_interval,
+            alive_count_max: config.ssh.alive_count_max,
+        },
     };
     Ok(Targets::new(&state, options))
 }
