@@ -368,3 +368,65 @@ alive_count_max = 2
     assert_eq!(status[0]["lock"], serde_json::Value::Null, "no lease held: {status:#}");
     assert_eq!(status[0]["in_progress"], serde_json::json!([]), "{status:#}");
 }
+
+// 6. SIGTERM and SIGHUP are handled like Ctrl-C.
+
+/// The status of `env`'s deployment in progress, if any.
+fn in_progress(p: &Project, env: &str) -> Option<String> {
+    let status = p.run(&["status", env, "--json"]).ok().json();
+    status[0]["in_progress"]
+        .as_array()?
+        .first()
+        .and_then(|d| d["lifecycle"]["status"].as_str().or(d["status"].as_str()))
+        .map(str::to_owned)
+}
+
+#[test]
+fn a_signal_during_the_window_ends_the_deployment_with_exit_130() {
+    let check = |signal: &str| {
+        let p = app_project("");
+        let toml = fs::read_to_string(p.path().join("rollway.toml"))
+            .unwrap()
+            .replace("stability_window = \"200ms\"", "stability_window = \"4s\"");
+        p.write("rollway.toml", &toml);
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_rollway"))
+            .args(["deploy", "staging"])
+            .current_dir(p.path())
+            .env("NO_COLOR", "1")
+            .env("ROLLWAY_OPERATOR", "tester@example.com")
+            .env("XDG_CONFIG_HOME", p.path().join("xdg"))
+            .env_remove("ROLLWAY_IDENTITY")
+            .env_remove("ROLLWAY_STORE")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while in_progress(&p, "staging").as_deref() != Some("verifying") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{signal}: the window never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{signal}: {stderr}");
+        assert!(stderr.contains("interrupted"), "{signal}: {stderr}");
+        assert_eq!(in_progress(&p, "staging"), None, "{signal}: nothing left in progress");
+        let status = p.run(&["status", "staging", "--json"]).ok().json();
+        assert_eq!(
+            status[0]["lock"],
+            serde_json::Value::Null,
+            "{signal}: no lease held: {status:#}"
+        );
+    };
+    check("INT");
+    check("TERM");
+    check("HUP");
+}
