@@ -15,6 +15,14 @@ use crate::hosts::parse_host;
 
 /// The longest an ssh connection may wait to connect or stay silent.
 const MAX_SSH_WAIT: Duration = Duration::from_secs(3600);
+/// The longest one health probe may take, or wait for the next.
+const MAX_PROBE_WAIT: Duration = Duration::from_secs(3600);
+/// The longest stability or canary window.
+const MAX_WINDOW: Duration = Duration::from_secs(7 * 86_400);
+/// The longest an artifact is kept (10 years).
+const MAX_EXPIRE_AFTER: Duration = Duration::from_secs(3650 * 86_400);
+/// The longest a pipeline job may run.
+const MAX_JOB_TIMEOUT: Duration = Duration::from_secs(7 * 86_400);
 use crate::reader::{At, Ctx, Table, choice_hint, describe, describe_value, value_at};
 use crate::types::{
     BuildConfig, Config, DeployConfig, EnvironmentConfig, HealthConfig, HealthOverrides, HostConfig, HostTarget,
@@ -178,15 +186,18 @@ fn read_health(t: &mut Table<'_>) -> (HealthOverrides, Option<usize>) {
             "use an HTTP status from 100 to 599, e.g. 200",
         )
         .and_then(|a| u16::try_from(a.v).ok());
-    let timeout = t.positive_duration("timeout");
-    let interval = t.positive_duration("interval");
+    let timeout = t.bounded_duration("timeout", MAX_PROBE_WAIT);
+    let interval = t.bounded_duration("interval", MAX_PROBE_WAIT);
     let retries = t.u32_at("retries", 1, "make at least one attempt: retries = 1 or more");
     let window_failures = t.u32_at(
         "window_failures",
         1,
         "fail the window after at least one failed probe: window_failures = 1 or more",
     );
-    let window = t.duration_at("stability_window");
+    let window = t.duration_at("stability_window").and_then(|w| {
+        let at = w.at;
+        t.at_most("stability_window", w, MAX_WINDOW).map(|v| At { v, at })
+    });
     let window_at = window.as_ref().map(|w| w.at);
     (
         HealthOverrides {
@@ -222,7 +233,9 @@ fn read_build(t: &mut Table<'_>) -> BuildConfig {
         }
         list.into_iter().map(|a| a.v).collect()
     });
-    let expire_after = t.positive_duration("expire_after").unwrap_or_else(default_expire_after);
+    let expire_after = t
+        .bounded_duration("expire_after", MAX_EXPIRE_AFTER)
+        .unwrap_or_else(default_expire_after);
     BuildConfig {
         command,
         output: output.unwrap_or_default(),
@@ -424,7 +437,10 @@ fn read_environment(name: At<&str>, t: &mut Table<'_>, env: &EnvContext<'_>, mar
         "keep at least the current release: keep_releases = 1 or more",
     );
     let canary = t.u32_at("canary", 0, "use 0 for no canary wave, or the number of canary hosts");
-    let canary_window = t.duration_at("canary_window").map_or(Duration::ZERO, |a| a.v);
+    let canary_window = t
+        .duration_at("canary_window")
+        .and_then(|w| t.at_most("canary_window", w, MAX_WINDOW))
+        .unwrap_or(Duration::ZERO);
     let parallel = t
         .u32_at(
             "parallel",
@@ -684,7 +700,7 @@ fn read_job(name: At<&str>, t: &mut Table<'_>, marks: &mut Marks) -> JobConfig {
     );
     let needs = t.unique_list("needs").unwrap_or_default();
     marks.needs.insert(name.v.to_owned(), needs.clone());
-    let timeout = t.positive_duration("timeout");
+    let timeout = t.bounded_duration("timeout", MAX_JOB_TIMEOUT);
     let mut env = BTreeMap::new();
     for (k, v) in t.scalar_map("env") {
         check_ident(cx, &k, "env name");

@@ -318,20 +318,6 @@ impl<'a> Table<'a> {
         }
     }
 
-    /// A duration that must be longer than zero.
-    pub fn positive_duration(&mut self, key: &'static str) -> Option<Duration> {
-        let d = self.duration_at(key)?;
-        if d.v.is_zero() {
-            self.cx.report(
-                d.at,
-                format!("{} is zero", self.name(key)),
-                "give it a length greater than zero, e.g. \"5s\"",
-            );
-            return None;
-        }
-        Some(d.v)
-    }
-
     /// A duration longer than zero and at most `max` (named in the error).
     pub fn bounded_duration(&mut self, key: &'static str, max: Duration) -> Option<Duration> {
         let d = self.duration_at(key)?;
@@ -356,7 +342,7 @@ impl<'a> Table<'a> {
                     self.name(key),
                     format_duration(max)
                 ),
-                &format!("use at most \"{}\"", format_duration(max)),
+                format!("use at most \"{}\"", format_duration(max)),
             );
             return None;
         }

@@ -430,3 +430,44 @@ fn a_signal_during_the_window_ends_the_deployment_with_exit_130() {
     check("TERM");
     check("HUP");
 }
+
+// 7. Durations have sane maximums, stated in a located diagnostic.
+
+#[test]
+fn absurd_durations_are_config_errors_at_their_position() {
+    let check = |toml: &str, expected: &str| {
+        let p = Project::new(Backend::Sqlite);
+        p.write(
+            "rollway.toml",
+            &format!(
+                "project = \"d\"\n{toml}\n[environments.s]\nkind = \"staging\"\nhosts = [\"local\"]\nroot = \"srv\"\n"
+            ),
+        );
+        let r = p.run(&["config", "check"]);
+        assert_fails(&r, 2, expected);
+    };
+    check(
+        "[health]\ntimeout = \"99999999999999999999d\"",
+        "rollway.toml:3:11: health.timeout is longer than the maximum of 1h",
+    );
+    check(
+        "[health]\ninterval = \"2h\"",
+        "rollway.toml:3:12: health.interval is longer than the maximum of 1h",
+    );
+    check(
+        "[health]\nstability_window = \"8d\"",
+        "rollway.toml:3:20: health.stability_window is longer than the maximum of 7d",
+    );
+    check(
+        "[build]\noutput = \"dist\"\nexpire_after = \"3651d\"",
+        "rollway.toml:4:16: build.expire_after is longer than the maximum of 3650d",
+    );
+    check(
+        "[ssh]\nconnect_timeout = \"2h\"",
+        "rollway.toml:3:19: ssh.connect_timeout is longer than the maximum of 1h",
+    );
+    check(
+        "[jobs.t]\nrun = \"true\"\ntimeout = \"8d\"",
+        "rollway.toml:4:11: jobs.t.timeout is longer than the maximum of 7d",
+    );
+}
