@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::Duration;
 
+use rollway_model::names::{name_too_long, shown};
 use rollway_model::rules::validate_domain;
 use rollway_model::status::{ArtifactKind, EnvironmentKind, JobType, Platform, SupervisorKind, VariableType};
 use rollway_model::time::format_duration;
@@ -62,9 +63,14 @@ pub(crate) fn read_config(cx: &Ctx<'_>, root: &dyn TableLike, marks: &mut Marks)
     let mut t = Table::root(cx, root);
     let project = match t.str_at("project") {
         Some(p) => {
-            if !valid_name(&p.v) {
-                cx.report(p.at, format!("project name '{}' is not allowed", p.v), NAME_HINT);
-            }
+            check_name(
+                cx,
+                &At {
+                    v: p.v.as_str(),
+                    at: p.at,
+                },
+                "project",
+            );
             p.v
         }
         None => {
@@ -151,16 +157,32 @@ pub(crate) fn valid_ident(s: &str) -> bool {
 }
 
 fn check_name(cx: &Ctx<'_>, name: &At<&str>, what: &str) {
-    if !valid_name(name.v) {
-        cx.report(name.at, format!("{what} name '{}' is not allowed", name.v), NAME_HINT);
+    if let Some(why) = name_too_long(name.v) {
+        cx.report(
+            name.at,
+            format!("{what} name '{}' {why}", shown(name.v)),
+            "use a shorter name",
+        );
+    } else if !valid_name(name.v) {
+        cx.report(
+            name.at,
+            format!("{what} name '{}' is not allowed", shown(name.v)),
+            NAME_HINT,
+        );
     }
 }
 
 fn check_ident(cx: &Ctx<'_>, name: &At<String>, what: &str) {
-    if !valid_ident(&name.v) {
+    if let Some(why) = name_too_long(&name.v) {
         cx.report(
             name.at,
-            format!("{what} '{}' is not a valid environment variable name", name.v),
+            format!("{what} '{}' {why}", shown(&name.v)),
+            "use a shorter name",
+        );
+    } else if !valid_ident(&name.v) {
+        cx.report(
+            name.at,
+            format!("{what} '{}' is not a valid environment variable name", shown(&name.v)),
             IDENT_HINT,
         );
     }

@@ -29,8 +29,8 @@ pub enum VaultError {
         environment: String,
         problems: Vec<Problem>,
     },
-    #[error("'{key}' is not a valid variable name: use letters, digits and _, not starting with a digit")]
-    BadKey { key: String },
+    #[error("'{}' {why}", rollway_model::names::shown(key))]
+    BadKey { key: String, why: String },
     #[error("{key} is declared secret in rollway.toml; --plain cannot make it plain (set `secret = false` there)")]
     PlainButDeclaredSecret { key: String },
     #[error(transparent)]
@@ -247,8 +247,17 @@ impl<'s> Vault<'s> {
         opts: &SetOptions,
     ) -> Result<Vec<Variable>, VaultError> {
         for (key, _) in entries {
+            if let Some(why) = rollway_model::names::name_too_long(key) {
+                return Err(VaultError::BadKey {
+                    key: key.clone(),
+                    why: format!("{why}: use a shorter variable name"),
+                });
+            }
             if !is_valid_key(key) {
-                return Err(VaultError::BadKey { key: key.clone() });
+                return Err(VaultError::BadKey {
+                    key: key.clone(),
+                    why: "is not a valid variable name: use letters, digits and _, not starting with a digit".into(),
+                });
             }
             if opts.plain && self.decl(key).is_some_and(|d| d.secret) {
                 return Err(VaultError::PlainButDeclaredSecret { key: key.clone() });

@@ -169,7 +169,8 @@ impl Session {
                 Err(coded(
                     Code::Invalid,
                     anyhow::anyhow!(
-                        "no environment '{name}' in {}: known environments are {}",
+                        "no environment '{}' in {}: known environments are {}",
+                        rollway_model::names::shown(name),
                         self.config_path().display(),
                         if known.is_empty() {
                             "none".to_owned()

@@ -471,3 +471,59 @@ fn absurd_durations_are_config_errors_at_their_position() {
         "rollway.toml:4:11: jobs.t.timeout is longer than the maximum of 7d",
     );
 }
+
+// 8. Output never panics on width; names have length limits.
+
+#[test]
+fn a_huge_cell_is_cut_not_a_panic() {
+    let p = app_project("\n[jobs.t]\nrun = \"true\"\n");
+    let operator = "o".repeat(70_000);
+    p.run(&["pipeline", "run", "--operator", &operator]).ok();
+    let r = p.run(&["pipeline", "list"]).ok();
+    let longest = r.stdout.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    assert!(r.stdout.contains('…'), "{r:#?}");
+    assert!(longest < 1000, "lines are cut: {longest}");
+}
+
+#[test]
+fn overlong_names_are_refused_with_their_limit() {
+    let long = "n".repeat(200);
+    let shown = format!("{}…", "n".repeat(40));
+    let check = |toml_extra: &str, args: &[&str], stdin: &str, expected: &str| {
+        let p = app_project(toml_extra);
+        let r = p.run_with_stdin(args, stdin);
+        assert_fails(&r, 2, expected);
+        assert!(!r.stderr.contains(&long), "the name is not echoed whole: {r:#?}");
+    };
+    let limit = "200 characters long; names are at most 128";
+    check(
+        &format!("\n[environments.{long}]\nkind = \"staging\"\nhosts = [\"local\"]\nroot = \"x\"\n"),
+        &["config", "check"],
+        "",
+        &format!("environment name '{shown}' is {limit}"),
+    );
+    check(
+        &format!("\n[jobs.{long}]\nrun = \"true\"\n"),
+        &["config", "check"],
+        "",
+        &format!("job name '{shown}' is {limit}"),
+    );
+    check(
+        &format!("\n[variables.{long}]\ntype = \"string\"\n"),
+        &["config", "check"],
+        "",
+        &format!("variable name '{shown}' is {limit}"),
+    );
+    check(
+        "",
+        &["secrets", "set", "staging", &long],
+        "v",
+        &format!("'{shown}' is {limit}"),
+    );
+    check(
+        "",
+        &["secrets", "get", &long, "K"],
+        "",
+        &format!("no environment '{shown}'"),
+    );
+}
