@@ -19,7 +19,7 @@ pub use dotenv::{
     DotenvError, ParseError, is_valid_key, parse as parse_dotenv, render as render_dotenv, render_env_file,
 };
 pub use error::Error;
-pub use generate::{PRESETS, preset, random_alphanumeric, random_bytes, random_secret};
+pub use generate::{MAX_SECRET_BYTES, PRESETS, preset, random_alphanumeric, random_bytes, random_secret};
 pub use rollway_model::rules::format::{Format, validate_format_spec};
 /// The strength bar lives in the model with the other shape rules; the
 /// module is re-exported so `rollway_secrets::strength::…` keeps working.

@@ -527,3 +527,32 @@ fn overlong_names_are_refused_with_their_limit() {
         &format!("no environment '{shown}'"),
     );
 }
+
+// 9. Generated values are bounded.
+
+#[test]
+fn generate_bytes_are_bounded() {
+    let p = app_project("");
+    let check = |args: &[&str], expected: Result<(), &str>| {
+        let r = p.run(args);
+        match expected {
+            Ok(()) => assert_eq!(r.code, 0, "{r:#?}"),
+            Err(fragment) => assert_fails(&r, 2, fragment),
+        }
+    };
+    let bound = "use 16 to 4096 random bytes per value";
+    check(
+        &["secrets", "generate", "staging", "K", "--bytes=18446744073709551615"],
+        Err(bound),
+    );
+    check(
+        &["secrets", "generate", "staging", "K", "--bytes=100000000"],
+        Err(bound),
+    );
+    check(&["secrets", "generate", "staging", "K", "--bytes=15"], Err(bound));
+    check(
+        &["secrets", "rotate", "staging", "K", "--generate", "--bytes=99999999"],
+        Err(bound),
+    );
+    check(&["secrets", "generate", "staging", "K", "--bytes=4096"], Ok(()));
+}

@@ -57,8 +57,8 @@ pub enum SecretsCmd {
         /// A set of values for a framework: strapi.
         #[arg(long, conflicts_with = "key")]
         preset: Option<String>,
-        /// Random bytes per value.
-        #[arg(long, default_value_t = 32)]
+        /// Random bytes per value (16 to 4096).
+        #[arg(long, default_value_t = 32, value_parser = parse_bytes)]
         bytes: usize,
     },
     /// Redeploy ENV with a new value of KEY (stdin, a prompt or --generate);
@@ -69,8 +69,8 @@ pub enum SecretsCmd {
         /// A strong random value instead of reading one.
         #[arg(long)]
         generate: bool,
-        /// Random bytes for --generate.
-        #[arg(long, default_value_t = 32)]
+        /// Random bytes for --generate (16 to 4096).
+        #[arg(long, default_value_t = 32, value_parser = parse_bytes)]
         bytes: usize,
         /// The artifact to deploy (default: the current release's).
         #[arg(long)]
@@ -518,6 +518,17 @@ fn sync(s: &Session, config: &Config, vault: &Vault<'_>, env: &EnvRef, operator:
     s.printer
         .json(&serde_json::json!({ "environment": env.name, "synced": synced }));
     Ok(())
+}
+
+/// `--bytes`: 16 (128 bits) to [`rollway_secrets::MAX_SECRET_BYTES`].
+fn parse_bytes(s: &str) -> Result<usize, String> {
+    let max = rollway_secrets::MAX_SECRET_BYTES;
+    let hint = format!("use 16 to {max} random bytes per value (32 gives 256 bits)");
+    match s.trim().parse::<usize>() {
+        Ok(n) if (16..=max).contains(&n) => Ok(n),
+        Ok(_) => Err(format!("out of range: {hint}")),
+        Err(_) => Err(format!("not a whole number: {hint}")),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
