@@ -27,7 +27,7 @@ pub use rollway_model::rules::strength;
 pub use rollway_model::rules::strength::{MIN_ENTROPY_BITS, MIN_LENGTH, Strength, assess};
 pub use validate::{Problem, VariableDecl, check_environment, secret_masker};
 
-pub use vault::{EnvRef, SetOptions, Vault, VaultConfig, VaultError};
+pub use vault::{EnvRef, MAX_ENV_ENTRY, SetOptions, Vault, VaultConfig, VaultError, too_large};
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -37,6 +37,22 @@ pub enum VaultError {
     Locked(#[from] LockError),
 }
 
+/// The most one variable may take in a process environment: Linux refuses
+/// to start a process with a `KEY=VALUE` string longer than 128 KiB
+/// (`MAX_ARG_STRLEN`, counting the terminating NUL).
+pub const MAX_ENV_ENTRY: usize = 128 * 1024;
+
+/// Why `key=value` cannot reach a process environment, or None.
+pub fn too_large(key: &str, value: &str) -> Option<String> {
+    let size = key.len() + 1 + value.len() + 1;
+    (size > MAX_ENV_ENTRY).then(|| {
+        format!(
+            "value is {} bytes; a process environment takes at most 128 KiB per variable ({MAX_ENV_ENTRY} bytes for KEY=VALUE), so the service could not start: keep large data in a file and put its path in the variable",
+            value.len()
+        )
+    })
+}
+
 /// What the vault needs from rollway.toml.
 #[derive(Debug, Clone)]
 pub struct VaultConfig {
@@ -225,6 +241,14 @@ impl<'s> Vault<'s> {
                     secret: !opts.plain,
                     required_for: Vec::new(),
                 }),
+            }
+        }
+        for (key, value) in entries {
+            if let Some(message) = too_large(key, value) {
+                problems.push(Problem {
+                    key: key.clone(),
+                    message,
+                });
             }
         }
         let values: BTreeMap<String, String> = entries.iter().cloned().collect();

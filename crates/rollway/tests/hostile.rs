@@ -556,3 +556,33 @@ fn generate_bytes_are_bounded() {
     );
     check(&["secrets", "generate", "staging", "K", "--bytes=4096"], Ok(()));
 }
+
+// 10. A value a process environment cannot take is refused at set and import.
+
+#[test]
+fn values_above_128_kib_are_refused() {
+    let p = app_project("");
+    let check = |how: &str, len: usize, expected: Result<(), &str>| {
+        let value = "v".repeat(len);
+        let r = match how {
+            "set" => p.run_with_stdin(&["secrets", "set", "staging", "BIG", "--plain"], &value),
+            _ => {
+                p.write("big.env", &format!("BIG={value}\n"));
+                p.run(&["secrets", "import", "staging", "big.env"])
+            }
+        };
+        match expected {
+            Ok(()) => assert_eq!(r.code, 0, "{how} {len}: {}", r.stderr),
+            Err(fragment) => {
+                assert_eq!(r.code, 2, "{how} {len}: {}", r.stderr);
+                assert!(r.stderr.contains(fragment), "{how} {len}: {}", r.stderr);
+                assert!(!r.stderr.contains(&value), "{how} {len}: the value is not echoed");
+            }
+        }
+    };
+    let limit = "a process environment takes at most 128 KiB per variable";
+    check("set", 100 * 1024, Ok(()));
+    check("set", 128 * 1024, Err(limit));
+    check("import", 128 * 1024, Err(limit));
+    check("import", 100 * 1024, Ok(()));
+}

@@ -389,11 +389,24 @@ fn read_value(key: &str) -> anyhow::Result<String> {
             .context("cannot read the value from the terminal")?;
         return Ok(v);
     }
-    let mut buf = String::new();
+    // Read a little more than any value may hold, never without limit.
+    let limit = rollway_secrets::MAX_ENV_ENTRY + 2;
+    let mut bytes = Vec::new();
     stdin
         .lock()
-        .read_to_string(&mut buf)
-        .context("cannot read the value from stdin (it must be UTF-8)")?;
+        .take(limit as u64)
+        .read_to_end(&mut bytes)
+        .context("cannot read the value from stdin")?;
+    if bytes.len() >= limit {
+        return Err(coded(
+            Code::Invalid,
+            anyhow::anyhow!(
+                "the value of {key} on stdin is longer than 128 KiB; a process environment takes at most 128 KiB per variable, so the service could not start: keep large data in a file and put its path in the variable"
+            ),
+        ));
+    }
+    let mut buf =
+        String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("the value of {key} on stdin is not UTF-8 text"))?;
     if let Some(stripped) = buf.strip_suffix('\n') {
         buf = stripped.strip_suffix('\r').unwrap_or(stripped).to_owned();
     }
