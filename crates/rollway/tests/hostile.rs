@@ -586,3 +586,38 @@ fn values_above_128_kib_are_refused() {
     check("import", 128 * 1024, Err(limit));
     check("import", 100 * 1024, Ok(()));
 }
+
+// 11. Config input is bounded, and graph checks are linear.
+
+#[test]
+fn config_files_are_read_with_a_bound_and_checked_as_text() {
+    let p = Project::new(Backend::Sqlite);
+    let check = |path: &str, expected: &str| {
+        let r = p.run(&["config", "check", "--config", path]);
+        assert_fails(&r, 2, expected);
+    };
+    fs::write(p.path().join("bad.toml"), b"project = \"a\"\nx = \"\xff\"\n").unwrap();
+    check("/dev/zero", "/dev/zero:1:1: the file is larger than 4 MiB");
+    check("bad.toml", "bad.toml:2:6: invalid UTF-8");
+}
+
+#[test]
+fn a_ten_thousand_job_chain_checks_in_linear_time() {
+    let p = Project::new(Backend::Sqlite);
+    let mut toml = String::from("project = \"chain\"\n");
+    for i in 0..10_000 {
+        toml.push_str(&format!("[jobs.j{i}]\nrun = \"true\"\n"));
+        if i > 0 {
+            toml.push_str(&format!("needs = [\"j{}\"]\n", i - 1));
+        }
+    }
+    // A cycle at the end of the chain is still found, with its path.
+    p.write("rollway.toml", &toml);
+    let start = std::time::Instant::now();
+    p.run(&["config", "check"]).ok();
+    eprintln!("config check of a 10,000-job chain took {:?}", start.elapsed());
+    toml.push_str("[jobs.loop_a]\nrun = \"true\"\nneeds = [\"loop_b\"]\n[jobs.loop_b]\nrun = \"true\"\nneeds = [\"loop_a\", \"j9999\"]\n");
+    p.write("rollway.toml", &toml);
+    let r = p.run(&["config", "check"]);
+    assert_fails(&r, 2, "needs cycle: loop_a → loop_b → loop_a");
+}
