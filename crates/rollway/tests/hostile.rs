@@ -621,3 +621,24 @@ fn a_ten_thousand_job_chain_checks_in_linear_time() {
     let r = p.run(&["config", "check"]);
     assert_fails(&r, 2, "needs cycle: loop_a → loop_b → loop_a");
 }
+
+// 12. The supervisor's output log is the owner's alone.
+
+#[test]
+fn the_service_output_log_is_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let p = app_project("");
+    p.run(&["deploy", "staging"]).ok();
+    let svc = p.path().join("srv/.rollway/svc");
+    let dirs: Vec<_> = fs::read_dir(&svc).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(!dirs.is_empty(), "no service directory under {}", svc.display());
+    let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    for dir in dirs {
+        let check = |path: &Path, expected: u32| {
+            assert_eq!(mode(path), expected, "{}: {:o}", path.display(), mode(path));
+        };
+        check(&dir, 0o700);
+        check(&dir.join("output.log"), 0o600);
+    }
+    p.run(&["stop", "staging"]).ok();
+}
