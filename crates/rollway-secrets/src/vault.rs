@@ -29,7 +29,7 @@ pub enum VaultError {
         environment: String,
         problems: Vec<Problem>,
     },
-    #[error("'{}' {why}", rollway_model::names::shown(key))]
+    #[error("'{}' {why}", shown_key(key))]
     BadKey { key: String, why: String },
     #[error("{key} is declared secret in rollway.toml; --plain cannot make it plain (set `secret = false` there)")]
     PlainButDeclaredSecret { key: String },
@@ -51,6 +51,15 @@ pub fn too_large(key: &str, value: &str) -> Option<String> {
             value.len()
         )
     })
+}
+
+/// A variable name for a message: escaped and shortened, and anything after
+/// an '=' (a value typed with the name) hidden.
+fn shown_key(key: &str) -> String {
+    match key.split_once('=') {
+        Some((name, _)) => format!("{}=****", rollway_model::names::shown(name)),
+        None => rollway_model::names::shown(key),
+    }
 }
 
 /// What the vault needs from rollway.toml.

@@ -220,20 +220,23 @@ fn secrets_check_notices_when_the_store_and_the_file_disagree() {
         .ok();
     p.run_with_stdin(&["secrets", "set", "staging", "TWO", "--plain"], "2")
         .ok();
-    let check = |sql: &str, expected: &str| {
+    let check = |sql: &str, code: i32, expected: &str| {
         p.sql(sql);
         let r = p.run(&["secrets", "check", "staging"]);
-        assert_fails(&r, 2, expected);
+        assert_eq!(r.code, code, "{r:#?}");
+        assert!(r.stderr.contains(expected), "{r:#?}");
     };
     check(
         "DELETE FROM variables WHERE key = 'ONE'",
-        "ONE has a value in ./secrets/staging.age but no record in the store",
+        0,
+        "note: recorded ONE of staging now: it has a value in ./secrets/staging.age but had no record in the store",
     );
     check(
         "INSERT INTO variables (id, environment, key, type, scheme, secret, platform_synced, synced_at, \
          created_at, updated_at, rotated_at, allow_weak) SELECT '01900000-0000-7000-8000-000000000001', environment, 'GHOST', type, scheme, \
          secret, platform_synced, synced_at, created_at, updated_at, rotated_at, allow_weak FROM variables \
          WHERE key = 'TWO'",
+        2,
         "GHOST is recorded in the store but has no value in ./secrets/staging.age",
     );
 }
@@ -641,4 +644,42 @@ fn the_service_output_log_is_private() {
         check(&dir.join("output.log"), 0o600);
     }
     p.run(&["stop", "staging"]).ok();
+}
+
+// 13. Errors never echo a value the user typed.
+
+#[test]
+fn errors_never_echo_a_typed_value() {
+    const VALUE: &str = "s3cr3t-Hq3vR8zLm2Xw9Tk4";
+    const PEM_LINE: &str = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7";
+    let p = app_project("");
+    p.write(
+        "key.env",
+        &format!("TLS_KEY=-----BEGIN PRIVATE KEY-----\n{PEM_LINE}/x+y\n-----END PRIVATE KEY-----\n"),
+    );
+    let check = |args: &[&str], hidden: &str, expected: &str| {
+        let r = p.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {r:#?}");
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(!all.contains(hidden), "{args:?} echoes what was typed: {all}");
+        assert!(all.contains(expected), "{args:?}: {all}");
+    };
+    let kv = format!("KEY={VALUE}");
+    check(
+        &["secrets", "set", "staging", &kv],
+        VALUE,
+        "'KEY=****' gives a value with the name",
+    );
+    check(&["secrets", "get", "staging", &kv], VALUE, "'KEY=****'");
+    check(
+        &["secrets", "rotate", "staging", "KEY", VALUE],
+        VALUE,
+        "unexpected argument '****'",
+    );
+    check(
+        &["secrets", "rm", "staging", "KEY", VALUE],
+        VALUE,
+        "unexpected argument '****'",
+    );
+    check(&["secrets", "import", "staging", "key.env"], PEM_LINE, "key.env:2:");
 }

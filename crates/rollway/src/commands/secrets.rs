@@ -100,6 +100,25 @@ pub fn run(s: &Session, cmd: SecretsCmd) -> anyhow::Result<()> {
     if let SecretsCmd::Init = cmd {
         return init(s);
     }
+    let key = match &cmd {
+        SecretsCmd::Set { key, .. }
+        | SecretsCmd::Get { key, .. }
+        | SecretsCmd::Rm { key, .. }
+        | SecretsCmd::Rotate { key, .. } => Some(key.as_str()),
+        SecretsCmd::Generate { key, .. } => key.as_deref(),
+        _ => None,
+    };
+    if let Some((name, _)) = key.and_then(|k| k.split_once('=')) {
+        // `KEY=VALUE` as the name: never echo what follows the '='.
+        return Err(coded(
+            Code::Invalid,
+            anyhow::anyhow!(
+                "'{}=****' gives a value with the name: give the name alone and the value on stdin (`printf %s \"$VALUE\" | rollway secrets set ENV {}`)",
+                rollway_model::names::shown(name),
+                rollway_model::names::shown(name)
+            ),
+        ));
+    }
     if let SecretsCmd::Set {
         value: Some(_),
         env,
@@ -253,6 +272,24 @@ pub fn run(s: &Session, cmd: SecretsCmd) -> anyhow::Result<()> {
         }
         SecretsCmd::Check { env } => {
             let env = prepare(s, &config, &*store, &vault, &env)?;
+            // A value in the file with no record (written with `age`, or
+            // pulled through git) is recorded now, as `list` does; a record
+            // with no value in the file is a problem.
+            let before: std::collections::BTreeSet<String> =
+                store.variables(&env.name)?.into_iter().map(|v| v.key).collect();
+            for v in vault.records(&env, &operator)? {
+                if !before.contains(&v.key) {
+                    s.printer.stderr_line(
+                        Tone::Warn,
+                        &format!(
+                            "note: recorded {} of {} now: it has a value in {} but had no record in the store",
+                            v.key,
+                            env.name,
+                            vault.path(&env.name).display()
+                        ),
+                    );
+                }
+            }
             let mut problems = vault.check(&env)?;
             problems.extend(vault.disagreements(&env)?);
             if problems.is_empty() {
