@@ -683,3 +683,105 @@ fn errors_never_echo_a_typed_value() {
     );
     check(&["secrets", "import", "staging", "key.env"], PEM_LINE, "key.env:2:");
 }
+
+// Smaller: control characters, artifact verify, history --limit 0, a damaged age header.
+
+#[test]
+fn names_with_control_characters_are_shown_escaped() {
+    let p = app_project("\n[environments.\"bell\\u0007env\"]\nkind = \"staging\"\nhosts = [\"local\"]\nroot = \"x\"\n");
+    let check = |args: &[&str], expected: &str| {
+        let r = p.run(args);
+        assert_fails(&r, 2, expected);
+        assert!(!r.stderr.contains('\u{7}') && !r.stderr.contains('\u{1b}'), "{r:#?}");
+    };
+    check(&["config", "check"], "environment name 'bell\\u{7}env' is not allowed");
+    p.write(
+        "rollway.toml",
+        &fs::read_to_string(p.path().join("rollway.toml"))
+            .unwrap()
+            .replace("bell\\u0007env", "other"),
+    );
+    check(
+        &["secrets", "get", "st\u{1b}[31maging", "K"],
+        "no environment 'st\\u{1b}[31maging'",
+    );
+}
+
+#[test]
+fn artifact_verify_says_what_is_wrong_in_words() {
+    let p = app_project("");
+    let built = p.run(&["build", "--json"]).ok().json();
+    let id = built["id"]
+        .as_str()
+        .or(built["artifact"]["id"].as_str())
+        .unwrap()
+        .to_owned();
+    // Garbage that zstd decompresses into bytes no tar header holds.
+    let mut x: u32 = 12345;
+    let noise: Vec<u8> = (0..3000)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (x >> 16) as u8
+        })
+        .collect();
+    fs::write(p.path().join("noise.bin"), &noise).unwrap();
+    let zstd = std::process::Command::new("zstd")
+        .args(["-q", "-f", "noise.bin", "-o", "garbage.tar.zst"])
+        .current_dir(p.path())
+        .status()
+        .unwrap();
+    assert!(zstd.success());
+    let check = |args: &[&str], code: i32, expected: &str| {
+        let r = p.run(args);
+        assert_fails(&r, code, expected);
+        assert!(
+            r.stderr
+                .chars()
+                .all(|c| c == '\n' || (' '..='~').contains(&c) || c == '—'),
+            "only words, never raw bytes: {:?}",
+            r.stderr
+        );
+    };
+    check(&["artifact", "verify", "garbage.tar.zst"], 1, "not a valid tar archive");
+    check(
+        &["artifact", "verify", "missing.tar.zst"],
+        2,
+        "no such file missing.tar.zst",
+    );
+    for archive in fs::read_dir(p.path().join(".rollway/artifacts")).unwrap().flatten() {
+        if archive.path().extension().is_some_and(|e| e == "zst") {
+            fs::remove_file(archive.path()).unwrap();
+        }
+    }
+    check(&["artifact", "verify", &id], 1, "is missing: its archive");
+    check(&["artifact", "verify", &id], 1, "rebuild it with `rollway build`");
+}
+
+#[test]
+fn history_limit_zero_is_refused() {
+    let p = app_project("");
+    let r = p.run(&["history", "--limit", "0"]);
+    assert_fails(&r, 2, "0 would show nothing: use 1 or more");
+}
+
+#[test]
+fn a_flipped_byte_in_an_age_header_says_the_file_is_damaged() {
+    let p = app_project("");
+    p.run_with_stdin(&["secrets", "set", "staging", "K", "--plain"], "v")
+        .ok();
+    let file = p.path().join("secrets/staging.age");
+    let good = fs::read(&file).unwrap();
+    // Positions inside the armored header: the version line and the stanza.
+    for pos in [61, 56] {
+        let mut bad = good.clone();
+        bad[pos] = if bad[pos] == b'A' { b'B' } else { b'A' };
+        fs::write(&file, &bad).unwrap();
+        let r = p.run(&["secrets", "get", "staging", "K"]);
+        assert_eq!(r.code, 1, "{pos}: {r:#?}");
+        assert!(
+            r.stderr.contains("secrets/staging.age"),
+            "{pos}: names the file: {r:#?}"
+        );
+        assert!(r.stderr.contains("damaged"), "{pos}: {r:#?}");
+    }
+}

@@ -273,10 +273,28 @@ pub fn artifact(s: &Session, cmd: ArtifactCmd) -> anyhow::Result<()> {
                     .into_iter()
                     .find(|a| Path::new(&a.location) == p.as_path());
                 (p, rec)
+            } else if artifact.contains('/') || artifact.ends_with(".zst") || artifact.ends_with(".tar") {
+                return Err(coded(
+                    Code::Invalid,
+                    anyhow::anyhow!(
+                        "no such file {artifact}: give the path of an archive, or an artifact id from `rollway artifact list`"
+                    ),
+                ));
             } else {
                 let a = find_artifact(&*store, &artifact)?;
                 (PathBuf::from(&a.location), Some(a))
             };
+            if let Some(a) = record.as_ref().filter(|_| !path.exists()) {
+                return Err(coded_with(
+                    Code::Failed,
+                    anyhow::anyhow!(
+                        "artifact {} is missing: its archive {} is gone; rebuild it with `rollway build`",
+                        a.id,
+                        path.display()
+                    ),
+                    serde_json::json!({ "artifact": a.id, "intact": false, "problem": "missing" }),
+                ));
+            }
             let expected = record.as_ref().map(|a| Expected {
                 sha256: Some(a.sha256.clone()),
                 size_bytes: Some(a.size_bytes),
