@@ -128,6 +128,8 @@ fn an_environment_without_stored_values_deploys_without_an_identity() {
     let files = env_files(&p.path().join("srv"));
     assert_eq!(files.len(), 1, "{r:#?}");
     assert!(files[0].1 > 0, "the plain vars are in the env file: {files:?}");
+    p.run_full(&["stop", "staging"], "", &[("ROLLWAY_IDENTITY", "./typo")])
+        .ok();
 }
 
 // 2. Concurrent writers of one secrets file lose nothing.
@@ -428,6 +430,8 @@ fn a_signal_during_the_window_ends_the_deployment_with_exit_130() {
             serde_json::Value::Null,
             "{signal}: no lease held: {status:#}"
         );
+        // Leave no service behind.
+        p.run(&["stop", "staging"]);
     };
     check("INT");
     check("TERM");
