@@ -60,6 +60,9 @@ pub struct SshTiming {
     pub alive_interval: std::time::Duration,
     /// `ssh -o ServerAliveCountMax`.
     pub alive_count_max: u32,
+    /// How long after `connect_timeout` the launcher may take to answer
+    /// (authentication, the login shell, the agent's checksum).
+    pub launch_grace: std::time::Duration,
 }
 
 impl Default for SshTiming {
@@ -68,6 +71,7 @@ impl Default for SshTiming {
             connect_timeout: std::time::Duration::from_secs(10),
             alive_interval: std::time::Duration::from_secs(5),
             alive_count_max: 3,
+            launch_grace: std::time::Duration::from_secs(30),
         }
     }
 }

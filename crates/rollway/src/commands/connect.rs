@@ -36,6 +36,7 @@ pub fn connector(s: &Session, config: &Config, store: &dyn Store, env: &str) -> 
             connect_timeout: config.ssh.connect_timeout,
             alive_interval: config.ssh.alive_interval,
             alive_count_max: config.ssh.alive_count_max,
+            ..SshTiming::default()
         },
     };
     Ok(Targets::new(&state, options))
