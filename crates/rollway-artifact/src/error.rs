@@ -88,7 +88,7 @@ pub enum Problem {
     ArchiveSize { actual: u64, expected: u64 },
     #[error("content digest is {actual}, the record says {expected}")]
     ContentDigest { actual: String, expected: String },
-    #[error("reading the archive failed: {0}")]
+    #[error("reading the archive failed: {}", describe_read(.0))]
     Read(io::Error),
     #[error("writing the release failed: {0}")]
     Write(io::Error),
@@ -112,7 +112,10 @@ pub struct ArchiveError {
 
 impl ArchiveError {
     pub(crate) fn new(archive: PathBuf, entry: Option<String>, problem: Problem) -> Self {
-        let hint = match problem {
+        let hint = match &problem {
+            Problem::Read(e) if e.kind() == io::ErrorKind::NotFound => {
+                "the archive file is missing; rebuild it with `rollway build`"
+            }
             Problem::Write(_) => "check the destination's free space and permissions",
             Problem::DestinationExists(_) => "choose a new release directory",
             _ => "the archive is corrupt or unsafe; rebuild it with `rollway build`",
@@ -123,5 +126,41 @@ impl ArchiveError {
             problem,
             hint,
         }
+    }
+}
+
+/// A read error in words, never the bytes that caused it: the tar reader
+/// quotes header fields, which for garbage input are raw binary.
+fn describe_read(e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::NotFound {
+        return "the archive file does not exist".to_owned();
+    }
+    let text = e.to_string();
+    let printable = text.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+    if printable && text.len() <= 160 && !text.contains("when getting") {
+        text
+    } else {
+        "the data is not a valid tar archive (damaged, or not made by `rollway build`)".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_errors_never_quote_raw_bytes() {
+        let check = |e: io::Error, expected: &str| assert_eq!(describe_read(&e), expected);
+        let garbage = "the data is not a valid tar archive (damaged, or not made by `rollway build`)";
+        check(
+            io::Error::other("numeric field did not have utf-8 text: \u{fffd}\u{1b}G when getting cksum for x"),
+            garbage,
+        );
+        check(
+            io::Error::other("numeric field did not have utf-8 text: \u{fffd}"),
+            garbage,
+        );
+        check(io::Error::other("unexpected end of file"), "unexpected end of file");
+        check(io::ErrorKind::NotFound.into(), "the archive file does not exist");
     }
 }

@@ -70,33 +70,36 @@ fn unknown_hint(name: &str, known: &[&str], section: &str) -> String {
 
 /// One diagnostic per strongly connected part of the graph, at the first edge
 /// of the shortest cycle through its first node (by name), printing the path.
+/// Linear in nodes and edges: the parts come from one pass of Tarjan's
+/// algorithm, and each cycle is searched for inside its own part.
 fn report_cycles(cx: &Ctx<'_>, edges: &BTreeMap<String, Vec<At<String>>>, label: &str, hint: &str) {
-    let succ = |n: &str| -> Vec<&str> {
-        edges
-            .get(n)
-            .map(|es| {
-                es.iter()
-                    .map(|e| e.v.as_str())
-                    .filter(|e| edges.contains_key(*e))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let mut done: BTreeSet<&str> = BTreeSet::new();
-    for start in edges.keys().map(String::as_str) {
-        if done.contains(start) {
+    let names: Vec<&str> = edges.keys().map(String::as_str).collect();
+    let index: BTreeMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let succ: Vec<Vec<usize>> = edges
+        .values()
+        .map(|es| es.iter().filter_map(|e| index.get(e.v.as_str()).copied()).collect())
+        .collect();
+    let component = strongly_connected_components(&succ);
+    // Nodes are numbered in name order, so a part's first node by name is
+    // the first node met of that part.
+    let mut reported = vec![false; names.len()];
+    for start in 0..names.len() {
+        let part = component[start];
+        if reported[part] {
             continue;
         }
-        let mut parent: BTreeMap<&str, &str> = BTreeMap::new();
+        reported[part] = true;
+        // Breadth-first inside the part: the shortest way back to `start`.
+        let mut parent: BTreeMap<usize, usize> = BTreeMap::new();
         let mut queue = VecDeque::from([start]);
         let mut last = None;
         'search: while let Some(n) = queue.pop_front() {
-            for next in succ(n) {
+            for &next in &succ[n] {
                 if next == start {
                     last = Some(n);
                     break 'search;
                 }
-                if next != start && !parent.contains_key(next) {
+                if component[next] == part && !parent.contains_key(&next) {
                     parent.insert(next, n);
                     queue.push_back(next);
                 }
@@ -108,8 +111,8 @@ fn report_cycles(cx: &Ctx<'_>, edges: &BTreeMap<String, Vec<At<String>>>, label:
         let mut path = vec![last];
         let mut cur = last;
         while cur != start {
-            match parent.get(cur) {
-                Some(p) => {
+            match parent.get(&cur) {
+                Some(&p) => {
                     cur = p;
                     path.push(cur);
                 }
@@ -118,43 +121,71 @@ fn report_cycles(cx: &Ctx<'_>, edges: &BTreeMap<String, Vec<At<String>>>, label:
         }
         path.reverse();
         path.push(start);
-        let second = path.get(1).copied().unwrap_or(start);
+        let second = names[path.get(1).copied().unwrap_or(start)];
         let at = edges
-            .get(start)
+            .get(names[start])
             .and_then(|es| es.iter().find(|e| e.v == second))
             .map_or(0, |e| e.at);
-        cx.report(at, format!("{label} cycle: {}", path.join(" → ")), hint);
-        done.extend(strongly_connected(start, &succ, edges));
+        let shown: Vec<&str> = path.iter().map(|&i| names[i]).collect();
+        cx.report(at, format!("{label} cycle: {}", shown.join(" → ")), hint);
     }
 }
 
-/// The nodes that `start` reaches and that reach `start`.
-fn strongly_connected<'e>(
-    start: &'e str,
-    succ: &impl Fn(&str) -> Vec<&'e str>,
-    edges: &'e BTreeMap<String, Vec<At<String>>>,
-) -> BTreeSet<&'e str> {
-    let reach = |next: &dyn Fn(&'e str) -> Vec<&'e str>| {
-        let mut seen = BTreeSet::from([start]);
-        let mut queue = VecDeque::from([start]);
-        while let Some(n) = queue.pop_front() {
-            for m in next(n) {
-                if seen.insert(m) {
-                    queue.push_back(m);
+/// The strongly connected part of every node (Tarjan's algorithm, without
+/// recursion so a long chain cannot overflow the stack).
+fn strongly_connected_components(succ: &[Vec<usize>]) -> Vec<usize> {
+    const UNSEEN: usize = usize::MAX;
+    let n = succ.len();
+    let mut order = vec![UNSEEN; n];
+    let mut low = vec![0; n];
+    let mut on_stack = vec![false; n];
+    let mut component = vec![UNSEEN; n];
+    let mut stack = Vec::new();
+    let mut next_order = 0;
+    let mut parts = 0;
+    for root in 0..n {
+        if order[root] != UNSEEN {
+            continue;
+        }
+        // (node, index of its next successor to look at)
+        let mut work = vec![(root, 0usize)];
+        order[root] = next_order;
+        low[root] = next_order;
+        next_order += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(&mut (v, ref mut i)) = work.last_mut() {
+            if let Some(&w) = succ[v].get(*i) {
+                *i += 1;
+                if order[w] == UNSEEN {
+                    order[w] = next_order;
+                    low[w] = next_order;
+                    next_order += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    work.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(order[w]);
                 }
+                continue;
+            }
+            work.pop();
+            if let Some(&(u, _)) = work.last() {
+                low[u] = low[u].min(low[v]);
+            }
+            if low[v] == order[v] {
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    component[w] = parts;
+                    if w == v {
+                        break;
+                    }
+                }
+                parts += 1;
             }
         }
-        seen
-    };
-    let forward = reach(&|n| succ(n));
-    let backward = reach(&|n| {
-        edges
-            .iter()
-            .filter(|(_, es)| es.iter().any(|e| e.v == n))
-            .map(|(k, _)| k.as_str())
-            .collect()
-    });
-    forward.intersection(&backward).copied().collect()
+    }
+    component
 }
 
 fn check_release_stacks(cx: &Ctx<'_>, config: &Config, marks: &Marks) {

@@ -74,11 +74,57 @@ pub fn parse(source: &str, file_name: &str) -> Result<Config, Diagnostics> {
     ))
 }
 
-/// Reads and checks the file at `path`; diagnostics name it as given.
+/// The largest rollway.toml read: a project's config is kilobytes, and a
+/// path like `/dev/zero` must not be read without end.
+pub const MAX_CONFIG_BYTES: usize = 4 * 1024 * 1024;
+
+/// Reads and checks the file at `path`; diagnostics name it as given. A
+/// file above [`MAX_CONFIG_BYTES`] or not UTF-8 is a located diagnostic.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    use std::io::Read as _;
+    let read_err = |source| ConfigError::Read {
         path: path.to_owned(),
         source,
-    })?;
-    parse(&source, &path.display().to_string()).map_err(ConfigError::Invalid)
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    let name = path.display().to_string();
+    let refuse = |line, col, message: String, hint: &str| {
+        ConfigError::Invalid(Diagnostics(vec![Diagnostic {
+            file: name.clone(),
+            line,
+            col,
+            message,
+            hint: hint.to_owned(),
+        }]))
+    };
+    if bytes.len() > MAX_CONFIG_BYTES {
+        return Err(refuse(
+            1,
+            1,
+            format!(
+                "the file is larger than {} MiB, the most rollway.toml may be",
+                MAX_CONFIG_BYTES >> 20
+            ),
+            "check that --config names your rollway.toml; a project's config is a few kilobytes",
+        ));
+    }
+    let source = match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let prefix = std::str::from_utf8(&e.as_bytes()[..valid]).unwrap_or_default();
+            let (line, col) = diagnostic::LineIndex::new(prefix).position(valid);
+            return Err(refuse(
+                line,
+                col,
+                "invalid UTF-8: rollway.toml must be UTF-8 text".to_owned(),
+                "save the file as UTF-8, or remove the byte here",
+            ));
+        }
+    };
+    parse(&source, &name).map_err(ConfigError::Invalid)
 }

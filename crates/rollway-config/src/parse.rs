@@ -6,12 +6,24 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::Duration;
 
+use rollway_model::names::{name_too_long, shown};
 use rollway_model::rules::validate_domain;
 use rollway_model::status::{ArtifactKind, EnvironmentKind, JobType, Platform, SupervisorKind, VariableType};
 use rollway_model::time::format_duration;
 use toml_edit::{Item, TableLike, Value};
 
 use crate::hosts::parse_host;
+
+/// The longest an ssh connection may wait to connect or stay silent.
+const MAX_SSH_WAIT: Duration = Duration::from_secs(3600);
+/// The longest one health probe may take, or wait for the next.
+const MAX_PROBE_WAIT: Duration = Duration::from_secs(3600);
+/// The longest stability or canary window.
+const MAX_WINDOW: Duration = Duration::from_secs(7 * 86_400);
+/// The longest an artifact is kept (10 years).
+const MAX_EXPIRE_AFTER: Duration = Duration::from_secs(3650 * 86_400);
+/// The longest a pipeline job may run.
+const MAX_JOB_TIMEOUT: Duration = Duration::from_secs(7 * 86_400);
 use crate::reader::{At, Ctx, Table, choice_hint, describe, describe_value, value_at};
 use crate::types::{
     BuildConfig, Config, DeployConfig, EnvironmentConfig, HealthConfig, HealthOverrides, HostConfig, HostTarget,
@@ -54,9 +66,14 @@ pub(crate) fn read_config(cx: &Ctx<'_>, root: &dyn TableLike, marks: &mut Marks)
     let mut t = Table::root(cx, root);
     let project = match t.str_at("project") {
         Some(p) => {
-            if !valid_name(&p.v) {
-                cx.report(p.at, format!("project name '{}' is not allowed", p.v), NAME_HINT);
-            }
+            check_name(
+                cx,
+                &At {
+                    v: p.v.as_str(),
+                    at: p.at,
+                },
+                "project",
+            );
             p.v
         }
         None => {
@@ -69,8 +86,20 @@ pub(crate) fn read_config(cx: &Ctx<'_>, root: &dyn TableLike, marks: &mut Marks)
     let build = t.section("build", read_build);
     let service = t.section("service", read_service);
     let ssh = t
-        .section("ssh", |s| SshConfig {
-            config: s.nonempty_str("config"),
+        .section("ssh", |s| {
+            let d = SshConfig::default();
+            SshConfig {
+                config: s.nonempty_str("config"),
+                connect_timeout: s
+                    .bounded_duration("connect_timeout", MAX_SSH_WAIT)
+                    .unwrap_or(d.connect_timeout),
+                alive_interval: s
+                    .bounded_duration("alive_interval", MAX_SSH_WAIT)
+                    .unwrap_or(d.alive_interval),
+                alive_count_max: s
+                    .u32_at("alive_count_max", 1, "give at least one probe: alive_count_max = 3")
+                    .map_or(d.alive_count_max, |a| a.v),
+            }
         })
         .unwrap_or_default();
     let secrets = t.section("secrets", read_secrets).unwrap_or_default();
@@ -86,7 +115,9 @@ pub(crate) fn read_config(cx: &Ctx<'_>, root: &dyn TableLike, marks: &mut Marks)
                 jobs: jobs.into_iter().map(|a| a.v).collect(),
                 before_switch: d.plain_list("before_switch"),
                 after_switch: d.plain_list("after_switch"),
-                hook_timeout: d.positive_duration("hook_timeout").unwrap_or(DEFAULT_HOOK_TIMEOUT),
+                hook_timeout: d
+                    .bounded_duration("hook_timeout", MAX_JOB_TIMEOUT)
+                    .unwrap_or(DEFAULT_HOOK_TIMEOUT),
             }
         })
         .unwrap_or_default();
@@ -136,16 +167,32 @@ pub(crate) fn valid_ident(s: &str) -> bool {
 }
 
 fn check_name(cx: &Ctx<'_>, name: &At<&str>, what: &str) {
-    if !valid_name(name.v) {
-        cx.report(name.at, format!("{what} name '{}' is not allowed", name.v), NAME_HINT);
+    if let Some(why) = name_too_long(name.v) {
+        cx.report(
+            name.at,
+            format!("{what} name '{}' {why}", shown(name.v)),
+            "use a shorter name",
+        );
+    } else if !valid_name(name.v) {
+        cx.report(
+            name.at,
+            format!("{what} name '{}' is not allowed", shown(name.v)),
+            NAME_HINT,
+        );
     }
 }
 
 fn check_ident(cx: &Ctx<'_>, name: &At<String>, what: &str) {
-    if !valid_ident(&name.v) {
+    if let Some(why) = name_too_long(&name.v) {
         cx.report(
             name.at,
-            format!("{what} '{}' is not a valid environment variable name", name.v),
+            format!("{what} '{}' {why}", shown(&name.v)),
+            "use a shorter name",
+        );
+    } else if !valid_ident(&name.v) {
+        cx.report(
+            name.at,
+            format!("{what} '{}' is not a valid environment variable name", shown(&name.v)),
             IDENT_HINT,
         );
     }
@@ -171,15 +218,18 @@ fn read_health(t: &mut Table<'_>) -> (HealthOverrides, Option<usize>) {
             "use an HTTP status from 100 to 599, e.g. 200",
         )
         .and_then(|a| u16::try_from(a.v).ok());
-    let timeout = t.positive_duration("timeout");
-    let interval = t.positive_duration("interval");
+    let timeout = t.bounded_duration("timeout", MAX_PROBE_WAIT);
+    let interval = t.bounded_duration("interval", MAX_PROBE_WAIT);
     let retries = t.u32_at("retries", 1, "make at least one attempt: retries = 1 or more");
     let window_failures = t.u32_at(
         "window_failures",
         1,
         "fail the window after at least one failed probe: window_failures = 1 or more",
     );
-    let window = t.duration_at("stability_window");
+    let window = t.duration_at("stability_window").and_then(|w| {
+        let at = w.at;
+        t.at_most("stability_window", w, MAX_WINDOW).map(|v| At { v, at })
+    });
     let window_at = window.as_ref().map(|w| w.at);
     (
         HealthOverrides {
@@ -215,7 +265,9 @@ fn read_build(t: &mut Table<'_>) -> BuildConfig {
         }
         list.into_iter().map(|a| a.v).collect()
     });
-    let expire_after = t.positive_duration("expire_after").unwrap_or_else(default_expire_after);
+    let expire_after = t
+        .bounded_duration("expire_after", MAX_EXPIRE_AFTER)
+        .unwrap_or_else(default_expire_after);
     BuildConfig {
         command,
         output: output.unwrap_or_default(),
@@ -417,7 +469,10 @@ fn read_environment(name: At<&str>, t: &mut Table<'_>, env: &EnvContext<'_>, mar
         "keep at least the current release: keep_releases = 1 or more",
     );
     let canary = t.u32_at("canary", 0, "use 0 for no canary wave, or the number of canary hosts");
-    let canary_window = t.duration_at("canary_window").map_or(Duration::ZERO, |a| a.v);
+    let canary_window = t
+        .duration_at("canary_window")
+        .and_then(|w| t.at_most("canary_window", w, MAX_WINDOW))
+        .unwrap_or(Duration::ZERO);
     let parallel = t
         .u32_at(
             "parallel",
@@ -765,7 +820,7 @@ fn read_job(name: At<&str>, t: &mut Table<'_>, marks: &mut Marks) -> JobConfig {
     );
     let needs = t.unique_list("needs").unwrap_or_default();
     marks.needs.insert(name.v.to_owned(), needs.clone());
-    let timeout = t.positive_duration("timeout");
+    let timeout = t.bounded_duration("timeout", MAX_JOB_TIMEOUT);
     let mut env = BTreeMap::new();
     for (k, v) in t.scalar_map("env") {
         check_ident(cx, &k, "env name");

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use rollway_model::status::UnknownVariant;
-use rollway_model::time::parse_duration;
+use rollway_model::time::{format_duration, parse_duration};
 use toml_edit::{Item, TableLike, Value};
 
 /// A problem found, at a byte offset of the source.
@@ -318,14 +318,31 @@ impl<'a> Table<'a> {
         }
     }
 
-    /// A duration that must be longer than zero.
-    pub fn positive_duration(&mut self, key: &'static str) -> Option<Duration> {
+    /// A duration longer than zero and at most `max` (named in the error).
+    pub fn bounded_duration(&mut self, key: &'static str, max: Duration) -> Option<Duration> {
         let d = self.duration_at(key)?;
         if d.v.is_zero() {
             self.cx.report(
                 d.at,
                 format!("{} is zero", self.name(key)),
                 "give it a length greater than zero, e.g. \"5s\"",
+            );
+            return None;
+        }
+        self.at_most(key, d, max)
+    }
+
+    /// `d` when it is at most `max`; otherwise a diagnostic stating the maximum.
+    pub fn at_most(&mut self, key: &'static str, d: At<Duration>, max: Duration) -> Option<Duration> {
+        if d.v > max {
+            self.cx.report(
+                d.at,
+                format!(
+                    "{} is longer than the maximum of {}",
+                    self.name(key),
+                    format_duration(max)
+                ),
+                format!("use at most \"{}\"", format_duration(max)),
             );
             return None;
         }

@@ -291,13 +291,35 @@ impl HealthOverrides {
 }
 
 /// `[ssh]`: options for the system OpenSSH client.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(default)]
 #[schemars(deny_unknown_fields)]
 pub struct SshConfig {
     /// An ssh config file passed as `ssh -F FILE`, relative to rollway.toml.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<String>,
+    /// How long connecting (TCP and the SSH handshake) may take: `ssh -o ConnectTimeout`, e.g. "10s".
+    #[serde(serialize_with = "serde_duration::ser")]
+    #[schemars(schema_with = "schema::duration")]
+    pub connect_timeout: Duration,
+    /// How often a silent connection is probed: `ssh -o ServerAliveInterval`, e.g. "5s".
+    #[serde(serialize_with = "serde_duration::ser")]
+    #[schemars(schema_with = "schema::duration")]
+    pub alive_interval: Duration,
+    /// Unanswered probes before the connection is dropped: `ssh -o ServerAliveCountMax`.
+    #[schemars(range(min = 1, max = 100))]
+    pub alive_count_max: u32,
+}
+
+impl Default for SshConfig {
+    fn default() -> Self {
+        Self {
+            config: None,
+            connect_timeout: Duration::from_secs(10),
+            alive_interval: Duration::from_secs(5),
+            alive_count_max: 3,
+        }
+    }
 }
 
 /// `[secrets]`: where the age-encrypted values live and who may decrypt them.

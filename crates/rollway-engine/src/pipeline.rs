@@ -174,6 +174,17 @@ impl Pipeline<'_> {
         })?;
 
         let mut status: Vec<JobStatus> = vec![JobStatus::Pending; plan.len()];
+        // Each job's needs as indexes into the plan, looked up once.
+        let position: BTreeMap<&str, usize> = plan.iter().enumerate().map(|(i, p)| (p.name.as_str(), i)).collect();
+        let need_index: Vec<Vec<usize>> = plan
+            .iter()
+            .map(|p| {
+                p.needs
+                    .iter()
+                    .filter_map(|n| position.get(n.as_str()).copied())
+                    .collect()
+            })
+            .collect();
         let mut cancelled = false;
         std::thread::scope(|scope| -> Result<(), PipelineError> {
             let mut running: Vec<std::sync::Arc<std::sync::Mutex<Option<Running>>>> = Vec::new();
@@ -238,12 +249,7 @@ impl Pipeline<'_> {
                     if status[i] != JobStatus::Pending {
                         continue;
                     }
-                    let needs: Vec<(usize, JobStatus)> = plan[i]
-                        .needs
-                        .iter()
-                        .filter_map(|n| plan.iter().position(|p| &p.name == n))
-                        .map(|k| (k, status[k]))
-                        .collect();
+                    let needs: Vec<(usize, JobStatus)> = need_index[i].iter().map(|&k| (k, status[k])).collect();
                     if cancelled {
                         self.finish_job(
                             &jobs[i],

@@ -7,6 +7,7 @@ pub mod event;
 pub mod ids;
 pub mod lock;
 pub mod mask;
+pub mod names;
 pub mod outputs;
 pub mod rollup;
 pub mod rules;

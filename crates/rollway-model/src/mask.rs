@@ -3,7 +3,7 @@
 //! percent-encoded and JSON-escaped forms, becomes `****`. Streaming: a
 //! secret split across chunks is still caught.
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 
@@ -54,8 +54,12 @@ impl Masker {
         let matcher = if forms.is_empty() {
             None
         } else {
+            // A contiguous NFA, never a DFA: a DFA spends a full row of
+            // transitions on every pattern byte (kilobytes per byte of a
+            // long secret), the NFA a few words.
             AhoCorasick::builder()
                 .match_kind(MatchKind::LeftmostLongest)
+                .kind(Some(AhoCorasickKind::ContiguousNFA))
                 .build(&forms)
                 .ok()
         };

@@ -452,8 +452,8 @@ fn decrypt_reason(e: age::DecryptError) -> String {
     use age::DecryptError as D;
     match e {
         D::NoMatchingKeys => "none of your identities can open it (it was encrypted to other recipients); ask someone who can read it to add your recipient to [secrets] recipients and run `rollway secrets rekey`".into(),
-        D::InvalidHeader => "it is not an age file (the header is invalid)".into(),
-        D::UnknownFormat => "it uses an age format this version cannot read".into(),
+        D::InvalidHeader => "it is damaged or not an age file (its header is invalid); restore it from git or a backup".into(),
+        D::UnknownFormat => "it is damaged: its header is not a valid age v1 header (or it was written by a newer age format); restore it from git or a backup".into(),
         D::DecryptionFailed | D::InvalidMac => "it is corrupted or was modified (the integrity check failed)".into(),
         D::KeyDecryptionFailed => "the identity's key could not be unlocked".into(),
         D::ExcessiveWork { .. } => "it is passphrase-encrypted; encrypt it to a recipient instead".into(),

@@ -142,7 +142,8 @@ fn parse_entry(cur: &mut Cursor) -> Result<(String, String), ParseError> {
         return Err(ParseError {
             line: kl,
             col: kc,
-            message: format!("variable name {key} must start with a letter or an underscore"),
+            // Never the text itself: a broken line may be part of a value.
+            message: "a variable name must start with a letter or an underscore".into(),
         });
     }
     cur.skip_blanks();
@@ -150,11 +151,15 @@ fn parse_entry(cur: &mut Cursor) -> Result<(String, String), ParseError> {
         Some('=') => {
             cur.bump();
         }
-        None | Some('\n' | '\r') => return Err(cur.error_here(&format!("expected '=' after {key}; write {key}=VALUE"))),
+        None | Some('\n' | '\r') => {
+            return Err(cur.error_here(
+                "expected '=' after the variable name; write NAME=VALUE (a value over several lines goes in double quotes)",
+            ));
+        }
         Some(_) => {
-            return Err(cur.error_here(&format!(
-                "expected '=' after {key}; a variable name may only hold letters, digits and underscores"
-            )));
+            return Err(cur.error_here(
+                "expected '=' after the variable name, which may only hold letters, digits and underscores (a value over several lines goes in double quotes)",
+            ));
         }
     }
     let blanks = cur.skip_blanks();
@@ -426,7 +431,12 @@ mod tests {
     #[test]
     fn reports_every_error_with_line_and_column() {
         check_err("=1", &[(1, 1, "expected a variable name")]);
-        check_err("A", &[(1, 2, "expected '=' after A")]);
+        check_err("A", &[(1, 2, "expected '=' after the variable name")]);
+        // An unquoted multi-line value: the error points at the line, never quotes it.
+        check_err(
+            "K=-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC/x\n-----END KEY-----\n",
+            &[(2, 33, "in double quotes"), (3, 1, "expected a variable name")],
+        );
         check_err("MY-KEY=1", &[(1, 3, "only hold letters")]);
         check_err("1A=x", &[(1, 1, "must start with a letter")]);
         check_err("A='open", &[(1, 3, "never closed")]);

@@ -25,8 +25,17 @@ pub fn random_bytes(n: usize) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// `bytes` random bytes as standard base64 (with `=` padding).
+/// The most random bytes one generated value may hold.
+pub const MAX_SECRET_BYTES: usize = 4096;
+
+/// `bytes` random bytes (at most [`MAX_SECRET_BYTES`]) as standard base64
+/// (with `=` padding).
 pub fn random_secret(bytes: usize) -> Result<String> {
+    if bytes > MAX_SECRET_BYTES {
+        return Err(Error::Random(format!(
+            "{bytes} random bytes asked for one value; the most is {MAX_SECRET_BYTES}"
+        )));
+    }
     Ok(STANDARD.encode(random_bytes(bytes)?))
 }
 

@@ -7,6 +7,7 @@ pub mod age_file;
 pub mod dotenv;
 pub mod error;
 pub mod generate;
+pub mod lock;
 pub mod validate;
 pub mod vault;
 
@@ -18,7 +19,7 @@ pub use dotenv::{
     DotenvError, ParseError, is_valid_key, parse as parse_dotenv, render as render_dotenv, render_env_file,
 };
 pub use error::Error;
-pub use generate::{PRESETS, preset, random_alphanumeric, random_bytes, random_secret};
+pub use generate::{MAX_SECRET_BYTES, PRESETS, preset, random_alphanumeric, random_bytes, random_secret};
 pub use rollway_model::rules::format::{Format, validate_format_spec};
 /// The strength bar lives in the model with the other shape rules; the
 /// module is re-exported so `rollway_secrets::strength::…` keeps working.
@@ -26,7 +27,7 @@ pub use rollway_model::rules::strength;
 pub use rollway_model::rules::strength::{MIN_ENTROPY_BITS, MIN_LENGTH, Strength, assess};
 pub use validate::{Problem, VariableDecl, check_environment, secret_masker};
 
-pub use vault::{EnvRef, SetOptions, Vault, VaultConfig, VaultError};
+pub use vault::{EnvRef, MAX_ENV_ENTRY, SetOptions, Vault, VaultConfig, VaultError, too_large};
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::age_file::{Identity, Recipient, load_identities, read_secrets_file, write_secrets_file};
 use crate::dotenv::is_valid_key;
+use crate::lock::{DEFAULT_LOCK_WAIT, LockError, SecretsLock};
 use crate::validate::{Problem, VariableDecl, check_environment};
 
 /// Why a vault operation did not happen.
@@ -28,10 +29,37 @@ pub enum VaultError {
         environment: String,
         problems: Vec<Problem>,
     },
-    #[error("'{key}' is not a valid variable name: use letters, digits and _, not starting with a digit")]
-    BadKey { key: String },
+    #[error("'{}' {why}", shown_key(key))]
+    BadKey { key: String, why: String },
     #[error("{key} is declared secret in rollway.toml; --plain cannot make it plain (set `secret = false` there)")]
     PlainButDeclaredSecret { key: String },
+    #[error(transparent)]
+    Locked(#[from] LockError),
+}
+
+/// The most one variable may take in a process environment: Linux refuses
+/// to start a process with a `KEY=VALUE` string longer than 128 KiB
+/// (`MAX_ARG_STRLEN`, counting the terminating NUL).
+pub const MAX_ENV_ENTRY: usize = 128 * 1024;
+
+/// Why `key=value` cannot reach a process environment, or None.
+pub fn too_large(key: &str, value: &str) -> Option<String> {
+    let size = key.len() + 1 + value.len() + 1;
+    (size > MAX_ENV_ENTRY).then(|| {
+        format!(
+            "value is {} bytes; a process environment takes at most 128 KiB per variable ({MAX_ENV_ENTRY} bytes for KEY=VALUE), so the service could not start: keep large data in a file and put its path in the variable",
+            value.len()
+        )
+    })
+}
+
+/// A variable name for a message: escaped and shortened, and anything after
+/// an '=' (a value typed with the name) hidden.
+fn shown_key(key: &str) -> String {
+    match key.split_once('=') {
+        Some((name, _)) => format!("{}=****", rollway_model::names::shown(name)),
+        None => rollway_model::names::shown(key),
+    }
 }
 
 /// What the vault needs from rollway.toml.
@@ -69,6 +97,7 @@ pub struct Vault<'s> {
     cfg: VaultConfig,
     identities: Vec<Identity>,
     store: &'s dyn Store,
+    lock_wait: std::time::Duration,
 }
 
 impl<'s> Vault<'s> {
@@ -80,7 +109,25 @@ impl<'s> Vault<'s> {
             });
         }
         let identities = load_identities(identity_path)?;
-        Ok(Self { cfg, identities, store })
+        Ok(Self {
+            cfg,
+            identities,
+            store,
+            lock_wait: DEFAULT_LOCK_WAIT,
+        })
+    }
+
+    /// How long a change waits for another one to the same file (default 10 s).
+    #[must_use]
+    pub fn with_lock_wait(mut self, wait: std::time::Duration) -> Self {
+        self.lock_wait = wait;
+        self
+    }
+
+    /// Holds the lock of an environment's file for a read-modify-write.
+    fn lock(&self, env: &str, operator: &str) -> Result<SecretsLock, VaultError> {
+        let holder = if operator.is_empty() { "rollway" } else { operator };
+        Ok(crate::lock::lock(&self.path(env), holder, self.lock_wait)?)
     }
 
     /// Who files are encrypted to: the configured recipients, else ourselves.
@@ -128,13 +175,21 @@ impl<'s> Vault<'s> {
     /// with no record yet (the file was written with `age` directly, or came
     /// through git) is recorded now, with an event.
     pub fn records(&self, env: &EnvRef, operator: &str) -> Result<Vec<Variable>, VaultError> {
-        let values = self.values(&env.name)?;
+        let mut values = self.values(&env.name)?;
         let mut records: BTreeMap<String, Variable> = self
             .store
             .variables(&env.name)?
             .into_iter()
             .map(|v| (v.key.clone(), v))
             .collect();
+        let _lock = if values.keys().any(|k| !records.contains_key(k)) {
+            // Record what was found under the lock, against the file as it is then.
+            let lock = self.lock(&env.name, operator)?;
+            values = self.values(&env.name)?;
+            Some(lock)
+        } else {
+            None
+        };
         for key in values.keys() {
             if !records.contains_key(key) {
                 let var = self.new_record(&env.name, key, false)?;
@@ -197,6 +252,14 @@ impl<'s> Vault<'s> {
                 }),
             }
         }
+        for (key, value) in entries {
+            if let Some(message) = too_large(key, value) {
+                problems.push(Problem {
+                    key: key.clone(),
+                    message,
+                });
+            }
+        }
         let values: BTreeMap<String, String> = entries.iter().cloned().collect();
         let allow: BTreeSet<String> = if opts.allow_weak {
             values.keys().cloned().collect()
@@ -217,8 +280,17 @@ impl<'s> Vault<'s> {
         opts: &SetOptions,
     ) -> Result<Vec<Variable>, VaultError> {
         for (key, _) in entries {
+            if let Some(why) = rollway_model::names::name_too_long(key) {
+                return Err(VaultError::BadKey {
+                    key: key.clone(),
+                    why: format!("{why}: use a shorter variable name"),
+                });
+            }
             if !is_valid_key(key) {
-                return Err(VaultError::BadKey { key: key.clone() });
+                return Err(VaultError::BadKey {
+                    key: key.clone(),
+                    why: "is not a valid variable name: use letters, digits and _, not starting with a digit".into(),
+                });
             }
             if opts.plain && self.decl(key).is_some_and(|d| d.secret) {
                 return Err(VaultError::PlainButDeclaredSecret { key: key.clone() });
@@ -231,6 +303,7 @@ impl<'s> Vault<'s> {
                 problems,
             });
         }
+        let _lock = self.lock(&env.name, &opts.operator)?;
         let mut values = self.values(&env.name)?;
         let previous = values.clone();
         for (k, v) in entries {
@@ -273,6 +346,7 @@ impl<'s> Vault<'s> {
 
     /// Removes a variable from the file and the store; false when it was in neither.
     pub fn remove(&self, env: &EnvRef, key: &str, operator: &str) -> Result<bool, VaultError> {
+        let _lock = self.lock(&env.name, operator)?;
         let mut values = self.values(&env.name)?;
         let in_file = values.remove(key).is_some();
         if in_file {
@@ -293,6 +367,7 @@ impl<'s> Vault<'s> {
         if !path.exists() {
             return Ok(false);
         }
+        let _lock = self.lock(&env.name, operator)?;
         let ordered: Vec<(String, String)> = self.values(&env.name)?.into_iter().collect();
         write_secrets_file(&path, &ordered, &self.recipients())?;
         let recipients: Vec<String> = self.recipients().iter().map(|r| r.key_text()).collect();
@@ -315,6 +390,37 @@ impl<'s> Vault<'s> {
             .map(|v| v.key)
             .collect();
         Ok(check_environment(env.kind, &self.cfg.decls, &values, &allow))
+    }
+
+    /// Where the store and the file disagree: a name recorded in the store
+    /// with no value in the file, or a value in the file with no record.
+    pub fn disagreements(&self, env: &EnvRef) -> Result<Vec<Problem>, VaultError> {
+        let values = self.values(&env.name)?;
+        let recorded: BTreeSet<String> = self.store.variables(&env.name)?.into_iter().map(|v| v.key).collect();
+        let file = self.path(&env.name);
+        let mut problems = Vec::new();
+        for key in recorded.iter().filter(|k| !values.contains_key(*k)) {
+            problems.push(Problem {
+                key: key.clone(),
+                message: format!(
+                    "is recorded in the store but has no value in {}: set it again with `rollway secrets set {} {key}` or remove it with `rollway secrets rm {} {key}`",
+                    file.display(),
+                    env.name,
+                    env.name
+                ),
+            });
+        }
+        for key in values.keys().filter(|k| !recorded.contains(*k)) {
+            problems.push(Problem {
+                key: key.clone(),
+                message: format!(
+                    "has a value in {} but no record in the store: `rollway secrets list {}` records it",
+                    file.display(),
+                    env.name
+                ),
+            });
+        }
+        Ok(problems)
     }
 
     /// A masker for the secret values of an environment.

@@ -74,6 +74,7 @@ mod db;
 mod error;
 mod location;
 mod pg;
+mod preopen;
 mod sql;
 mod sqlite;
 
@@ -87,7 +88,8 @@ use rollway_model::{
 };
 
 pub use error::StoreError;
-pub use location::{DEFAULT_SQLITE_FILE, StoreLocation, mask_password};
+pub use location::{DEFAULT_SQLITE_FILE, LocationError, StoreLocation, mask_password};
+pub use preopen::{PreOpenError, check_before_open};
 
 /// The schema version this build writes (the highest migration it knows).
 pub const SCHEMA_VERSION: i64 = 3;

@@ -1,6 +1,7 @@
 //! Command-line grammar (clap) and dispatch: every command runs in a
 //! `Session` and its error becomes one exit code and one message.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -42,6 +43,10 @@ pub struct Global {
         hide_env_values = true
     )]
     pub store: Option<String>,
+    /// Create a new SQLite store at `--store PATH` when none exists there
+    /// (the default store in the state directory is always created).
+    #[arg(long, global = true)]
+    pub create_store: bool,
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -112,7 +117,10 @@ pub enum Command {
 
 /// Parses the arguments, runs the command and returns the exit code.
 pub fn run() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e, std::env::args().skip(1).any(|a| a == "secrets")),
+    };
     let printer = Printer::new(cli.global.json);
     let session = Session::new(cli.global.clone(), printer.clone());
     let result = match cli.command {
@@ -151,6 +159,40 @@ pub fn run() -> i32 {
             None => report(&printer, &err),
         },
     }
+}
+
+/// Prints clap's usage error and returns its exit code. Under `secrets`
+/// the argument clap did not expect (or could not take) may be a value, so
+/// it is shown as `****`, never echoed.
+fn usage_error(e: &clap::Error, secrets: bool) -> i32 {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let informational = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !secrets || informational {
+        let _ = e.print();
+        return e.exit_code();
+    }
+    let mut text = e.render().to_string();
+    for kind in [ContextKind::InvalidArg, ContextKind::InvalidValue] {
+        if let Some(ContextValue::String(v)) = e.get(kind) {
+            text = redact_arg(&text, v);
+        }
+    }
+    let _ = write!(anstream::stderr(), "{text}");
+    e.exit_code()
+}
+
+/// `text` with every quoted or `--`-passed occurrence of `arg` as `****`;
+/// a `--flag=VALUE` argument keeps its flag.
+fn redact_arg(text: &str, arg: &str) -> String {
+    let shown = match arg.split_once('=') {
+        Some((flag, _)) if flag.starts_with("--") => format!("{flag}=****"),
+        _ => "****".to_owned(),
+    };
+    text.replace(&format!("'{arg}'"), &format!("'{shown}'"))
+        .replace(&format!("-- {arg}"), &format!("-- {shown}"))
 }
 
 /// Prints an error once, in the printer's mode, and returns its exit code.
@@ -194,6 +236,34 @@ pub const INTERRUPTED: Code = Code::Interrupted;
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn usage_errors_under_secrets_never_echo_the_argument() {
+        let check = |args: &[&str], expected: &str, hidden: &str| {
+            let e = Cli::try_parse_from(args).expect_err("a usage error");
+            let mut text = e.render().to_string();
+            for kind in [
+                clap::error::ContextKind::InvalidArg,
+                clap::error::ContextKind::InvalidValue,
+            ] {
+                if let Some(clap::error::ContextValue::String(v)) = e.get(kind) {
+                    text = redact_arg(&text, v);
+                }
+            }
+            assert!(text.contains(expected), "{text}");
+            assert!(!text.contains(hidden), "{text}");
+        };
+        check(
+            &["rollway", "secrets", "rotate", "staging", "KEY", "s3cr3t-value"],
+            "unexpected argument '****'",
+            "s3cr3t-value",
+        );
+        check(
+            &["rollway", "secrets", "rm", "staging", "KEY", "--value=s3cr3t-value"],
+            "unexpected argument '****'",
+            "s3cr3t-value",
+        );
+    }
 
     #[test]
     fn grammar_is_consistent() {

@@ -1,6 +1,8 @@
 //! Exit codes, documented in the README, and how an error maps onto them.
 
 use rollway_config::ConfigError;
+use rollway_secrets::VaultError;
+use rollway_secrets::lock::LockError;
 use rollway_store::StoreError;
 
 /// The documented exit codes.
@@ -57,6 +59,15 @@ pub fn code_of(err: &anyhow::Error) -> Code {
     for cause in err.chain() {
         if let Some(c) = cause.downcast_ref::<Coded>() {
             return c.code;
+        }
+        let lock = cause
+            .downcast_ref::<LockError>()
+            .or_else(|| match cause.downcast_ref::<VaultError>() {
+                Some(VaultError::Locked(l)) => Some(l),
+                _ => None,
+            });
+        if let Some(LockError::Held { .. }) = lock {
+            return Code::Conflict;
         }
         if let Some(ConfigError::Invalid(_)) = cause.downcast_ref::<ConfigError>() {
             return Code::Invalid;

@@ -148,36 +148,24 @@ impl Printer {
         self.out(&s);
     }
 
-    /// A table for people: a bold header and aligned columns.
+    /// A table for people: a bold header and aligned columns. Cells are
+    /// masked, then cut to [`MAX_CELL`] characters with an ellipsis.
     pub fn table(&self, headers: &[&str], rows: &[Vec<Cell>]) {
         if self.json {
             return;
         }
-        let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-        for row in rows {
-            for (i, c) in row.iter().enumerate() {
-                if let Some(w) = widths.get_mut(i) {
-                    *w = (*w).max(c.text.chars().count());
-                }
-            }
-        }
-        let mut s = String::new();
-        let bold = Style::new().bold();
-        let last = headers.len().saturating_sub(1);
-        for (i, h) in headers.iter().enumerate() {
-            let pad = if i == last { 0 } else { widths[i] + 2 };
-            s.push_str(&format!("{bold}{h:<pad$}{bold:#}"));
-        }
-        s.push('\n');
-        for row in rows {
-            for (i, c) in row.iter().enumerate() {
-                let pad = if i >= last { 0 } else { widths[i] + 2 };
-                let style = c.tone.style();
-                s.push_str(&format!("{style}{:<pad$}{style:#}", c.text));
-            }
-            s.push('\n');
-        }
-        self.out(&s);
+        let masked: Vec<Vec<Cell>> = rows
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|c| Cell {
+                        text: self.mask(&c.text),
+                        tone: c.tone,
+                    })
+                    .collect()
+            })
+            .collect();
+        self.out(&table_text(headers, &masked));
     }
 
     /// A plain line on stderr (diagnostics, warnings beside an answer), masked.
@@ -294,8 +282,89 @@ fn bar_text(label: &str, (files, files_total): (u64, u64), (bytes, bytes_total):
     )
 }
 
+/// The longest a table cell is printed, in characters; longer text ends in `…`.
+pub const MAX_CELL: usize = 200;
+
+/// `text` cut to `max` characters, the last one an ellipsis when cut.
+fn truncate(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some(_) => {
+            let keep: String = text.chars().take(max.saturating_sub(1)).collect();
+            std::borrow::Cow::Owned(keep + "…")
+        }
+    }
+}
+
+/// A table's text: a bold header and columns padded by hand (never by a
+/// format width, which cannot exceed 65,535), each cell cut to [`MAX_CELL`].
+fn table_text(headers: &[&str], rows: &[Vec<Cell>]) -> String {
+    let rows: Vec<Vec<(std::borrow::Cow<'_, str>, Tone)>> = rows
+        .iter()
+        .map(|row| row.iter().map(|c| (truncate(&c.text, MAX_CELL), c.tone)).collect())
+        .collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| truncate(h, MAX_CELL).chars().count()).collect();
+    for row in &rows {
+        for (i, (text, _)) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(text.chars().count());
+            }
+        }
+    }
+    let pad = |s: &mut String, text: &str, width: usize| {
+        s.push_str(text);
+        let n = text.chars().count();
+        s.extend(std::iter::repeat_n(' ', (width + 2).saturating_sub(n)));
+    };
+    let mut s = String::new();
+    let bold = Style::new().bold();
+    let last = headers.len().saturating_sub(1);
+    for (i, h) in headers.iter().enumerate() {
+        s.push_str(&format!("{bold}"));
+        if i == last {
+            s.push_str(&truncate(h, MAX_CELL));
+        } else {
+            pad(&mut s, &truncate(h, MAX_CELL), widths[i]);
+        }
+        s.push_str(&format!("{bold:#}"));
+    }
+    s.push('\n');
+    for row in &rows {
+        for (i, (text, tone)) in row.iter().enumerate() {
+            let style = tone.style();
+            s.push_str(&format!("{style}"));
+            if i >= last {
+                s.push_str(text);
+            } else {
+                pad(&mut s, text, widths[i]);
+            }
+            s.push_str(&format!("{style:#}"));
+        }
+        s.push('\n');
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
+    use super::{Cell, MAX_CELL, table_text};
+
+    #[test]
+    fn tables_never_panic_on_width_and_cut_long_cells() {
+        let check = |cells: &[&str], expected_line: &str| {
+            let row: Vec<Cell> = cells.iter().map(|c| Cell::from(c.to_string())).collect();
+            let text = table_text(&["A", "B"], &[row]);
+            let line = text.lines().nth(1).unwrap_or_default();
+            assert_eq!(line, expected_line);
+        };
+        let long = "x".repeat(70_000);
+        let cut = format!("{}…", "x".repeat(MAX_CELL - 1));
+        check(&["a", "b"], "a  b");
+        check(&[&long, "b"], &format!("{cut}  b"));
+        check(&["a", &long], &format!("a  {cut}"));
+        check(&["é", "ü"], "é  ü");
+    }
+
     #[test]
     fn bar_text_fills_with_bytes() {
         let check = |files, bytes, expected: &str| assert_eq!(super::bar_text("packing", files, bytes), expected);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use rollway_config::{Config, ConfigError, VariableFormat};
 use rollway_secrets::{EnvRef, Recipient, VariableDecl, Vault, VaultConfig, VaultError};
-use rollway_store::{Store, StoreLocation, SystemClock};
+use rollway_store::{PreOpenError, Store, StoreLocation, SystemClock};
 
 use crate::cli::Global;
 use crate::exit::{Code, coded};
@@ -56,8 +56,21 @@ impl Session {
     }
 
     /// Opens the store (migrating it), creating the state directory for SQLite.
+    /// A new SQLite store is created only at the default path (in the state
+    /// directory) or with `--create-store`; an empty or damaged file is an
+    /// error, and so is a URL Rollway would misread (see `StoreLocation::parse`).
     pub fn store(&self) -> anyhow::Result<Box<dyn Store>> {
-        let loc = StoreLocation::resolve(self.global.store.as_deref(), &self.state_dir());
+        let arg = self.global.store.as_deref().filter(|s| !s.trim().is_empty());
+        let loc = StoreLocation::parse(arg, &self.state_dir()).map_err(|e| coded(Code::Invalid, e))?;
+        let default = arg.is_none();
+        let may_create = default || self.global.create_store;
+        rollway_store::check_before_open(&loc, may_create, default).map_err(|e| {
+            let code = match e {
+                PreOpenError::Missing { .. } | PreOpenError::NoDirectory { .. } => Code::Invalid,
+                _ => Code::Failed,
+            };
+            coded(code, e)
+        })?;
         rollway_store::open(&loc, Arc::new(SystemClock)).with_context(|| format!("cannot open the store at {loc}"))
     }
 
@@ -106,7 +119,12 @@ impl Session {
     pub fn env_values(&self, config: &Config, store: &dyn Store, env: &str) -> anyhow::Result<Vec<(String, String)>> {
         let env_ref = self.env_ref(config, env)?;
         let mut values: Vec<(String, String)> = Vec::new();
-        if let Ok(vault) = self.vault(config, store) {
+        let vault = match self.vault(config, store) {
+            Ok(v) => Some(v),
+            Err(e) if self.has_stored_values(config, store, env)? => return Err(e),
+            Err(_) => None,
+        };
+        if let Some(vault) = vault {
             let mut secrets = Vec::new();
             for (k, v) in vault.values(&env_ref.name)? {
                 if vault.is_secret(&env_ref.name, &k)? {
@@ -151,7 +169,8 @@ impl Session {
                 Err(coded(
                     Code::Invalid,
                     anyhow::anyhow!(
-                        "no environment '{name}' in {}: known environments are {}",
+                        "no environment '{}' in {}: known environments are {}",
+                        rollway_model::names::shown(name),
                         self.config_path().display(),
                         if known.is_empty() {
                             "none".to_owned()
@@ -162,6 +181,20 @@ impl Session {
                 ))
             }
         }
+    }
+
+    /// Whether `env` holds values only an identity can read: records in the
+    /// store or a secrets file. Without either, a command may go on with the
+    /// plain `vars` of rollway.toml; with one, a missing identity is an error.
+    pub fn has_stored_values(&self, config: &Config, store: &dyn Store, env: &str) -> anyhow::Result<bool> {
+        let file = self.config_dir().join(&config.secrets.dir).join(format!("{env}.age"));
+        if file.exists() {
+            return Ok(true);
+        }
+        let records = store
+            .variables(env)
+            .with_context(|| format!("cannot read the variables of {env} from the store"))?;
+        Ok(!records.is_empty())
     }
 
     /// The vault of this project, opened with the local identity.
@@ -198,7 +231,14 @@ impl Session {
             VaultError::NoIdentity { .. } => coded(Code::Invalid, e),
             other => anyhow::Error::new(other),
         })?;
-        Ok(vault)
+        // Tests shorten the wait for another writer with ROLLWAY_SECRETS_LOCK_WAIT.
+        let wait = std::env::var("ROLLWAY_SECRETS_LOCK_WAIT")
+            .ok()
+            .and_then(|v| rollway_model::time::parse_duration(&v).ok());
+        Ok(match wait {
+            Some(w) => vault.with_lock_wait(w),
+            None => vault,
+        })
     }
 }
 

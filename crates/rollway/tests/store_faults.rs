@@ -85,7 +85,7 @@ root = "srv"
     let Backend::Postgres(db) = &p.backend else {
         unreachable!()
     };
-    let mut deploy = std::process::Command::new(env!("CARGO_BIN_EXE_rollway"))
+    let deploy = std::process::Command::new(env!("CARGO_BIN_EXE_rollway"))
         .args(["deploy", "staging"])
         .current_dir(p.path())
         .env("NO_COLOR", "1")

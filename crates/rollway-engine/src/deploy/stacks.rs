@@ -50,23 +50,40 @@ impl StackSpec {
 /// configuration order within a wave. (Cycles are refused by the config
 /// checks; one left here ends the waves early rather than looping.)
 pub fn waves(specs: &[StackSpec]) -> Vec<Vec<usize>> {
-    let mut done: BTreeSet<&str> = BTreeSet::new();
+    // Kahn's algorithm by levels: linear in stacks and dependencies.
+    let index: BTreeMap<&str, usize> = specs.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    let mut waiting_on = vec![0usize; specs.len()];
+    let mut blocked = vec![false; specs.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); specs.len()];
+    for (i, spec) in specs.iter().enumerate() {
+        let deps: BTreeSet<&str> = spec.depends_on.iter().map(String::as_str).collect();
+        for d in deps {
+            match index.get(d) {
+                Some(&k) => {
+                    waiting_on[i] += 1;
+                    dependents[k].push(i);
+                }
+                // A dependency that is not a stack is never deployed.
+                None => blocked[i] = true,
+            }
+        }
+    }
     let mut out = Vec::new();
-    let mut left: Vec<usize> = (0..specs.len()).collect();
-    while !left.is_empty() {
-        let ready: Vec<usize> = left
-            .iter()
-            .copied()
-            .filter(|&i| specs[i].depends_on.iter().all(|d| done.contains(d.as_str())))
-            .collect();
-        if ready.is_empty() {
-            break;
-        }
+    let mut ready: Vec<usize> = (0..specs.len())
+        .filter(|&i| waiting_on[i] == 0 && !blocked[i])
+        .collect();
+    while !ready.is_empty() {
+        let mut next = Vec::new();
         for &i in &ready {
-            done.insert(specs[i].name.as_str());
+            for &j in &dependents[i] {
+                waiting_on[j] -= 1;
+                if waiting_on[j] == 0 && !blocked[j] {
+                    next.push(j);
+                }
+            }
         }
-        left.retain(|i| !ready.contains(i));
-        out.push(ready);
+        next.sort_unstable();
+        out.push(std::mem::replace(&mut ready, next));
     }
     out
 }
@@ -357,6 +374,24 @@ mod tests {
             vec![vec!["db", "cache"], vec!["api"], vec!["web"]],
         );
         check(vec![spec("x", &["y"]), spec("y", &["x"])], vec![]);
+        check(
+            vec![spec("a", &["nope", "c"]), spec("b", &["a"]), spec("c", &[])],
+            vec![vec!["c"]],
+        );
+        // A long chain is one wave per stack, found in linear time.
+        let names: Vec<String> = (0..10_000).map(|i| format!("s{i}")).collect();
+        let chain: Vec<StackSpec> = (0..names.len())
+            .map(|i| {
+                spec(
+                    &names[i],
+                    &names[i.saturating_sub(1)..i]
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        assert_eq!(waves(&chain).len(), 10_000);
     }
 
     #[test]

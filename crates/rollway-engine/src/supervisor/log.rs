@@ -3,6 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 /// The newest 4 MiB of output are kept.
@@ -20,8 +21,12 @@ pub struct CappedLog {
 }
 
 impl CappedLog {
+    /// Opens (creating) the log, readable by its owner only: it holds the
+    /// service's raw output, which may print its secrets.
     pub fn open(path: &Path, max: u64) -> io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+        // A log made by an older version may be wider open.
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
         let len = file.metadata()?.len();
         let mut log = Self {
             path: path.to_owned(),
@@ -61,6 +66,7 @@ impl CappedLog {
             kept.drain(..=nl);
         }
         super::write_atomic(&self.path, &kept)?;
+        fs::set_permissions(&self.path, fs::Permissions::from_mode(0o600))?;
         self.file = OpenOptions::new().append(true).open(&self.path)?;
         self.len = kept.len() as u64;
         Ok(())

@@ -47,6 +47,12 @@ impl RollwaySupervisor {
     fn prepared(&self) -> Result<(ServiceSpec, ServicePaths), SupervisorError> {
         let (spec, paths) = self.resolved()?;
         fs::create_dir_all(&paths.dir).map_err(|e| spec.io("create", &paths.dir, e))?;
+        // The service's raw output lives here (output.log): owner only.
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            fs::set_permissions(&paths.dir, fs::Permissions::from_mode(0o700))
+                .map_err(|e| spec.io("protect", &paths.dir, e))?;
+        }
         Ok((spec, paths))
     }
 

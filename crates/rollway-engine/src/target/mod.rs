@@ -44,6 +44,36 @@ pub struct SessionOptions {
     /// Where archive manifests are cached by archive digest (e.g.
     /// `<state dir>/cache/manifests`), so a redeploy reads an archive once.
     pub manifest_cache: Option<PathBuf>,
+    /// How long ssh may take to connect and how a silent connection is
+    /// detected (`[ssh] connect_timeout`, `alive_interval`, `alive_count_max`).
+    pub ssh: SshTiming,
+}
+
+/// The bounds every ssh connection runs under, so a host that accepts TCP
+/// and never answers (or goes silent later) fails the step instead of
+/// hanging the deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SshTiming {
+    /// `ssh -o ConnectTimeout`: TCP connect and the SSH handshake.
+    pub connect_timeout: std::time::Duration,
+    /// `ssh -o ServerAliveInterval`.
+    pub alive_interval: std::time::Duration,
+    /// `ssh -o ServerAliveCountMax`.
+    pub alive_count_max: u32,
+    /// How long after `connect_timeout` the launcher may take to answer
+    /// (authentication, the login shell, the agent's checksum).
+    pub launch_grace: std::time::Duration,
+}
+
+impl Default for SshTiming {
+    fn default() -> Self {
+        Self {
+            connect_timeout: std::time::Duration::from_secs(10),
+            alive_interval: std::time::Duration::from_secs(5),
+            alive_count_max: 3,
+            launch_grace: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 /// A conversation with one host's agent, local or over ssh.

@@ -115,7 +115,19 @@ impl SshConnector {
         }
         let control = self.control_dir()?;
         let mut args: Vec<OsString> = Vec::new();
-        for o in ["BatchMode=yes", "ControlMaster=auto", "ControlPersist=60"] {
+        let t = self.options.ssh;
+        // ssh takes whole seconds; anything shorter still gets one.
+        let secs = |d: Duration| d.as_secs().max(1);
+        let bounds = [
+            format!("ConnectTimeout={}", secs(t.connect_timeout)),
+            format!("ServerAliveInterval={}", secs(t.alive_interval)),
+            format!("ServerAliveCountMax={}", t.alive_count_max.max(1)),
+        ];
+        for o in ["BatchMode=yes", "ControlMaster=auto", "ControlPersist=60"]
+            .into_iter()
+            .map(String::from)
+            .chain(bounds)
+        {
             args.push("-o".into());
             args.push(o.into());
         }
@@ -197,7 +209,28 @@ impl SshConnector {
             return Err(fail(String::from("ssh's standard streams are not piped")));
         };
         let stderr = StderrTail::collect(stderr);
-        let line = read_line(&mut stdout);
+        // The launcher's first line has a deadline too: a host whose login
+        // shell waits for input would otherwise hang the step for ever.
+        let deadline = self.options.ssh.connect_timeout + self.options.ssh.launch_grace;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let line = read_line(&mut stdout);
+            let _ = tx.send((stdout, line));
+        });
+        let (stdout, line) = match rx.recv_timeout(deadline) {
+            Ok(got) => got,
+            Err(_) => {
+                drop(stdin);
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail(format!(
+                    "ssh {} did not start the agent within {}; check that `ssh {} true` returns at once (a login script waiting for input hangs it)",
+                    destination(target),
+                    rollway_model::time::format_duration(deadline),
+                    destination(target),
+                )));
+            }
+        };
         match line.as_deref() {
             Ok(OK_LINE) => {}
             Ok(MISSING_LINE) => {
@@ -392,6 +425,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_launcher_that_never_answers_fails_the_connect_step_in_bounded_time() {
+        // A FAKE ssh (named as such): a script that says nothing and never
+        // exits stands for a host whose login shell waits for input; no real
+        // sshd here can be made to hang after authentication.
+        use std::os::unix::fs::PermissionsExt as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = tmp.path().join("fake-ssh");
+        fs::write(&fake, "#!/bin/sh\nexec sleep 60\n").unwrap();
+        fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+        let check = |grace_ms: u64, expected: &str| {
+            let mut options = SessionOptions::default();
+            options.ssh.connect_timeout = Duration::from_millis(200);
+            options.ssh.launch_grace = Duration::from_millis(grace_ms);
+            let mut c = SshConnector::new(tmp.path(), options);
+            c.ssh_program = fake.clone();
+            let plan = HostPlan {
+                name: "deploy@quiet".into(),
+                root: "/srv/x".into(),
+                port: 3000,
+                ssh: Some(SshTarget {
+                    user: Some("deploy".into()),
+                    host: "quiet".into(),
+                    port: None,
+                    config: None,
+                }),
+            };
+            let start = Instant::now();
+            let err = c.open(&plan).map(|_| ()).unwrap_err();
+            eprintln!("a silent launcher failed after {:?}", start.elapsed());
+            assert_eq!(err.step, "connect");
+            assert!(err.to_string().contains(expected), "{err}");
+        };
+        check(300, "ssh deploy@quiet did not start the agent within 500ms");
+    }
+
+    #[test]
     fn remote_paths_are_quoted_for_the_shell() {
         for (root, want) in [
             ("/srv/app", "'/srv/app'"),
@@ -429,6 +498,12 @@ mod tests {
                 "ControlMaster=auto",
                 "-o",
                 "ControlPersist=60",
+                "-o",
+                "ConnectTimeout=10",
+                "-o",
+                "ServerAliveInterval=5",
+                "-o",
+                "ServerAliveCountMax=3",
                 "-o",
                 control.as_str(),
                 "-T",

@@ -147,15 +147,20 @@ fn build_unleased(
             ),
         ));
     }
-    let secrets = Secrets::new(
-        values
-            .iter()
-            .filter(|(k, _)| {
-                config.variables.get(k).is_none_or(|v| v.secret)
-                    && !config.environments.values().any(|e| e.vars.contains_key(k))
-            })
-            .cloned(),
-    );
+    // Only secrets are scanned for: declared secret, else recorded secret
+    // (a `--plain` value is not), never a plain `vars` entry.
+    let mut secret_values = Vec::new();
+    for (k, v) in &values {
+        let secret = match (config.variables.get(k), env) {
+            (Some(decl), _) => decl.secret,
+            (None, Some(env)) => store.variable(env, k)?.is_none_or(|rec| rec.secret),
+            (None, None) => true,
+        };
+        if secret && !config.environments.values().any(|e| e.vars.contains_key(k)) {
+            secret_values.push((k.clone(), v.clone()));
+        }
+    }
+    let secrets = Secrets::new(secret_values);
     let aliases =
         AliasSpec::discover(&dir, build.aliases.as_deref()).map_err(|e| coded(Code::Invalid, anyhow::Error::new(e)))?;
     let mut opts = PackOptions::new(state.join("artifacts"));
@@ -309,10 +314,28 @@ pub fn artifact(s: &Session, cmd: ArtifactCmd) -> anyhow::Result<()> {
                     .into_iter()
                     .find(|a| Path::new(&a.location) == p.as_path());
                 (p, rec)
+            } else if artifact.contains('/') || artifact.ends_with(".zst") || artifact.ends_with(".tar") {
+                return Err(coded(
+                    Code::Invalid,
+                    anyhow::anyhow!(
+                        "no such file {artifact}: give the path of an archive, or an artifact id from `rollway artifact list`"
+                    ),
+                ));
             } else {
                 let a = find_artifact(&*store, &artifact)?;
                 (PathBuf::from(&a.location), Some(a))
             };
+            if let Some(a) = record.as_ref().filter(|_| !path.exists()) {
+                return Err(coded_with(
+                    Code::Failed,
+                    anyhow::anyhow!(
+                        "artifact {} is missing: its archive {} is gone; rebuild it with `rollway build`",
+                        a.id,
+                        path.display()
+                    ),
+                    serde_json::json!({ "artifact": a.id, "intact": false, "problem": "missing" }),
+                ));
+            }
             let expected = record.as_ref().map(|a| Expected {
                 sha256: Some(a.sha256.clone()),
                 size_bytes: Some(a.size_bytes),

@@ -6,7 +6,7 @@ use rollway_config::Config;
 use rollway_engine::deploy::{HostPlan, ReleaseSource};
 use rollway_engine::host::HostSession as _;
 use rollway_engine::supervisor::ServiceSpec;
-use rollway_engine::target::{SessionOptions, Targets};
+use rollway_engine::target::{SessionOptions, SshTiming, Targets};
 use rollway_store::Store;
 
 use crate::output::{Tone, cell};
@@ -18,22 +18,40 @@ use crate::session::Session;
 /// deployment as the base for deltas.
 pub fn connector(s: &Session, config: &Config, store: &dyn Store, env: &str) -> anyhow::Result<Targets> {
     let state = s.state_dir();
+    let options = session_options(config, store, env, Some(state.join("cache").join("manifests")))?;
+    Ok(Targets::new(&state, options))
+}
+
+/// What every session to `env`'s hosts shares: the artifact of the last
+/// succeeded deployment as the base for deltas, `[service] shared`, the
+/// manifest cache (none: read, not cached) and the `[ssh]` timings.
+fn session_options(
+    config: &Config,
+    store: &dyn Store,
+    env: &str,
+    manifest_cache: Option<std::path::PathBuf>,
+) -> anyhow::Result<SessionOptions> {
     let previous_archive = store
         .last_succeeded(env)?
         .and_then(|d| d.artifact_id)
         .and_then(|id| store.artifact(id).ok().flatten())
         .map(|a| std::path::PathBuf::from(a.location))
         .filter(|p| p.is_file());
-    let options = SessionOptions {
+    Ok(SessionOptions {
         previous_archive,
         shared: config
             .service
             .as_ref()
             .map(|svc| svc.shared.clone())
             .unwrap_or_default(),
-        manifest_cache: Some(state.join("cache").join("manifests")),
-    };
-    Ok(Targets::new(&state, options))
+        manifest_cache,
+        ssh: SshTiming {
+            connect_timeout: config.ssh.connect_timeout,
+            alive_interval: config.ssh.alive_interval,
+            alive_count_max: config.ssh.alive_count_max,
+            ..SshTiming::default()
+        },
+    })
 }
 
 /// The connectors of a dry run: like [`connector`], but nothing is written
@@ -45,21 +63,7 @@ pub fn dry_run_connector(
     env: &str,
     scratch: &std::path::Path,
 ) -> anyhow::Result<Targets> {
-    let previous_archive = store
-        .last_succeeded(env)?
-        .and_then(|d| d.artifact_id)
-        .and_then(|id| store.artifact(id).ok().flatten())
-        .map(|a| std::path::PathBuf::from(a.location))
-        .filter(|p| p.is_file());
-    let options = SessionOptions {
-        previous_archive,
-        shared: config
-            .service
-            .as_ref()
-            .map(|svc| svc.shared.clone())
-            .unwrap_or_default(),
-        manifest_cache: None,
-    };
+    let options = session_options(config, store, env, None)?;
     Ok(Targets::new(scratch, options))
 }
 

@@ -106,6 +106,7 @@ pub fn run(s: &Session, args: DemoArgs) -> anyhow::Result<()> {
             config: cfg_path.clone(),
             state_dir: None,
             store: None,
+            create_store: false,
             json: s.global.json,
             operator: s.global.operator.clone().or_else(|| Some("demo@rollway".into())),
         },

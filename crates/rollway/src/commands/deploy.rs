@@ -277,7 +277,7 @@ pub(crate) fn prepare_checked(
         }
         Err(e) => {
             let required = config.variables.values().any(|v| v.required_for.contains(&ecfg.kind));
-            if required {
+            if required || s.has_stored_values(config, store, env)? {
                 return Err(e);
             }
             let entries: Vec<(String, String)> = ecfg.vars.clone().into_iter().collect();
@@ -388,12 +388,31 @@ fn refuse_deprecated(store: &dyn Store, env: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The one flag Ctrl-C, SIGTERM and SIGHUP set, registered once per process.
+static INTERRUPTED: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+
 fn interrupted_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    // Ctrl-C sets the flag; the deployment decides what it means (cancel
-    // before any host switched, detach or fail after).
-    let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&flag));
-    flag
+    Arc::clone(INTERRUPTED.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        // Ctrl-C, a `kill` and a closed terminal set the flag; the
+        // deployment decides what it means (cancel before any host
+        // switched, detach or fail after).
+        for signal in [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ] {
+            let _ = signal_hook::flag::register(signal, Arc::clone(&flag));
+        }
+        flag
+    }))
+}
+
+/// Whether a signal interrupted this process's deployment.
+fn was_interrupted() -> bool {
+    INTERRUPTED
+        .get()
+        .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
 }
 
 /// What a deployment needs alive while it runs: the connectors, the
@@ -604,6 +623,14 @@ fn report(s: &Session, store: &dyn Store, outcome: Result<Outcome, DeployError>)
             s.printer.line(Tone::Good, format!("deployment {} succeeded", d.id));
             Ok(())
         }
+        Ok(Outcome::Detached(d)) if was_interrupted() => Err(coded(
+            Code::Interrupted,
+            anyhow::anyhow!(
+                "interrupted: deployment {} stays in its stability window with its lease held; run `rollway verify {}` to watch it",
+                d.id,
+                d.environment
+            ),
+        )),
         Ok(Outcome::Detached(d)) => {
             s.printer
                 .json(&serde_json::json!({ "deployment": d, "detached": true }));
@@ -616,7 +643,14 @@ fn report(s: &Session, store: &dyn Store, outcome: Result<Outcome, DeployError>)
             );
             Ok(())
         }
+        // A signal ended it (SIGINT, SIGTERM or SIGHUP): whatever the
+        // deployment became, the process was interrupted.
         Err(e) => {
+            let code = if was_interrupted() {
+                Code::Interrupted
+            } else {
+                Code::Failed
+            };
             let deployment = match &e {
                 DeployError::Failed { deployment, .. } | DeployError::RollbackFailed { deployment, .. } => {
                     Some(*deployment)
@@ -624,7 +658,10 @@ fn report(s: &Session, store: &dyn Store, outcome: Result<Outcome, DeployError>)
                 _ => None,
             };
             let Some(id) = deployment else {
-                return Err(engine_error(e));
+                return Err(match code {
+                    Code::Interrupted => coded(code, engine_error(e)),
+                    _ => engine_error(e),
+                });
             };
             print_phases(s, store, id);
             // The JSON error carries the phases too.
@@ -641,7 +678,7 @@ fn report(s: &Session, store: &dyn Store, outcome: Result<Outcome, DeployError>)
                 }
                 _ => serde_json::json!({ "deployment": id, "phases": p }),
             };
-            Err(coded_with(Code::Failed, e, details))
+            Err(coded_with(code, e, details))
         }
     }
 }

@@ -13,14 +13,24 @@ use crate::session::Session;
 pub struct HistoryArgs {
     /// Only this environment.
     pub env: Option<String>,
-    /// At most this many deployments, newest first.
-    #[arg(long, default_value_t = 20)]
+    /// At most this many deployments, newest first (1 or more).
+    #[arg(long, default_value_t = 20, value_parser = parse_limit)]
     pub limit: usize,
     /// Only deployments in this status, in any case; the seeds' words work
     /// too (SUCCESS, completed, FAILED, ROLLED_BACK, and IN_PROGRESS for
     /// building, synthesizing, deploying or verifying).
     #[arg(long, value_name = "STATUS")]
     pub status: Option<String>,
+}
+
+/// `--limit`: a count of at least one (0 would list nothing and look like
+/// an empty history).
+fn parse_limit(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("0 would show nothing: use 1 or more".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("not a whole number: use 1 or more".to_owned()),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -57,8 +57,8 @@ pub enum SecretsCmd {
         /// A set of values for a framework: strapi.
         #[arg(long, conflicts_with = "key")]
         preset: Option<String>,
-        /// Random bytes per value.
-        #[arg(long, default_value_t = 32)]
+        /// Random bytes per value (16 to 4096).
+        #[arg(long, default_value_t = 32, value_parser = parse_bytes)]
         bytes: usize,
     },
     /// Redeploy ENV with a new value of KEY (stdin, a prompt or --generate);
@@ -69,8 +69,8 @@ pub enum SecretsCmd {
         /// A strong random value instead of reading one.
         #[arg(long)]
         generate: bool,
-        /// Random bytes for --generate.
-        #[arg(long, default_value_t = 32)]
+        /// Random bytes for --generate (16 to 4096).
+        #[arg(long, default_value_t = 32, value_parser = parse_bytes)]
         bytes: usize,
         /// The artifact to deploy (default: the current release's).
         #[arg(long)]
@@ -99,6 +99,25 @@ pub struct SetFlags {
 pub fn run(s: &Session, cmd: SecretsCmd) -> anyhow::Result<()> {
     if let SecretsCmd::Init = cmd {
         return init(s);
+    }
+    let key = match &cmd {
+        SecretsCmd::Set { key, .. }
+        | SecretsCmd::Get { key, .. }
+        | SecretsCmd::Rm { key, .. }
+        | SecretsCmd::Rotate { key, .. } => Some(key.as_str()),
+        SecretsCmd::Generate { key, .. } => key.as_deref(),
+        _ => None,
+    };
+    if let Some((name, _)) = key.and_then(|k| k.split_once('=')) {
+        // `KEY=VALUE` as the name: never echo what follows the '='.
+        return Err(coded(
+            Code::Invalid,
+            anyhow::anyhow!(
+                "'{}=****' gives a value with the name: give the name alone and the value on stdin (`printf %s \"$VALUE\" | rollway secrets set ENV {}`)",
+                rollway_model::names::shown(name),
+                rollway_model::names::shown(name)
+            ),
+        ));
     }
     if let SecretsCmd::Set {
         value: Some(_),
@@ -253,7 +272,26 @@ pub fn run(s: &Session, cmd: SecretsCmd) -> anyhow::Result<()> {
         }
         SecretsCmd::Check { env } => {
             let env = prepare(s, &config, &*store, &vault, &env)?;
-            let problems = vault.check(&env)?;
+            // A value in the file with no record (written with `age`, or
+            // pulled through git) is recorded now, as `list` does; a record
+            // with no value in the file is a problem.
+            let before: std::collections::BTreeSet<String> =
+                store.variables(&env.name)?.into_iter().map(|v| v.key).collect();
+            for v in vault.records(&env, &operator)? {
+                if !before.contains(&v.key) {
+                    s.printer.stderr_line(
+                        Tone::Warn,
+                        &format!(
+                            "note: recorded {} of {} now: it has a value in {} but had no record in the store",
+                            v.key,
+                            env.name,
+                            vault.path(&env.name).display()
+                        ),
+                    );
+                }
+            }
+            let mut problems = vault.check(&env)?;
+            problems.extend(vault.disagreements(&env)?);
             if problems.is_empty() {
                 s.printer
                     .json(&serde_json::json!({ "environment": env.name, "ok": true, "problems": [] }));
@@ -388,11 +426,24 @@ fn read_value(key: &str) -> anyhow::Result<String> {
             .context("cannot read the value from the terminal")?;
         return Ok(v);
     }
-    let mut buf = String::new();
+    // Read a little more than any value may hold, never without limit.
+    let limit = rollway_secrets::MAX_ENV_ENTRY + 2;
+    let mut bytes = Vec::new();
     stdin
         .lock()
-        .read_to_string(&mut buf)
-        .context("cannot read the value from stdin (it must be UTF-8)")?;
+        .take(limit as u64)
+        .read_to_end(&mut bytes)
+        .context("cannot read the value from stdin")?;
+    if bytes.len() >= limit {
+        return Err(coded(
+            Code::Invalid,
+            anyhow::anyhow!(
+                "the value of {key} on stdin is longer than 128 KiB; a process environment takes at most 128 KiB per variable, so the service could not start: keep large data in a file and put its path in the variable"
+            ),
+        ));
+    }
+    let mut buf =
+        String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("the value of {key} on stdin is not UTF-8 text"))?;
     if let Some(stripped) = buf.strip_suffix('\n') {
         buf = stripped.strip_suffix('\r').unwrap_or(stripped).to_owned();
     }
@@ -517,6 +568,17 @@ fn sync(s: &Session, config: &Config, vault: &Vault<'_>, env: &EnvRef, operator:
     s.printer
         .json(&serde_json::json!({ "environment": env.name, "synced": synced }));
     Ok(())
+}
+
+/// `--bytes`: 16 (128 bits) to [`rollway_secrets::MAX_SECRET_BYTES`].
+fn parse_bytes(s: &str) -> Result<usize, String> {
+    let max = rollway_secrets::MAX_SECRET_BYTES;
+    let hint = format!("use 16 to {max} random bytes per value (32 gives 256 bits)");
+    match s.trim().parse::<usize>() {
+        Ok(n) if (16..=max).contains(&n) => Ok(n),
+        Ok(_) => Err(format!("out of range: {hint}")),
+        Err(_) => Err(format!("not a whole number: {hint}")),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
