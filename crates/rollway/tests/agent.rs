@@ -464,7 +464,9 @@ fn service_through_the_agent(kind: Kind) {
     assert_eq!(probe.status, Some(200), "{kind:?}: {probe:?}");
     assert_eq!(get(port).as_deref(), Some("hello from r1"));
     let status = s.service_status(&spec).unwrap();
-    assert_eq!(status, started);
+    // The same process, still on its first start (its uptime has grown).
+    assert_eq!((status.pid, status.starts), (started.pid, started.starts));
+    assert!(status.uptime_ms.is_some(), "{kind:?}: {status:?}");
     let lines = s.log_tail(&spec, 5).unwrap();
     assert!(
         lines.iter().any(|l| l.contains("serving hello from r1")),

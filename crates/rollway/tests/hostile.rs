@@ -387,7 +387,7 @@ fn in_progress(p: &Project, env: &str) -> Option<String> {
 }
 
 #[test]
-fn a_signal_during_the_window_ends_the_deployment_with_exit_130() {
+fn a_signal_during_the_window_detaches_with_exit_130() {
     let check = |signal: &str| {
         let p = app_project("");
         let toml = fs::read_to_string(p.path().join("rollway.toml"))
@@ -422,14 +422,21 @@ fn a_signal_during_the_window_ends_the_deployment_with_exit_130() {
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(130), "{signal}: {stderr}");
-        assert!(stderr.contains("interrupted"), "{signal}: {stderr}");
+        // DESIGN.md: during the window the CLI detaches; the deployment stays
+        // verifying and keeps the lease until its window ends.
+        assert!(
+            stderr.contains("interrupted during the stability window: deployment"),
+            "{signal}: {stderr}"
+        );
+        assert_eq!(in_progress(&p, "staging").as_deref(), Some("verifying"), "{signal}");
+        let status = p.run(&["status", "staging", "--json"]).ok().json();
+        assert_eq!(status[0]["lock"]["owner"], "tester@example.com", "{signal}: {status:#}");
+        // `rollway verify` watches the rest of it and settles it.
+        let r = p.run(&["verify", "staging"]);
+        assert_eq!(r.code, 0, "{signal}: {r:#?}");
         assert_eq!(in_progress(&p, "staging"), None, "{signal}: nothing left in progress");
         let status = p.run(&["status", "staging", "--json"]).ok().json();
-        assert_eq!(
-            status[0]["lock"],
-            serde_json::Value::Null,
-            "{signal}: no lease held: {status:#}"
-        );
+        assert_eq!(status[0]["lock"], serde_json::Value::Null, "{signal}: {status:#}");
         // Leave no service behind.
         p.run(&["stop", "staging"]);
     };

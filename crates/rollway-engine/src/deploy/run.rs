@@ -146,6 +146,9 @@ pub struct Hooks {
     pub timeout: Duration,
 }
 
+/// What `watch` answers when Ctrl-C ended the watching, not the service.
+const WINDOW_INTERRUPTED: &str = "interrupted (Ctrl-C) during the window";
+
 /// How a deployment ended when it did not fail.
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -333,7 +336,7 @@ impl DeployJob<'_> {
             stored_end
         };
         let verification = Mutex::new(verification);
-        self.under_lease(lock, |_held| {
+        self.under_lease(lock, |held| {
             let names: Vec<String> = verification
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -376,10 +379,48 @@ impl DeployJob<'_> {
                 )?;
             }
             if let Err(reason) = self.watch(&dep, &verification, &mut live, end.since(self.clock().now())) {
+                if reason == WINDOW_INTERRUPTED {
+                    return self.detach_at(&dep, &verification, held, end, "interrupted");
+                }
                 return Err(self.fail_and_return(dep.id, &verification, &mut live, reason));
             }
             self.finish(dep.id, &verification, &mut live)
         })
+    }
+
+    /// Leaves the window to `rollway verify` (or `rollway serve`): the
+    /// deployment stays `verifying` with its window end stored, and the lease
+    /// is held until that end plus one lease, so nobody else deploys over an
+    /// unwatched window.
+    fn detach_at(
+        &self,
+        dep: &Deployment,
+        verification: &Mutex<Verification>,
+        held: &Mutex<Lock>,
+        ends: Timestamp,
+        why: &str,
+    ) -> Result<Outcome, DeployError> {
+        {
+            let mut v = verification.lock().unwrap_or_else(|p| p.into_inner());
+            v.window_ends_at = Some(ends);
+            self.store.put_verification(&v, Vec::new())?;
+        }
+        let mut guard = held.lock().unwrap_or_else(|p| p.into_inner());
+        let until = ends.plus(self.lease);
+        if let Ok(renewed) = self.store.renew_lock(&guard, until.since(self.clock().now())) {
+            *guard = renewed;
+        }
+        drop(guard);
+        self.step(
+            dep,
+            None,
+            format!(
+                "{why}: detached; the window ends at {ends}: run `rollway verify {}`",
+                self.environment
+            ),
+            json!({ "window_ends_at": ends }),
+        )?;
+        Ok(Outcome::Detached(Box::new(dep.clone())))
     }
 
     /// Runs `f` while a thread renews the lease; gives it back after, except
@@ -668,23 +709,14 @@ impl DeployJob<'_> {
             self.store.put_verification(&v, Vec::new())?;
         }
         if self.detach {
-            let mut guard = held.lock().unwrap_or_else(|p| p.into_inner());
-            let until = self.clock().now().plus(self.health.stability_window).plus(self.lease);
-            if let Ok(renewed) = self.store.renew_lock(&guard, until.since(self.clock().now())) {
-                *guard = renewed;
-            }
-            self.step(
-                &dep,
-                None,
-                format!(
-                    "detached; the window ends at {ends}: run `rollway verify {}`",
-                    self.environment
-                ),
-                json!({ "window_ends_at": ends }),
-            )?;
-            return Ok(Outcome::Detached(Box::new(dep)));
+            return self.detach_at(&dep, &verification, held, ends, "--detach");
         }
         if let Err(reason) = self.watch(&dep, &verification, &mut live, self.health.stability_window) {
+            // Ctrl-C (or SIGTERM, SIGHUP) during the window: the CLI
+            // detaches and the window is left to `rollway verify`.
+            if reason == WINDOW_INTERRUPTED {
+                return self.detach_at(&dep, &verification, held, ends, "interrupted");
+            }
             let rest: Vec<usize> = deployed.iter().copied().filter(|&d| d != release).collect();
             return Err(self.fail_stacks(
                 &dep,
@@ -1638,7 +1670,7 @@ impl DeployJob<'_> {
                 break Ok(());
             }
             if self.interrupted.load(Ordering::SeqCst) {
-                break Err("interrupted (Ctrl-C) during the window".into());
+                break Err(WINDOW_INTERRUPTED.into());
             }
             self.progress.countdown(end.since(now));
             self.clock().sleep(self.health.interval.min(end.since(now)));

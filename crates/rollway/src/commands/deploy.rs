@@ -623,13 +623,16 @@ fn report(s: &Session, store: &dyn Store, outcome: Result<Outcome, DeployError>)
             s.printer.line(Tone::Good, format!("deployment {} succeeded", d.id));
             Ok(())
         }
-        Ok(Outcome::Detached(d)) if was_interrupted() => Err(coded(
+        // Interrupted during the window: the deployment stays verifying and
+        // the window is left to `rollway verify`; the process was interrupted.
+        Ok(Outcome::Detached(d)) if was_interrupted() => Err(coded_with(
             Code::Interrupted,
             anyhow::anyhow!(
-                "interrupted: deployment {} stays in its stability window with its lease held; run `rollway verify {}` to watch it",
+                "interrupted during the stability window: deployment {} stays verifying and keeps the lease until its window ends; run `rollway verify {}` to watch it",
                 d.id,
                 d.environment
             ),
+            serde_json::json!({ "deployment": d, "detached": true }),
         )),
         Ok(Outcome::Detached(d)) => {
             s.printer
