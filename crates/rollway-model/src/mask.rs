@@ -14,9 +14,12 @@ pub const MASK: &str = "****";
 /// shred every output, and `secrets check` refuses such values as weak.
 pub const MIN_SECRET_LEN: usize = 4;
 
-/// Shortest base64 run taken from an unaligned encoding; shorter runs would
-/// match ordinary text by chance.
-const MIN_UNALIGNED_RUN: usize = 8;
+/// Shortest run of base64 characters looked for inside a longer base64 text
+/// (where only the characters that encode the secret's bits alone are known);
+/// shorter runs would match ordinary text by chance. A secret of 7 bytes or
+/// more gives such a run at every alignment, so it is caught inside any
+/// longer base64 text; a shorter one only in its own encodings.
+pub const MIN_BASE64_RUN: usize = 8;
 
 /// A set of secret values and every form they are looked for in.
 #[derive(Debug, Clone)]
@@ -184,7 +187,7 @@ fn encodings(secret: &str) -> Vec<Vec<u8>> {
             let enc = engine.encode(&prefixed);
             let first = (offset * 8).div_ceil(6);
             let last = ((offset + raw.len()) * 8) / 6;
-            if last > first && last - first >= MIN_UNALIGNED_RUN {
+            if last > first && last - first >= MIN_BASE64_RUN {
                 forms.push(enc.as_bytes()[first..last].to_vec());
             }
         }
