@@ -1,6 +1,8 @@
 //! Replays a fuzz target's committed inputs on the stable toolchain: every
-//! file of `fuzz/corpus/TARGET` and `fuzz/regressions/TARGET` (the crash
-//! inputs, kept after their fix) goes through the target's check. Used by
+//! file of `fuzz/seeds/TARGET` (handwritten and generated seeds),
+//! `fuzz/corpus/TARGET` (the minimised corpus of the runs) and
+//! `fuzz/regressions/TARGET` (the crash inputs, kept after their fix) goes
+//! through the target's check. Used by
 //! the `tests/fuzz_regressions.rs` of each crate.
 
 use std::path::{Path, PathBuf};
@@ -10,7 +12,7 @@ use std::path::{Path, PathBuf};
 pub fn inputs(crate_dir: &str, target: &str) -> Vec<PathBuf> {
     let fuzz = Path::new(crate_dir).join("../../fuzz");
     let mut files = Vec::new();
-    for kind in ["corpus", "regressions"] {
+    for kind in ["seeds", "corpus", "regressions"] {
         let Ok(entries) = std::fs::read_dir(fuzz.join(kind).join(target)) else {
             continue;
         };
