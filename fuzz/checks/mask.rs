@@ -24,7 +24,7 @@ use rollway_model::mask::{MIN_BASE64_RUN, MIN_SECRET_LEN};
 
 /// Runs one input; panics when the property does not hold.
 pub fn check(data: &[u8]) {
-    let Some((&[l1, l2, form, seed], rest)) = data.split_first_chunk::<4>().map(|(h, r)| (h, r)) else {
+    let Some((&[l1, l2, form, seed], rest)) = data.split_first_chunk::<4>() else {
         return;
     };
     let (secret1, rest) = take(rest, usize::from(l1) % 40);
@@ -88,7 +88,7 @@ fn plant(before: &[u8], secret: &str, after: &[u8], form: u8) -> Vec<u8> {
         7 => out.extend_from_slice(python_json_inner(secret).as_bytes()),
         // The secret inside a longer text that is base64-encoded whole
         // (a dotenv file, a JSON document): any alignment mod 3.
-        8 | 9 | 10 | 11 => {
+        8..=11 => {
             let mut inner = before.to_vec();
             inner.extend_from_slice(raw);
             inner.extend_from_slice(after);
