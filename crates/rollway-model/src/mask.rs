@@ -14,9 +14,12 @@ pub const MASK: &str = "****";
 /// shred every output, and `secrets check` refuses such values as weak.
 pub const MIN_SECRET_LEN: usize = 4;
 
-/// Shortest base64 run taken from an unaligned encoding; shorter runs would
-/// match ordinary text by chance.
-const MIN_UNALIGNED_RUN: usize = 8;
+/// Shortest run of base64 characters looked for inside a longer base64 text
+/// (where only the characters that encode the secret's bits alone are known);
+/// shorter runs would match ordinary text by chance. A secret of 7 bytes or
+/// more gives such a run at every alignment, so it is caught inside any
+/// longer base64 text; a shorter one only in its own encodings.
+pub const MIN_BASE64_RUN: usize = 8;
 
 /// A set of secret values and every form they are looked for in.
 #[derive(Debug, Clone)]
@@ -188,7 +191,7 @@ fn encodings(secret: &str) -> Vec<Vec<u8>> {
             let enc = engine.encode(&prefixed);
             let first = (offset * 8).div_ceil(6);
             let last = ((offset + raw.len()) * 8) / 6;
-            if last > first && last - first >= MIN_UNALIGNED_RUN {
+            if last > first && last - first >= MIN_BASE64_RUN {
                 forms.push(enc.as_bytes()[first..last].to_vec());
             }
         }
@@ -198,9 +201,8 @@ fn encodings(secret: &str) -> Vec<Vec<u8>> {
     forms.push(percent_encode(raw, false).to_ascii_lowercase().into_bytes());
     let json = serde_json::to_string(secret).unwrap_or_default();
     forms.push(json.as_bytes()[1..json.len().saturating_sub(1).max(1)].to_vec());
-    forms.push(json_ascii_escape(secret, true).into_bytes());
-    // Python's json.dumps: non-ASCII as \uXXXX, but `/` left as it is.
-    forms.push(json_ascii_escape(secret, false).into_bytes());
+    forms.push(json_ascii_escape(secret, AsciiJson::SlashAndU).into_bytes());
+    forms.push(json_ascii_escape(secret, AsciiJson::Python).into_bytes());
     forms
 }
 
@@ -218,15 +220,32 @@ fn percent_encode(raw: &[u8], form: bool) -> String {
     s
 }
 
-/// JSON string escaping that also writes every non-ASCII character as \uXXXX
-/// (as many encoders do), without the quotes; `/` as `\/` with `slash`.
-fn json_ascii_escape(secret: &str, slash: bool) -> String {
+/// The two ASCII-only JSON escapings looked for besides serde's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AsciiJson {
+    /// `/` as `\/`, and every control character but `\n`, `\r`, `\t` as
+    /// `\u00XX`.
+    SlashAndU,
+    /// Python's `json.dumps` (ensure_ascii, its default): `/` as it is, the
+    /// short escapes `\b` and `\f` too — writing those two as `\u0008` and
+    /// `\u000c` missed a secret holding a backspace or form feed beside a
+    /// non-ASCII character (found by the `mask` fuzz target).
+    Python,
+}
+
+/// JSON string escaping that also writes every non-ASCII character as
+/// \uXXXX (UTF-16 units, lower-case hex, as many encoders do), without the
+/// quotes.
+fn json_ascii_escape(secret: &str, style: AsciiJson) -> String {
+    let python = style == AsciiJson::Python;
     let mut s = String::new();
     for c in secret.chars() {
         match c {
             '"' => s.push_str("\\\""),
             '\\' => s.push_str("\\\\"),
-            '/' if slash => s.push_str("\\/"),
+            '/' if !python => s.push_str("\\/"),
+            '\u{8}' if python => s.push_str("\\b"),
+            '\u{c}' if python => s.push_str("\\f"),
             '\n' => s.push_str("\\n"),
             '\r' => s.push_str("\\r"),
             '\t' => s.push_str("\\t"),
@@ -298,7 +317,7 @@ mod tests {
             percent_encode(CANARY.as_bytes(), true),
             serde_json::to_string(CANARY).unwrap(),
             serde_json::to_string(&serde_json::json!({ "v": CANARY })).unwrap(),
-            json_ascii_escape(CANARY, true),
+            json_ascii_escape(CANARY, AsciiJson::SlashAndU),
             // Python's json.dumps({"v": CANARY}).
             r#"{"v": "canary-S3cr3t/+\u00e9\"x"}"#.to_owned(),
         ];
@@ -307,6 +326,13 @@ mod tests {
             assert!(!masked.contains(&f), "{f} -> {masked}");
             assert!(masked.contains(MASK), "{f} -> {masked}");
         }
+    }
+
+    #[test]
+    fn masks_python_json_of_backspace_and_form_feed() {
+        // json.dumps({"v": "pa\bss\x0cw\u00f6rd"}) in Python 3.
+        let m = Masker::new(["pa\u{8}ss\u{c}w\u{f6}rd"]);
+        assert_eq!(m.mask(r#"{"v": "pa\bss\fw\u00f6rd"}"#), r#"{"v": "****"}"#);
     }
 
     #[test]
