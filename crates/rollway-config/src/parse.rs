@@ -99,6 +99,7 @@ pub(crate) fn read_config(cx: &Ctx<'_>, root: &dyn TableLike, marks: &mut Marks)
                 alive_count_max: s
                     .u32_at("alive_count_max", 1, "give at least one probe: alive_count_max = 3")
                     .map_or(d.alive_count_max, |a| a.v),
+                persist: s.bool_or("persist", d.persist),
             }
         })
         .unwrap_or_default();

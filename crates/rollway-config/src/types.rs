@@ -309,6 +309,9 @@ pub struct SshConfig {
     /// Unanswered probes before the connection is dropped: `ssh -o ServerAliveCountMax`.
     #[schemars(range(min = 1, max = 100))]
     pub alive_count_max: u32,
+    /// Keep each host's multiplexed connection open for 60 s after a command ends, so the next
+    /// command starts faster (default false: closed when the command ends).
+    pub persist: bool,
 }
 
 impl Default for SshConfig {
@@ -318,6 +321,7 @@ impl Default for SshConfig {
             connect_timeout: Duration::from_secs(10),
             alive_interval: Duration::from_secs(5),
             alive_count_max: 3,
+            persist: false,
         }
     }
 }

@@ -92,6 +92,40 @@ impl PgBackend {
         })
     }
 
+    /// Runs `f` in the transaction `start` opens and commits it. A
+    /// connection the server dropped since the last transaction is made
+    /// again first; nothing of this one ran yet.
+    fn in_transaction<T>(
+        &self,
+        start: impl for<'c> Fn(&'c mut Client) -> Result<postgres::Transaction<'c>, postgres::Error>,
+        f: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut client = self.client();
+        let err = |e| StoreError::postgres(&self.shown, e);
+        let mut f = Some(f);
+        for attempt in 0..2 {
+            let closed = match start(&mut client) {
+                Ok(mut tx) => {
+                    let f = f
+                        .take()
+                        .ok_or_else(|| StoreError::corrupt("transaction", "body", "ran twice"))?;
+                    let out = f(&mut PgSql {
+                        tx: &mut tx,
+                        location: &self.shown,
+                    })?;
+                    tx.commit().map_err(err)?;
+                    return Ok(out);
+                }
+                Err(e) if attempt == 0 && dropped(&e) => true,
+                Err(e) => return Err(err(e)),
+            };
+            if closed {
+                self.reconnect(&mut client)?;
+            }
+        }
+        Err(StoreError::corrupt("transaction", "body", "no connection"))
+    }
+
     /// A new connection in place of one the server dropped (a restart, an
     /// administrator's `pg_terminate_backend`).
     fn reconnect(&self, client: &mut Client) -> Result<(), StoreError> {
@@ -163,64 +197,19 @@ impl Backend for PgBackend {
     }
 
     fn write<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let mut client = self.client();
-        let err = |e| StoreError::postgres(&self.shown, e);
-        let mut f = Some(f);
-        for attempt in 0..2 {
-            let closed = match client.transaction() {
-                Ok(mut tx) => {
-                    let f = f
-                        .take()
-                        .ok_or_else(|| StoreError::corrupt("transaction", "write", "ran twice"))?;
-                    let out = f(&mut PgSql {
-                        tx: &mut tx,
-                        location: &self.shown,
-                    })?;
-                    tx.commit().map_err(err)?;
-                    return Ok(out);
-                }
-                // The server dropped the connection since the last
-                // transaction: connect again; nothing of this one ran.
-                Err(e) if attempt == 0 && dropped(&e) => true,
-                Err(e) => return Err(err(e)),
-            };
-            if closed {
-                self.reconnect(&mut client)?;
-            }
-        }
-        Err(StoreError::corrupt("transaction", "write", "no connection"))
+        self.in_transaction(|c| c.transaction(), f)
     }
 
     fn read<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let mut client = self.client();
-        let err = |e| StoreError::postgres(&self.shown, e);
-        let mut f = Some(f);
-        for attempt in 0..2 {
-            let closed = match client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-            {
-                Ok(mut tx) => {
-                    let f = f
-                        .take()
-                        .ok_or_else(|| StoreError::corrupt("transaction", "read", "ran twice"))?;
-                    let out = f(&mut PgSql {
-                        tx: &mut tx,
-                        location: &self.shown,
-                    })?;
-                    tx.commit().map_err(err)?;
-                    return Ok(out);
-                }
-                Err(e) if attempt == 0 && dropped(&e) => true,
-                Err(e) => return Err(err(e)),
-            };
-            if closed {
-                self.reconnect(&mut client)?;
-            }
-        }
-        Err(StoreError::corrupt("transaction", "read", "no connection"))
+        self.in_transaction(
+            |c| {
+                c.build_transaction()
+                    .isolation_level(IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()
+            },
+            f,
+        )
     }
 
     fn execute_raw(&self, sql: &str) -> Result<(), StoreError> {

@@ -30,7 +30,7 @@ pub(crate) struct SqliteBackend {
 }
 
 /// `DB.open-lock` beside the database, locked exclusively while one process
-/// creates, switches to WAL and migrates the store. SQLite's busy handler
+/// creates, switches to WAL and migrates a store not yet in WAL mode. SQLite's busy handler
 /// does not cover every step of that (a journal-mode change on a file
 /// another process has just created answers "database is locked" at once),
 /// so openers queue here instead. The holder writes its pid and command line
@@ -143,21 +143,35 @@ impl SqliteBackend {
                 source,
             })?;
         }
-        let opening = OpenLock::acquire(path, &shown, wait)?;
         let err = |e| StoreError::sqlite(&shown, e);
-        let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
-        let mode: String = retry_busy(&shown, || {
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-        })?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Unsupported {
-                location: shown,
-                detail: format!(
-                    "the file would not switch to WAL mode (it is in {mode} mode); keep it on a local file system"
-                ),
-            });
-        }
+        // A store already in WAL mode needs nothing that only one opener at
+        // a time may do (migrations queue on the write lock like any write),
+        // so it is opened without touching the lock file.
+        let ready = Connection::open(path).ok().filter(|c| {
+            c.busy_timeout(BUSY_TIMEOUT).is_ok()
+                && c.pragma_query_value(None, "journal_mode", |r| r.get::<_, String>(0))
+                    .is_ok_and(|m| m.eq_ignore_ascii_case("wal"))
+        });
+        let (conn, opening) = match ready {
+            Some(conn) => (conn, None),
+            None => {
+                let opening = OpenLock::acquire(path, &shown, wait)?;
+                let conn = Connection::open(path).map_err(err)?;
+                conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+                let mode: String = retry_busy(&shown, || {
+                    conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+                })?;
+                if !mode.eq_ignore_ascii_case("wal") {
+                    return Err(StoreError::Unsupported {
+                        location: shown,
+                        detail: format!(
+                            "the file would not switch to WAL mode (it is in {mode} mode); keep it on a local file system"
+                        ),
+                    });
+                }
+                (conn, Some(opening))
+            }
+        };
         // WAL makes NORMAL durable across application crashes; only a power
         // loss may lose the last commits, never corrupt the file.
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
@@ -166,7 +180,7 @@ impl SqliteBackend {
             conn: Mutex::new(conn),
             location,
             shown,
-            opening: Mutex::new(Some(opening)),
+            opening: Mutex::new(opening),
         })
     }
 
@@ -332,8 +346,8 @@ mod tests {
     fn an_opener_waits_for_another_and_names_it_when_it_gives_up() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rollway.db");
-        let first = SqliteBackend::open(&path).unwrap();
-        // The first opener has not finished migrating: the next one waits.
+        // Another opener is creating the store: the next one waits.
+        let first = OpenLock::acquire(&path, "first", Duration::from_secs(1)).unwrap();
         let err = SqliteBackend::open_waiting(&path, Duration::from_millis(200)).unwrap_err();
         let msg = err.to_string();
         let expected = format!(
@@ -342,9 +356,14 @@ mod tests {
             std::process::id()
         );
         assert!(msg.starts_with(&expected), "{msg}");
-        // Once it has, the next one opens.
-        first.migrated();
+        // Once it is done, the next one opens, and later ones go straight in
+        // (the store is in WAL mode) without touching the lock file.
+        drop(first);
+        let second = SqliteBackend::open_waiting(&path, Duration::from_millis(200)).unwrap();
+        second.migrated();
+        let held = OpenLock::acquire(&path, "someone", Duration::from_secs(1)).unwrap();
         SqliteBackend::open_waiting(&path, Duration::from_millis(200)).unwrap();
+        drop(held);
     }
 
     #[test]

@@ -348,9 +348,15 @@ fn ssh_refuses_hostile_manifests_and_keeps_current() {
 #[test]
 fn ssh_copies_the_agent_once_by_digest_over_one_connection() {
     let case = Case::new(Kind::Ssh);
+    // `[ssh] persist`: each connector leaves the host's connection to the next.
+    let persist = || {
+        let mut o = SessionOptions::default();
+        o.ssh.persist = true;
+        o
+    };
     let sshd = case.sshd.as_ref().unwrap();
     let bin = case.root().join(".rollway/bin");
-    let mut s = case.connect(SessionOptions::default());
+    let mut s = case.connect(persist());
     s.state().unwrap();
     let copies: Vec<PathBuf> = fs::read_dir(&bin).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(copies.len(), 1, "{copies:?}");
@@ -367,7 +373,7 @@ fn ssh_copies_the_agent_once_by_digest_over_one_connection() {
     // Present and intact: not copied again.
     let inode = ino(copy);
     let up = sshd.wire().up;
-    case.connect(SessionOptions::default()).state().unwrap();
+    case.connect(persist()).state().unwrap();
     assert_eq!(ino(copy), inode);
     let size = fs::metadata(ROLLWAY).unwrap().len();
     assert!(sshd.wire().up - up < size / 10, "the binary was sent again");
@@ -375,7 +381,7 @@ fn ssh_copies_the_agent_once_by_digest_over_one_connection() {
     // Damaged: replaced by a verified copy.
     fs::set_permissions(copy, fs::Permissions::from_mode(0o755)).unwrap();
     fs::write(copy, b"#!/bin/sh\necho rollway-agent-ok\n").unwrap();
-    case.connect(SessionOptions::default()).state().unwrap();
+    case.connect(persist()).state().unwrap();
     assert_eq!(fs::read(copy).unwrap(), fs::read(ROLLWAY).unwrap());
     // Every session rode the one multiplexed connection.
     assert_eq!(sshd.connections(), 2, "the harness's own check, then the master");

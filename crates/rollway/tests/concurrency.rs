@@ -8,7 +8,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use common::{Backend, PgDb, Project, free_port, get};
 
@@ -84,20 +84,8 @@ fn start_together(p: &Project) -> Vec<Outcome> {
     let children: Vec<_> = MIX
         .iter()
         .map(|args| {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollway"));
-            cmd.args(*args)
-                .current_dir(p.path())
-                .env("NO_COLOR", "1")
-                .env("ROLLWAY_OPERATOR", "tester@example.com")
-                .env("XDG_CONFIG_HOME", p.path().join("xdg"))
-                .env_remove("ROLLWAY_IDENTITY")
-                .env_remove("ROLLWAY_STORE")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped());
-            if let Backend::Postgres(db) = &p.backend {
-                cmd.env("ROLLWAY_STORE", db.url());
-            }
+            let mut cmd = p.command(args);
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
             (args, cmd.spawn().unwrap())
         })
         .collect();

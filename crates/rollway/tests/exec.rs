@@ -14,18 +14,6 @@ use sshd::Sshd;
 
 const SECRET: &str = "exec-canary-7Qz!pL2";
 
-const APP: &str = r#"import http.server, os
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-"#;
-
 struct Host {
     p: Project,
     _sshd: Sshd,
@@ -70,7 +58,7 @@ vars = {{ GREETING = "hello" }}
         ),
     );
     std::fs::create_dir(p.path().join("app")).unwrap();
-    p.write("app/server.py", APP);
+    p.write("app/server.py", common::OK_APP);
     p.run(&["secrets", "init"]).ok();
     p.run_with_stdin(&["secrets", "set", "staging", "TOKEN"], SECRET).ok();
     p.run(&["deploy", "staging"]).ok();
@@ -188,6 +176,25 @@ fn status_of_one_environment_asks_its_hosts_now() {
     let again = live(&h);
     assert_eq!(again["restarts"], 1, "a restart counts: {again:#}");
     assert_ne!(again["pid"], up["pid"]);
+
+    // Each command closes its multiplexed ssh connection when it ends…
+    let sockets = |h: &Host| -> usize {
+        use std::os::unix::fs::FileTypeExt as _;
+        std::fs::read_dir(h.p.path().join(".rollway/ssh"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_socket()))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(sockets(&h), 0, "a control socket outlived its command");
+    // …unless `[ssh] persist` keeps it for the next one.
+    let toml = std::fs::read_to_string(h.p.path().join("rollway.toml")).unwrap();
+    h.p.write("rollway.toml", &toml.replace("[ssh]\n", "[ssh]\npersist = true\n"));
+    live(&h);
+    assert_eq!(sockets(&h), 1, "[ssh] persist keeps the connection");
+    h.p.write("rollway.toml", &toml);
 
     h.p.run(&["stop", "staging"]).ok();
     let down = live(&h);

@@ -10,20 +10,7 @@ use std::path::Path;
 
 use common::{Backend, Project, Run};
 
-/// A tiny HTTP app that answers 200 on every path.
-const SERVER: &str = r#"import http.server, os
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-"#;
-
-/// A project with a `local` staging environment serving [`SERVER`], an
+/// A project with a `local` staging environment serving [`common::OK_APP`], an
 /// identity, and `extra` appended to its rollway.toml.
 fn app_project(extra: &str) -> Project {
     let port = common::free_port();
@@ -56,7 +43,7 @@ root = "srv"
         ),
     );
     fs::create_dir_all(p.path().join("app")).unwrap();
-    p.write("app/server.py", SERVER);
+    p.write("app/server.py", common::OK_APP);
     p.run(&["secrets", "init"]).ok();
     p
 }
@@ -394,14 +381,8 @@ fn a_signal_during_the_window_detaches_with_exit_130() {
             .unwrap()
             .replace("stability_window = \"200ms\"", "stability_window = \"4s\"");
         p.write("rollway.toml", &toml);
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_rollway"))
-            .args(["deploy", "staging"])
-            .current_dir(p.path())
-            .env("NO_COLOR", "1")
-            .env("ROLLWAY_OPERATOR", "tester@example.com")
-            .env("XDG_CONFIG_HOME", p.path().join("xdg"))
-            .env_remove("ROLLWAY_IDENTITY")
-            .env_remove("ROLLWAY_STORE")
+        let child = p
+            .command(&["deploy", "staging"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -38,18 +38,6 @@ fn a_server_that_never_answers_fails_within_the_connect_timeout() {
     assert!(took < Duration::from_secs(30), "it waited {took:?}");
 }
 
-const APP: &str = r#"import http.server, os
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-"#;
-
 #[test]
 fn a_connection_dropped_during_a_deployment_is_made_again() {
     let Some(db) = PgDb::create() else { return };
@@ -81,7 +69,7 @@ root = "srv"
         ),
     );
     std::fs::create_dir(p.path().join("app")).unwrap();
-    p.write("app/server.py", APP);
+    p.write("app/server.py", common::OK_APP);
     let Backend::Postgres(db) = &p.backend else {
         unreachable!()
     };

@@ -2,8 +2,10 @@
 //! build that prints it, a pipeline job that prints it in every encoding
 //! (and split across two writes), a good deploy, a failing deploy rolled
 //! back, and every `--json` answer, the canary is in clear only in the
-//! releases' env files (mode 0600) — not in any output, not in any other
-//! file of the project, not in the store, not in any fresh temp file.
+//! releases' env files (mode 0600) and the output log of the service that
+//! printed it (mode 0600 in a 0700 directory) — not in any output, not in
+//! any other file of the project, not in the store, not in any fresh temp
+//! file, and in no file another user could read.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -17,9 +19,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::{Backend, Project, Run, contains, get, secret_forms, sha256sum};
 
-/// Answers the SHA-256 of `API_TOKEN` (never the value); crashes 0.5 s
-/// after start when the release holds a `crash` file.
+/// Prints `API_TOKEN` as it starts (a careless service), answers its
+/// SHA-256 (never the value); crashes 0.5 s after start when the release
+/// holds a `crash` file.
 const SERVER: &str = r#"import hashlib, http.server, os, threading
+print("starting with token " + os.environ.get("API_TOKEN", ""), flush=True)
 here = os.path.dirname(os.path.abspath(__file__))
 BODY = hashlib.sha256(os.environ.get("API_TOKEN", "").encode()).hexdigest().encode()
 if os.path.exists(os.path.join(here, "crash")):
@@ -307,6 +311,10 @@ run = '''
         build_logs.iter().any(|l| l.contains("building with token ****")),
         "{build_logs:?}"
     );
+    // `rollway logs` shows the service's output masked (checked below with
+    // every other answer).
+    let logs = run(&p, a, &["logs", "staging"], "").ok();
+    assert!(logs.stdout.contains("starting with token ****"), "{logs:#?}");
     let verify = run(&p, a, &["events", "verify"], "");
     assert_eq!(verify.code, 0, "{verify:#?}");
 
@@ -329,6 +337,7 @@ run = '''
     files(p.path(), uid, Path::new("/nonexistent"), &mut all);
     assert!(all.len() > 10, "the walk sees the project: {all:?}");
     let mut env_files = Vec::new();
+    let mut service_logs_with_canary = 0;
     for f in &all {
         let rel = f.strip_prefix(p.path()).unwrap();
         let bytes = fs::read(f).unwrap();
@@ -339,8 +348,24 @@ run = '''
             continue;
         }
         let seen = found(&bytes, &forms);
+        // The service printed it: its output log (rollway supervisor) is a
+        // place of clear text, readable by its owner only.
+        if rel.starts_with("srv/.rollway/svc") && rel.file_name().is_some_and(|n| n == "output.log") {
+            let mode = fs::metadata(f).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", rel.display());
+            let dir = fs::metadata(f.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+            assert_eq!(dir, 0o700, "{}", rel.display());
+            if !seen.is_empty() {
+                service_logs_with_canary += 1;
+            }
+            continue;
+        }
         assert!(seen.is_empty(), "{} holds the canary as {seen:?}", rel.display());
     }
+    assert!(
+        service_logs_with_canary > 0,
+        "the service printed the canary into its output log, which the walk reaches"
+    );
     let current = fs::read_link(p.path().join("srv/current")).unwrap();
     let release = current.file_name().unwrap().to_string_lossy().into_owned();
     let current_env = PathBuf::from(format!("srv/envs/{release}.env"));

@@ -63,6 +63,9 @@ pub struct SshTiming {
     /// How long after `connect_timeout` the launcher may take to answer
     /// (authentication, the login shell, the agent's checksum).
     pub launch_grace: std::time::Duration,
+    /// Leave each host's multiplexed connection to ssh's `ControlPersist`
+    /// when the connector ends, instead of closing it (`[ssh] persist`).
+    pub persist: bool,
 }
 
 impl Default for SshTiming {
@@ -72,6 +75,7 @@ impl Default for SshTiming {
             alive_interval: std::time::Duration::from_secs(5),
             alive_count_max: 3,
             launch_grace: std::time::Duration::from_secs(30),
+            persist: false,
         }
     }
 }
@@ -81,6 +85,9 @@ pub struct AgentSession {
     client: AgentClient,
     child: Option<Child>,
     options: SessionOptions,
+    /// What must outlive this session (an ssh host's connection guard);
+    /// dropped after the agent said bye.
+    holds: Option<std::sync::Arc<ssh::MasterGuard>>,
 }
 
 impl std::fmt::Debug for AgentSession {
@@ -93,7 +100,18 @@ impl AgentSession {
     /// A session over a connected client; `child` (the agent or ssh
     /// process) is reaped when the session ends.
     pub fn new(client: AgentClient, child: Option<Child>, options: SessionOptions) -> Self {
-        Self { client, child, options }
+        Self {
+            client,
+            child,
+            options,
+            holds: None,
+        }
+    }
+
+    /// This session keeps `guard` (and the connection it ends) alive.
+    pub(crate) fn holding(mut self: Box<Self>, guard: std::sync::Arc<ssh::MasterGuard>) -> Self {
+        self.holds = Some(guard);
+        *self
     }
 
     /// The protocol client, for requests the trait does not cover.

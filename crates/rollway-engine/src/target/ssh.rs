@@ -46,6 +46,33 @@ pub struct SshConnector {
     /// The ssh client to run.
     pub ssh_program: PathBuf,
     digest: OnceLock<Result<(PathBuf, Sha256Digest), String>>,
+    /// One guard per host a session was opened to: its multiplexed
+    /// connection ends when the connector and every session to that host
+    /// are gone, unless `options.ssh.persist`.
+    masters: std::sync::Mutex<Vec<(HostPlan, std::sync::Arc<MasterGuard>)>>,
+}
+
+/// Ends a host's multiplexed ssh connection (`ssh -O exit`) when the last
+/// holder lets go: the connector that opened it and the sessions riding it.
+#[derive(Debug)]
+pub(crate) struct MasterGuard {
+    /// `ssh OPTIONS… -O exit DESTINATION`; `None` keeps the connection
+    /// (`[ssh] persist`).
+    exit: Option<(PathBuf, Vec<OsString>)>,
+}
+
+impl Drop for MasterGuard {
+    fn drop(&mut self) {
+        if let Some((program, args)) = &self.exit {
+            // A master already gone answers an error: nothing to end.
+            let _ = Command::new(program)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 impl SshConnector {
@@ -56,6 +83,7 @@ impl SshConnector {
             agent_exe: None,
             ssh_program: PathBuf::from("ssh"),
             digest: OnceLock::new(),
+            masters: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -161,6 +189,7 @@ impl SshConnector {
         let Some(target) = &host.ssh else {
             return Err(fail(String::from("not an ssh host")));
         };
+        let master = self.master(host).map_err(fail)?;
         let (exe, digest) = self.agent_binary().map_err(fail)?;
         let root = remote_path(&host.root);
         let name = format!("rollway-{}", &digest.as_str()[..NAME_DIGITS]);
@@ -172,12 +201,12 @@ impl SshConnector {
              echo {MISSING_LINE}"
         );
         match self.launch(host, target, &launcher)? {
-            Launched::Agent(session) => return Ok(*session),
+            Launched::Agent(session) => return Ok(session.holding(master)),
             Launched::Missing => {}
         }
         self.upload(host, target, &exe, &digest, &root, &name)?;
         match self.launch(host, target, &launcher)? {
-            Launched::Agent(session) => Ok(*session),
+            Launched::Agent(session) => Ok(session.holding(master)),
             Launched::Missing => Err(fail(format!(
                 "the agent copied to {} does not start or does not verify; check that {} is writable and not mounted noexec",
                 host.root, host.root
@@ -319,6 +348,28 @@ impl SshConnector {
                 settle(&stderr)
             )))
         }
+    }
+
+    /// The guard of `host`'s multiplexed connection, made on first use.
+    fn master(&self, host: &HostPlan) -> Result<std::sync::Arc<MasterGuard>, String> {
+        let mut masters = self.masters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, g)) = masters.iter().find(|(h, _)| h.ssh == host.ssh) {
+            return Ok(std::sync::Arc::clone(g));
+        }
+        let exit = match &host.ssh {
+            Some(target) if !self.options.ssh.persist => {
+                let cmd = self.command(target)?;
+                // `-O exit` goes before the destination, which `command` put last.
+                let mut args: Vec<OsString> = cmd.get_args().map(OsString::from).collect();
+                let dest = args.pop().ok_or_else(|| String::from("no destination"))?;
+                args.extend([OsString::from("-O"), OsString::from("exit"), dest]);
+                Some((self.ssh_program.clone(), args))
+            }
+            _ => None,
+        };
+        let guard = std::sync::Arc::new(MasterGuard { exit });
+        masters.push((host.clone(), std::sync::Arc::clone(&guard)));
+        Ok(guard)
     }
 
     /// Ends the multiplexed connection to `host` (ssh keeps it 60 s after

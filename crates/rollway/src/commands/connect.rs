@@ -49,6 +49,7 @@ fn session_options(
             connect_timeout: config.ssh.connect_timeout,
             alive_interval: config.ssh.alive_interval,
             alive_count_max: config.ssh.alive_count_max,
+            persist: config.ssh.persist,
             ..SshTiming::default()
         },
     })

@@ -195,10 +195,10 @@ impl Project {
         self.run_full(args, input, &[])
     }
 
-    /// Runs `rollway ARGS` with `input` on stdin and extra environment variables.
-    pub fn run_full(&self, args: &[&str], input: &str, envs: &[(&str, &str)]) -> Run {
-        use std::io::Write as _;
-        use std::process::Stdio;
+    /// `rollway ARGS` set up as every run here is (the project directory,
+    /// its own XDG_CONFIG_HOME, a fixed operator, its store), for tests that
+    /// start it themselves.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollway"));
         cmd.args(args)
             .current_dir(self.path())
@@ -210,6 +210,14 @@ impl Project {
         if let Backend::Postgres(db) = &self.backend {
             cmd.env("ROLLWAY_STORE", db.url());
         }
+        cmd
+    }
+
+    /// Runs `rollway ARGS` with `input` on stdin and extra environment variables.
+    pub fn run_full(&self, args: &[&str], input: &str, envs: &[(&str, &str)]) -> Run {
+        use std::io::Write as _;
+        use std::process::Stdio;
+        let mut cmd = self.command(args);
         cmd.envs(envs.iter().copied());
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
@@ -242,6 +250,20 @@ impl Project {
         }
     }
 }
+
+/// A tiny HTTP app for deploy tests (`/usr/bin/python3`, starts in ~10 ms):
+/// answers every GET with 200 and the body `ok`.
+pub const OK_APP: &str = r#"import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
 
 /// Replaces ids and times with stable placeholders for snapshots.
 pub fn redact(text: &str) -> String {
