@@ -6,70 +6,26 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "support/ssh_project.rs"]
+mod ssh_project;
 #[path = "support/sshd.rs"]
 mod sshd;
 
-use common::{Backend, Project, free_port};
-use sshd::Sshd;
+use ssh_project::SshProject;
 
 const SECRET: &str = "exec-canary-7Qz!pL2";
 
-struct Host {
-    p: Project,
-    _sshd: Sshd,
-    root: std::path::PathBuf,
-}
-
 /// A project deployed once to one SSH host, with a plain variable and a secret.
-fn deployed() -> Host {
-    let sshd = Sshd::start();
-    let p = Project::new(Backend::Sqlite);
-    let root = p.path().join("host");
-    let port = free_port();
-    p.write(
-        "rollway.toml",
-        &format!(
-            r#"project = "exectest"
-
-[build]
-command = "rm -rf dist && mkdir dist && cp app/server.py dist/"
-output = "dist"
-
-[service]
-start = "exec /usr/bin/python3 server.py"
-port = {port}
-
-[health]
-interval = "100ms"
-retries = 50
-stability_window = "0s"
-
-[ssh]
-config = "{config}"
-
-[environments.staging]
-kind = "staging"
-hosts = [{{ ssh = "{host}", root = "{root}" }}]
-vars = {{ GREETING = "hello" }}
-"#,
-            config = sshd.client_config.display(),
-            host = sshd.host_name(),
-            root = root.display(),
-        ),
-    );
-    std::fs::create_dir(p.path().join("app")).unwrap();
-    p.write("app/server.py", common::OK_APP);
-    p.run(&["secrets", "init"]).ok();
-    p.run_with_stdin(&["secrets", "set", "staging", "TOKEN"], SECRET).ok();
-    p.run(&["deploy", "staging"]).ok();
-    Host { p, _sshd: sshd, root }
+fn deployed() -> SshProject {
+    let h = SshProject::new("exectest", common::OK_APP, SECRET);
+    h.p.run(&["deploy", "staging"]).ok();
+    h
 }
 
 #[test]
 fn exec_runs_in_the_current_release_with_its_variables() {
     let h = deployed();
-    let current = std::fs::read_link(h.root.join("current")).unwrap();
-    let release = current.file_name().unwrap().to_str().unwrap().to_owned();
+    let release = h.current();
 
     // A shell line as one word; its output masked, its exit code passed through.
     let r =
@@ -157,9 +113,8 @@ fn exec_runs_in_the_current_release_with_its_variables() {
 #[test]
 fn status_of_one_environment_asks_its_hosts_now() {
     let h = deployed();
-    let current = std::fs::read_link(h.root.join("current")).unwrap();
-    let release = current.file_name().unwrap().to_str().unwrap().to_owned();
-    let live = |h: &Host| {
+    let release = h.current();
+    let live = |h: &SshProject| {
         let j = h.p.run(&["--json", "status", "staging"]).ok().json();
         j[0]["hosts"][0].clone()
     };
@@ -178,7 +133,7 @@ fn status_of_one_environment_asks_its_hosts_now() {
     assert_ne!(again["pid"], up["pid"]);
 
     // Each command closes its multiplexed ssh connection when it ends…
-    let sockets = |h: &Host| -> usize {
+    let sockets = |h: &SshProject| -> usize {
         use std::os::unix::fs::FileTypeExt as _;
         std::fs::read_dir(h.p.path().join(".rollway/ssh"))
             .map(|d| {
