@@ -40,14 +40,17 @@ fn init_ignores_local_state_in_git() {
         let after = std::fs::read_to_string(p.path().join(".gitignore")).unwrap();
         assert_eq!(after, expected, "from {before:?}");
     };
-    let header = "# rollway: the state directory and the local staging root\n";
-    check(None, &format!("{header}/.rollway/\n/srv/\n"));
+    let header = "# rollway: the state directory, the local staging root, secrets file locks\n";
+    check(None, &format!("{header}/.rollway/\n/srv/\n*.age.lock\n"));
     check(
         Some("node_modules\n"),
-        &format!("node_modules\n{header}/.rollway/\n/srv/\n"),
+        &format!("node_modules\n{header}/.rollway/\n/srv/\n*.age.lock\n"),
     );
-    check(Some("dist\n.rollway"), &format!("dist\n.rollway\n{header}/srv/\n"));
-    check(Some("/.rollway/\nsrv/\n"), "/.rollway/\nsrv/\n");
+    check(
+        Some("dist\n.rollway"),
+        &format!("dist\n.rollway\n{header}/srv/\n*.age.lock\n"),
+    );
+    check(Some("/.rollway/\nsrv/\n*.age.lock\n"), "/.rollway/\nsrv/\n*.age.lock\n");
 
     // The template's staging root lies outside the state directory.
     let p = Project::new(Backend::Sqlite);

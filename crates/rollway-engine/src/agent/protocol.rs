@@ -262,11 +262,13 @@ pub fn read_frame(r: &mut impl Read, max: usize) -> Result<Option<Vec<u8>>, Prot
     if len > max {
         return Err(ProtocolError::TooLarge { len, max });
     }
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf).map_err(|e| match e.kind() {
-        io::ErrorKind::UnexpectedEof => ProtocolError::Truncated,
-        _ => ProtocolError::Io(e),
-    })?;
+    // The buffer grows with the bytes that arrive, not with the length a
+    // peer announces: four bytes must not make the agent allocate 16 MiB.
+    let mut buf = Vec::with_capacity(len.min(64 * 1024));
+    let read = r.take(len as u64).read_to_end(&mut buf)?;
+    if read < len {
+        return Err(ProtocolError::Truncated);
+    }
     Ok(Some(buf))
 }
 
@@ -424,6 +426,19 @@ impl<R: Read> Read for DataReader<'_, R> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn a_short_frame_is_truncated_whatever_length_it_announces() {
+        // 16 MiB announced, 3 bytes sent: truncated, with a buffer no bigger
+        // than what arrived could need.
+        let mut input: Vec<u8> = (16u32 * 1024 * 1024).to_be_bytes().to_vec();
+        input.extend_from_slice(b"abc");
+        let err = read_frame(&mut input.as_slice(), 16 * 1024 * 1024).unwrap_err();
+        assert!(matches!(err, ProtocolError::Truncated), "{err}");
+        let mut whole: Vec<u8> = 3u32.to_be_bytes().to_vec();
+        whole.extend_from_slice(b"abc");
+        assert_eq!(read_frame(&mut whole.as_slice(), 16).unwrap(), Some(b"abc".to_vec()));
+    }
 
     #[test]
     fn messages_and_data_streams_round_trip() {

@@ -50,8 +50,9 @@ pub fn run(s: &Session, args: InitArgs) -> anyhow::Result<()> {
 }
 
 /// What `rollway init` keeps out of git: the state directory (store, logs,
-/// artifacts) and the template's local staging root.
-const IGNORED: [&str; 2] = ["/.rollway/", "/srv/"];
+/// artifacts), the template's local staging root, and the lock files that
+/// sit beside the committed `ENV.age` secrets files while they change.
+const IGNORED: [&str; 3] = ["/.rollway/", "/srv/", "*.age.lock"];
 
 /// Adds the lines of [`IGNORED`] that `path` lacks (creating it), keeping
 /// whatever it already says; returns the lines added.
@@ -72,7 +73,7 @@ fn ignore_local_state(path: &std::path::Path) -> anyhow::Result<Vec<&'static str
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
-    text.push_str("# rollway: the state directory and the local staging root\n");
+    text.push_str("# rollway: the state directory, the local staging root, secrets file locks\n");
     for l in &added {
         text.push_str(l);
         text.push('\n');
