@@ -5,10 +5,9 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use rollway_config::ConfigError;
+use rollway_app::Note;
 
 use crate::commands;
-use crate::exit::{self, Code};
 use crate::output::{Printer, Tone};
 use crate::session::Session;
 
@@ -121,7 +120,7 @@ pub fn run() -> i32 {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e, std::env::args().skip(1).any(|a| a == "secrets")),
     };
-    let printer = Printer::new(cli.global.json);
+    let printer = Printer::new(cli.global.json, rollway_app::Masks::default());
     let session = Session::new(cli.global.clone(), printer.clone());
     let result = match cli.command {
         Command::Init(args) => commands::init::run(&session, args),
@@ -151,13 +150,7 @@ pub fn run() -> i32 {
     };
     match result {
         Ok(()) => 0,
-        Err(err) => match err.downcast_ref::<exit::PassThrough>() {
-            Some(p) => {
-                printer.error(p.code, &p.message, p.details.clone());
-                p.code
-            }
-            None => report(&printer, &err),
-        },
+        Err(err) => report(&printer, &rollway_app::Error::from(err)),
     }
 }
 
@@ -195,14 +188,18 @@ fn redact_arg(text: &str, arg: &str) -> String {
         .replace(&format!("-- {arg}"), &format!("-- {shown}"))
 }
 
-/// Prints an error once, in the printer's mode, and returns its exit code.
-fn report(printer: &Printer, err: &anyhow::Error) -> i32 {
-    let code = exit::code_of(err);
-    let diags = err.chain().find_map(|c| match c.downcast_ref::<ConfigError>() {
-        Some(ConfigError::Invalid(d)) => Some(d),
-        _ => None,
-    });
-    match diags {
+/// Prints an error once, in the printer's mode, after its notes, and
+/// returns its exit code.
+fn report(printer: &Printer, err: &rollway_app::Error) -> i32 {
+    let code = err.code().exit_code();
+    for note in err.notes() {
+        match note {
+            Note::Problem(text) => printer.stderr_line(Tone::Plain, text),
+            Note::Warning(text) => printer.stderr_line(Tone::Warn, text),
+            Note::Phases(text) => printer.line(Tone::Dim, format!("phases: {text}")),
+        }
+    }
+    match err.diagnostics() {
         Some(d) => {
             if !printer.is_json() {
                 for diag in &d.0 {
@@ -216,21 +213,12 @@ fn report(printer: &Printer, err: &anyhow::Error) -> i32 {
                 if n == 1 { "" } else { "s" },
                 if n == 1 { "it" } else { "them" }
             );
-            printer.error(code as i32, &msg, serde_json::to_value(&d.0).ok());
+            printer.error(code, &msg, serde_json::to_value(&d.0).ok());
         }
-        None => {
-            let details = err
-                .chain()
-                .find_map(|c| c.downcast_ref::<exit::Coded>())
-                .and_then(|c| c.details.clone());
-            printer.error(code as i32, &format!("{err:#}"), details)
-        }
+        None => printer.error(code, &err.to_string(), err.details().cloned()),
     }
-    code as i32
+    code
 }
-
-#[allow(dead_code)]
-pub const INTERRUPTED: Code = Code::Interrupted;
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@ mod commands;
 mod exit;
 mod output;
 mod session;
+mod signals;
 
 fn main() {
     std::process::exit(cli::run());

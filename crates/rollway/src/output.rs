@@ -4,10 +4,9 @@
 
 use std::io::Write as _;
 
-use std::sync::{Arc, RwLock};
-
 use anstyle::{AnsiColor, Style};
-use rollway_model::Masker;
+use rollway_app::Masks;
+use rollway_app::model::Masker;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -63,32 +62,36 @@ pub struct Printer {
     json: bool,
     /// Prints nothing on stdout (a step inside a command that answers once).
     silent: bool,
-    secrets: Arc<RwLock<(Vec<String>, Masker)>>,
+    /// The secrets the app layer found; shared with the project.
+    masks: Masks,
 }
 
 impl Printer {
-    pub fn new(json: bool) -> Self {
+    pub fn new(json: bool, masks: Masks) -> Self {
         Self {
             json,
             silent: false,
-            secrets: Arc::new(RwLock::new((Vec::new(), Masker::default()))),
+            masks,
         }
+    }
+
+    /// The secrets this printer masks (the project's).
+    pub fn masks(&self) -> &Masks {
+        &self.masks
     }
 
     /// Adds values that must never be printed in clear.
     pub fn add_secrets(&self, values: impl IntoIterator<Item = String>) {
-        let mut guard = self.secrets.write().unwrap_or_else(|p| p.into_inner());
-        guard.0.extend(values);
-        guard.1 = Masker::new(&guard.0);
+        self.masks.add(values);
     }
 
     /// The masking filter as it stands (for output that leaves through another door).
     pub fn masker(&self) -> Masker {
-        self.secrets.read().unwrap_or_else(|p| p.into_inner()).1.clone()
+        self.masks.masker()
     }
 
     fn mask(&self, text: &str) -> String {
-        self.secrets.read().unwrap_or_else(|p| p.into_inner()).1.mask(text)
+        self.masks.mask(text)
     }
 
     /// The one bypass of masking (`--reveal`): prints `text` in clear, or

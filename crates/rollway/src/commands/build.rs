@@ -46,7 +46,7 @@ pub enum ArtifactCmd {
 }
 
 pub fn build(s: &Session, args: BuildArgs) -> anyhow::Result<()> {
-    let (config, store) = s.synced_store()?;
+    let (config, store) = s.open()?;
     let artifact = build_inner(s, &config, &*store, args.env.as_deref(), !args.skip_command)?;
     s.printer.json(&artifact);
     Ok(())

@@ -137,11 +137,11 @@ pub fn run(s: &Session, args: DemoArgs) -> anyhow::Result<()> {
     )?;
     let failed = deploy::deploy(&demo, deploy_args());
     let v2 = last_id(&demo)?;
-    match failed {
-        Err(e) if crate::exit::code_of(&e) == crate::exit::Code::Failed => {
-            s.printer.line(Tone::Warn, format!("as expected, v2 failed: {e:#}"));
+    match failed.map_err(rollway_app::Error::from) {
+        Err(e) if e.code() == crate::exit::Code::Failed => {
+            s.printer.line(Tone::Warn, format!("as expected, v2 failed: {e}"));
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
         Ok(()) => anyhow::bail!("the broken v2 was not caught by the stability window: this is a bug in rollway"),
     }
 

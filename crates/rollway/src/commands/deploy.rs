@@ -278,7 +278,7 @@ pub(crate) fn prepare_checked(
         Err(e) => {
             let required = config.variables.values().any(|v| v.required_for.contains(&ecfg.kind));
             if required || s.has_stored_values(config, store, env)? {
-                return Err(e);
+                return Err(e.into());
             }
             let entries: Vec<(String, String)> = ecfg.vars.clone().into_iter().collect();
             (rollway_secrets::render_env_file(&entries), Masker::default())
@@ -711,7 +711,7 @@ impl Drop for EarlyLease<'_> {
 }
 
 pub fn deploy(s: &Session, args: DeployArgs) -> anyhow::Result<()> {
-    let (config, store) = s.synced_store()?;
+    let (config, store) = s.open()?;
     s.env_ref(&config, &args.env)?;
     refuse_deprecated(&*store, &args.env)?;
     let prepared = prepare_with(s, &config, &*store, &args.env, &args.overrides)?;
@@ -821,7 +821,7 @@ pub fn deploy(s: &Session, args: DeployArgs) -> anyhow::Result<()> {
 }
 
 pub fn verify(s: &Session, args: VerifyArgs) -> anyhow::Result<()> {
-    let (config, store) = s.synced_store()?;
+    let (config, store) = s.open()?;
     s.env_ref(&config, &args.env)?;
     let prepared = prepare(s, &config, &*store, &args.env)?;
     let active = store.active_deployments(Some(&args.env))?;
@@ -975,7 +975,7 @@ enum RollbackEnv {
 }
 
 pub fn rollback(s: &Session, args: RollbackArgs) -> anyhow::Result<()> {
-    let (config, store) = s.synced_store()?;
+    let (config, store) = s.open()?;
     s.env_ref(&config, &args.env)?;
     if !args.dry_run {
         refuse_deprecated(&*store, &args.env)?;
@@ -1277,7 +1277,7 @@ pub struct RecoverArgs {
 /// back), and nothing else. Every deploy, verify and rollback does the same
 /// first; this is that step alone.
 pub fn recover(s: &Session, args: RecoverArgs) -> anyhow::Result<()> {
-    let (config, store) = s.synced_store()?;
+    let (config, store) = s.open()?;
     s.env_ref(&config, &args.env)?;
     let prepared = prepare(s, &config, &*store, &args.env)?;
     // Recovery ships nothing: the release only fills the job's shape.

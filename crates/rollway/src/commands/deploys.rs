@@ -54,7 +54,7 @@ fn short(id: &impl ToString) -> String {
 }
 
 pub fn history(s: &Session, args: HistoryArgs) -> anyhow::Result<()> {
-    let (config, store) = s.synced_store()?;
+    let (config, store) = s.open()?;
     if let Some(e) = &args.env {
         s.env_ref(&config, e)?;
     }
@@ -199,7 +199,7 @@ pub fn print_deployment(s: &Session, d: &Deployment, vs: &[Verification]) {
 }
 
 pub fn status(s: &Session, args: StatusArgs) -> anyhow::Result<()> {
-    let (config, store) = s.synced_store()?;
+    let (config, store) = s.open()?;
     let names: Vec<String> = match &args.env {
         Some(e) => vec![s.env_ref(&config, e)?.name],
         None => config.environments.keys().cloned().collect(),

@@ -31,7 +31,7 @@ fn status_cell(status: EnvironmentStatus) -> Cell {
 }
 
 pub fn run(s: &Session, cmd: EnvCmd) -> anyhow::Result<()> {
-    let (config, store) = s.synced_store()?;
+    let (config, store) = s.open()?;
     let find = |name: &str| -> anyhow::Result<Environment> {
         store.environment(name)?.ok_or_else(|| {
             let known: Vec<_> = config.environments.keys().cloned().collect();

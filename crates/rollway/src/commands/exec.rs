@@ -10,7 +10,7 @@ use std::time::Duration;
 use rollway_model::{EventKind, Level, NewEvent};
 
 use crate::commands::service::{HostService, sessions};
-use crate::exit::{Code, PassThrough, coded};
+use crate::exit::{Code, coded, coded_with};
 use crate::output::Tone;
 use crate::session::Session;
 
@@ -89,11 +89,11 @@ pub fn run(s: &Session, env: &str, only: Option<&str>, timeout: Duration, comman
     }
     match first_failure {
         // One JSON document either way: the hosts' answers go with the error.
-        Some((code, message)) => Err(anyhow::Error::new(PassThrough {
-            code,
-            message,
-            details: Some(serde_json::json!({ "hosts": answers })),
-        })),
+        Some((code, message)) => Err(coded_with(
+            Code::Exited(code),
+            anyhow::anyhow!("{message}"),
+            serde_json::json!({ "hosts": answers }),
+        )),
         None => {
             s.printer.json(&answers);
             Ok(())

@@ -49,7 +49,7 @@ pub enum PipelineCmd {
 }
 
 pub fn run(s: &Session, cmd: PipelineCmd) -> anyhow::Result<()> {
-    let (config, store) = s.synced_store()?;
+    let (config, store) = s.open()?;
     match cmd {
         PipelineCmd::Run { env, jobs, names } => {
             let run = run_pipeline(s, &config, &*store, env.as_deref(), jobs, names)?;

@@ -134,7 +134,7 @@ pub fn run(s: &Session, cmd: SecretsCmd) -> anyhow::Result<()> {
             ),
         ));
     }
-    let (config, store) = s.synced_store()?;
+    let (config, store) = s.open()?;
     let vault = s.vault(&config, &*store)?;
     let operator = s.operator();
     match cmd {

@@ -41,7 +41,7 @@ pub fn sessions(
     env: &str,
     only: Option<&str>,
 ) -> anyhow::Result<(Prepared, Vec<HostService>, Box<dyn rollway_store::Store>)> {
-    let (config, store) = s.synced_store()?;
+    let (config, store) = s.open()?;
     s.env_ref(&config, env)?;
     // Driving or reading the service deploys no values: today's secrets
     // need not pass `secrets check` (they still arm the masker).
