@@ -4,11 +4,26 @@
 //! one typed error that carries its exit class. The CLI and the server call
 //! these and only render what comes back: nothing here prints.
 
+pub mod agent;
+pub mod build;
+mod connect;
+pub mod deploy;
+pub mod env;
 pub mod error;
+pub mod events;
+pub mod pipeline;
 pub mod project;
+pub mod queries;
+pub mod rollback;
+pub mod secrets;
+pub mod service;
 
+pub use connect::{FileBytes, HostDryRun, Mode};
 pub use error::{Code, Error, Note, Result};
 pub use project::{Flag, Interrupt, Masks, Options, Project, Scope};
 
 /// The domain types answers are made of (deployments, statuses, events…).
 pub use rollway_model as model;
+
+/// Where a deployment tells people how it goes, host by host.
+pub use rollway_engine::deploy::Progress;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use rollway_app::Note;
+use rollway_app::service::ServiceOp;
 
 use crate::commands;
 use crate::output::{Printer, Tone};
@@ -134,9 +135,9 @@ pub fn run() -> i32 {
         Command::Verify(args) => commands::deploy::verify(&session, args),
         Command::Rollback(args) => commands::deploy::rollback(&session, args),
         Command::Recover(args) => commands::deploy::recover(&session, args),
-        Command::Stop(args) => commands::service::control(&session, args, rollway_engine::host::ServiceOp::Stop),
-        Command::Start(args) => commands::service::control(&session, args, rollway_engine::host::ServiceOp::Start),
-        Command::Restart(args) => commands::service::control(&session, args, rollway_engine::host::ServiceOp::Restart),
+        Command::Stop(args) => commands::service::control(&session, args, ServiceOp::Stop),
+        Command::Start(args) => commands::service::control(&session, args, ServiceOp::Start),
+        Command::Restart(args) => commands::service::control(&session, args, ServiceOp::Restart),
         Command::Logs(args) => commands::service::logs(&session, args),
         Command::Build(args) => commands::build::build(&session, args),
         Command::Artifact(cmd) => commands::build::artifact(&session, cmd),
@@ -150,7 +151,7 @@ pub fn run() -> i32 {
     };
     match result {
         Ok(()) => 0,
-        Err(err) => report(&printer, &rollway_app::Error::from(err)),
+        Err(err) => report(&printer, &err),
     }
 }
 
@@ -192,13 +193,7 @@ fn redact_arg(text: &str, arg: &str) -> String {
 /// returns its exit code.
 fn report(printer: &Printer, err: &rollway_app::Error) -> i32 {
     let code = err.code().exit_code();
-    for note in err.notes() {
-        match note {
-            Note::Problem(text) => printer.stderr_line(Tone::Plain, text),
-            Note::Warning(text) => printer.stderr_line(Tone::Warn, text),
-            Note::Phases(text) => printer.line(Tone::Dim, format!("phases: {text}")),
-        }
-    }
+    print_notes(printer, err.notes());
     match err.diagnostics() {
         Some(d) => {
             if !printer.is_json() {
@@ -218,6 +213,18 @@ fn report(printer: &Printer, err: &rollway_app::Error) -> i32 {
         None => printer.error(code, &err.to_string(), err.details().cloned()),
     }
     code
+}
+
+/// What an error says before its message: a check's problems, warnings,
+/// a failed deployment's phases.
+pub fn print_notes(printer: &Printer, notes: &[Note]) {
+    for note in notes {
+        match note {
+            Note::Problem(text) => printer.stderr_line(Tone::Plain, text),
+            Note::Warning(text) => printer.stderr_line(Tone::Warn, text),
+            Note::Phases(text) => printer.line(Tone::Dim, format!("phases: {text}")),
+        }
+    }
 }
 
 #[cfg(test)]

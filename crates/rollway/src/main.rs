@@ -3,8 +3,8 @@
 
 mod cli;
 mod commands;
-mod exit;
 mod output;
+mod progress;
 mod session;
 mod signals;
 

@@ -6,7 +6,6 @@ use std::io::Write as _;
 
 use anstyle::{AnsiColor, Style};
 use rollway_app::Masks;
-use rollway_app::model::Masker;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -80,16 +79,6 @@ impl Printer {
         &self.masks
     }
 
-    /// Adds values that must never be printed in clear.
-    pub fn add_secrets(&self, values: impl IntoIterator<Item = String>) {
-        self.masks.add(values);
-    }
-
-    /// The masking filter as it stands (for output that leaves through another door).
-    pub fn masker(&self) -> Masker {
-        self.masks.masker()
-    }
-
     fn mask(&self, text: &str) -> String {
         self.masks.mask(text)
     }
@@ -126,6 +115,18 @@ impl Printer {
         let text = serde_json::to_string_pretty(value)
             .unwrap_or_else(|e| format!("{{\"error\":\"cannot encode answer: {e}\"}}"));
         self.out(&format!("{text}\n"));
+    }
+
+    /// The machine answer of a command, as a JSON object with its keys in
+    /// order (only in `--json` mode).
+    pub fn answer<T: Serialize>(&self, value: &T) {
+        if !self.json {
+            return;
+        }
+        match serde_json::to_value(value) {
+            Ok(v) => self.json(&v),
+            Err(e) => self.out(&format!("{{\"error\":\"cannot encode answer: {e}\"}}\n")),
+        }
     }
 
     /// A line for people (nothing in `--json` mode).

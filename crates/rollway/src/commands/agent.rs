@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use clap::Args;
+use rollway_app::Result;
 
 use crate::session::Session;
 
@@ -16,9 +16,6 @@ pub struct AgentArgs {
     pub root: PathBuf,
 }
 
-pub fn run(_s: &Session, args: AgentArgs) -> anyhow::Result<()> {
-    let stdin = std::io::stdin().lock();
-    let stdout = std::io::stdout().lock();
-    rollway_engine::agent::serve(&args.root, stdin, stdout)
-        .with_context(|| format!("rollway agent --root {}", args.root.display()))
+pub fn run(_s: &Session, args: AgentArgs) -> Result<()> {
+    rollway_app::agent::serve(&args.root)
 }

@@ -4,6 +4,7 @@ use clap::Subcommand;
 
 use crate::output::{Cell, Tone};
 use crate::session::Session;
+use rollway_app::Result;
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCmd {
@@ -13,7 +14,7 @@ pub enum ConfigCmd {
     Schema,
 }
 
-pub fn run(s: &Session, cmd: ConfigCmd) -> anyhow::Result<()> {
+pub fn run(s: &Session, cmd: ConfigCmd) -> Result<()> {
     match cmd {
         ConfigCmd::Check => {
             let config = s.config()?;

@@ -14,6 +14,7 @@ use crate::commands::deploy::{self, DeployArgs};
 use crate::commands::deploys::{self, HistoryArgs};
 use crate::output::Tone;
 use crate::session::Session;
+use rollway_app::Result;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -47,9 +48,9 @@ if CRASH_AFTER > 0:
 server.serve_forever()
 "#;
 
-fn free_port() -> anyhow::Result<u16> {
+fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").context("cannot find a free port on 127.0.0.1")?;
-    Ok(l.local_addr()?.port())
+    Ok(l.local_addr().context("cannot find a free port on 127.0.0.1")?.port())
 }
 
 fn config(port: u16) -> String {
@@ -82,14 +83,15 @@ vars = {{ GREETING = "hello" }}
     )
 }
 
-fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+fn write(path: &Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
 
-pub fn run(s: &Session, args: DemoArgs) -> anyhow::Result<()> {
+pub fn run(s: &Session, args: DemoArgs) -> Result<()> {
     let dir = match args.dir {
         Some(d) => d,
         None => std::env::temp_dir().join(format!("rollway-demo-{}", std::process::id())),
@@ -137,12 +139,18 @@ pub fn run(s: &Session, args: DemoArgs) -> anyhow::Result<()> {
     )?;
     let failed = deploy::deploy(&demo, deploy_args());
     let v2 = last_id(&demo)?;
-    match failed.map_err(rollway_app::Error::from) {
-        Err(e) if e.code() == crate::exit::Code::Failed => {
+    match failed {
+        Err(e) if e.code() == rollway_app::Code::Failed => {
+            crate::cli::print_notes(&s.printer, e.notes());
             s.printer.line(Tone::Warn, format!("as expected, v2 failed: {e}"));
         }
-        Err(e) => return Err(e.into()),
-        Ok(()) => anyhow::bail!("the broken v2 was not caught by the stability window: this is a bug in rollway"),
+        Err(e) => return Err(e),
+        Ok(()) => {
+            return Err(anyhow::anyhow!(
+                "the broken v2 was not caught by the stability window: this is a bug in rollway"
+            )
+            .into());
+        }
     }
 
     s.printer.line(Tone::Good, "\nhistory");
@@ -184,14 +192,12 @@ fn deploy_args() -> DeployArgs {
         version_tag: None,
         lock_wait: std::time::Duration::from_secs(5),
         detach: false,
-        overrides: Default::default(),
     }
 }
 
-fn last_id(s: &Session) -> anyhow::Result<String> {
-    let store = s.store()?;
-    let d = store.deployments(Some("staging"), 1)?;
-    Ok(d.first().map(|d| d.id.to_string()).unwrap_or_default())
+fn last_id(s: &Session) -> Result<String> {
+    let id = rollway_app::queries::last_deployment(s, "staging")?;
+    Ok(id.map(|id| id.to_string()).unwrap_or_default())
 }
 
 /// GET / on the demo's port, with the standard library.

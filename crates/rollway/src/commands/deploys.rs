@@ -1,11 +1,12 @@
 //! `rollway status` and `rollway history`: what each environment runs and
-//! every deployment with its transitions, reasons and host results. They
-//! only read: no recovery runs here.
+//! every deployment with its transitions, reasons and host results, as the
+//! app layer's queries answer them.
 
 use clap::Args;
-use rollway_model::{Deployment, DeploymentStatus, Lock, Verification};
+use rollway_app::Result;
+use rollway_app::model::{Deployment, DeploymentStatus, Verification};
+use rollway_app::queries::{HistoryItem, LiveHost};
 
-use crate::exit::{Code, coded};
 use crate::output::{Cell, Tone, cell};
 use crate::session::Session;
 
@@ -53,68 +54,38 @@ fn short(id: &impl ToString) -> String {
     id.to_string().chars().take(8).collect()
 }
 
-pub fn history(s: &Session, args: HistoryArgs) -> anyhow::Result<()> {
-    let (config, store) = s.open()?;
-    if let Some(e) = &args.env {
-        s.env_ref(&config, e)?;
-    }
-    let wanted = args
-        .status
-        .as_deref()
-        .map(DeploymentStatus::matching)
-        .transpose()
-        .map_err(|e| coded(Code::Invalid, anyhow::anyhow!("--status: {e} (or in_progress)")))?;
-    let deps = match wanted {
-        None => store.deployments(args.env.as_deref(), args.limit)?,
-        // The filter reads every deployment, so the limit counts matches.
-        Some(wanted) => store
-            .deployments(args.env.as_deref(), usize::MAX)?
-            .into_iter()
-            .filter(|d| wanted.contains(&d.status()))
-            .take(args.limit)
-            .collect(),
-    };
-    let mut full = Vec::new();
-    for d in &deps {
-        let mut stacks = Vec::new();
-        for st in store.stacks(d.id)? {
-            let resources = store.resources(st.id)?;
-            stacks.push((st, resources));
-        }
-        full.push((d.clone(), store.verifications(d.id)?, stacks));
-    }
+pub fn history(s: &Session, args: HistoryArgs) -> Result<()> {
+    let items = rollway_app::queries::history(s, args.env.as_deref(), args.limit, args.status.as_deref())?;
     if s.printer.is_json() {
-        let items: Vec<serde_json::Value> = full
-            .iter()
-            .map(|(d, v, st)| {
-                let stacks: Vec<serde_json::Value> = st
-                    .iter()
-                    .map(|(s, r)| {
-                        let mut v = serde_json::to_value(s).unwrap_or_default();
-                        v["resources"] = serde_json::to_value(r).unwrap_or_default();
-                        v
-                    })
-                    .collect();
-                let phases = crate::commands::deploy::phases(d, v);
-                serde_json::json!({ "deployment": d, "verifications": v, "stacks": stacks, "phases": phases })
-            })
-            .collect();
-        s.printer.json(&items);
+        s.printer.answer(&items);
         return Ok(());
     }
-    if deps.is_empty() {
+    if items.is_empty() {
         s.printer.line(Tone::Dim, "no deployments yet");
         return Ok(());
     }
-    for (d, vs, stacks) in &full {
+    for HistoryItem {
+        deployment: d,
+        verifications: vs,
+        stacks,
+        ..
+    } in &items
+    {
         print_deployment(s, d, vs);
         // The release alone is the common case; its hosts say enough.
-        if stacks.len() > 1 || stacks.iter().any(|(st, _)| st.name != "release") {
-            for (st, resources) in stacks {
-                let error = st.error_message.as_ref().map(|e| format!(": {e}")).unwrap_or_default();
-                s.printer
-                    .line(Tone::Plain, format!("  stack {} {}{error}", st.name, st.status()));
-                for r in resources {
+        if stacks.len() > 1 || stacks.iter().any(|st| st.stack.name != "release") {
+            for st in stacks {
+                let error = st
+                    .stack
+                    .error_message
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default();
+                s.printer.line(
+                    Tone::Plain,
+                    format!("  stack {} {}{error}", st.stack.name, st.stack.status()),
+                );
+                for r in &st.resources {
                     s.printer.line(
                         Tone::Dim,
                         format!("    {} {} {}", r.resource_type, r.logical_id, r.status()),
@@ -170,7 +141,7 @@ pub fn print_deployment(s: &Session, d: &Deployment, vs: &[Verification]) {
     if let Some(to) = &d.rollback_to {
         s.printer.line(Tone::Plain, format!("  returned to: release {to}"));
     }
-    let phases = crate::commands::deploy::phases_line(&crate::commands::deploy::phases(d, vs));
+    let phases = rollway_app::deploy::phases_line(&rollway_app::deploy::phases(d, vs));
     if !phases.is_empty() {
         s.printer.line(Tone::Dim, format!("  phases: {phases}"));
     }
@@ -198,83 +169,28 @@ pub fn print_deployment(s: &Session, d: &Deployment, vs: &[Verification]) {
     s.printer.line(Tone::Plain, "");
 }
 
-pub fn status(s: &Session, args: StatusArgs) -> anyhow::Result<()> {
-    let (config, store) = s.open()?;
-    let names: Vec<String> = match &args.env {
-        Some(e) => vec![s.env_ref(&config, e)?.name],
-        None => config.environments.keys().cloned().collect(),
-    };
-    let mut out = Vec::new();
-    let now = store.clock().now();
-    for name in &names {
-        let env = store.environment(name)?;
-        let current = store.last_succeeded(name)?;
-        let active = store.active_deployments(Some(name))?;
-        let lock = store.lock(&Lock::env_name(name))?;
-        // A window that ended with nobody watching is not "verifying": it
-        // waits for `rollway verify`, which watches a fresh full window.
-        let unwatched = match active.first() {
-            Some(d) if d.status() == DeploymentStatus::Verifying => store
-                .verifications(d.id)?
-                .first()
-                .and_then(|v| v.window_ends_at)
-                .is_some_and(|end| now >= end),
-            _ => false,
-        };
-        out.push((name.clone(), env, current, active, lock, unwatched));
-    }
-    // One environment named: ask its hosts now, too.
-    let live = match args.env.as_deref() {
-        Some(env) => {
-            // Restarts count from the start Rollway made when it deployed
-            // the current release (each host's baseline).
-            let mut baselines = std::collections::BTreeMap::new();
-            if let Some(d) = store.last_succeeded(env)? {
-                for v in store.verifications(d.id)? {
-                    for h in v.hosts {
-                        if let Some(b) = h.restart_baseline {
-                            baselines.insert(h.host, b);
-                        }
-                    }
-                }
-            }
-            Some(live_hosts(s, env, &baselines))
-        }
-        None => None,
-    };
+pub fn status(s: &Session, args: StatusArgs) -> Result<()> {
+    let out = rollway_app::queries::status(s, args.env.as_deref())?;
     if s.printer.is_json() {
-        let items: Vec<serde_json::Value> = out
-            .iter()
-            .map(|(name, env, current, active, lock, unwatched)| {
-                serde_json::json!({
-                    "environment": name,
-                    "status": env.as_ref().map(|e| e.status()),
-                    "current": current,
-                    "in_progress": active,
-                    "window_ended_unwatched": unwatched,
-                    "lock": lock,
-                    "hosts": live,
-                })
-            })
-            .collect();
-        s.printer.json(&items);
+        s.printer.answer(&out);
         return Ok(());
     }
     let rows: Vec<Vec<Cell>> = out
         .iter()
-        .map(|(name, env, current, active, lock, unwatched)| {
+        .map(|e| {
+            let name = &e.environment;
             vec![
                 Cell::from(name.clone()),
-                Cell::from(env.as_ref().map_or("-", |e| e.status().as_str())),
-                Cell::from(current.as_ref().map_or("-".to_owned(), |d| d.id.to_string())),
+                Cell::from(e.status.map_or("-", |st| st.as_str())),
+                Cell::from(e.current.as_ref().map_or("-".to_owned(), |d| d.id.to_string())),
                 Cell::from(
-                    current
+                    e.current
                         .as_ref()
                         .and_then(|d| d.version_tag.clone())
                         .unwrap_or_else(|| "-".into()),
                 ),
-                match active.first() {
-                    Some(_) if *unwatched => cell(
+                match e.in_progress.first() {
+                    Some(_) if e.window_ended_unwatched => cell(
                         format!("verifying (window ended unwatched; run rollway verify {name})"),
                         Tone::Warn,
                     ),
@@ -282,7 +198,8 @@ pub fn status(s: &Session, args: StatusArgs) -> anyhow::Result<()> {
                     None => cell("idle", Tone::Dim),
                 },
                 Cell::from(
-                    lock.as_ref()
+                    e.lock
+                        .as_ref()
                         .map_or("-".to_owned(), |l| format!("{} until {}", l.owner, l.expires_at)),
                 ),
             ]
@@ -292,81 +209,10 @@ pub fn status(s: &Session, args: StatusArgs) -> anyhow::Result<()> {
         &["ENVIRONMENT", "STATUS", "CURRENT RELEASE", "VERSION", "NOW", "LOCK"],
         &rows,
     );
-    if let Some(hosts) = &live {
+    if let Some(hosts) = out.first().and_then(|e| e.hosts.as_ref()) {
         print_live(s, hosts);
     }
     Ok(())
-}
-
-/// What one host says now, through its agent.
-#[derive(Debug, serde::Serialize)]
-struct LiveHost {
-    host: String,
-    /// Why the host could not be asked (then nothing else is known).
-    error: Option<String>,
-    release: Option<String>,
-    pid: Option<u32>,
-    uptime_ms: Option<u64>,
-    /// The service's start count since it was first started.
-    starts: Option<u64>,
-    /// Restarts since the current release was deployed (its baseline start).
-    restarts: Option<u64>,
-    /// The health endpoint now: `HTTP 200 in 3 ms`, or why it did not answer.
-    health: Option<String>,
-    healthy: Option<bool>,
-}
-
-/// Every host of `env`, asked now (like `kamal app details`): a host that
-/// cannot be reached is reported, not fatal.
-fn live_hosts(s: &Session, env: &str, baselines: &std::collections::BTreeMap<String, u64>) -> Vec<LiveHost> {
-    let unreachable = |host: String, e: String| LiveHost {
-        host,
-        error: Some(e),
-        release: None,
-        pid: None,
-        uptime_ms: None,
-        starts: None,
-        restarts: None,
-        health: None,
-        healthy: None,
-    };
-    let (prepared, hosts, _) = match crate::commands::service::sessions(s, env, None) {
-        Ok(x) => x,
-        Err(e) => return vec![unreachable("*".into(), format!("{e:#}"))],
-    };
-    let health = &prepared.health;
-    hosts
-        .into_iter()
-        .map(|mut h| {
-            let status = match h.session.service_status(&h.spec) {
-                Ok(st) => st,
-                Err(e) => return unreachable(h.name, e.to_string()),
-            };
-            let probe = h.session.probe(h.spec.port, &health.path, health.timeout);
-            let (health_text, healthy) = match probe {
-                Ok(p) => match (p.status, p.error) {
-                    (Some(code), _) => (
-                        format!("HTTP {code} in {} ms", p.latency_ms),
-                        code == health.expect_status,
-                    ),
-                    (None, e) => (e.unwrap_or_else(|| "no answer".into()), false),
-                },
-                Err(e) => (e.to_string(), false),
-            };
-            let restarts = baselines.get(&h.name).map(|b| status.starts.saturating_sub(*b));
-            LiveHost {
-                host: h.name,
-                error: None,
-                release: h.current,
-                pid: status.pid,
-                uptime_ms: status.uptime_ms,
-                starts: Some(status.starts),
-                restarts,
-                health: Some(prepared.masker.mask(&health_text)),
-                healthy: Some(healthy),
-            }
-        })
-        .collect()
 }
 
 fn print_live(s: &Session, hosts: &[LiveHost]) {
@@ -393,7 +239,7 @@ fn print_live(s: &Session, hosts: &[LiveHost]) {
                     None => cell("stopped", Tone::Bad),
                 },
                 Cell::from(h.uptime_ms.map_or_else(dash, |ms| {
-                    rollway_model::time::format_duration(std::time::Duration::from_secs(ms / 1000))
+                    rollway_app::model::time::format_duration(std::time::Duration::from_secs(ms / 1000))
                 })),
                 Cell::from(h.restarts.map_or_else(dash, |n| n.to_string())),
                 cell(

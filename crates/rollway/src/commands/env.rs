@@ -1,11 +1,10 @@
 //! `rollway env list|show|activate|deprecate`: the environments rollway.toml
 //! defines, with the lifecycle the store keeps for them.
 
-use anyhow::Context as _;
 use clap::Subcommand;
-use rollway_model::{Environment, EnvironmentStatus};
+use rollway_app::Result;
+use rollway_app::model::EnvironmentStatus;
 
-use crate::exit::{Code, coded};
 use crate::output::{Cell, Tone, cell};
 use crate::session::Session;
 
@@ -30,32 +29,10 @@ fn status_cell(status: EnvironmentStatus) -> Cell {
     cell(status.as_str(), tone)
 }
 
-pub fn run(s: &Session, cmd: EnvCmd) -> anyhow::Result<()> {
-    let (config, store) = s.open()?;
-    let find = |name: &str| -> anyhow::Result<Environment> {
-        store.environment(name)?.ok_or_else(|| {
-            let known: Vec<_> = config.environments.keys().cloned().collect();
-            coded(
-                Code::Invalid,
-                anyhow::anyhow!(
-                    "no environment '{name}' in {}: known environments are {}",
-                    s.config_path().display(),
-                    if known.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        known.join(", ")
-                    }
-                ),
-            )
-        })
-    };
+pub fn run(s: &Session, cmd: EnvCmd) -> Result<()> {
     match cmd {
         EnvCmd::List => {
-            let envs = store.environments()?;
-            let envs: Vec<_> = envs
-                .into_iter()
-                .filter(|e| config.environments.contains_key(&e.name))
-                .collect();
+            let envs = rollway_app::env::list(s)?;
             s.printer.json(&envs);
             let rows: Vec<Vec<Cell>> = envs
                 .iter()
@@ -74,13 +51,12 @@ pub fn run(s: &Session, cmd: EnvCmd) -> anyhow::Result<()> {
                 .table(&["NAME", "KIND", "STATUS", "PLATFORM", "DOMAIN", "HTTPS"], &rows);
         }
         EnvCmd::Show { name } => {
-            let env = find(&name)?;
-            let cfg = config.environments.get(&name);
+            let shown = rollway_app::env::show(s, &name)?;
             if s.printer.is_json() {
-                s.printer
-                    .json(&serde_json::json!({ "environment": env, "config": cfg }));
+                s.printer.answer(&shown);
                 return Ok(());
             }
+            let env = shown.environment;
             s.printer.fields(&[
                 ("name", Cell::from(env.name.clone())),
                 ("id", Cell::from(env.id.to_string())),
@@ -113,23 +89,14 @@ pub fn run(s: &Session, cmd: EnvCmd) -> anyhow::Result<()> {
                 .collect();
             s.printer.table(&["AT", "FROM", "TO"], &rows);
         }
-        EnvCmd::Activate { name } => {
-            find(&name)?;
-            transition(s, &*store, &name, EnvironmentStatus::Active)?;
-        }
-        EnvCmd::Deprecate { name } => {
-            find(&name)?;
-            transition(s, &*store, &name, EnvironmentStatus::Deprecated)?;
-        }
+        EnvCmd::Activate { name } => transition(s, &name, EnvironmentStatus::Active)?,
+        EnvCmd::Deprecate { name } => transition(s, &name, EnvironmentStatus::Deprecated)?,
     }
     Ok(())
 }
 
-fn transition(s: &Session, store: &dyn rollway_store::Store, name: &str, to: EnvironmentStatus) -> anyhow::Result<()> {
-    let operator = s.operator();
-    let env = store
-        .transition_environment(name, to, &operator)
-        .with_context(|| format!("cannot make environment {name} {to}"))?;
+fn transition(s: &Session, name: &str, to: EnvironmentStatus) -> Result<()> {
+    let env = rollway_app::env::transition(s, name, to)?;
     s.printer.json(&env);
     s.printer
         .line(Tone::Good, format!("environment {name} is {}", env.status()));

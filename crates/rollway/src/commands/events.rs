@@ -1,10 +1,9 @@
 //! `rollway events list|verify`: the append-only, hash-chained audit log.
 
 use clap::Subcommand;
-use rollway_model::{EventKind, Level};
-use rollway_store::EventQuery;
+use rollway_app::Result;
+use rollway_app::model::{EventKind, Level};
 
-use crate::exit::{Code, coded_with};
 use crate::output::{Cell, Tone, cell};
 use crate::session::Session;
 
@@ -36,23 +35,19 @@ fn level_cell(level: Level) -> Cell {
     cell(level.as_str(), tone)
 }
 
-pub fn run(s: &Session, cmd: EventsCmd) -> anyhow::Result<()> {
-    let store = s.store()?;
+pub fn run(s: &Session, cmd: EventsCmd) -> Result<()> {
     match cmd {
         EventsCmd::List {
             environment,
             kind,
             limit,
         } => {
-            let q = EventQuery {
+            let filter = rollway_app::events::Filter {
                 environment,
                 kind,
                 limit,
-                newest_first: limit.is_some(),
-                ..EventQuery::default()
             };
-            let mut events = store.events(&q)?;
-            events.sort_by_key(|e| e.seq);
+            let events = rollway_app::events::list(s, filter)?;
             s.printer.json(&events);
             let rows: Vec<Vec<Cell>> = events
                 .iter()
@@ -71,18 +66,12 @@ pub fn run(s: &Session, cmd: EventsCmd) -> anyhow::Result<()> {
                 .table(&["SEQ", "TIME", "LEVEL", "KIND", "ENV", "MESSAGE"], &rows);
             Ok(())
         }
-        EventsCmd::Verify => match store.verify_events()? {
-            Ok(n) => {
-                s.printer.json(&serde_json::json!({ "intact": true, "events": n }));
-                s.printer
-                    .line(Tone::Good, format!("event log intact: {n} events, every hash verified"));
-                Ok(())
-            }
-            Err(brk) => Err(coded_with(
-                Code::Failed,
-                anyhow::anyhow!("{brk}; the log was changed outside Rollway: restore the store from a backup"),
-                serde_json::json!({ "intact": false, "seq": brk.seq, "id": brk.id, "reason": brk.reason }),
-            )),
-        },
+        EventsCmd::Verify => {
+            let n = rollway_app::events::verify(s)?;
+            s.printer.json(&serde_json::json!({ "intact": true, "events": n }));
+            s.printer
+                .line(Tone::Good, format!("event log intact: {n} events, every hash verified"));
+            Ok(())
+        }
     }
 }

@@ -6,10 +6,9 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::Args;
-use rollway_engine::exec::{self, ExecSpec};
-use rollway_engine::supervisor::{self, DEFAULT_LOG_MAX_BYTES, SuperviseOptions};
+use rollway_app::Result;
+use rollway_app::agent::{DEFAULT_LOG_MAX_BYTES, Exec, SuperviseOptions};
 
 use crate::session::Session;
 
@@ -77,7 +76,7 @@ pub struct ExecArgs {
     pub command: Vec<OsString>,
 }
 
-pub fn supervise(_s: &Session, args: SuperviseArgs) -> anyhow::Result<()> {
+pub fn supervise(_s: &Session, args: SuperviseArgs) -> Result<()> {
     let options = SuperviseOptions {
         log_max_bytes: args.log_max_bytes,
         grace: Duration::from_millis(args.grace_ms),
@@ -85,37 +84,34 @@ pub fn supervise(_s: &Session, args: SuperviseArgs) -> anyhow::Result<()> {
         backoff_max: Duration::from_millis(args.backoff_max_ms),
         backoff_reset: Duration::from_millis(args.backoff_reset_ms),
     };
-    if args.detach {
-        let exe = std::env::current_exe().context("cannot find the rollway binary to run the supervisor")?;
-        supervisor::spawn_detached(&exe, &args.dir, &options)?;
-        return Ok(());
-    }
-    supervisor::supervise(&args.dir, &options)?;
-    Ok(())
+    rollway_app::agent::supervise(&args.dir, args.detach, &options)
 }
 
-pub fn exec(s: &Session, args: ExecArgs) -> anyhow::Result<()> {
+pub fn exec(s: &Session, args: ExecArgs) -> Result<()> {
     if let Some(env) = args.env {
         return crate::commands::exec::run(s, &env, args.host.as_deref(), args.timeout, &args.command);
     }
-    let err = match args.spec {
-        Some(spec) => exec::exec_service(&spec),
+    let how = match args.spec {
+        Some(spec) => Exec::Spec(spec),
         None => {
             let mut command = args.command.into_iter();
             let (Some(env_file), Some(port), Some(dir), Some(program)) =
                 (args.env_file, args.port, args.dir, command.next())
             else {
-                anyhow::bail!("rollway exec needs --spec FILE, or --env-file, --port, --dir and a command after --");
+                return Err(anyhow::anyhow!(
+                    "rollway exec needs --spec FILE, or --env-file, --port, --dir and a command after --"
+                )
+                .into());
             };
-            exec::exec(&ExecSpec {
+            Exec::Program {
                 env_file,
                 port,
                 dir,
                 counter: args.counter,
                 program,
                 args: command.collect(),
-            })
+            }
         }
     };
-    Err(err.into())
+    Err(rollway_app::agent::exec(how))
 }

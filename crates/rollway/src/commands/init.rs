@@ -7,9 +7,10 @@ use std::fs;
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::exit::{Code, coded};
 use crate::output::Tone;
 use crate::session::Session;
+use rollway_app::Error;
+use rollway_app::Result;
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -21,19 +22,18 @@ pub struct InitArgs {
     pub preset: Option<String>,
 }
 
-pub fn run(s: &Session, args: InitArgs) -> anyhow::Result<()> {
+pub fn run(s: &Session, args: InitArgs) -> Result<()> {
     let path = s.config_path();
     if path.exists() && !args.force {
-        return Err(coded(
-            Code::Invalid,
-            anyhow::anyhow!("{} already exists: pass --force to overwrite it", path.display()),
-        ));
+        return Err(Error::invalid(format_args!(
+            "{} already exists: pass --force to overwrite it",
+            path.display()
+        )));
     }
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let text =
-        rollway_config::template_for(args.preset.as_deref()).map_err(|e| coded(Code::Invalid, anyhow::anyhow!(e)))?;
+    let text = rollway_config::template_for(args.preset.as_deref()).map_err(Error::invalid)?;
     fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     let ignore = path.with_file_name(".gitignore");
     let added = ignore_local_state(&ignore)?;
@@ -56,11 +56,15 @@ const IGNORED: [&str; 3] = ["/.rollway/", "/srv/", "*.age.lock"];
 
 /// Adds the lines of [`IGNORED`] that `path` lacks (creating it), keeping
 /// whatever it already says; returns the lines added.
-fn ignore_local_state(path: &std::path::Path) -> anyhow::Result<Vec<&'static str>> {
+fn ignore_local_state(path: &std::path::Path) -> Result<Vec<&'static str>> {
     let old = match fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("cannot read {}", path.display()))
+                .into());
+        }
     };
     // `/.rollway/`, `.rollway/`, `/.rollway` and `.rollway` all ignore it.
     let bare = |l: &str| l.trim().trim_start_matches('/').trim_end_matches('/').to_owned();

@@ -9,6 +9,7 @@ use clap_complete::Shell;
 use crate::cli::Cli;
 use crate::output::Tone;
 use crate::session::Session;
+use rollway_app::Result;
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
@@ -23,7 +24,7 @@ pub struct ManArgs {
     pub dir: Option<PathBuf>,
 }
 
-pub fn completions(s: &Session, args: CompletionsArgs) -> anyhow::Result<()> {
+pub fn completions(s: &Session, args: CompletionsArgs) -> Result<()> {
     let mut cmd = Cli::command();
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "rollway", &mut script);
@@ -31,7 +32,7 @@ pub fn completions(s: &Session, args: CompletionsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn man(s: &Session, args: ManArgs) -> anyhow::Result<()> {
+pub fn man(s: &Session, args: ManArgs) -> Result<()> {
     let cmd = Cli::command();
     match args.dir {
         Some(dir) => {

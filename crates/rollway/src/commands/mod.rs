@@ -4,7 +4,6 @@
 pub mod agent;
 pub mod build;
 pub mod config;
-pub mod connect;
 pub mod demo;
 pub mod deploy;
 pub mod deploys;
