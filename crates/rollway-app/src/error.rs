@@ -172,8 +172,11 @@ fn class_of(err: &anyhow::Error) -> Code {
 impl From<anyhow::Error> for Error {
     fn from(error: anyhow::Error) -> Self {
         // An app error that travelled through anyhow comes back as it was.
-        // One wrapped in context keeps its class, details and notes.
-        match error.downcast::<Error>() {
+        // One wrapped in context keeps its class, details and notes (and
+        // the context: anyhow's `downcast` would find the error under it
+        // and drop the context, so only a bare one is taken back as it is).
+        let bare = error.chain().next().is_some_and(|c| c.is::<Error>());
+        match if bare { error.downcast::<Error>() } else { Err(error) } {
             Ok(e) => e,
             Err(error) => {
                 let inner = error.chain().find_map(|c| c.downcast_ref::<Error>());
@@ -211,3 +214,40 @@ classed_from!(
     rollway_secrets::Error,
     rollway_engine::host::HostError,
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_class_survives_context_in_either_direction() {
+        let e = Error::invalid("bad input").with_details(serde_json::json!({ "k": 1 }));
+        let e = e.context("while deploying");
+        assert_eq!(e.code(), Code::Invalid);
+        assert_eq!(e.to_string(), "while deploying: bad input");
+
+        // Through anyhow (a closure's error, a context added there) and back.
+        let wrapped = anyhow::Error::new(
+            Error::new(Code::Conflict, anyhow::anyhow!("held")).with_notes(vec![Note::Problem("p".into())]),
+        )
+        .context("outer");
+        let back = Error::from(wrapped);
+        assert_eq!(back.code(), Code::Conflict);
+        assert_eq!(back.to_string(), "outer: held");
+        assert_eq!(back.notes(), &[Note::Problem("p".into())]);
+    }
+
+    #[test]
+    fn exit_codes_are_the_documented_ones() {
+        let codes = [
+            Code::Failed,
+            Code::Invalid,
+            Code::Conflict,
+            Code::Interrupted,
+            Code::Exited(7),
+        ];
+        let exits: Vec<i32> = codes.iter().map(|c| c.exit_code()).collect();
+        assert_eq!(exits, [1, 2, 3, 130, 7]);
+        assert_eq!(Error::from(anyhow::anyhow!("plain")).code(), Code::Failed);
+    }
+}
