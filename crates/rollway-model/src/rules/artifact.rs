@@ -28,9 +28,10 @@ pub const RULES: &[&str] = &[
     KIND_ALLOWED,
 ];
 
-/// The rules every recorded artifact keeps: a non-empty package that has
-/// not expired at `now`. (Its checksum is a `Sha256Digest`, so it is
-/// present and well-formed by type; text goes through `parse_checksum`.)
+/// The rules every recorded artifact keeps: a non-empty package whose
+/// expiry comes after its creation and has not passed at `now`. (Its
+/// checksum is a `Sha256Digest`, so it is present and well-formed by type;
+/// text goes through `parse_checksum`.)
 pub fn validate(a: &Artifact, now: Timestamp) -> Vec<Violation> {
     let mut out = Vec::new();
     if a.size_bytes == 0 {
@@ -40,7 +41,16 @@ pub fn validate(a: &Artifact, now: Timestamp) -> Vec<Violation> {
             "the artifact is empty — check that [build] output names the built files",
         ));
     }
-    if a.expires_at <= now {
+    if a.expires_at <= a.created_at {
+        out.push(Violation::new(
+            "expires_at",
+            EXPIRES_IN_FUTURE,
+            format!(
+                "expires_at {} is not after created_at {} — give [build] expire_after a positive duration",
+                a.expires_at, a.created_at
+            ),
+        ));
+    } else if a.expires_at <= now {
         out.push(Violation::new(
             "expires_at",
             EXPIRES_IN_FUTURE,
