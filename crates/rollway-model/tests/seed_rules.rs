@@ -614,6 +614,10 @@ cases! {
             "size_bytes",
             rules::artifact::SIZE_POSITIVE,
         )]);
+        // An archive of an empty tree has bytes but no file: empty all the same.
+        let mut no_files = artifact();
+        no_files.contents = vec![ContentFolder { path: "dist".into(), files: 0, bytes: 0 }];
+        check(rules::artifact::validate(&no_files, at(1)), Vec::new(), &[("contents", rules::artifact::SIZE_POSITIVE)]);
     }
     session_pending_in_progress_success_or_failed {
         edge_case(&deployment(), dep_step, TO_SUCCEEDED, &[], D::Succeeded);
