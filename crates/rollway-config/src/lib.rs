@@ -5,6 +5,7 @@
 mod checks;
 mod diagnostic;
 mod hosts;
+mod monitor;
 mod parse;
 mod reader;
 mod schema;
@@ -16,6 +17,12 @@ use std::path::Path;
 
 pub use diagnostic::{ConfigError, Diagnostic, Diagnostics};
 pub use hosts::{parse_host, parse_ssh};
+pub use monitor::{
+    DEFAULT_MAX_REDIRECTS, DEFAULT_MONITOR_INTERVAL, DEFAULT_MONITOR_RETRIES, DEFAULT_MONITOR_TIMEOUT,
+    DEFAULT_PUSH_GRACE, DEFAULT_WARN_DAYS, DnsCheck, DnsRecordType, HttpCheck, HttpMethod, MAX_MONITOR_INTERVAL,
+    MIN_MONITOR_INTERVAL, MonitorCheck, MonitorConfig, MonitorKind, OnSilence, PostgresCheck, PushCheck, TcpCheck,
+    TlsCheck, split_address,
+};
 pub use schema::json_schema;
 pub use template::{PRESETS, template, template_for};
 pub use types::{

@@ -13,6 +13,7 @@ use rollway_model::time::format_duration;
 use toml_edit::{Item, TableLike, Value};
 
 use crate::hosts::parse_host;
+use crate::monitor::{MonitorContext, read_monitor};
 
 /// The longest an ssh connection may wait to connect or stay silent.
 const MAX_SSH_WAIT: Duration = Duration::from_secs(3600);
@@ -135,6 +136,14 @@ pub(crate) fn read_config(cx: &Ctx<'_>, root: &dyn TableLike, marks: &mut Marks)
     };
     let environments = t.entries("environments", |name, e| read_environment(name, e, &env_cx, marks));
     let jobs = t.entries("jobs", |name, j| read_job(name, j, marks));
+    let monitor_cx = MonitorContext {
+        environments: environments.keys().map(String::as_str).collect(),
+    };
+    let monitors = t
+        .entries("monitors", |name, m| read_monitor(name, m, &monitor_cx))
+        .into_iter()
+        .filter_map(|(name, m)| Some((name, m?)))
+        .collect();
     t.finish();
     Config {
         project,
@@ -148,6 +157,7 @@ pub(crate) fn read_config(cx: &Ctx<'_>, root: &dyn TableLike, marks: &mut Marks)
         environments,
         jobs,
         stacks,
+        monitors,
     }
 }
 
@@ -167,7 +177,7 @@ pub(crate) fn valid_ident(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn check_name(cx: &Ctx<'_>, name: &At<&str>, what: &str) {
+pub(crate) fn check_name(cx: &Ctx<'_>, name: &At<&str>, what: &str) {
     if let Some(why) = name_too_long(name.v) {
         cx.report(
             name.at,
@@ -183,7 +193,7 @@ fn check_name(cx: &Ctx<'_>, name: &At<&str>, what: &str) {
     }
 }
 
-fn check_ident(cx: &Ctx<'_>, name: &At<String>, what: &str) {
+pub(crate) fn check_ident(cx: &Ctx<'_>, name: &At<String>, what: &str) {
     if let Some(why) = name_too_long(&name.v) {
         cx.report(
             name.at,

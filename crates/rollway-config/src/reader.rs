@@ -551,7 +551,7 @@ impl<'a> Table<'a> {
     }
 }
 
-fn item_to_json(cx: &Ctx<'_>, path: &str, item: &Item, at: usize) -> Option<serde_json::Value> {
+pub(crate) fn item_to_json(cx: &Ctx<'_>, path: &str, item: &Item, at: usize) -> Option<serde_json::Value> {
     match item {
         Item::None => None,
         Item::Value(v) => value_to_json(cx, path, v, at),

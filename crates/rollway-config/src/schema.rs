@@ -4,6 +4,7 @@
 use rollway_model::status::{ArtifactKind, EnvironmentKind, JobType, Platform, SupervisorKind, VariableType};
 use schemars::{Schema, SchemaGenerator, json_schema};
 
+use crate::monitor::{DnsRecordType, HttpMethod, OnSilence};
 use crate::types::Config;
 
 /// The JSON Schema of rollway.toml, for editors (`rollway config schema`).
@@ -76,6 +77,23 @@ pub(crate) fn variable_type(_: &mut SchemaGenerator) -> Schema {
 
 pub(crate) fn job_type(_: &mut SchemaGenerator) -> Schema {
     names(JobType::NAMES, &[])
+}
+
+pub(crate) fn http_method(_: &mut SchemaGenerator) -> Schema {
+    names(HttpMethod::NAMES, &[])
+}
+
+pub(crate) fn dns_record_type(_: &mut SchemaGenerator) -> Schema {
+    names(DnsRecordType::NAMES, &[])
+}
+
+pub(crate) fn on_silence(_: &mut SchemaGenerator) -> Schema {
+    names(OnSilence::NAMES, &[])
+}
+
+/// Any TOML value (`equals` of an HTTP monitor).
+pub(crate) fn any(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "type": ["string", "integer", "number", "boolean", "array", "object"] })
 }
 
 pub(crate) fn object(_: &mut SchemaGenerator) -> Schema {

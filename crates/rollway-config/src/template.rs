@@ -52,6 +52,17 @@ stability_window = "30m"              # watched after the deploy; at least 30m i
 # type = "test"
 # run = "npm test"
 
+# [monitors.api]                      # probed by `rollway serve`; an environment with a domain
+#                                     # also gets ENV-domain: https://DOMAIN + [health] path
+# environment = "production"
+# kind = "http"                       # http | tcp | tls | dns | postgres | push
+# url = "https://app.example.com/healthz"
+# expect_status = [200]               # left out: any status but 5xx is ok
+# body_contains = "ok"
+# interval = "30s"                    # at least 1s
+# timeout = "5s"                      # shorter than interval
+# retries = 3                         # failed probes in a row before it counts as down
+
 [environments.staging]
 kind = "staging"                      # development | test | staging | production
 hosts = ["local"]                     # this machine, no ssh

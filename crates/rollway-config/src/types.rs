@@ -13,6 +13,7 @@ use schemars::JsonSchema;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
+use crate::monitor::{MonitorConfig, domain_monitor};
 use crate::schema;
 use crate::serde_duration;
 
@@ -55,6 +56,10 @@ pub struct Config {
     /// Deployment stacks, by name; `depends_on` orders them. No stacks means one release stack.
     #[serde(default)]
     pub stacks: BTreeMap<String, StackConfig>,
+    /// Monitors `rollway serve` keeps probing, by name. An environment with a `domain` also gets
+    /// `ENV-domain`, unless a monitor of that name is declared here.
+    #[serde(default)]
+    pub monitors: BTreeMap<String, MonitorConfig>,
 }
 
 /// `[build]`: the command that builds and the output that becomes the artifact.
@@ -758,6 +763,20 @@ impl Config {
             Some(e) => e.health(&self.health),
             None => self.health.clone(),
         }
+    }
+
+    /// Every monitor: those declared in `[monitors]` and, for each
+    /// environment with a domain, its default `ENV-domain` HTTP monitor
+    /// (a declared monitor of that name replaces it).
+    pub fn all_monitors(&self) -> BTreeMap<String, MonitorConfig> {
+        let mut all = self.monitors.clone();
+        for (name, env) in &self.environments {
+            if let Some(domain) = &env.domain {
+                let (key, monitor) = domain_monitor(name, domain, env.https, &env.health(&self.health));
+                all.entry(key).or_insert(monitor);
+            }
+        }
+        all
     }
 
     /// Stacks in dependency waves: each wave depends only on earlier waves,

@@ -1,6 +1,6 @@
 //! Checks an environment's values against the declared variables (seeds
-//! 001, 002, 003): required ones present, and each value through the
-//! model's one per-value check (`rules::variable::validate_value`: urls and
+//! 001, 002, 003): every key through the model's naming rule, required ones
+//! present, and each value through the model's one per-value check (`rules::variable::validate_value`: urls and
 //! schemes, formats, strength, nothing empty in production). Every problem
 //! is reported at once, and no message ever quotes a value, since it may be
 //! secret.
@@ -11,11 +11,9 @@ use std::fmt;
 use rollway_model::mask::{MIN_SECRET_LEN, Masker};
 use rollway_model::rules::format::Format;
 use rollway_model::rules::strength::MIN_LENGTH;
-use rollway_model::rules::variable::{VariableSpec, url_password, validate_value};
-use rollway_model::{EnvironmentKind, VariableType};
+use rollway_model::rules::variable::{VariableSpec, url_password, validate_key, validate_value};
+use rollway_model::{EnvironmentKind, Platform, VariableType};
 use serde::{Deserialize, Serialize};
-
-use crate::dotenv::is_valid_key;
 
 /// A variable declared under `[variables.KEY]` in `rollway.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,22 +43,26 @@ impl fmt::Display for Problem {
 }
 
 /// Every problem with `values` (key → value) for an environment of kind
-/// `env_kind`, in declaration order. `allow_weak` names the keys whose
-/// weak values were accepted with `--allow-weak`.
+/// `env_kind` on `platform`: first each key against the platform's naming
+/// rule (seed 003, `rules::variable::validate_key`), then each declared
+/// variable in declaration order. `allow_weak` names the keys whose weak
+/// values were accepted with `--allow-weak`.
 pub fn check_environment(
     env_kind: EnvironmentKind,
+    platform: Platform,
     decls: &[VariableDecl],
     values: &BTreeMap<String, String>,
     allow_weak: &BTreeSet<String>,
 ) -> Vec<Problem> {
     let production = env_kind == EnvironmentKind::Production;
     let mut problems = Vec::new();
-    for key in values.keys().filter(|k| !is_valid_key(k)) {
-        problems.push(Problem {
-            key: key.clone(),
-            message: "is not a valid variable name; use letters, digits and underscores, not starting with a digit"
-                .into(),
-        });
+    for key in values.keys() {
+        for violation in validate_key(key, platform) {
+            problems.push(Problem {
+                key: key.clone(),
+                message: violation.message,
+            });
+        }
     }
     for decl in decls {
         let mut report = |message: String| {
@@ -189,7 +191,7 @@ mod tests {
     ) {
         let values = map(values);
         let allow: BTreeSet<String> = allow_weak.iter().map(|s| (*s).to_string()).collect();
-        let problems = check_environment(kind, decls, &values, &allow);
+        let problems = check_environment(kind, Platform::SelfHosted, decls, &values, &allow);
         let got: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
         let want: Vec<&str> = expected.iter().map(|(k, _)| *k).collect();
         assert_eq!(got, want, "{problems:#?}");
@@ -443,7 +445,7 @@ mod tests {
             &values,
             &[],
             &[
-                ("bad-name", "not a valid variable name"),
+                ("bad-name", "is not a variable name: use upper-case letters"),
                 ("DATABASE_URL", "not a valid url"),
                 ("ADMIN_JWT_SECRET", "is empty"),
                 ("JWT_SECRET", "weak secret"),
@@ -451,7 +453,13 @@ mod tests {
                 ("ENCRYPTION_KEY", "must be set in production"),
             ],
         );
-        let problems = check_environment(Production, &decls, &map(&values), &BTreeSet::new());
+        let problems = check_environment(
+            Production,
+            Platform::SelfHosted,
+            &decls,
+            &map(&values),
+            &BTreeSet::new(),
+        );
         let all = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
         for fragment in ["canary", "secretpw", "9f3b", "0c1d"] {
             assert!(!all.contains(fragment), "{all}");

@@ -6,12 +6,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use rollway_model::{EnvironmentKind, EventKind, Level, Masker, NewEvent, Variable, VariableType};
+use rollway_model::rules::variable::validate_key;
+use rollway_model::{EnvironmentKind, EventKind, Level, Masker, NewEvent, Platform, Variable, VariableType};
 use rollway_store::{Store, StoreError};
 use serde_json::json;
 
 use crate::age_file::{Identity, Recipient, load_identities, read_secrets_file, write_secrets_file};
-use crate::dotenv::is_valid_key;
 use crate::lock::{DEFAULT_LOCK_WAIT, LockError, SecretsLock};
 use crate::validate::{Problem, VariableDecl, check_environment};
 
@@ -231,9 +231,22 @@ impl<'s> Vault<'s> {
         .data(data)
     }
 
-    /// The problems `entries` would have in `env`, each value checked as
-    /// declared (or as a plain string when undeclared).
+    /// The platform of an environment as the store records it (synced from
+    /// rollway.toml); self-hosted for one not recorded yet.
+    fn platform(&self, env: &str) -> Result<Platform, VaultError> {
+        Ok(self
+            .store
+            .environment(env)?
+            .map_or(Platform::SelfHosted, |e| e.platform))
+    }
+
+    /// The problems `entries` would have in `env`, each key against the
+    /// platform's naming rule and each value checked as declared (or as a
+    /// plain string when undeclared).
     pub fn problems_of(&self, env: &EnvRef, entries: &[(String, String)], opts: &SetOptions) -> Vec<Problem> {
+        // A store that cannot say the platform is reported by `set`, which
+        // asks again before it writes; here the default platform's rule applies.
+        let platform = self.platform(&env.name).unwrap_or(Platform::SelfHosted);
         let mut problems = Vec::new();
         let mut decls = Vec::new();
         for (key, _) in entries {
@@ -266,7 +279,7 @@ impl<'s> Vault<'s> {
         } else {
             BTreeSet::new()
         };
-        problems.extend(check_environment(env.kind, &decls, &values, &allow));
+        problems.extend(check_environment(env.kind, platform, &decls, &values, &allow));
         problems
     }
 
@@ -279,6 +292,7 @@ impl<'s> Vault<'s> {
         entries: &[(String, String)],
         opts: &SetOptions,
     ) -> Result<Vec<Variable>, VaultError> {
+        let platform = self.platform(&env.name)?;
         for (key, _) in entries {
             if let Some(why) = rollway_model::names::name_too_long(key) {
                 return Err(VaultError::BadKey {
@@ -286,10 +300,11 @@ impl<'s> Vault<'s> {
                     why: format!("{why}: use a shorter variable name"),
                 });
             }
-            if !is_valid_key(key) {
+            // Seed 003: the platform's naming rule, the model's one copy.
+            if let Some(v) = validate_key(key, platform).into_iter().next() {
                 return Err(VaultError::BadKey {
                     key: key.clone(),
-                    why: "is not a valid variable name: use letters, digits and _, not starting with a digit".into(),
+                    why: v.message,
                 });
             }
             if opts.plain && self.decl(key).is_some_and(|d| d.secret) {
@@ -389,7 +404,13 @@ impl<'s> Vault<'s> {
             .filter(|v| v.allow_weak)
             .map(|v| v.key)
             .collect();
-        Ok(check_environment(env.kind, &self.cfg.decls, &values, &allow))
+        Ok(check_environment(
+            env.kind,
+            self.platform(&env.name)?,
+            &self.cfg.decls,
+            &values,
+            &allow,
+        ))
     }
 
     /// Where the store and the file disagree: a name recorded in the store

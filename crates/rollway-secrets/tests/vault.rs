@@ -118,3 +118,73 @@ fn the_env_file_overlays_stored_values_on_plain_vars() {
     assert_eq!(back["LOG_LEVEL"], "debug", "a stored value wins over the config's var");
     assert_eq!(back["REGION"], "eu-north");
 }
+
+/// Seed 003 "Key names must follow platform naming conventions": `set` (and
+/// so `import`, which sets) applies the model's rule for the environment's
+/// platform as the store records it, and a refused key writes nothing.
+#[test]
+fn set_applies_the_platforms_key_naming_rule() {
+    use rollway_model::{EnvironmentSpec, Platform};
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _clock, id) = setup(dir.path());
+    let vault = Vault::open(cfg(dir.path()), &id, &*store).unwrap();
+    let env_on = |name: &str, platform: Platform| {
+        store
+            .sync_environment(&EnvironmentSpec {
+                name: name.into(),
+                kind: EnvironmentKind::Staging,
+                domain: None,
+                https: false,
+                platform,
+                app: None,
+                nginx_config: None,
+                config: serde_json::Value::Null,
+            })
+            .unwrap();
+        EnvRef {
+            name: name.into(),
+            kind: EnvironmentKind::Staging,
+        }
+    };
+    let check = |platform: Platform, key: &str, expected: Option<&str>| {
+        let env = env_on(&format!("env-{}", platform.as_str()), platform);
+        let entries = [(key.to_owned(), "some-value".to_owned())];
+        let plain = SetOptions {
+            plain: true,
+            ..opts("set")
+        };
+        match (vault.set(&env, &entries, &plain), expected) {
+            (Ok(_), None) => assert_eq!(vault.values(&env.name).unwrap()[key], "some-value"),
+            (Err(VaultError::BadKey { key: k, why }), Some(fragment)) => {
+                assert_eq!(k, key);
+                assert!(why.contains(fragment), "{key} on {platform}: {why}");
+                assert!(
+                    !vault.values(&env.name).unwrap().contains_key(key),
+                    "{key}: nothing written"
+                );
+                assert!(store.variable(&env.name, key).unwrap().is_none(), "{key}: no record");
+            }
+            (other, _) => panic!("{key} on {platform}: expected {expected:?}, got {other:?}"),
+        }
+    };
+    let shape = Some("is not a variable name: use upper-case letters");
+    check(Platform::SelfHosted, "LOG_LEVEL", None);
+    check(Platform::SelfHosted, "_PRIVATE_2", None);
+    check(Platform::SelfHosted, "database_url", shape);
+    check(Platform::SelfHosted, "Api_Key", shape);
+    check(Platform::SelfHosted, "2FA_SECRET", shape);
+    check(
+        Platform::SelfHosted,
+        "PORT",
+        Some("is set by Rollway from [service] port"),
+    );
+    check(Platform::Railway, "PORT", None);
+    check(Platform::Railway, "RAILWAY_TOKEN", Some("RAILWAY_ prefix"));
+    check(Platform::Vercel, "AWS_REGION", Some("reserved by Vercel"));
+    check(Platform::Supabase, "SUPABASE_URL", Some("SUPABASE_ prefix"));
+    check(Platform::Other, "SUPABASE_URL", None);
+    // `secrets check` reads the same rule for keys already in the file.
+    let railway = env_on("env-railway", Platform::Railway);
+    let problems = vault.check(&railway).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+}

@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rollway_model::event::{ChainBreak, ChainHead, canonical_json, verify_chain};
+use rollway_model::rules;
 use rollway_model::{
     Artifact, ArtifactId, Clock, Deployment, DeploymentId, Environment, EnvironmentSpec, EnvironmentStatus, Event,
     EventId, EventKind, Job, JobId, Level, Lifecycle, Lock, Masker, NewEvent, PipelineRun, PipelineRunId, Resource,
@@ -79,13 +80,30 @@ impl Tx<'_> {
         self.clock.now().max(self.head.at)
     }
 
-    /// Appends `ev` at `at` (or at the last event's time, if later).
+    /// Appends `ev` at `at` (or at the last event's time, if later). The
+    /// model's event rules hold first (a message; the deployment of a
+    /// deployment's event; a time not ahead of the clock by more than
+    /// `MAX_CLOCK_SKEW`), else `StoreError::Invalid` and the whole
+    /// transaction writes nothing.
     pub fn append_at(&mut self, mut ev: NewEvent, at: Timestamp) -> Result<Event, StoreError> {
+        let at = at.max(self.head.at);
+        let mut violations = rules::event::validate(&ev);
+        violations.extend(rules::event::validate_time_within(
+            at,
+            self.clock.now(),
+            rules::event::MAX_CLOCK_SKEW,
+        ));
+        if !violations.is_empty() {
+            return Err(StoreError::Invalid {
+                what: "event",
+                id: format!("{} (seq {})", ev.kind, self.head.seq + 1),
+                violations,
+            });
+        }
         // No secret reaches the log in clear: message and data are masked here,
         // the one door every event goes through.
         ev.message = self.masker.mask(&ev.message);
         ev.data = self.masker.mask_json(&ev.data);
-        let at = at.max(self.head.at);
         let seq = self.head.seq + 1;
         let event = ev.seal(seq, EventId::generate(at), at, self.head.hash.clone());
         insert_event(self.sql, &event)?;

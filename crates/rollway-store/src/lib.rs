@@ -46,10 +46,23 @@
 //!   `event_head` row first. So appends from many threads, processes or
 //!   instances form one valid chain.
 //! - Event times never go backwards: an event's `at` is the later of the
-//!   clock's now and the previous event's time.
+//!   clock's now and the previous event's time. Nor are they in the future
+//!   (seed 001): when that later time is ahead of the clock by more than
+//!   `rollway_model::rules::event::MAX_CLOCK_SKEW` (a clock set back, or
+//!   another machine's running ahead), the write is refused until the clock
+//!   catches up.
 //! - A forbidden transition (decided only by `rollway_model`'s tables) writes
 //!   nothing; neither does an update whose closure fails or leaves the entity
 //!   breaking one of the model's rules.
+//! - Every record and event is checked against the model's validators as it
+//!   is written, and one that breaks a rule is `StoreError::Invalid` naming
+//!   each field and rule id, with nothing written: an event's message and
+//!   deployment (`rules::event`), an artifact's size and expiry
+//!   (`rules::artifact::validate`, at the store clock's now), a deployment's
+//!   rules and `stacks_order` against its recorded stacks
+//!   (`rules::deployment`), a stack's dependencies and the outputs its
+//!   `contract` names (`rules::stack`), and an available resource against its
+//!   stack's contract (`rules::resource::validate_in_stack`).
 //!
 //! # Example
 //!
@@ -62,7 +75,7 @@
 //! let loc = StoreLocation::resolve(None, dir.path()); // STATE_DIR/rollway.db
 //! let clock = ManualClock::new(Timestamp::from_millis(1_767_225_600_000));
 //! let store = rollway_store::open(&loc, Arc::new(clock))?;
-//! let ev = store.append_event(NewEvent::new(EventKind::DeployStep, Level::Info, "shipped").environment("staging"))?;
+//! let ev = store.append_event(NewEvent::new(EventKind::CommandExecuted, Level::Info, "ran").environment("staging"))?;
 //! assert_eq!(ev.seq, 1);
 //! let q = EventQuery { environment: Some("staging".into()), ..EventQuery::default() };
 //! assert_eq!(store.events(&q)?, vec![ev]);
@@ -210,7 +223,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Records a new artifact and appends `ev` (typically `artifact-built`;
     /// tied to the producing job when it names none), in one transaction. An
-    /// id already recorded is `StoreError::Exists`. Returns the record as stored.
+    /// id already recorded is `StoreError::Exists`; an empty artifact, or one
+    /// that expires no later than its creation or the clock's now, is
+    /// `StoreError::Invalid`. Returns the record as stored.
     fn insert_artifact(&self, artifact: &Artifact, ev: NewEvent) -> Result<Artifact, StoreError>;
     fn artifact(&self, id: ArtifactId) -> Result<Option<Artifact>, StoreError>;
     /// Every artifact whose id, `sha256` or `content_digest` starts with

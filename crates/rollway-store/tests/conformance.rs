@@ -71,6 +71,10 @@ conformance! {
     parents_must_exist_and_ids_are_unique,
     concurrent_update_deployment_serialises,
     stored_free_text_is_masked,
+    events_keep_the_model_rules,
+    artifacts_keep_the_model_rules,
+    stacks_order_is_kept_as_stacks_are_recorded,
+    stack_contracts_hold_for_outputs_dependencies_and_resources,
 }
 
 #[path = "conformance/records.rs"]
@@ -224,8 +228,10 @@ fn kinds(store: &dyn Store) -> Vec<EventKind> {
     all_events(store).iter().map(|e| e.kind).collect()
 }
 
+/// An event of a kind that belongs to no deployment (seed 000 ties a
+/// deployment's own events to it; the store refuses them without one).
 fn step(n: i64) -> NewEvent {
-    NewEvent::new(EventKind::DeployStep, Level::Info, format!("step {n}"))
+    NewEvent::new(EventKind::CommandExecuted, Level::Info, format!("step {n}"))
         .data(json!({"n": n, "b": [1, {"z": true, "a": null}]}))
 }
 
@@ -422,7 +428,9 @@ fn events_get_consecutive_seqs_and_monotone_times(store: &dyn Store, clock: &Man
     check(&mut appended, 1, START);
     clock.advance(Duration::from_secs(1));
     check(&mut appended, 2, secs(1));
-    clock.set(secs(-3600));
+    // A clock set back (within the skew the model allows) does not move
+    // event times back; one further back is refused (`events_keep_the_model_rules`).
+    clock.set(secs(-50));
     check(&mut appended, 3, secs(1));
     check(&mut appended, 4, secs(1));
     clock.set(secs(10));
@@ -450,7 +458,7 @@ fn events_round_trip_every_field(store: &dyn Store, _clock: &ManualClock) {
         trace_id: Some("trace-1".into()),
         ..full
     };
-    let bare = NewEvent::new(EventKind::JobStarted, Level::Debug, "");
+    let bare = NewEvent::new(EventKind::JobStarted, Level::Debug, "-");
     let a = store.append_event(full).unwrap();
     let b = store.append_event(bare).unwrap();
     assert_eq!(all_events(store), vec![a.clone(), b]);
@@ -462,7 +470,7 @@ fn event_queries_filter(store: &dyn Store, clock: &ManualClock) {
     let d1 = DeploymentId::generate(START);
     let plan: [(&str, Option<DeploymentId>, EventKind); 6] = [
         ("a", Some(d1), EventKind::DeployStep),
-        ("b", None, EventKind::DeployStep),
+        ("b", None, EventKind::CommandExecuted),
         ("a", None, EventKind::LockAcquired),
         ("a", Some(d1), EventKind::DeploymentSuccess),
         ("b", None, EventKind::LockAcquired),
@@ -811,7 +819,7 @@ fn concurrent_appends_keep_one_chain(store: &dyn Store, clock: &ManualClock) {
             let target = stores[usize::from(t >= 4)];
             s.spawn(move || {
                 for i in 0..PER_THREAD {
-                    let ev = NewEvent::new(EventKind::DeployStep, Level::Info, format!("t{t} #{i}"))
+                    let ev = NewEvent::new(EventKind::CommandExecuted, Level::Info, format!("t{t} #{i}"))
                         .data(json!({"t": t, "i": i}));
                     target.append_event(ev).unwrap();
                     if i % 5 == 0 {
@@ -928,7 +936,7 @@ fn variables_are_recorded_updated_and_removed(store: &dyn Store, clock: &ManualC
 fn events_are_masked_before_they_are_stored(store: &dyn Store, _clock: &ManualClock) {
     let canary = "canary-7f3a9c1e5b2d";
     store.set_masker(rollway_model::Masker::new([canary]));
-    let ev = NewEvent::new(EventKind::DeployStep, Level::Info, format!("leaked {canary} here"))
+    let ev = NewEvent::new(EventKind::CommandExecuted, Level::Info, format!("leaked {canary} here"))
         .data(serde_json::json!({ "env": { "TOKEN": canary }, "b64": "Y2FuYXJ5LTdmM2E5YzFlNWIyZA==" }));
     let stored = store.append_event(ev).unwrap();
     assert_eq!(stored.message, "leaked **** here");
@@ -963,4 +971,72 @@ fn a_deployment_resumes_its_own_lease(store: &dyn Store, _clock: &ManualClock) {
         Err(StoreError::LockLost { .. })
     ));
     assert_eq!(store.verify_events().unwrap().map(|_| ()), Ok(()));
+}
+
+fn events_keep_the_model_rules(store: &dyn Store, clock: &ManualClock) {
+    use rollway_model::rules::event::{DEPLOYMENT_REQUIRED, MAX_CLOCK_SKEW, MESSAGE_REQUIRED, TIMESTAMP_NOT_FUTURE};
+    let first = store.append_event(step(1)).unwrap();
+    let check = |name: &str, ev: NewEvent, expected: &[(&str, &str)]| {
+        let before = all_events(store);
+        let result = store.append_event(ev);
+        if expected.is_empty() {
+            result.unwrap();
+            return;
+        }
+        let err = result.expect_err(name);
+        let StoreError::Invalid { what, violations, .. } = &err else {
+            panic!("{name}: expected Invalid, got {err}");
+        };
+        assert_eq!(*what, "event", "{name}");
+        let got: Vec<(&str, &str)> = violations.iter().map(|v| (v.field.as_str(), v.rule)).collect();
+        assert_eq!(got, expected, "{name}: {err}");
+        assert!(err.to_string().contains("nothing was written"), "{name}: {err}");
+        assert_eq!(all_events(store), before, "{name}: nothing written");
+    };
+    let deployment = DeploymentId::generate(START);
+    check(
+        "no message",
+        NewEvent::new(EventKind::CommandExecuted, Level::Info, " "),
+        &[("message", MESSAGE_REQUIRED)],
+    );
+    check(
+        "a deployment's event without it",
+        NewEvent::new(EventKind::DeployStep, Level::Info, "shipped"),
+        &[("deployment_id", DEPLOYMENT_REQUIRED)],
+    );
+    check(
+        "both",
+        NewEvent::new(EventKind::RollbackInitiated, Level::Warn, ""),
+        &[("message", MESSAGE_REQUIRED), ("deployment_id", DEPLOYMENT_REQUIRED)],
+    );
+    check(
+        "a deployment's event with it",
+        NewEvent::new(EventKind::DeployStep, Level::Info, "shipped").deployment(deployment),
+        &[],
+    );
+    // Times never go back, so a clock behind the last event puts new events
+    // ahead of it: within the skew allowance that is the present, beyond it the future.
+    clock.set(Timestamp::from_millis(
+        first.at.as_millis() - i64::try_from(MAX_CLOCK_SKEW.as_millis()).unwrap(),
+    ));
+    check("a clock behind by the allowance", step(2), &[]);
+    clock.set(Timestamp::from_millis(
+        first.at.as_millis() - i64::try_from(MAX_CLOCK_SKEW.as_millis()).unwrap() - 1,
+    ));
+    check(
+        "a clock behind by more",
+        step(3),
+        &[("timestamp", TIMESTAMP_NOT_FUTURE)],
+    );
+    // Every write appends an event, so every write waits for the clock.
+    let before = all_events(store).len();
+    let err = store.sync_environment(&spec("preview")).unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { what: "event", .. }), "{err}");
+    assert_eq!(
+        (all_events(store).len(), store.environment("preview").unwrap()),
+        (before, None)
+    );
+    clock.set(first.at);
+    check("the clock caught up", step(4), &[]);
+    assert_eq!(store.verify_events().unwrap(), Ok(4));
 }

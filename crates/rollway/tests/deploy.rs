@@ -6,12 +6,11 @@
 //! costs on the wire, the environment lock, a detached window nobody
 //! watched, and a dry run that changes nothing.
 //!
-//! The app is a tiny Python HTTP server whose behaviour comes from
-//! `mode.txt` in the artifact: its first word is the version it answers
-//! with, the other words make it `crash` a second after its first request,
-//! turn `sick` (HTTP 500 after its first two answers), or be `down` (exit at
-//! once). Every test stops the service at its end (`rollway stop staging`),
-//! since the default supervisor outlives the CLI.
+//! The app and the project around it are `common::deploy`'s: `mode.txt`
+//! in the artifact says the version it answers with and whether it
+//! `crash`es, turns `sick` or is `down`. Every test stops the service at
+//! its end (dropping the fixture runs `rollway stop staging`), since the
+//! default supervisor outlives the CLI.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/sshd.rs"]
@@ -20,71 +19,25 @@ mod sshd;
 mod common;
 
 use std::fs;
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write as _;
+use std::ops::Deref;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
-use common::{Backend, Project, Run};
+use common::Run;
+use common::deploy::{
+    Config, HEALTH, Health, LEASE_MS, Staging, current_release, free_ports, get, host_results, id, now_ms, status,
+};
 use serde_json::Value;
 use sshd::Sshd;
-
-/// The lease every run uses (the CLI reads `ROLLWAY_LEASE`).
-const LEASE: &str = "2s";
-const LEASE_MS: u64 = 2000;
-
-const APP: &str = r#"import http.server, os, sys, threading
-HERE = os.path.dirname(os.path.abspath(__file__))
-MODE = open(os.path.join(HERE, "mode.txt")).read().split()
-BODY = ("hello from %s\n" % MODE[0]).encode()
-if "down" in MODE:
-    sys.exit(1)
-lock = threading.Lock()
-served = 0
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        global served
-        with lock:
-            served += 1
-            n = served
-        if n == 1 and "crash" in MODE:
-            threading.Timer(1.0, lambda: os._exit(1)).start()
-        status = 500 if ("sick" in MODE and n > 2) else 200
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(BODY)))
-        self.end_headers()
-        self.wfile.write(BODY)
-
-    def log_message(self, fmt, *args):
-        pass
-
-server = http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
-server.serve_forever()
-"#;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
     Local,
     Ssh,
 }
-
-/// The `[health]` keys a case sets.
-#[derive(Debug, Clone, Copy)]
-struct Health {
-    window: &'static str,
-    retries: u32,
-    window_failures: u32,
-}
-
-const HEALTH: Health = Health {
-    window: "2s",
-    retries: 50,
-    window_failures: 2,
-};
 
 /// One host of the environment: its name in rollway.toml, root and port.
 #[derive(Debug)]
@@ -94,21 +47,22 @@ struct Host {
     port: u16,
 }
 
-/// A project with the app, an environment `staging` on one or more hosts,
-/// and the sshd behind each SSH host.
+/// The shared staging project, its hosts, and the sshd behind each SSH host
+/// (declared after the project, so its service is stopped while they run).
 struct Fixture {
     kind: Target,
-    project: Project,
+    stage: Staging,
     hosts: Vec<Host>,
     /// Extra keys for `[environments.staging]`.
     env_extra: String,
     sshds: Vec<Sshd>,
 }
 
-/// Free ports, all distinct (the listeners are held until every port is found).
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+impl Deref for Fixture {
+    type Target = Staging;
+    fn deref(&self) -> &Staging {
+        &self.stage
+    }
 }
 
 /// Pseudo-random bytes (xorshift): incompressible.
@@ -124,47 +78,13 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// GET / on 127.0.0.1:PORT: the status and the body, or None when nothing answers.
-fn get(port: u16) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
-    Some((status, body))
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
-}
-
-fn status(d: &Value) -> &str {
-    d["deployment"]["lifecycle"]["status"].as_str().unwrap_or_default()
-}
-
-fn id(d: &Value) -> &str {
-    d["deployment"]["id"].as_str().unwrap()
-}
-
-/// The host results of a deployment's verifications.
-fn host_results(d: &Value) -> Vec<&Value> {
-    d["verifications"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|v| v["hosts"].as_array().into_iter().flatten())
-        .collect()
-}
-
 impl Fixture {
     fn new(kind: Target) -> Self {
         Self::with_hosts(kind, 1)
     }
 
     fn with_hosts(kind: Target, n: usize) -> Self {
-        let project = Project::new(Backend::Sqlite);
+        let stage = Staging::new();
         let ports = free_ports(n);
         let sshds: Vec<Sshd> = match kind {
             Target::Local => Vec::new(),
@@ -186,15 +106,13 @@ impl Fixture {
                     Target::Local => "local".to_owned(),
                     Target::Ssh => sshds[i].host_name(),
                 },
-                root: project.path().join(format!("host{i}")),
+                root: stage.path().join(format!("host{i}")),
                 port: ports[i],
             })
             .collect();
-        fs::create_dir_all(project.path().join("app")).unwrap();
-        project.write("app/server.py", APP);
         Self {
             kind,
-            project,
+            stage,
             hosts,
             env_extra: String::new(),
             sshds,
@@ -211,107 +129,27 @@ impl Fixture {
 
     /// Writes rollway.toml for these hosts and health settings.
     fn configure(&self, h: Health) {
-        let hosts: Vec<String> = self
-            .hosts
-            .iter()
-            .map(|host| match self.kind {
-                Target::Local => "\"local\"".to_owned(),
-                Target::Ssh => format!(
-                    "{{ ssh = \"{}\", root = \"{}\", port = {} }}",
-                    host.name,
-                    host.root.display(),
-                    host.port
-                ),
-            })
-            .collect();
-        let ssh = match self.sshds.first() {
-            Some(s) => format!("[ssh]\nconfig = \"{}\"\n", s.client_config.display()),
-            None => String::new(),
-        };
-        let text = format!(
-            r#"project = "deploytest"
-
-[build]
-command = "rm -rf dist && mkdir dist && cp -R app/. dist/"
-output = "dist"
-
-[service]
-start = "exec /usr/bin/python3 server.py"
-port = {port}
-
-[health]
-path = "/"
-interval = "200ms"
-timeout = "2s"
-retries = {retries}
-window_failures = {window_failures}
-stability_window = "{window}"
-
-{ssh}
-[environments.staging]
-kind = "staging"
-hosts = [{hosts}]
-root = "{root}"
-{extra}
-"#,
-            port = self.port(),
-            retries = h.retries,
-            window_failures = h.window_failures,
-            window = h.window,
-            hosts = hosts.join(", "),
-            root = self.root().display(),
-            extra = self.env_extra,
-        );
-        self.project.write("rollway.toml", &text);
-    }
-
-    /// Sets what the next build's app does (see the module docs).
-    fn mode(&self, mode: &str) {
-        self.project.write("app/mode.txt", &format!("{mode}\n"));
-    }
-
-    /// The environment every run of the binary gets.
-    fn envs() -> [(&'static str, &'static str); 1] {
-        [("ROLLWAY_LEASE", LEASE)]
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        self.project.run_full(args, "", &Self::envs())
+        let mut config = Config::local("deploytest", self.port(), self.root());
+        config.health = h;
+        config.env_extra.clone_from(&self.env_extra);
+        if self.kind == Target::Ssh {
+            config.ssh_config = self.sshds.first().map(|s| s.client_config.clone());
+            config.hosts = self
+                .hosts
+                .iter()
+                .map(|host| Config::ssh_host(&host.name, &host.root, host.port))
+                .collect();
+        }
+        self.stage.configure(&config);
     }
 
     fn deploy(&self) -> Run {
         self.run(&["deploy", "staging"])
     }
 
-    /// A command line for the binary, as `Project::run_full` sets it up.
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollway"));
-        cmd.args(args)
-            .current_dir(self.project.path())
-            .env("NO_COLOR", "1")
-            .env("ROLLWAY_OPERATOR", "tester@example.com")
-            .env("XDG_CONFIG_HOME", self.project.path().join("xdg"))
-            .env_remove("ROLLWAY_IDENTITY")
-            .env_remove("ROLLWAY_STORE")
-            .envs(Self::envs())
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    /// `history staging`, newest first.
-    fn history(&self) -> Vec<Value> {
-        let r = self.run(&["--json", "history", "staging"]).ok();
-        r.json().as_array().unwrap().clone()
-    }
-
     /// The release `current` points at on host `i`.
     fn current_on(&self, i: usize) -> Option<String> {
-        let link = fs::read_link(self.hosts[i].root.join("current")).ok()?;
-        let rel = link.strip_prefix("releases").unwrap_or_else(|_| {
-            link.strip_prefix(self.hosts[i].root.join("releases"))
-                .unwrap_or_else(|_| panic!("current points outside releases/: {}", link.display()))
-        });
-        Some(rel.to_string_lossy().into_owned())
+        current_release(&self.hosts[i].root)
     }
 
     fn current(&self) -> Option<String> {
@@ -335,7 +173,7 @@ root = "{root}"
         self.mode("v1");
         let r = self.deploy();
         assert_eq!(r.code, 0, "{:?}: v1 should deploy: {r:#?}", self.kind);
-        assert_eq!(get(self.port()).map(|g| g.1), Some("hello from v1\n".into()));
+        assert_eq!(get(self.port(), "/").map(|g| g.1), Some("hello from v1\n".into()));
         let h = self.history();
         assert_eq!(status(&h[0]), "succeeded", "{h:#?}");
         id(&h[0]).to_owned()
@@ -361,24 +199,13 @@ root = "{root}"
         assert!(r.stderr.contains(reason), "stderr: {}", r.stderr);
         assert_eq!(self.current().as_deref(), Some(v1));
         assert_eq!(
-            get(self.port()),
+            get(self.port(), "/"),
             Some((200, "hello from v1\n".into())),
             "v1 answers again"
         );
         // The previous deployment is untouched.
         assert_eq!(status(&h[1]), "succeeded");
         v2.clone()
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        if self.project.path().join("rollway.toml").exists() {
-            let r = self.run(&["stop", "staging"]);
-            if r.code != 0 {
-                eprintln!("rollway stop staging: {r:#?}");
-            }
-        }
     }
 }
 
@@ -390,7 +217,7 @@ fn good_deploy(kind: Target) {
     f.mode("v1");
     let r = f.deploy();
     assert_eq!(r.code, 0, "{kind:?}: {r:#?}");
-    assert_eq!(get(f.port()), Some((200, "hello from v1\n".into())));
+    assert_eq!(get(f.port(), "/"), Some((200, "hello from v1\n".into())));
 
     let h = f.history();
     assert_eq!(h.len(), 1, "{h:#?}");
@@ -567,7 +394,7 @@ fn failed_canary_never_reaches_second_host_ssh() {
         "says there was nothing to return to: {r:#?}"
     );
     assert!(
-        get(f.hosts[0].port).is_none(),
+        get(f.hosts[0].port, "/").is_none(),
         "the failed release's service was stopped"
     );
     assert_eq!(d["deployment"]["waves"].as_array().unwrap().len(), 2, "{d:#?}");
@@ -586,7 +413,7 @@ fn failed_canary_never_reaches_second_host_ssh() {
     );
     assert!(!f.hosts[1].root.exists(), "the second host's root was made");
     assert!(f.sshds[0].connections() > baseline[0], "the canary was reached");
-    assert!(get(f.hosts[1].port).is_none());
+    assert!(get(f.hosts[1].port, "/").is_none());
 }
 
 // ------------------------------------------- 6. a small change costs few bytes
@@ -714,7 +541,7 @@ fn concurrent_deploy_is_locked(kind: Target) {
     let h = f.history();
     assert_eq!(h.len(), 1, "the refused deploy left no deployment: {h:#?}");
     assert_eq!(status(&h[0]), "succeeded");
-    assert_eq!(get(f.port()), Some((200, "hello from v1\n".into())));
+    assert_eq!(get(f.port(), "/"), Some((200, "hello from v1\n".into())));
 }
 
 #[test]
@@ -787,7 +614,7 @@ fn unwatched_detached_window(kind: Target) {
     assert!(rolled_at <= deploying_at, "{h:#?}");
     assert_eq!(status(d3), "succeeded", "{d3:#?}");
     assert_eq!(f.current().as_deref(), Some(id(d3)));
-    assert_eq!(get(f.port()), Some((200, "hello from v3\n".into())));
+    assert_eq!(get(f.port(), "/"), Some((200, "hello from v3\n".into())));
 }
 
 #[test]
@@ -840,7 +667,7 @@ fn dry_run_changes_nothing(kind: Target) {
     assert_eq!(fs::read_dir(f.root().join("envs")).unwrap().count(), envs);
     let h = f.history();
     assert_eq!(h.len(), 1, "a dry run records no deployment: {h:#?}");
-    assert_eq!(get(f.port()), Some((200, "hello from v1\n".into())));
+    assert_eq!(get(f.port(), "/"), Some((200, "hello from v1\n".into())));
     if let (Some(before), Some(s)) = (wire, f.sshds.first()) {
         // It did look at the host (the state and the agent), but shipped nothing.
         let up = s.wire().up - before.up;

@@ -4,12 +4,11 @@
 //! after a detached window nobody watched; the environment's lifecycle and
 //! what `deploy`, `history` and `status` report.
 //!
-//! The app is a tiny Python HTTP server: `GET /env/NAME` answers the value
-//! of NAME in its environment (or `<unset>`); `GET /` answers "hello from
-//! VERSION", where `mode.txt`'s first word is the version and the other
-//! words make it `crash` a second after its first request or turn `sick`
-//! (HTTP 500 on `/` after its first two answers). Every test stops the
-//! service at its end (`rollway stop staging`).
+//! The app and the project around it are `common::deploy`'s: `GET
+//! /env/NAME` answers the value of NAME in the service's environment, `GET
+//! /` "hello from VERSION" from `mode.txt`, which may also make it `crash`
+//! or turn `sick`. Every test stops the service at its end (dropping the
+//! fixture runs `rollway stop staging`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/sshd.rs"]
@@ -19,97 +18,34 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
+use std::ops::Deref;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::{Backend, Project, Run};
-use serde_json::Value;
+use common::deploy::{
+    Config, LEASE, LEASE_MS, Staging, current_release, get, host_results as hosts, id, now_ms, status, wait_until,
+};
 use sshd::Sshd;
-
-const LEASE: &str = "2s";
-const LEASE_MS: u64 = 2000;
-
-const APP: &str = r#"import http.server, os, sys, threading
-HERE = os.path.dirname(os.path.abspath(__file__))
-MODE = open(os.path.join(HERE, "mode.txt")).read().split()
-BODY = ("hello from %s\n" % MODE[0]).encode()
-lock = threading.Lock()
-served = 0
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        global served
-        if self.path.startswith("/env/"):
-            body = os.environ.get(self.path[5:], "<unset>").encode()
-            status = 200
-        else:
-            with lock:
-                served += 1
-                n = served
-            if n == 1 and "crash" in MODE:
-                threading.Timer(1.0, lambda: os._exit(1)).start()
-            status = 500 if ("sick" in MODE and n > 2) else 200
-            body = BODY
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, fmt, *args):
-        pass
-
-server = http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
-server.serve_forever()
-"#;
 
 /// A value that must reach the service and never be printed in clear.
 const ADDED: &str = "added-later-Qw8Er5Ty2Ui9Op3As";
 
-/// A project with the app and an environment `staging` on one host
-/// (`local`, or a real sshd on loopback).
+/// The shared staging project with an environment `staging` on one host
+/// (`local`, or a real sshd on loopback, declared after the project so the
+/// service is stopped while it runs).
 struct Fixture {
-    project: Project,
+    stage: Staging,
     root: PathBuf,
     port: u16,
     sshd: Option<Sshd>,
 }
 
-/// GET PATH on 127.0.0.1:PORT: the status and the body.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-        .ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
-    Some((status, body))
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
-}
-
-fn status(d: &Value) -> &str {
-    d["deployment"]["lifecycle"]["status"].as_str().unwrap_or_default()
-}
-
-fn id(d: &Value) -> &str {
-    d["deployment"]["id"].as_str().unwrap()
-}
-
-fn hosts(d: &Value) -> Vec<&Value> {
-    d["verifications"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|v| v["hosts"].as_array().into_iter().flatten())
-        .collect()
+impl Deref for Fixture {
+    type Target = Staging;
+    fn deref(&self) -> &Staging {
+        &self.stage
+    }
 }
 
 /// Every entry under `dir`: path → (kind, size, mtime in ns, mode). Sockets
@@ -144,14 +80,12 @@ fn listing(dir: &Path) -> BTreeMap<String, (String, u64, i128, u32)> {
 
 impl Fixture {
     fn new(ssh: bool) -> Self {
-        let project = Project::new(Backend::Sqlite);
+        let stage = Staging::new();
         let port = common::free_port();
         let sshd = ssh.then(Sshd::start);
-        let root = project.path().join("host0");
-        fs::create_dir_all(project.path().join("app")).unwrap();
-        project.write("app/server.py", APP);
+        let root = stage.path().join("host0");
         let f = Self {
-            project,
+            stage,
             root,
             port,
             sshd,
@@ -162,76 +96,21 @@ impl Fixture {
 
     /// rollway.toml, with `extra` keys for `[environments.staging]`; the
     /// build appends a line to `built.log` each time it runs.
-    fn configure(&self, window: &str, extra: &str) {
-        let (hosts, ssh) = match &self.sshd {
-            Some(s) => (
-                format!(
-                    "{{ ssh = \"{}\", root = \"{}\", port = {} }}",
-                    s.host_name(),
-                    self.root.display(),
-                    self.port
-                ),
-                format!("[ssh]\nconfig = \"{}\"\n", s.client_config.display()),
-            ),
-            None => ("\"local\"".to_owned(), String::new()),
-        };
-        let text = format!(
-            r#"project = "rollbacktest"
-
-[build]
-command = "echo built >> built.log && rm -rf dist && mkdir dist && cp -R app/. dist/"
-output = "dist"
-
-[service]
-start = "exec /usr/bin/python3 server.py"
-port = {port}
-
-[health]
-path = "/"
-interval = "200ms"
-timeout = "2s"
-retries = 50
-window_failures = 2
-stability_window = "{window}"
-
-[variables.ADDED_LATER]
-type = "string"
-secret = true
-
-{ssh}
-[environments.staging]
-kind = "staging"
-hosts = [{hosts}]
-root = "{root}"
-vars = {{ GREETING = "hi" }}
-{extra}
-"#,
-            port = self.port,
-            root = self.root.display(),
-        );
-        self.project.write("rollway.toml", &text);
-    }
-
-    fn mode(&self, mode: &str) {
-        self.project.write("app/mode.txt", &format!("{mode}\n"));
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        self.project.run_full(args, "", &[("ROLLWAY_LEASE", LEASE)])
-    }
-
-    fn history(&self) -> Vec<Value> {
-        self.run(&["--json", "history", "staging"])
-            .ok()
-            .json()
-            .as_array()
-            .unwrap()
-            .clone()
+    fn configure(&self, window: &'static str, extra: &str) {
+        let mut config = Config::local("rollbacktest", self.port, &self.root);
+        config.build = format!("echo built >> built.log && {}", config.build);
+        config.health.window = window;
+        config.sections = "[variables.ADDED_LATER]\ntype = \"string\"\nsecret = true\n\n".to_owned();
+        config.env_extra = format!("vars = {{ GREETING = \"hi\" }}\n{extra}");
+        if let Some(s) = &self.sshd {
+            config.ssh_config = Some(s.client_config.clone());
+            config.hosts = vec![Config::ssh_host(&s.host_name(), &self.root, self.port)];
+        }
+        self.stage.configure(&config);
     }
 
     fn current(&self) -> Option<String> {
-        let link = fs::read_link(self.root.join("current")).ok()?;
-        Some(link.file_name()?.to_string_lossy().into_owned())
+        current_release(&self.root)
     }
 
     /// A good deploy of `version`; returns its deployment id.
@@ -247,22 +126,6 @@ vars = {{ GREETING = "hi" }}
 
     fn env_of_service(&self, key: &str) -> String {
         get(self.port, &format!("/env/{key}")).unwrap().1
-    }
-
-    /// Waits until `ms` (epoch milliseconds) has passed.
-    fn wait_until(ms: u64) {
-        while now_ms() < ms {
-            std::thread::sleep(Duration::from_millis(ms - now_ms()));
-        }
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let r = self.run(&["stop", "staging"]);
-        if r.code != 0 {
-            eprintln!("rollway stop staging: {r:#?}");
-        }
     }
 }
 
@@ -453,7 +316,7 @@ fn verify_after_an_unwatched_window_watches_a_fresh_window() {
     let v2 = id(&h[0]).to_owned();
     assert_eq!(status(&h[0]), "verifying");
     let ends = h[0]["verifications"][0]["window_ends_at"].as_u64().unwrap();
-    Fixture::wait_until(ends + 300);
+    wait_until(ends + 300);
     let st = f.run(&["status", "staging"]).ok();
     assert!(
         st.stdout
@@ -480,7 +343,7 @@ fn verify_after_an_unwatched_window_watches_a_fresh_window() {
     let h = f.history();
     let v3 = id(&h[0]).to_owned();
     let ends = h[0]["verifications"][0]["window_ends_at"].as_u64().unwrap();
-    Fixture::wait_until(ends.max(now_ms()) + LEASE_MS / 2);
+    wait_until(ends.max(now_ms()) + LEASE_MS / 2);
     // The supervisor brought it back (a restart nobody watched): it answers
     // again (`/env/…` does not count as the request that arms the crash).
     let deadline = now_ms() + 60_000;

@@ -1,11 +1,15 @@
 //! Artifact: seed 000 DeployArtifact and seed 001 DeploymentArtifact, the
 //! checksummed package a build produces and a deployment ships.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde::{Deserialize, Serialize};
 
+use crate::entities::Deployment;
 use crate::ids::{ArtifactId, CommitHash, JobId, Sha256Digest};
-use crate::status::ArtifactKind;
+use crate::status::{ArtifactKind, DeploymentStatus};
 use crate::time::Timestamp;
+use crate::transitions::StateMachine;
 
 /// One top-level folder of an artifact (seed 000 `contents`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,4 +70,56 @@ impl Artifact {
     pub fn file_count(&self) -> u64 {
         self.contents.iter().map(|c| c.files).sum()
     }
+
+    /// Seed 001 `expiresAt`: whether the artifact has expired at `now` (its
+    /// expiry is the first instant it is no longer valid, as
+    /// `rules::artifact::validate` counts it).
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires_at <= now
+    }
+}
+
+/// The artifacts a deployment runs or could return to, which must never
+/// expire: those of deployments still in progress, and per environment the
+/// `keep_releases(environment)` newest succeeded deployments (by
+/// `finished_at`) — the first of which is the current release, kept even
+/// when `keep_releases` says 0.
+pub fn artifacts_in_use(deployments: &[Deployment], keep_releases: impl Fn(&str) -> usize) -> BTreeSet<ArtifactId> {
+    let mut kept = BTreeSet::new();
+    let mut succeeded: BTreeMap<&str, Vec<&Deployment>> = BTreeMap::new();
+    for d in deployments {
+        let status = d.status();
+        if status == DeploymentStatus::Succeeded {
+            succeeded.entry(d.environment.as_str()).or_default().push(d);
+        } else if status.can_transition(DeploymentStatus::Cancelled) {
+            // In progress (what may still be cancelled): it runs this artifact.
+            kept.extend(d.artifact_id);
+        }
+    }
+    for (env, mut list) in succeeded {
+        // Newest first; a stable sort keeps the caller's order among equal times.
+        list.sort_by_key(|d| std::cmp::Reverse(d.finished_at));
+        kept.extend(
+            list.iter()
+                .take(keep_releases(env).max(1))
+                .filter_map(|d| d.artifact_id),
+        );
+    }
+    kept
+}
+
+/// The artifacts that may be pruned at `now`: expired, and none a
+/// deployment runs or could return to ([`artifacts_in_use`]). In the order
+/// given.
+pub fn may_expire<'a>(
+    artifacts: &'a [Artifact],
+    deployments: &[Deployment],
+    keep_releases: impl Fn(&str) -> usize,
+    now: Timestamp,
+) -> Vec<&'a Artifact> {
+    let in_use = artifacts_in_use(deployments, keep_releases);
+    artifacts
+        .iter()
+        .filter(|a| a.is_expired(now) && !in_use.contains(&a.id))
+        .collect()
 }

@@ -24,7 +24,7 @@ pub mod variable;
 pub mod verification;
 
 pub use alert::{Alert, AlertThresholds};
-pub use artifact::{Artifact, ContentFolder};
+pub use artifact::{Artifact, ContentFolder, artifacts_in_use, may_expire};
 pub use backup::Backup;
 pub use certificate::Certificate;
 pub use deployment::Deployment;
@@ -33,10 +33,10 @@ pub use environment::{Environment, EnvironmentSpec};
 pub use job::Job;
 pub use monitor::Monitor;
 pub use pipeline_run::PipelineRun;
-pub use resource::{Resource, ResourceContract};
+pub use resource::{PropertyType, Resource, ResourceContract};
 pub use restore::Restore;
 pub use sample::Sample;
-pub use stack::Stack;
+pub use stack::{Stack, StackContract};
 pub use variable::Variable;
 pub use verification::{HostResult, Verification};
 

@@ -35,13 +35,84 @@ pub struct Resource {
 
 /// What a resource's properties must hold (seed 004 "Properties must match
 /// contract specifications"): each key, with the value it must have or
-/// `None` when any value will do.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `None` when any value will do, and the JSON type of a value where the
+/// contract names one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceContract {
     /// The type the resource must be, if the contract names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_type: Option<String>,
     /// Property keys with the value each must have, `None` for any value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub required: BTreeMap<String, Option<Value>>,
+    /// Property keys with the JSON type each value must have; each is
+    /// required too.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub types: BTreeMap<String, PropertyType>,
+}
+
+impl ResourceContract {
+    /// True when the contract asks nothing.
+    pub fn is_empty(&self) -> bool {
+        self.resource_type.is_none() && self.required.is_empty() && self.types.is_empty()
+    }
+}
+
+/// The JSON type a resource property must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PropertyType {
+    String,
+    /// Any number.
+    Number,
+    /// A number without a fractional part.
+    Integer,
+    Boolean,
+    Array,
+    Object,
+}
+
+impl PropertyType {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::String => "string",
+            Self::Number => "number",
+            Self::Integer => "integer",
+            Self::Boolean => "boolean",
+            Self::Array => "array",
+            Self::Object => "object",
+        }
+    }
+
+    /// Whether `v` is of this type.
+    pub fn holds(self, v: &Value) -> bool {
+        match self {
+            Self::String => v.is_string(),
+            Self::Number => v.is_number(),
+            Self::Integer => v.is_i64() || v.is_u64() || v.as_f64().is_some_and(|f| f.fract() == 0.0),
+            Self::Boolean => v.is_boolean(),
+            Self::Array => v.is_array(),
+            Self::Object => v.is_object(),
+        }
+    }
+
+    /// The type name of any JSON value, for messages.
+    pub fn name_of(v: &Value) -> &'static str {
+        match v {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        }
+    }
+}
+
+impl std::fmt::Display for PropertyType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Resource {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::entities::{StatusChangeError, atomically};
+use crate::entities::{ResourceContract, StatusChangeError, atomically};
 use crate::ids::{DeploymentId, StackId};
 use crate::status::StackStatus;
 use crate::time::Timestamp;
@@ -34,6 +34,42 @@ pub struct Stack {
     pub dependencies: Vec<String>,
     /// Seed 004 `error_message`.
     pub error_message: Option<String>,
+    /// What the stack must deliver, from the configuration; the store
+    /// checks its outputs and resources against it.
+    #[serde(default, skip_serializing_if = "StackContract::is_empty")]
+    pub contract: StackContract,
+}
+
+/// What a stack must deliver (seed 004 "Outputs must match expected
+/// contract", "Properties must match contract specifications", "Tags must
+/// include required governance tags"), recorded with the stack so the rules
+/// hold wherever it is stored: `rules::stack::validate_outputs` once it is
+/// deployed, `rules::resource::validate_properties` and `validate_tags` for
+/// each of its resources that is available.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackContract {
+    /// `[stacks.X] outputs`: reported, non-empty, in `outputs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<String>,
+    /// `[stacks.X] secret_outputs`: reported, never in `outputs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_outputs: Vec<String>,
+    /// What every resource of the stack must hold.
+    #[serde(default, skip_serializing_if = "ResourceContract::is_empty")]
+    pub resources: ResourceContract,
+    /// The environment's `required_tags`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_tags: Vec<String>,
+}
+
+impl StackContract {
+    /// True when the contract asks nothing.
+    pub fn is_empty(&self) -> bool {
+        self.outputs.is_empty()
+            && self.secret_outputs.is_empty()
+            && self.resources.is_empty()
+            && self.required_tags.is_empty()
+    }
 }
 
 impl Stack {
@@ -48,6 +84,7 @@ impl Stack {
             secret_outputs: Vec::new(),
             dependencies: Vec::new(),
             error_message: None,
+            contract: StackContract::default(),
         }
     }
 

@@ -28,9 +28,11 @@ pub const RULES: &[&str] = &[
     KIND_ALLOWED,
 ];
 
-/// The rules every recorded artifact keeps: a non-empty package that has
-/// not expired at `now`. (Its checksum is a `Sha256Digest`, so it is
-/// present and well-formed by type; text goes through `parse_checksum`.)
+/// The rules every recorded artifact keeps: a non-empty package (bytes and
+/// at least one file) whose
+/// expiry comes after its creation and has not passed at `now`. (Its
+/// checksum is a `Sha256Digest`, so it is present and well-formed by type;
+/// text goes through `parse_checksum`.)
 pub fn validate(a: &Artifact, now: Timestamp) -> Vec<Violation> {
     let mut out = Vec::new();
     if a.size_bytes == 0 {
@@ -39,8 +41,25 @@ pub fn validate(a: &Artifact, now: Timestamp) -> Vec<Violation> {
             SIZE_POSITIVE,
             "the artifact is empty — check that [build] output names the built files",
         ));
+    } else if a.file_count() == 0 {
+        // `size_bytes` is the packed archive's size, which is never zero (an
+        // empty tree still packs to a header); the rule is about content.
+        out.push(Violation::new(
+            "contents",
+            SIZE_POSITIVE,
+            "the artifact holds no files — check that [build] output names the built files and that the build wrote them",
+        ));
     }
-    if a.expires_at <= now {
+    if a.expires_at <= a.created_at {
+        out.push(Violation::new(
+            "expires_at",
+            EXPIRES_IN_FUTURE,
+            format!(
+                "expires_at {} is not after created_at {} — give [build] expire_after a positive duration",
+                a.expires_at, a.created_at
+            ),
+        ));
+    } else if a.expires_at <= now {
         out.push(Violation::new(
             "expires_at",
             EXPIRES_IN_FUTURE,

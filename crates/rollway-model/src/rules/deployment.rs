@@ -117,11 +117,26 @@ pub fn validate(d: &Deployment) -> Vec<Violation> {
 /// `stacks_order` against the deployment's stacks: each stack exactly once,
 /// no unknown names, and every dependency before the stack that needs it.
 pub fn validate_stacks_order(d: &Deployment, stacks: &[Stack]) -> Vec<Violation> {
+    stacks_order(d, stacks, true)
+}
+
+/// `validate_stacks_order` while the stacks are still being recorded:
+/// `stacks` are those recorded so far, and a name of `stacks_order` without
+/// a stack yet is allowed; everything else holds (each name once, each
+/// given stack listed after every stack it depends on, and each of those
+/// listed too). The store applies it until the deployment starts deploying,
+/// then the complete rule.
+pub fn validate_stacks_order_so_far(d: &Deployment, stacks: &[Stack]) -> Vec<Violation> {
+    stacks_order(d, stacks, false)
+}
+
+fn stacks_order(d: &Deployment, stacks: &[Stack], complete: bool) -> Vec<Violation> {
     let mut out = Vec::new();
     let deps: BTreeMap<&str, &[String]> = stacks
         .iter()
         .map(|s| (s.name.as_str(), s.dependencies.as_slice()))
         .collect();
+    let listed: BTreeSet<&str> = d.stacks_order.iter().map(String::as_str).collect();
     let mut seen = BTreeSet::new();
     for name in &d.stacks_order {
         if !seen.insert(name.as_str()) {
@@ -133,15 +148,22 @@ pub fn validate_stacks_order(d: &Deployment, stacks: &[Stack]) -> Vec<Violation>
             continue;
         }
         let Some(needs) = deps.get(name.as_str()) else {
-            out.push(Violation::new(
-                "stacks_order",
-                STACKS_ORDER,
-                format!("'{name}' is not a stack of this deployment"),
-            ));
+            if complete {
+                out.push(Violation::new(
+                    "stacks_order",
+                    STACKS_ORDER,
+                    format!("'{name}' is not a stack of this deployment"),
+                ));
+            }
             continue;
         };
         for dep in needs.iter() {
-            if !deps.contains_key(dep.as_str()) {
+            let known = if complete {
+                deps.contains_key(dep.as_str())
+            } else {
+                listed.contains(dep.as_str())
+            };
+            if !known {
                 out.push(Violation::new(
                     "stacks_order",
                     STACKS_ORDER,

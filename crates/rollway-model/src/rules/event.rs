@@ -1,6 +1,8 @@
 //! Shape rules of seed 000 DeployLog, seed 001 DeploymentEvent and seed 002
 //! Log Record, all served by the audit event.
 
+use std::time::Duration;
+
 use crate::event::{EventKind, NewEvent};
 use crate::rules::{Violation, fields};
 use crate::status::Level;
@@ -65,13 +67,28 @@ pub fn validate(e: &NewEvent) -> Vec<Violation> {
     out
 }
 
+/// How far ahead of the writer's clock an event's time may be and still
+/// count as present: the store never lets event times go backwards, so an
+/// event follows the last one's time, which another machine's clock (or this
+/// clock before a correction) may have put slightly ahead.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
+
 /// An event's time is not after `now`.
 pub fn validate_time(at: Timestamp, now: Timestamp) -> Vec<Violation> {
-    if at > now {
+    validate_time_within(at, now, Duration::ZERO)
+}
+
+/// An event's time is not more than `allowance` after `now` (the store
+/// passes [`MAX_CLOCK_SKEW`]).
+pub fn validate_time_within(at: Timestamp, now: Timestamp, allowance: Duration) -> Vec<Violation> {
+    if at > now.plus(allowance) {
+        let ahead = crate::time::format_duration(at.since(now));
         vec![Violation::new(
             "timestamp",
             TIMESTAMP_NOT_FUTURE,
-            format!("timestamp {at} is in the future (now {now})"),
+            format!(
+                "timestamp {at} is {ahead} in the future (now {now}) — a clock that wrote to this store runs ahead: correct it (e.g. with NTP), or wait until {at}"
+            ),
         )]
     } else {
         Vec::new()

@@ -83,3 +83,9 @@ pub fn validate_outputs(stack: &Stack, outputs: &[String], secret_outputs: &[Str
     }
     out
 }
+
+/// The outputs of a deployed stack against the contract it carries
+/// (`Stack::contract`).
+pub fn validate_own_outputs(stack: &Stack) -> Vec<Violation> {
+    validate_outputs(stack, &stack.contract.outputs, &stack.contract.secret_outputs)
+}

@@ -38,22 +38,29 @@ pub const RULES: &[&str] = &[
 /// upper-case letters, digits and `_`, not starting with a digit, and
 /// none of the names the platform sets itself.
 pub fn validate(v: &Variable, platform: Platform) -> Vec<Violation> {
-    let mut out = Vec::new();
-    let key = v.key.as_str();
+    validate_key(&v.key, platform)
+}
+
+/// [`validate`] of a bare name, before any record exists: what the vault
+/// applies to every key it sets or imports. Each message is a lowercase
+/// phrase that follows the key (the caller shows the key its own way, so a
+/// value typed with it, `KEY=value`, is never echoed).
+pub fn validate_key(key: &str, platform: Platform) -> Vec<Violation> {
     let shape_ok = key.chars().next().is_some_and(|c| c.is_ascii_uppercase() || c == '_')
         && key
             .chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
     if !shape_ok {
-        out.push(Violation::new(
+        vec![Violation::new(
             "key",
             KEY_NAME,
-            format!("'{key}' is not a variable name — use upper-case letters, digits and _, not starting with a digit (e.g. DATABASE_URL)"),
-        ));
+            "is not a variable name: use upper-case letters, digits and _, not starting with a digit (e.g. DATABASE_URL)",
+        )]
     } else if let Some(why) = reserved(platform, key) {
-        out.push(Violation::new("key", KEY_NAME, format!("'{key}' {why}")));
+        vec![Violation::new("key", KEY_NAME, why)]
+    } else {
+        Vec::new()
     }
-    out
 }
 
 fn reserved(platform: Platform, key: &str) -> Option<String> {

@@ -8,7 +8,7 @@ use rollway_model::event::canonical_json;
 use rollway_model::rules::{self, Violation};
 use rollway_model::{
     Artifact, ArtifactId, Deployment, DeploymentId, DeploymentStatus, Job, JobId, Masker, NewEvent, PipelineRun,
-    PipelineRunId, Resource, Sha256Digest, Stack, StackId, StateMachine, Verification,
+    PipelineRunId, Resource, Sha256Digest, Stack, StackId, StateMachine, Timestamp, Verification,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -69,9 +69,16 @@ pub(crate) trait Stored: Serialize + DeserializeOwned + Clone {
     /// Masks the free-text fields a secret could reach.
     fn mask(&mut self, _m: &Masker) {}
 
-    /// The model's rules the record must keep to be saved.
-    fn violations(&self) -> Vec<Violation> {
+    /// The model's rules the record must keep to be saved, at `now`.
+    fn violations(&self, _now: Timestamp) -> Vec<Violation> {
         Vec::new()
+    }
+
+    /// The model's rules that need the records around this one (the
+    /// deployment's other stacks, the resource's stack), read in the same
+    /// transaction.
+    fn related_violations(&self, _sql: &mut dyn Sql) -> Result<Vec<Violation>, StoreError> {
+        Ok(Vec::new())
     }
 
     /// Checks that the records this one belongs to exist, and says which
@@ -156,6 +163,13 @@ impl Stored for Artifact {
         ]
     }
 
+    /// Seed 000 `sizeBytes > 0`, seed 001 `expiresAt` in the future (and
+    /// after `createdAt`): an artifact is only ever inserted, so this holds
+    /// when it is created.
+    fn violations(&self, now: Timestamp) -> Vec<Violation> {
+        rules::artifact::validate(self, now)
+    }
+
     fn tie(&self, _sql: &mut dyn Sql) -> Result<Tie, StoreError> {
         Ok(Tie {
             job: self.job_id,
@@ -212,8 +226,15 @@ impl Stored for Deployment {
         }
     }
 
-    fn violations(&self) -> Vec<Violation> {
+    fn violations(&self, _now: Timestamp) -> Vec<Violation> {
         rules::deployment::validate(self)
+    }
+
+    /// Seed 004 "Stacks_order must respect dependency constraints", against
+    /// the stacks recorded so far.
+    fn related_violations(&self, sql: &mut dyn Sql) -> Result<Vec<Violation>, StoreError> {
+        let stacks = stacks_of(sql, self.id)?;
+        Ok(stacks_order_violations(self, &stacks))
     }
 
     fn tie(&self, _sql: &mut dyn Sql) -> Result<Tie, StoreError> {
@@ -222,6 +243,28 @@ impl Stored for Deployment {
             deployment: Some(self.id),
             ..Tie::default()
         })
+    }
+}
+
+/// A deployment's stacks as recorded, in the order they were first put.
+fn stacks_of(sql: &mut dyn Sql, deployment: DeploymentId) -> Result<Vec<Stack>, StoreError> {
+    list(
+        sql,
+        "WHERE deployment_id = $1 ORDER BY ord",
+        &[deployment.to_string().into()],
+    )
+}
+
+/// `stacks_order` against `stacks`: while the deployment is being set up its
+/// stacks are recorded one by one, after it, so a listed stack may have no
+/// record yet; once it has entered `deploying`, every stack is recorded and
+/// the complete rule holds (a deployment that failed before that, e.g. one
+/// recovery closes after a crash, still has only the stacks it got).
+fn stacks_order_violations(d: &Deployment, stacks: &[Stack]) -> Vec<Violation> {
+    if d.lifecycle.entered(DeploymentStatus::Deploying).is_some() {
+        rules::deployment::validate_stacks_order(d, stacks)
+    } else {
+        rules::deployment::validate_stacks_order_so_far(d, stacks)
     }
 }
 
@@ -375,7 +418,7 @@ impl Stored for Job {
         self.logs = scrub_log(m, &self.logs);
     }
 
-    fn violations(&self) -> Vec<Violation> {
+    fn violations(&self, _now: Timestamp) -> Vec<Violation> {
         rules::job::validate(self)
     }
 
@@ -426,6 +469,26 @@ impl Stored for Stack {
         }
     }
 
+    /// Seed 004 Stack: its outputs against the contract it carries once
+    /// deployed; its dependencies deployed before it deploys; and, with its
+    /// deployment's other stacks, the deployment's `stacks_order`.
+    fn violations(&self, _now: Timestamp) -> Vec<Violation> {
+        rules::stack::validate_own_outputs(self)
+    }
+
+    fn related_violations(&self, sql: &mut dyn Sql) -> Result<Vec<Violation>, StoreError> {
+        let mut siblings = stacks_of(sql, self.deployment_id)?;
+        match siblings.iter_mut().find(|s| s.id == self.id) {
+            Some(stored) => *stored = self.clone(),
+            None => siblings.push(self.clone()),
+        }
+        let mut out = rules::stack::validate_dependencies(self, &siblings);
+        if let Some(d) = load::<Deployment>(sql, &self.deployment_id.to_string())? {
+            out.extend(stacks_order_violations(&d, &siblings));
+        }
+        Ok(out)
+    }
+
     fn tie(&self, sql: &mut dyn Sql) -> Result<Tie, StoreError> {
         Ok(Tie {
             environment: Some(deployment_environment(sql, self.deployment_id)?),
@@ -465,6 +528,15 @@ impl Stored for Resource {
         for value in self.tags.values_mut() {
             *value = m.mask(value);
         }
+    }
+
+    /// Seed 004 Resource: an available resource keeps the contract of its
+    /// stack (property values and types, required tags), checked on the
+    /// masked copy that is stored (a contract names no secret values).
+    fn related_violations(&self, sql: &mut dyn Sql) -> Result<Vec<Violation>, StoreError> {
+        Ok(load::<Stack>(sql, &self.stack_id.to_string())?
+            .map(|stack| rules::resource::validate_in_stack(self, &stack))
+            .unwrap_or_default())
     }
 
     fn tie(&self, sql: &mut dyn Sql) -> Result<Tie, StoreError> {
@@ -627,8 +699,11 @@ fn update_row<E: Stored>(sql: &mut dyn Sql, e: &E) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn check_rules<E: Stored>(e: &E) -> Result<(), StoreError> {
-    let violations = e.violations();
+/// Every rule of the model the record must keep, its own and those that
+/// need the records around it; all are reported at once.
+fn check_rules<E: Stored>(sql: &mut dyn Sql, e: &E, now: Timestamp) -> Result<(), StoreError> {
+    let mut violations = e.violations(now);
+    violations.extend(e.related_violations(sql)?);
     if violations.is_empty() {
         Ok(())
     } else {
@@ -716,7 +791,8 @@ impl<B: Backend> Db<B> {
             let tie = e.tie(tx.sql())?;
             let mut e = e.clone();
             e.mask(tx.masker);
-            check_rules(&e)?;
+            let now = tx.now();
+            check_rules(tx.sql(), &e, now)?;
             extra(tx.sql(), &e)?;
             insert_row(tx.sql(), &e, false)?;
             e.after_insert(tx.sql())?;
@@ -746,7 +822,8 @@ impl<B: Backend> Db<B> {
                     detail,
                 })?;
             }
-            check_rules(&e)?;
+            let now = tx.now();
+            check_rules(tx.sql(), &e, now)?;
             extra(tx.sql(), &e)?;
             insert_row(tx.sql(), &e, true)?;
             e.after_insert(tx.sql())?;
@@ -779,7 +856,8 @@ impl<B: Backend> Db<B> {
                 });
             }
             e.mask(tx.masker);
-            check_rules(&e)?;
+            let now = tx.now();
+            check_rules(tx.sql(), &e, now)?;
             let tie = e.tie(tx.sql())?;
             update_row(tx.sql(), &e)?;
             after(tx.sql(), &before, &e)?;

@@ -12,7 +12,7 @@ use rollway_model::{
     StackStatus, Timestamp, TransitionError, Verification,
 };
 use rollway_store::{Store, StoreError};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{START, all_events, kinds, secs};
 
@@ -338,6 +338,13 @@ pub(crate) fn deployments_round_trip_every_field(store: &dyn Store, clock: &Manu
     );
 
     // Every status-bound field: finished_at, both reasons, rollback_target.
+    // (Its stacks are recorded before it deploys, as `stacks_order` wants.)
+    store
+        .put_stack(&Stack::new(d.id, "database", clock.now()), vec![])
+        .unwrap();
+    let mut app = Stack::new(d.id, "app", clock.now());
+    app.dependencies = vec!["database".into()];
+    store.put_stack(&app, vec![]).unwrap();
     let mut done = walk(store, clock, d.id, &FORWARD);
     done = store
         .update_deployment(done.id, &mut |d: &mut Deployment| {
@@ -957,16 +964,57 @@ pub(crate) fn job_logs_are_appended(store: &dyn Store, clock: &ManualClock) {
 
 // ---- stacks and resources ----
 
+/// A pending deployment whose `stacks_order` lists `stacks`.
+fn with_stacks(env: &str, at: Timestamp, stacks: &[&str]) -> Deployment {
+    let mut d = pending(env, at, "v1");
+    d.stacks_order = stacks.iter().map(|s| (*s).to_owned()).collect();
+    d
+}
+
+/// Walks a recorded stack through `path`, one second a step; the first
+/// refusal ends the walk.
+fn stack_through(
+    store: &dyn Store,
+    clock: &ManualClock,
+    id: StackId,
+    path: &[StackStatus],
+) -> Result<Stack, StoreError> {
+    let mut last = None;
+    for &to in path {
+        clock.advance(Duration::from_secs(1));
+        last = Some(store.update_stack(id, &mut |s: &mut Stack| {
+            s.transition(to, clock.now())?;
+            Ok(vec![])
+        })?);
+    }
+    Ok(last.expect("a path of at least one step"))
+}
+
+const TO_DEPLOYED: [StackStatus; 4] = [
+    StackStatus::Synthesizing,
+    StackStatus::Synthesized,
+    StackStatus::Deploying,
+    StackStatus::Deployed,
+];
+
 pub(crate) fn stacks_and_resources_round_trip_and_update(store: &dyn Store, clock: &ManualClock) {
     use StackStatus::*;
     let d = store
-        .insert_deployment(&pending("staging", clock.now(), "v1"), vec![])
+        .insert_deployment(
+            &with_stacks("staging", clock.now(), &["network", "database", "app"]),
+            vec![],
+        )
         .unwrap();
     let db = full_stack(d.id, "database", clock.now());
     assert_eq!(store.put_stack(&db, vec![]).unwrap(), db);
     let app = Stack::new(d.id, "app", clock.now());
     store.put_stack(&app, vec![]).unwrap();
     assert_eq!(store.stacks(d.id).unwrap(), vec![db.clone(), app.clone()]);
+    // The database depends on the network: deployed first.
+    let network = store
+        .put_stack(&Stack::new(d.id, "network", clock.now()), vec![])
+        .unwrap();
+    let network = stack_through(store, clock, network.id, &TO_DEPLOYED).unwrap();
 
     let mut current = db.clone();
     for to in [Synthesizing, Synthesized, Deploying, Deployed] {
@@ -984,6 +1032,7 @@ pub(crate) fn stacks_and_resources_round_trip_and_update(store: &dyn Store, cloc
         assert_eq!(current.status(), to);
     }
     assert_eq!(store.stacks(d.id).unwrap()[0], current);
+    assert_eq!(store.stacks(d.id).unwrap()[2], network);
     let ev = all_events(store).pop().unwrap();
     assert_eq!(
         (ev.deployment_id, ev.environment.as_deref()),
@@ -1009,7 +1058,7 @@ pub(crate) fn stacks_and_resources_round_trip_and_update(store: &dyn Store, cloc
         })
         .unwrap_err();
     assert!(matches!(err, StoreError::Transition(_)), "{err}");
-    assert_eq!(store.stacks(d.id).unwrap(), vec![current.clone(), app.clone()]);
+    assert_eq!(store.stacks(d.id).unwrap(), vec![current.clone(), app.clone(), network]);
     assert_eq!(all_events(store).len(), events, "refusals write no events");
 
     let r = full_resource(db.id, clock.now());
@@ -1035,7 +1084,9 @@ pub(crate) fn stacks_and_resources_round_trip_and_update(store: &dyn Store, cloc
 
 pub(crate) fn parents_must_exist_and_ids_are_unique(store: &dyn Store, clock: &ManualClock) {
     let now = clock.now();
-    let d = store.insert_deployment(&pending("staging", now, "v1"), vec![]).unwrap();
+    let d = store
+        .insert_deployment(&with_stacks("staging", now, &["network", "db"]), vec![])
+        .unwrap();
     let run = store.insert_run(&full_run(now), vec![]).unwrap();
     let job = store.insert_job(&full_job(run.id, "lint", now), vec![]).unwrap();
     let stack = store.put_stack(&full_stack(d.id, "db", now), vec![]).unwrap();
@@ -1222,7 +1273,7 @@ pub(crate) fn stored_free_text_is_masked(store: &dyn Store, clock: &ManualClock)
     store.set_masker(rollway_model::Masker::new([canary]));
     let now = clock.now();
 
-    let mut d = pending("staging", now, "v1");
+    let mut d = with_stacks("staging", now, &["network", "db"]);
     d.notes = Some(format!("note {canary}"));
     let d = store.insert_deployment(&d, vec![]).unwrap();
     let d = store
@@ -1273,5 +1324,334 @@ pub(crate) fn stored_free_text_is_masked(store: &dyn Store, clock: &ManualClock)
     assert_eq!(
         d.failure_reason.as_deref(),
         Some("DATABASE_URL=postgres://u:****@db failed")
+    );
+}
+
+// ---- the model's rules, kept where records enter the store ----
+
+/// `result` must be `StoreError::Invalid` about `what`, with exactly the
+/// (field, rule) pairs of `expected` (in any order), and nothing written:
+/// `unchanged` still holds and no event was appended.
+fn refused<T: std::fmt::Debug>(
+    store: &dyn Store,
+    name: &str,
+    result: Result<T, StoreError>,
+    what: &str,
+    expected: &[(&str, &str)],
+    events_before: usize,
+) {
+    let err = result.expect_err(name);
+    let StoreError::Invalid {
+        what: got_what,
+        violations,
+        ..
+    } = &err
+    else {
+        panic!("{name}: expected Invalid, got {err}");
+    };
+    assert_eq!(*got_what, what, "{name}: {err}");
+    let mut got: Vec<(String, String)> = violations
+        .iter()
+        .map(|v| (v.field.clone(), v.rule.to_owned()))
+        .collect();
+    let mut want: Vec<(String, String)> = expected
+        .iter()
+        .map(|(f, r)| ((*f).to_owned(), (*r).to_owned()))
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "{name}: {err}");
+    assert!(err.to_string().contains("nothing was written"), "{name}: {err}");
+    assert_eq!(all_events(store).len(), events_before, "{name}: no event");
+}
+
+pub(crate) fn artifacts_keep_the_model_rules(store: &dyn Store, clock: &ManualClock) {
+    use rollway_model::rules::artifact::{EXPIRES_IN_FUTURE, SIZE_POSITIVE};
+    let now = clock.now();
+    let check = |name: &str, edit: &dyn Fn(&mut Artifact), expected: &[(&str, &str)]| {
+        let mut a = full_artifact(now, digest("a1", '0'), digest("c1", '0'));
+        edit(&mut a);
+        let before = all_events(store).len();
+        if expected.is_empty() {
+            assert_eq!(store.insert_artifact(&a, built(&a)).unwrap(), a, "{name}");
+        } else {
+            refused(
+                store,
+                name,
+                store.insert_artifact(&a, built(&a)),
+                "artifact",
+                expected,
+                before,
+            );
+            assert_eq!(store.artifact(a.id).unwrap(), None, "{name}: not recorded");
+        }
+    };
+    check("a good artifact", &|_| {}, &[]);
+    check(
+        "an empty artifact",
+        &|a| a.size_bytes = 0,
+        &[("size_bytes", SIZE_POSITIVE)],
+    );
+    check(
+        "an archive of no files",
+        &|a| a.contents.clear(),
+        &[("contents", SIZE_POSITIVE)],
+    );
+    check(
+        "expiring as it is created",
+        &|a| a.expires_at = a.created_at,
+        &[("expires_at", EXPIRES_IN_FUTURE)],
+    );
+    check(
+        "expired already",
+        &|a| {
+            a.created_at = Timestamp::from_millis(now.as_millis() - 10_000);
+            a.expires_at = Timestamp::from_millis(now.as_millis() - 1);
+        },
+        &[("expires_at", EXPIRES_IN_FUTURE)],
+    );
+    check(
+        "empty and expired",
+        &|a| {
+            a.size_bytes = 0;
+            a.expires_at = now;
+        },
+        &[("size_bytes", SIZE_POSITIVE), ("expires_at", EXPIRES_IN_FUTURE)],
+    );
+    // The store's clock decides "now": what was valid a moment ago is refused later.
+    let mut a = full_artifact(now, digest("a2", '0'), digest("c2", '0'));
+    a.expires_at = now.plus(Duration::from_secs(5));
+    clock.advance(Duration::from_secs(5));
+    let before = all_events(store).len();
+    refused(
+        store,
+        "expired by the clock",
+        store.insert_artifact(&a, built(&a)),
+        "artifact",
+        &[("expires_at", EXPIRES_IN_FUTURE)],
+        before,
+    );
+}
+
+pub(crate) fn stacks_order_is_kept_as_stacks_are_recorded(store: &dyn Store, clock: &ManualClock) {
+    use DeploymentStatus as D;
+    use rollway_model::rules::deployment::STACKS_ORDER;
+    let order = [("stacks_order", STACKS_ORDER)];
+    let stack = |d: &Deployment, name: &str, deps: &[&str]| {
+        let mut s = Stack::new(d.id, name, clock.now());
+        s.dependencies = deps.iter().map(|x| (*x).to_owned()).collect();
+        s
+    };
+
+    // A name twice is refused when the deployment is inserted.
+    let before = all_events(store).len();
+    let twice = with_stacks("staging", clock.now(), &["db", "db"]);
+    refused(
+        store,
+        "a name twice",
+        store.insert_deployment(&twice, vec![]),
+        "deployment",
+        &order,
+        before,
+    );
+    assert_eq!(store.deployment(twice.id).unwrap(), None);
+
+    // Stacks are recorded after their deployment, in any order; each must be
+    // listed, after what it depends on.
+    let d = store
+        .insert_deployment(&with_stacks("staging", clock.now(), &["db", "app"]), vec![])
+        .unwrap();
+    store.put_stack(&stack(&d, "app", &["db"]), vec![]).unwrap();
+    let before = all_events(store).len();
+    refused(
+        store,
+        "an unlisted stack",
+        store.put_stack(&stack(&d, "cache", &[]), vec![]),
+        "stack",
+        &order,
+        before,
+    );
+    refused(
+        store,
+        "a dependency that is no stack",
+        store.put_stack(&stack(&d, "db", &["network"]), vec![]),
+        "stack",
+        &order,
+        before,
+    );
+    // Reordering the deployment against its recorded stacks is refused too.
+    refused(
+        store,
+        "a dependent before its dependency",
+        store.update_deployment(d.id, &mut |d: &mut Deployment| {
+            d.stacks_order = vec!["app".into(), "db".into()];
+            Ok(vec![NewEvent::new(EventKind::DeployStep, Level::Info, "reordered")])
+        }),
+        "deployment",
+        &order,
+        before,
+    );
+    assert_eq!(store.stacks(d.id).unwrap().len(), 1);
+
+    // Deploying needs every listed stack recorded.
+    walk(store, clock, d.id, &[D::Building, D::Synthesizing]);
+    let before = all_events(store).len();
+    refused(
+        store,
+        "a listed stack never recorded",
+        store.update_deployment(d.id, &mut step_to(clock, D::Deploying)),
+        "deployment",
+        &[order[0], order[0]],
+        before,
+    );
+    store.put_stack(&stack(&d, "db", &[]), vec![]).unwrap();
+    assert_eq!(walk(store, clock, d.id, &[D::Deploying]).status(), D::Deploying);
+    // A deployment that failed before deploying keeps only the stacks it got.
+    let early = store
+        .insert_deployment(&with_stacks("staging", clock.now(), &["db", "app"]), vec![])
+        .unwrap();
+    clock.advance(Duration::from_secs(1));
+    let failed = store
+        .update_deployment(early.id, &mut |d: &mut Deployment| {
+            d.fail("interrupted before its stacks were recorded", clock.now())?;
+            Ok(vec![])
+        })
+        .unwrap();
+    assert_eq!(failed.status(), D::Failed);
+}
+
+pub(crate) fn stack_contracts_hold_for_outputs_dependencies_and_resources(store: &dyn Store, clock: &ManualClock) {
+    use rollway_model::rules::resource::{PROPERTIES_CONTRACT, REQUIRED_TAGS};
+    use rollway_model::rules::stack::{DEPENDENCIES_DEPLOYED, OUTPUTS_CONTRACT};
+    use rollway_model::{PropertyType, ResourceContract, StackContract};
+    let d = store
+        .insert_deployment(&with_stacks("staging", clock.now(), &["db", "app"]), vec![])
+        .unwrap();
+    let mut db = Stack::new(d.id, "db", clock.now());
+    db.secret_outputs = vec!["PASSWORD".into()];
+    db.contract = StackContract {
+        outputs: vec!["HOST".into()],
+        secret_outputs: vec!["PASSWORD".into()],
+        resources: ResourceContract {
+            resource_type: Some("AWS::RDS::DBInstance".into()),
+            required: BTreeMap::from([("Engine".to_owned(), Some(json!("postgres")))]),
+            types: BTreeMap::from([("Port".to_owned(), PropertyType::Integer)]),
+        },
+        required_tags: vec!["owner".into()],
+    };
+    let db = store.put_stack(&db, vec![]).unwrap();
+    assert_eq!(
+        store.stacks(d.id).unwrap()[0].contract,
+        db.contract,
+        "the contract is stored with the stack"
+    );
+    let mut app = Stack::new(d.id, "app", clock.now());
+    app.dependencies = vec!["db".into()];
+    let app = store.put_stack(&app, vec![]).unwrap();
+
+    // A dependent may not deploy before its dependency is deployed.
+    stack_through(store, clock, app.id, &TO_DEPLOYED[..2]).unwrap();
+    let before = all_events(store).len();
+    refused(
+        store,
+        "deploying before the dependency",
+        stack_through(store, clock, app.id, &[StackStatus::Deploying]),
+        "stack",
+        &[("dependencies", DEPENDENCIES_DEPLOYED)],
+        before,
+    );
+
+    // Resources: held to the contract once available.
+    let check = |name: &str, props: Value, tags: &[(&str, &str)], status: ResourceStatus, expected: &[(&str, &str)]| {
+        let mut r = Resource::new(db.id, "AWS::RDS::DBInstance", name, clock.now());
+        r.properties = props.as_object().unwrap().clone();
+        r.tags = tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        if status != ResourceStatus::Creating {
+            r.transition(status, clock.now()).unwrap();
+        }
+        let before = all_events(store).len();
+        let ev = vec![NewEvent::new(
+            EventKind::DeployStep,
+            Level::Info,
+            format!("resource {name}"),
+        )];
+        if expected.is_empty() {
+            store.put_resource(&r, ev).unwrap();
+        } else {
+            refused(store, name, store.put_resource(&r, ev), "resource", expected, before);
+            assert!(
+                store.resources(db.id).unwrap().iter().all(|x| x.id != r.id),
+                "{name}: not recorded"
+            );
+        }
+    };
+    use ResourceStatus::{Available, Creating, Failed};
+    check(
+        "Good",
+        json!({"Engine": "postgres", "Port": 5432}),
+        &[("owner", "ops")],
+        Available,
+        &[],
+    );
+    check(
+        "WrongValue",
+        json!({"Engine": "mysql", "Port": 5432}),
+        &[("owner", "ops")],
+        Available,
+        &[("properties.Engine", PROPERTIES_CONTRACT)],
+    );
+    check(
+        "WrongType",
+        json!({"Engine": "postgres", "Port": "5432"}),
+        &[("owner", "ops")],
+        Available,
+        &[("properties.Port", PROPERTIES_CONTRACT)],
+    );
+    check(
+        "Untagged",
+        json!({"Engine": "postgres"}),
+        &[("owner", " ")],
+        Available,
+        &[("properties.Port", PROPERTIES_CONTRACT), ("tags.owner", REQUIRED_TAGS)],
+    );
+    check("StillCreating", json!({}), &[], Creating, &[]);
+    check("FailedOne", json!({}), &[], Failed, &[]);
+
+    // Outputs: a deployed stack has reported its contract's outputs, and no secret one in clear.
+    stack_through(store, clock, db.id, &TO_DEPLOYED[..3]).unwrap();
+    let before = all_events(store).len();
+    refused(
+        store,
+        "deployed without its outputs",
+        stack_through(store, clock, db.id, &[StackStatus::Deployed]),
+        "stack",
+        &[("outputs.HOST", OUTPUTS_CONTRACT)],
+        before,
+    );
+    refused(
+        store,
+        "a secret output in clear",
+        store.update_stack(db.id, &mut |s: &mut Stack| {
+            s.outputs = BTreeMap::from([("HOST".into(), "db.internal".into()), ("PASSWORD".into(), "x".into())]);
+            s.transition(StackStatus::Deployed, clock.now())?;
+            Ok(vec![])
+        }),
+        "stack",
+        &[("outputs.PASSWORD", OUTPUTS_CONTRACT)],
+        before,
+    );
+    let deployed = store
+        .update_stack(db.id, &mut |s: &mut Stack| {
+            s.outputs = BTreeMap::from([("HOST".into(), "db.internal".into())]);
+            s.transition(StackStatus::Deployed, clock.now())?;
+            Ok(vec![])
+        })
+        .unwrap();
+    assert_eq!(deployed.status(), StackStatus::Deployed);
+    assert_eq!(
+        stack_through(store, clock, app.id, &[StackStatus::Deploying])
+            .unwrap()
+            .status(),
+        StackStatus::Deploying
     );
 }

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub mod deploy;
+
 /// What one run of the binary did.
 #[derive(Debug)]
 pub struct Run {
