@@ -15,7 +15,9 @@
 //! tests can pin them.
 
 mod dns;
+mod from_config;
 mod http;
+mod monitor;
 mod postgres;
 mod result;
 mod tls;
@@ -28,7 +30,9 @@ use rollway_model::Clock;
 use rustls::pki_types::CertificateDer;
 
 pub use dns::DnsRecord;
+pub use from_config::{FromConfigError, monitor_spec};
 pub use http::{BODY_KEEP, cache_status};
+pub use monitor::{MonitorSpec, Schedule};
 pub use reqwest::Method;
 pub use result::{Detail, ProbeResult};
 
