@@ -17,9 +17,12 @@
 mod dns;
 mod from_config;
 mod http;
+mod lag;
 mod monitor;
 mod postgres;
 mod result;
+mod scheduler;
+mod state;
 mod tls;
 
 use std::net::SocketAddr;
@@ -32,9 +35,15 @@ use rustls::pki_types::CertificateDer;
 pub use dns::DnsRecord;
 pub use from_config::{FromConfigError, monitor_spec};
 pub use http::{BODY_KEEP, cache_status};
+pub use lag::{LAG_BOUNDS_MS, LagSummary};
 pub use monitor::{MonitorSpec, Schedule};
 pub use reqwest::Method;
 pub use result::{Detail, ProbeResult};
+pub use scheduler::{
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_SINK_CAPACITY, MonitorStats, Probe, SINK_BATCH, Sample, SampleSink, Scheduler,
+    SchedulerError, SchedulerOptions, SchedulerStats, SinkError, slot_phase,
+};
+pub use state::{MonitorState, MonitorStatus};
 
 /// What one probe asks; the caller maps a monitor's config onto it.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,11 +180,7 @@ impl Prober {
         };
         let seen = match tokio::time::timeout(timeout, run).await {
             Ok(seen) => seen,
-            Err(_) => result::Seen::unavailable(format!(
-                "{} timed out after {}",
-                spec.target(),
-                rollway_model::time::format_duration(timeout)
-            )),
+            Err(_) => result::timed_out(spec, timeout),
         };
         seen.finish(at, started.elapsed())
     }
