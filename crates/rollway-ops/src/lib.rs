@@ -13,6 +13,12 @@
 //! Probes never fail as Rust errors: whatever happens is the sample.
 //! Times come from the model's `Clock` (the certificate check included), so
 //! tests can pin them.
+//!
+//! Around the probes: [`MonitorSpec`] (a monitor as plain values, made from
+//! `rollway.toml` by [`monitor_spec`]), the [`Scheduler`] that runs many of
+//! them with bounded concurrency and hands results to a [`SampleSink`], and
+//! [`MonitorState`], a monitor's up / down / pending / maintenance /
+//! paused from its samples.
 
 mod dns;
 mod from_config;
