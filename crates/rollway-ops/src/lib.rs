@@ -13,11 +13,22 @@
 //! Probes never fail as Rust errors: whatever happens is the sample.
 //! Times come from the model's `Clock` (the certificate check included), so
 //! tests can pin them.
+//!
+//! Around the probes: [`MonitorSpec`] (a monitor as plain values, made from
+//! `rollway.toml` by [`monitor_spec`]), the [`Scheduler`] that runs many of
+//! them with bounded concurrency and hands results to a [`SampleSink`], and
+//! [`MonitorState`], a monitor's up / down / pending / maintenance /
+//! paused from its samples.
 
 mod dns;
+mod from_config;
 mod http;
+mod lag;
+mod monitor;
 mod postgres;
 mod result;
+mod scheduler;
+mod state;
 mod tls;
 
 use std::net::SocketAddr;
@@ -28,9 +39,17 @@ use rollway_model::Clock;
 use rustls::pki_types::CertificateDer;
 
 pub use dns::DnsRecord;
+pub use from_config::{FromConfigError, monitor_spec};
 pub use http::{BODY_KEEP, cache_status};
+pub use lag::{LAG_BOUNDS_MS, LagSummary};
+pub use monitor::{MonitorSpec, Schedule};
 pub use reqwest::Method;
 pub use result::{Detail, ProbeResult};
+pub use scheduler::{
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_SINK_CAPACITY, MonitorStats, Probe, SINK_BATCH, Sample, SampleSink, Scheduler,
+    SchedulerError, SchedulerOptions, SchedulerStats, SinkError, slot_phase,
+};
+pub use state::{MonitorState, MonitorStatus};
 
 /// What one probe asks; the caller maps a monitor's config onto it.
 #[derive(Debug, Clone, PartialEq)]
@@ -167,11 +186,7 @@ impl Prober {
         };
         let seen = match tokio::time::timeout(timeout, run).await {
             Ok(seen) => seen,
-            Err(_) => result::Seen::unavailable(format!(
-                "{} timed out after {}",
-                spec.target(),
-                rollway_model::time::format_duration(timeout)
-            )),
+            Err(_) => result::timed_out(spec, timeout),
         };
         seen.finish(at, started.elapsed())
     }

@@ -88,6 +88,15 @@ impl ProbeResult {
     }
 }
 
+/// A probe that did not end within `timeout`: no answer, `unavailable`.
+pub(crate) fn timed_out(spec: &crate::ProbeSpec, timeout: Duration) -> Seen {
+    Seen::unavailable(format!(
+        "{} timed out after {}",
+        spec.target(),
+        format_duration(timeout)
+    ))
+}
+
 /// What a probe kind found, before the common fields are added.
 #[derive(Debug)]
 pub(crate) struct Seen {
