@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use anyhow::Context as _;
 use rollway_artifact::{AliasSpec, Expected, PackOptions, Secrets};
 use rollway_config::Config;
-use rollway_model::{Artifact, ArtifactId, DeploymentStatus, EventKind, Level, Lock, NewEvent};
+use rollway_model::{Artifact, EventKind, Level, Lock, NewEvent};
 use rollway_store::Store;
 
 use crate::error::{Code, Error, Result};
@@ -166,15 +166,40 @@ fn build_unleased(
         &packed.sha256,
         &packed.manifest,
     );
+    let now = store.clock().now();
     if let Some(existing) = store.artifact_by_content_digest(&packed.content_digest)?
         && existing.sha256 == packed.sha256
         && Path::new(&existing.location).exists()
     {
+        // Seed 001 expiresAt: a build never hands back an expired record.
+        let existing = if existing.is_expired(now) {
+            let until = now.plus(build.expire_after);
+            let ev = NewEvent::new(
+                EventKind::ArtifactBuilt,
+                Level::Info,
+                format!(
+                    "renewed artifact {} ({}) until {until}",
+                    existing.id,
+                    existing.short_digest()
+                ),
+            )
+            .operator(p.operator())
+            .data(serde_json::json!({ "id": existing.id, "renewed": true, "expires_at": until }));
+            store.renew_artifact(existing.id, until, ev)?
+        } else {
+            existing
+        };
         progress.built(&existing, true);
         return Ok(existing);
     }
-    let now = store.clock().now();
     let artifact = packed.record(build.kind, &source, now, build.expire_after, None);
+    // Seed 000 sizeBytes > 0: an archive always has bytes, so "empty" is no files.
+    if artifact.contents.is_empty() {
+        return Err(Error::invalid(format_args!(
+            "the build output {} holds no files: an empty artifact cannot be deployed; check [build] output and the build command",
+            output.display()
+        )));
+    }
     let ev = NewEvent::new(
         EventKind::ArtifactBuilt,
         Level::Info,
@@ -314,21 +339,23 @@ pub struct Pruned {
 /// Removes expired artifacts that no environment runs or could roll back to.
 pub fn prune(p: &Project, dry_run: bool) -> Result<Pruned> {
     let store = p.store()?;
+    let config = p.config()?;
     let now = store.clock().now();
-    // What runs or could be returned to: every succeeded deployment (the
-    // current release and the rollback targets), and anything in progress.
-    let active: Vec<_> = store.active_deployments(None)?.into_iter().map(|d| d.id).collect();
-    let keep: std::collections::BTreeSet<ArtifactId> = store
-        .deployments(None, usize::MAX)?
-        .into_iter()
-        .filter(|d| d.status() == DeploymentStatus::Succeeded || d.rollback_target || active.contains(&d.id))
-        .filter_map(|d| d.artifact_id)
-        .collect();
+    // What runs or could be returned to never expires: anything in progress,
+    // and each environment's `keep_releases` newest succeeded releases.
+    let deployments = store.deployments(None, usize::MAX)?;
+    let artifacts = store.artifacts()?;
+    let expired: Vec<Artifact> = rollway_model::may_expire(
+        &artifacts,
+        &deployments,
+        |env| crate::deploy::keep_releases(&config, env),
+        now,
+    )
+    .into_iter()
+    .cloned()
+    .collect();
     let mut removed = Vec::new();
-    for a in store.artifacts()? {
-        if a.expires_at > now || keep.contains(&a.id) {
-            continue;
-        }
+    for a in expired {
         if !dry_run {
             let _ = std::fs::remove_file(&a.location);
             let ev = NewEvent::new(

@@ -220,6 +220,35 @@ pub(crate) fn find_artifact(store: &dyn Store, wanted: &str) -> Result<Artifact>
     })
 }
 
+/// Seed 001 `expiresAt`: an expired artifact is not deployed, unless a
+/// deployment runs it or could return to it (those never expire; see
+/// `rollway_model::artifacts_in_use`).
+pub(crate) fn refuse_expired(config: &rollway_config::Config, store: &dyn Store, a: &Artifact) -> Result<()> {
+    let now = store.clock().now();
+    if !a.is_expired(now) {
+        return Ok(());
+    }
+    let deployments = store.deployments(None, usize::MAX)?;
+    if rollway_model::artifacts_in_use(&deployments, |env| keep_releases(config, env)).contains(&a.id) {
+        return Ok(());
+    }
+    Err(Error::invalid(format_args!(
+        "artifact {} expired at {}: run `rollway build` for a fresh one, then deploy it",
+        a.id, a.expires_at
+    ))
+    .with_details(serde_json::json!({ "artifact": a.id, "expires_at": a.expires_at })))
+}
+
+/// How many succeeded releases of `env` stay deployable (`keep_releases`;
+/// the default for an environment no longer in rollway.toml).
+pub(crate) fn keep_releases(config: &rollway_config::Config, env: &str) -> usize {
+    let n = config
+        .environments
+        .get(env)
+        .map_or(rollway_config::DEFAULT_KEEP_RELEASES, |e| e.keep_releases);
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
 pub(crate) fn release_of(a: &Artifact) -> Result<ReleaseSource> {
     if !a.aliases_resolved {
         return Err(Error::invalid(format_args!(
@@ -658,7 +687,11 @@ pub fn plan(p: &Project, req: &DeployRequest) -> Result<DeployPlan> {
     let mut build_first = None;
     let artifact = match (&req.artifact, ships) {
         (_, false) => None,
-        (Some(a), true) => Some(find_artifact(store, a)?),
+        (Some(a), true) => {
+            let a = find_artifact(store, a)?;
+            refuse_expired(&config, store, &a)?;
+            Some(a)
+        }
         (None, true) => {
             let built = store
                 .artifacts()?
@@ -737,7 +770,11 @@ pub fn deploy(p: &Project, req: DeployRequest, progress: &dyn DeployProgress) ->
     let mut build_ms = None;
     let artifact = match (&req.artifact, ships) {
         (_, false) => None,
-        (Some(a), true) => Some(find_artifact(&*store, a)?),
+        (Some(a), true) => {
+            let a = find_artifact(&*store, a)?;
+            refuse_expired(&config, &*store, &a)?;
+            Some(a)
+        }
         (None, true) => {
             let id = DeploymentId::generate(store.clock().now());
             let lease_req =

@@ -3,7 +3,7 @@
 //! machine — as a new deployment of kind rollback; and its dry run.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -108,12 +108,28 @@ fn choose(
                     d.environment, req.env, req.env
                 )));
             }
+            if d.id == current.id {
+                return Err(Error::invalid(format_args!(
+                    "deployment {id} is the current release of {}: pick an earlier one from `rollway history {}`",
+                    req.env, req.env
+                )));
+            }
+            if d.status() != DeploymentStatus::Succeeded {
+                return Err(Error::invalid(format_args!(
+                    "deployment {id} did not succeed (it is {}): only a succeeded release can be returned to; see `rollway history {}`",
+                    d.status(),
+                    req.env
+                )));
+            }
             d
         }
+        // The newest earlier release, never the one the current release
+        // already returned to (a second rollback goes further back).
         None => store
             .deployments(Some(&req.env), 100)?
             .into_iter()
             .filter(|d| d.id != current.id && d.status() == DeploymentStatus::Succeeded)
+            .filter(|d| current.rollback_to != Some(d.id))
             .find(|d| d.started_at <= current.started_at)
             .ok_or_else(|| {
                 Error::invalid(format_args!(
@@ -126,8 +142,8 @@ fn choose(
         .artifact_id
         .and_then(|id| store.artifact(id).ok().flatten())
         .ok_or_else(|| {
-            Error::failed(format_args!(
-                "deployment {} has no artifact left to return to",
+            Error::invalid(format_args!(
+                "deployment {} cannot be returned to: its artifact is no longer recorded (pruned); build and deploy that version instead",
                 target.id
             ))
         })?;
@@ -231,10 +247,17 @@ pub fn rollback(p: &Project, req: RollbackRequest, progress: &dyn Progress) -> R
         release,
         env,
         dirs,
+        artifact,
         ..
     } = c;
     let rt = Runtime::new(p, &config, &*store, &req.env, progress)?;
     let switch_to = on_every_host(&rt, &prepared.hosts, &dirs)?;
+    if switch_to.is_none() && !Path::new(&artifact.location).is_file() {
+        return Err(Error::invalid(format_args!(
+            "deployment {} cannot be returned to: its release is no longer on every host of {} and its artifact {} is gone from {}: build and deploy that version instead",
+            target.id, req.env, artifact.id, artifact.location
+        )));
+    }
     let mut env_from_host = None;
     match env {
         RollbackEnv::Current => {}

@@ -26,9 +26,9 @@ pub use monitor::{
 pub use schema::json_schema;
 pub use template::{PRESETS, template, template_for};
 pub use types::{
-    BuildConfig, Config, DeployConfig, EnvironmentConfig, HealthConfig, HealthOverrides, HostConfig, HostTarget,
-    JobConfig, PRODUCTION_MIN_STABILITY_WINDOW, SecretsConfig, ServiceConfig, ServiceOverrides, SshConfig,
-    SshDestination, StackConfig, VariableConfig, VariableFormat,
+    BuildConfig, Config, DEFAULT_KEEP_RELEASES, DeployConfig, EnvironmentConfig, HealthConfig, HealthOverrides,
+    HostConfig, HostTarget, JobConfig, PRODUCTION_MIN_STABILITY_WINDOW, SecretsConfig, ServiceConfig, ServiceOverrides,
+    SshConfig, SshDestination, StackConfig, VariableConfig, VariableFormat,
 };
 
 /// `ROLLWAY_OUTPUT_<STACK>_<KEY>`: how a stack output reaches later stacks.

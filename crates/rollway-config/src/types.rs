@@ -832,8 +832,11 @@ pub(crate) fn empty_object() -> serde_json::Value {
     serde_json::Value::Object(serde_json::Map::new())
 }
 
+/// Releases kept per host when `keep_releases` is not set.
+pub const DEFAULT_KEEP_RELEASES: u32 = 5;
+
 pub(crate) fn default_keep_releases() -> u32 {
-    5
+    DEFAULT_KEEP_RELEASES
 }
 
 fn default_job_type() -> JobType {

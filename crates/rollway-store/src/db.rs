@@ -878,6 +878,10 @@ impl<B: Backend> Store for Db<B> {
         self.do_delete_artifact(id, ev)
     }
 
+    fn renew_artifact(&self, id: ArtifactId, expires_at: Timestamp, ev: NewEvent) -> Result<Artifact, StoreError> {
+        self.do_renew_artifact(id, expires_at, ev)
+    }
+
     fn insert_deployment(&self, deployment: &Deployment, events: Vec<NewEvent>) -> Result<Deployment, StoreError> {
         self.do_insert_deployment(deployment, events)
     }

@@ -243,6 +243,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// `artifact-pruned`), in one transaction; false (and no event) when there
     /// was none. Deployments that name it keep their `artifact_id`.
     fn delete_artifact(&self, id: ArtifactId, ev: NewEvent) -> Result<bool, StoreError>;
+    /// Moves an artifact's expiry to `expires_at` and appends `ev`, in one
+    /// transaction: a build of unchanged content hands back its record
+    /// renewed, never expired. An expiry not after the clock's now is
+    /// `StoreError::Invalid` (the model's artifact rules), with nothing written.
+    fn renew_artifact(&self, id: ArtifactId, expires_at: Timestamp, ev: NewEvent) -> Result<Artifact, StoreError>;
 
     // ---- deployments ----
 

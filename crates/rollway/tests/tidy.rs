@@ -9,7 +9,10 @@
 //!   and outside tests and examples: every line a user sees goes through
 //!   `output::Printer`;
 //! - ARCHITECTURE.md's code map drifting from the workspace's crates as
-//!   `cargo metadata --no-deps` lists them.
+//!   `cargo metadata --no-deps` lists them, and its dependency diagram
+//!   from the crates' declared dependencies;
+//! - the binary reaching past the application layer: it may name only
+//!   `rollway_app` and `rollway_config`, in its manifest and its code.
 //!
 //! The files are those git tracks (a walk of the tree, `target/` and dot
 //! directories left out, where git is not there to ask).
@@ -144,8 +147,8 @@ fn print_macros_only_in_the_printer() {
     );
 }
 
-#[test]
-fn the_code_map_names_every_workspace_crate() {
+/// `cargo metadata --no-deps` of the workspace.
+fn metadata() -> serde_json::Value {
     let out = Command::new(env!("CARGO"))
         .args([
             "metadata",
@@ -163,14 +166,37 @@ fn the_code_map_names_every_workspace_crate() {
         "cargo metadata: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut crates: Vec<String> = meta["packages"]
-        .as_array()
-        .unwrap()
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Each workspace crate with the workspace crates it depends on (normal
+/// dependencies only; tests may use more).
+fn workspace_graph() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let meta = metadata();
+    let packages = meta["packages"].as_array().unwrap();
+    let names: std::collections::BTreeSet<String> = packages
         .iter()
         .map(|p| p["name"].as_str().unwrap().to_owned())
         .collect();
-    crates.sort();
+    packages
+        .iter()
+        .map(|p| {
+            let deps = p["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["kind"].is_null())
+                .map(|d| d["name"].as_str().unwrap().to_owned())
+                .filter(|d| names.contains(d))
+                .collect();
+            (p["name"].as_str().unwrap().to_owned(), deps)
+        })
+        .collect()
+}
+
+#[test]
+fn the_code_map_names_every_workspace_crate() {
+    let crates: Vec<String> = workspace_graph().into_keys().collect();
 
     // The code map's sections: "### `crates/NAME` — its job".
     let arch = read("ARCHITECTURE.md").unwrap();
@@ -184,5 +210,86 @@ fn the_code_map_names_every_workspace_crate() {
         unmapped.is_empty() && gone.is_empty(),
         "ARCHITECTURE.md's code map and `cargo metadata` disagree: crates without a `### \\`crates/NAME\\`` \
          section: {unmapped:?}; sections naming no workspace crate: {gone:?}"
+    );
+}
+
+/// The diagram in ARCHITECTURE.md: the first fenced block after the title,
+/// one line per crate, `NAME ──► DEP, DEP` (no arrow: no workspace dependency).
+fn diagram() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let arch = read("ARCHITECTURE.md").unwrap();
+    let block = arch
+        .split("```")
+        .nth(1)
+        .expect("ARCHITECTURE.md opens with a fenced dependency diagram");
+    block
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (name, deps) = l.split_once("──►").unwrap_or((l, ""));
+            let name = name.trim().trim_end_matches(" (bin)").trim().to_owned();
+            let deps = deps
+                .split(',')
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(str::to_owned)
+                .collect();
+            (name, deps)
+        })
+        .collect()
+}
+
+#[test]
+fn the_crate_diagram_matches_the_manifests() {
+    let actual = workspace_graph();
+    let drawn = diagram();
+    let mut problems = Vec::new();
+    for (name, deps) in &actual {
+        match drawn.get(name) {
+            None => problems.push(format!("{name} is not in the diagram")),
+            Some(d) if d != deps => problems.push(format!("{name}: the diagram says {d:?}, Cargo.toml says {deps:?}")),
+            Some(_) => {}
+        }
+    }
+    for name in drawn.keys().filter(|n| !actual.contains_key(*n)) {
+        problems.push(format!("the diagram names {name}, which is no workspace crate"));
+    }
+    assert!(
+        problems.is_empty(),
+        "ARCHITECTURE.md's diagram drifted:\n{}",
+        problems.join("\n")
+    );
+}
+
+/// What the binary may name: the application layer and the config crate.
+const BINARY_MAY_USE: &[&str] = &["rollway-app", "rollway-config"];
+
+#[test]
+fn the_binary_reaches_only_the_application_layer() {
+    let graph = workspace_graph();
+    let deps = &graph["rollway"];
+    let beyond: Vec<&String> = deps.iter().filter(|d| !BINARY_MAY_USE.contains(&d.as_str())).collect();
+    assert!(
+        beyond.is_empty(),
+        "the rollway binary depends on {beyond:?}; call them through rollway-app"
+    );
+
+    let path = regex::Regex::new(r"\brollway_(model|store|secrets|engine|artifact|fs)\s*::").unwrap();
+    let mut problems = Vec::new();
+    for rel in files()
+        .into_iter()
+        .filter(|r| r.starts_with("crates/rollway/src/") && r.ends_with(".rs"))
+    {
+        let text = read(&rel).unwrap_or_default();
+        for (i, line) in text.lines().enumerate() {
+            if path.is_match(line.split("//").next().unwrap_or_default()) {
+                problems.push(format!("{rel}:{}: {}", i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "the binary names crates below the application layer (use rollway_app):\n{}",
+        problems.join("\n")
     );
 }

@@ -915,6 +915,23 @@ impl<B: Backend> Db<B> {
         self.read_list(NEWEST_ARTIFACTS, &[])
     }
 
+    pub(super) fn do_renew_artifact(
+        &self,
+        id: ArtifactId,
+        expires_at: Timestamp,
+        ev: NewEvent,
+    ) -> Result<Artifact, StoreError> {
+        let mut ev = Some(ev);
+        self.update(
+            id.to_string(),
+            &mut |a: &mut Artifact| {
+                a.expires_at = expires_at;
+                Ok(ev.take().into_iter().collect())
+            },
+            |_, _, _| Ok(()),
+        )
+    }
+
     pub(super) fn do_delete_artifact(&self, id: ArtifactId, ev: NewEvent) -> Result<bool, StoreError> {
         self.in_tx(|tx| {
             let n = tx

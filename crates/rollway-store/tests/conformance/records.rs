@@ -1431,6 +1431,24 @@ pub(crate) fn artifacts_keep_the_model_rules(store: &dyn Store, clock: &ManualCl
         &[("expires_at", EXPIRES_IN_FUTURE)],
         before,
     );
+    // A renewal moves an expired artifact's expiry past now, never to it.
+    let mut b = full_artifact(clock.now(), digest("a3", '0'), digest("c3", '0'));
+    b.expires_at = clock.now().plus(Duration::from_secs(5));
+    store.insert_artifact(&b, built(&b)).unwrap();
+    clock.advance(Duration::from_secs(10));
+    let before = all_events(store).len();
+    refused(
+        store,
+        "renewed to now",
+        store.renew_artifact(b.id, clock.now(), built(&b)),
+        "artifact",
+        &[("expires_at", EXPIRES_IN_FUTURE)],
+        before,
+    );
+    let later = clock.now().plus(Duration::from_secs(3600));
+    assert_eq!(store.renew_artifact(b.id, later, built(&b)).unwrap().expires_at, later);
+    assert_eq!(store.artifact(b.id).unwrap().unwrap().expires_at, later);
+    assert_eq!(all_events(store).len(), before + 1, "the renewal's event");
 }
 
 pub(crate) fn stacks_order_is_kept_as_stacks_are_recorded(store: &dyn Store, clock: &ManualClock) {
