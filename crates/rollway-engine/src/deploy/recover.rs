@@ -5,13 +5,11 @@
 
 use std::sync::Mutex;
 
-use rollway_model::{
-    Deployment, DeploymentId, DeploymentStatus, EventKind, Level, Masker, NewEvent, StackStatus, Verification,
-};
+use rollway_model::{DeploymentId, DeploymentStatus, EventKind, Level, Masker, StackStatus, Verification};
 use rollway_store::Store;
 use serde_json::json;
 
-use super::run::model_err;
+use super::context::{Context, model_err};
 use super::stacks::{StackEnv, StackSpec};
 use super::{Connector, DeployError, Health, HostPlan, Progress};
 use crate::host::{HostSession, ServiceOp};
@@ -43,6 +41,18 @@ impl std::fmt::Debug for Recovery<'_> {
 }
 
 impl Recovery<'_> {
+    fn context(&self) -> Context<'_> {
+        Context {
+            store: self.store,
+            progress: self.progress,
+            environment: &self.environment,
+            operator: &self.operator,
+            masker: &self.masker,
+            service: &self.service,
+            health: &self.health,
+        }
+    }
+
     /// Fails and rolls back every deployment of the environment still in
     /// progress. The caller holds the environment's lease, so none of them
     /// has a live owner. Returns what was recovered.
@@ -75,17 +85,10 @@ impl Recovery<'_> {
                     Err(e) => self.progress.step(Some(&plan.name), &format!("cannot reach it: {e}")),
                 }
             }
-            let err = fail_and_return(
-                self.store,
-                &self.environment,
-                &self.operator,
+            let err = self.context().fail_and_return(
                 dep.id,
                 &verification,
                 sessions.iter_mut().map(|(p, s)| (&*p, s)),
-                &self.service,
-                &self.masker,
-                self.progress,
-                &self.health,
                 reason,
             );
             match err {
@@ -103,7 +106,7 @@ impl Recovery<'_> {
     /// deployed (or was deploying) runs its `rollback`, in reverse order;
     /// those never started are skipped. A failed deployment whose stacks
     /// were rolled back ends rolled_back.
-    fn roll_back_stacks(&self, dep: &Deployment, reason: &str) -> Result<(), DeployError> {
+    fn roll_back_stacks(&self, dep: &rollway_model::Deployment, reason: &str) -> Result<(), DeployError> {
         let records = self.store.stacks(dep.id)?;
         let order: Vec<&str> = dep.stacks_order.iter().map(String::as_str).collect();
         let mut rolled = false;
@@ -134,19 +137,18 @@ impl Recovery<'_> {
                     .map(|r| self.masker.mask(&super::stacks::tail(&r.output, 20)))
                     .unwrap_or_default();
                 let _ = self.store.append_event(
-                    event(
-                        &self.environment,
-                        &self.operator,
-                        dep.id,
-                        EventKind::DeployStep,
-                        Level::Warn,
-                        format!(
-                            "recovery: stack {} rollback {}",
-                            spec.name,
-                            if ok { "done" } else { "failed" }
-                        ),
-                    )
-                    .data(json!({ "stack": spec.name, "phase": "rollback", "output": tail })),
+                    self.context()
+                        .event(
+                            dep.id,
+                            EventKind::DeployStep,
+                            Level::Warn,
+                            format!(
+                                "recovery: stack {} rollback {}",
+                                spec.name,
+                                if ok { "done" } else { "failed" }
+                            ),
+                        )
+                        .data(json!({ "stack": spec.name, "phase": "rollback", "output": tail })),
                 );
             }
             if let Some(to) = to {
@@ -162,22 +164,8 @@ impl Recovery<'_> {
         }
         let current = self.store.deployment(dep.id)?;
         if rolled && current.is_some_and(|d| d.status() == DeploymentStatus::Failed) {
-            let now = self.store.clock().now();
             let rb = format!("automatic rollback: {reason}");
-            self.store.update_deployment(dep.id, &mut |d: &mut Deployment| {
-                d.roll_back(rb.clone(), now).map_err(model_err)?;
-                Ok(vec![
-                    event(
-                        &self.environment,
-                        &self.operator,
-                        d.id,
-                        EventKind::DeploymentTransition,
-                        Level::Warn,
-                        format!("deployment {}: failed → rolled_back", d.id),
-                    )
-                    .data(json!({ "from": "failed", "to": "rolled_back", "reason": rb })),
-                ])
-            })?;
+            self.context().mark_rolled_back(dep.id, &rb, None, None)?;
         }
         Ok(())
     }
@@ -193,268 +181,177 @@ fn reason_of(store: &dyn Store, id: DeploymentId) -> String {
         .unwrap_or_else(|| "interrupted".to_owned())
 }
 
-fn event(env: &str, operator: &str, id: DeploymentId, kind: EventKind, level: Level, msg: String) -> NewEvent {
-    NewEvent::new(kind, level, msg)
-        .environment(env.to_owned())
-        .deployment(id)
-        .operator(operator.to_owned())
-}
-
-/// Fails deployment `id` with `reason`, returns every host that switched to
-/// its previous release (restart and boot check), removes the failed release
-/// where it was shipped, and marks the deployment rolled back — or says why
-/// it could not.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn fail_and_return<'s>(
-    store: &dyn Store,
-    env: &str,
-    operator: &str,
-    id: DeploymentId,
-    verification: &Mutex<Verification>,
-    sessions: impl Iterator<Item = (&'s HostPlan, &'s mut Box<dyn HostSession>)>,
-    service: &ServiceSpec,
-    masker: &Masker,
-    progress: &dyn Progress,
-    health: &Health,
-    reason: String,
-) -> DeployError {
-    let reason = masker.mask(&reason);
-    let now = store.clock().now();
-    let failed = store.update_deployment(id, &mut |d: &mut Deployment| {
-        let from = d.status();
-        if from == DeploymentStatus::Failed {
-            // Failed already (a stack failed first): only the hosts are left.
-            return Ok(Vec::new());
+/// Returning hosts, shared by a failing run and recovery.
+impl Context<'_> {
+    /// Fails deployment `id` with `reason`, returns every host that switched to
+    /// its previous release (restart and boot check), removes the failed release
+    /// where it was shipped, and marks the deployment rolled back — or says why
+    /// it could not.
+    pub(crate) fn fail_and_return<'s>(
+        &self,
+        id: DeploymentId,
+        verification: &Mutex<Verification>,
+        sessions: impl Iterator<Item = (&'s HostPlan, &'s mut Box<dyn HostSession>)>,
+        reason: String,
+    ) -> DeployError {
+        let (store, env, progress) = (self.store, self.environment, self.progress);
+        let reason = self.masker.mask(&reason);
+        if let Err(e) = self.mark_failed(id, &reason) {
+            return e;
         }
-        d.fail(reason.clone(), now).map_err(model_err)?;
-        Ok(vec![
-            event(
-                env,
-                operator,
-                d.id,
-                EventKind::DeploymentTransition,
-                Level::Error,
-                format!("deployment {}: {from} → failed", d.id),
-            )
-            .data(json!({ "from": from.as_str(), "to": "failed", "reason": reason })),
-            event(
-                env,
-                operator,
-                d.id,
-                EventKind::DeploymentFailure,
-                Level::Error,
-                format!("deployment {} failed: {reason}", d.id),
-            ),
-        ])
-    });
-    let newly_failed = match failed {
-        Err(e) => return e.into(),
-        Ok(d) => d
-            .lifecycle
-            .history()
-            .last()
-            .is_some_and(|r| r.at == now && r.to == DeploymentStatus::Failed),
-    };
-    if newly_failed {
-        // The reason is said once: by the error (or the recovery line) that reports it.
-        progress.step(None, &format!("deployment {id} failed"));
-    }
-    let release = id.to_string();
-    let mut v = verification.lock().unwrap_or_else(|p| p.into_inner());
-    let switched: Vec<(String, Option<String>)> = v
-        .hosts
-        .iter()
-        .filter(|h| h.switched_at.is_some())
-        .map(|h| (h.host.clone(), h.release_before.clone()))
-        .collect();
-    let mut sessions: Vec<(&HostPlan, &mut Box<dyn HostSession>)> = sessions.collect();
-    if switched.is_empty() {
-        for (_, s) in sessions.iter_mut() {
-            let _ = s.remove_release(&release);
-        }
-        return DeployError::Failed {
-            deployment: id,
-            reason,
-            rolled_back: false,
-        };
-    }
-    let _ = store.append_event(event(
-        env,
-        operator,
-        id,
-        EventKind::RollbackInitiated,
-        Level::Warn,
-        format!(
-            "returning {} to the previous release",
-            switched.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>().join(", ")
-        ),
-    ));
-    let mut problems = Vec::new();
-    let mut returned_to: Option<String> = None;
-    let mut first_deploy = true;
-    for (host, before) in &switched {
-        let Some((plan, session)) = sessions.iter_mut().find(|(p, _)| &p.name == host) else {
-            problems.push((host.clone(), "not reachable".to_owned()));
-            continue;
-        };
-        let result = match before {
-            Some(prev) => {
-                first_deploy = false;
-                return_one(&mut ***session, plan, prev, service, health).map(|()| Some(prev.clone()))
-            }
-            None => {
-                // Nothing to return to: stop the service rather than leave
-                // an unverified release running.
-                let spec = spec_for(service, plan, &release);
-                session
-                    .service(ServiceOp::Stop, &spec)
-                    .map(|_| None)
-                    .map_err(|e| e.to_string())
-            }
-        };
-        match result {
-            Ok(back) => {
-                if let Some(h) = v.hosts.iter_mut().find(|h| &h.host == host) {
-                    h.returned_to.clone_from(&back);
-                }
-                if back.is_some() {
-                    let _ = session.remove_release(&release);
-                    progress.step(
-                        Some(host),
-                        &format!("returned to release {}", back.as_deref().unwrap_or("?")),
-                    );
-                } else {
-                    progress.step(
-                        Some(host),
-                        "stopped the service: there is no earlier release to return to",
-                    );
-                }
-                returned_to = returned_to.or(back);
-            }
-            Err(e) => problems.push((host.clone(), e)),
-        }
-    }
-    for (plan, s) in sessions.iter_mut() {
-        if !switched.iter().any(|(h, _)| h == &plan.name) {
-            let _ = s.remove_release(&release);
-        }
-    }
-    let _ = store.put_verification(&v, Vec::new());
-    drop(v);
-    if !problems.is_empty() {
-        let hosts: Vec<String> = problems.iter().map(|(h, _)| h.clone()).collect();
-        let detail = problems
+        let release = id.to_string();
+        let mut v = verification.lock().unwrap_or_else(|p| p.into_inner());
+        let switched: Vec<(String, Option<String>)> = v
+            .hosts
             .iter()
-            .map(|(h, e)| format!("{h}: {e}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let _ = store.append_event(
-            event(
-                env,
-                operator,
+            .filter(|h| h.switched_at.is_some())
+            .map(|h| (h.host.clone(), h.release_before.clone()))
+            .collect();
+        let mut sessions: Vec<(&HostPlan, &mut Box<dyn HostSession>)> = sessions.collect();
+        if switched.is_empty() {
+            for (_, s) in sessions.iter_mut() {
+                let _ = s.remove_release(&release);
+            }
+            return DeployError::Failed {
+                deployment: id,
+                reason,
+                rolled_back: false,
+            };
+        }
+        let _ = store.append_event(self.event(
+            id,
+            EventKind::RollbackInitiated,
+            Level::Warn,
+            format!(
+                "returning {} to the previous release",
+                switched.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+        let mut problems = Vec::new();
+        let mut returned_to: Option<String> = None;
+        let mut first_deploy = true;
+        for (host, before) in &switched {
+            let Some((plan, session)) = sessions.iter_mut().find(|(p, _)| &p.name == host) else {
+                problems.push((host.clone(), "not reachable".to_owned()));
+                continue;
+            };
+            let result = match before {
+                Some(prev) => {
+                    first_deploy = false;
+                    self.return_one(&mut ***session, plan, prev)
+                        .map(|()| Some(prev.clone()))
+                }
+                None => {
+                    // Nothing to return to: stop the service rather than leave
+                    // an unverified release running.
+                    let spec = self.spec_for(plan, &release);
+                    session
+                        .service(ServiceOp::Stop, &spec)
+                        .map(|_| None)
+                        .map_err(|e| e.to_string())
+                }
+            };
+            match result {
+                Ok(back) => {
+                    if let Some(h) = v.hosts.iter_mut().find(|h| &h.host == host) {
+                        h.returned_to.clone_from(&back);
+                    }
+                    if back.is_some() {
+                        let _ = session.remove_release(&release);
+                        progress.step(
+                            Some(host),
+                            &format!("returned to release {}", back.as_deref().unwrap_or("?")),
+                        );
+                    } else {
+                        progress.step(
+                            Some(host),
+                            "stopped the service: there is no earlier release to return to",
+                        );
+                    }
+                    returned_to = returned_to.or(back);
+                }
+                Err(e) => problems.push((host.clone(), e)),
+            }
+        }
+        for (plan, s) in sessions.iter_mut() {
+            if !switched.iter().any(|(h, _)| h == &plan.name) {
+                let _ = s.remove_release(&release);
+            }
+        }
+        let _ = store.put_verification(&v, Vec::new());
+        drop(v);
+        if !problems.is_empty() {
+            let hosts: Vec<String> = problems.iter().map(|(h, _)| h.clone()).collect();
+            let detail = problems
+                .iter()
+                .map(|(h, e)| format!("{h}: {e}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let _ = store.append_event(
+                self.event(
+                    id,
+                    EventKind::RollbackCompleted,
+                    Level::Error,
+                    format!("rollback failed on {}", hosts.join(", ")),
+                )
+                .data(json!({ "hosts": hosts, "detail": detail })),
+            );
+            return DeployError::RollbackFailed {
+                deployment: id,
+                reason,
+                hosts,
+                detail,
+            };
+        }
+        if first_deploy {
+            let _ = store.append_event(self.event(
                 id,
                 EventKind::RollbackCompleted,
-                Level::Error,
-                format!("rollback failed on {}", hosts.join(", ")),
-            )
-            .data(json!({ "hosts": hosts, "detail": detail })),
-        );
-        return DeployError::RollbackFailed {
+                Level::Warn,
+                format!("nothing to return to: deployment {id} was the first of {env}; its service was stopped"),
+            ));
+            return DeployError::Failed {
+                deployment: id,
+                reason: format!("{reason}; nothing to return to (the first deployment of {env}), so it stays failed"),
+                rolled_back: false,
+            };
+        }
+        let to: Option<DeploymentId> = returned_to.as_deref().and_then(|r| r.parse().ok());
+        let rollback_reason = format!("automatic rollback: {reason}");
+        let completed = format!("returned to release {}", returned_to.as_deref().unwrap_or("?"));
+        if let Err(e) = self.mark_rolled_back(id, &rollback_reason, to, Some(completed)) {
+            return e;
+        }
+        progress.step(None, "rolled back");
+        DeployError::Failed {
             deployment: id,
             reason,
-            hosts,
-            detail,
-        };
-    }
-    if first_deploy {
-        let _ = store.append_event(event(
-            env,
-            operator,
-            id,
-            EventKind::RollbackCompleted,
-            Level::Warn,
-            format!("nothing to return to: deployment {id} was the first of {env}; its service was stopped"),
-        ));
-        return DeployError::Failed {
-            deployment: id,
-            reason: format!("{reason}; nothing to return to (the first deployment of {env}), so it stays failed"),
-            rolled_back: false,
-        };
-    }
-    let to: Option<DeploymentId> = returned_to.as_deref().and_then(|r| r.parse().ok());
-    let now = store.clock().now();
-    let rollback_reason = format!("automatic rollback: {reason}");
-    let rolled = store.update_deployment(id, &mut |d: &mut Deployment| {
-        d.rollback_to = to;
-        d.roll_back(rollback_reason.clone(), now).map_err(model_err)?;
-        Ok(vec![
-            event(
-                env,
-                operator,
-                d.id,
-                EventKind::DeploymentTransition,
-                Level::Warn,
-                format!("deployment {}: failed → rolled_back", d.id),
-            )
-            .data(json!({ "from": "failed", "to": "rolled_back", "reason": rollback_reason, "rollback_to": to })),
-            event(
-                env,
-                operator,
-                d.id,
-                EventKind::RollbackCompleted,
-                Level::Info,
-                format!("returned to release {}", returned_to.as_deref().unwrap_or("?")),
-            )
-            .data(json!({ "rollback_to": to })),
-        ])
-    });
-    if let Err(e) = rolled {
-        return e.into();
-    }
-    progress.step(None, "rolled back");
-    DeployError::Failed {
-        deployment: id,
-        reason,
-        rolled_back: true,
-    }
-}
-
-fn spec_for(service: &ServiceSpec, plan: &HostPlan, release: &str) -> ServiceSpec {
-    let mut spec = service.clone();
-    spec.root = plan.root.clone().into();
-    spec.port = plan.port;
-    spec.env_file = std::path::Path::new(&plan.root)
-        .join("envs")
-        .join(format!("{release}.env"));
-    spec
-}
-
-/// Switches one host back to `prev`, restarts it with that release's env
-/// file and checks it answers.
-fn return_one(
-    session: &mut dyn HostSession,
-    plan: &HostPlan,
-    prev: &str,
-    service: &ServiceSpec,
-    health: &Health,
-) -> Result<(), String> {
-    session.switch(prev).map_err(|e| e.to_string())?;
-    let spec = spec_for(service, plan, prev);
-    session.service(ServiceOp::Restart, &spec).map_err(|e| e.to_string())?;
-    let mut last = String::new();
-    for _ in 0..health.retries.max(1) {
-        let p = session
-            .probe(plan.port, &health.path, health.timeout)
-            .map_err(|e| e.to_string())?;
-        if p.status == Some(health.expect_status) {
-            return Ok(());
+            rolled_back: true,
         }
-        last = p
-            .status
-            .map_or_else(|| p.error.clone().unwrap_or_default(), |s| format!("HTTP {s}"));
-        std::thread::sleep(health.interval);
     }
-    Err(format!(
-        "the previous release {prev} does not answer either (last: {last})"
-    ))
+
+    /// Switches one host back to `prev`, restarts it with that release's env
+    /// file and checks it answers.
+    fn return_one(&self, session: &mut dyn HostSession, plan: &HostPlan, prev: &str) -> Result<(), String> {
+        let health = self.health;
+        session.switch(prev).map_err(|e| e.to_string())?;
+        let spec = self.spec_for(plan, prev);
+        session.service(ServiceOp::Restart, &spec).map_err(|e| e.to_string())?;
+        let mut last = String::new();
+        for _ in 0..health.retries.max(1) {
+            let p = session
+                .probe(plan.port, &health.path, health.timeout)
+                .map_err(|e| e.to_string())?;
+            if p.status == Some(health.expect_status) {
+                return Ok(());
+            }
+            last = p
+                .status
+                .map_or_else(|| p.error.clone().unwrap_or_default(), |s| format!("HTTP {s}"));
+            std::thread::sleep(health.interval);
+        }
+        Err(format!(
+            "the previous release {prev} does not answer either (last: {last})"
+        ))
+    }
 }
