@@ -6,6 +6,7 @@ pub mod agent;
 pub mod deploy;
 pub mod exec;
 pub mod host;
+pub mod layout;
 pub mod pipeline;
 pub mod probe;
 pub mod supervisor;

@@ -39,9 +39,7 @@ impl Context<'_> {
         let mut spec = self.service.clone();
         spec.root = plan.root.clone().into();
         spec.port = plan.port;
-        spec.env_file = std::path::Path::new(&plan.root)
-            .join("envs")
-            .join(format!("{env_name}.env"));
+        spec.env_file = crate::layout::HostLayout::new(&plan.root).env_file(env_name);
         spec
     }
 

@@ -78,11 +78,7 @@ pub fn remember_manifest(cache: &Path, sha256: &Sha256Digest, manifest: &Manifes
 }
 
 fn write_cache(cache: &Path, sha: &Sha256Digest, bytes: &[u8]) -> io::Result<()> {
-    fs::create_dir_all(cache)?;
-    let path = cache_file(cache, sha);
-    let tmp = cache.join(format!(".{sha}.{}.tmp", std::process::id()));
-    fs::write(&tmp, bytes)?;
-    fs::rename(&tmp, path)
+    rollway_fs::write_atomic(&cache_file(cache, sha), bytes, None)
 }
 
 /// What the archive file looked like when its bytes last hashed to a
@@ -130,11 +126,8 @@ pub fn digest_known(cache: &Path, archive: &Path, sha: &Sha256Digest) -> bool {
 pub fn remember_digest(cache: &Path, archive: &Path, sha: &Sha256Digest) {
     let Some(key) = stat_key(archive) else { return };
     let text = format!("{} {} {} {} {} {}\n", key[0], key[1], key[2], key[3], key[4], now_ns());
-    let tmp = cache.join(format!(".{sha}.stat.{}.tmp", std::process::id()));
     // A record that cannot be written only costs a re-hash next time.
-    if fs::create_dir_all(cache).is_ok() && fs::write(&tmp, text).is_ok() {
-        let _ = fs::rename(&tmp, cache.join(format!("{sha}.stat")));
-    }
+    let _ = rollway_fs::write_atomic(&cache.join(format!("{sha}.stat")), text.as_bytes(), None);
 }
 
 /// Counts and hashes the raw archive bytes as they are read.
