@@ -85,17 +85,18 @@ impl Recovery<'_> {
                     Err(e) => self.progress.step(Some(&plan.name), &format!("cannot reach it: {e}")),
                 }
             }
-            let err = self.context().fail_and_return(
-                dep.id,
-                &verification,
-                sessions.iter_mut().map(|(p, s)| (&*p, s)),
-                reason,
-            );
-            match err {
-                DeployError::Failed { .. } => {
-                    self.roll_back_stacks(&dep, &reason_of(self.store, dep.id))?;
-                    done.push(dep.id);
-                }
+            let ctx = self.context();
+            let reason = self.masker.mask(&reason);
+            ctx.mark_failed(dep.id, &reason)?;
+            let hosts = ctx.return_hosts(dep.id, &verification, sessions.iter_mut().map(|(p, s)| (&*p, s)));
+            let (stacks_rolled, stack_failures) = match &hosts {
+                // Hosts still on the failed release: recovery stops here
+                // (the error says to run `rollway rollback`).
+                HostsBack::Failed { .. } => (false, Vec::new()),
+                _ => self.roll_back_stacks(&dep)?,
+            };
+            match ctx.settle(dep.id, reason, hosts, stacks_rolled, &stack_failures) {
+                DeployError::Failed { .. } => done.push(dep.id),
                 other => return Err(other),
             }
         }
@@ -104,12 +105,14 @@ impl Recovery<'_> {
 
     /// The stacks of an interrupted deployment: every command stack it had
     /// deployed (or was deploying) runs its `rollback`, in reverse order;
-    /// those never started are skipped. A failed deployment whose stacks
-    /// were rolled back ends rolled_back.
-    fn roll_back_stacks(&self, dep: &rollway_model::Deployment, reason: &str) -> Result<(), DeployError> {
+    /// those never started are skipped. A deployed stack whose rollback
+    /// fails ends failed, not rolled_back. Returns whether a rollback ran
+    /// and the failed ones ("stack NAME: why").
+    fn roll_back_stacks(&self, dep: &rollway_model::Deployment) -> Result<(bool, Vec<String>), DeployError> {
         let records = self.store.stacks(dep.id)?;
         let order: Vec<&str> = dep.stacks_order.iter().map(String::as_str).collect();
         let mut rolled = false;
+        let mut failures = Vec::new();
         let outputs: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> =
             records.iter().map(|s| (s.name.clone(), s.outputs.clone())).collect();
         for name in order.iter().rev() {
@@ -118,12 +121,13 @@ impl Recovery<'_> {
             };
             let spec = self.stacks.iter().find(|s| s.name == st.name);
             let now = self.store.clock().now();
-            let (to, run) = match st.status() {
+            let (mut to, run) = match st.status() {
                 StackStatus::Deployed => (Some(StackStatus::RolledBack), true),
                 StackStatus::Deploying | StackStatus::Synthesizing => (Some(StackStatus::Failed), true),
                 StackStatus::Pending | StackStatus::Synthesized => (Some(StackStatus::Skipped), false),
                 _ => (None, false),
             };
+            let mut error = "interrupted: the process running it stopped".to_owned();
             if run
                 && let (Some(spec), Some(env)) = (spec, &self.stack_env)
                 && let Some(cmd) = spec.rollback.as_ref().filter(|_| !spec.is_release())
@@ -132,7 +136,20 @@ impl Recovery<'_> {
                 env.deployment = dep.id.to_string();
                 let ran = env.run(&spec.name, "rollback", cmd, &outputs, &[]);
                 let ok = ran.as_ref().is_ok_and(|r| r.ok);
-                rolled |= ok;
+                if ok {
+                    rolled = true;
+                } else {
+                    let why = match &ran {
+                        Ok(r) => format!(
+                            "rollback exited {}",
+                            r.code.map_or("by a signal".to_owned(), |c| c.to_string())
+                        ),
+                        Err(e) => format!("rollback could not run: {e}"),
+                    };
+                    failures.push(format!("stack {}: {why}", spec.name));
+                    error = why;
+                    to = Some(StackStatus::Failed);
+                }
                 let tail = ran
                     .map(|r| self.masker.mask(&super::stacks::tail(&r.output, 20)))
                     .unwrap_or_default();
@@ -152,9 +169,10 @@ impl Recovery<'_> {
                 );
             }
             if let Some(to) = to {
+                let error = self.masker.mask(&error);
                 let _ = self.store.update_stack(st.id, &mut |s| {
                     match to {
-                        StackStatus::Failed => s.fail("interrupted: the process running it stopped", now),
+                        StackStatus::Failed => s.fail(error.clone(), now),
                         other => s.transition(other, now),
                     }
                     .map_err(model_err)?;
@@ -162,26 +180,26 @@ impl Recovery<'_> {
                 });
             }
         }
-        let current = self.store.deployment(dep.id)?;
-        if rolled && current.is_some_and(|d| d.status() == DeploymentStatus::Failed) {
-            let rb = format!("automatic rollback: {reason}");
-            self.context().mark_rolled_back(dep.id, &rb, None, None)?;
-        }
-        Ok(())
+        Ok((rolled, failures))
     }
 }
 
-/// The failure reason recorded on a deployment (for its rollback reason).
-fn reason_of(store: &dyn Store, id: DeploymentId) -> String {
-    store
-        .deployment(id)
-        .ok()
-        .flatten()
-        .and_then(|d| d.failure_reason)
-        .unwrap_or_else(|| "interrupted".to_owned())
+/// What returning the hosts of a failed deployment came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HostsBack {
+    /// No host had switched: the partial releases were removed.
+    NoneSwitched,
+    /// The first deployment of the environment: nothing to return to, its
+    /// service was stopped.
+    FirstDeploy,
+    /// Every host that switched runs its previous release again.
+    Returned { to: Option<String> },
+    /// Some hosts could not be returned.
+    Failed { hosts: Vec<String>, detail: String },
 }
 
-/// Returning hosts, shared by a failing run and recovery.
+/// Returning hosts and the verdict on a failed deployment, shared by a
+/// failing run and recovery.
 impl Context<'_> {
     /// Fails deployment `id` with `reason`, returns every host that switched to
     /// its previous release (restart and boot check), removes the failed release
@@ -194,11 +212,25 @@ impl Context<'_> {
         sessions: impl Iterator<Item = (&'s HostPlan, &'s mut Box<dyn HostSession>)>,
         reason: String,
     ) -> DeployError {
-        let (store, env, progress) = (self.store, self.environment, self.progress);
         let reason = self.masker.mask(&reason);
         if let Err(e) = self.mark_failed(id, &reason) {
             return e;
         }
+        let hosts = self.return_hosts(id, verification, sessions);
+        self.settle(id, reason, hosts, false, &[])
+    }
+
+    /// Returns every host that switched to deployment `id`'s release to its
+    /// previous one (a first deployment's service is stopped instead) and
+    /// removes the failed release where it was shipped. The deployment is
+    /// failed already; its verdict is [`Context::settle`]'s.
+    pub(crate) fn return_hosts<'s>(
+        &self,
+        id: DeploymentId,
+        verification: &Mutex<Verification>,
+        sessions: impl Iterator<Item = (&'s HostPlan, &'s mut Box<dyn HostSession>)>,
+    ) -> HostsBack {
+        let (store, env, progress) = (self.store, self.environment, self.progress);
         let release = id.to_string();
         let mut v = verification.lock().unwrap_or_else(|p| p.into_inner());
         let switched: Vec<(String, Option<String>)> = v
@@ -212,11 +244,7 @@ impl Context<'_> {
             for (_, s) in sessions.iter_mut() {
                 let _ = s.remove_release(&release);
             }
-            return DeployError::Failed {
-                deployment: id,
-                reason,
-                rolled_back: false,
-            };
+            return HostsBack::NoneSwitched;
         }
         let _ = store.append_event(self.event(
             id,
@@ -296,12 +324,7 @@ impl Context<'_> {
                 )
                 .data(json!({ "hosts": hosts, "detail": detail })),
             );
-            return DeployError::RollbackFailed {
-                deployment: id,
-                reason,
-                hosts,
-                detail,
-            };
+            return HostsBack::Failed { hosts, detail };
         }
         if first_deploy {
             let _ = store.append_event(self.event(
@@ -310,24 +333,123 @@ impl Context<'_> {
                 Level::Warn,
                 format!("nothing to return to: deployment {id} was the first of {env}; its service was stopped"),
             ));
+            return HostsBack::FirstDeploy;
+        }
+        HostsBack::Returned { to: returned_to }
+    }
+
+    /// The verdict on failed deployment `id` once every rollback was tried:
+    /// rolled_back when the hosts went back (or were never touched) and some
+    /// command stack rolled back, and no rollback failed; otherwise it stays
+    /// failed, its rollback_reason saying why nothing was rolled back
+    /// (seed 004: a failed deployment always carries one).
+    /// `stack_failures`: the command stacks whose rollback failed, each
+    /// "stack NAME: why".
+    pub(crate) fn settle(
+        &self,
+        id: DeploymentId,
+        reason: String,
+        hosts: HostsBack,
+        stacks_rolled: bool,
+        stack_failures: &[String],
+    ) -> DeployError {
+        let env = self.environment;
+        if let HostsBack::Failed { hosts, detail } = hosts {
+            let detail = std::iter::once(detail)
+                .chain(stack_failures.iter().cloned())
+                .collect::<Vec<_>>()
+                .join("; ");
+            self.note_rollback_reason(
+                id,
+                &format!("automatic rollback failed on {}: {detail}", hosts.join(", ")),
+            );
+            return DeployError::RollbackFailed {
+                deployment: id,
+                reason,
+                hosts,
+                detail,
+            };
+        }
+        if !stack_failures.is_empty() {
+            let what = stack_failures.join("; ");
+            let _ = self.store.append_event(
+                self.event(
+                    id,
+                    EventKind::RollbackCompleted,
+                    Level::Error,
+                    format!("rollback failed: {what}"),
+                )
+                .data(json!({ "stacks": stack_failures })),
+            );
+            self.note_rollback_reason(id, &format!("automatic rollback failed: {what}"));
+            return DeployError::Failed {
+                deployment: id,
+                reason: format!("{reason}; rolling back failed too ({what}), so it stays failed"),
+                rolled_back: false,
+            };
+        }
+        let rollback_reason = format!("automatic rollback: {reason}");
+        let rolled = match &hosts {
+            HostsBack::Returned { to } => {
+                let completed = format!("returned to release {}", to.as_deref().unwrap_or("?"));
+                let to: Option<DeploymentId> = to.as_deref().and_then(|r| r.parse().ok());
+                Some(self.mark_rolled_back(id, &rollback_reason, to, Some(completed)))
+            }
+            _ if stacks_rolled => Some(self.mark_rolled_back(
+                id,
+                &rollback_reason,
+                None,
+                Some(format!("rolled back the stacks of {id}")),
+            )),
+            _ => None,
+        };
+        match rolled {
+            Some(Err(e)) => return e,
+            Some(Ok(())) => {
+                if matches!(hosts, HostsBack::Returned { .. }) {
+                    self.progress.step(None, "rolled back");
+                }
+                return DeployError::Failed {
+                    deployment: id,
+                    reason,
+                    rolled_back: true,
+                };
+            }
+            None => {}
+        }
+        if hosts == HostsBack::FirstDeploy {
+            self.note_rollback_reason(
+                id,
+                &format!("first deployment of {env}: nothing to return to (its service was stopped)"),
+            );
             return DeployError::Failed {
                 deployment: id,
                 reason: format!("{reason}; nothing to return to (the first deployment of {env}), so it stays failed"),
                 rolled_back: false,
             };
         }
-        let to: Option<DeploymentId> = returned_to.as_deref().and_then(|r| r.parse().ok());
-        let rollback_reason = format!("automatic rollback: {reason}");
-        let completed = format!("returned to release {}", returned_to.as_deref().unwrap_or("?"));
-        if let Err(e) = self.mark_rolled_back(id, &rollback_reason, to, Some(completed)) {
-            return e;
-        }
-        progress.step(None, "rolled back");
+        self.note_rollback_reason(
+            id,
+            "nothing to roll back: no host had switched to this release and no stack rollback ran",
+        );
         DeployError::Failed {
             deployment: id,
             reason,
-            rolled_back: true,
+            rolled_back: false,
         }
+    }
+
+    /// Records why failed deployment `id` was not rolled back (or why its
+    /// rollback failed). Best effort: the deployment is failed either way,
+    /// and the error that reports the failure says the same.
+    fn note_rollback_reason(&self, id: DeploymentId, why: &str) {
+        let why = self.masker.mask(why);
+        let _ = self.store.update_deployment(id, &mut |d| {
+            if d.status() == DeploymentStatus::Failed {
+                d.rollback_reason = Some(why.clone());
+            }
+            Ok(Vec::new())
+        });
     }
 
     /// Switches one host back to `prev`, restarts it with that release's env

@@ -10,14 +10,17 @@ use serde_json::json;
 
 use super::Run;
 use crate::deploy::DeployError;
+use crate::deploy::recover::HostsBack;
 use crate::deploy::stacks::StackSpec;
 
 impl Run<'_, '_> {
     /// A failure anywhere: the deployment fails with `reason`; the `failing`
     /// stacks' own rollbacks run first, then every other deployed stack's
     /// in reverse order (the release stack returns its hosts); stacks never
-    /// started are skipped; the deployment ends rolled_back when anything
-    /// was rolled back.
+    /// started are skipped. The deployment ends rolled_back when something
+    /// was rolled back and no rollback failed; a command stack whose
+    /// rollback fails ends failed, and so does the deployment, its
+    /// rollback_reason naming the stack and how the command exited.
     pub(super) fn fail(&self, failing: &[(usize, String)], reason: String) -> DeployError {
         let ctx = self.ctx();
         let specs = &self.specs;
@@ -35,12 +38,9 @@ impl Run<'_, '_> {
             .chain(deployed.iter().copied())
             .any(|i| specs.get(i).is_some_and(StackSpec::is_release));
         // The deployment is failed first, so every rollback below is a rollback of a failed deployment.
-        let mut outcome = None;
         if let Err(e) = ctx.mark_failed(dep.id, &reason) {
             return e;
         }
-        let none = BTreeMap::new();
-        let mut rolled_any = false;
         let command_rollbacks = failing
             .iter()
             .map(|(i, _)| *i)
@@ -57,35 +57,41 @@ impl Run<'_, '_> {
                 .data(json!({ "reason": reason })),
             );
         }
+        let mut hosts = None;
+        let mut stacks_rolled = false;
+        let mut stack_failures = Vec::new();
         for (i, why) in failing {
             let _ = self.stack_to(*i, StackStatus::Failed, Some(why));
             match specs.get(*i) {
-                Some(s) if s.is_release() => outcome = Some(self.fail_and_return(reason.clone())),
-                Some(s) => {
-                    if let Some(cmd) = &s.rollback {
-                        rolled_any |= self.stack_command(s, "rollback", cmd, &none, &[]).is_ok();
-                    }
-                }
+                Some(s) if s.is_release() => hosts = Some(self.return_hosts()),
+                Some(s) => match self.roll_back_stack(s) {
+                    Some(Ok(())) => stacks_rolled = true,
+                    Some(Err(why)) => stack_failures.push(format!("stack {}: {why}", s.name)),
+                    None => {}
+                },
                 None => {}
             }
         }
         for &i in deployed.iter().rev() {
             match specs.get(i) {
                 Some(s) if s.is_release() => {
-                    let r = self.fail_and_return(reason.clone());
-                    let back = matches!(r, DeployError::Failed { rolled_back: true, .. });
-                    if back {
+                    let back = self.return_hosts();
+                    if matches!(back, HostsBack::Returned { .. }) {
                         let _ = self.stack_to(i, StackStatus::RolledBack, None);
                     }
-                    outcome = Some(r);
+                    hosts = Some(back);
                 }
-                Some(s) => {
-                    if let Some(cmd) = &s.rollback {
-                        let _ = self.stack_command(s, "rollback", cmd, &none, &[]);
+                Some(s) => match self.roll_back_stack(s) {
+                    Some(Err(why)) => {
+                        let _ = self.stack_to(i, StackStatus::Failed, Some(&why));
+                        stack_failures.push(format!("stack {}: {why}", s.name));
                     }
-                    let _ = self.stack_to(i, StackStatus::RolledBack, None);
-                    rolled_any = true;
-                }
+                    // Deployed without a rollback command: nothing to undo.
+                    Some(Ok(())) | None => {
+                        let _ = self.stack_to(i, StackStatus::RolledBack, None);
+                        stacks_rolled = true;
+                    }
+                },
                 None => {}
             }
         }
@@ -98,34 +104,15 @@ impl Run<'_, '_> {
                 let _ = self.stack_to(i, StackStatus::Failed, Some("the deployment failed"));
             }
         }
-        if !involves_release {
-            // Hosts were never touched: drop any partial release.
-            outcome = Some(self.fail_and_return(reason.clone()));
-        }
-        let already_back = self
-            .job
-            .store
-            .deployment(dep.id)
-            .ok()
-            .flatten()
-            .is_some_and(|d| d.status() == DeploymentStatus::RolledBack);
-        if rolled_any && !already_back {
-            let rb = format!("automatic rollback: {reason}");
-            let completed = format!("rolled back the stacks of {}", dep.id);
-            if let Err(e) = ctx.mark_rolled_back(dep.id, &rb, None, Some(completed)) {
-                return e;
-            }
-            return DeployError::Failed {
-                deployment: dep.id,
-                reason,
-                rolled_back: true,
-            };
-        }
-        outcome.unwrap_or(DeployError::Failed {
-            deployment: dep.id,
-            reason,
-            rolled_back: already_back,
-        })
+        // Hosts never touched (no release stack involved): drop any partial release.
+        let hosts = hosts.unwrap_or_else(|| self.return_hosts());
+        ctx.settle(dep.id, reason, hosts, stacks_rolled, &stack_failures)
+    }
+
+    /// Runs a command stack's `rollback`, when it has one.
+    fn roll_back_stack(&self, spec: &StackSpec) -> Option<Result<(), String>> {
+        let cmd = spec.rollback.as_ref()?;
+        Some(self.stack_command(spec, "rollback", cmd, &BTreeMap::new(), &[]))
     }
 
     /// Ctrl-C: before any host switched the deployment is cancelled and partial
@@ -144,6 +131,17 @@ impl Run<'_, '_> {
             },
             Err(e) => e,
         }
+    }
+
+    /// Returns every switched host to its previous release (the deployment
+    /// is failed already).
+    fn return_hosts(&self) -> HostsBack {
+        let mut live = self.live();
+        self.ctx().return_hosts(
+            self.dep.id,
+            &self.verification,
+            live.iter_mut().map(|l| (&l.plan, &mut l.session)),
+        )
     }
 
     /// Fails the deployment with `reason`, returns every switched host to its

@@ -191,6 +191,8 @@ impl Run<'_, '_> {
                 h.completed_at = Some(now);
             }
         }
+        // Every window of the run counts (the canary's, then the full one).
+        v.failed_probes += window.failed_probes;
         if failed_host.is_some() {
             v.result = Some(CheckResult::Fail);
         }
