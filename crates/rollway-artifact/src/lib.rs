@@ -37,6 +37,7 @@ pub mod read;
 pub mod release;
 pub mod scan;
 pub mod statcache;
+pub mod stream;
 pub mod tarfmt;
 pub mod unpack;
 pub mod walk;
@@ -49,4 +50,5 @@ pub use pack::{
 };
 pub use read::{Expected, VerifyReport, verify};
 pub use scan::Secrets;
+pub use stream::{Flow, StreamEntry, StreamError, StreamKind, stream};
 pub use unpack::{UnpackedRelease, remove_release, unpack};

@@ -905,11 +905,10 @@ fn write_archive(
     p: &mut Progress,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Written, PackError> {
-    let mut nonce = [0u8; 8];
-    let _ = getrandom::fill(&mut nonce);
-    let tmp_path = opts
-        .out_dir
-        .join(format!(".pack-{}-{}.tmp", std::process::id(), hex::encode(nonce)));
+    let tmp_path = rollway_fs::temp_path(&opts.out_dir, "pack-", ".tmp").map_err(|source| PackError::Write {
+        path: opts.out_dir.clone(),
+        source,
+    })?;
     let write_err = |source| PackError::Write {
         path: tmp_path.clone(),
         source,

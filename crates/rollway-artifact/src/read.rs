@@ -148,6 +148,14 @@ impl Seen {
     }
 }
 
+/// A zstd decoder of `raw` whose memory is bounded whatever a hostile frame
+/// header claims ([`MAX_WINDOW_LOG`]); shared with [`crate::stream`].
+pub(crate) fn bounded_decoder<R: Read>(raw: R) -> io::Result<zstd::stream::read::Decoder<'static, io::BufReader<R>>> {
+    let mut decoder = zstd::stream::read::Decoder::new(raw)?;
+    decoder.window_log_max(MAX_WINDOW_LOG)?;
+    Ok(decoder)
+}
+
 /// Reads the whole archive into `sink`, refusing the first unsafe or
 /// inconsistent entry. The sink may have received earlier entries when an
 /// error comes back; the caller undoes them.
@@ -165,11 +173,7 @@ pub(crate) fn read_archive(
         sha: Sha256::new(),
         read: 0,
     };
-    let mut decoder = zstd::stream::read::Decoder::new(reader).map_err(|e| fail(None, Problem::Read(e)))?;
-    // Bounds the decoder's memory whatever a hostile frame header claims.
-    decoder
-        .window_log_max(MAX_WINDOW_LOG)
-        .map_err(|e| fail(None, Problem::Read(e)))?;
+    let decoder = bounded_decoder(reader).map_err(|e| fail(None, Problem::Read(e)))?;
     let mut tar = tar::Archive::new(decoder);
     let mut seen: HashMap<String, Seen> = HashMap::new();
     let mut order: Vec<String> = Vec::new();
@@ -392,7 +396,7 @@ fn pax_size<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Option<u64>> {
     Ok(None)
 }
 
-fn link_name<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String, Problem> {
+pub(crate) fn link_name<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String, Problem> {
     let raw = entry
         .link_name_bytes()
         .ok_or(Problem::Path(manifest::PathProblem::Empty))?

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
@@ -119,22 +119,12 @@ impl StatCache {
             return Ok(());
         }
         let bytes = encode(&self.root, &self.entries);
-        if let Some(dir) = self.file.parent() {
-            fs::create_dir_all(dir)?;
-        }
-        let tmp = self.file.with_extension(format!("tmp-{}", std::process::id()));
-        let result = (|| {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.flush()?;
-            let meta = f.metadata()?;
-            fs::rename(&tmp, &self.file)?;
+        let result = rollway_fs::write_atomic(&self.file, &bytes, None).and_then(|()| {
+            // The rename kept the file's times: this is when it was written.
+            let meta = fs::metadata(&self.file)?;
             self.written_ns = Some(mtime_ns(&meta));
             Ok(())
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
+        });
         self.dirty = false;
         result
     }

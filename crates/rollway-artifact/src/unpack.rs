@@ -49,14 +49,8 @@ pub fn unpack(archive: &Path, dest: &Path, expected_sha256: &Sha256Digest) -> Re
     } else {
         parent
     };
-    let mut nonce = [0u8; 6];
-    let _ = getrandom::fill(&mut nonce);
-    let fresh = parent.join(format!(
-        ".{}.unpacking-{}-{}",
-        name.to_string_lossy(),
-        std::process::id(),
-        hex::encode(nonce)
-    ));
+    let fresh = rollway_fs::temp_path(parent, &format!("{}.unpacking-", name.to_string_lossy()), "")
+        .map_err(|e| fail(Problem::Write(e)))?;
     let writer = ReleaseWriter::create(&fresh).map_err(|e| fail(Problem::Write(io::Error::other(e))))?;
     let mut sink = Extract {
         writer,

@@ -41,7 +41,7 @@ impl ExecSpec {
         Self {
             env_file: spec.env_file.clone(),
             port: spec.port,
-            dir: spec.root.join("current"),
+            dir: crate::layout::HostLayout::new(&spec.root).current(),
             counter: Some(ServicePaths::of(spec).starts),
             program: OsString::from("sh"),
             args: vec![OsString::from("-c"), OsString::from(&spec.command)],
@@ -139,14 +139,7 @@ pub fn increment_counter(path: &Path) -> Result<u64, ExecError> {
         path: path.to_owned(),
         source,
     };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).map_err(io_err)?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    fs::write(&tmp, format!("{next}\n")).map_err(io_err)?;
-    fs::rename(&tmp, path).map_err(io_err)?;
+    rollway_fs::write_atomic(path, format!("{next}\n").as_bytes(), None).map_err(io_err)?;
     Ok(next)
 }
 

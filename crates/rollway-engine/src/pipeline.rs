@@ -161,7 +161,7 @@ impl Pipeline<'_> {
         self.store.update_run(run_id, &mut |r| {
             r.jobs.clone_from(&ids);
             r.transition(PipelineStatus::Running, self.store.clock().now())
-                .map_err(crate::deploy::run::model_err)?;
+                .map_err(crate::deploy::model_err)?;
             Ok(vec![
                 self.event(
                     EventKind::PipelineStarted,
@@ -320,7 +320,7 @@ impl Pipeline<'_> {
         });
         let run = self.store.update_run(run_id, &mut |r| {
             r.transition(outcome, self.store.clock().now())
-                .map_err(crate::deploy::run::model_err)?;
+                .map_err(crate::deploy::model_err)?;
             Ok(vec![
                 self.event(
                     EventKind::PipelineCompleted,
@@ -362,7 +362,7 @@ impl Pipeline<'_> {
         let now = self.store.clock().now();
         self.store.update_job(job.id, &mut |j| {
             j.transition(JobStatus::Running, now)
-                .map_err(crate::deploy::run::model_err)?;
+                .map_err(crate::deploy::model_err)?;
             Ok(vec![
                 self.event(
                     EventKind::JobStarted,
@@ -481,7 +481,7 @@ impl Pipeline<'_> {
         let now = self.store.clock().now();
         self.store.update_job(job.id, &mut |j| {
             j.exit_code = code;
-            j.transition(to, now).map_err(crate::deploy::run::model_err)?;
+            j.transition(to, now).map_err(crate::deploy::model_err)?;
             Ok(vec![
                 self.event(kind, level, format!("job {} ended {to}: {why}", spec.name), run_id)
                     .job(job.id)

@@ -472,24 +472,7 @@ pub fn decrypt_file(path: &Path, identities: &[Identity]) -> Result<Vec<u8>> {
 /// the same directory, then a rename), creating the directory if needed.
 pub fn write_armored_file(path: &Path, plaintext: &[u8], recipients: &[Recipient]) -> Result<()> {
     let armored = encrypt_armored(plaintext, recipients)?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let written = fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(armored.as_bytes()).and_then(|()| f.sync_all()))
-        .and_then(|()| fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::io("write", path, e));
-    }
-    Ok(())
+    rollway_fs::write_atomic(path, armored.as_bytes(), None).map_err(|e| Error::io("write", path, e))
 }
 
 /// Decrypts an environment's secrets file and parses the dotenv text inside.

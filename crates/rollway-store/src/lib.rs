@@ -23,7 +23,7 @@
 //! | `locks` | `name`, `owner`, `token`, `reason`, `deployment_id`, `acquired_at`, `expires_at` | leases: free when absent or when `expires_at` has passed |
 //! | `artifacts` | `id`, `ord`, `kind`, `sha256`, `content_digest`, `size_bytes`, `source_version`, `branch`, `job_id`, `built_at`, `created_at`, `expires_at`, `doc` | several records may share a digest |
 //! | `deployments` | `id`, `ord`, `kind`, `environment`, `status`, `operator`, `artifact_id`, `version_tag`, `commit_sha`, `branch`, `rollback_to`, `rollback_target`, `started_at`, `finished_at`, `doc` | |
-//! | `verifications` | `id`, `ord`, `deployment_id`, `result`, `window_ends_at`, `doc` | per-host results are in `doc` |
+//! | `verifications` | `id`, `ord`, `deployment_id`, `result`, `window_ends_at`, `failed_probes`, `doc` | per-host results are in `doc` |
 //! | `pipeline_runs` | `id`, `ord`, `status`, `environment`, `triggered_by`, `commit_hash`, `branch`, `created_at`, `started_at`, `finished_at`, `doc` | |
 //! | `jobs` | `id`, `ord`, `run_id`, `name` (unique per run), `type`, `status`, `start_time`, `end_time`, `exit_code`, `doc`, `log` | the output is in `log`, appended in place; `doc`'s `logs` is stored empty |
 //! | `stacks` | `id`, `ord`, `deployment_id`, `name` (unique per deployment), `status`, `doc` | |
@@ -105,7 +105,7 @@ pub use location::{DEFAULT_SQLITE_FILE, LocationError, StoreLocation, mask_passw
 pub use preopen::{PreOpenError, check_before_open};
 
 /// The schema version this build writes (the highest migration it knows).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The clock of real runs: the only place that reads the system time.
 #[derive(Debug, Clone, Copy, Default)]

@@ -190,6 +190,7 @@ impl Backend for PgBackend {
         (1, include_str!("../migrations/postgres/0001_init.sql")),
         (2, include_str!("../migrations/postgres/0002_variables.sql")),
         (3, include_str!("../migrations/postgres/0003_deployments.sql")),
+        (4, include_str!("../migrations/postgres/0004_failed_probes.sql")),
     ];
 
     fn location(&self) -> &StoreLocation {

@@ -231,6 +231,7 @@ impl Backend for SqliteBackend {
         (1, include_str!("../migrations/sqlite/0001_init.sql")),
         (2, include_str!("../migrations/sqlite/0002_variables.sql")),
         (3, include_str!("../migrations/sqlite/0003_deployments.sql")),
+        (4, include_str!("../migrations/sqlite/0004_failed_probes.sql")),
     ];
 
     fn location(&self) -> &StoreLocation {

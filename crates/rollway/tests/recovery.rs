@@ -165,12 +165,20 @@ fn kill_at_every_step(supervisord: Option<&Supervisord>) {
 
 #[test]
 fn every_step_boundary_has_a_failpoint_in_the_engine() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rollway-engine/src/deploy");
+    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../rollway-engine/src/deploy")];
     let mut found = Vec::new();
-    for entry in fs::read_dir(&dir).unwrap() {
-        let text = fs::read_to_string(entry.unwrap().path()).unwrap();
-        for part in text.split("failpoint(\"").skip(1) {
-            found.push(part.split('"').next().unwrap().to_owned());
+    // The deploy module has submodules in folders (`deploy/run/`).
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let text = fs::read_to_string(&path).unwrap();
+            for part in text.split("failpoint(\"").skip(1) {
+                found.push(part.split('"').next().unwrap().to_owned());
+            }
         }
     }
     found.sort();

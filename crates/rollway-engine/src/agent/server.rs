@@ -5,9 +5,9 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt, symlink};
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
@@ -22,6 +22,7 @@ use super::protocol::{
     send, version,
 };
 use crate::host::{ServiceCheck, ServiceOp, ServiceStatus};
+use crate::layout::HostLayout;
 use crate::supervisor::{ServicePaths, ServiceSpec, SupervisorError, owner, supervisor};
 
 /// The largest file patched from a reference (the reference and the
@@ -45,7 +46,7 @@ pub fn serve(root: &Path, input: impl Read, output: impl Write) -> Result<(), Ag
         path: root.to_owned(),
         source,
     })?;
-    let layout = Layout { root };
+    let layout = HostLayout::new(root);
     fs::create_dir_all(layout.releases()).map_err(|source| AgentError::Root {
         path: layout.root.clone(),
         source,
@@ -170,42 +171,6 @@ fn read_compressed<R: Read>(data: &mut DataReader<'_, R>) -> io::Result<Vec<u8>>
     Ok(out)
 }
 
-/// Paths under ROOT.
-#[derive(Debug, Clone)]
-struct Layout {
-    root: PathBuf,
-}
-
-impl Layout {
-    fn releases(&self) -> PathBuf {
-        self.root.join("releases")
-    }
-    fn release(&self, id: &str) -> PathBuf {
-        self.releases().join(id)
-    }
-    fn staging(&self, id: &str) -> PathBuf {
-        self.releases().join(format!(".staging-{id}"))
-    }
-    fn envs(&self) -> PathBuf {
-        self.root.join("envs")
-    }
-    fn env(&self, id: &str) -> PathBuf {
-        self.envs().join(format!("{id}.env"))
-    }
-    fn manifests(&self) -> PathBuf {
-        self.root.join(".rollway").join("manifests")
-    }
-    fn manifest(&self, id: &str) -> PathBuf {
-        self.manifests().join(format!("{id}.json"))
-    }
-    fn current(&self) -> PathBuf {
-        self.root.join("current")
-    }
-    fn shared(&self) -> PathBuf {
-        self.root.join("shared")
-    }
-}
-
 /// A release id names one directory: letters, digits, `.`, `_`, `-`, not
 /// starting with `.` or `-`.
 fn check_id(id: &str) -> Result<(), String> {
@@ -248,7 +213,7 @@ struct Staging {
 }
 
 struct Agent {
-    layout: Layout,
+    layout: HostLayout,
     staging: Option<Staging>,
     /// A file that arrived with no release being prepared.
     stray_error: Option<String>,
@@ -325,7 +290,7 @@ impl Agent {
                 let env = env.unwrap_or_else(|| release.clone());
                 check_id(&env)?;
                 let spec = crate::exec::ExecSpec {
-                    env_file: self.layout.env(&env),
+                    env_file: self.layout.env_file(&env),
                     port,
                     dir: self.layout.release(&release),
                     counter: None,
@@ -364,7 +329,7 @@ impl Agent {
     /// here, under which name and supervisor (each directory's name is the
     /// service's name).
     fn recorded(&self) -> Vec<(PathBuf, ServiceSpec)> {
-        let dir = self.layout.root.join(".rollway").join("svc");
+        let dir = self.layout.services();
         let Ok(entries) = fs::read_dir(&dir) else {
             return Vec::new();
         };
@@ -784,7 +749,7 @@ impl Agent {
                 e.into(),
             )
         })?;
-        sync_dir(&self.layout.releases());
+        rollway_fs::sync_dir(&self.layout.releases());
         Ok(())
     }
 
@@ -793,7 +758,7 @@ impl Agent {
         let dir = self.layout.envs();
         fs::create_dir_all(&dir).map_err(|e| io_err("cannot create", &dir, e))?;
         let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
-        write_atomic(&self.layout.env(release), text.as_bytes(), 0o600)
+        write_atomic(&self.layout.env_file(release), text.as_bytes(), 0o600)
     }
 
     fn switch(&self, release: &str) -> Result<Option<String>, String> {
@@ -810,14 +775,8 @@ impl Agent {
             ));
         }
         let previous = self.current();
-        let tmp = self.layout.root.join(format!(".current.{}.tmp", std::process::id()));
-        let _ = fs::remove_file(&tmp);
-        symlink(format!("releases/{release}"), &tmp).map_err(|e| io_err("cannot create", &tmp, e))?;
-        if let Err(e) = fs::rename(&tmp, &current) {
-            let _ = fs::remove_file(&tmp);
-            return Err(io_err("cannot switch", &current, e));
-        }
-        sync_dir(&self.layout.root);
+        rollway_fs::replace_symlink(&current, &HostLayout::current_target(release))
+            .map_err(|e| format!("cannot switch: {e}"))?;
         Ok(previous)
     }
 
@@ -839,7 +798,7 @@ impl Agent {
         for dir in [self.layout.staging(release), self.layout.release(release)] {
             remove_tree(&dir).map_err(|e| io_err(format!("cannot remove release {release} at"), &dir, e))?;
         }
-        for file in [self.layout.env(release), self.layout.manifest(release)] {
+        for file in [self.layout.env_file(release), self.layout.manifest(release)] {
             match fs::remove_file(&file) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -906,7 +865,7 @@ impl Agent {
 impl Staging {
     fn receive<R: Read>(
         &mut self,
-        layout: &Layout,
+        layout: &HostLayout,
         index: u32,
         encoding: Encoding,
         data: &mut DataReader<'_, R>,
@@ -1069,35 +1028,7 @@ fn check_shared(manifest: &Manifest, shared: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes `bytes` to a temporary name created with `mode` (never wider),
-/// flushes it and renames it over `path`.
+/// Writes `bytes` with exactly `mode` (never wider on the way), atomically.
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    let write = || -> io::Result<()> {
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
-        // The umask may have narrowed it; it may not have widened it.
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io_err("cannot write", path, e)
-    })?;
-    if let Some(parent) = path.parent() {
-        sync_dir(parent);
-    }
-    Ok(())
-}
-
-fn sync_dir(dir: &Path) {
-    if let Ok(f) = File::open(dir) {
-        let _ = f.sync_all();
-    }
+    rollway_fs::write_atomic(path, bytes, Some(mode)).map_err(|e| e.to_string())
 }

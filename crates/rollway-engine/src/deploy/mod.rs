@@ -7,6 +7,7 @@ use std::time::Duration;
 use rollway_model::{ArtifactId, CommitHash, DeploymentId, Sha256Digest};
 use rollway_store::StoreError;
 
+mod context;
 pub mod failpoint;
 pub mod lease;
 pub mod plan;
@@ -15,7 +16,9 @@ pub mod run;
 pub mod stacks;
 pub mod window;
 
-pub use run::{Connector, DeployJob, Health, Hooks, Outcome};
+pub use run::{Connector, DeployJob, Health, Hooks, KeepEnv, Outcome, SecretOutputs};
+
+pub(crate) use context::model_err;
 
 /// One host of the environment as the deployment sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

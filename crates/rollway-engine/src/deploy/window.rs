@@ -69,6 +69,9 @@ pub struct Window {
     consecutive: BTreeMap<String, u32>,
     /// Restarts seen per host (for the verification records).
     pub restarts: BTreeMap<String, u64>,
+    /// Probes that failed, over all hosts, tolerated or not (seed 000: a
+    /// PASS says how many it tolerated).
+    pub failed_probes: u64,
 }
 
 impl Window {
@@ -80,6 +83,7 @@ impl Window {
             baselines,
             consecutive: BTreeMap::new(),
             restarts,
+            failed_probes: 0,
         }
     }
 
@@ -100,6 +104,7 @@ impl Window {
             return Ok(());
         }
         *n += 1;
+        self.failed_probes += 1;
         if *n >= self.window_failures {
             return Err(WindowFailure::Unhealthy {
                 host: o.host.clone(),
@@ -128,6 +133,20 @@ mod tests {
         let mut w = Window::new(window_failures, [("a".to_owned(), 3), ("b".to_owned(), 7)].into());
         let got = seq.iter().try_for_each(|o| w.observe(o)).err().map(|f| f.to_string());
         assert_eq!(got.as_deref(), expected, "{seq:?}");
+    }
+
+    #[test]
+    fn tolerated_failures_are_counted() {
+        let mut w = Window::new(3, [("a".to_owned(), 3), ("b".to_owned(), 7)].into());
+        for o in [
+            obs("a", false, 3),
+            obs("b", false, 7),
+            obs("a", true, 3),
+            obs("a", false, 3),
+        ] {
+            w.observe(&o).unwrap();
+        }
+        assert_eq!(w.failed_probes, 3);
     }
 
     #[test]

@@ -65,8 +65,7 @@ impl CappedLog {
         if let Some(nl) = first_line_end {
             kept.drain(..=nl);
         }
-        super::write_atomic(&self.path, &kept)?;
-        fs::set_permissions(&self.path, fs::Permissions::from_mode(0o600))?;
+        rollway_fs::write_atomic(&self.path, &kept, Some(0o600))?;
         self.file = OpenOptions::new().append(true).open(&self.path)?;
         self.len = kept.len() as u64;
         Ok(())

@@ -139,7 +139,7 @@ impl ServiceSpec {
             service: self.name.clone(),
             message: format!("cannot encode the service spec: {e}"),
         })?;
-        write_atomic(path, text.as_bytes()).map_err(|source| self.io("write", path, source))
+        rollway_fs::write_atomic(path, text.as_bytes(), None).map_err(|source| self.io("write", path, source))
     }
 
     /// The same spec with `root`, `env_file` and `rollway_exe` made absolute
@@ -237,7 +237,7 @@ impl ServicePaths {
 
     /// `ROOT/.rollway/svc/NAME/`.
     pub fn of(spec: &ServiceSpec) -> Self {
-        Self::new(spec.root.join(".rollway").join("svc").join(&spec.name))
+        Self::new(crate::layout::HostLayout::new(&spec.root).service(&spec.name))
     }
 }
 
@@ -344,19 +344,6 @@ fn output_suffix(output: &str) -> String {
     } else {
         format!(": {trimmed}")
     }
-}
-
-/// Writes `path` through a temporary file in the same directory and a
-/// rename, creating the directory.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent)?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    fs::write(&tmp, bytes)?;
-    fs::rename(&tmp, path)
 }
 
 /// The start counter of a service (0 before its first start).

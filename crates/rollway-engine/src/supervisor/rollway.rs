@@ -13,10 +13,7 @@ use rustix::process::Signal;
 use super::log::tail_lines;
 use super::process::{is_alive, leads_group, signal, terminate_group};
 use super::run::{SuperviseOptions, read_number, running_supervisor};
-use super::{
-    ServicePaths, ServiceSpec, Supervisor, SupervisorError, read_pid, read_starts, remove_quietly, wait_for,
-    write_atomic,
-};
+use super::{ServicePaths, ServiceSpec, Supervisor, SupervisorError, read_pid, read_starts, remove_quietly, wait_for};
 
 /// How long a (re)launch may take to be counted before `start()`/`restart()` give up.
 const LAUNCH_LIMIT: Duration = Duration::from_secs(20);
@@ -75,7 +72,8 @@ impl RollwaySupervisor {
 
     fn next_request(spec: &ServiceSpec, paths: &ServicePaths) -> Result<u64, SupervisorError> {
         let n = read_number(&paths.request).max(read_number(&paths.ack)) + 1;
-        write_atomic(&paths.request, format!("{n}\n").as_bytes()).map_err(|e| spec.io("write", &paths.request, e))?;
+        rollway_fs::write_atomic(&paths.request, format!("{n}\n").as_bytes(), None)
+            .map_err(|e| spec.io("write", &paths.request, e))?;
         Ok(n)
     }
 

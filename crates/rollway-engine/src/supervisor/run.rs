@@ -20,7 +20,7 @@ use rustix::pipe::{PipeFlags, pipe_with};
 
 use super::log::{CappedLog, DEFAULT_LOG_MAX_BYTES};
 use super::process::terminate_group;
-use super::{ServicePaths, ServiceSpec, SupervisorError, read_pid, remove_quietly, write_atomic};
+use super::{ServicePaths, ServiceSpec, SupervisorError, read_pid, remove_quietly};
 use crate::exec;
 
 /// Tunables of the supervisor, passed on its command line.
@@ -203,8 +203,12 @@ pub fn supervise(dir: &Path, options: &SuperviseOptions) -> Result<(), Superviso
     let log: SharedLog = Arc::new(Mutex::new(
         CappedLog::open(&paths.log, options.log_max_bytes).map_err(|e| io_err("open", &paths.log, e))?,
     ));
-    write_atomic(&paths.supervisor_pid, format!("{}\n", std::process::id()).as_bytes())
-        .map_err(|e| io_err("write", &paths.supervisor_pid, e))?;
+    rollway_fs::write_atomic(
+        &paths.supervisor_pid,
+        format!("{}\n", std::process::id()).as_bytes(),
+        None,
+    )
+    .map_err(|e| io_err("write", &paths.supervisor_pid, e))?;
     let result = Supervision {
         paths: &paths,
         options,
@@ -306,7 +310,7 @@ impl Supervision<'_> {
         let reader = File::from(read);
         let copier = std::thread::spawn(move || copy_output(reader, log));
         // The pid file is best effort: the service runs either way.
-        if let Err(e) = write_atomic(&self.paths.pid, format!("{}\n", child.id()).as_bytes()) {
+        if let Err(e) = rollway_fs::write_atomic(&self.paths.pid, format!("{}\n", child.id()).as_bytes(), None) {
             note(self.log, &format!("cannot write {}: {e}", self.paths.pid.display()));
         }
         Ok((child, copier))
@@ -331,7 +335,7 @@ impl Supervision<'_> {
         if request > self.acked {
             self.acked = request;
         }
-        if let Err(e) = write_atomic(&self.paths.ack, format!("{}\n", self.acked).as_bytes()) {
+        if let Err(e) = rollway_fs::write_atomic(&self.paths.ack, format!("{}\n", self.acked).as_bytes(), None) {
             note(self.log, &format!("cannot write {}: {e}", self.paths.ack.display()));
         }
     }

@@ -10,7 +10,7 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use super::log::tail_lines;
-use super::{ServicePaths, ServiceSpec, Supervisor, SupervisorError, read_starts, run_sh, wait_counted, write_atomic};
+use super::{ServicePaths, ServiceSpec, Supervisor, SupervisorError, read_starts, run_sh, wait_counted};
 
 /// How long a (re)start may take to be counted by the exec wrapper.
 const LAUNCH_LIMIT: Duration = Duration::from_secs(20);
@@ -136,7 +136,7 @@ impl SupervisordSupervisor {
         let file = Self::conf_file(spec)?;
         let text = render_program(spec)?;
         if fs::read_to_string(&file).ok().as_deref() != Some(text.as_str()) {
-            write_atomic(&file, text.as_bytes()).map_err(|e| spec.io("write", &file, e))?;
+            rollway_fs::write_atomic(&file, text.as_bytes(), None).map_err(|e| spec.io("write", &file, e))?;
         }
         Self::ctl_expect(spec, "reread", &[])?;
         let out = Self::ctl_expect(spec, &format!("update {}", spec.name), &[])?;

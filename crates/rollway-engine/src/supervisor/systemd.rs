@@ -16,7 +16,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::log::tail_lines;
-use super::{ServicePaths, ServiceSpec, Supervisor, SupervisorError, run_sh, write_atomic};
+use super::{ServicePaths, ServiceSpec, Supervisor, SupervisorError, run_sh};
 
 /// Where units are written unless told otherwise.
 pub const SYSTEMD_UNIT_DIR: &str = "/etc/systemd/system";
@@ -188,7 +188,7 @@ impl SystemdSupervisor {
         let file = self.unit_file(spec);
         let text = render_unit(spec)?;
         if fs::read_to_string(&file).ok().as_deref() != Some(text.as_str()) {
-            write_atomic(&file, text.as_bytes()).map_err(|e| spec.io("write", &file, e))?;
+            rollway_fs::write_atomic(&file, text.as_bytes(), None).map_err(|e| spec.io("write", &file, e))?;
             self.ctl(spec, "daemon-reload")?;
         }
         Ok(())

@@ -3,22 +3,15 @@
 //! so a redeploy does not decompress everything twice) and one streaming
 //! pass over the files a host still needs, hashing the archive bytes on the
 //! way so the pass also proves the archive is the one recorded.
-//!
-//! For the lead: [`stream_files`] reads the tar.zst with the `tar` and
-//! `zstd` crates itself because `rollway_artifact`'s reader offers no
-//! streaming visitor yet (its `Sink` is crate-private); once it does, this
-//! pass can move there. Safety does not depend on it: the host checks every
-//! file against the manifest.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::{self, BufReader, Read};
+use std::fs;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use rollway_artifact::manifest::Manifest;
-use rollway_artifact::{Expected, verify};
+use rollway_artifact::{Expected, Flow, StreamError, StreamKind, verify};
 use rollway_model::Sha256Digest;
-use sha2::{Digest as _, Sha256};
 
 /// An archive's manifest with where it came from.
 #[derive(Debug, Clone)]
@@ -78,11 +71,7 @@ pub fn remember_manifest(cache: &Path, sha256: &Sha256Digest, manifest: &Manifes
 }
 
 fn write_cache(cache: &Path, sha: &Sha256Digest, bytes: &[u8]) -> io::Result<()> {
-    fs::create_dir_all(cache)?;
-    let path = cache_file(cache, sha);
-    let tmp = cache.join(format!(".{sha}.{}.tmp", std::process::id()));
-    fs::write(&tmp, bytes)?;
-    fs::rename(&tmp, path)
+    rollway_fs::write_atomic(&cache_file(cache, sha), bytes, None)
 }
 
 /// What the archive file looked like when its bytes last hashed to a
@@ -130,28 +119,8 @@ pub fn digest_known(cache: &Path, archive: &Path, sha: &Sha256Digest) -> bool {
 pub fn remember_digest(cache: &Path, archive: &Path, sha: &Sha256Digest) {
     let Some(key) = stat_key(archive) else { return };
     let text = format!("{} {} {} {} {} {}\n", key[0], key[1], key[2], key[3], key[4], now_ns());
-    let tmp = cache.join(format!(".{sha}.stat.{}.tmp", std::process::id()));
     // A record that cannot be written only costs a re-hash next time.
-    if fs::create_dir_all(cache).is_ok() && fs::write(&tmp, text).is_ok() {
-        let _ = fs::rename(&tmp, cache.join(format!("{sha}.stat")));
-    }
-}
-
-/// Counts and hashes the raw archive bytes as they are read.
-struct Hashing {
-    inner: File,
-    /// `None`: read without hashing.
-    sha: Option<Sha256>,
-}
-
-impl Read for Hashing {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Some(sha) = self.sha.as_mut() {
-            sha.update(&buf[..n]);
-        }
-        Ok(n)
-    }
+    let _ = rollway_fs::write_atomic(&cache.join(format!("{sha}.stat")), text.as_bytes(), None);
 }
 
 /// Calls `f(path, size, body)` for each regular file of `archive` whose
@@ -159,52 +128,43 @@ impl Read for Hashing {
 /// With `prove`, returns the SHA-256 of the whole archive file (the rest is
 /// hashed without being decompressed); without, reads no further than
 /// needed and returns `None` (a previous release's archive, read only for
-/// delta references, or one whose digest is already known). Reading is not
-/// checked beyond that: the host checks every file against the manifest.
+/// delta references, or one whose digest is already known). Decoding is
+/// `rollway_artifact::stream`'s (with its hostile-input limits); the host
+/// checks every file against the manifest.
 pub fn stream_files<T>(
     archive: &Path,
     wanted: &HashMap<String, T>,
     prove: bool,
     mut f: impl FnMut(&str, &T, u64, &mut dyn Read) -> Result<(), String>,
 ) -> Result<Option<Sha256Digest>, String> {
-    let shown = archive.display();
-    let file = File::open(archive).map_err(|e| format!("artifact {shown}: {e}"))?;
-    let hashing = Hashing {
-        inner: file,
-        sha: prove.then(Sha256::new),
-    };
-    let decoder = zstd::stream::read::Decoder::new(hashing).map_err(|e| format!("artifact {shown}: {e}"))?;
-    let mut tar = tar::Archive::new(decoder);
     let mut left = wanted.len();
-    if left > 0 {
-        let entries = tar.entries().map_err(|e| format!("artifact {shown}: {e}"))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| format!("artifact {shown}: {e}"))?;
-            if !entry.header().entry_type().is_file() {
-                continue;
+    let digest = if left == 0 && !prove {
+        None
+    } else {
+        rollway_artifact::stream(archive, prove, |entry| {
+            if left == 0 {
+                return Ok(Flow::Stop);
             }
-            let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            if let Some(tag) = wanted.get(&path) {
-                let size = entry.size();
-                f(&path, tag, size, &mut entry)?;
-                left -= 1;
-                if left == 0 {
-                    break;
-                }
+            if entry.kind != StreamKind::File {
+                return Ok(Flow::Continue);
             }
-        }
-    }
+            let Some(tag) = wanted.get(entry.path) else {
+                return Ok(Flow::Continue);
+            };
+            f(entry.path, tag, entry.size, entry.reader)?;
+            left -= 1;
+            Ok(if left == 0 { Flow::Stop } else { Flow::Continue })
+        })
+        .map_err(|e| match e {
+            StreamError::Archive(e) => e.to_string(),
+            StreamError::Visit(why) => why,
+        })?
+    };
     if left > 0 {
         return Err(format!(
-            "artifact {shown}: {left} files of its manifest are missing from it"
+            "artifact {}: {left} files of its manifest are missing from it",
+            archive.display()
         ));
     }
-    if !prove {
-        return Ok(None);
-    }
-    let decoder = tar.into_inner();
-    let mut raw: BufReader<Hashing> = decoder.finish();
-    io::copy(&mut raw, &mut io::sink()).map_err(|e| format!("artifact {shown}: {e}"))?;
-    let hashing = raw.into_inner();
-    Ok(hashing.sha.map(|sha| Sha256Digest::from_bytes(sha.finalize().into())))
+    Ok(digest)
 }

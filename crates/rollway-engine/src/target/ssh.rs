@@ -22,6 +22,7 @@ use super::client::{AgentClient, StderrTail};
 use super::{AgentSession, SessionOptions};
 use crate::deploy::{Connector, HostPlan, SshTarget};
 use crate::host::{HostError, HostSession};
+use crate::layout::AGENT_BIN_DIR;
 
 /// How many hex digits of the binary's digest name it on the host.
 const NAME_DIGITS: usize = 16;
@@ -194,7 +195,7 @@ impl SshConnector {
         let root = remote_path(&host.root);
         let name = format!("rollway-{}", &digest.as_str()[..NAME_DIGITS]);
         let launcher = format!(
-            "p={root}/.rollway/bin/{name}\n\
+            "p={root}/{AGENT_BIN_DIR}/{name}\n\
              if [ -x \"$p\" ] && [ \"$(sha256sum < \"$p\" 2>/dev/null | cut -c1-64)\" = {digest} ]; then\n\
              echo {OK_LINE}; exec \"$p\" agent --root {root}\n\
              fi\n\
@@ -319,7 +320,7 @@ impl SshConnector {
         };
         let script = format!(
             "set -e\n\
-             d={root}/.rollway/bin\n\
+             d={root}/{AGENT_BIN_DIR}\n\
              mkdir -p \"$d\"\n\
              t=\"$d/.{name}.$$.tmp\"\n\
              trap 'rm -f \"$t\"' EXIT\n\
@@ -343,8 +344,8 @@ impl SshConnector {
             Ok(())
         } else {
             Err(fail(format!(
-                "copying the agent to {}/.rollway/bin/{name} failed ({status}): {}",
-                host.root,
+                "copying the agent to {} failed ({status}): {}",
+                crate::layout::HostLayout::new(&host.root).agent_bin(name).display(),
                 settle(&stderr)
             )))
         }

@@ -71,6 +71,11 @@ pub struct Verification {
     pub hosts: Vec<HostResult>,
     /// Seed 000 `result` over all hosts; `None` while the check runs.
     pub result: Option<CheckResult>,
+    /// Probes that failed in the stability window, over all hosts: a PASS
+    /// with tolerated failures (`[health] window_failures`) says how many
+    /// (seed 000 PASS). 0 for records written before it was counted.
+    #[serde(default)]
+    pub failed_probes: u64,
 }
 
 impl Verification {
@@ -84,6 +89,7 @@ impl Verification {
             window_ends_at: None,
             hosts: Vec::new(),
             result: None,
+            failed_probes: 0,
         }
     }
 

@@ -285,7 +285,7 @@ fn deployment_environment(sql: &mut dyn Sql, id: DeploymentId) -> Result<String,
 impl Stored for Verification {
     const WHAT: &'static str = "verification";
     const TABLE: &'static str = "verifications";
-    const COLUMNS: &'static [&'static str] = &["deployment_id", "result", "window_ends_at"];
+    const COLUMNS: &'static [&'static str] = &["deployment_id", "result", "window_ends_at", "failed_probes"];
 
     fn id_text(&self) -> String {
         self.id.to_string()
@@ -296,6 +296,7 @@ impl Stored for Verification {
             self.deployment_id.to_string().into(),
             Param::Text(self.result.map(|r| r.as_str().to_owned())),
             opt_ms(self.window_ends_at),
+            count(self.failed_probes),
         ]
     }
 
