@@ -241,6 +241,15 @@ fn a_pass_with_tolerated_failures_counts_them() {
         failed >= 2,
         "every other probe failed, yet failed_probes is {failed}: {v:#}"
     );
+    // People see the count too, not only `--json`.
+    let shown = p.run(&["history", "staging"]).ok();
+    let line =
+        format!("  window: PASS with {failed} failed probe(s) tolerated (window_failures allows fewer in a row)");
+    assert!(
+        shown.stdout.lines().any(|l| l == line),
+        "no `{line}` in:\n{}",
+        shown.stdout
+    );
 
     // A steady service passes with none.
     p.write("app/server.py", common::OK_APP);

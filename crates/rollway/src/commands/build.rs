@@ -65,7 +65,38 @@ pub fn artifact(s: &Session, cmd: ArtifactCmd) -> Result<()> {
         ArtifactCmd::Show { id } => {
             let a = rollway_app::build::artifact(s, &id)?;
             s.printer.json(&a);
-            s.printer.line(Tone::Plain, serde_json::to_string_pretty(&a)?);
+            let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+            let files: u64 = a.contents.iter().map(|c| c.files).sum();
+            let bytes: u64 = a.contents.iter().map(|c| c.bytes).sum();
+            s.printer.fields(&[
+                ("artifact", Cell::from(a.id.to_string())),
+                ("kind", Cell::from(a.kind.as_str())),
+                ("sha256", Cell::from(a.sha256.to_string())),
+                ("content digest", Cell::from(a.content_digest.to_string())),
+                (
+                    "size",
+                    Cell::from(format!("{} bytes packed, {files} files, {bytes} bytes", a.size_bytes)),
+                ),
+                (
+                    "commit",
+                    Cell::from(format!(
+                        "{}{}",
+                        or_dash(a.source_version.as_ref().map(ToString::to_string)),
+                        if a.dirty { " (dirty)" } else { "" }
+                    )),
+                ),
+                ("branch", Cell::from(or_dash(a.branch.clone()))),
+                ("built", Cell::from(a.built_at.to_string())),
+                ("expires", Cell::from(a.expires_at.to_string())),
+                (
+                    "aliases",
+                    Cell::from(if a.aliases_resolved { "resolved" } else { "unresolved" }),
+                ),
+                ("location", Cell::from(a.location.clone())),
+            ]);
+            for l in &a.unresolved_aliases {
+                s.printer.line(Tone::Warn, format!("  unresolved alias: {l}"));
+            }
         }
         ArtifactCmd::Verify { artifact } => {
             let report = rollway_app::build::verify_artifact(s, &artifact)?;

@@ -50,10 +50,6 @@ pub fn status_cell(s: DeploymentStatus) -> Cell {
     cell(s.as_str(), tone)
 }
 
-fn short(id: &impl ToString) -> String {
-    id.to_string().chars().take(8).collect()
-}
-
 pub fn history(s: &Session, args: HistoryArgs) -> Result<()> {
     let items = rollway_app::queries::history(s, args.env.as_deref(), args.limit, args.status.as_deref())?;
     if s.printer.is_json() {
@@ -118,7 +114,7 @@ pub fn print_deployment(s: &Session, d: &Deployment, vs: &[Verification]) {
             d.version_tag.as_ref().map(|v| format!(" ({v})")).unwrap_or_default()
         ),
     );
-    let mut rows: Vec<Vec<Cell>> = d
+    let rows: Vec<Vec<Cell>> = d
         .lifecycle
         .history()
         .iter()
@@ -130,8 +126,7 @@ pub fn print_deployment(s: &Session, d: &Deployment, vs: &[Verification]) {
             ]
         })
         .collect();
-    rows.insert(0, vec![Cell::from("  AT"), Cell::from("FROM"), Cell::from("TO")]);
-    s.printer.table(&["", "", ""], &rows);
+    s.printer.table(&["  AT", "FROM", "TO"], &rows);
     if let Some(r) = &d.failure_reason {
         s.printer.line(Tone::Bad, format!("  failure: {r}"));
     }
@@ -146,6 +141,17 @@ pub fn print_deployment(s: &Session, d: &Deployment, vs: &[Verification]) {
         s.printer.line(Tone::Dim, format!("  phases: {phases}"));
     }
     for v in vs {
+        // Seed 000 PASS: a window that tolerated failed probes says how many.
+        if v.failed_probes > 0 {
+            let verdict = v.result.map_or("pending", |r| r.as_str());
+            s.printer.line(
+                Tone::Warn,
+                format!(
+                    "  window: {verdict} with {} failed probe(s) tolerated (window_failures allows fewer in a row)",
+                    v.failed_probes
+                ),
+            );
+        }
         for h in &v.hosts {
             // The last probe: the one that failed the window, if one did.
             s.printer.line(
@@ -160,7 +166,7 @@ pub fn print_deployment(s: &Session, d: &Deployment, vs: &[Verification]) {
                     h.bytes_sent,
                     h.returned_to
                         .as_ref()
-                        .map(|r| format!(", returned to {}", short(r)))
+                        .map(|r| format!(", returned to {r}"))
                         .unwrap_or_default()
                 ),
             );
