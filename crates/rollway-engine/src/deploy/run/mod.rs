@@ -425,7 +425,28 @@ impl<'r, 'a> Run<'r, 'a> {
                 "kind": job.kind.as_str(),
                 "artifact": dep.artifact_id.map(|a| a.to_string()),
             }));
-        job.store.insert_deployment(&dep, vec![created])?;
+        let mut events = vec![created];
+        // Seed 001: a manual rollback announces itself as it starts (its
+        // completion is written when the release it supersedes is rolled back).
+        if let (DeploymentKind::Rollback, Some((from, reason))) = (job.kind, &job.supersedes) {
+            events.push(
+                ctx.event(
+                    dep.id,
+                    EventKind::RollbackInitiated,
+                    Level::Warn,
+                    format!(
+                        "rolling back {} from {from} to {}",
+                        job.environment,
+                        dep.rollback_to
+                            .map_or_else(|| "an earlier release".to_owned(), |t| t.to_string())
+                    ),
+                )
+                .data(
+                    json!({ "from": from.to_string(), "to": dep.rollback_to.map(|t| t.to_string()), "reason": reason }),
+                ),
+            );
+        }
+        job.store.insert_deployment(&dep, events)?;
         let specs = job.stack_specs();
         let mut records: Vec<Stack> = Vec::with_capacity(specs.len());
         for s in &specs {
