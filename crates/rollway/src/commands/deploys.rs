@@ -4,7 +4,7 @@
 
 use clap::Args;
 use rollway_app::Result;
-use rollway_app::model::{Deployment, DeploymentStatus, Verification};
+use rollway_app::model::{CheckResult, Deployment, DeploymentStatus, Verification};
 use rollway_app::queries::{HistoryItem, LiveHost};
 
 use crate::output::{Cell, Tone, cell};
@@ -143,14 +143,18 @@ pub fn print_deployment(s: &Session, d: &Deployment, vs: &[Verification]) {
     for v in vs {
         // Seed 000 PASS: a window that tolerated failed probes says how many.
         if v.failed_probes > 0 {
-            let verdict = v.result.map_or("pending", |r| r.as_str());
-            s.printer.line(
-                Tone::Warn,
-                format!(
-                    "  window: {verdict} with {} failed probe(s) tolerated (window_failures allows fewer in a row)",
+            let text = match v.result {
+                Some(CheckResult::Pass) => format!(
+                    "  window: PASS with {} failed probe(s) tolerated (window_failures allows fewer in a row)",
                     v.failed_probes
                 ),
-            );
+                other => format!(
+                    "  window: {} with {} failed probe(s)",
+                    other.map_or("pending", |r| r.as_str()),
+                    v.failed_probes
+                ),
+            };
+            s.printer.line(Tone::Warn, text);
         }
         for h in &v.hosts {
             // The last probe: the one that failed the window, if one did.
