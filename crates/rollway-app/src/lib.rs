@@ -11,6 +11,7 @@ pub mod deploy;
 pub mod env;
 pub mod error;
 pub mod events;
+pub mod monitors;
 pub mod pipeline;
 pub mod project;
 pub mod queries;

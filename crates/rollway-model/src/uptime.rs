@@ -36,6 +36,17 @@ pub enum Outcome {
     Unavailable,
 }
 
+impl Outcome {
+    /// The word samples and answers use: `ok`, `error`, `unavailable`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Unavailable => "unavailable",
+        }
+    }
+}
+
 /// One probe result, as far as the uptime arithmetic needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observation {

@@ -68,6 +68,9 @@ pub enum Command {
     /// List the audit events or verify their hash chain.
     #[command(subcommand)]
     Events(commands::events::EventsCmd),
+    /// List the monitors, or probe one now.
+    #[command(subcommand)]
+    Monitor(commands::monitor::MonitorCmd),
     /// Variables and secrets: age-encrypted, masked everywhere.
     #[command(subcommand)]
     Secrets(commands::secrets::SecretsCmd),
@@ -128,6 +131,7 @@ pub fn run() -> i32 {
         Command::Config(cmd) => commands::config::run(&session, cmd),
         Command::Env(cmd) => commands::env::run(&session, cmd),
         Command::Events(cmd) => commands::events::run(&session, cmd),
+        Command::Monitor(cmd) => commands::monitor::run(&session, cmd),
         Command::Secrets(cmd) => commands::secrets::run(&session, cmd),
         Command::Pipeline(cmd) => commands::pipeline::run(&session, cmd),
         Command::Demo(args) => commands::demo::run(&session, args),

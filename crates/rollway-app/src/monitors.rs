@@ -1,0 +1,138 @@
+//! Monitors (seed 002 Health Check) as the CLI and the server see them:
+//! the `[monitors.NAME]` of rollway.toml (and each environment's default
+//! domain monitor), and one probe run now, outside any schedule.
+
+use std::sync::Arc;
+
+use rollway_config::MonitorConfig;
+use rollway_ops::{MonitorSpec, ProbeResult, Prober, ProberOptions};
+use rollway_store::SystemClock;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::project::Project;
+
+/// One monitor as `monitor list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MonitorRow {
+    pub name: String,
+    pub environment: String,
+    pub target: String,
+    pub kind: &'static str,
+    /// What is probed: a URL, `host:port`, a DNS name, or the variable
+    /// holding a PostgreSQL URL (never the URL itself).
+    pub probes: String,
+    pub interval_ms: u64,
+    pub timeout_ms: Option<u64>,
+    pub retries: u32,
+    pub location: Option<String>,
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn row(name: &str, m: &MonitorConfig) -> MonitorRow {
+    use rollway_config::MonitorCheck as C;
+    let probes = match &m.check {
+        C::Http(c) => c.url.clone(),
+        C::Tcp(c) => c.address.clone(),
+        C::Tls(c) => c.address.clone(),
+        C::Dns(c) => format!("{} {}", c.record, c.name),
+        C::Postgres(c) => format!("${}", c.url_secret),
+        C::Push(_) => "(pushed: rollway monitor push)".to_owned(),
+    };
+    MonitorRow {
+        name: name.to_owned(),
+        environment: m.environment.clone(),
+        target: m.target.clone(),
+        kind: m.kind().as_str(),
+        probes,
+        interval_ms: millis(m.interval),
+        timeout_ms: m.timeout.map(millis),
+        retries: m.retries,
+        location: m.location.clone(),
+    }
+}
+
+/// Every monitor of rollway.toml, by name, with each environment's default
+/// domain monitor (`ENV-domain`).
+pub fn list(p: &Project) -> Result<Vec<MonitorRow>> {
+    let config = p.config()?;
+    Ok(config.all_monitors().iter().map(|(n, m)| row(n, m)).collect())
+}
+
+/// The answer of `monitor check NAME`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Checked {
+    pub monitor: MonitorRow,
+    pub sample: ProbeResult,
+}
+
+/// Probes monitor `name` once, now, as the schedule would (its timeout,
+/// latency budget and location), and returns the sample; stores nothing.
+/// A PostgreSQL monitor's URL is read from its environment's variables.
+pub fn check(p: &Project, name: &str) -> Result<Checked> {
+    let config = p.config()?;
+    let all = config.all_monitors();
+    let Some(m) = all.get(name) else {
+        let known: Vec<&str> = all.keys().map(String::as_str).collect();
+        return Err(Error::invalid(format_args!(
+            "no monitor {name} in {}: the monitors are {}",
+            p.config_path().display(),
+            if known.is_empty() {
+                "none (add a [monitors.NAME] table)".to_owned()
+            } else {
+                known.join(", ")
+            }
+        )));
+    };
+    let spec = spec(p, &config, name, m)?.ok_or_else(|| {
+        Error::invalid(format_args!(
+            "monitor {name} is a push monitor: nothing to probe; its samples arrive with `rollway monitor push {name}`"
+        ))
+    })?;
+    let prober = Prober::new(Arc::new(SystemClock), ProberOptions::default())
+        .map_err(|e| Error::failed(format_args!("cannot set up the probes: {e}")))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::failed(format_args!("cannot start the probe runtime: {e}")))?;
+    let timeout = spec.schedule.timeout;
+    let mut sample = runtime
+        .block_on(prober.probe(&spec.probe, timeout))
+        .within_budget(spec.latency_budget)
+        .at_location(spec.schedule.location.clone());
+    // The error text may quote what the target answered: masked like every output.
+    sample.error = sample.error.map(|e| p.masks().mask(&e));
+    Ok(Checked {
+        monitor: row(name, m),
+        sample,
+    })
+}
+
+/// The probe and schedule of monitor `name`; `None` for a push monitor.
+fn spec(p: &Project, config: &rollway_config::Config, name: &str, m: &MonitorConfig) -> Result<Option<MonitorSpec>> {
+    let resolve = |env: &str, key: &str| -> Result<String> {
+        let store = p.store()?;
+        let values = p.env_values(config, &*store, env)?;
+        values.into_iter().find(|(k, _)| k == key).map(|(_, v)| v).ok_or_else(|| {
+            Error::invalid(format_args!(
+                "monitor {name} reads its URL from {key}, which {env} does not set: run `rollway secrets set {env} {key}`"
+            ))
+        })
+    };
+    let mut failed: Option<Error> = None;
+    let spec = rollway_ops::monitor_spec(name, m, |env, key| {
+        resolve(env, key).map_err(|e| {
+            let shown = e.to_string();
+            failed = Some(e);
+            shown
+        })
+    });
+    match (spec, failed) {
+        (_, Some(e)) => Err(e),
+        (Ok(spec), None) => Ok(spec),
+        (Err(e), None) => Err(Error::invalid(e)),
+    }
+}
