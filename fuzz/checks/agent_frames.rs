@@ -7,7 +7,7 @@
 //! through `send` and `recv` unchanged; and a data stream is read whole or
 //! refused, leaving the next frame in step.
 
-use rollway_engine::agent::protocol::{DataReader, MAX_MANIFEST, Request, read_frame, recv, send};
+use rollway_engine::fuzzing::{DataReader, MAX_MANIFEST, Request, read_frame, recv, send};
 
 /// Runs one input; panics when the property does not hold.
 pub fn check(data: &[u8]) {

@@ -17,7 +17,8 @@ use std::path::Path;
 
 use rollway_artifact::manifest::{EntryKind, Manifest, ManifestEntry};
 use rollway_artifact::{MANIFEST_NAME, PackOptions, pack};
-use rollway_engine::agent::protocol::{DataWriter, Encoding, ManifestForm, PROTOCOL, Request, send, version};
+use rollway_engine::ManifestForm;
+use rollway_engine::fuzzing::{DataWriter, Encoding, PROTOCOL, Request, send, version};
 use rollway_model::Sha256Digest;
 
 fn put(target: &str, name: &str, bytes: &[u8]) {

@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-pub use rollway_engine::supervisor::{DEFAULT_LOG_MAX_BYTES, SuperviseOptions};
+pub use rollway_engine::{DEFAULT_LOG_MAX_BYTES, SuperviseOptions};
 
 use crate::error::{Error, Result};
 
@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 pub fn serve(root: &Path) -> Result<()> {
     let stdin = std::io::stdin().lock();
     let stdout = std::io::stdout().lock();
-    Ok(rollway_engine::agent::serve(root, stdin, stdout)
+    Ok(rollway_engine::serve_agent(root, stdin, stdout)
         .with_context(|| format!("rollway agent --root {}", root.display()))?)
 }
 
@@ -25,10 +25,10 @@ pub fn serve(root: &Path) -> Result<()> {
 pub fn supervise(dir: &Path, detach: bool, options: &SuperviseOptions) -> Result<()> {
     if detach {
         let exe = std::env::current_exe().context("cannot find the rollway binary to run the supervisor")?;
-        rollway_engine::supervisor::spawn_detached(&exe, dir, options).map_err(anyhow::Error::from)?;
+        rollway_engine::spawn_detached(&exe, dir, options).map_err(anyhow::Error::from)?;
         return Ok(());
     }
-    rollway_engine::supervisor::supervise(dir, options).map_err(anyhow::Error::from)?;
+    rollway_engine::supervise(dir, options).map_err(anyhow::Error::from)?;
     Ok(())
 }
 
@@ -51,7 +51,7 @@ pub enum Exec {
 /// Replaces this process with the program (returns only on failure).
 pub fn exec(how: Exec) -> Error {
     let err = match how {
-        Exec::Spec(spec) => rollway_engine::exec::exec_service(&spec),
+        Exec::Spec(spec) => rollway_engine::exec_service(&spec),
         Exec::Program {
             env_file,
             port,
@@ -59,7 +59,7 @@ pub fn exec(how: Exec) -> Error {
             counter,
             program,
             args,
-        } => rollway_engine::exec::exec(&rollway_engine::exec::ExecSpec {
+        } => rollway_engine::exec_wrapper(&rollway_engine::ExecSpec {
             env_file,
             port,
             dir,

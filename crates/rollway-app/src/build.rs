@@ -78,18 +78,17 @@ fn build_inner(
     run_command: bool,
     progress: &dyn BuildProgress,
 ) -> Result<Artifact> {
-    use rollway_engine::deploy::lease;
     let lease_len = crate::deploy::lease();
     let req = rollway_store::LockRequest {
-        name: lease::build_lock_name(),
+        name: rollway_engine::build_lock_name(),
         owner: p.operator(),
         reason: format!("build of {}", config.project),
         deployment_id: None,
         lease: lease_len,
     };
-    let lock = lease::acquire(store, &req, BUILD_WAIT, &mut |held| progress.waiting(held))
+    let lock = rollway_engine::acquire_lease(store, &req, BUILD_WAIT, &mut |held| progress.waiting(held))
         .map_err(|e| Error::new(Code::Conflict, e))?;
-    let (lock, built) = lease::renewing(store, lock, lease_len, || {
+    let (lock, built) = rollway_engine::renewing_lease(store, lock, lease_len, || {
         build_unleased(p, config, store, env, run_command, progress)
     });
     store
@@ -161,11 +160,7 @@ fn build_unleased(
     let packed = packed.map_err(|e| Error::new(Code::Invalid, e))?;
     // The deployer reads a manifest from this cache instead of the archive's
     // tail; a missing entry only costs one read later, so failure is no error.
-    let _ = rollway_engine::target::archive::remember_manifest(
-        &state.join("cache").join("manifests"),
-        &packed.sha256,
-        &packed.manifest,
-    );
+    let _ = rollway_engine::remember_manifest(&state.join("cache").join("manifests"), &packed.sha256, &packed.manifest);
     let now = store.clock().now();
     if let Some(existing) = store.artifact_by_content_digest(&packed.content_digest)?
         && existing.sha256 == packed.sha256

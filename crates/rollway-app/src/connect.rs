@@ -5,10 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use rollway_config::Config;
-use rollway_engine::deploy::{HostPlan, ReleaseSource};
-use rollway_engine::host::HostSession as _;
-use rollway_engine::supervisor::ServiceSpec;
-use rollway_engine::target::{SessionOptions, SshTiming, Targets};
+use rollway_engine::HostSession as _;
+use rollway_engine::{HostPlan, ReleaseSource, ServiceSpec, SessionOptions, SshTiming, Targets};
 use rollway_store::Store;
 
 use crate::error::Result;

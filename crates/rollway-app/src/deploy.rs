@@ -10,11 +10,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use rollway_config::{Config, HostTarget};
-use rollway_engine::deploy::stacks::StackSpec;
-use rollway_engine::deploy::{
-    Connector, DeployError, DeployJob, Health, HostPlan, Outcome, Progress, ReleaseSource, SshTarget,
+use rollway_engine::{
+    Connector, DeployError, DeployJob, Health, HostPlan, Outcome, Progress, ReleaseSource, ServiceSpec, SshTarget,
+    StackSpec,
 };
-use rollway_engine::supervisor::ServiceSpec;
 use rollway_model::{
     Artifact, ArtifactId, Deployment, DeploymentId, DeploymentKind, DeploymentStatus, EnvironmentStatus, Masker,
     Verification,
@@ -310,7 +309,7 @@ pub(crate) fn refuse_deprecated(store: &dyn Store, env: &str) -> Result<()> {
 /// What a deployment needs alive while it runs: the connectors, the
 /// progress and the interrupt flag.
 pub(crate) struct Runtime<'p> {
-    pub connector: rollway_engine::target::Targets,
+    pub connector: rollway_engine::Targets,
     progress: &'p dyn Progress,
     interrupted: Arc<AtomicBool>,
 }
@@ -366,7 +365,7 @@ impl<'p> Runtime<'p> {
             required_tags: Vec::new(),
             build: None,
             secret_outputs: None,
-            hooks: rollway_engine::deploy::Hooks::default(),
+            hooks: rollway_engine::Hooks::default(),
             switch_to: None,
             env_from_host: None,
             keep_env: None,
@@ -442,7 +441,7 @@ impl StackStep {
 }
 
 fn dry_run_stacks(stacks: &[StackSpec]) -> Vec<StackStep> {
-    let waves = rollway_engine::deploy::stacks::waves(stacks);
+    let waves = rollway_engine::stack_waves(stacks);
     let mut plan = Vec::new();
     for (n, wave) in waves.iter().enumerate() {
         for &i in wave {
@@ -777,12 +776,11 @@ pub fn deploy(p: &Project, req: DeployRequest, progress: &dyn DeployProgress) ->
         }
         (None, true) => {
             let id = DeploymentId::generate(store.clock().now());
-            let lease_req =
-                rollway_engine::deploy::lease::env_lease_request(&req.env, &p.operator(), "deploy", id, lease());
-            let lock = rollway_engine::deploy::lease::acquire(&*store, &lease_req, req.lock_wait, &mut |_| {})
+            let lease_req = rollway_engine::env_lease_request(&req.env, &p.operator(), "deploy", id, lease());
+            let lock = rollway_engine::acquire_lease(&*store, &lease_req, req.lock_wait, &mut |_| {})
                 .map_err(|e| engine_error(DeployError::Store(e)))?;
             let started = std::time::Instant::now();
-            let (lock, built) = rollway_engine::deploy::lease::renewing(&*store, lock, lease(), || {
+            let (lock, built) = rollway_engine::renewing_lease(&*store, lock, lease(), || {
                 crate::build::build_for(p, &config, &*store, Some(&req.env), progress)
             });
             early = Some(EarlyLease {
@@ -856,7 +854,7 @@ pub fn deploy(p: &Project, req: DeployRequest, progress: &dyn DeployProgress) ->
         .or_else(|| artifact.as_ref().map(|a| a.sha256.as_str()[..12].to_owned()));
     job.lock_wait = req.lock_wait;
     job.deployment_id = early.as_mut().map(EarlyLease::hand_over);
-    job.hooks = rollway_engine::deploy::Hooks {
+    job.hooks = rollway_engine::Hooks {
         before_switch: config.deploy.before_switch.clone(),
         after_switch: config.deploy.after_switch.clone(),
         timeout: config.deploy.hook_timeout,

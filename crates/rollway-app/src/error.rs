@@ -4,7 +4,7 @@
 //! Which class an error belongs to is decided here, once.
 
 use rollway_config::ConfigError;
-use rollway_engine::deploy::DeployError;
+use rollway_engine::DeployError;
 use rollway_secrets::VaultError;
 use rollway_secrets::lock::LockError;
 use rollway_store::StoreError;
@@ -212,7 +212,7 @@ classed_from!(
     DeployError,
     serde_json::Error,
     rollway_secrets::Error,
-    rollway_engine::host::HostError,
+    rollway_engine::HostError,
 );
 
 #[cfg(test)]

@@ -27,4 +27,4 @@ pub use project::{Flag, Interrupt, Masks, Options, Project, Scope};
 pub use rollway_model as model;
 
 /// Where a deployment tells people how it goes, host by host.
-pub use rollway_engine::deploy::Progress;
+pub use rollway_engine::Progress;

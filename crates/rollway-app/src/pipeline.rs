@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use rollway_config::Config;
-pub use rollway_engine::pipeline::PipelineProgress;
-use rollway_engine::pipeline::{JobSpec, Pipeline, PipelineError};
+pub use rollway_engine::PipelineProgress;
+use rollway_engine::{JobSpec, Pipeline, PipelineError};
 use rollway_model::{EventKind, Job, Level, NewEvent, PipelineRun, PipelineRunId, PipelineStatus, StateMachine as _};
 use rollway_store::Store;
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use rollway_engine::deploy::{HostPlan, Progress};
+use rollway_engine::{HostPlan, Progress};
 use rollway_model::{ArtifactId, DeploymentId, DeploymentKind, DeploymentStatus};
 use rollway_store::Store;
 
@@ -72,7 +72,7 @@ struct Chosen {
     current: rollway_model::Deployment,
     target: rollway_model::Deployment,
     artifact: rollway_model::Artifact,
-    release: rollway_engine::deploy::ReleaseSource,
+    release: rollway_engine::ReleaseSource,
     env: RollbackEnv,
     plain: BTreeMap<String, String>,
     dirs: Vec<String>,
@@ -399,7 +399,7 @@ fn on_every_host(rt: &Runtime<'_>, hosts: &[HostPlan], dirs: &[String]) -> Resul
                 plan.name
             )
         })?;
-        let state = rollway_engine::host::HostSession::state(&mut session)?;
+        let state = rollway_engine::HostSession::state(&mut session)?;
         let here: Vec<String> = dirs.iter().filter(|d| state.releases.contains(d)).cloned().collect();
         common = Some(match common {
             None => here,

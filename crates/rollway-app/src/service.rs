@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use rollway_engine::host::HostSession;
-pub use rollway_engine::host::{ServiceOp, ServiceStatus};
+use rollway_engine::HostSession;
+pub use rollway_engine::{ServiceOp, ServiceStatus};
 use rollway_model::{EventKind, Level, NewEvent};
 use rollway_store::Store;
 
@@ -19,7 +19,7 @@ pub(crate) struct HostService {
     pub name: String,
     pub session: Box<dyn HostSession>,
     pub current: Option<String>,
-    pub spec: rollway_engine::supervisor::ServiceSpec,
+    pub spec: rollway_engine::ServiceSpec,
 }
 
 /// Each host of `env` (only `only`, when given), with the spec of its

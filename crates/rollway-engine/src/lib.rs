@@ -1,22 +1,22 @@
 //! Rollway's deploy engine: the host agent and its protocol, targets (local
 //! and SSH), supervisors, probes, and the deployment itself — ship, switch,
 //! restart, verify through a stability window, roll back.
+//!
+//! The modules are private; the API is what this root re-exports, in five
+//! groups: deployments, hosts and targets, the host side (agent,
+//! supervisors, exec wrapper), pipelines, and the fuzzing facade.
 
-pub mod agent;
-pub mod deploy;
-pub mod exec;
-pub mod host;
-pub mod layout;
-pub mod pipeline;
-pub mod probe;
-pub mod supervisor;
-pub mod target;
+mod agent;
+mod deploy;
+mod exec;
+mod host;
+mod layout;
+mod pipeline;
+mod probe;
+mod supervisor;
+mod target;
 
-// The curated API: what the application layer and the binary use, at the
-// root. The modules above stay public until every caller has moved to
-// these paths; then they become `pub(crate)`.
-pub use agent::protocol::ManifestForm;
-pub use agent::{AgentError, serve as serve_agent};
+// Deployments: the job and its answers, leases, stacks, recovery, failpoints.
 pub use deploy::failpoint::ALL as FAILPOINTS;
 pub use deploy::lease::{acquire as acquire_lease, build_lock_name, env_lease_request, renewing as renewing_lease};
 pub use deploy::recover::Recovery;
@@ -25,13 +25,29 @@ pub use deploy::{
     Connector, DeployError, DeployJob, Health, Hooks, HostPlan, KeepEnv, Outcome, Progress, ReleaseSource,
     SecretOutputs, SshTarget,
 };
-pub use exec::{ExecError, ExecSpec, exec as exec_wrapper, exec_service};
+
+// Hosts and targets: a session on a host, the connectors that open one.
+pub use agent::protocol::ManifestForm;
 pub use host::{HostError, HostSession, HostState, RunResult, ServiceOp, ServiceStatus, ShipStats};
-pub use layout::HostLayout;
-pub use pipeline::{JobSpec, Pipeline, PipelineError, PipelineProgress};
-pub use supervisor::{
-    DEFAULT_LOG_MAX_BYTES, ServiceSpec, SuperviseOptions, Supervisor, SupervisorError, is_alive, service_name,
-    spawn_detached, supervise,
-};
 pub use target::archive::remember_manifest;
 pub use target::{AgentSession, LocalConnector, SessionOptions, SshConnector, SshTiming, Targets};
+
+// The host side: the agent, Rollway's supervisor and the others, the exec wrapper.
+pub use agent::{AgentError, serve as serve_agent};
+pub use exec::{ExecError, ExecSpec, exec as exec_wrapper, exec_service};
+pub use supervisor::{
+    DEFAULT_LOG_MAX_BYTES, ServiceSpec, SuperviseOptions, Supervisor, SupervisorError, is_alive, service_name,
+    spawn_detached, supervise, supervisor as supervisor_for,
+};
+
+// Pipelines: the `[jobs]` DAG runner.
+pub use pipeline::{JobSpec, Pipeline, PipelineError, PipelineProgress};
+
+/// The agent's wire protocol, for the fuzz targets and their stable replay
+/// (`fuzz/checks/agent_frames.rs`); not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::agent::protocol::{
+        DataReader, DataWriter, Encoding, MAX_MANIFEST, PROTOCOL, Request, read_frame, recv, send, version,
+    };
+}

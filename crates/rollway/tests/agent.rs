@@ -19,11 +19,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rollway_artifact::{PackOptions, PackResult, pack};
-use rollway_engine::agent::protocol::ManifestForm;
-use rollway_engine::deploy::{HostPlan, SshTarget};
-use rollway_engine::host::{HostSession, ServiceOp};
-use rollway_engine::supervisor::ServiceSpec;
-use rollway_engine::target::{AgentSession, LocalConnector, SessionOptions, SshConnector};
+use rollway_engine::{
+    AgentSession, HostPlan, HostSession, LocalConnector, ManifestForm, ServiceOp, ServiceSpec, SessionOptions,
+    SshConnector, SshTarget,
+};
 use rollway_model::SupervisorKind;
 
 use sshd::Sshd;

@@ -39,7 +39,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Backend, Project, Run};
-use rollway_engine::supervisor::{self as sup, ServiceSpec, is_alive, service_name};
+use rollway_engine::{ServiceSpec, is_alive, service_name, supervisor_for};
 use rollway_model::SupervisorKind;
 use serde_json::Value;
 use sshd::Sshd;
@@ -440,47 +440,6 @@ fn two_environments_supervisord_local() {
     two_environments(SupervisorKind::Supervisord, Target::Local);
 }
 
-/// systemd cannot run on these machines (no systemd as PID 1), so this
-/// checks only what Rollway renders for it: two environments of one project
-/// on one host get two units, each running its own root's spec.
-#[test]
-fn systemd_unit_names_differ_per_environment() {
-    let d = tempfile::tempdir().unwrap();
-    let mut units = Vec::new();
-    for env in ["staging", "remote", "production"] {
-        let root = d.path().join(env);
-        let spec = ServiceSpec {
-            name: PROJECT.into(),
-            project: PROJECT.into(),
-            environment: env.into(),
-            root: root.clone(),
-            command: "exec /usr/bin/python3 server.py".into(),
-            port: 3000,
-            env_file: root.join("envs/x.env"),
-            kind: SupervisorKind::Systemd,
-            supervisord_conf: None,
-            supervisorctl: None,
-            restart_cmd: None,
-            restarts_cmd: None,
-            rollway_exe: PathBuf::from("/usr/local/bin/rollway"),
-        }
-        .identified();
-        assert_eq!(spec.name, service_name(PROJECT, env, &root));
-        assert!(spec.name.starts_with(&format!("{PROJECT}-{env}-")), "{}", spec.name);
-        let unit = sup::render_unit(&spec).unwrap();
-        let spec_path = root.join(".rollway/svc").join(&spec.name).join("spec.json");
-        assert!(
-            unit.contains(&format!("--spec {}\n", spec_path.display())),
-            "{env}: {unit}"
-        );
-        units.push(format!("{}.service", spec.name));
-    }
-    let n = units.len();
-    units.sort();
-    units.dedup();
-    assert_eq!(units.len(), n, "{units:?}");
-}
-
 // ------------------------------------------------- who answered the boot check
 
 /// `remote` runs under Rollway's own supervisor on port P; `staging`, under
@@ -602,7 +561,7 @@ fn a_service_under_the_old_name_is_retired() {
     };
     let old_dir = root.join(".rollway/svc").join(PROJECT);
     for op in ["stop", "deploy"] {
-        let old = sup::supervisor(legacy.clone());
+        let old = supervisor_for(legacy.clone());
         old.start().unwrap();
         eventually("the old-named service answers", || get(port).is_some());
         let old_pid = pid_on(port);
@@ -661,7 +620,7 @@ fn old_supervisord_program_is_retired_only_by_its_own_root() {
             restarts_cmd: None,
             rollway_exe: PathBuf::from(env!("CARGO_BIN_EXE_rollway")),
         };
-        sup::supervisor(spec.clone()).restart().unwrap();
+        supervisor_for(spec.clone()).restart().unwrap();
         legacy.push(spec);
     }
     let section = f.supervisord().conf_d().join(format!("{PROJECT}.conf"));

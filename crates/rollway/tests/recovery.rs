@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{Backend, Project, free_port, get};
-use rollway_engine::deploy::failpoint::ALL;
+use rollway_engine::FAILPOINTS;
 use supervisord::Supervisord;
 
 const SERVER: &str = r#"import http.server, os
@@ -135,7 +135,7 @@ fn kill_at_every_step(supervisord: Option<&Supervisord>) {
     let v1 = p.run_full(&["--json", "deploy", "staging"], "", &[LEASE]).ok().json();
     let good = v1["deployment"]["id"].as_str().unwrap().to_owned();
 
-    for (n, fp) in ALL.iter().enumerate() {
+    for (n, fp) in FAILPOINTS.iter().enumerate() {
         p.write("app/body.txt", &format!("v{} killed at {fp}\n", n + 2));
         let killed = p.run_full(&["deploy", "staging"], "", &[LEASE, ("ROLLWAY_FAILPOINT", fp)]);
         assert_eq!(killed.code, -1, "the deploy dies by SIGKILL at {fp}: {killed:#?}");
@@ -182,7 +182,7 @@ fn every_step_boundary_has_a_failpoint_in_the_engine() {
         }
     }
     found.sort();
-    let mut all: Vec<String> = ALL.iter().map(|s| (*s).to_owned()).collect();
+    let mut all: Vec<String> = FAILPOINTS.iter().map(|s| (*s).to_owned()).collect();
     all.sort();
     assert_eq!(
         found, all,

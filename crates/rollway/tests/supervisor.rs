@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rollway_engine::supervisor::{self, ServiceSpec, Supervisor, is_alive};
+use rollway_engine::{ServiceSpec, Supervisor, is_alive, supervisor_for};
 use rollway_model::SupervisorKind;
 
 #[path = "support/supervisord.rs"]
@@ -240,7 +240,7 @@ fn lifecycle(h: &Host, make: &dyn Fn(ServiceSpec) -> Box<dyn Supervisor>, kind: 
 #[test]
 fn rollway_supervisor_lifecycle() {
     let h = host();
-    lifecycle(&h, &supervisor::supervisor, SupervisorKind::Rollway);
+    lifecycle(&h, &supervisor_for, SupervisorKind::Rollway);
     assert!(
         !h.svc().join("supervisor.pid").exists(),
         "the supervisor's pid file is removed on stop"
@@ -256,7 +256,7 @@ fn rollway_supervisor_lifecycle() {
 #[test]
 fn rollway_supervisor_stop_ends_the_supervisor_and_a_stale_pid_file_is_ignored() {
     let h = host();
-    let sup = StopOnDrop(supervisor::supervisor(h.spec(SupervisorKind::Rollway, "r1")));
+    let sup = StopOnDrop(supervisor_for(h.spec(SupervisorKind::Rollway, "r1")));
     let sup = &sup.0;
     // Stale pid files from a supervisor long gone (pid 999999 does not exist).
     fs::create_dir_all(h.svc()).unwrap();
@@ -285,7 +285,7 @@ fn rollway_supervisor_reports_a_refused_start() {
     let env_file = h.root.join("envs/r1.env");
     let good = fs::read_to_string(&env_file).unwrap();
     fs::write(&env_file, format!("TOKEN=\"s3cr3t-canary-77\"\nNOT VALID\n{good}")).unwrap();
-    let sup = StopOnDrop(supervisor::supervisor(h.spec(SupervisorKind::Rollway, "r1")));
+    let sup = StopOnDrop(supervisor_for(h.spec(SupervisorKind::Rollway, "r1")));
     let sup = &sup.0;
     let e = sup.start().unwrap_err().to_string();
     assert!(
@@ -314,9 +314,7 @@ fn rollway_supervisor_outlives_its_parent() {
             root: PathBuf::from(root),
             port,
         };
-        supervisor::supervisor(h.spec(SupervisorKind::Rollway, "r1"))
-            .start()
-            .unwrap();
+        supervisor_for(h.spec(SupervisorKind::Rollway, "r1")).start().unwrap();
         println!("STARTED");
         std::io::stdout().flush().unwrap();
         std::thread::sleep(Duration::from_secs(120));
@@ -338,7 +336,7 @@ fn rollway_supervisor_outlives_its_parent() {
         .unwrap();
     let mut parent = KillOnDrop(parent);
     let parent = &mut parent.0;
-    let sup = StopOnDrop(supervisor::supervisor(h.spec(SupervisorKind::Rollway, "r1")));
+    let sup = StopOnDrop(supervisor_for(h.spec(SupervisorKind::Rollway, "r1")));
     let sup = &sup.0;
     let mut out = parent.stdout.take().unwrap();
     let mut seen = String::new();
@@ -389,7 +387,7 @@ fn supervisord_lifecycle() {
     let make = move |mut s: ServiceSpec| {
         s.supervisord_conf = Some(conf_d.clone());
         s.supervisorctl = Some(ctl.clone());
-        supervisor::supervisor(s)
+        supervisor_for(s)
     };
     lifecycle(&h, &make, SupervisorKind::Supervisord);
     let section = fs::read_to_string(sd.conf_d().join("hello.conf")).unwrap();
@@ -406,17 +404,17 @@ fn supervisord_lifecycle() {
 fn supervisord_errors_name_the_fix() {
     let h = host();
     let mut spec = h.spec(SupervisorKind::Supervisord, "r1");
-    let e = supervisor::supervisor(spec.clone()).start().unwrap_err().to_string();
+    let e = supervisor_for(spec.clone()).start().unwrap_err().to_string();
     assert!(e.contains("needs [service] supervisord_conf"), "{e}");
     spec.supervisord_conf = Some(h.root.join("no-such-dir"));
-    let e = supervisor::supervisor(spec.clone()).start().unwrap_err().to_string();
+    let e = supervisor_for(spec.clone()).start().unwrap_err().to_string();
     assert!(e.contains("is not a directory") && e.contains("[include]"), "{e}");
     // A supervisorctl that reaches no supervisord.
     fs::create_dir_all(h.root.join("conf.d")).unwrap();
     spec.supervisord_conf = Some(h.root.join("conf.d"));
     spec.supervisorctl = Some(format!("supervisorctl -s unix://{}/none.sock", h.root.display()));
     ensure_supervisord();
-    let e = supervisor::supervisor(spec).start().unwrap_err().to_string();
+    let e = supervisor_for(spec).start().unwrap_err().to_string();
     assert!(e.starts_with("service hello: `supervisorctl -s unix://"), "{e}");
     assert!(e.contains("check that supervisord runs"), "{e}");
 }

@@ -13,6 +13,10 @@
 //!   from the crates' declared dependencies;
 //! - the binary reaching past the application layer: it may name only
 //!   `rollway_app` and `rollway_config`, in its manifest and its code.
+//! - a public module in the engine: its modules are private and its API
+//!   is what `crates/rollway-engine/src/lib.rs` re-exports at the root; the
+//!   one exception, the `#[doc(hidden)]` `fuzzing` facade, is for the fuzz
+//!   targets and the engine's replay of them, nobody else.
 //!
 //! The files are those git tracks (a walk of the tree, `target/` and dot
 //! directories left out, where git is not there to ask).
@@ -291,5 +295,63 @@ fn the_binary_reaches_only_the_application_layer() {
         problems.is_empty(),
         "the binary names crates below the application layer (use rollway_app):\n{}",
         problems.join("\n")
+    );
+}
+
+/// Who may name the engine's `fuzzing` facade: the fuzz workspace and the
+/// engine's own replay of its corpus.
+fn may_use_fuzzing(rel: &str) -> bool {
+    rel.starts_with("fuzz/") || rel.starts_with("crates/rollway-engine/")
+}
+
+#[test]
+fn the_engine_exposes_no_module() {
+    let lib = "crates/rollway-engine/src/lib.rs";
+    let text = read(lib).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut problems = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let code = line.split("//").next().unwrap_or_default().trim();
+        if code.contains('*') {
+            problems.push(format!("{lib}:{}: a glob re-export: {}", i + 1, line.trim()));
+        }
+        let Some(rest) = code.strip_prefix("pub mod ") else {
+            continue;
+        };
+        let name = rest.trim_end_matches([';', '{', ' ']);
+        // The attributes right above it (doc comments and blank lines end them).
+        let hidden = lines[..i]
+            .iter()
+            .rev()
+            .map(|l| l.trim())
+            .take_while(|l| l.starts_with("#["))
+            .any(|l| l == "#[doc(hidden)]");
+        if !(name == "fuzzing" && hidden) {
+            problems.push(format!("{lib}:{}: {}", i + 1, line.trim()));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "the engine's modules are private; re-export what callers need at its root:\n{}",
+        problems.join("\n")
+    );
+
+    let facade = regex::Regex::new(r"\brollway_engine\s*::\s*fuzzing\b").unwrap();
+    let mut users = Vec::new();
+    for rel in files()
+        .into_iter()
+        .filter(|r| r.ends_with(".rs") && !may_use_fuzzing(r))
+    {
+        let text = read(&rel).unwrap_or_default();
+        for (i, line) in text.lines().enumerate() {
+            if facade.is_match(line.split("//").next().unwrap_or_default()) {
+                users.push(format!("{rel}:{}: {}", i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        users.is_empty(),
+        "only the fuzz targets may use the engine's fuzzing facade:\n{}",
+        users.join("\n")
     );
 }

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use serde_json::{Map, Value};
@@ -329,11 +329,6 @@ pub fn problems(spec: &StackSpec, report: &StackReport, required_tags: &[String]
 pub fn tail(output: &str, n: usize) -> String {
     let lines: Vec<&str> = output.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// The directory of a path, for display.
-pub fn shown(p: &Path) -> String {
-    p.display().to_string()
 }
 
 #[cfg(test)]

@@ -33,13 +33,13 @@ mod supervisord;
 mod systemd;
 
 pub use command::CommandSupervisor;
-pub use log::{CappedLog, DEFAULT_LOG_MAX_BYTES, tail_lines};
+pub use log::{DEFAULT_LOG_MAX_BYTES, tail_lines};
 pub use owner::PortOwner;
-pub use process::{is_alive, process_group_alive};
+pub use process::is_alive;
 pub use rollway::RollwaySupervisor;
 pub use run::{SuperviseOptions, spawn_detached, supervise};
-pub use supervisord::{SupervisordSupervisor, render_program};
-pub use systemd::{SYSTEMD_UNIT_DIR, SystemdShow, SystemdSupervisor, parse_show, render_unit};
+pub use supervisord::SupervisordSupervisor;
+pub use systemd::SystemdSupervisor;
 
 /// Everything a host needs to run one service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -326,6 +326,35 @@ WantedBy=multi-user.target
         assert!(render_unit(&spec).is_err());
     }
 
+    /// systemd cannot run on the test machines (no systemd as PID 1), so
+    /// this checks what Rollway renders for it: two environments of one
+    /// project on one host get two units, each running its own root's spec.
+    #[test]
+    fn unit_names_differ_per_environment() {
+        let mut units = Vec::new();
+        for env in ["staging", "remote", "production"] {
+            let root = Path::new("/srv/identity").join(env);
+            let mut spec = crate::supervisor::tests::spec(&root, SupervisorKind::Systemd);
+            spec.name = "identity".into();
+            spec.project = "identity".into();
+            spec.environment = env.into();
+            let spec = spec.identified();
+            assert_eq!(spec.name, crate::supervisor::service_name("identity", env, &root));
+            assert!(spec.name.starts_with(&format!("identity-{env}-")), "{}", spec.name);
+            let unit = render_unit(&spec).unwrap();
+            let spec_path = root.join(".rollway/svc").join(&spec.name).join("spec.json");
+            assert!(
+                unit.contains(&format!("--spec {}\n", spec_path.display())),
+                "{env}: {unit}"
+            );
+            units.push(format!("{}.service", spec.name));
+        }
+        let n = units.len();
+        units.sort();
+        units.dedup();
+        assert_eq!(units.len(), n, "{units:?}");
+    }
+
     fn check(text: &str, expected: Result<(u64, Option<u32>, &str, u64), &str>) {
         match (parse_show(text), expected) {
             (Ok(show), Ok((n, pid, state, starts))) => {

@@ -25,7 +25,7 @@ pub mod ssh;
 #[cfg(test)]
 mod tests;
 
-pub use client::{AgentClient, StderrTail};
+pub use client::AgentClient;
 pub use local::LocalConnector;
 pub use ship::ShipPlan;
 pub use ssh::SshConnector;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use rollway_artifact::{PackOptions, PackResult, pack};
 
+use super::client::StderrTail;
 use super::*;
 use crate::agent::protocol::{DataWriter, Encoding, ManifestForm, PROTOCOL, Request, Response};
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rollway_engine::supervisor::is_alive;
+use rollway_engine::is_alive;
 
 #[track_caller]
 fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
