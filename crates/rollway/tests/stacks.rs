@@ -185,7 +185,7 @@ required_properties = ["engine"]
         stack(&d, "cache")["error_message"]
             .as_str()
             .unwrap()
-            .contains("resource Hot (cache) lacks the required tag 'team'"),
+            .contains("resource Hot lacks the required tag team — tag it in the stack's template"),
         "{d}"
     );
     assert_eq!(stack(&d, "db")["outputs"]["URL"], "postgres://db.internal/app");
@@ -216,7 +216,7 @@ required_properties = ["engine"]
         stack(&d, "db")["error_message"]
             .as_str()
             .unwrap()
-            .contains("declared output 'URL' was not written")
+            .contains("stack 'db' did not report output URL: its deploy command must write it to $ROLLWAY_OUTPUTS")
     );
 }
 

@@ -47,26 +47,36 @@ pub fn validate_dependencies(stack: &Stack, siblings: &[Stack]) -> Vec<Violation
 
 /// A deployed stack's outputs against its contract (`[stacks.X] outputs`
 /// and `secret_outputs`): each declared output present and non-empty, each
-/// secret one reported as secret and never stored in clear.
+/// secret one reported as secret and never stored in clear (at most as
+/// the mask).
 pub fn validate_outputs(stack: &Stack, outputs: &[String], secret_outputs: &[String]) -> Vec<Violation> {
-    let mut out = Vec::new();
     if stack.status() != StackStatus::Deployed {
-        return out;
+        return Vec::new();
     }
+    output_violations(stack, outputs, secret_outputs)
+}
+
+/// [`validate_outputs`] whatever the stack's status: what the engine asks
+/// of a report before it lets the stack count as deployed (`secret_outputs`
+/// of `stack` are the secret keys the report carried).
+pub fn output_violations(stack: &Stack, outputs: &[String], secret_outputs: &[String]) -> Vec<Violation> {
+    let mut out = Vec::new();
     for key in outputs {
         if stack.outputs.get(key).is_none_or(|v| v.is_empty()) {
             out.push(Violation::new(
                 format!("outputs.{key}"),
                 OUTPUTS_CONTRACT,
                 format!(
-                    "stack '{}' did not report output {key} — make its deploy command print it in its JSON outputs",
+                    "stack '{}' did not report output {key}: its deploy command must write it to $ROLLWAY_OUTPUTS",
                     stack.name
                 ),
             ));
         }
     }
     for key in secret_outputs {
-        if stack.outputs.contains_key(key) {
+        // The mask stands in for a secret output (people see it was
+        // reported); its value is kept encrypted elsewhere, never here.
+        if stack.outputs.get(key).is_some_and(|v| v != crate::mask::MASK) {
             out.push(Violation::new(
                 format!("outputs.{key}"),
                 OUTPUTS_CONTRACT,

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use rollway_model::{
     Clock, Deployment, DeploymentId, DeploymentKind, DeploymentStatus, EventKind, HostResult, Level, Lock, Masker,
-    NewEvent, Stack, StackStatus, Verification,
+    NewEvent, ResourceContract, Stack, StackContract, StackStatus, Verification,
 };
 use rollway_store::{LockRequest, Store};
 use serde_json::json;
@@ -453,6 +453,19 @@ impl<'r, 'a> Run<'r, 'a> {
             let mut st = Stack::new(dep.id, s.name.clone(), job.clock().now());
             st.dependencies.clone_from(&s.depends_on);
             st.secret_outputs.clone_from(&s.secret_outputs);
+            // The store holds the stack to its contract (seed 004 outputs,
+            // resource properties and governance tags) as data is recorded.
+            if !s.is_release() {
+                st.contract = StackContract {
+                    outputs: s.outputs.clone(),
+                    secret_outputs: s.secret_outputs.clone(),
+                    resources: ResourceContract {
+                        required: s.required_properties.iter().map(|p| (p.clone(), None)).collect(),
+                        ..ResourceContract::default()
+                    },
+                    required_tags: job.required_tags.clone(),
+                };
+            }
             records.push(job.store.put_stack(&st, Vec::new())?);
         }
         job.progress

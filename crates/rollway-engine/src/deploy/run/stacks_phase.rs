@@ -214,7 +214,7 @@ impl Run<'_, '_> {
                 })
                 .map_err(|e| e.to_string())?;
             if let Some(slot) = self.records().get_mut(i) {
-                *slot = updated;
+                *slot = updated.clone();
             }
         }
         if let Some(cmd) = &spec.validate {
@@ -262,12 +262,11 @@ impl Run<'_, '_> {
                 json!({ "stack": spec.name, "keys": spec.secret_outputs, "file": kept }),
             );
         }
-        self.record_report(i, &report)?;
+        let problems = self.record_report(i, &report)?;
         self.upstream
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(spec.name.clone(), report.outputs.clone());
-        let problems = stacks::problems(spec, &report, &self.job.required_tags);
         if problems.is_empty() {
             Ok(())
         } else {
@@ -293,13 +292,18 @@ impl Run<'_, '_> {
         false
     }
 
-    /// Stores stack `i`'s outputs (secret ones masked) and its resources.
-    fn record_report(&self, i: usize, report: &stacks::StackReport) -> Result<(), String> {
+    /// Stores stack `i`'s outputs (secret ones masked) and its resources,
+    /// and returns what breaks the stack's contract (seed 004), in the
+    /// model's words: an output not reported, a resource without a required
+    /// property or tag (recorded as failed, so what exists is not lost), a
+    /// resource that failed.
+    fn record_report(&self, i: usize, report: &stacks::StackReport) -> Result<Vec<String>, String> {
         let spec = &self.specs[i];
         let store = self.job.store;
         let Some(stack) = self.records().get(i).cloned() else {
-            return Ok(());
+            return Ok(Vec::new());
         };
+        let mut problems = Vec::new();
         let outputs: BTreeMap<String, String> = report
             .outputs
             .iter()
@@ -312,6 +316,19 @@ impl Run<'_, '_> {
                 (k.clone(), shown)
             })
             .collect();
+        let mut reported = stack.clone();
+        reported.outputs.clone_from(&outputs);
+        reported.secret_outputs = spec
+            .secret_outputs
+            .iter()
+            .filter(|k| report.outputs.contains_key(*k))
+            .cloned()
+            .collect();
+        problems.extend(
+            rollway_model::rules::stack::output_violations(&reported, &spec.outputs, &spec.secret_outputs)
+                .into_iter()
+                .map(|v| v.message),
+        );
         let updated = store
             .update_stack(stack.id, &mut |s: &mut Stack| {
                 s.outputs.clone_from(&outputs);
@@ -319,7 +336,7 @@ impl Run<'_, '_> {
             })
             .map_err(|e| e.to_string())?;
         if let Some(slot) = self.records().get_mut(i) {
-            *slot = updated;
+            *slot = updated.clone();
         }
         let known = store.resources(stack.id).map_err(|e| e.to_string())?;
         for r in &report.resources {
@@ -337,14 +354,26 @@ impl Run<'_, '_> {
                 "failed" => Some(ResourceStatus::Failed),
                 _ => None,
             };
-            if let Some(to) = to
+            if let Some(mut to) = to
                 && res.status() == ResourceStatus::Creating
             {
+                if to == ResourceStatus::Available {
+                    let mut available = res.clone();
+                    available.transition(to, now).map_err(|e| e.to_string())?;
+                    let broken = rollway_model::rules::resource::validate_in_stack(&available, &updated);
+                    if !broken.is_empty() {
+                        problems.extend(broken.into_iter().map(|v| v.message));
+                        to = ResourceStatus::Failed;
+                    }
+                }
                 res.transition(to, now).map_err(|e| e.to_string())?;
+            }
+            if r.status == "failed" {
+                problems.push(format!("resource {} ({}) failed", r.logical_id, r.resource_type));
             }
             store.put_resource(&res, Vec::new()).map_err(|e| e.to_string())?;
         }
-        Ok(())
+        Ok(problems)
     }
 
     /// `verify` of deployed command stack `i`; then no resource may still be creating.
@@ -355,8 +384,7 @@ impl Run<'_, '_> {
             self.stack_command(spec, "verify", cmd, &seen, &[])?;
             if let Some(env) = self.stack_env() {
                 let report = env.report(&spec.name)?;
-                self.record_report(i, &report)?;
-                let problems = stacks::problems(spec, &report, &self.job.required_tags);
+                let problems = self.record_report(i, &report)?;
                 if !problems.is_empty() {
                     return Err(problems.join("; "));
                 }
