@@ -405,9 +405,26 @@ pub(crate) fn stack_specs(config: &Config) -> Vec<StackSpec> {
             depends_on: st.depends_on.clone(),
             outputs: st.outputs.clone(),
             secret_outputs: st.secret_outputs.clone(),
-            required_properties: st.required_properties.clone(),
+            resources: resource_contract(st),
         })
         .collect()
+}
+
+/// `[stacks.X]`'s `required_properties`, `properties` and
+/// `property_types` as the model's resource contract.
+fn resource_contract(st: &rollway_config::StackConfig) -> rollway_model::ResourceContract {
+    let mut required: std::collections::BTreeMap<String, Option<serde_json::Value>> =
+        st.required_properties.iter().map(|p| (p.clone(), None)).collect();
+    required.extend(st.properties.iter().map(|(k, v)| (k.clone(), Some(v.clone()))));
+    rollway_model::ResourceContract {
+        resource_type: None,
+        required,
+        types: st
+            .property_types
+            .iter()
+            .filter_map(|(k, t)| Some((k.clone(), rollway_model::PropertyType::named(t)?)))
+            .collect(),
+    }
 }
 
 /// One stack of a dry run, in wave order, with the commands it would run.

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::Duration;
 
+use rollway_model::PropertyType;
 use rollway_model::names::{name_too_long, shown};
 use rollway_model::rules::validate_domain;
 use rollway_model::status::{ArtifactKind, EnvironmentKind, JobType, Platform, SupervisorKind, VariableType};
@@ -902,6 +903,25 @@ fn read_stack(name: At<&str>, t: &mut Table<'_>, marks: &mut Marks) -> StackConf
         marks.outputs.push((name.v.to_owned(), o.clone()));
     }
     let required_properties = t.plain_list("required_properties");
+    let properties = match t.json("properties") {
+        Some(serde_json::Value::Object(m)) => m.into_iter().collect(),
+        _ => BTreeMap::new(),
+    };
+    let mut property_types = BTreeMap::new();
+    for (key, ty) in t.scalar_map("property_types") {
+        if PropertyType::NAMES.contains(&ty.v.as_str()) {
+            property_types.insert(key.v, ty.v);
+        } else {
+            cx.report(
+                ty.at,
+                format!(
+                    "property type '{}' of {} in stack '{}' is not a JSON type",
+                    ty.v, key.v, name.v
+                ),
+                format!("use one of {}", PropertyType::NAMES.join(", ")),
+            );
+        }
+    }
     StackConfig {
         synth,
         validate,
@@ -912,6 +932,8 @@ fn read_stack(name: At<&str>, t: &mut Table<'_>, marks: &mut Marks) -> StackConf
         outputs: outputs.into_iter().map(|a| a.v).collect(),
         secret_outputs: secret_outputs.into_iter().map(|a| a.v).collect(),
         required_properties,
+        properties,
+        property_types,
     }
 }
 

@@ -730,6 +730,14 @@ pub struct StackConfig {
     /// Properties every resource of this stack must have.
     #[serde(default)]
     pub required_properties: Vec<String>,
+    /// Properties every resource of this stack must have with exactly
+    /// this value, e.g. `{ engine = "postgres", encrypted = true }`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, serde_json::Value>,
+    /// Properties every resource of this stack must have with a value of
+    /// this JSON type: string, number, integer, boolean, array or object.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub property_types: BTreeMap<String, String>,
 }
 
 impl StackConfig {

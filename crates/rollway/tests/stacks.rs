@@ -401,3 +401,78 @@ fn history_reads_the_seeds_status_words_and_writes_canonical_ones() {
         unknown.stderr
     );
 }
+
+/// Seed 004 "Properties must match contract specifications": values and
+/// JSON types, not only presence; each way of breaking it fails the stack
+/// in the model's words, and the resource is kept as failed.
+#[test]
+fn property_values_and_types_are_part_of_the_contract() {
+    let check = |resource: &str, expected: Option<&str>| {
+        let p = project(&format!(
+            r#"
+[stacks.db]
+deploy = "printf '[{resource}]' > \"$ROLLWAY_RESOURCES\""
+required_properties = ["region"]
+properties = {{ engine = "postgres", encrypted = true }}
+property_types = {{ port = "integer" }}
+"#
+        ));
+        let r = p.run(&["deploy", "staging"]);
+        let d = last(&p);
+        let db = stack(&d, "db");
+        match expected {
+            None => {
+                assert_eq!(r.code, 0, "{r:#?}");
+                assert_eq!(status(&d, "db"), "deployed");
+                assert_eq!(db["resources"][0]["lifecycle"]["status"], "available");
+            }
+            Some(message) => {
+                assert_eq!(r.code, 1, "{r:#?}");
+                assert_eq!(
+                    (status(&d, "db"), db["error_message"].as_str()),
+                    ("failed".to_owned(), Some(message)),
+                    "{resource}"
+                );
+                assert_eq!(db["resources"][0]["lifecycle"]["status"], "failed");
+            }
+        }
+    };
+    let res = |props: &str| {
+        format!(
+            r#"{{\"type\":\"database\",\"logical_id\":\"Main\",\"status\":\"available\",\"properties\":{{{props}}},\"tags\":{{\"team\":\"core\"}}}}"#
+        )
+    };
+    check(
+        &res(r#"\"region\":\"eu\",\"engine\":\"postgres\",\"encrypted\":true,\"port\":5432"#),
+        None,
+    );
+    check(
+        &res(r#"\"region\":\"eu\",\"engine\":\"mysql\",\"encrypted\":true,\"port\":5432"#),
+        Some(r#"resource Main has engine = "mysql", the contract wants "postgres""#),
+    );
+    check(
+        &res(r#"\"region\":\"eu\",\"engine\":\"postgres\",\"encrypted\":true,\"port\":\"5432\""#),
+        Some("resource Main has port of type string, the contract wants type integer"),
+    );
+    check(
+        &res(r#"\"engine\":\"postgres\",\"encrypted\":\"yes\",\"port\":5432"#),
+        Some(r#"resource Main has encrypted = "yes", the contract wants true; resource Main has no property region"#),
+    );
+
+    // A type that is no JSON type is a config error at its place.
+    let p = project(
+        r#"
+[stacks.db]
+deploy = "true"
+property_types = { port = "int" }
+"#,
+    );
+    let r = p.run(&["config", "check"]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    assert!(
+        r.stderr
+            .contains("property type 'int' of port in stack 'db' is not a JSON type"),
+        "{}",
+        r.stderr
+    );
+}

@@ -27,7 +27,8 @@ pub struct StackSpec {
     pub depends_on: Vec<String>,
     pub outputs: Vec<String>,
     pub secret_outputs: Vec<String>,
-    pub required_properties: Vec<String>,
+    /// What each resource the stack reports must hold (seed 004).
+    pub resources: rollway_model::ResourceContract,
 }
 
 impl StackSpec {

@@ -73,6 +73,23 @@ pub enum PropertyType {
 }
 
 impl PropertyType {
+    /// The names `as_str` gives, in declaration order.
+    pub const NAMES: &'static [&'static str] = &["string", "number", "integer", "boolean", "array", "object"];
+
+    /// The type named `name` (one of [`PropertyType::NAMES`]).
+    pub fn named(name: &str) -> Option<Self> {
+        [
+            Self::String,
+            Self::Number,
+            Self::Integer,
+            Self::Boolean,
+            Self::Array,
+            Self::Object,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == name)
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::String => "string",

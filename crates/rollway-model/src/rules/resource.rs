@@ -29,7 +29,7 @@ pub fn validate_properties(r: &Resource, contract: &ResourceContract) -> Vec<Vio
             "resource_type",
             PROPERTIES_CONTRACT,
             format!(
-                "resource {} is a {}, the contract wants a {ty}",
+                "resource {} is of type {}, the contract wants type {ty}",
                 r.logical_id, r.resource_type
             ),
         ));
@@ -52,7 +52,7 @@ pub fn validate_properties(r: &Resource, contract: &ResourceContract) -> Vec<Vio
                 field(),
                 PROPERTIES_CONTRACT,
                 format!(
-                    "resource {} has {key} of type {}, the contract wants a {ty}",
+                    "resource {} has {key} of type {}, the contract wants type {ty}",
                     r.logical_id,
                     PropertyType::name_of(actual)
                 ),

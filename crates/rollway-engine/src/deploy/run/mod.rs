@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use rollway_model::{
     Clock, Deployment, DeploymentId, DeploymentKind, DeploymentStatus, EventKind, HostResult, Level, Lock, Masker,
-    NewEvent, ResourceContract, Stack, StackContract, StackStatus, Verification,
+    NewEvent, Stack, StackContract, StackStatus, Verification,
 };
 use rollway_store::{LockRequest, Store};
 use serde_json::json;
@@ -459,10 +459,7 @@ impl<'r, 'a> Run<'r, 'a> {
                 st.contract = StackContract {
                     outputs: s.outputs.clone(),
                     secret_outputs: s.secret_outputs.clone(),
-                    resources: ResourceContract {
-                        required: s.required_properties.iter().map(|p| (p.clone(), None)).collect(),
-                        ..ResourceContract::default()
-                    },
+                    resources: s.resources.clone(),
                     required_tags: job.required_tags.clone(),
                 };
             }
