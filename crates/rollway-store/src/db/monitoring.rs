@@ -531,7 +531,7 @@ fn roll_step(sql: &mut dyn Sql, lock: &str, id: i64, settled: i64, chunk: i64) -
             // at most a chunk (rounded up to days) per step.
             let a = floor(lo, DAY).max(from - ceil(chunk, DAY));
             let taken = m.take(sql, a, from)?;
-            (a, (from + NEAR_BACK + coverage).min(until), taken)
+            (a, ceil(from + NEAR_BACK + coverage, MINUTE).min(until), taken)
         } else {
             let hi = (floor(lo, MINUTE) + chunk).min(until);
             let taken = m.take(sql, lo, hi)?;
