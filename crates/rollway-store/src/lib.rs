@@ -3,7 +3,7 @@
 //! several instances sharing one store), schema migrations, the hash-chained
 //! event log, lease locks, and the records of environments, variables,
 //! artifacts, deployments, verifications, pipeline runs, jobs, stacks and
-//! resources.
+//! resources, and the watching half's monitors, probe samples and rollups.
 //!
 //! # Schema
 //!
@@ -28,6 +28,9 @@
 //! | `jobs` | `id`, `ord`, `run_id`, `name` (unique per run), `type`, `status`, `start_time`, `end_time`, `exit_code`, `doc`, `log` | the output is in `log`, appended in place; `doc`'s `logs` is stored empty |
 //! | `stacks` | `id`, `ord`, `deployment_id`, `name` (unique per deployment), `status`, `doc` | |
 //! | `resources` | `id`, `ord`, `stack_id`, `type`, `logical_id`, `physical_id`, `status`, `doc` | |
+//! | `monitors` | `id` (integer), `name` (unique), `environment`, `kind`, `target`, `interval_ms`, `coverage_ms`, `config`, `paused`, `created_at`, `updated_at`, `rolled_from`, `rolled_until` | the rollups cover `[rolled_from, rolled_until)` |
+//! | `samples` | `monitor_id`, `slot` (key with the monitor), `lag_ms`, `outcome`, `http_status`, `latency_ms`, `cache_status`, `location`, `error`, `rolled` | one row per monitor and slot; `error` masked; a partial index holds the rows not yet rolled up |
+//! | `rollups_minute`, `rollups_hour`, `rollups_day` | `monitor_id`, `bucket` (key with the monitor), `ok`, `error`, `unavailable`, `status_5xx`, `latency_count`, `latency_sum_ms`, `latency_min_ms`, `latency_max_ms`, `sketch`, `downtime_ms`, `maintenance_ms`, `no_data_ms` | the model's `Rollup`; the sketch as short text (`db/monitoring.rs`) |
 //!
 //! The last seven tables keep each entity whole as canonical JSON in `doc`,
 //! the source of truth: reading it replays the entity's lifecycle through the
