@@ -37,13 +37,33 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The word samples and answers use: `ok`, `error`, `unavailable`.
+    /// Every outcome, in order of severity.
+    pub const ALL: [Outcome; 3] = [Outcome::Ok, Outcome::Error, Outcome::Unavailable];
+
+    /// The canonical spelling (as serde writes it).
     pub const fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
             Outcome::Error => "error",
             Outcome::Unavailable => "unavailable",
         }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Outcome {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Outcome::ALL
+            .into_iter()
+            .find(|o| o.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown outcome '{s}' (expected one of: ok, error, unavailable)"))
     }
 }
 

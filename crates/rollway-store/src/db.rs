@@ -4,6 +4,7 @@
 //! stacks, …) live in `records`: load, apply the caller's change through the
 //! model, save, append the events — all inside one `in_tx`.
 
+mod monitoring;
 mod records;
 
 use std::sync::{Arc, RwLock};
@@ -13,13 +14,16 @@ use rollway_model::event::{ChainBreak, ChainHead, canonical_json, verify_chain};
 use rollway_model::rules;
 use rollway_model::{
     Artifact, ArtifactId, Clock, Deployment, DeploymentId, Environment, EnvironmentSpec, EnvironmentStatus, Event,
-    EventId, EventKind, Job, JobId, Level, Lifecycle, Lock, Masker, NewEvent, PipelineRun, PipelineRunId, Resource,
-    Sha256Digest, Stack, StackId, Timestamp, Variable, Verification,
+    EventId, EventKind, Job, JobId, Level, Lifecycle, Lock, Masker, NewEvent, PipelineRun, PipelineRunId, ProbeSample,
+    Resource, Sha256Digest, Stack, StackId, Timestamp, Variable, Verification,
 };
 use serde_json::json;
 
 use crate::error::StoreError;
 use crate::location::StoreLocation;
+use crate::monitoring::{
+    MonitorDef, MonitorRecord, Pruned, RecordedSamples, Resolution, Retention, RollupReport, RollupRow, RollupSettings,
+};
 use crate::sql::{Backend, Param, Row, Sql};
 use crate::{EventQuery, LockRequest, Store};
 use records::UpdateFn;
@@ -968,6 +972,58 @@ impl<B: Backend> Store for Db<B> {
 
     fn resources(&self, stack_id: StackId) -> Result<Vec<Resource>, StoreError> {
         self.do_resources(stack_id)
+    }
+
+    fn put_monitor(&self, def: &MonitorDef) -> Result<MonitorRecord, StoreError> {
+        self.do_put_monitor(def)
+    }
+
+    fn monitor(&self, name: &str) -> Result<Option<MonitorRecord>, StoreError> {
+        self.do_monitor(name)
+    }
+
+    fn monitors(&self) -> Result<Vec<MonitorRecord>, StoreError> {
+        self.do_monitors()
+    }
+
+    fn set_monitor_paused(&self, name: &str, paused: bool) -> Result<MonitorRecord, StoreError> {
+        self.do_set_monitor_paused(name, paused)
+    }
+
+    fn record_samples(&self, batch: &[ProbeSample]) -> Result<RecordedSamples, StoreError> {
+        self.do_record_samples(batch)
+    }
+
+    fn latest_samples(&self, environment: Option<&str>) -> Result<Vec<ProbeSample>, StoreError> {
+        self.do_latest_samples(environment)
+    }
+
+    fn samples(
+        &self,
+        monitor: &str,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<ProbeSample>, StoreError> {
+        self.do_samples(monitor, from, to, limit)
+    }
+
+    fn roll_up(&self, settings: &RollupSettings) -> Result<RollupReport, StoreError> {
+        self.do_roll_up(settings)
+    }
+
+    fn rollups(
+        &self,
+        monitor: &str,
+        resolution: Resolution,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        self.do_rollups(monitor, resolution, from, to)
+    }
+
+    fn prune_monitoring(&self, keep: &Retention) -> Result<Pruned, StoreError> {
+        self.do_prune_monitoring(keep)
     }
 
     fn execute_raw(&self, sql: &str) -> Result<(), StoreError> {

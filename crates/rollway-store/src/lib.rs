@@ -3,7 +3,7 @@
 //! several instances sharing one store), schema migrations, the hash-chained
 //! event log, lease locks, and the records of environments, variables,
 //! artifacts, deployments, verifications, pipeline runs, jobs, stacks and
-//! resources.
+//! resources, and the watching half's monitors, probe samples and rollups.
 //!
 //! # Schema
 //!
@@ -28,6 +28,9 @@
 //! | `jobs` | `id`, `ord`, `run_id`, `name` (unique per run), `type`, `status`, `start_time`, `end_time`, `exit_code`, `doc`, `log` | the output is in `log`, appended in place; `doc`'s `logs` is stored empty |
 //! | `stacks` | `id`, `ord`, `deployment_id`, `name` (unique per deployment), `status`, `doc` | |
 //! | `resources` | `id`, `ord`, `stack_id`, `type`, `logical_id`, `physical_id`, `status`, `doc` | |
+//! | `monitors` | `id` (integer), `name` (unique), `environment`, `kind`, `target`, `interval_ms`, `coverage_ms`, `config`, `paused`, `created_at`, `updated_at`, `rolled_from`, `rolled_until` | the rollups cover `[rolled_from, rolled_until)` |
+//! | `samples` | `monitor_id`, `slot` (key with the monitor), `lag_ms`, `outcome`, `http_status`, `latency_ms`, `cache_status`, `location`, `error`, `rolled` | one row per monitor and slot; `error` masked; a partial index holds the rows not yet rolled up |
+//! | `rollups_minute`, `rollups_hour`, `rollups_day` | `monitor_id`, `bucket` (key with the monitor), `ok`, `error`, `unavailable`, `status_5xx`, `latency_count`, `latency_sum_ms`, `latency_min_ms`, `latency_max_ms`, `sketch`, `downtime_ms`, `maintenance_ms`, `no_data_ms` | the model's `Rollup`; the sketch as short text (`db/monitoring.rs`) |
 //!
 //! The last seven tables keep each entity whole as canonical JSON in `doc`,
 //! the source of truth: reading it replays the entity's lifecycle through the
@@ -86,6 +89,7 @@
 mod db;
 mod error;
 mod location;
+mod monitoring;
 mod pg;
 mod preopen;
 mod sql;
@@ -96,16 +100,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rollway_model::{
     Artifact, ArtifactId, ChainBreak, Clock, Deployment, DeploymentId, Environment, EnvironmentSpec, EnvironmentStatus,
-    Event, EventKind, Job, JobId, Lock, Masker, NewEvent, PipelineRun, PipelineRunId, Resource, Sha256Digest, Stack,
-    StackId, Timestamp, Variable, Verification,
+    Event, EventKind, Job, JobId, Lock, Masker, NewEvent, PipelineRun, PipelineRunId, ProbeSample, Resource,
+    Sha256Digest, Stack, StackId, Timestamp, Variable, Verification,
 };
 
 pub use error::StoreError;
 pub use location::{DEFAULT_SQLITE_FILE, LocationError, StoreLocation, mask_password};
+pub use monitoring::{
+    MonitorDef, MonitorRecord, Pruned, RecordedSamples, Resolution, Retention, RollupReport, RollupRow, RollupSettings,
+};
 pub use preopen::{PreOpenError, check_before_open};
 
 /// The schema version this build writes (the highest migration it knows).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The clock of real runs: the only place that reads the system time.
 #[derive(Debug, Clone, Copy, Default)]
@@ -360,6 +367,58 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn put_resource(&self, resource: &Resource, events: Vec<NewEvent>) -> Result<Resource, StoreError>;
     /// A stack's resources, in the order they were first put.
     fn resources(&self, stack_id: StackId) -> Result<Vec<Resource>, StoreError>;
+
+    // ---- monitors, samples, rollups (OPERATIONS.md "Samples and rollups") ----
+
+    /// Creates the monitor when first seen, else takes the definition's
+    /// fields (its paused flag and rollup range stay). A definition without a
+    /// name, with a zero interval or a coverage shorter than the interval is
+    /// `StoreError::Invalid`.
+    fn put_monitor(&self, def: &MonitorDef) -> Result<MonitorRecord, StoreError>;
+    fn monitor(&self, name: &str) -> Result<Option<MonitorRecord>, StoreError>;
+    /// Every monitor, by name.
+    fn monitors(&self) -> Result<Vec<MonitorRecord>, StoreError>;
+    /// Unknown name: `StoreError::NotFound`.
+    fn set_monitor_paused(&self, name: &str, paused: bool) -> Result<MonitorRecord, StoreError>;
+    /// Records a batch in one transaction. A sample whose monitor and slot
+    /// are already recorded is left as it was and counted as a duplicate, so
+    /// a batch offered again or replayed after a restart records nothing
+    /// twice. Error text passes the store's masker. A sample of a monitor
+    /// never put is `StoreError::NotFound`, with nothing written.
+    fn record_samples(&self, batch: &[ProbeSample]) -> Result<RecordedSamples, StoreError>;
+    /// The latest sample of each monitor (of `environment`, or of all) that
+    /// has one, by monitor name: seed 002's lastStatus and lastCheckedAt.
+    fn latest_samples(&self, environment: Option<&str>) -> Result<Vec<ProbeSample>, StoreError>;
+    /// A monitor's samples with slots in `[from, to)`, oldest first, at most
+    /// `limit`.
+    fn samples(
+        &self,
+        monitor: &str,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<ProbeSample>, StoreError>;
+    /// Folds samples into 1-minute rollups and those into hours and days,
+    /// up to the minute that ended `settle` ago (then later samples are
+    /// merged into the minutes they belong to, exactly). Running it again
+    /// changes nothing. Each transaction covers one monitor and at most
+    /// `chunk` of time.
+    fn roll_up(&self, settings: &RollupSettings) -> Result<RollupReport, StoreError>;
+    /// A monitor's rollups with bucket starts in `[from, to)`, oldest first.
+    /// Inside the monitor's `[rolled_from, rolled_until)`, a minute without a
+    /// row had no data; hour and day rows are whole.
+    fn rollups(
+        &self,
+        monitor: &str,
+        resolution: Resolution,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<RollupRow>, StoreError>;
+    /// Deletes what `keep` no longer keeps, in transactions of at most
+    /// `keep.batch` rows: raw samples older than `keep.samples` (once rolled
+    /// up), and buckets that ended `keep.minutes` / `hours` / `days` ago or
+    /// earlier.
+    fn prune_monitoring(&self, keep: &Retention) -> Result<Pruned, StoreError>;
 
     /// Runs raw SQL against the store, bypassing every rule. For tests that
     /// tamper with the tables; never used by Rollway itself.

@@ -184,6 +184,7 @@ fn connect_within(config: &Config, shown: &str) -> Result<Client, StoreError> {
 impl Backend for PgBackend {
     const NAME: &'static str = "postgres";
     const LOCK_HEAD: &'static str = " FOR UPDATE";
+    const LOCK_ROW: &'static str = " FOR UPDATE";
     // Any constant will do, as long as it is the same in every instance.
     const MIGRATION_LOCK: &'static str = "SELECT pg_advisory_xact_lock(7236828373140453)";
     const MIGRATIONS: &'static [(i64, &'static str)] = &[
@@ -191,6 +192,7 @@ impl Backend for PgBackend {
         (2, include_str!("../migrations/postgres/0002_variables.sql")),
         (3, include_str!("../migrations/postgres/0003_deployments.sql")),
         (4, include_str!("../migrations/postgres/0004_failed_probes.sql")),
+        (5, include_str!("../migrations/postgres/0005_monitoring.sql")),
     ];
 
     fn location(&self) -> &StoreLocation {
@@ -232,6 +234,7 @@ fn bind(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
             Param::Int(v) => v as &(dyn ToSql + Sync),
             Param::Text(v) => v as &(dyn ToSql + Sync),
             Param::Bool(v) => v as &(dyn ToSql + Sync),
+            Param::Real(v) => v as &(dyn ToSql + Sync),
         })
         .collect()
 }
@@ -248,6 +251,8 @@ fn value(row: &postgres::Row, i: usize) -> Result<Val, postgres::Error> {
             .map_or(Val::Null, |v| Val::Int(i64::from(v)))
     } else if *ty == Type::TEXT || *ty == Type::VARCHAR || *ty == Type::NAME || *ty == Type::BPCHAR {
         row.try_get::<_, Option<String>>(i)?.map_or(Val::Null, Val::Text)
+    } else if *ty == Type::FLOAT8 {
+        row.try_get::<_, Option<f64>>(i)?.map_or(Val::Null, Val::Real)
     } else if *ty == Type::BOOL {
         row.try_get::<_, Option<bool>>(i)?.map_or(Val::Null, Val::Bool)
     } else {

@@ -14,6 +14,7 @@ pub(crate) enum Param {
     Int(Option<i64>),
     Text(Option<String>),
     Bool(bool),
+    Real(Option<f64>),
 }
 
 impl From<i64> for Param {
@@ -40,6 +41,18 @@ impl From<Option<String>> for Param {
     }
 }
 
+impl From<f64> for Param {
+    fn from(v: f64) -> Self {
+        Param::Real(Some(v))
+    }
+}
+
+impl From<Option<f64>> for Param {
+    fn from(v: Option<f64>) -> Self {
+        Param::Real(v)
+    }
+}
+
 impl From<bool> for Param {
     fn from(v: bool) -> Self {
         Param::Bool(v)
@@ -53,6 +66,7 @@ pub(crate) enum Val {
     Int(i64),
     Text(String),
     Bool(bool),
+    Real(f64),
     /// A type the store never writes (a real, a blob, …): someone changed the table.
     Other(String),
 }
@@ -94,6 +108,21 @@ impl Row {
             Val::Text(v) => Ok(Some(v.clone())),
             other => Err(format!("{name} is {other:?}, expected text or null")),
         }
+    }
+
+    pub fn opt_real(&self, i: usize, name: &str) -> Result<Option<f64>, String> {
+        match self.at(i)? {
+            Val::Null => Ok(None),
+            Val::Real(v) => Ok(Some(*v)),
+            // SQLite may hand back a whole-number real as an integer.
+            Val::Int(v) => Ok(Some(*v as f64)),
+            other => Err(format!("{name} is {other:?}, expected a number or null")),
+        }
+    }
+
+    pub fn real(&self, i: usize, name: &str) -> Result<f64, String> {
+        self.opt_real(i, name)?
+            .ok_or_else(|| format!("{name} is null, expected a number"))
     }
 
     pub fn bool(&self, i: usize, name: &str) -> Result<bool, String> {
@@ -149,6 +178,10 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
     /// transaction. PostgreSQL locks the row so that writers queue; SQLite's
     /// `BEGIN IMMEDIATE` has already taken the database's write lock.
     const LOCK_HEAD: &'static str;
+    /// Appended to a `SELECT` of one row that a write transaction must hold
+    /// until it ends (a monitor being rolled up): PostgreSQL locks it,
+    /// SQLite already holds the write lock.
+    const LOCK_ROW: &'static str;
     /// Run first in the migration transaction so that concurrent openers
     /// migrate one after another.
     const MIGRATION_LOCK: &'static str;

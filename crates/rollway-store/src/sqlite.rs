@@ -226,12 +226,14 @@ impl SqliteBackend {
 impl Backend for SqliteBackend {
     const NAME: &'static str = "sqlite";
     const LOCK_HEAD: &'static str = "";
+    const LOCK_ROW: &'static str = "";
     const MIGRATION_LOCK: &'static str = "";
     const MIGRATIONS: &'static [(i64, &'static str)] = &[
         (1, include_str!("../migrations/sqlite/0001_init.sql")),
         (2, include_str!("../migrations/sqlite/0002_variables.sql")),
         (3, include_str!("../migrations/sqlite/0003_deployments.sql")),
         (4, include_str!("../migrations/sqlite/0004_failed_probes.sql")),
+        (5, include_str!("../migrations/sqlite/0005_monitoring.sql")),
     ];
 
     fn location(&self) -> &StoreLocation {
@@ -285,16 +287,22 @@ fn bind(params: &[Param]) -> Vec<&dyn rusqlite::ToSql> {
             Param::Int(v) => v as &dyn rusqlite::ToSql,
             Param::Text(v) => v as &dyn rusqlite::ToSql,
             Param::Bool(v) => v as &dyn rusqlite::ToSql,
+            Param::Real(v) => v as &dyn rusqlite::ToSql,
         })
         .collect()
 }
 
 impl Sql for SqliteSql<'_> {
     fn exec(&mut self, sql: &str, params: &[Param]) -> Result<u64, StoreError> {
+        // Cached: sample batches and rollups run the same few statements
+        // thousands of times.
+        let err = |e| StoreError::sqlite(self.location, e);
         let n = self
             .conn
-            .execute(&placeholders(sql), bind(params).as_slice())
-            .map_err(|e| StoreError::sqlite(self.location, e))?;
+            .prepare_cached(&placeholders(sql))
+            .map_err(err)?
+            .execute(bind(params).as_slice())
+            .map_err(err)?;
         Ok(n as u64)
     }
 
@@ -314,7 +322,7 @@ impl Sql for SqliteSql<'_> {
                         Ok(s) => Val::Text(s.to_owned()),
                         Err(_) => Val::Other("text that is not UTF-8".into()),
                     },
-                    ValueRef::Real(v) => Val::Other(format!("the real {v}")),
+                    ValueRef::Real(v) => Val::Real(v),
                     ValueRef::Blob(b) => Val::Other(format!("a blob of {} bytes", b.len())),
                 });
             }

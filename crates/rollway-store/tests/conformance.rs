@@ -6,7 +6,8 @@
 //! PostgreSQL cases fail, unless `ROLLWAY_SKIP_PG=1` asks to skip them (and
 //! neither `CI=true` nor a `ROLLWAY_TEST_PG` says a server is expected);
 //! a skip is announced where `cargo test` shows it.
-//! The document entities' cases live in `conformance/records.rs`.
+//! The document entities' cases live in `conformance/records.rs`, those of
+//! monitors, samples and rollups in `conformance/monitoring.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write as _;
@@ -75,11 +76,22 @@ conformance! {
     artifacts_keep_the_model_rules,
     stacks_order_is_kept_as_stacks_are_recorded,
     stack_contracts_hold_for_outputs_dependencies_and_resources,
+    duplicate_slots_are_recorded_once,
+    latest_sample_of_each_monitor,
+    rollups_are_exact_at_every_resolution,
+    rolling_up_twice_changes_nothing,
+    a_late_sample_is_merged_exactly,
+    retention_cuts_exactly_at_the_boundaries,
+    a_month_rolls_up_to_the_uptime_of_its_raw_samples,
 }
 
 #[path = "conformance/records.rs"]
 mod records;
 use records::*;
+
+#[path = "conformance/monitoring.rs"]
+mod monitoring;
+use monitoring::*;
 
 // ---- harness ----
 

@@ -576,7 +576,8 @@ fn select_sql<E: Stored>() -> String {
 
 fn same(p: &Param, v: &Val) -> bool {
     match (p, v) {
-        (Param::Int(None) | Param::Text(None), Val::Null) => true,
+        (Param::Int(None) | Param::Text(None) | Param::Real(None), Val::Null) => true,
+        (Param::Real(Some(a)), Val::Real(b)) => a == b,
         (Param::Int(Some(a)), Val::Int(b)) => a == b,
         (Param::Text(Some(a)), Val::Text(b)) => a == b,
         (Param::Bool(a), Val::Bool(b)) => a == b,
@@ -590,7 +591,8 @@ fn shown_param(p: &Param) -> String {
         Param::Int(Some(v)) => v.to_string(),
         Param::Text(Some(v)) => format!("'{v}'"),
         Param::Bool(v) => v.to_string(),
-        Param::Int(None) | Param::Text(None) => "null".into(),
+        Param::Real(Some(v)) => v.to_string(),
+        Param::Int(None) | Param::Text(None) | Param::Real(None) => "null".into(),
     }
 }
 
@@ -600,6 +602,7 @@ fn shown_val(v: &Val) -> String {
         Val::Int(v) => v.to_string(),
         Val::Text(v) => format!("'{v}'"),
         Val::Bool(v) => v.to_string(),
+        Val::Real(v) => v.to_string(),
         Val::Other(what) => what.clone(),
     }
 }

@@ -1,0 +1,913 @@
+//! Monitors, probe samples, rollups and their retention, written once for
+//! both backends (OPERATIONS.md "Samples and rollups").
+//!
+//! Rolling up is incremental and exact. Each monitor has a covered range
+//! `[rolled_from, rolled_until)` (minute-aligned; `rolled_from` day-aligned
+//! so hour and day rows are whole): a run extends it to the settled minute
+//! and merges into the minute, hour and day rows the *delta* of what
+//! changed — the counts of samples not yet rolled (`rolled = 0`, flipped in
+//! the same transaction, so running twice changes nothing) and the change
+//! of each minute's time terms. Time terms (downtime, no data) depend on
+//! neighbouring samples (a run of unavailable samples, the next error
+//! minute), so they are computed from raw samples with context around the
+//! range and restated for the minutes just before it too; a late sample
+//! restates the minutes around it. A minute without a row inside the
+//! covered range had no data: its implicit terms are 60 s of no data, and
+//! the hour and day rows already hold them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rollway_model::rollup::{Measured, Rollup};
+use rollway_model::sketch::LatencySketch;
+use rollway_model::spans::{Span, Spans};
+use rollway_model::uptime::{Observation, Outcome, error_minute_downtime, no_data, unavailable_downtime};
+use rollway_model::{Masker, ProbeSample, Timestamp};
+
+use super::Db;
+use crate::error::StoreError;
+use crate::monitoring::{
+    MonitorDef, MonitorRecord, Pruned, RecordedSamples, Resolution, Retention, RollupReport, RollupRow, RollupSettings,
+};
+use crate::sql::{Backend, Param, Row, Sql};
+
+const MINUTE: i64 = 60_000;
+const DAY: i64 = 86_400_000;
+/// How far before a changed minute its neighbours' terms may change: an
+/// unavailable run is judged on 30 s, an error minute on the minute before.
+const NEAR_BACK: i64 = 2 * MINUTE;
+/// Samples read after a range: the next minute decides an error minute, and
+/// an unavailable run still open this long is longer than 30 s.
+const AHEAD: i64 = 2 * MINUTE;
+/// Rows per multi-row statement (PostgreSQL allows 65,535 parameters,
+/// SQLite 32,766).
+const ROWS_PER_INSERT: usize = 200;
+
+fn floor(t: i64, step: i64) -> i64 {
+    t.div_euclid(step) * step
+}
+
+fn ceil(t: i64, step: i64) -> i64 {
+    -floor(-t, step)
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn table(r: Resolution) -> &'static str {
+    match r {
+        Resolution::Minute => "rollups_minute",
+        Resolution::Hour => "rollups_hour",
+        Resolution::Day => "rollups_day",
+    }
+}
+
+/// NUL cannot be stored in PostgreSQL text; both backends store U+FFFD.
+fn scrub(text: &str) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text.to_owned()
+    }
+}
+
+// ---- the sketch as text ----
+
+/// `z<zeros>;` when there are zeros, then one token per bucket, comma
+/// separated: the bucket's index minus the previous one's (the first: the
+/// index), then `:count` when the count is not 1. Loopback latencies of one
+/// minute fill a few neighbouring buckets, so this is a handful of bytes.
+pub(crate) fn encode_sketch(s: &LatencySketch) -> String {
+    let (buckets, zeros) = s.to_parts();
+    let mut out = String::new();
+    if zeros > 0 {
+        out.push_str(&format!("z{zeros};"));
+    }
+    let mut prev = 0i64;
+    for (n, (i, c)) in buckets.into_iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push_str(&(i64::from(i) - prev).to_string());
+        if c != 1 {
+            out.push_str(&format!(":{c}"));
+        }
+        prev = i64::from(i);
+    }
+    out
+}
+
+pub(crate) fn decode_sketch(text: &str) -> Result<LatencySketch, String> {
+    let bad = |what: &str| format!("sketch '{text}': {what}");
+    let (zeros, rest) = match text.strip_prefix('z') {
+        Some(t) => {
+            let (z, rest) = t.split_once(';').ok_or_else(|| bad("no ';' after the zero count"))?;
+            (
+                z.parse::<u64>().map_err(|_| bad("the zero count is not a number"))?,
+                rest,
+            )
+        }
+        None => (0, text),
+    };
+    let mut buckets = Vec::new();
+    let mut prev = 0i64;
+    for token in rest.split(',').filter(|t| !t.is_empty()) {
+        let (d, c) = token.split_once(':').unwrap_or((token, "1"));
+        let i = prev + d.parse::<i64>().map_err(|_| bad("a bucket index is not a number"))?;
+        let c = c.parse::<u64>().map_err(|_| bad("a bucket count is not a number"))?;
+        buckets.push((i32::try_from(i).map_err(|_| bad("a bucket index is out of range"))?, c));
+        prev = i;
+    }
+    Ok(LatencySketch::from_parts(buckets, zeros))
+}
+
+// ---- rows ----
+
+const MONITOR_COLS: &str = "id, name, environment, kind, target, interval_ms, coverage_ms, config, paused, \
+     created_at, updated_at, rolled_from, rolled_until";
+
+fn duration(v: i64, name: &str) -> Result<Duration, String> {
+    u64::try_from(v)
+        .map(Duration::from_millis)
+        .map_err(|_| format!("{name} is negative ({v})"))
+}
+
+fn monitor_from_row(r: &Row) -> Result<MonitorRecord, StoreError> {
+    let name = r.text(1, "name").unwrap_or_else(|_| "?".into());
+    let decode = || -> Result<MonitorRecord, String> {
+        Ok(MonitorRecord {
+            def: MonitorDef {
+                name: r.text(1, "name")?,
+                environment: r.text(2, "environment")?,
+                kind: r.text(3, "kind")?,
+                target: r.text(4, "target")?,
+                interval: duration(r.int(5, "interval_ms")?, "interval_ms")?,
+                coverage: duration(r.int(6, "coverage_ms")?, "coverage_ms")?,
+                config: serde_json::from_str(&r.text(7, "config")?).map_err(|e| format!("config is not JSON: {e}"))?,
+            },
+            paused: r.bool(8, "paused")?,
+            created_at: Timestamp::from_millis(r.int(9, "created_at")?),
+            updated_at: Timestamp::from_millis(r.int(10, "updated_at")?),
+            rolled_from: r.opt_int(11, "rolled_from")?.map(Timestamp::from_millis),
+            rolled_until: r.opt_int(12, "rolled_until")?.map(Timestamp::from_millis),
+        })
+    };
+    decode().map_err(|d| StoreError::corrupt("monitor", name, d))
+}
+
+const SAMPLE_COLS: &str = "m.name, s.slot, s.lag_ms, s.outcome, s.http_status, s.latency_ms, s.cache_status, \
+     s.location, s.error";
+
+fn sample_from_row(r: &Row) -> Result<ProbeSample, StoreError> {
+    let decode = || -> Result<ProbeSample, String> {
+        let slot = Timestamp::from_millis(r.int(1, "slot")?);
+        Ok(ProbeSample {
+            monitor: r.text(0, "monitor")?,
+            slot,
+            at: Timestamp::from_millis(slot.as_millis() + r.int(2, "lag_ms")?),
+            outcome: r.parse(3, "outcome")?,
+            http_status: r
+                .opt_int(4, "http_status")?
+                .map(|v| u16::try_from(v).map_err(|_| format!("http_status {v} is out of range")))
+                .transpose()?,
+            latency_ms: r
+                .opt_int(5, "latency_ms")?
+                .map(|v| u64::try_from(v).map_err(|_| format!("latency_ms {v} is negative")))
+                .transpose()?,
+            cache_status: r.parse_opt(6, "cache_status")?,
+            location: r.opt_text(7, "location")?,
+            error: r.opt_text(8, "error")?,
+        })
+    };
+    decode().map_err(|d| {
+        let id = format!(
+            "{} at {}",
+            r.text(0, "monitor").unwrap_or_else(|_| "?".into()),
+            r.int(1, "slot").unwrap_or_default()
+        );
+        StoreError::corrupt("sample", id, d)
+    })
+}
+
+const ROLLUP_COLS: &str = "ok, error, unavailable, status_5xx, latency_count, latency_sum_ms, latency_min_ms, \
+     latency_max_ms, sketch, downtime_ms, maintenance_ms, no_data_ms";
+
+fn count(r: &Row, i: usize, name: &str) -> Result<u64, String> {
+    let v = r.int(i, name)?;
+    u64::try_from(v).map_err(|_| format!("{name} is negative ({v})"))
+}
+
+/// Reads `ROLLUP_COLS` starting at column `first`.
+fn rollup_from(r: &Row, first: usize) -> Result<Rollup, String> {
+    Ok(Rollup {
+        ok: count(r, first, "ok")?,
+        error: count(r, first + 1, "error")?,
+        unavailable: count(r, first + 2, "unavailable")?,
+        status_5xx: count(r, first + 3, "status_5xx")?,
+        latency_count: count(r, first + 4, "latency_count")?,
+        latency_sum_ms: r.real(first + 5, "latency_sum_ms")?,
+        latency_min_ms: r.opt_real(first + 6, "latency_min_ms")?,
+        latency_max_ms: r.opt_real(first + 7, "latency_max_ms")?,
+        sketch: decode_sketch(&r.text(first + 8, "sketch")?)?,
+        downtime_ms: r.int(first + 9, "downtime_ms")?,
+        maintenance_ms: r.int(first + 10, "maintenance_ms")?,
+        no_data_ms: r.int(first + 11, "no_data_ms")?,
+    })
+}
+
+fn int(v: u64) -> Param {
+    Param::Int(Some(i64::try_from(v).unwrap_or(i64::MAX)))
+}
+
+fn rollup_params(monitor_id: i64, bucket: i64, r: &Rollup) -> [Param; 14] {
+    [
+        monitor_id.into(),
+        bucket.into(),
+        int(r.ok),
+        int(r.error),
+        int(r.unavailable),
+        int(r.status_5xx),
+        int(r.latency_count),
+        r.latency_sum_ms.into(),
+        r.latency_min_ms.into(),
+        r.latency_max_ms.into(),
+        encode_sketch(&r.sketch).into(),
+        r.downtime_ms.into(),
+        r.maintenance_ms.into(),
+        r.no_data_ms.into(),
+    ]
+}
+
+/// `($1, …, $n), ($n+1, …)` for `rows` rows of `width` parameters.
+fn values_list(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let ps: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+            format!("({})", ps.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Writes whole rows (replacing what is there).
+fn put_rollups(sql: &mut dyn Sql, res: Resolution, monitor_id: i64, rows: &[(i64, Rollup)]) -> Result<(), StoreError> {
+    let updates = ROLLUP_COLS
+        .split(", ")
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let params: Vec<Param> = chunk
+            .iter()
+            .flat_map(|(bucket, r)| rollup_params(monitor_id, *bucket, r))
+            .collect();
+        sql.exec(
+            &format!(
+                "INSERT INTO {} (monitor_id, bucket, {ROLLUP_COLS}) VALUES {} \
+                 ON CONFLICT (monitor_id, bucket) DO UPDATE SET {updates}",
+                table(res),
+                values_list(chunk.len(), 14)
+            ),
+            &params,
+        )?;
+    }
+    Ok(())
+}
+
+/// The stored rows of one monitor with buckets in `[from, to)`.
+fn stored_rollups(
+    sql: &mut dyn Sql,
+    res: Resolution,
+    monitor_id: i64,
+    from: i64,
+    to: i64,
+) -> Result<BTreeMap<i64, Rollup>, StoreError> {
+    let rows = sql.rows(
+        &format!(
+            "SELECT bucket, {ROLLUP_COLS} FROM {} WHERE monitor_id = $1 AND bucket >= $2 AND bucket < $3",
+            table(res)
+        ),
+        &[monitor_id.into(), from.into(), to.into()],
+    )?;
+    rows.iter()
+        .map(|r| {
+            let bucket = r
+                .int(0, "bucket")
+                .map_err(|d| StoreError::corrupt("rollup", res.as_str(), d))?;
+            let rollup = rollup_from(r, 1).map_err(|d| {
+                StoreError::corrupt(
+                    "rollup",
+                    format!("{} {bucket} of monitor {monitor_id}", res.as_str()),
+                    d,
+                )
+            })?;
+            Ok((bucket, rollup))
+        })
+        .collect()
+}
+
+/// Merges `deltas` (by bucket start of `res`) into the stored rows.
+fn merge_into(
+    sql: &mut dyn Sql,
+    res: Resolution,
+    monitor_id: i64,
+    deltas: &BTreeMap<i64, Rollup>,
+) -> Result<(), StoreError> {
+    let (Some(&first), Some(&last)) = (deltas.keys().next(), deltas.keys().next_back()) else {
+        return Ok(());
+    };
+    let mut rows = stored_rollups(sql, res, monitor_id, first, last + 1)?;
+    for (bucket, delta) in deltas {
+        rows.entry(*bucket).or_default().merge(delta);
+    }
+    let changed: Vec<(i64, Rollup)> = rows.into_iter().filter(|(b, _)| deltas.contains_key(b)).collect();
+    put_rollups(sql, res, monitor_id, &changed)
+}
+
+/// The rollups' time terms of each minute of `range` from the samples
+/// around it: `(downtime, no data)` in milliseconds, downtime outside no
+/// data (as the uptime arithmetic removes it).
+fn minute_terms(obs: &[Observation], range: Span, coverage: Duration, window_end: i64) -> BTreeMap<i64, (i64, i64)> {
+    let nd = no_data(obs, range, coverage);
+    let down = unavailable_downtime(obs, Timestamp::from_millis(window_end))
+        .union(&error_minute_downtime(obs))
+        .intersect(&Spans::from_spans([range]))
+        .minus(&nd);
+    let mut out = BTreeMap::new();
+    let mut m = range.start.as_millis();
+    while m < range.end.as_millis() {
+        let minute = Span::ms(m, m + MINUTE);
+        out.insert(m, (down.within(minute).total_ms(), nd.within(minute).total_ms()));
+        m += MINUTE;
+    }
+    out
+}
+
+fn measured_from(r: &Row) -> Result<Measured, String> {
+    Ok(Measured {
+        at: Timestamp::from_millis(r.int(0, "slot")?),
+        outcome: r.parse::<Outcome>(1, "outcome")?,
+        http_status: r.opt_int(2, "http_status")?.and_then(|v| u16::try_from(v).ok()),
+        latency_ms: r.opt_int(3, "latency_ms")?.map(|v| v as f64),
+    })
+}
+
+/// One monitor's state while a rollup step runs.
+struct Rolling {
+    id: i64,
+    name: String,
+    coverage: Duration,
+    rolled_from: Option<i64>,
+    rolled_until: Option<i64>,
+}
+
+/// What one step (one transaction) did.
+#[derive(Debug, Default)]
+struct Step {
+    samples: u64,
+    late: u64,
+    done: bool,
+}
+
+impl Rolling {
+    fn corrupt(&self, d: String) -> StoreError {
+        StoreError::corrupt("sample", format!("of monitor {}", self.name), d)
+    }
+
+    /// Marks the unrolled samples with slots in `[from, to)` rolled and
+    /// returns them: one statement, so what is counted is exactly what was
+    /// marked, whatever is inserted meanwhile.
+    fn take(&self, sql: &mut dyn Sql, from: i64, to: i64) -> Result<Vec<Measured>, StoreError> {
+        let rows = sql.rows(
+            "UPDATE samples SET rolled = 1 WHERE monitor_id = $1 AND rolled = 0 AND slot >= $2 AND slot < $3 \
+             RETURNING slot, outcome, http_status, latency_ms",
+            &[self.id.into(), from.into(), to.into()],
+        )?;
+        rows.iter()
+            .map(|r| measured_from(r).map_err(|d| self.corrupt(d)))
+            .collect()
+    }
+
+    /// Every sample with a slot in `[from, to)`, in slot order.
+    fn context(&self, sql: &mut dyn Sql, from: i64, to: i64) -> Result<Vec<Observation>, StoreError> {
+        let rows = sql.rows(
+            "SELECT slot, outcome, http_status, latency_ms FROM samples \
+             WHERE monitor_id = $1 AND slot >= $2 AND slot < $3 ORDER BY slot",
+            &[self.id.into(), from.into(), to.into()],
+        )?;
+        rows.iter()
+            .map(|r| {
+                measured_from(r)
+                    .map(|m| Observation {
+                        at: m.at,
+                        outcome: m.outcome,
+                        http_status: m.http_status,
+                    })
+                    .map_err(|d| self.corrupt(d))
+            })
+            .collect()
+    }
+
+    /// Folds `counted` into the rollups and restates the time terms of the
+    /// minutes of `range`, which stays within `covered` once done: minutes
+    /// inside the old covered range already hold their terms (in their row,
+    /// or 60 s of no data when they have none), minutes outside it held
+    /// nothing. Hours and days take the same deltas.
+    fn restate(
+        &self,
+        sql: &mut dyn Sql,
+        range: (i64, i64),
+        old_covered: Option<(i64, i64)>,
+        counted: &[Measured],
+    ) -> Result<(), StoreError> {
+        let (a, b) = range;
+        if a >= b {
+            return Ok(());
+        }
+        let mut deltas: BTreeMap<i64, Rollup> = BTreeMap::new();
+        for m in counted {
+            deltas.entry(floor(m.at.as_millis(), MINUTE)).or_default().add(m);
+        }
+        let back = NEAR_BACK + ms(self.coverage);
+        let obs = self.context(sql, a - back, b + AHEAD)?;
+        let terms = minute_terms(&obs, Span::ms(a, b), self.coverage, b + AHEAD);
+        let mut minutes = stored_rollups(sql, Resolution::Minute, self.id, a, b)?;
+        let covered = |m: i64| old_covered.is_some_and(|(from, until)| m >= from && m < until);
+        let mut write = Vec::new();
+        for (&m, &(down, nd)) in &terms {
+            let delta = deltas.entry(m).or_default();
+            let stored = minutes.remove(&m);
+            let base = match &stored {
+                Some(r) => r.clone(),
+                None if covered(m) => Rollup {
+                    no_data_ms: MINUTE,
+                    ..Rollup::default()
+                },
+                None => Rollup::default(),
+            };
+            delta.downtime_ms += down - base.downtime_ms;
+            delta.no_data_ms += nd - base.no_data_ms;
+            let mut row = base;
+            row.merge(delta);
+            // A minute that saw nothing and is all no data needs no row.
+            let empty = row.samples() == 0 && row.downtime_ms == 0 && row.no_data_ms == MINUTE;
+            if stored.is_some() || !empty {
+                write.push((m, row));
+            }
+        }
+        // Samples outside `range` (never: the callers take them from it).
+        deltas.retain(|m, _| terms.contains_key(m));
+        put_rollups(sql, Resolution::Minute, self.id, &write)?;
+        for res in [Resolution::Hour, Resolution::Day] {
+            let mut coarse: BTreeMap<i64, Rollup> = BTreeMap::new();
+            for (m, d) in &deltas {
+                coarse.entry(floor(*m, res.millis())).or_default().merge(d);
+            }
+            merge_into(sql, res, self.id, &coarse)?;
+        }
+        Ok(())
+    }
+
+    fn save_range(&self, sql: &mut dyn Sql, from: i64, until: i64) -> Result<(), StoreError> {
+        sql.exec(
+            "UPDATE monitors SET rolled_from = $2, rolled_until = $3 WHERE id = $1",
+            &[self.id.into(), from.into(), until.into()],
+        )?;
+        Ok(())
+    }
+}
+
+fn min_unrolled(sql: &mut dyn Sql, id: i64, below: Option<i64>) -> Result<Option<i64>, StoreError> {
+    let row = match below {
+        Some(b) => sql.row(
+            "SELECT MIN(slot) FROM samples WHERE monitor_id = $1 AND rolled = 0 AND slot < $2",
+            &[id.into(), b.into()],
+        )?,
+        None => sql.row(
+            "SELECT MIN(slot) FROM samples WHERE monitor_id = $1 AND rolled = 0",
+            &[id.into()],
+        )?,
+    };
+    row.map(|r| r.opt_int(0, "slot"))
+        .transpose()
+        .map(Option::flatten)
+        .map_err(|d| StoreError::corrupt("sample", format!("of monitor {id}"), d))
+}
+
+/// One transaction of a rollup run for one monitor: late samples first (a
+/// chunk of them), else the next chunk of time up to `settled`.
+fn roll_step(sql: &mut dyn Sql, lock: &str, id: i64, settled: i64, chunk: i64) -> Result<Step, StoreError> {
+    // The row lock makes concurrent runs (several instances) take turns.
+    let Some(row) = sql.row(
+        &format!("SELECT name, coverage_ms, rolled_from, rolled_until FROM monitors WHERE id = $1{lock}"),
+        &[id.into()],
+    )?
+    else {
+        return Ok(Step {
+            done: true,
+            ..Step::default()
+        });
+    };
+    let m = (|| -> Result<Rolling, String> {
+        Ok(Rolling {
+            id,
+            name: row.text(0, "name")?,
+            coverage: duration(row.int(1, "coverage_ms")?, "coverage_ms")?,
+            rolled_from: row.opt_int(2, "rolled_from")?,
+            rolled_until: row.opt_int(3, "rolled_until")?,
+        })
+    })()
+    .map_err(|d| StoreError::corrupt("monitor", id.to_string(), d))?;
+    let coverage = ms(m.coverage);
+
+    if let (Some(from), Some(until)) = (m.rolled_from, m.rolled_until)
+        && let Some(lo) = min_unrolled(sql, id, Some(until))?
+    {
+        // Late samples: in minutes already rolled up, or before them.
+        let (a, b, taken) = if lo < from {
+            // Before the covered range (history imported later): extend it
+            // backwards by whole days, the latest first, at least a day and
+            // at most a chunk (rounded up to days) per step.
+            let a = floor(lo, DAY).max(from - ceil(chunk, DAY));
+            let taken = m.take(sql, a, from)?;
+            (a, ceil(from + NEAR_BACK + coverage, MINUTE).min(until), taken)
+        } else {
+            let hi = (floor(lo, MINUTE) + chunk).min(until);
+            let taken = m.take(sql, lo, hi)?;
+            let last = taken.iter().map(|s| s.at.as_millis()).max().unwrap_or(lo);
+            let a = (floor(lo, MINUTE) - NEAR_BACK).max(from);
+            (a, ceil(last + MINUTE + NEAR_BACK + coverage, MINUTE).min(until), taken)
+        };
+        let late = taken.len() as u64;
+        m.restate(sql, (a, b), Some((from, until)), &taken)?;
+        m.save_range(sql, a.min(from), until)?;
+        return Ok(Step {
+            samples: late,
+            late,
+            done: false,
+        });
+    }
+
+    let start = match m.rolled_until {
+        Some(u) => u,
+        None => match min_unrolled(sql, id, None)? {
+            Some(first) => floor(first, DAY),
+            None => {
+                return Ok(Step {
+                    done: true,
+                    ..Step::default()
+                });
+            }
+        },
+    };
+    let end = (start + chunk).min(settled);
+    if end <= start {
+        return Ok(Step {
+            done: true,
+            ..Step::default()
+        });
+    }
+    let from = m.rolled_from.unwrap_or(start);
+    let taken = m.take(sql, start, end)?;
+    // The minutes just before the range may change with what follows them.
+    let a = (start - NEAR_BACK).max(from);
+    m.restate(sql, (a, end), Some((from, start)), &taken)?;
+    m.save_range(sql, from, end)?;
+    Ok(Step {
+        samples: taken.len() as u64,
+        late: 0,
+        done: end >= settled,
+    })
+}
+
+impl<B: Backend> Db<B> {
+    fn monitor_id(sql: &mut dyn Sql, name: &str) -> Result<Option<i64>, StoreError> {
+        sql.row("SELECT id FROM monitors WHERE name = $1", &[name.into()])?
+            .map(|r| r.int(0, "id"))
+            .transpose()
+            .map_err(|d| StoreError::corrupt("monitor", name, d))
+    }
+
+    pub(super) fn do_put_monitor(&self, def: &MonitorDef) -> Result<MonitorRecord, StoreError> {
+        let mut violations = Vec::new();
+        if def.name.is_empty() {
+            violations.push(rollway_model::rules::Violation::new(
+                "name",
+                "monitor.name-required",
+                "a monitor needs a name",
+            ));
+        }
+        if let Some(why) = rollway_model::names::name_too_long(&def.name) {
+            violations.push(rollway_model::rules::Violation::new("name", "monitor.name-length", why));
+        }
+        if def.interval.is_zero() || def.coverage < def.interval {
+            violations.push(rollway_model::rules::Violation::new(
+                "interval",
+                "monitor.interval-positive",
+                "the interval must be positive and the coverage at least the interval",
+            ));
+        }
+        if !violations.is_empty() {
+            return Err(StoreError::Invalid {
+                what: "monitor",
+                id: rollway_model::names::shown(&def.name),
+                violations,
+            });
+        }
+        let now = self.clock.now().as_millis();
+        let config = rollway_model::event::canonical_json(&def.config);
+        self.backend.write(|sql| {
+            sql.exec(
+                "INSERT INTO monitors (name, environment, kind, target, interval_ms, coverage_ms, config, paused, \
+                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8) \
+                 ON CONFLICT (name) DO UPDATE SET environment = excluded.environment, kind = excluded.kind, \
+                 target = excluded.target, interval_ms = excluded.interval_ms, coverage_ms = excluded.coverage_ms, \
+                 config = excluded.config, updated_at = excluded.updated_at",
+                &[
+                    def.name.as_str().into(),
+                    def.environment.as_str().into(),
+                    def.kind.as_str().into(),
+                    def.target.as_str().into(),
+                    ms(def.interval).into(),
+                    ms(def.coverage).into(),
+                    config.into(),
+                    now.into(),
+                ],
+            )?;
+            Self::get_monitor(sql, &def.name)?.ok_or_else(|| StoreError::NotFound {
+                what: "monitor",
+                id: def.name.clone(),
+            })
+        })
+    }
+
+    fn get_monitor(sql: &mut dyn Sql, name: &str) -> Result<Option<MonitorRecord>, StoreError> {
+        sql.row(
+            &format!("SELECT {MONITOR_COLS} FROM monitors WHERE name = $1"),
+            &[name.into()],
+        )?
+        .as_ref()
+        .map(monitor_from_row)
+        .transpose()
+    }
+
+    pub(super) fn do_monitor(&self, name: &str) -> Result<Option<MonitorRecord>, StoreError> {
+        self.backend.read(|sql| Self::get_monitor(sql, name))
+    }
+
+    pub(super) fn do_monitors(&self) -> Result<Vec<MonitorRecord>, StoreError> {
+        self.backend.read(|sql| {
+            sql.rows(&format!("SELECT {MONITOR_COLS} FROM monitors ORDER BY name"), &[])?
+                .iter()
+                .map(monitor_from_row)
+                .collect()
+        })
+    }
+
+    pub(super) fn do_set_monitor_paused(&self, name: &str, paused: bool) -> Result<MonitorRecord, StoreError> {
+        let now = self.clock.now().as_millis();
+        self.backend.write(|sql| {
+            let n = sql.exec(
+                "UPDATE monitors SET paused = $2, updated_at = $3 WHERE name = $1",
+                &[name.into(), i64::from(paused).into(), now.into()],
+            )?;
+            let not_found = || StoreError::NotFound {
+                what: "monitor",
+                id: name.to_owned(),
+            };
+            if n == 0 {
+                return Err(not_found());
+            }
+            Self::get_monitor(sql, name)?.ok_or_else(not_found)
+        })
+    }
+
+    pub(super) fn do_record_samples(&self, batch: &[ProbeSample]) -> Result<RecordedSamples, StoreError> {
+        if batch.is_empty() {
+            return Ok(RecordedSamples::default());
+        }
+        let masker: Masker = self.current_masker();
+        self.backend.write(|sql| {
+            let mut ids: BTreeMap<&str, i64> = BTreeMap::new();
+            for s in batch {
+                if !ids.contains_key(s.monitor.as_str()) {
+                    let id = Self::monitor_id(sql, &s.monitor)?.ok_or_else(|| StoreError::NotFound {
+                        what: "monitor",
+                        id: s.monitor.clone(),
+                    })?;
+                    ids.insert(&s.monitor, id);
+                }
+            }
+            let mut inserted = 0;
+            for chunk in batch.chunks(ROWS_PER_INSERT) {
+                let mut params = Vec::with_capacity(chunk.len() * 9);
+                for s in chunk {
+                    let id = ids.get(s.monitor.as_str()).copied().unwrap_or_default();
+                    params.extend([
+                        id.into(),
+                        s.slot.as_millis().into(),
+                        (s.at.as_millis() - s.slot.as_millis()).into(),
+                        s.outcome.as_str().into(),
+                        Param::Int(s.http_status.map(i64::from)),
+                        Param::Int(s.latency_ms.map(|l| i64::try_from(l).unwrap_or(i64::MAX))),
+                        Param::Text(s.cache_status.map(|c| c.as_str().to_owned())),
+                        Param::Text(s.location.as_deref().map(scrub)),
+                        Param::Text(s.error.as_deref().map(|e| scrub(&masker.mask(e)))),
+                    ]);
+                }
+                inserted += sql.exec(
+                    &format!(
+                        "INSERT INTO samples (monitor_id, slot, lag_ms, outcome, http_status, latency_ms, \
+                         cache_status, location, error) VALUES {} ON CONFLICT (monitor_id, slot) DO NOTHING",
+                        values_list(chunk.len(), 9)
+                    ),
+                    &params,
+                )?;
+            }
+            Ok(RecordedSamples {
+                inserted,
+                duplicates: batch.len() as u64 - inserted,
+            })
+        })
+    }
+
+    pub(super) fn do_latest_samples(&self, environment: Option<&str>) -> Result<Vec<ProbeSample>, StoreError> {
+        let (filter, params): (&str, Vec<Param>) = match environment {
+            Some(env) => (" AND m.environment = $1", vec![env.into()]),
+            None => ("", Vec::new()),
+        };
+        self.backend.read(|sql| {
+            sql.rows(
+                &format!(
+                    "SELECT {SAMPLE_COLS} FROM monitors m JOIN samples s ON s.monitor_id = m.id \
+                     WHERE s.slot = (SELECT MAX(slot) FROM samples WHERE monitor_id = m.id){filter} \
+                     ORDER BY m.name"
+                ),
+                &params,
+            )?
+            .iter()
+            .map(sample_from_row)
+            .collect()
+        })
+    }
+
+    pub(super) fn do_samples(
+        &self,
+        monitor: &str,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<ProbeSample>, StoreError> {
+        self.backend.read(|sql| {
+            sql.rows(
+                &format!(
+                    "SELECT {SAMPLE_COLS} FROM samples s JOIN monitors m ON m.id = s.monitor_id \
+                     WHERE m.name = $1 AND s.slot >= $2 AND s.slot < $3 ORDER BY s.slot LIMIT $4"
+                ),
+                &[
+                    monitor.into(),
+                    from.as_millis().into(),
+                    to.as_millis().into(),
+                    i64::try_from(limit).unwrap_or(i64::MAX).into(),
+                ],
+            )?
+            .iter()
+            .map(sample_from_row)
+            .collect()
+        })
+    }
+
+    pub(super) fn do_rollups(
+        &self,
+        monitor: &str,
+        res: Resolution,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        self.backend.read(|sql| {
+            let Some(id) = Self::monitor_id(sql, monitor)? else {
+                return Ok(Vec::new());
+            };
+            Ok(stored_rollups(sql, res, id, from.as_millis(), to.as_millis())?
+                .into_iter()
+                .map(|(bucket, rollup)| RollupRow {
+                    monitor: monitor.to_owned(),
+                    bucket: Timestamp::from_millis(bucket),
+                    rollup,
+                })
+                .collect())
+        })
+    }
+
+    pub(super) fn do_roll_up(&self, settings: &RollupSettings) -> Result<RollupReport, StoreError> {
+        let now = self.clock.now().as_millis();
+        let settled = floor(now - ms(settings.settle), MINUTE);
+        let chunk = ceil(ms(settings.chunk).max(MINUTE), MINUTE);
+        let ids: Vec<i64> = self.backend.read(|sql| {
+            sql.rows("SELECT DISTINCT monitor_id FROM samples WHERE rolled = 0", &[])?
+                .iter()
+                .map(|r| r.int(0, "monitor_id"))
+                .collect::<Result<_, _>>()
+                .map_err(|d| StoreError::corrupt("sample", "monitor_id", d))
+        })?;
+        let mut report = RollupReport {
+            monitors: ids.len() as u64,
+            ..RollupReport::default()
+        };
+        for id in ids {
+            loop {
+                let step = self
+                    .backend
+                    .write(|sql| roll_step(sql, B::LOCK_ROW, id, settled, chunk))?;
+                report.transactions += 1;
+                report.samples += step.samples;
+                report.late += step.late;
+                if step.done {
+                    break;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    pub(super) fn do_prune_monitoring(&self, keep: &Retention) -> Result<Pruned, StoreError> {
+        let now = self.clock.now().as_millis();
+        let batch = i64::from(keep.batch.max(1));
+        let ids: Vec<i64> = self.backend.read(|sql| {
+            sql.rows("SELECT id FROM monitors ORDER BY id", &[])?
+                .iter()
+                .map(|r| r.int(0, "id"))
+                .collect::<Result<_, _>>()
+                .map_err(|d| StoreError::corrupt("monitor", "id", d))
+        })?;
+        let mut out = Pruned::default();
+        // A sample goes once older than its keep and rolled up; a bucket
+        // once all of it is older than its keep.
+        let tiers: [(&str, &str, &str, i64, &str); 4] = [
+            ("samples", "slot", " AND rolled = 1", now - ms(keep.samples), "<"),
+            ("rollups_minute", "bucket", "", now - ms(keep.minutes) - MINUTE, "<="),
+            (
+                "rollups_hour",
+                "bucket",
+                "",
+                now - ms(keep.hours) - Resolution::Hour.millis(),
+                "<=",
+            ),
+            ("rollups_day", "bucket", "", now - ms(keep.days) - DAY, "<="),
+        ];
+        for (n, (table, key, extra, cutoff, op)) in tiers.into_iter().enumerate() {
+            let statement = format!(
+                "DELETE FROM {table} WHERE monitor_id = $1 AND {key} IN \
+                 (SELECT {key} FROM {table} WHERE monitor_id = $1 AND {key} {op} $2{extra} ORDER BY {key} LIMIT $3)"
+            );
+            for &id in &ids {
+                loop {
+                    let deleted = self
+                        .backend
+                        .write(|sql| sql.exec(&statement, &[id.into(), cutoff.into(), batch.into()]))?;
+                    out.transactions += 1;
+                    match n {
+                        0 => out.samples += deleted,
+                        1 => out.minutes += deleted,
+                        2 => out.hours += deleted,
+                        _ => out.days += deleted,
+                    }
+                    if deleted < batch as u64 {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn sketches_round_trip_through_text() {
+        let mut s = LatencySketch::new();
+        assert_eq!(encode_sketch(&s), "");
+        assert_eq!(decode_sketch("").unwrap(), s);
+        for v in [0.0, 0.0, 12.0, 12.1, 12.2, 250.0, 0.5, 90_000.0] {
+            s.add(v);
+        }
+        let text = encode_sketch(&s);
+        assert!(text.starts_with("z2;"), "{text}");
+        assert_eq!(decode_sketch(&text).unwrap(), s);
+        assert!(decode_sketch("z;1").is_err());
+        assert!(decode_sketch("1:x").is_err());
+    }
+
+    #[test]
+    fn minutes_round_down_and_up() {
+        assert_eq!(
+            (floor(-1, MINUTE), ceil(1, MINUTE), ceil(MINUTE, MINUTE)),
+            (-MINUTE, MINUTE, MINUTE)
+        );
+    }
+}

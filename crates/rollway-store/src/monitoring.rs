@@ -1,0 +1,169 @@
+//! The watching half's records as the store takes and returns them:
+//! monitors, the counts a sample batch or a rollup run reports, rollup
+//! resolutions and rows, and the retention policy (OPERATIONS.md "Samples
+//! and rollups"). The samples themselves are the model's
+//! [`rollway_model::ProbeSample`]; the work is in `db/monitoring.rs`.
+
+use std::time::Duration;
+
+use rollway_model::Timestamp;
+use rollway_model::rollup::Rollup;
+
+/// What the store keeps of a monitor's definition (from `[monitors.NAME]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonitorDef {
+    pub name: String,
+    pub environment: String,
+    /// `http`, `tcp`, `tls`, `dns`, `postgres` or `push`.
+    pub kind: String,
+    /// Seed 002's target (frontend, backend, …) or any name.
+    pub target: String,
+    pub interval: Duration,
+    /// How long one sample speaks for (interval plus grace): time further
+    /// than this from every sample is no data.
+    pub coverage: Duration,
+    /// The rest of the definition, for people and the API; never holds a
+    /// secret (a PostgreSQL URL stays a reference to one).
+    pub config: serde_json::Value,
+}
+
+/// A monitor as stored: its definition and the store's state of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonitorRecord {
+    pub def: MonitorDef,
+    pub paused: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// The rollups cover `[rolled_from, rolled_until)`: every bucket there
+    /// carries its full downtime and no-data terms, and a minute without a
+    /// row had no data. Outside it, read raw samples (or count no data).
+    pub rolled_from: Option<Timestamp>,
+    pub rolled_until: Option<Timestamp>,
+}
+
+/// What [`crate::Store::record_samples`] did with a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordedSamples {
+    pub inserted: u64,
+    /// Samples whose monitor and slot were already recorded (a batch offered
+    /// again, a restart): left as they were.
+    pub duplicates: u64,
+}
+
+/// The size of a rollup's bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resolution {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Resolution {
+    pub const ALL: [Resolution; 3] = [Resolution::Minute, Resolution::Hour, Resolution::Day];
+
+    /// The bucket's length in milliseconds (UTC minutes, hours and days).
+    pub const fn millis(self) -> i64 {
+        match self {
+            Resolution::Minute => 60_000,
+            Resolution::Hour => 3_600_000,
+            Resolution::Day => 86_400_000,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Resolution::Minute => "minute",
+            Resolution::Hour => "hour",
+            Resolution::Day => "day",
+        }
+    }
+
+    /// The start of the bucket holding `t`.
+    pub fn bucket_of(self, t: Timestamp) -> Timestamp {
+        Timestamp::from_millis(t.as_millis().div_euclid(self.millis()) * self.millis())
+    }
+}
+
+/// One bucket of one monitor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollupRow {
+    pub monitor: String,
+    /// The start of the bucket.
+    pub bucket: Timestamp,
+    pub rollup: Rollup,
+}
+
+/// How [`crate::Store::roll_up`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RollupSettings {
+    /// A minute is rolled up once it ended this long ago, so that the next
+    /// minute (which decides whether an error minute is downtime) and the
+    /// end of an unavailable run are in. Later samples are merged then.
+    pub settle: Duration,
+    /// At most this much time of one monitor per transaction, so a long
+    /// backlog (an import, a long stop) never holds the write lock for long.
+    pub chunk: Duration,
+}
+
+impl Default for RollupSettings {
+    fn default() -> Self {
+        Self {
+            settle: Duration::from_secs(120),
+            chunk: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
+/// What a rollup run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RollupReport {
+    /// Monitors that had samples not yet rolled up.
+    pub monitors: u64,
+    /// Samples counted into minutes for the first time.
+    pub samples: u64,
+    /// Of those, samples that arrived after their minute was rolled up and
+    /// were merged into it.
+    pub late: u64,
+    /// Transactions it took.
+    pub transactions: u64,
+}
+
+/// How long each tier is kept (OPERATIONS.md's defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Raw samples (48 h). A sample not yet rolled up is kept until it is.
+    pub samples: Duration,
+    /// 1-minute rollups (35 days: this month and the last can be recomputed).
+    pub minutes: Duration,
+    /// 1-hour rollups (2 years).
+    pub hours: Duration,
+    /// 1-day rollups (5 years).
+    pub days: Duration,
+    /// Rows deleted per transaction, so a huge delete never holds the write
+    /// lock for long.
+    pub batch: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        const DAY: u64 = 86_400;
+        Self {
+            samples: Duration::from_secs(2 * DAY),
+            minutes: Duration::from_secs(35 * DAY),
+            hours: Duration::from_secs(2 * 365 * DAY),
+            days: Duration::from_secs(5 * 365 * DAY),
+            batch: 5_000,
+        }
+    }
+}
+
+/// Rows [`crate::Store::prune_monitoring`] deleted, per tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub samples: u64,
+    pub minutes: u64,
+    pub hours: u64,
+    pub days: u64,
+    /// Transactions it took.
+    pub transactions: u64,
+}

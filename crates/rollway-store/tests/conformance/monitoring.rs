@@ -1,0 +1,527 @@
+//! Conformance cases for monitors, probe samples, rollups and retention
+//! (OPERATIONS.md "Samples and rollups"). Each case runs on both backends
+//! through the `conformance!` list in `conformance.rs`. Rollups are checked
+//! against the model's arithmetic over the raw samples: the same counts and
+//! latency sketch, and the same downtime and no-data time as
+//! `rollway_model::uptime` gives.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rollway_model::rollup::{Rollup, merge_all};
+use rollway_model::sketch::LatencySketch;
+use rollway_model::spans::Span;
+use rollway_model::uptime::{Outcome, UptimeInput, uptime};
+use rollway_model::{CacheStatus, ManualClock, ProbeSample, Timestamp};
+use rollway_store::{MonitorDef, RecordedSamples, Resolution, Retention, RollupSettings, Store, StoreError};
+use serde_json::json;
+
+const S: i64 = 1000;
+const MIN: i64 = 60 * S;
+const HOUR: i64 = 60 * MIN;
+const DAY: i64 = 24 * HOUR;
+/// 2026-04-01T00:00:00Z: a 30-day month.
+const APRIL: i64 = 1_775_001_600_000;
+const MAY: i64 = APRIL + 30 * DAY;
+const COVERAGE: Duration = Duration::from_secs(15);
+
+fn def(name: &str, env: &str) -> MonitorDef {
+    MonitorDef {
+        name: name.to_owned(),
+        environment: env.to_owned(),
+        kind: "http".into(),
+        target: "frontend".into(),
+        interval: Duration::from_secs(5),
+        coverage: COVERAGE,
+        config: json!({"url": format!("https://{name}.example.com/health")}),
+    }
+}
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+/// A sample at `slot`: `o` ok (200), `e` error (503), `4` error (404), `u`
+/// unavailable.
+fn sample(monitor: &str, slot: i64, kind: char, latency: u64) -> ProbeSample {
+    let outcome = match kind {
+        'o' => Outcome::Ok,
+        'e' | '4' => Outcome::Error,
+        _ => Outcome::Unavailable,
+    };
+    let mut s = ProbeSample::new(monitor, ts(slot), outcome);
+    s.at = ts(slot + 3);
+    if outcome != Outcome::Unavailable {
+        s.http_status = Some(match kind {
+            'o' => 200,
+            '4' => 404,
+            _ => 503,
+        });
+        s.latency_ms = Some(latency);
+    }
+    s
+}
+
+/// A deterministic stream of latencies (xorshift), 1 ms to ~2.5 s with a tail.
+struct Latencies(u64);
+
+impl Latencies {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        let r = self.0 % 1000;
+        if r < 950 {
+            20 + r / 4
+        } else {
+            500 + (self.0 >> 20) % 2000
+        }
+    }
+}
+
+/// Every 5 s in `[from, to)` with the outcome `kind(slot)`.
+fn series(monitor: &str, from: i64, to: i64, seed: u64, kind: impl Fn(i64) -> Option<char>) -> Vec<ProbeSample> {
+    let mut lat = Latencies(seed);
+    (from..to)
+        .step_by(5_000)
+        .filter_map(|t| kind(t).map(|k| sample(monitor, t, k, lat.next())))
+        .collect()
+}
+
+fn record(store: &dyn Store, samples: &[ProbeSample]) {
+    for batch in samples.chunks(5_000) {
+        let r = store.record_samples(batch).unwrap();
+        assert_eq!(r.duplicates, 0);
+    }
+}
+
+/// The counts and latency parts of `samples` (what a rollup holds besides
+/// its time terms).
+fn counted<'a>(samples: impl IntoIterator<Item = &'a ProbeSample>) -> Rollup {
+    let mut r = Rollup::default();
+    for s in samples {
+        r.add(&s.measured());
+    }
+    r
+}
+
+fn without_time_terms(r: &Rollup) -> Rollup {
+    Rollup {
+        downtime_ms: 0,
+        maintenance_ms: 0,
+        no_data_ms: 0,
+        ..r.clone()
+    }
+}
+
+fn rollups(store: &dyn Store, name: &str, res: Resolution, from: i64, to: i64) -> BTreeMap<i64, Rollup> {
+    store
+        .rollups(name, res, ts(from), ts(to))
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.bucket.as_millis(), r.rollup))
+        .collect()
+}
+
+fn every_resolution(store: &dyn Store, name: &str, from: i64, to: i64) -> Vec<BTreeMap<i64, Rollup>> {
+    Resolution::ALL
+        .iter()
+        .map(|&res| rollups(store, name, res, from, to))
+        .collect()
+}
+
+fn roll_up_at(store: &dyn Store, clock: &ManualClock, now: i64) -> rollway_store::RollupReport {
+    clock.set(ts(now));
+    store.roll_up(&RollupSettings::default()).unwrap()
+}
+
+// ---- cases ----
+
+pub(crate) fn duplicate_slots_are_recorded_once(store: &dyn Store, _clock: &ManualClock) {
+    store.put_monitor(&def("web", "production")).unwrap();
+    store.put_monitor(&def("api", "staging")).unwrap();
+    let secret = "hunter2-canary-9d1e";
+    store.set_masker(rollway_model::Masker::new([secret]));
+    let mut first = sample("web", APRIL, 'u', 0);
+    first.error = Some(format!("connect to db with password {secret}: refused\0"));
+    first.location = Some("fra1".into());
+    let mut cached = sample("web", APRIL + 5 * S, 'o', 42);
+    cached.cache_status = Some(CacheStatus::Hit);
+    let batch = vec![first.clone(), cached.clone(), sample("api", APRIL, 'o', 7)];
+    assert_eq!(
+        store.record_samples(&batch).unwrap(),
+        RecordedSamples {
+            inserted: 3,
+            duplicates: 0
+        }
+    );
+    // The same batch again (a retry, a restart), plus one new slot and a
+    // slot twice within the batch: only the new slot is recorded, and what
+    // was recorded first stays.
+    let mut again = batch.clone();
+    again[1].latency_ms = Some(9_999);
+    again.push(sample("web", APRIL + 10 * S, 'o', 40));
+    again.push(sample("web", APRIL + 10 * S, 'e', 41));
+    assert_eq!(
+        store.record_samples(&again).unwrap(),
+        RecordedSamples {
+            inserted: 1,
+            duplicates: 4
+        }
+    );
+    let web = store.samples("web", ts(APRIL), ts(APRIL + HOUR), 100).unwrap();
+    assert_eq!(web.len(), 3);
+    let mut masked = first.clone();
+    masked.error = Some("connect to db with password ****: refused\u{FFFD}".into());
+    assert_eq!(web[0], masked);
+    assert_eq!(web[1], cached);
+    assert_eq!(web[2].latency_ms, Some(40));
+    // [from, to) and the limit.
+    let slots = |v: Vec<ProbeSample>| v.iter().map(|s| s.slot.as_millis() - APRIL).collect::<Vec<_>>();
+    assert_eq!(
+        slots(
+            store
+                .samples("web", ts(APRIL + 5 * S), ts(APRIL + 10 * S), 100)
+                .unwrap()
+        ),
+        [5 * S]
+    );
+    assert_eq!(
+        slots(store.samples("web", ts(APRIL), ts(APRIL + HOUR), 2).unwrap()),
+        [0, 5 * S]
+    );
+    assert!(store.samples("nobody", ts(APRIL), ts(MAY), 10).unwrap().is_empty());
+    // A sample of a monitor never put writes nothing of its batch.
+    let err = store
+        .record_samples(&[sample("web", APRIL + 15 * S, 'o', 1), sample("ghost", APRIL, 'o', 1)])
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NotFound { what: "monitor", id } if id == "ghost"),
+        "{err}"
+    );
+    assert_eq!(store.samples("web", ts(APRIL), ts(MAY), 100).unwrap().len(), 3);
+}
+
+pub(crate) fn latest_sample_of_each_monitor(store: &dyn Store, clock: &ManualClock) {
+    assert!(store.latest_samples(None).unwrap().is_empty());
+    for (name, env) in [
+        ("web", "production"),
+        ("api", "production"),
+        ("docs", "staging"),
+        ("idle", "staging"),
+    ] {
+        store.put_monitor(&def(name, env)).unwrap();
+    }
+    let web = series("web", APRIL, APRIL + 10 * MIN, 1, |_| Some('o'));
+    let api = series("api", APRIL, APRIL + 3 * MIN, 2, |t| {
+        Some(if t >= APRIL + 2 * MIN { 'u' } else { 'o' })
+    });
+    let docs = series("docs", APRIL + DAY, APRIL + DAY + MIN, 3, |_| Some('e'));
+    record(store, &web);
+    record(store, &api);
+    record(store, &docs);
+    let latest = store.latest_samples(None).unwrap();
+    let want = vec![
+        api.last().unwrap().clone(),
+        docs.last().unwrap().clone(),
+        web.last().unwrap().clone(),
+    ];
+    assert_eq!(latest, want);
+    assert_eq!(
+        store.latest_samples(Some("staging")).unwrap(),
+        [docs.last().unwrap().clone()]
+    );
+    // Rolling up and pruning the raw samples away leaves none to be latest.
+    roll_up_at(store, clock, APRIL + 5 * DAY);
+    store.prune_monitoring(&Retention::default()).unwrap();
+    assert!(store.latest_samples(None).unwrap().is_empty());
+    // Monitors are kept, with their definitions, and can be paused.
+    let rec = store.set_monitor_paused("idle", true).unwrap();
+    assert!(rec.paused);
+    assert_eq!(rec.def, def("idle", "staging"));
+    let names: Vec<String> = store.monitors().unwrap().into_iter().map(|m| m.def.name).collect();
+    assert_eq!(names, ["api", "docs", "idle", "web"]);
+    // Putting the definition again keeps the paused flag.
+    assert!(store.put_monitor(&def("idle", "production")).unwrap().paused);
+    assert!(matches!(
+        store.set_monitor_paused("nobody", true),
+        Err(StoreError::NotFound { what: "monitor", .. })
+    ));
+    let mut bad = def("bad", "x");
+    bad.interval = Duration::ZERO;
+    assert!(matches!(store.put_monitor(&bad), Err(StoreError::Invalid { .. })));
+}
+
+/// Two days of mixed samples: every minute, hour and day row holds exactly
+/// the counts and sketch of its raw samples, so P95 over any merge of them
+/// is the P95 of the sketch of all raw samples.
+pub(crate) fn rollups_are_exact_at_every_resolution(store: &dyn Store, clock: &ManualClock) {
+    store.put_monitor(&def("web", "production")).unwrap();
+    let from = APRIL + 22 * HOUR;
+    let to = APRIL + 2 * DAY + 3 * HOUR;
+    let samples = series("web", from, to, 7, |t| {
+        Some(match (t / S) % 97 {
+            0..=3 => 'u',
+            4..=6 => 'e',
+            7 => '4',
+            _ => 'o',
+        })
+    });
+    record(store, &samples);
+    let report = roll_up_at(store, clock, to + 10 * MIN);
+    assert_eq!(report.samples, samples.len() as u64);
+    assert_eq!(report.monitors, 1);
+    for res in Resolution::ALL {
+        let rows = rollups(store, "web", res, 0, i64::MAX);
+        let mut expected: BTreeMap<i64, Vec<&ProbeSample>> = BTreeMap::new();
+        for s in &samples {
+            expected.entry(res.bucket_of(s.slot).as_millis()).or_default().push(s);
+        }
+        let with_samples: BTreeMap<i64, Rollup> = rows
+            .iter()
+            .filter(|(_, r)| r.samples() > 0)
+            .map(|(b, r)| (*b, without_time_terms(r)))
+            .collect();
+        let want: BTreeMap<i64, Rollup> = expected.into_iter().map(|(b, v)| (b, counted(v))).collect();
+        assert_eq!(with_samples, want, "{res:?}");
+        let all = merge_all(rows.values());
+        let raw = counted(&samples);
+        assert_eq!(without_time_terms(&all), raw, "{res:?}");
+        assert_eq!(all.p95_ms(), raw.p95_ms());
+        let mut sketch = LatencySketch::new();
+        samples
+            .iter()
+            .filter_map(|s| s.latency_ms)
+            .for_each(|l| sketch.add(l as f64));
+        assert_eq!(all.sketch, sketch);
+        assert_eq!(
+            (all.ok, all.error, all.unavailable),
+            (
+                samples.iter().filter(|s| s.outcome == Outcome::Ok).count() as u64,
+                samples.iter().filter(|s| s.outcome == Outcome::Error).count() as u64,
+                samples.iter().filter(|s| s.outcome == Outcome::Unavailable).count() as u64,
+            )
+        );
+        let latencies: Vec<u64> = samples.iter().filter_map(|s| s.latency_ms).collect();
+        assert_eq!(all.latency_sum_ms, latencies.iter().sum::<u64>() as f64);
+        assert_eq!(all.latency_min_ms, latencies.iter().min().map(|&l| l as f64));
+        assert_eq!(all.latency_max_ms, latencies.iter().max().map(|&l| l as f64));
+    }
+    // The day rows start at the day of the first sample, and hours and days
+    // agree on the time terms.
+    let rec = store.monitor("web").unwrap().unwrap();
+    assert_eq!(rec.rolled_from, Some(ts(APRIL)));
+    let [_, hours, days] = &every_resolution(store, "web", 0, i64::MAX)[..] else {
+        unreachable!()
+    };
+    let covered = rec.rolled_until.unwrap().as_millis() - APRIL;
+    for r in [merge_all(hours.values()), merge_all(days.values())] {
+        assert_eq!(r.no_data_ms, covered - (to - from) - 10 * S);
+    }
+    assert_eq!(
+        merge_all(hours.values()).downtime_ms,
+        merge_all(days.values()).downtime_ms
+    );
+}
+
+/// Running it again — at once, or later with nothing new — changes nothing.
+pub(crate) fn rolling_up_twice_changes_nothing(store: &dyn Store, clock: &ManualClock) {
+    store.put_monitor(&def("web", "production")).unwrap();
+    let samples = series("web", APRIL, APRIL + 3 * HOUR, 11, |t| {
+        Some(if (t / MIN) % 7 == 3 { 'e' } else { 'o' })
+    });
+    record(store, &samples);
+    let first = roll_up_at(store, clock, APRIL + 4 * HOUR);
+    assert_eq!(first.samples, samples.len() as u64);
+    let before = every_resolution(store, "web", 0, i64::MAX);
+    let again = store.roll_up(&RollupSettings::default()).unwrap();
+    assert_eq!((again.samples, again.monitors), (0, 0));
+    roll_up_at(store, clock, APRIL + 9 * HOUR);
+    assert_eq!(every_resolution(store, "web", 0, i64::MAX), before);
+}
+
+/// Late samples — in a minute already rolled up, and before the first one
+/// rolled up (history imported later) — are merged exactly: the rollups end
+/// as those of a twin monitor that had every sample from the start.
+pub(crate) fn a_late_sample_is_merged_exactly(store: &dyn Store, clock: &ManualClock) {
+    store.put_monitor(&def("late", "production")).unwrap();
+    store.put_monitor(&def("twin", "production")).unwrap();
+    let start = APRIL + 5 * DAY;
+    // Unavailable from 100 s to 150 s; the ok at 125 s arrives late, and
+    // splits the run into two of 25 s: no downtime after all. A 5xx minute
+    // run whose middle minute arrives late. A day of history arrives last.
+    let kind = |t: i64| {
+        let s = (t - start) / S;
+        Some(match s {
+            100..=150 if s != 125 => 'u',
+            600..=779 => 'e',
+            _ => 'o',
+        })
+    };
+    let all = series("x", start - DAY, start + 2 * HOUR, 5, kind);
+    let is_late = |s: &ProbeSample| {
+        let t = (s.slot.as_millis() - start) / S;
+        t == 125 || (660..720).contains(&t) || t < 0
+    };
+    let named = |name: &str, keep: &dyn Fn(&ProbeSample) -> bool| -> Vec<ProbeSample> {
+        all.iter()
+            .filter(|s| keep(s))
+            .map(|s| ProbeSample {
+                monitor: name.to_owned(),
+                ..s.clone()
+            })
+            .collect()
+    };
+    record(store, &named("twin", &|_| true));
+    record(store, &named("late", &|s| !is_late(s)));
+    roll_up_at(store, clock, start + 3 * HOUR);
+    // Before the late samples: the run of 55 s is downtime, minutes 10-12
+    // are two separate single error minutes … (minute 11 is missing).
+    let day = |name: &str| merge_all(rollups(store, name, Resolution::Day, 0, i64::MAX).values());
+    assert_ne!(day("late").downtime_ms, day("twin").downtime_ms);
+    // The late ok alone (the middle of the run).
+    let late = named("late", &is_late);
+    let (ok_125, rest): (Vec<_>, Vec<_>) = late.into_iter().partition(|s| s.slot.as_millis() == start + 125 * S);
+    record(store, &ok_125);
+    // (The clock stays, so that the twin's rollups end where these do.)
+    let r = store.roll_up(&RollupSettings::default()).unwrap();
+    assert_eq!((r.samples, r.late), (1, 1));
+    record(store, &rest);
+    let r = store.roll_up(&RollupSettings::default()).unwrap();
+    assert_eq!(r.late, rest.len() as u64);
+    assert_eq!(
+        every_resolution(store, "late", 0, i64::MAX),
+        every_resolution(store, "twin", 0, i64::MAX)
+    );
+    assert_eq!(
+        store.monitor("late").unwrap().unwrap().rolled_from,
+        Some(ts(start - DAY))
+    );
+    // Minutes 10 to 12 are one run of three error minutes: 180 s of downtime.
+    assert_eq!(day("twin").downtime_ms, 180 * S);
+}
+
+/// Each tier goes exactly when it passes its keep: a sample at `now - 48 h`
+/// stays, one a millisecond older goes; a bucket that ended exactly `keep`
+/// ago goes, one that ends a millisecond later stays. Samples not yet
+/// rolled up stay whatever their age. Deletes run in small batches.
+pub(crate) fn retention_cuts_exactly_at_the_boundaries(store: &dyn Store, clock: &ManualClock) {
+    store.put_monitor(&def("web", "production")).unwrap();
+    let t0 = APRIL + 10 * DAY + 23 * HOUR + 58 * MIN;
+    // 4 minutes across a day boundary: 48 samples; 5 minute rows (the last
+    // sample speaks into a fifth), the 24 hours of the first day (its rows
+    // start at its midnight) and the first of the next, 2 days.
+    record(store, &series("web", t0, t0 + 4 * MIN, 3, |_| Some('o')));
+    roll_up_at(store, clock, t0 + HOUR);
+    let count = |res: Resolution| rollups(store, "web", res, 0, i64::MAX).len();
+    let raw = || store.samples("web", ts(0), ts(i64::MAX), 1_000).unwrap().len();
+    assert_eq!(
+        (
+            raw(),
+            count(Resolution::Minute),
+            count(Resolution::Hour),
+            count(Resolution::Day)
+        ),
+        (48, 5, 25, 2)
+    );
+    let keep = Retention {
+        batch: 5,
+        ..Retention::default()
+    };
+    let ms = |d: Duration| d.as_millis() as i64;
+    // A late sample older than every cut-off, not rolled up yet, stays.
+    let old = sample("web", t0 - 30 * DAY, 'o', 1);
+    record(store, std::slice::from_ref(&old));
+
+    clock.set(ts(t0 + 10 * S + ms(keep.samples)));
+    let p = store.prune_monitoring(&keep).unwrap();
+    assert_eq!(p.samples, 2, "{p:?}");
+    assert_eq!(raw(), 48 - 2 + 1);
+    clock.set(ts(t0 + 4 * MIN + ms(keep.samples)));
+    let p = store.prune_monitoring(&keep).unwrap();
+    assert_eq!((p.samples, p.minutes), (46, 0));
+    assert!(p.transactions > 10, "{p:?}");
+    assert_eq!(
+        store.samples("web", ts(0), ts(i64::MAX), 10).unwrap(),
+        std::slice::from_ref(&old)
+    );
+
+    // The first minute ended at t0 + 1 min.
+    clock.set(ts(t0 + MIN + ms(keep.minutes) - 1));
+    assert_eq!(store.prune_monitoring(&keep).unwrap().minutes, 0);
+    clock.set(ts(t0 + MIN + ms(keep.minutes)));
+    assert_eq!(store.prune_monitoring(&keep).unwrap().minutes, 1);
+    assert_eq!(count(Resolution::Minute), 4);
+
+    // The first day's last hour (23:00–24:00) ends at t0 + 2 min.
+    let hour_end = t0 + 2 * MIN;
+    clock.set(ts(hour_end + ms(keep.hours) - 1));
+    assert_eq!(store.prune_monitoring(&keep).unwrap().hours, 23);
+    assert_eq!(count(Resolution::Minute), 0);
+    clock.set(ts(hour_end + ms(keep.hours)));
+    let p = store.prune_monitoring(&keep).unwrap();
+    assert_eq!((p.hours, p.days), (1, 0));
+    assert_eq!(count(Resolution::Hour), 1);
+
+    clock.set(ts(hour_end + ms(keep.days) - 1));
+    assert_eq!(store.prune_monitoring(&keep).unwrap().days, 0);
+    clock.set(ts(hour_end + ms(keep.days)));
+    let p = store.prune_monitoring(&keep).unwrap();
+    assert_eq!((p.hours, p.days), (0, 1));
+    assert_eq!((count(Resolution::Hour), count(Resolution::Day)), (0, 1));
+    // The old sample is still there: it was never rolled up.
+    assert_eq!(raw(), 1);
+}
+
+/// A 30-day month of one sample every 5 s with outages of every kind rolls
+/// up, and the month's downtime, no-data time and uptime from the 30 day
+/// rollups (or the hours, or the minutes) equal those the model computes
+/// from all the raw samples.
+pub(crate) fn a_month_rolls_up_to_the_uptime_of_its_raw_samples(store: &dyn Store, clock: &ManualClock) {
+    store.put_monitor(&def("web", "production")).unwrap();
+    let at = |day: i64, h: i64, m: i64, s: i64| APRIL + day * DAY + h * HOUR + m * MIN + s * S;
+    let kind = |t: i64| -> Option<char> {
+        let in_ = |a: i64, b: i64| t >= a && t < b;
+        if in_(at(14, 3, 0, 0), at(14, 4, 0, 0)) || in_(at(20, 23, 59, 50), at(21, 0, 7, 0)) {
+            None // serve down: no data
+        } else if in_(at(2, 10, 0, 0), at(2, 10, 2, 0)) || in_(at(3, 0, 0, 0), at(3, 0, 0, 20)) {
+            Some('u') // 2 minutes down; 20 s is not downtime
+        } else if in_(at(5, 23, 59, 0), at(6, 0, 2, 0)) || in_(at(9, 8, 0, 0), at(9, 8, 1, 0)) {
+            Some('e') // 3 error minutes across midnight; 1 alone is not downtime
+        } else if in_(at(12, 6, 0, 0), at(12, 6, 3, 0)) {
+            Some('4') // failed expectations, not 5xx: not downtime
+        } else if in_(at(17, 12, 0, 0), at(17, 12, 0, 40)) {
+            Some(if (t / S) % 10 == 0 { 'o' } else { 'u' }) // runs of 30 s and less
+        } else {
+            Some('o')
+        }
+    };
+    let samples = series("web", APRIL, MAY, 42, kind);
+    assert!(samples.len() > 500_000);
+    record(store, &samples);
+    roll_up_at(store, clock, MAY + HOUR);
+
+    let observations: Vec<_> = samples.iter().map(ProbeSample::observation).collect();
+    let raw = uptime(&UptimeInput {
+        period: Span::ms(APRIL, MAY),
+        observations: &observations,
+        maintenance: &[],
+        coverage: COVERAGE,
+    });
+    // 120 s + 180 s; no data for 1 h and 7 min 10 s, less the 10 s the
+    // last sample before each gap speaks into it.
+    assert_eq!(raw.downtime_ms, 300 * S);
+    assert_eq!(raw.no_data_ms, HOUR - 10 * S + 7 * MIN);
+    for res in Resolution::ALL {
+        let rows = rollups(store, "web", res, APRIL, MAY);
+        let missing = (MAY - APRIL) / res.millis() - rows.len() as i64;
+        let sum = merge_all(rows.values());
+        let no_data = sum.no_data_ms + missing * res.millis();
+        let observed = (MAY - APRIL) - sum.maintenance_ms - no_data;
+        let uptime = 1.0 - sum.downtime_ms as f64 / observed as f64;
+        assert_eq!((sum.downtime_ms, no_data), (raw.downtime_ms, raw.no_data_ms), "{res:?}");
+        assert_eq!(Some(uptime), raw.uptime, "{res:?}");
+        assert_eq!(without_time_terms(&sum), counted(&samples), "{res:?}");
+    }
+    assert_eq!(rollups(store, "web", Resolution::Day, APRIL, MAY).len(), 30);
+}
