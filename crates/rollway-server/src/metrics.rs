@@ -18,7 +18,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use rollway_app::model::ProbeSample;
 use rollway_app::model::uptime::Outcome;
-use rollway_app::serve::{Pruned, RollupReport, ServeEvents, Watcher};
+use rollway_app::serve::{LagSummary, Pruned, RollupReport, ServeEvents, Watcher};
 
 use crate::Log;
 
@@ -199,6 +199,19 @@ impl ServeEvents for Recorder {
     }
 }
 
+/// The lag histogram's buckets as the encoder wants them: each bucket's
+/// own count (the scheduler's are cumulative), `+Inf` (`f64::MAX`) last.
+fn lag_buckets(lag: &LagSummary) -> Vec<(f64, u64)> {
+    let mut buckets = Vec::with_capacity(lag.buckets.len() + 1);
+    let mut below = 0u64;
+    for (bound, cumulative) in &lag.buckets {
+        buckets.push((bound.as_secs_f64(), cumulative.saturating_sub(below)));
+        below = *cumulative;
+    }
+    buckets.push((f64::MAX, lag.count.saturating_sub(below)));
+    buckets
+}
+
 /// The scheduler's counts, read at each scrape.
 #[derive(Debug)]
 pub(crate) struct SchedulerCollector(pub Watcher);
@@ -295,15 +308,7 @@ impl Collector for SchedulerCollector {
             "Results given up while stopping.",
             s.lost,
         )?;
-        // The lag histogram: the scheduler's buckets are cumulative, the
-        // encoder wants each bucket's own count, +Inf last.
-        let mut buckets = Vec::with_capacity(s.lag.buckets.len() + 1);
-        let mut below = 0u64;
-        for (bound, cumulative) in &s.lag.buckets {
-            buckets.push((bound.as_secs_f64(), cumulative.saturating_sub(below)));
-            below = *cumulative;
-        }
-        buckets.push((f64::MAX, s.lag.count.saturating_sub(below)));
+        let buckets = lag_buckets(&s.lag);
         e.encode_descriptor(
             "rollway_schedule_lag_seconds",
             "Actual start minus planned start of each probe.",
@@ -334,5 +339,86 @@ impl Collector for SchedulerCollector {
             s.lag.max.as_secs_f64(),
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::time::Duration;
+
+    use rollway_app::model::time::Timestamp;
+
+    use super::*;
+
+    struct Quiet;
+
+    impl Log for Quiet {
+        fn problem(&self, _line: &str) {}
+    }
+
+    fn sample(monitor: &str, slot: i64, outcome: Outcome, latency_ms: Option<u64>) -> ProbeSample {
+        ProbeSample {
+            latency_ms,
+            http_status: latency_ms.map(|_| 200),
+            ..ProbeSample::new(monitor, Timestamp::from_millis(slot), outcome)
+        }
+    }
+
+    fn encoded(reg: &Registry) -> Vec<String> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, reg).unwrap();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn the_last_sample_of_a_monitor_sets_its_outcome_and_every_sample_counts() {
+        let (reg, rec) = registry(Arc::new(Quiet));
+        rec.recorded(&[
+            sample("web", 1_000, Outcome::Ok, Some(20)),
+            sample("web", 2_000, Outcome::Unavailable, None),
+        ]);
+        let lines = encoded(&reg);
+        let has = |l: &str| lines.iter().any(|x| x == l);
+        assert!(
+            has(r#"rollway_monitor_last_outcome{monitor="web",outcome="unavailable"} 1"#),
+            "{lines:#?}"
+        );
+        assert!(has(r#"rollway_monitor_last_outcome{monitor="web",outcome="ok"} 0"#));
+        assert!(has(r#"rollway_probes_total{monitor="web",outcome="ok"} 1"#));
+        assert!(has(r#"rollway_probes_total{monitor="web",outcome="unavailable"} 1"#));
+        // No answer, no latency: the histogram holds the one that had one,
+        // and the last latency stays the last answered one.
+        assert!(has(r#"rollway_probe_latency_seconds_count{monitor="web"} 1"#));
+        assert!(has(r#"rollway_monitor_last_latency_seconds{monitor="web"} 0.02"#));
+        assert!(has(r#"rollway_monitor_last_http_status{monitor="web"} 0"#));
+        assert!(has(
+            r#"rollway_monitor_last_sample_timestamp_seconds{monitor="web"} 2.0"#
+        ));
+
+        rec.recorded(&[sample("web", 3_000, Outcome::Ok, Some(5))]);
+        let lines = encoded(&reg);
+        let has = |l: &str| lines.iter().any(|x| x == l);
+        assert!(has(r#"rollway_monitor_last_outcome{monitor="web",outcome="ok"} 1"#));
+        assert!(has(
+            r#"rollway_monitor_last_outcome{monitor="web",outcome="unavailable"} 0"#
+        ));
+    }
+
+    #[test]
+    fn lag_buckets_are_each_buckets_own_count_with_inf_last() {
+        let ms = Duration::from_millis;
+        let lag = LagSummary {
+            count: 10,
+            sum: ms(900),
+            max: ms(400),
+            buckets: vec![(ms(1), 4), (ms(10), 4), (ms(100), 9)],
+            p50: None,
+            p99: None,
+        };
+        assert_eq!(lag_buckets(&lag), [(0.001, 4), (0.01, 0), (0.1, 5), (f64::MAX, 1)]);
     }
 }
