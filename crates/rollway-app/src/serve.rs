@@ -94,8 +94,13 @@ impl Prepared {
     /// within a tokio runtime.
     pub fn start(self, events: Arc<dyn ServeEvents>) -> Result<Watcher> {
         let clock: Arc<dyn rollway_model::Clock> = Arc::new(SystemClock);
-        let prober = Prober::new(clock.clone(), ProberOptions::default())
-            .map_err(|e| Error::failed(format_args!("cannot set up the probes: {e}")))?;
+        let prober = match Prober::new(clock.clone(), ProberOptions::default()) {
+            Ok(p) => p,
+            Err(e) => {
+                close_elsewhere(self.store);
+                return Err(Error::failed(format_args!("cannot set up the probes: {e}")));
+            }
+        };
         let sink = StoreSink {
             store: self.store.clone(),
             events: events.clone(),
@@ -106,8 +111,13 @@ impl Prepared {
             .filter(|m| m.probed && m.paused)
             .map(|m| m.name.clone())
             .collect();
-        let scheduler = Scheduler::start(self.specs, prober, sink, clock, SchedulerOptions::default())
-            .map_err(|e| Error::invalid(format_args!("cannot schedule the monitors: {e}")))?;
+        let scheduler = match Scheduler::start(self.specs, prober, sink, clock, SchedulerOptions::default()) {
+            Ok(s) => s,
+            Err(e) => {
+                close_elsewhere(self.store);
+                return Err(Error::invalid(format_args!("cannot schedule the monitors: {e}")));
+            }
+        };
         for name in &paused {
             // Every name came from the specs the scheduler was given.
             let _ = scheduler.pause(name);
@@ -124,7 +134,7 @@ impl Prepared {
         let prunes = tokio::spawn(maintain(Job::Prune, self.store.clone(), events, state.clone(), stop_rx));
         Ok(Watcher {
             inner: Arc::new(Inner {
-                store: self.store,
+                store: Mutex::new(Some(self.store)),
                 monitors: self.monitors,
                 scheduler: Mutex::new(Some(scheduler)),
                 last_stats: Mutex::new(None),
@@ -214,7 +224,10 @@ pub struct Watcher {
 
 #[derive(Debug)]
 struct Inner {
-    store: Arc<dyn Store>,
+    /// `None` once stopped. Taken out and dropped on the blocking pool:
+    /// the PostgreSQL client blocks on its own runtime when it closes,
+    /// which panics on a runtime thread.
+    store: Mutex<Option<Arc<dyn Store>>>,
     monitors: Vec<ServedMonitor>,
     /// `None` once stopping took it.
     scheduler: Mutex<Option<Scheduler>>,
@@ -283,16 +296,23 @@ impl Watcher {
 
     /// Whether the store answers (within 5 s) and the scheduler runs.
     pub async fn readiness(&self) -> Readiness {
-        let store = self.inner.store.clone();
-        let check = tokio::task::spawn_blocking(move || store.schema_version());
-        let store = match tokio::time::timeout(STORE_CHECK_TIMEOUT, check).await {
-            Ok(Ok(Ok(_))) => "ok".to_owned(),
-            Ok(Ok(Err(e))) => e.to_string(),
-            Ok(Err(e)) => format!("the store check panicked: {e}"),
-            Err(_) => format!(
-                "the store did not answer within {}",
-                rollway_model::time::format_duration(STORE_CHECK_TIMEOUT)
-            ),
+        // Cloned in a statement of its own: the guard must not live on
+        // across the await below.
+        let opened = locked(&self.inner.store).clone();
+        let store = match opened {
+            None => "closed: the watcher stopped".to_owned(),
+            Some(store) => {
+                let check = tokio::task::spawn_blocking(move || store.schema_version());
+                match tokio::time::timeout(STORE_CHECK_TIMEOUT, check).await {
+                    Ok(Ok(Ok(_))) => "ok".to_owned(),
+                    Ok(Ok(Err(e))) => e.to_string(),
+                    Ok(Err(e)) => format!("the store check panicked: {e}"),
+                    Err(_) => format!(
+                        "the store did not answer within {}",
+                        rollway_model::time::format_duration(STORE_CHECK_TIMEOUT)
+                    ),
+                }
+            }
         };
         let running = !self.inner.stopping.load(Ordering::SeqCst);
         Readiness {
@@ -303,6 +323,12 @@ impl Watcher {
             last_sink_error: self.stats().and_then(|s| s.last_sink_error),
             maintenance: self.maintenance(),
         }
+    }
+
+    /// Marks the watcher as stopping (readiness answers no from now on)
+    /// while the caller winds down what runs in front of it.
+    pub fn begin_stop(&self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
     }
 
     /// Starts nothing new, lets the probes in flight end (each bounded by
@@ -321,11 +347,32 @@ impl Watcher {
         for t in tasks {
             let _ = t.await;
         }
+        let store = locked(&self.inner.store).take();
+        if let Some(store) = store {
+            let _ = tokio::task::spawn_blocking(move || drop(store)).await;
+        }
         locked(&self.inner.lock).take();
         Stopped {
             stats: self.stats().unwrap_or_else(|| empty_stats(self.inner.monitors.len())),
         }
     }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Not stopped (an error path): this may run on a runtime thread.
+        if let Some(store) = self.store.get_mut().unwrap_or_else(PoisonError::into_inner).take() {
+            close_elsewhere(store);
+        }
+    }
+}
+
+/// Drops `store` on a plain thread: on a runtime thread the PostgreSQL
+/// client, which blocks on its own runtime to close, would panic.
+fn close_elsewhere(store: Arc<dyn Store>) {
+    let _ = std::thread::Builder::new()
+        .name("rollway-store-close".into())
+        .spawn(move || drop(store));
 }
 
 fn empty_stats(monitors: usize) -> SchedulerStats {

@@ -66,16 +66,19 @@ pub fn serve(
         .thread_name("rollway-serve")
         .build()
         .map_err(|e| Error::failed(format_args!("cannot start the server's runtime: {e}")))?;
-    runtime.block_on(async move {
+    // Bind first, in its own block_on: when it fails, `prepared` (and the
+    // store in it) is dropped here, outside the runtime, where a
+    // PostgreSQL client may close.
+    let (listener, address, shutdown) = runtime.block_on(async {
         // Signals first: a SIGTERM that arrives while binding still stops
         // the server gracefully rather than killing it.
         let shutdown = shutdown_signal()?;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| Error::new(Code::Failed, e).context(format!("cannot listen on {listen}")))?;
-        let address = listener
-            .local_addr()
-            .map_err(|e| Error::new(Code::Failed, e).context(format!("cannot listen on {listen}")))?;
+        let cannot = |e| Error::new(Code::Failed, e).context(format!("cannot listen on {listen}"));
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(cannot)?;
+        let address = listener.local_addr().map_err(cannot)?;
+        Ok::<_, Error>((listener, address, shutdown))
+    })?;
+    runtime.block_on(async move {
         let info = Started {
             listen: address,
             url: format!("http://{address}"),
@@ -88,6 +91,13 @@ pub fn serve(
         registry.register_collector(Box::new(metrics::SchedulerCollector(watcher.clone())));
         let app = routes::router(watcher.clone(), Arc::new(registry));
         started(&info);
+        // From the signal on, /readyz answers 503 (a load balancer stops
+        // sending) while the listener drains.
+        let stopping = watcher.clone();
+        let shutdown = async move {
+            shutdown.await;
+            stopping.begin_stop();
+        };
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await

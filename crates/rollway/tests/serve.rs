@@ -4,7 +4,8 @@
 //! monitor's last outcome, the store holds both monitors' samples, a second
 //! `serve` on the same store exits 3 naming the first, SIGTERM stops the
 //! first with exit 0 and nothing is recorded after it (nor twice); `--json`
-//! answers an object; an address already taken exits 1 naming it.
+//! answers an object; an address already taken exits 1 naming it. On
+//! PostgreSQL two `serve`s run on one store, and each slot is stored once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -223,7 +224,11 @@ fn last_outcomes(metrics: &[Line]) -> BTreeMap<String, String> {
 }
 
 fn project(target: u16) -> Project {
-    let p = Project::new(Backend::Sqlite);
+    project_on(Backend::Sqlite, target)
+}
+
+fn project_on(backend: Backend, target: u16) -> Project {
+    let p = Project::new(backend);
     p.write(
         "rollway.toml",
         &format!(
@@ -456,5 +461,38 @@ fn an_address_in_use_fails_with_exit_1_naming_it() {
     assert_eq!(
         std::fs::read_to_string(p.sqlite_path().with_file_name("rollway.db.serve-lock")).unwrap(),
         ""
+    );
+}
+
+#[test]
+fn two_serves_run_on_one_postgresql_store_and_each_slot_is_stored_once() {
+    let Some(db) = common::PgDb::create() else {
+        return;
+    };
+    let target = common::free_port();
+    let p = project_on(Backend::Postgres(db), target);
+    let _server = Server::start(&p, target);
+    let mut a = Serve::start(&p, &["serve", "--listen", "127.0.0.1:0"]);
+    assert!(a.line().starts_with("serving on http://127.0.0.1:"));
+    let mut b = Serve::start(&p, &["serve", "--listen", "127.0.0.1:0"]);
+    assert!(b.line().starts_with("serving on http://127.0.0.1:"));
+    // Both probe every monitor (no shard leases yet); the store keeps each
+    // (monitor, slot) once, so the second instance's samples are duplicates.
+    wait_for("three samples of each monitor", || {
+        let rows = p.sql("SELECT COUNT(*) FROM samples GROUP BY monitor_id HAVING COUNT(*) >= 3");
+        (rows.lines().count() == 2).then_some(())
+    });
+    for s in [&mut a, &mut b] {
+        let (status, stderr) = s.terminate();
+        assert_eq!(status.code(), Some(0), "{stderr}");
+        assert!(stderr.contains(", 0 lost"), "{stderr}");
+    }
+    assert_eq!(
+        p.sql("SELECT COUNT(*) FROM (SELECT monitor_id, slot FROM samples GROUP BY 1, 2 HAVING COUNT(*) > 1) d"),
+        "0\n"
+    );
+    assert_eq!(
+        p.sql("SELECT DISTINCT m.name, s.outcome FROM samples s JOIN monitors m ON m.id = s.monitor_id ORDER BY 1"),
+        "sick|error\nweb|ok\n"
     );
 }
