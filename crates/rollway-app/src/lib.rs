@@ -1,8 +1,9 @@
 //! Rollway's application layer: the use cases — open a project, build,
 //! deploy, verify, roll back, recover, run pipelines, manage secrets and
-//! environments, read history, status and events, drive the service — with
-//! one typed error that carries its exit class. The CLI and the server call
-//! these and only render what comes back: nothing here prints.
+//! environments, read history, status and events, drive the service, watch
+//! the monitors (`serve`) — with one typed error that carries its exit
+//! class. The CLI and the server call these and only render what comes
+//! back: nothing here prints.
 
 pub mod agent;
 pub mod build;
@@ -17,6 +18,7 @@ pub mod project;
 pub mod queries;
 pub mod rollback;
 pub mod secrets;
+pub mod serve;
 pub mod service;
 
 pub use connect::{FileBytes, HostDryRun, Mode};

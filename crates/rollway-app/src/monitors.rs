@@ -87,7 +87,7 @@ pub fn check(p: &Project, name: &str) -> Result<Checked> {
             }
         )));
     };
-    let spec = spec(p, &config, name, m)?.ok_or_else(|| {
+    let spec = spec(p, &config, name, m, None)?.ok_or_else(|| {
         Error::invalid(format_args!(
             "monitor {name} is a push monitor: nothing to probe; its samples arrive with `rollway monitor push {name}`"
         ))
@@ -112,10 +112,25 @@ pub fn check(p: &Project, name: &str) -> Result<Checked> {
 }
 
 /// The probe and schedule of monitor `name`; `None` for a push monitor.
-fn spec(p: &Project, config: &rollway_config::Config, name: &str, m: &MonitorConfig) -> Result<Option<MonitorSpec>> {
+/// A PostgreSQL URL is read through `store` (opened here when `None`, so a
+/// one-off check opens the store only for such a monitor).
+pub(crate) fn spec(
+    p: &Project,
+    config: &rollway_config::Config,
+    name: &str,
+    m: &MonitorConfig,
+    store: Option<&dyn rollway_store::Store>,
+) -> Result<Option<MonitorSpec>> {
     let resolve = |env: &str, key: &str| -> Result<String> {
-        let store = p.store()?;
-        let values = p.env_values(config, &*store, env)?;
+        let opened;
+        let store = match store {
+            Some(s) => s,
+            None => {
+                opened = p.store()?;
+                &*opened
+            }
+        };
+        let values = p.env_values(config, store, env)?;
         values.into_iter().find(|(k, _)| k == key).map(|(_, v)| v).ok_or_else(|| {
             Error::invalid(format_args!(
                 "monitor {name} reads its URL from {key}, which {env} does not set: run `rollway secrets set {env} {key}`"

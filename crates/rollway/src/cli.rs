@@ -71,6 +71,8 @@ pub enum Command {
     /// List the monitors, or probe one now.
     #[command(subcommand)]
     Monitor(commands::monitor::MonitorCmd),
+    /// Keep watching: probe the monitors, store and roll up samples, serve /healthz, /readyz and /metrics.
+    Serve(commands::serve::ServeArgs),
     /// Variables and secrets: age-encrypted, masked everywhere.
     #[command(subcommand)]
     Secrets(commands::secrets::SecretsCmd),
@@ -132,6 +134,7 @@ pub fn run() -> i32 {
         Command::Env(cmd) => commands::env::run(&session, cmd),
         Command::Events(cmd) => commands::events::run(&session, cmd),
         Command::Monitor(cmd) => commands::monitor::run(&session, cmd),
+        Command::Serve(args) => commands::serve::run(&session, args),
         Command::Secrets(cmd) => commands::secrets::run(&session, cmd),
         Command::Pipeline(cmd) => commands::pipeline::run(&session, cmd),
         Command::Demo(args) => commands::demo::run(&session, args),

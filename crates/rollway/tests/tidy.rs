@@ -12,7 +12,8 @@
 //!   `cargo metadata --no-deps` lists them, and its dependency diagram
 //!   from the crates' declared dependencies;
 //! - the binary reaching past the application layer: it may name only
-//!   `rollway_app` and `rollway_config`, in its manifest and its code.
+//!   `rollway_app`, `rollway_config` and `rollway_server` (the other front
+//!   door over the application layer), in its manifest and its code.
 //! - a public module in the engine: its modules are private and its API
 //!   is what `crates/rollway-engine/src/lib.rs` re-exports at the root; the
 //!   one exception, the `#[doc(hidden)]` `fuzzing` facade, is for the fuzz
@@ -265,8 +266,9 @@ fn the_crate_diagram_matches_the_manifests() {
     );
 }
 
-/// What the binary may name: the application layer and the config crate.
-const BINARY_MAY_USE: &[&str] = &["rollway-app", "rollway-config"];
+/// What the binary may name: the application layer, the config crate and
+/// the server (`rollway serve`'s HTTP side, itself over the application layer).
+const BINARY_MAY_USE: &[&str] = &["rollway-app", "rollway-config", "rollway-server"];
 
 #[test]
 fn the_binary_reaches_only_the_application_layer() {

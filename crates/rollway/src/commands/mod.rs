@@ -16,4 +16,5 @@ pub mod meta;
 pub mod monitor;
 pub mod pipeline;
 pub mod secrets;
+pub mod serve;
 pub mod service;

@@ -1,0 +1,631 @@
+//! The watching half of `rollway serve` (OPERATIONS.md "`rollway serve`"):
+//! every configured monitor recorded in the store, the probed ones run by
+//! `rollway_ops::Scheduler` with the real `Prober`, their samples written
+//! to the store, rollups every minute and retention every hour. The HTTP
+//! side (health, readiness, metrics) and the runtime are the server
+//! crate's; this module needs a tokio runtime to run in, and owns no
+//! socket and no signal.
+//!
+//! On SQLite exactly one `serve` runs per store: [`prepare`] takes
+//! `DB.serve-lock` beside the database (a flock, with the holder's pid and
+//! command line in it, like the store's open lock) and holds it until the
+//! watcher stopped. On PostgreSQL several may run; sharing the monitors
+//! between them (shard leases) is not built yet, so each probes all of them
+//! and the store's `(monitor, slot)` key keeps every slot recorded once.
+
+use std::fs::{File, TryLockError};
+use std::io::{Read as _, Seek as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rollway_config::{MonitorCheck, MonitorConfig};
+use rollway_model::time::Timestamp;
+use rollway_model::uptime::Outcome;
+use rollway_model::{Clock as _, ProbeSample};
+use rollway_ops::{MonitorSpec, Prober, ProberOptions, Sample, SampleSink, Scheduler, SchedulerOptions, SinkError};
+use rollway_store::{MonitorDef, Retention, RollupSettings, Store, StoreLocation, SystemClock};
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::error::{Code, Error, Result};
+use crate::project::Project;
+
+pub use rollway_ops::{LagSummary, SchedulerStats};
+pub use rollway_store::{Pruned, RollupReport};
+
+/// How often rollups run (OPERATIONS.md: minutes settle 2 min after they end).
+pub const ROLLUP_EVERY: Duration = Duration::from_secs(60);
+/// How often retention runs.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
+/// How long a readiness check waits for the store.
+const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the watcher tells its caller as it runs: the server turns these
+/// into metrics and log lines (nothing here prints).
+pub trait ServeEvents: Send + Sync + 'static {
+    /// Samples the store took (a batch is taken whole or not at all).
+    fn recorded(&self, samples: &[ProbeSample]);
+    /// A rollup run ended well.
+    fn rolled_up(&self, report: &RollupReport);
+    /// A retention run ended well.
+    fn pruned(&self, pruned: &Pruned);
+    /// Something failed and will be tried again: a sample batch, a rollup,
+    /// a retention run. `what` is `samples`, `rollup` or `prune`.
+    fn problem(&self, what: &'static str, message: &str);
+}
+
+/// A configured monitor as `serve` runs it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServedMonitor {
+    pub name: String,
+    pub environment: String,
+    pub kind: &'static str,
+    /// False for push monitors: recorded in the store, not probed here.
+    pub probed: bool,
+    pub paused: bool,
+}
+
+/// A project ready to be watched: the store open (and, on SQLite, held),
+/// every monitor recorded, the probed ones built. Made outside the runtime
+/// (it does blocking IO); [`Prepared::start`] runs it.
+#[derive(Debug)]
+pub struct Prepared {
+    store: Arc<dyn Store>,
+    specs: Vec<MonitorSpec>,
+    monitors: Vec<ServedMonitor>,
+    lock: Option<ServeLock>,
+}
+
+impl Prepared {
+    /// Every configured monitor, by name.
+    pub fn monitors(&self) -> &[ServedMonitor] {
+        &self.monitors
+    }
+
+    /// The store being watched, as people see it (`sqlite:PATH`, a URL without password).
+    pub fn store(&self) -> String {
+        self.store.location().to_string()
+    }
+
+    /// Starts probing, recording, rolling up and pruning; must be called
+    /// within a tokio runtime.
+    pub fn start(self, events: Arc<dyn ServeEvents>) -> Result<Watcher> {
+        let clock: Arc<dyn rollway_model::Clock> = Arc::new(SystemClock);
+        let prober = match Prober::new(clock.clone(), ProberOptions::default()) {
+            Ok(p) => p,
+            Err(e) => {
+                close_elsewhere(self.store);
+                return Err(Error::failed(format_args!("cannot set up the probes: {e}")));
+            }
+        };
+        let sink = StoreSink {
+            store: self.store.clone(),
+            events: events.clone(),
+        };
+        let paused: Vec<String> = self
+            .monitors
+            .iter()
+            .filter(|m| m.probed && m.paused)
+            .map(|m| m.name.clone())
+            .collect();
+        let scheduler = match Scheduler::start(self.specs, prober, sink, clock, SchedulerOptions::default()) {
+            Ok(s) => s,
+            Err(e) => {
+                close_elsewhere(self.store);
+                return Err(Error::invalid(format_args!("cannot schedule the monitors: {e}")));
+            }
+        };
+        for name in &paused {
+            // Every name came from the specs the scheduler was given.
+            let _ = scheduler.pause(name);
+        }
+        let state = Arc::new(Mutex::new(Maintenance::default()));
+        let (stop, stop_rx) = watch::channel(false);
+        let rollups = tokio::spawn(maintain(
+            Job::Rollup,
+            self.store.clone(),
+            events.clone(),
+            state.clone(),
+            stop_rx.clone(),
+        ));
+        let prunes = tokio::spawn(maintain(Job::Prune, self.store.clone(), events, state.clone(), stop_rx));
+        Ok(Watcher {
+            inner: Arc::new(Inner {
+                store: Mutex::new(Some(self.store)),
+                monitors: self.monitors,
+                scheduler: Mutex::new(Some(scheduler)),
+                last_stats: Mutex::new(None),
+                stopping: AtomicBool::new(false),
+                stop,
+                tasks: Mutex::new(vec![rollups, prunes]),
+                maintenance: state,
+                lock: Mutex::new(self.lock),
+            }),
+        })
+    }
+}
+
+/// Opens the project for `serve`: loads rollway.toml, opens the store,
+/// takes the SQLite serve lock (a second `serve` on the same store is a
+/// conflict, exit 3, naming the holder), records every monitor of
+/// `Config::all_monitors` with `put_monitor`, and builds the probed ones
+/// (a PostgreSQL monitor's URL is read from its environment's secrets).
+pub fn prepare(p: &Project) -> Result<Prepared> {
+    let (config, store) = p.open()?;
+    let store: Arc<dyn Store> = Arc::from(store);
+    let lock = match store.location() {
+        StoreLocation::Sqlite(path) => Some(ServeLock::acquire(path)?),
+        _ => None,
+    };
+    let mut specs = Vec::new();
+    let mut monitors = Vec::new();
+    for (name, m) in config.all_monitors() {
+        let spec = crate::monitors::spec(p, &config, &name, &m, Some(&*store))?;
+        let record = store
+            .put_monitor(&definition(&name, &m))
+            .map_err(|e| Error::from(e).context(format!("cannot record monitor {name} in the store")))?;
+        monitors.push(ServedMonitor {
+            name: name.clone(),
+            environment: m.environment.clone(),
+            kind: m.kind().as_str(),
+            probed: spec.is_some(),
+            paused: record.paused,
+        });
+        specs.extend(spec);
+    }
+    // Error texts of samples pass the store's masker: arm it with every
+    // secret the monitors' resolution read.
+    store.set_masker(p.masks().masker());
+    Ok(Prepared {
+        store,
+        specs,
+        monitors,
+        lock,
+    })
+}
+
+/// What the store keeps of a monitor: its config as JSON, header values
+/// hidden (they may carry a token) and a PostgreSQL URL as the name of the
+/// variable holding it (the config never holds the URL).
+fn definition(name: &str, m: &MonitorConfig) -> MonitorDef {
+    let mut config = serde_json::to_value(m).unwrap_or(serde_json::Value::Null);
+    if let Some(headers) = config.get_mut("headers").and_then(serde_json::Value::as_object_mut) {
+        for v in headers.values_mut() {
+            *v = serde_json::Value::String("****".to_owned());
+        }
+    }
+    // A probed monitor's sample speaks for two intervals, so one skipped
+    // slot (its previous probe still running) is not counted as no data;
+    // a push monitor's for its interval plus grace (OPERATIONS.md).
+    let coverage = match &m.check {
+        MonitorCheck::Push(push) => m.interval + push.grace,
+        _ => m.interval * 2,
+    };
+    MonitorDef {
+        name: name.to_owned(),
+        environment: m.environment.clone(),
+        kind: m.kind().as_str().to_owned(),
+        target: m.target.clone(),
+        interval: m.interval,
+        coverage,
+        config,
+    }
+}
+
+/// A running watcher; cheap to clone (the server's handlers and its
+/// metrics collector each hold one).
+#[derive(Debug, Clone)]
+pub struct Watcher {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// `None` once stopped. Taken out and dropped on the blocking pool:
+    /// the PostgreSQL client blocks on its own runtime when it closes,
+    /// which panics on a runtime thread.
+    store: Mutex<Option<Arc<dyn Store>>>,
+    monitors: Vec<ServedMonitor>,
+    /// `None` once stopping took it.
+    scheduler: Mutex<Option<Scheduler>>,
+    /// The final counts, once stopped.
+    last_stats: Mutex<Option<SchedulerStats>>,
+    stopping: AtomicBool,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    maintenance: Arc<Mutex<Maintenance>>,
+    /// Released after the last sample was written.
+    lock: Mutex<Option<ServeLock>>,
+}
+
+/// The last rollup and retention runs.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Maintenance {
+    pub last_rollup_at: Option<Timestamp>,
+    pub rollup_error: Option<String>,
+    pub last_prune_at: Option<Timestamp>,
+    pub prune_error: Option<String>,
+}
+
+/// The answer of a readiness check (`/readyz`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    /// The store answered and the scheduler runs.
+    pub ready: bool,
+    /// `running`, or `stopping` once shutdown began.
+    pub scheduler: &'static str,
+    /// `ok`, or why the store did not answer.
+    pub store: String,
+    pub monitors: usize,
+    pub last_sink_error: Option<String>,
+    #[serde(flatten)]
+    pub maintenance: Maintenance,
+}
+
+/// What stopping left.
+#[derive(Debug, Clone)]
+pub struct Stopped {
+    pub stats: SchedulerStats,
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Watcher {
+    /// Every configured monitor, by name.
+    pub fn monitors(&self) -> &[ServedMonitor] {
+        &self.inner.monitors
+    }
+
+    /// The scheduler's counts (the final ones once stopped).
+    pub fn stats(&self) -> Option<SchedulerStats> {
+        if let Some(s) = locked(&self.inner.scheduler).as_ref() {
+            return Some(s.stats());
+        }
+        locked(&self.inner.last_stats).clone()
+    }
+
+    /// The last rollup and retention runs.
+    pub fn maintenance(&self) -> Maintenance {
+        locked(&self.inner.maintenance).clone()
+    }
+
+    /// Whether the store answers (within 5 s) and the scheduler runs.
+    pub async fn readiness(&self) -> Readiness {
+        // Cloned in a statement of its own: the guard must not live on
+        // across the await below.
+        let opened = locked(&self.inner.store).clone();
+        let store = match opened {
+            None => "closed: the watcher stopped".to_owned(),
+            Some(store) => {
+                let check = tokio::task::spawn_blocking(move || store.schema_version());
+                match tokio::time::timeout(STORE_CHECK_TIMEOUT, check).await {
+                    Ok(Ok(Ok(_))) => "ok".to_owned(),
+                    Ok(Ok(Err(e))) => e.to_string(),
+                    Ok(Err(e)) => format!("the store check panicked: {e}"),
+                    Err(_) => format!(
+                        "the store did not answer within {}",
+                        rollway_model::time::format_duration(STORE_CHECK_TIMEOUT)
+                    ),
+                }
+            }
+        };
+        let running = !self.inner.stopping.load(Ordering::SeqCst);
+        Readiness {
+            ready: running && store == "ok",
+            scheduler: if running { "running" } else { "stopping" },
+            store,
+            monitors: self.inner.monitors.len(),
+            last_sink_error: self.stats().and_then(|s| s.last_sink_error),
+            maintenance: self.maintenance(),
+        }
+    }
+
+    /// Marks the watcher as stopping (readiness answers no from now on)
+    /// while the caller winds down what runs in front of it.
+    pub fn begin_stop(&self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Starts nothing new, lets the probes in flight end (each bounded by
+    /// its timeout), writes their samples, waits for a rollup or retention
+    /// run in progress, then releases the serve lock. Once only: a second
+    /// call returns the same final counts.
+    pub async fn stop(&self) -> Stopped {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        let scheduler = locked(&self.inner.scheduler).take();
+        if let Some(s) = scheduler {
+            let stats = s.stop().await;
+            *locked(&self.inner.last_stats) = Some(stats);
+        }
+        self.inner.stop.send_replace(true);
+        let tasks: Vec<JoinHandle<()>> = locked(&self.inner.tasks).drain(..).collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+        let store = locked(&self.inner.store).take();
+        if let Some(store) = store {
+            let _ = tokio::task::spawn_blocking(move || drop(store)).await;
+        }
+        locked(&self.inner.lock).take();
+        Stopped {
+            stats: self.stats().unwrap_or_else(|| empty_stats(self.inner.monitors.len())),
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Not stopped (an error path): this may run on a runtime thread.
+        if let Some(store) = self.store.get_mut().unwrap_or_else(PoisonError::into_inner).take() {
+            close_elsewhere(store);
+        }
+    }
+}
+
+/// Drops `store` on a plain thread: on a runtime thread the PostgreSQL
+/// client, which blocks on its own runtime to close, would panic.
+fn close_elsewhere(store: Arc<dyn Store>) {
+    let _ = std::thread::Builder::new()
+        .name("rollway-store-close".into())
+        .spawn(move || drop(store));
+}
+
+fn empty_stats(monitors: usize) -> SchedulerStats {
+    SchedulerStats {
+        monitors,
+        paused: 0,
+        started: 0,
+        completed: 0,
+        timed_out: 0,
+        skipped_busy: 0,
+        skipped_saturated: 0,
+        missed: 0,
+        paused_slots: 0,
+        starting: 0,
+        queued: 0,
+        waiting: 0,
+        sink_full: 0,
+        recorded: 0,
+        sink_errors: 0,
+        last_sink_error: None,
+        lost: 0,
+        lag: LagSummary {
+            count: 0,
+            sum: Duration::ZERO,
+            max: Duration::ZERO,
+            buckets: Vec::new(),
+            p50: None,
+            p99: None,
+        },
+    }
+}
+
+/// The scheduler's sink: samples into the store, on the blocking pool.
+struct StoreSink {
+    store: Arc<dyn Store>,
+    events: Arc<dyn ServeEvents>,
+}
+
+/// A scheduler sample as the store keeps it.
+fn probe_sample(s: &Sample) -> ProbeSample {
+    let r = &s.result;
+    ProbeSample {
+        monitor: s.monitor.to_string(),
+        slot: s.slot,
+        at: r.at,
+        outcome: r.outcome,
+        http_status: r.http_status,
+        // No answer, no latency: the time a refused or timed-out probe took
+        // says nothing about the service.
+        latency_ms: (r.outcome != Outcome::Unavailable).then_some(r.latency_ms),
+        cache_status: r.cache_status,
+        location: r.location.clone(),
+        error: r.error.clone(),
+    }
+}
+
+impl SampleSink for StoreSink {
+    fn record(&self, batch: &[Sample]) -> impl Future<Output = std::result::Result<(), SinkError>> + Send {
+        let samples: Vec<ProbeSample> = batch.iter().map(probe_sample).collect();
+        let store = self.store.clone();
+        let events = self.events.clone();
+        async move {
+            let n = samples.len();
+            let written = tokio::task::spawn_blocking(move || {
+                let r = store.record_samples(&samples);
+                (samples, r)
+            })
+            .await;
+            match written {
+                Ok((samples, Ok(_))) => {
+                    events.recorded(&samples);
+                    Ok(())
+                }
+                Ok((_, Err(e))) => {
+                    events.problem("samples", &format!("cannot record {n} samples (retrying): {e}"));
+                    Err(Box::new(e) as SinkError)
+                }
+                Err(e) => {
+                    let message = format!("cannot record {n} samples (retrying): the writer panicked: {e}");
+                    events.problem("samples", &message);
+                    Err(message.into())
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Job {
+    Rollup,
+    Prune,
+}
+
+/// Runs `job` on the blocking pool: rollups at once and then every
+/// minute, retention every hour, until stop; a failure is reported and
+/// tried again at the next tick.
+async fn maintain(
+    job: Job,
+    store: Arc<dyn Store>,
+    events: Arc<dyn ServeEvents>,
+    state: Arc<Mutex<Maintenance>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (first, every) = match job {
+        // A restart rolls up what the last run left at once; retention can
+        // wait its hour (nothing grows fast enough to matter before).
+        Job::Rollup => (tokio::time::Instant::now(), ROLLUP_EVERY),
+        Job::Prune => (tokio::time::Instant::now() + PRUNE_EVERY, PRUNE_EVERY),
+    };
+    let mut ticks = tokio::time::interval_at(first, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => return,
+            _ = ticks.tick() => {}
+        }
+        let store = store.clone();
+        let ran = tokio::task::spawn_blocking(move || match job {
+            Job::Rollup => store.roll_up(&RollupSettings::default()).map(Ran::Rollup),
+            Job::Prune => store.prune_monitoring(&Retention::default()).map(Ran::Prune),
+        })
+        .await;
+        let now = Some(SystemClock.now());
+        let error = match ran {
+            Ok(Ok(Ran::Rollup(r))) => {
+                events.rolled_up(&r);
+                None
+            }
+            Ok(Ok(Ran::Prune(p))) => {
+                events.pruned(&p);
+                None
+            }
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(format!("it panicked: {e}")),
+        };
+        let what = match job {
+            Job::Rollup => "rollup",
+            Job::Prune => "prune",
+        };
+        if let Some(e) = &error {
+            events.problem(
+                what,
+                &format!(
+                    "{what} failed (trying again in {}): {e}",
+                    rollway_model::time::format_duration(every)
+                ),
+            );
+        }
+        let mut s = locked(&state);
+        match job {
+            Job::Rollup => {
+                s.last_rollup_at = now;
+                s.rollup_error = error;
+            }
+            Job::Prune => {
+                s.last_prune_at = now;
+                s.prune_error = error;
+            }
+        }
+    }
+}
+
+enum Ran {
+    Rollup(RollupReport),
+    Prune(Pruned),
+}
+
+/// `DB.serve-lock` beside a SQLite database: held (flock) by the one
+/// `serve` of that store for as long as it runs, with its pid and command
+/// line inside so a second one can name it. The kernel drops the flock
+/// when the process dies, so a killed `serve` never blocks the next.
+#[derive(Debug)]
+struct ServeLock {
+    file: File,
+}
+
+impl ServeLock {
+    fn path(db: &Path) -> PathBuf {
+        let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        name.push(".serve-lock");
+        db.with_file_name(name)
+    }
+
+    fn acquire(db: &Path) -> Result<Self> {
+        let path = Self::path(db);
+        let io = |e: std::io::Error| Error::failed(format_args!("cannot use the serve lock {}: {e}", path.display()));
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                return Err(Error::new(
+                    Code::Conflict,
+                    anyhow::anyhow!(
+                        "another rollway serve holds {} ({}): one serve runs per SQLite store; stop it first, or use PostgreSQL to run several",
+                        db.display(),
+                        if holder.is_empty() { "holder unknown" } else { holder }
+                    ),
+                ));
+            }
+            Err(TryLockError::Error(e)) => return Err(io(e)),
+        }
+        // Who holds it, for the next one's message; a failure here only loses that.
+        let me = format!(
+            "pid {}: {}",
+            std::process::id(),
+            std::env::args().collect::<Vec<_>>().join(" ")
+        );
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(me.as_bytes()));
+        Ok(Self { file })
+    }
+}
+
+impl Drop for ServeLock {
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn a_second_serve_lock_names_the_first_holder_until_it_is_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("rollway.db");
+        let first = ServeLock::acquire(&db).unwrap();
+        let e = ServeLock::acquire(&db).unwrap_err();
+        assert_eq!(e.code(), Code::Conflict);
+        let text = e.to_string();
+        let want = format!(
+            "another rollway serve holds {} (pid {}: ",
+            db.display(),
+            std::process::id()
+        );
+        assert!(text.starts_with(&want), "{text}");
+        drop(first);
+        ServeLock::acquire(&db).unwrap();
+        assert!(dir.path().join("rollway.db.serve-lock").exists());
+    }
+}

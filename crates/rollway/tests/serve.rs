@@ -1,0 +1,498 @@
+//! `rollway serve` through the real binary against a real HTTP server on
+//! loopback: two monitors (one answers 200, one 500) probed every second;
+//! `/healthz` and `/readyz` answer, `/metrics` (parsed) shows each
+//! monitor's last outcome, the store holds both monitors' samples, a second
+//! `serve` on the same store exits 3 naming the first, SIGTERM stops the
+//! first with exit 0 and nothing is recorded after it (nor twice); `--json`
+//! answers an object; an address already taken exits 1 naming it. On
+//! PostgreSQL two `serve`s run on one store, and each slot is stored once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{Backend, Project};
+
+/// How long anything here may take before the test gives up (a bound on
+/// waits, not a timing assertion).
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A real HTTP server on `port`: 200 on `/`, 500 on `/sick`.
+struct Server(Child);
+
+impl Server {
+    fn start(project: &Project, port: u16) -> Self {
+        let script = project.write(
+            "server.py",
+            r#"import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        status = 500 if self.path == "/sick" else 200
+        self.send_response(status)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#,
+        );
+        let server = Self(
+            Command::new("/usr/bin/python3")
+                .arg(script)
+                .arg(port.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_for(&format!("the test server on {port}"), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        server
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A `rollway serve` child, killed if the test ends before it does.
+struct Serve {
+    child: Child,
+    /// Its stdout, line by line.
+    lines: mpsc::Receiver<String>,
+}
+
+impl Serve {
+    fn start(p: &Project, args: &[&str]) -> Self {
+        let mut child = p
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Self { child, lines }
+    }
+
+    fn line(&self) -> String {
+        self.lines.recv_timeout(PATIENCE).expect("serve printed a line")
+    }
+
+    fn terminate(&mut self) -> (ExitStatus, String) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = wait_for("serve to exit after SIGTERM", || self.child.try_wait().unwrap());
+        let mut stderr = String::new();
+        self.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        (status, stderr)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Calls `f` until it gives something, for at most [`PATIENCE`].
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < PATIENCE, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `GET path` on 127.0.0.1:port: the status and the body, or None when
+/// nothing answers.
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}
+
+/// One sample line of an OpenMetrics exposition.
+#[derive(Debug, Clone, PartialEq)]
+struct Line {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// Parses OpenMetrics text: `# TYPE`/`# HELP` lines, sample lines
+/// `name{k="v",…} value`, and the closing `# EOF`. Panics on anything else,
+/// so a malformed exposition fails the test.
+fn parse_metrics(text: &str) -> Vec<Line> {
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.pop(), Some("# EOF"), "the exposition ends with # EOF");
+    let mut typed = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for l in lines {
+        if let Some(rest) = l.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(["gauge", "counter", "histogram"].contains(&kind), "unknown type in {l}");
+            typed.insert(name.to_owned());
+            continue;
+        }
+        if l.starts_with("# HELP ") || l.starts_with("# UNIT ") {
+            continue;
+        }
+        assert!(!l.starts_with('#'), "unexpected comment line {l}");
+        let (series, value) = l.rsplit_once(' ').unwrap();
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("bad value in {l}")),
+        };
+        let (name, labels) = match series.split_once('{') {
+            None => (series.to_owned(), BTreeMap::new()),
+            Some((name, rest)) => {
+                let inner = rest.strip_suffix('}').unwrap_or_else(|| panic!("bad labels in {l}"));
+                let labels = inner
+                    .split("\",")
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        let (k, v) = p.split_once("=\"").unwrap_or_else(|| panic!("bad label in {l}"));
+                        (k.to_owned(), v.trim_end_matches('"').to_owned())
+                    })
+                    .collect();
+                (name.to_owned(), labels)
+            }
+        };
+        let family = ["_total", "_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
+            .unwrap_or(&name);
+        assert!(typed.contains(family), "{name} has no # TYPE line before it");
+        out.push(Line { name, labels, value });
+    }
+    out
+}
+
+/// The value of the one sample of `name` with exactly `labels`.
+fn value(metrics: &[Line], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let want: BTreeMap<String, String> = labels.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+    let found: Vec<f64> = metrics
+        .iter()
+        .filter(|l| l.name == name && l.labels == want)
+        .map(|l| l.value)
+        .collect();
+    assert!(found.len() <= 1, "{name} {labels:?} appears {} times", found.len());
+    found.first().copied()
+}
+
+/// Each monitor's last outcome as the metrics say: the outcome whose gauge is 1.
+fn last_outcomes(metrics: &[Line]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for l in metrics.iter().filter(|l| l.name == "rollway_monitor_last_outcome") {
+        if l.value == 1.0 {
+            let previous = out.insert(l.labels["monitor"].clone(), l.labels["outcome"].clone());
+            assert!(previous.is_none(), "two last outcomes for {:?}", l.labels);
+        } else {
+            assert_eq!(l.value, 0.0, "{l:?}");
+        }
+    }
+    out
+}
+
+fn project(target: u16) -> Project {
+    project_on(Backend::Sqlite, target)
+}
+
+fn project_on(backend: Backend, target: u16) -> Project {
+    let p = Project::new(backend);
+    p.write(
+        "rollway.toml",
+        &format!(
+            r#"project = "watch"
+
+[service]
+start = "sleep 100"
+port = 3000
+
+[environments.staging]
+kind = "staging"
+hosts = ["local"]
+root = ".rollway/staging"
+
+[monitors.web]
+environment = "staging"
+kind = "http"
+url = "http://127.0.0.1:{target}/"
+interval = "1s"
+
+[monitors.sick]
+environment = "staging"
+kind = "http"
+url = "http://127.0.0.1:{target}/sick"
+interval = "1s"
+"#
+        ),
+    );
+    p
+}
+
+fn count(p: &Project, sql: &str) -> u64 {
+    p.sql(sql).trim().parse().unwrap()
+}
+
+const SAMPLES: &str = "SELECT COUNT(*) FROM samples";
+
+#[test]
+fn serve_probes_records_exports_and_stops_gracefully() {
+    let target = common::free_port();
+    let p = project(target);
+    let _server = Server::start(&p, target);
+    let port = common::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut serve = Serve::start(&p, &["serve", "--listen", &listen]);
+
+    assert_eq!(wait_for("/healthz", || get(port, "/healthz")), (200, "ok\n".to_owned()));
+    assert_eq!(serve.line(), format!("serving on http://{listen} (2 monitors)"));
+    let (status, body) = wait_for("/readyz to answer 200", || {
+        get(port, "/readyz").filter(|(s, _)| *s == 200)
+    });
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (
+            status,
+            &ready["ready"],
+            &ready["scheduler"],
+            &ready["store"],
+            &ready["monitors"]
+        ),
+        (200, &true.into(), &"running".into(), &"ok".into(), &2.into()),
+        "{body}"
+    );
+
+    // Both monitors probed at least twice, as the metrics say.
+    let metrics = wait_for("two samples of each monitor in /metrics", || {
+        let (status, text) = get(port, "/metrics")?;
+        assert_eq!(status, 200);
+        let m = parse_metrics(&text);
+        let probes = |monitor, outcome| {
+            value(
+                &m,
+                "rollway_probes_total",
+                &[("monitor", monitor), ("outcome", outcome)],
+            )
+        };
+        (probes("web", "ok") >= Some(2.0) && probes("sick", "error") >= Some(2.0)).then_some(m)
+    });
+    assert_eq!(
+        last_outcomes(&metrics),
+        BTreeMap::from([
+            ("sick".to_owned(), "error".to_owned()),
+            ("web".to_owned(), "ok".to_owned())
+        ])
+    );
+    for (monitor, status) in [("web", 200.0), ("sick", 500.0)] {
+        assert_eq!(
+            value(&metrics, "rollway_monitor_last_http_status", &[("monitor", monitor)]),
+            Some(status)
+        );
+        let seen = value(&metrics, "rollway_probe_latency_seconds_count", &[("monitor", monitor)]).unwrap();
+        let inf = value(
+            &metrics,
+            "rollway_probe_latency_seconds_bucket",
+            &[("monitor", monitor), ("le", "+Inf")],
+        );
+        assert_eq!(inf, Some(seen), "{monitor}: the +Inf bucket holds every latency");
+    }
+    // Nothing but ok on web and error on sick was seen.
+    for (monitor, never) in [("web", ["error", "unavailable"]), ("sick", ["ok", "unavailable"])] {
+        for outcome in never {
+            assert_eq!(
+                value(
+                    &metrics,
+                    "rollway_probes_total",
+                    &[("monitor", monitor), ("outcome", outcome)]
+                ),
+                None
+            );
+        }
+    }
+    let lag_count = value(&metrics, "rollway_schedule_lag_seconds_count", &[]).unwrap();
+    assert!(lag_count >= 4.0, "{lag_count} lags recorded");
+    assert_eq!(
+        value(&metrics, "rollway_schedule_lag_seconds_bucket", &[("le", "+Inf")]),
+        Some(lag_count)
+    );
+    assert_eq!(value(&metrics, "rollway_monitors", &[]), Some(2.0));
+    assert_eq!(value(&metrics, "rollway_sink_errors_total", &[]), Some(0.0));
+    for reason in ["busy", "saturated", "missed"] {
+        assert!(value(&metrics, "rollway_slots_skipped_total", &[("reason", reason)]).is_some());
+    }
+
+    // The store holds both monitors' samples, as probed.
+    let rows = p.sql(
+        "SELECT m.name, s.outcome, s.http_status, COUNT(*) FROM samples s JOIN monitors m ON m.id = s.monitor_id \
+         GROUP BY 1, 2, 3 ORDER BY 1",
+    );
+    let groups: Vec<(String, String, String)> = rows
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            assert!(f[3].parse::<u64>().unwrap() >= 1, "{l}");
+            (f[0].to_owned(), f[1].to_owned(), f[2].to_owned())
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            ("sick".to_owned(), "error".to_owned(), "500".to_owned()),
+            ("web".to_owned(), "ok".to_owned(), "200".to_owned())
+        ],
+        "{rows}"
+    );
+    assert_eq!(
+        p.sql("SELECT name, kind, interval_ms, coverage_ms FROM monitors ORDER BY name"),
+        "sick|http|1000|2000\nweb|http|1000|2000\n"
+    );
+
+    // A second serve on the same store refuses, naming the first.
+    let second = p.run(&["serve", "--listen", "127.0.0.1:0"]);
+    let db = std::path::Path::new(".").join(".rollway").join("rollway.db");
+    assert_eq!(second.code, 3, "{second:?}");
+    let expected = format!(
+        "error: another rollway serve holds {} (pid {}: {} serve --listen {listen}): ",
+        db.display(),
+        serve.child.id(),
+        env!("CARGO_BIN_EXE_rollway")
+    );
+    assert!(
+        second.stderr.starts_with(&expected),
+        "{}\nwanted {expected}",
+        second.stderr
+    );
+
+    // SIGTERM: exit 0, every sample it took is in the store, and nothing
+    // more arrives afterwards.
+    let (status, stderr) = serve.terminate();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let stored = count(&p, SAMPLES);
+    let recorded: u64 = regex::Regex::new(r"stopped: \d+ probes started, (\d+) samples recorded, 0 lost")
+        .unwrap()
+        .captures(&stderr)
+        .unwrap_or_else(|| panic!("no stop line in {stderr}"))[1]
+        .parse()
+        .unwrap();
+    assert_eq!(recorded, stored, "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(p.sqlite_path().with_file_name("rollway.db.serve-lock")).unwrap(),
+        "",
+        "the lock file is emptied on release"
+    );
+    // Two intervals later, still nothing new (there is nobody left to write).
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(count(&p, SAMPLES), stored);
+    assert_eq!(
+        count(
+            &p,
+            "SELECT COUNT(*) FROM (SELECT monitor_id, slot FROM samples GROUP BY 1, 2 HAVING COUNT(*) > 1)"
+        ),
+        0
+    );
+
+    // The lock is free again; --json answers one object.
+    let mut json = Serve::start(&p, &["--json", "serve", "--listen", "127.0.0.1:0"]);
+    let mut text = String::new();
+    let answer: serde_json::Value = loop {
+        text.push_str(&json.line());
+        text.push('\n');
+        if let Ok(v) = serde_json::from_str(&text) {
+            break v;
+        }
+    };
+    let bound: std::net::SocketAddr = answer["listen"].as_str().unwrap().parse().unwrap();
+    assert_ne!(bound.port(), 0);
+    assert_eq!(answer["url"], format!("http://{bound}"));
+    assert_eq!(
+        (&answer["monitors"], &answer["probed"]),
+        (&2.into(), &2.into()),
+        "{answer}"
+    );
+    assert_eq!(get(bound.port(), "/healthz"), Some((200, "ok\n".to_owned())));
+    let (status, stderr) = json.terminate();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn an_address_in_use_fails_with_exit_1_naming_it() {
+    let p = project(common::free_port());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let r = p.run(&["serve", "--listen", &addr.to_string()]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.starts_with(&format!("error: cannot listen on {addr}: ")),
+        "{}",
+        r.stderr
+    );
+    // Nothing was left holding the store.
+    assert_eq!(
+        std::fs::read_to_string(p.sqlite_path().with_file_name("rollway.db.serve-lock")).unwrap(),
+        ""
+    );
+}
+
+#[test]
+fn two_serves_run_on_one_postgresql_store_and_each_slot_is_stored_once() {
+    let Some(db) = common::PgDb::create() else {
+        return;
+    };
+    let target = common::free_port();
+    let p = project_on(Backend::Postgres(db), target);
+    let _server = Server::start(&p, target);
+    let mut a = Serve::start(&p, &["serve", "--listen", "127.0.0.1:0"]);
+    assert!(a.line().starts_with("serving on http://127.0.0.1:"));
+    let mut b = Serve::start(&p, &["serve", "--listen", "127.0.0.1:0"]);
+    assert!(b.line().starts_with("serving on http://127.0.0.1:"));
+    // Both probe every monitor (no shard leases yet); the store keeps each
+    // (monitor, slot) once, so the second instance's samples are duplicates.
+    wait_for("three samples of each monitor", || {
+        let rows = p.sql("SELECT COUNT(*) FROM samples GROUP BY monitor_id HAVING COUNT(*) >= 3");
+        (rows.lines().count() == 2).then_some(())
+    });
+    for s in [&mut a, &mut b] {
+        let (status, stderr) = s.terminate();
+        assert_eq!(status.code(), Some(0), "{stderr}");
+        assert!(stderr.contains(", 0 lost"), "{stderr}");
+    }
+    assert_eq!(
+        p.sql("SELECT COUNT(*) FROM (SELECT monitor_id, slot FROM samples GROUP BY 1, 2 HAVING COUNT(*) > 1) d"),
+        "0\n"
+    );
+    assert_eq!(
+        p.sql("SELECT DISTINCT m.name, s.outcome FROM samples s JOIN monitors m ON m.id = s.monitor_id ORDER BY 1"),
+        "sick|error\nweb|ok\n"
+    );
+}
