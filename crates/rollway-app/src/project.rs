@@ -126,6 +126,16 @@ impl Project {
         &self.masks
     }
 
+    /// The same project whose long runs watch `interrupt` instead (a
+    /// server stopping the windows it watches).
+    pub fn with_interrupt(&self, interrupt: Arc<dyn Interrupt>) -> Self {
+        Self {
+            options: self.options.clone(),
+            masks: self.masks.clone(),
+            interrupt,
+        }
+    }
+
     pub fn interrupt(&self) -> &dyn Interrupt {
         &*self.interrupt
     }

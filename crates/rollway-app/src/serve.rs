@@ -1,7 +1,9 @@
 //! The watching half of `rollway serve` (OPERATIONS.md "`rollway serve`"):
 //! every configured monitor recorded in the store, the probed ones run by
 //! `rollway_ops::Scheduler` with the real `Prober`, their samples written
-//! to the store, rollups every minute and retention every hour. The HTTP
+//! to the store, rollups every minute and retention every hour, and the
+//! stability windows a deployer left (`deploy --detach`, or interrupted)
+//! watched to their verdict, as `rollway verify` would. The HTTP
 //! side (health, readiness, metrics) and the runtime are the server
 //! crate's; this module needs a tokio runtime to run in, and owns no
 //! socket and no signal.
@@ -55,7 +57,13 @@ pub trait ServeEvents: Send + Sync + 'static {
     /// Something failed and will be tried again: a sample batch, a rollup,
     /// a retention run. `what` is `samples`, `rollup` or `prune`.
     fn problem(&self, what: &'static str, message: &str);
+    /// A detached stability window of `environment`: watching it began, or
+    /// its verdict (what `rollway verify` would have printed).
+    fn window(&self, environment: &str, message: &str);
 }
+
+/// How often `serve` looks for stability windows nobody watches.
+pub const WINDOW_POLL: Duration = Duration::from_secs(5);
 
 /// A configured monitor as `serve` runs it.
 #[derive(Debug, Clone, Serialize)]
@@ -77,6 +85,17 @@ pub struct Prepared {
     specs: Vec<MonitorSpec>,
     monitors: Vec<ServedMonitor>,
     lock: Option<ServeLock>,
+    windows: Windows,
+}
+
+/// What watching detached stability windows needs: the project (its long
+/// runs watching `flag`, which stopping sets so a window in progress is
+/// detached again, not cut short) and the environments to look at.
+#[derive(Debug, Clone)]
+struct Windows {
+    project: Project,
+    environments: Vec<String>,
+    flag: Arc<AtomicBool>,
 }
 
 impl Prepared {
@@ -131,7 +150,14 @@ impl Prepared {
             state.clone(),
             stop_rx.clone(),
         ));
-        let prunes = tokio::spawn(maintain(Job::Prune, self.store.clone(), events, state.clone(), stop_rx));
+        let prunes = tokio::spawn(maintain(
+            Job::Prune,
+            self.store.clone(),
+            events.clone(),
+            state.clone(),
+            stop_rx.clone(),
+        ));
+        let windows = tokio::spawn(watch_windows(self.windows, self.store.clone(), events, stop_rx));
         Ok(Watcher {
             inner: Arc::new(Inner {
                 store: Mutex::new(Some(self.store)),
@@ -140,7 +166,7 @@ impl Prepared {
                 last_stats: Mutex::new(None),
                 stopping: AtomicBool::new(false),
                 stop,
-                tasks: Mutex::new(vec![rollups, prunes]),
+                tasks: Mutex::new(vec![rollups, prunes, windows]),
                 maintenance: state,
                 lock: Mutex::new(self.lock),
             }),
@@ -179,12 +205,107 @@ pub fn prepare(p: &Project) -> Result<Prepared> {
     // Error texts of samples pass the store's masker: arm it with every
     // secret the monitors' resolution read.
     store.set_masker(p.masks().masker());
+    let flag = Arc::new(AtomicBool::new(false));
+    let windows = Windows {
+        project: p.with_interrupt(Arc::new(crate::project::Flag(flag.clone()))),
+        environments: config.environments.keys().cloned().collect(),
+        flag,
+    };
     Ok(Prepared {
         store,
         specs,
         monitors,
         lock,
+        windows,
     })
+}
+
+/// Whether `env` has a deployment in its stability window that its
+/// deployer left (detached, nobody watching).
+fn detached_window(store: &dyn Store, env: &str) -> std::result::Result<bool, rollway_store::StoreError> {
+    for d in store.active_deployments(Some(env))? {
+        if d.status() == rollway_model::DeploymentStatus::Verifying
+            && store
+                .verifications(d.id)?
+                .last()
+                .is_some_and(|v| v.detached_at.is_some())
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Progress of a window `serve` watches: the window's own steps are in the
+/// event log; only the verdict goes to the caller.
+struct Quiet;
+
+impl rollway_engine::Progress for Quiet {
+    fn step(&self, _host: Option<&str>, _message: &str) {}
+    fn countdown(&self, _remaining: Duration) {}
+}
+
+/// Every [`WINDOW_POLL`], takes each detached stability window (one per
+/// environment at a time) and watches it to its verdict on the blocking
+/// pool, through the same use case as `rollway verify`. On stop, the flag
+/// those runs watch is set: a window in progress is detached again (its
+/// end and baselines stay stored) for the next `serve` or `rollway verify`.
+async fn watch_windows(
+    w: Windows,
+    store: Arc<dyn Store>,
+    events: Arc<dyn ServeEvents>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let busy: Arc<Mutex<std::collections::BTreeSet<String>>> = Arc::default();
+    let mut running: Vec<JoinHandle<()>> = Vec::new();
+    while !*stop.borrow() {
+        for env in &w.environments {
+            if locked(&busy).contains(env) {
+                continue;
+            }
+            let (s, e) = (store.clone(), env.clone());
+            match tokio::task::spawn_blocking(move || detached_window(&*s, &e)).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => continue,
+                Ok(Err(err)) => {
+                    events.problem("windows", &format!("cannot look for detached windows of {env}: {err}"));
+                    continue;
+                }
+                Err(err) => {
+                    events.problem(
+                        "windows",
+                        &format!("looking for detached windows of {env} panicked: {err}"),
+                    );
+                    continue;
+                }
+            }
+            locked(&busy).insert(env.clone());
+            events.window(env, "watching its detached stability window");
+            let (project, env, busy, events) = (w.project.clone(), env.clone(), busy.clone(), events.clone());
+            running.push(tokio::task::spawn_blocking(move || {
+                let verdict = match crate::deploy::verify(&project, &env, &Quiet) {
+                    Ok(crate::deploy::Deployed::Succeeded { deployment, .. }) => {
+                        format!("deployment {} succeeded: its stability window passed", deployment.id)
+                    }
+                    Ok(crate::deploy::Deployed::Detached { deployment, .. }) => {
+                        format!("deployment {} detached again: serve is stopping", deployment.id)
+                    }
+                    Err(e) => e.to_string(),
+                };
+                events.window(&env, &verdict);
+                locked(&busy).remove(&env);
+            }));
+        }
+        running.retain(|h| !h.is_finished());
+        tokio::select! {
+            _ = stop.changed() => {}
+            () = tokio::time::sleep(WINDOW_POLL) => {}
+        }
+    }
+    w.flag.store(true, Ordering::SeqCst);
+    for h in running {
+        let _ = h.await;
+    }
 }
 
 /// What the store keeps of a monitor: its config as JSON, header values

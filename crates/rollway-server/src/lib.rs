@@ -24,10 +24,13 @@ use rollway_app::serve::SchedulerStats;
 use rollway_app::{Code, Error, Project};
 use serde::Serialize;
 
-/// Where the server's problems go (a failed sample write, rollup or
-/// retention run: each is retried): the caller's one output path.
+/// Where the server's problems (a failed sample write, rollup or
+/// retention run: each is retried) and notes (a detached window watched,
+/// its verdict) go: the caller's one output path.
 pub trait Log: Send + Sync + 'static {
     fn problem(&self, line: &str);
+    /// What happened to a detached stability window serve watches.
+    fn note(&self, line: &str);
 }
 
 /// What `serve` says once it listens.

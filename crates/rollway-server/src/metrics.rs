@@ -197,6 +197,10 @@ impl ServeEvents for Recorder {
         }
         self.log.problem(message);
     }
+
+    fn window(&self, environment: &str, message: &str) {
+        self.log.note(&format!("{environment}: {message}"));
+    }
 }
 
 /// The lag histogram's buckets as the encoder wants them: each bucket's
@@ -355,6 +359,7 @@ mod tests {
 
     impl Log for Quiet {
         fn problem(&self, _line: &str) {}
+        fn note(&self, _line: &str) {}
     }
 
     fn sample(monitor: &str, slot: i64, outcome: Outcome, latency_ms: Option<u64>) -> ProbeSample {

@@ -496,3 +496,66 @@ fn two_serves_run_on_one_postgresql_store_and_each_slot_is_stored_once() {
         "sick|error\nweb|ok\n"
     );
 }
+
+/// OPERATIONS.md: `serve` finishes the stability windows a deployer left
+/// (`deploy --detach`): a good release is watched to `succeeded`, a sick
+/// one to its automatic rollback — nobody runs `rollway verify`.
+#[test]
+fn serve_watches_detached_windows_to_their_verdict() {
+    use common::deploy::{Config, Staging, get as app_get, status};
+    let s = Staging::new();
+    let port = common::free_port();
+    let mut c = Config::local("windows", port, &s.path().join("host0"));
+    c.health.window = "3s";
+    s.configure(&c);
+
+    s.mode("v1");
+    let r = s.run(&["deploy", "staging", "--detach"]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert_eq!(status(&s.history()[0]), "verifying");
+
+    let listen = common::free_port();
+    let mut serve = Serve::start(&s.project, &["serve", "--listen", &format!("127.0.0.1:{listen}")]);
+    assert!(serve.line().starts_with("serving on http://"), "serve started");
+    wait_for("v1's window to be watched to success", || {
+        (status(&s.history()[0]) == "succeeded").then_some(())
+    });
+
+    // A release that turns sick in its window: serve fails it, and the
+    // host returns to v1.
+    s.mode("v2 sick");
+    // (serve's verify gives the lease back just after the verdict is written)
+    let r = s.run(&["deploy", "staging", "--detach", "--lock-wait", "10s"]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    wait_for("v2's window to fail and roll back", || {
+        let h = s.history();
+        (status(&h[0]) == "rolled_back").then_some(())
+    });
+    assert_eq!(app_get(port, "/").map(|(_, b)| b), Some("hello from v1\n".to_owned()));
+
+    let (exit, stderr) = serve.terminate();
+    assert!(exit.success(), "{exit:?}: {stderr}");
+    let notes: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("staging: "))
+        .map(|l| {
+            if l.contains("succeeded") {
+                "staging: succeeded"
+            } else if l.contains("failed") {
+                "staging: failed"
+            } else {
+                l
+            }
+        })
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            "staging: watching its detached stability window",
+            "staging: succeeded",
+            "staging: watching its detached stability window",
+            "staging: failed",
+        ],
+        "{stderr}"
+    );
+}

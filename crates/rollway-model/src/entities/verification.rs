@@ -76,6 +76,11 @@ pub struct Verification {
     /// (seed 000 PASS). 0 for records written before it was counted.
     #[serde(default)]
     pub failed_probes: u64,
+    /// When the deployer stopped watching the window (`deploy --detach`, or
+    /// interrupted), so `rollway serve` knows the window is nobody's;
+    /// cleared when `rollway verify` (or `serve`) watches it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detached_at: Option<Timestamp>,
 }
 
 impl Verification {
@@ -90,6 +95,7 @@ impl Verification {
             hosts: Vec::new(),
             result: None,
             failed_probes: 0,
+            detached_at: None,
         }
     }
 

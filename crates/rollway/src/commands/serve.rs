@@ -27,6 +27,10 @@ impl rollway_server::Log for Warnings {
     fn problem(&self, line: &str) {
         self.0.stderr_line(Tone::Warn, line);
     }
+
+    fn note(&self, line: &str) {
+        self.0.stderr_line(Tone::Plain, line);
+    }
 }
 
 pub fn run(s: &Session, args: ServeArgs) -> Result<()> {

@@ -72,6 +72,12 @@ impl Run<'_, '_> {
                 Err(e) => return Err(self.fail_and_return(format!("{}: {e}", plan.name))),
             }
         }
+        {
+            // Watched again: no longer a window for `rollway serve` to take.
+            let mut v = self.verification();
+            v.detached_at = None;
+            self.job.store.put_verification(&v, Vec::new())?;
+        }
         if unwatched {
             self.step(
                 None,
@@ -105,6 +111,7 @@ impl Run<'_, '_> {
         {
             let mut v = self.verification();
             v.window_ends_at = Some(ends);
+            v.detached_at = Some(self.clock().now());
             store.put_verification(&v, Vec::new())?;
         }
         let mut guard = self.held.lock().unwrap_or_else(|p| p.into_inner());
