@@ -26,6 +26,9 @@ pub struct MonitorRow {
     pub timeout_ms: Option<u64>,
     pub retries: u32,
     pub location: Option<String>,
+    /// `rollway monitor pause` (as the store has it; false before `serve`
+    /// or a pause first recorded the monitor).
+    pub paused: bool,
 }
 
 fn millis(d: std::time::Duration) -> u64 {
@@ -52,14 +55,65 @@ fn row(name: &str, m: &MonitorConfig) -> MonitorRow {
         timeout_ms: m.timeout.map(millis),
         retries: m.retries,
         location: m.location.clone(),
+        paused: false,
     }
 }
 
 /// Every monitor of rollway.toml, by name, with each environment's default
 /// domain monitor (`ENV-domain`).
 pub fn list(p: &Project) -> Result<Vec<MonitorRow>> {
-    let config = p.config()?;
-    Ok(config.all_monitors().iter().map(|(n, m)| row(n, m)).collect())
+    let (config, store) = p.open()?;
+    let paused: std::collections::BTreeSet<String> = store
+        .monitors()?
+        .into_iter()
+        .filter(|r| r.paused)
+        .map(|r| r.def.name)
+        .collect();
+    Ok(config
+        .all_monitors()
+        .iter()
+        .map(|(n, m)| MonitorRow {
+            paused: paused.contains(n),
+            ..row(n, m)
+        })
+        .collect())
+}
+
+/// The monitor `name` of rollway.toml, or an error listing the ones there are.
+fn find<'a>(
+    p: &Project,
+    all: &'a std::collections::BTreeMap<String, MonitorConfig>,
+    name: &str,
+) -> Result<&'a MonitorConfig> {
+    all.get(name).ok_or_else(|| {
+        let known: Vec<&str> = all.keys().map(String::as_str).collect();
+        Error::invalid(format_args!(
+            "no monitor {name} in {}: the monitors are {}",
+            p.config_path().display(),
+            if known.is_empty() {
+                "none (add a [monitors.NAME] table)".to_owned()
+            } else {
+                known.join(", ")
+            }
+        ))
+    })
+}
+
+/// Pauses (or resumes) monitor `name`: a running `serve` stops (starts
+/// again) probing it within a few seconds, and the paused stretch counts
+/// as no data, never as downtime.
+pub fn set_paused(p: &Project, name: &str, paused: bool) -> Result<MonitorRow> {
+    let (config, store) = p.open()?;
+    let all = config.all_monitors();
+    let m = find(p, &all, name)?;
+    if store.monitor(name)?.is_none() {
+        store.put_monitor(&crate::serve::definition(name, m))?;
+    }
+    let record = store.set_monitor_paused(name, paused)?;
+    Ok(MonitorRow {
+        paused: record.paused,
+        ..row(name, m)
+    })
 }
 
 /// The answer of `monitor check NAME`.
@@ -75,18 +129,7 @@ pub struct Checked {
 pub fn check(p: &Project, name: &str) -> Result<Checked> {
     let config = p.config()?;
     let all = config.all_monitors();
-    let Some(m) = all.get(name) else {
-        let known: Vec<&str> = all.keys().map(String::as_str).collect();
-        return Err(Error::invalid(format_args!(
-            "no monitor {name} in {}: the monitors are {}",
-            p.config_path().display(),
-            if known.is_empty() {
-                "none (add a [monitors.NAME] table)".to_owned()
-            } else {
-                known.join(", ")
-            }
-        )));
-    };
+    let m = find(p, &all, name)?;
     let spec = spec(p, &config, name, m, None)?.ok_or_else(|| {
         Error::invalid(format_args!(
             "monitor {name} is a push monitor: nothing to probe; its samples arrive with `rollway monitor push {name}`"

@@ -157,12 +157,19 @@ impl Prepared {
             state.clone(),
             stop_rx.clone(),
         ));
-        let windows = tokio::spawn(watch_windows(self.windows, self.store.clone(), events, stop_rx));
+        let scheduler = Arc::new(Mutex::new(Some(scheduler)));
+        let windows = tokio::spawn(watch_windows(
+            self.windows,
+            self.store.clone(),
+            events,
+            scheduler.clone(),
+            stop_rx,
+        ));
         Ok(Watcher {
             inner: Arc::new(Inner {
                 store: Mutex::new(Some(self.store)),
                 monitors: self.monitors,
-                scheduler: Mutex::new(Some(scheduler)),
+                scheduler,
                 last_stats: Mutex::new(None),
                 stopping: AtomicBool::new(false),
                 stop,
@@ -220,6 +227,37 @@ pub fn prepare(p: &Project) -> Result<Prepared> {
     })
 }
 
+/// `rollway monitor pause|resume` as the store has them: each probed
+/// monitor paused or resumed in the scheduler (a paused stretch has no
+/// samples: no data, never downtime).
+async fn apply_pauses(
+    store: &Arc<dyn Store>,
+    scheduler: &Arc<Mutex<Option<Scheduler>>>,
+    events: &Arc<dyn ServeEvents>,
+) {
+    let s = store.clone();
+    let records = match tokio::task::spawn_blocking(move || s.monitors()).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return events.problem("monitors", &format!("cannot read the monitors' pause state: {e}")),
+        Err(e) => return events.problem("monitors", &format!("reading the monitors' pause state panicked: {e}")),
+    };
+    let guard = locked(scheduler);
+    let Some(sched) = guard.as_ref() else { return };
+    for r in records {
+        let Ok(now) = sched.monitor(&r.def.name) else {
+            // Not probed here (a push monitor, or one no longer configured).
+            continue;
+        };
+        if now.paused != r.paused {
+            let _ = if r.paused {
+                sched.pause(&r.def.name)
+            } else {
+                sched.resume(&r.def.name)
+            };
+        }
+    }
+}
+
 /// Whether `env` has a deployment in its stability window that its
 /// deployer left (detached, nobody watching).
 fn detached_window(store: &dyn Store, env: &str) -> std::result::Result<bool, rollway_store::StoreError> {
@@ -254,11 +292,13 @@ async fn watch_windows(
     w: Windows,
     store: Arc<dyn Store>,
     events: Arc<dyn ServeEvents>,
+    scheduler: Arc<Mutex<Option<Scheduler>>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let busy: Arc<Mutex<std::collections::BTreeSet<String>>> = Arc::default();
     let mut running: Vec<JoinHandle<()>> = Vec::new();
     while !*stop.borrow() {
+        apply_pauses(&store, &scheduler, &events).await;
         for env in &w.environments {
             if locked(&busy).contains(env) {
                 continue;
@@ -311,7 +351,7 @@ async fn watch_windows(
 /// What the store keeps of a monitor: its config as JSON, header values
 /// hidden (they may carry a token) and a PostgreSQL URL as the name of the
 /// variable holding it (the config never holds the URL).
-fn definition(name: &str, m: &MonitorConfig) -> MonitorDef {
+pub(crate) fn definition(name: &str, m: &MonitorConfig) -> MonitorDef {
     let mut config = serde_json::to_value(m).unwrap_or(serde_json::Value::Null);
     if let Some(headers) = config.get_mut("headers").and_then(serde_json::Value::as_object_mut) {
         for v in headers.values_mut() {
@@ -350,8 +390,9 @@ struct Inner {
     /// which panics on a runtime thread.
     store: Mutex<Option<Arc<dyn Store>>>,
     monitors: Vec<ServedMonitor>,
-    /// `None` once stopping took it.
-    scheduler: Mutex<Option<Scheduler>>,
+    /// `None` once stopping took it. Shared with the task that applies
+    /// `monitor pause|resume` as the store records them.
+    scheduler: Arc<Mutex<Option<Scheduler>>>,
     /// The final counts, once stopped.
     last_stats: Mutex<Option<SchedulerStats>>,
     stopping: AtomicBool,

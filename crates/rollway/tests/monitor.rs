@@ -1,4 +1,4 @@
-//! `rollway monitor list|check` through the real binary: the monitors of
+//! `rollway monitor list|check|pause|resume` through the real binary: the monitors of
 //! rollway.toml (with an environment's default domain monitor), and one
 //! probe now against a real HTTP server, a closed port and a server that
 //! answers 500, with the exit code that says whether the sample was ok.
@@ -120,11 +120,39 @@ timeout = "1s"
     check(
         &["monitor", "list"],
         "[exit 0]
-NAME  ENV  KIND  PROBES  EVERY  TIMEOUT  RETRIES
-gone  staging  tcp  127.0.0.1:[closed]  10s  1s  3
-sick  staging  http  http://127.0.0.1:[port]/sick  5s  2500ms  3
-staging-domain  staging  http  http://app.example.test/  1m  5s  3
-web  staging  http  http://127.0.0.1:[port]/  5s  2500ms  3
+NAME  ENV  KIND  PROBES  EVERY  TIMEOUT  RETRIES  PAUSED
+gone  staging  tcp  127.0.0.1:[closed]  10s  1s  3  -
+sick  staging  http  http://127.0.0.1:[port]/sick  5s  2500ms  3  -
+staging-domain  staging  http  http://app.example.test/  1m  5s  3  -
+web  staging  http  http://127.0.0.1:[port]/  5s  2500ms  3  -
+",
+    );
+    check(
+        &["monitor", "pause", "gone"],
+        "[exit 0]
+monitor gone paused: `rollway serve` stops probing it (no data, not downtime)
+",
+    );
+    check(
+        &["monitor", "list"],
+        "[exit 0]
+NAME  ENV  KIND  PROBES  EVERY  TIMEOUT  RETRIES  PAUSED
+gone  staging  tcp  127.0.0.1:[closed]  10s  1s  3  paused
+sick  staging  http  http://127.0.0.1:[port]/sick  5s  2500ms  3  -
+staging-domain  staging  http  http://app.example.test/  1m  5s  3  -
+web  staging  http  http://127.0.0.1:[port]/  5s  2500ms  3  -
+",
+    );
+    check(
+        &["monitor", "resume", "gone"],
+        "[exit 0]
+monitor gone resumed
+",
+    );
+    check(
+        &["monitor", "pause", "nope"],
+        "[exit 2]
+error: no monitor nope in rollway.toml: the monitors are gone, sick, staging-domain, web
 ",
     );
     check(

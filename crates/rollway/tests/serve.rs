@@ -559,3 +559,49 @@ fn serve_watches_detached_windows_to_their_verdict() {
         "{stderr}"
     );
 }
+
+/// `rollway monitor pause|resume` while `serve` runs: the scheduler follows
+/// the store within a poll, a paused monitor gets no samples (no data, not
+/// downtime), the other goes on, and a resumed one is probed again.
+#[test]
+fn a_paused_monitor_is_not_probed_until_resumed() {
+    let target = common::free_port();
+    let p = project(target);
+    let _server = Server::start(&p, target);
+    let port = common::free_port();
+    let mut serve = Serve::start(&p, &["serve", "--listen", &format!("127.0.0.1:{port}")]);
+    assert!(serve.line().starts_with("serving on"));
+    let of = |m: &str| {
+        count(
+            &p,
+            &format!("SELECT COUNT(*) FROM samples s JOIN monitors m ON m.id = s.monitor_id WHERE m.name = '{m}'"),
+        )
+    };
+    wait_for("samples of web", || (of("web") >= 1).then_some(()));
+
+    let r = p.run(&["--json", "monitor", "pause", "web"]);
+    assert_eq!((r.code, r.json()["paused"].as_bool()), (0, Some(true)), "{r:#?}");
+    let paused_gauge = || {
+        let (_, text) = get(port, "/metrics")?;
+        value(&parse_metrics(&text), "rollway_monitors_paused", &[])
+    };
+    wait_for("serve to pause web", || (paused_gauge() == Some(1.0)).then_some(()));
+    // Anything in flight when it paused lands within a probe's timeout.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (web, sick) = (of("web"), of("sick"));
+    wait_for("sick to go on being probed", || (of("sick") >= sick + 2).then_some(()));
+    assert_eq!(of("web"), web, "a paused monitor got samples");
+    let listed = p.run(&["--json", "monitor", "list"]).ok().json();
+    let states: Vec<(&str, bool)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap(), m["paused"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(states, [("sick", false), ("web", true)]);
+
+    p.run(&["monitor", "resume", "web"]).ok();
+    wait_for("web to be probed again", || (of("web") > web).then_some(()));
+    let (exit, stderr) = serve.terminate();
+    assert!(exit.success(), "{stderr}");
+}

@@ -17,10 +17,36 @@ pub enum MonitorCmd {
         /// The monitor's name (`rollway monitor list`).
         name: String,
     },
+    /// Stop probing a monitor (a running `serve` follows within seconds);
+    /// the paused stretch is no data, never downtime.
+    Pause {
+        /// The monitor's name (`rollway monitor list`).
+        name: String,
+    },
+    /// Probe a paused monitor again.
+    Resume {
+        /// The monitor's name (`rollway monitor list`).
+        name: String,
+    },
 }
 
 fn duration(ms: u64) -> String {
     rollway_app::model::time::format_duration(std::time::Duration::from_millis(ms))
+}
+
+/// `monitor pause|resume NAME`.
+fn set_paused(s: &Session, name: &str, pause: bool) -> Result<()> {
+    let row = rollway_app::monitors::set_paused(s, name, pause)?;
+    s.printer.answer(&row);
+    s.printer.line(
+        Tone::Good,
+        if pause {
+            format!("monitor {name} paused: `rollway serve` stops probing it (no data, not downtime)")
+        } else {
+            format!("monitor {name} resumed")
+        },
+    );
+    Ok(())
 }
 
 pub fn run(s: &Session, cmd: MonitorCmd) -> Result<()> {
@@ -46,14 +72,21 @@ pub fn run(s: &Session, cmd: MonitorCmd) -> Result<()> {
                         Cell::from(duration(m.interval_ms)),
                         Cell::from(m.timeout_ms.map_or_else(|| "-".to_owned(), duration)),
                         Cell::from(m.retries.to_string()),
+                        if m.paused {
+                            cell("paused", Tone::Warn)
+                        } else {
+                            Cell::from("-")
+                        },
                     ]
                 })
                 .collect();
             s.printer.table(
-                &["NAME", "ENV", "KIND", "PROBES", "EVERY", "TIMEOUT", "RETRIES"],
+                &["NAME", "ENV", "KIND", "PROBES", "EVERY", "TIMEOUT", "RETRIES", "PAUSED"],
                 &table,
             );
         }
+        MonitorCmd::Pause { name } => set_paused(s, &name, true)?,
+        MonitorCmd::Resume { name } => set_paused(s, &name, false)?,
         MonitorCmd::Check { name } => {
             let checked = rollway_app::monitors::check(s, &name)?;
             let sample = &checked.sample;
