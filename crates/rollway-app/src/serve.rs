@@ -190,7 +190,7 @@ pub fn prepare(p: &Project) -> Result<Prepared> {
 /// What the store keeps of a monitor: its config as JSON, header values
 /// hidden (they may carry a token) and a PostgreSQL URL as the name of the
 /// variable holding it (the config never holds the URL).
-fn definition(name: &str, m: &MonitorConfig) -> MonitorDef {
+pub(crate) fn definition(name: &str, m: &MonitorConfig) -> MonitorDef {
     let mut config = serde_json::to_value(m).unwrap_or(serde_json::Value::Null);
     if let Some(headers) = config.get_mut("headers").and_then(serde_json::Value::as_object_mut) {
         for v in headers.values_mut() {

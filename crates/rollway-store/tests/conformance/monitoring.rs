@@ -578,7 +578,10 @@ pub(crate) fn maintenance_windows_are_added_listed_and_removed(store: &dyn Store
         cron
     );
     assert_eq!(store.maintenance_windows(None).unwrap(), [a.clone(), b.clone()]);
-    assert_eq!(store.maintenance_windows(Some("staging")).unwrap(), std::slice::from_ref(&b));
+    assert_eq!(
+        store.maintenance_windows(Some("staging")).unwrap(),
+        std::slice::from_ref(&b)
+    );
 
     let bad = MaintenanceWindow {
         schedule: Schedule::Cron {
