@@ -20,6 +20,7 @@ pub mod rollback;
 pub mod secrets;
 pub mod serve;
 pub mod service;
+pub mod uptime;
 
 pub use connect::{FileBytes, HostDryRun, Mode};
 pub use error::{Code, Error, Note, Result};

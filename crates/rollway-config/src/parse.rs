@@ -30,7 +30,8 @@ use crate::reader::{At, Ctx, Table, choice_hint, describe, describe_value, value
 use crate::types::{
     BuildConfig, Config, DeployConfig, EnvironmentConfig, HealthConfig, HealthOverrides, HostConfig, HostTarget,
     JobConfig, PRODUCTION_MIN_STABILITY_WINDOW, SecretsConfig, ServiceConfig, ServiceOverrides, SshConfig, StackConfig,
-    VariableConfig, VariableFormat, default_expire_after, default_keep_releases, empty_object,
+    VariableConfig, VariableFormat, default_expire_after, default_keep_releases, default_timezone,
+    default_uptime_target, empty_object,
 };
 
 /// Where names and references are, for the whole-file checks.
@@ -470,6 +471,24 @@ fn read_environment(name: At<&str>, t: &mut Table<'_>, env: &EnvContext<'_>, mar
         );
     }
     let https = t.bool_at("https");
+    let timezone = t.str_at("timezone").map_or_else(default_timezone, |z| {
+        if let Err(e) = jiff::tz::TimeZone::get(&z.v) {
+            cx.report(
+                z.at,
+                format!("{} '{}' is not a known time zone: {e}", t.name("timezone"), z.v),
+                "write an IANA name such as \"Europe/Berlin\" or \"UTC\" (see /usr/share/zoneinfo)",
+            );
+        }
+        z.v
+    });
+    let uptime_target = t
+        .number_at(
+            "uptime_target",
+            0.0,
+            100.0,
+            "write a percentage above 0 and at most 100, e.g. uptime_target = 99.5",
+        )
+        .map_or_else(default_uptime_target, |a| a.v);
     let platform = t.choice_or("platform", Platform::SelfHosted);
     let app = t.nonempty_str("app");
     let nginx_config = t.nonempty_str("nginx_config");
@@ -572,6 +591,8 @@ fn read_environment(name: At<&str>, t: &mut Table<'_>, env: &EnvContext<'_>, mar
         root,
         domain: domain.map(|a| a.v),
         https: https.is_some_and(|a| a.v),
+        timezone,
+        uptime_target,
         platform,
         app,
         nginx_config,

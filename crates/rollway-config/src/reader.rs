@@ -287,6 +287,33 @@ impl<'a> Table<'a> {
         Some(At { v: n, at })
     }
 
+    /// A number (an integer or a float) strictly above `above` and at most
+    /// `at_most`; `hint` says what to do when it is outside.
+    pub fn number_at(&mut self, key: &'static str, above: f64, at_most: f64, hint: &str) -> Option<At<f64>> {
+        let (item, at) = self.entry(key)?;
+        let n = match (item.as_float(), item.as_integer()) {
+            (Some(f), _) => f,
+            (None, Some(i)) => i as f64,
+            (None, None) => {
+                let example = format!("write a number without quotes, e.g. {key} = {at_most}");
+                self.wrong(key, at, describe(item), "a number", &example);
+                return None;
+            }
+        };
+        if !(n > above && n <= at_most) {
+            self.cx.report(
+                at,
+                format!(
+                    "{} is {n}, but it must be above {above} and at most {at_most}",
+                    self.name(key)
+                ),
+                hint,
+            );
+            return None;
+        }
+        Some(At { v: n, at })
+    }
+
     pub fn u32_at(&mut self, key: &'static str, min: u32, hint: &str) -> Option<At<u32>> {
         let a = self.int_at(key, i64::from(min)..=i64::from(u32::MAX), hint)?;
         u32::try_from(a.v).ok().map(|v| At { v, at: a.at })

@@ -471,6 +471,15 @@ pub struct EnvironmentConfig {
     /// Whether the environment serves HTTPS; must be true in production.
     #[serde(default)]
     pub https: bool,
+    /// The time zone of calendar months (`rollway uptime`) and of
+    /// maintenance cron schedules: an IANA name such as "Europe/Berlin".
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// The monthly uptime target in percent (below it a month is
+    /// `breached`), also the SLO's target for error budgets and burn rates.
+    #[serde(default = "default_uptime_target")]
+    #[schemars(range(min = 0.0, max = 100.0))]
+    pub uptime_target: f64,
     /// self-hosted, railway, vercel, supabase or other.
     #[serde(default = "default_platform")]
     #[schemars(schema_with = "schema::platform")]
@@ -521,6 +530,16 @@ pub struct EnvironmentConfig {
     /// `[service]` keys overridden for this environment.
     #[serde(flatten)]
     pub service_overrides: ServiceOverrides,
+}
+
+/// UTC: months and cron schedules read in UTC unless an environment says.
+pub fn default_timezone() -> String {
+    "UTC".to_owned()
+}
+
+/// Seed 003's 99.5 %.
+pub fn default_uptime_target() -> f64 {
+    99.5
 }
 
 impl EnvironmentConfig {

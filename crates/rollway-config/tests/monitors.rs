@@ -451,3 +451,38 @@ fn the_schema_describes_monitors() {
     );
     assert!(!schema.to_string().contains("null"));
 }
+
+/// `timezone` and `uptime_target` of an environment: read, defaulted, and
+/// refused at their value when unknown or out of range.
+#[test]
+fn environments_name_their_time_zone_and_uptime_target() {
+    let c = check(
+        r#"project = "p"
+[environments.staging]
+kind = "staging"
+timezone = "Europe/Berlin"
+uptime_target = 99.9
+[environments.dev]
+kind = "development"
+"#,
+        "",
+    )
+    .unwrap();
+    let staging = &c.environments["staging"];
+    assert_eq!(
+        (staging.timezone.as_str(), staging.uptime_target),
+        ("Europe/Berlin", 99.9)
+    );
+    let dev = &c.environments["dev"];
+    assert_eq!((dev.timezone.as_str(), dev.uptime_target), ("UTC", 99.5));
+    check(
+        r#"project = "p"
+[environments.staging]
+kind = "staging"
+timezone = "Mars/Olympus"
+uptime_target = 100.5
+"#,
+        r#"rollway.toml:4:12: environments.staging.timezone 'Mars/Olympus' is not a known time zone: failed to find time zone `Mars/Olympus` in time zone database — write an IANA name such as "Europe/Berlin" or "UTC" (see /usr/share/zoneinfo)
+rollway.toml:5:17: environments.staging.uptime_target is 100.5, but it must be above 0 and at most 100 — write a percentage above 0 and at most 100, e.g. uptime_target = 99.5"#,
+    );
+}

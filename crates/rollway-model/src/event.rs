@@ -63,6 +63,7 @@ event_kinds! {
     ArtifactBuilt = "artifact-built": "an artifact was packed and recorded",
     ArtifactPruned = "artifact-pruned": "an expired artifact was removed",
     CommandExecuted = "command-executed": "a one-off command ran in a release on a host (rollway exec)",
+    MaintenanceChanged = "maintenance-changed": "a maintenance window was added or removed (rollway maintenance)",
 }
 
 impl Serialize for EventKind {

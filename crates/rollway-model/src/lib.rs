@@ -2,10 +2,13 @@
 //! id and digest newtypes, status enums, the transition tables, shape rules
 //! and the hash-chained event. Pure: no file, process, network or clock IO.
 
+pub mod account;
+pub mod calendar;
 pub mod entities;
 pub mod event;
 pub mod ids;
 pub mod lock;
+pub mod maintenance;
 pub mod mask;
 pub mod names;
 pub mod outputs;

@@ -128,6 +128,88 @@ pub fn evaluate(
         .collect()
 }
 
+/// The default SLO window: the error budget is spent over 30 days.
+pub const SLO_WINDOW: Duration = Duration::from_secs(30 * 24 * HOUR);
+
+/// Every window a rule of [`RULES`] reads, shortest first, once each:
+/// 5 min, 30 min, 1 h, 6 h, 3 d.
+pub fn rule_windows() -> Vec<Duration> {
+    let mut w: Vec<Duration> = RULES.iter().flat_map(|r| [r.long, r.short]).collect();
+    w.sort_unstable();
+    w.dedup();
+    w
+}
+
+/// A window's burn from its terms (added up from rollups or computed over
+/// samples): the downtime share of the observed time over the budget.
+pub fn burn(window: Duration, downtime_ms: i64, observed_ms: i64, target: f64) -> WindowBurn {
+    let budget = 1.0 - target;
+    WindowBurn {
+        window_ms: i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
+        downtime_ms,
+        observed_ms,
+        burn_rate: (observed_ms > 0 && budget > 0.0).then(|| downtime_ms as f64 / observed_ms as f64 / budget),
+    }
+}
+
+/// The rules of [`RULES`] judged on burns already computed (one per
+/// window of [`rule_windows`]); a window missing is one never observed.
+pub fn judge(burns: &[WindowBurn]) -> Vec<RuleVerdict> {
+    let find = |d: Duration| {
+        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        burns.iter().find(|b| b.window_ms == ms).cloned().unwrap_or(WindowBurn {
+            window_ms: ms,
+            downtime_ms: 0,
+            observed_ms: 0,
+            burn_rate: None,
+        })
+    };
+    RULES
+        .iter()
+        .map(|rule| {
+            let (long, short) = (find(rule.long), find(rule.short));
+            let over = |w: &WindowBurn| w.burn_rate.is_some_and(|b| b > rule.factor);
+            RuleVerdict {
+                severity: rule.severity,
+                factor: rule.factor,
+                firing: over(&long) && over(&short),
+                long,
+                short,
+            }
+        })
+        .collect()
+}
+
+/// The error budget over an SLO window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Budget {
+    /// 1 − target, a fraction.
+    pub budget: f64,
+    /// The downtime the budget allows over the observed time.
+    pub allowed_ms: i64,
+    pub downtime_ms: i64,
+    /// downtime / allowed (1.0: all spent; above: overspent); `None` when
+    /// nothing was observed or the target is 100 %.
+    pub used: Option<f64>,
+    /// 1 − used, never below 0.
+    pub left: Option<f64>,
+}
+
+/// The budget of a window where `observed_ms` was observed and
+/// `downtime_ms` of it was down.
+pub fn budget(downtime_ms: i64, observed_ms: i64, target: f64) -> Budget {
+    let budget = 1.0 - target;
+    let allowed = budget * observed_ms as f64;
+    let used = (allowed > 0.0).then(|| downtime_ms as f64 / allowed);
+    Budget {
+        budget,
+        allowed_ms: allowed.round() as i64,
+        downtime_ms,
+        used,
+        left: used.map(|u| (1.0 - u).max(0.0)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -177,6 +259,30 @@ mod tests {
         // 5 minutes down 5 hours ago: 3 d burns 1.16 and 6 h 13.9: a ticket;
         // the 30-minute window is clean.
         check(&[(now - 5 * H, now - 5 * H + 300)], [false, false, true]);
+    }
+
+    #[test]
+    fn rules_judged_on_computed_burns_match_the_evaluation() {
+        assert_eq!(
+            rule_windows().iter().map(Duration::as_secs).collect::<Vec<_>>(),
+            [300, 1800, 3600, 6 * 3600, 72 * 3600]
+        );
+        let now = 80 * 3600;
+        let obs = series(0, now, &[(now - 120, now)]);
+        let at = Timestamp::from_millis(now * 1000);
+        let cov = Duration::from_secs(15);
+        let burns: Vec<WindowBurn> = rule_windows()
+            .into_iter()
+            .map(|w| {
+                let b = window_burn(at, w, &obs, &[], cov, 0.999);
+                burn(w, b.downtime_ms, b.observed_ms, 0.999)
+            })
+            .collect();
+        assert_eq!(judge(&burns), evaluate(at, &obs, &[], cov, 0.999));
+        let b = budget(43_200, 2_592_000_000, 0.995);
+        assert_eq!(b.allowed_ms, 12_960_000);
+        assert!((b.used.unwrap() - 43_200.0 / 12_960_000.0).abs() < 1e-12);
+        assert_eq!(budget(0, 0, 0.995).used, None);
     }
 
     #[test]

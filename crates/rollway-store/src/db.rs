@@ -4,6 +4,7 @@
 //! stacks, …) live in `records`: load, apply the caller's change through the
 //! model, save, append the events — all inside one `in_tx`.
 
+mod maintenance;
 mod monitoring;
 mod records;
 
@@ -1024,6 +1025,29 @@ impl<B: Backend> Store for Db<B> {
 
     fn prune_monitoring(&self, keep: &Retention) -> Result<Pruned, StoreError> {
         self.do_prune_monitoring(keep)
+    }
+
+    fn add_maintenance(
+        &self,
+        window: &rollway_model::maintenance::MaintenanceWindow,
+        ev: NewEvent,
+    ) -> Result<rollway_model::maintenance::MaintenanceWindow, StoreError> {
+        self.do_add_maintenance(window, ev)
+    }
+
+    fn maintenance_windows(
+        &self,
+        environment: Option<&str>,
+    ) -> Result<Vec<rollway_model::maintenance::MaintenanceWindow>, StoreError> {
+        self.do_maintenance_windows(environment)
+    }
+
+    fn remove_maintenance(
+        &self,
+        id: i64,
+        ev: NewEvent,
+    ) -> Result<Option<rollway_model::maintenance::MaintenanceWindow>, StoreError> {
+        self.do_remove_maintenance(id, ev)
     }
 
     fn execute_raw(&self, sql: &str) -> Result<(), StoreError> {

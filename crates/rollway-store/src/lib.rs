@@ -28,8 +28,9 @@
 //! | `jobs` | `id`, `ord`, `run_id`, `name` (unique per run), `type`, `status`, `start_time`, `end_time`, `exit_code`, `doc`, `log` | the output is in `log`, appended in place; `doc`'s `logs` is stored empty |
 //! | `stacks` | `id`, `ord`, `deployment_id`, `name` (unique per deployment), `status`, `doc` | |
 //! | `resources` | `id`, `ord`, `stack_id`, `type`, `logical_id`, `physical_id`, `status`, `doc` | |
-//! | `monitors` | `id` (integer), `name` (unique), `environment`, `kind`, `target`, `interval_ms`, `coverage_ms`, `config`, `paused`, `created_at`, `updated_at`, `rolled_from`, `rolled_until` | the rollups cover `[rolled_from, rolled_until)` |
+//! | `monitors` | `id` (integer), `name` (unique), `environment`, `kind`, `target`, `interval_ms`, `coverage_ms`, `config`, `paused`, `created_at`, `updated_at`, `rolled_from`, `rolled_until`, `minutes_from` | the rollups cover `[rolled_from, rolled_until)`; minute rows before `minutes_from` were pruned |
 //! | `samples` | `monitor_id`, `slot` (key with the monitor), `lag_ms`, `outcome`, `http_status`, `latency_ms`, `cache_status`, `location`, `error`, `rolled` | one row per monitor and slot; `error` masked; a partial index holds the rows not yet rolled up |
+//! | `maintenance_windows` | `id` (integer), `environment`, `monitor`, `kind` (`once` or `cron`), `start_at`, `end_at`, `cron`, `duration_ms`, `note`, `created_at`, `operator` | the model's `MaintenanceWindow`; `note` masked; applied at query time |
 //! | `rollups_minute`, `rollups_hour`, `rollups_day` | `monitor_id`, `bucket` (key with the monitor), `ok`, `error`, `unavailable`, `status_5xx`, `latency_count`, `latency_sum_ms`, `latency_min_ms`, `latency_max_ms`, `sketch`, `downtime_ms`, `maintenance_ms`, `no_data_ms` | the model's `Rollup`; the sketch as short text (`db/monitoring.rs`) |
 //!
 //! The last seven tables keep each entity whole as canonical JSON in `doc`,
@@ -98,6 +99,7 @@ mod sqlite;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rollway_model::maintenance::MaintenanceWindow;
 use rollway_model::{
     Artifact, ArtifactId, ChainBreak, Clock, Deployment, DeploymentId, Environment, EnvironmentSpec, EnvironmentStatus,
     Event, EventKind, Job, JobId, Lock, Masker, NewEvent, PipelineRun, PipelineRunId, ProbeSample, Resource,
@@ -112,7 +114,7 @@ pub use monitoring::{
 pub use preopen::{PreOpenError, check_before_open};
 
 /// The schema version this build writes (the highest migration it knows).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The clock of real runs: the only place that reads the system time.
 #[derive(Debug, Clone, Copy, Default)]
@@ -419,6 +421,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// up), and buckets that ended `keep.minutes` / `hours` / `days` ago or
     /// earlier.
     fn prune_monitoring(&self, keep: &Retention) -> Result<Pruned, StoreError>;
+
+    // ---- maintenance windows (OPERATIONS.md "The seed 003 numbers") ----
+
+    /// Stores a window (its `id` and `created_at` are the store's) with its
+    /// event, in one transaction; a schedule the model's
+    /// `maintenance::check` refuses is `StoreError::Invalid`, nothing written.
+    fn add_maintenance(&self, window: &MaintenanceWindow, ev: NewEvent) -> Result<MaintenanceWindow, StoreError>;
+    /// The windows of `environment` (or all), oldest first.
+    fn maintenance_windows(&self, environment: Option<&str>) -> Result<Vec<MaintenanceWindow>, StoreError>;
+    /// Removes window `id` with its event (the event's data is the window);
+    /// `None` (and no event) when there is no such window.
+    fn remove_maintenance(&self, id: i64, ev: NewEvent) -> Result<Option<MaintenanceWindow>, StoreError>;
 
     /// Runs raw SQL against the store, bypassing every rule. For tests that
     /// tamper with the tables; never used by Rollway itself.

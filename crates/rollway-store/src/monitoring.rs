@@ -39,6 +39,11 @@ pub struct MonitorRecord {
     /// row had no data. Outside it, read raw samples (or count no data).
     pub rolled_from: Option<Timestamp>,
     pub rolled_until: Option<Timestamp>,
+    /// Minute rollups before this were deleted by retention (kept 35 days):
+    /// there a late maintenance window can no longer be applied, and the
+    /// hour and day rows' stored maintenance seconds are what is known.
+    /// `None`: no minute row was ever pruned.
+    pub minutes_from: Option<Timestamp>,
 }
 
 /// What [`crate::Store::record_samples`] did with a batch.

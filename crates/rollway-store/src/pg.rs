@@ -193,6 +193,7 @@ impl Backend for PgBackend {
         (3, include_str!("../migrations/postgres/0003_deployments.sql")),
         (4, include_str!("../migrations/postgres/0004_failed_probes.sql")),
         (5, include_str!("../migrations/postgres/0005_monitoring.sql")),
+        (6, include_str!("../migrations/postgres/0006_maintenance.sql")),
     ];
 
     fn location(&self) -> &StoreLocation {

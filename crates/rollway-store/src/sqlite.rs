@@ -234,6 +234,7 @@ impl Backend for SqliteBackend {
         (3, include_str!("../migrations/sqlite/0003_deployments.sql")),
         (4, include_str!("../migrations/sqlite/0004_failed_probes.sql")),
         (5, include_str!("../migrations/sqlite/0005_monitoring.sql")),
+        (6, include_str!("../migrations/sqlite/0006_maintenance.sql")),
     ];
 
     fn location(&self) -> &StoreLocation {

@@ -68,9 +68,16 @@ pub enum Command {
     /// List the audit events or verify their hash chain.
     #[command(subcommand)]
     Events(commands::events::EventsCmd),
-    /// List the monitors, or probe one now.
+    /// List the monitors, probe or show one, push samples from elsewhere.
     #[command(subcommand)]
     Monitor(commands::monitor::MonitorCmd),
+    /// Monthly uptime per monitor (seed 003): downtime, maintenance, no data, target verdict.
+    Uptime(commands::uptime::UptimeArgs),
+    /// An environment's error budget and burn rates (5m, 30m, 1h, 6h, 3d) with the page and ticket rules.
+    Slo(commands::uptime::SloArgs),
+    /// Maintenance windows, removed from both the downtime and the period.
+    #[command(subcommand)]
+    Maintenance(commands::uptime::MaintenanceCmd),
     /// Keep watching: probe the monitors, store and roll up samples, serve /healthz, /readyz and /metrics.
     Serve(commands::serve::ServeArgs),
     /// Variables and secrets: age-encrypted, masked everywhere.
@@ -134,6 +141,9 @@ pub fn run() -> i32 {
         Command::Env(cmd) => commands::env::run(&session, cmd),
         Command::Events(cmd) => commands::events::run(&session, cmd),
         Command::Monitor(cmd) => commands::monitor::run(&session, cmd),
+        Command::Uptime(args) => commands::uptime::uptime(&session, args),
+        Command::Slo(args) => commands::uptime::slo(&session, args),
+        Command::Maintenance(cmd) => commands::uptime::maintenance(&session, cmd),
         Command::Serve(args) => commands::serve::run(&session, args),
         Command::Secrets(cmd) => commands::secrets::run(&session, cmd),
         Command::Pipeline(cmd) => commands::pipeline::run(&session, cmd),

@@ -125,7 +125,7 @@ pub(crate) fn decode_sketch(text: &str) -> Result<LatencySketch, String> {
 // ---- rows ----
 
 const MONITOR_COLS: &str = "id, name, environment, kind, target, interval_ms, coverage_ms, config, paused, \
-     created_at, updated_at, rolled_from, rolled_until";
+     created_at, updated_at, rolled_from, rolled_until, minutes_from";
 
 fn duration(v: i64, name: &str) -> Result<Duration, String> {
     u64::try_from(v)
@@ -151,6 +151,7 @@ fn monitor_from_row(r: &Row) -> Result<MonitorRecord, StoreError> {
             updated_at: Timestamp::from_millis(r.int(10, "updated_at")?),
             rolled_from: r.opt_int(11, "rolled_from")?.map(Timestamp::from_millis),
             rolled_until: r.opt_int(12, "rolled_until")?.map(Timestamp::from_millis),
+            minutes_from: r.opt_int(13, "minutes_from")?.map(Timestamp::from_millis),
         })
     };
     decode().map_err(|d| StoreError::corrupt("monitor", name, d))
@@ -862,6 +863,19 @@ impl<B: Backend> Db<B> {
                  (SELECT {key} FROM {table} WHERE monitor_id = $1 AND {key} {op} $2{extra} ORDER BY {key} LIMIT $3)"
             );
             for &id in &ids {
+                if n == 1 {
+                    // The first minute retention keeps: a late maintenance
+                    // window cannot be applied before it any more.
+                    let kept_from = floor(cutoff, MINUTE) + MINUTE;
+                    self.backend.write(|sql| {
+                        sql.exec(
+                            "UPDATE monitors SET minutes_from = $2 WHERE id = $1 \
+                             AND (minutes_from IS NULL OR minutes_from < $2) \
+                             AND EXISTS (SELECT 1 FROM rollups_minute WHERE monitor_id = $1 AND bucket < $2)",
+                            &[id.into(), kept_from.into()],
+                        )
+                    })?;
+                }
                 loop {
                     let deleted = self
                         .backend

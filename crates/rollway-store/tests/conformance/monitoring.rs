@@ -449,9 +449,12 @@ pub(crate) fn retention_cuts_exactly_at_the_boundaries(store: &dyn Store, clock:
     // The first minute ended at t0 + 1 min.
     clock.set(ts(t0 + MIN + ms(keep.minutes) - 1));
     assert_eq!(store.prune_monitoring(&keep).unwrap().minutes, 0);
+    assert_eq!(store.monitor("web").unwrap().unwrap().minutes_from, None);
     clock.set(ts(t0 + MIN + ms(keep.minutes)));
     assert_eq!(store.prune_monitoring(&keep).unwrap().minutes, 1);
     assert_eq!(count(Resolution::Minute), 4);
+    // The monitor says from where its minutes are kept.
+    assert_eq!(store.monitor("web").unwrap().unwrap().minutes_from, Some(ts(t0 + MIN)));
 
     // The first day's last hour (23:00–24:00) ends at t0 + 2 min.
     let hour_end = t0 + 2 * MIN;
@@ -524,4 +527,97 @@ pub(crate) fn a_month_rolls_up_to_the_uptime_of_its_raw_samples(store: &dyn Stor
         assert_eq!(without_time_terms(&sum), counted(&samples), "{res:?}");
     }
     assert_eq!(rollups(store, "web", Resolution::Day, APRIL, MAY).len(), 30);
+}
+
+/// Maintenance windows round-trip every field, each add and removal with
+/// its event; a schedule the model refuses writes nothing.
+pub(crate) fn maintenance_windows_are_added_listed_and_removed(store: &dyn Store, _clock: &ManualClock) {
+    use rollway_model::maintenance::{MaintenanceWindow, Schedule};
+    use rollway_model::{EventKind, Level, NewEvent};
+    let ev = |m: &str| NewEvent::new(EventKind::MaintenanceChanged, Level::Info, m).environment("production");
+    let once = MaintenanceWindow {
+        id: 0,
+        environment: "production".into(),
+        monitor: None,
+        schedule: Schedule::Once {
+            start: ts(APRIL + HOUR),
+            end: ts(APRIL + HOUR + 30 * MIN),
+        },
+        note: Some("database upgrade".into()),
+        created_at: ts(0),
+        operator: "ops@example.com".into(),
+    };
+    let cron = MaintenanceWindow {
+        environment: "staging".into(),
+        monitor: Some("web".into()),
+        schedule: Schedule::Cron {
+            expression: "0 3 * * SUN".into(),
+            duration_ms: 30 * MIN,
+        },
+        note: None,
+        ..once.clone()
+    };
+    let a = store.add_maintenance(&once, ev("added")).unwrap();
+    let b = store.add_maintenance(&cron, ev("added")).unwrap();
+    assert!(b.id > a.id, "{a:?} {b:?}");
+    assert_eq!(a.created_at, crate::START);
+    assert_eq!(
+        MaintenanceWindow {
+            id: 0,
+            created_at: ts(0),
+            ..a.clone()
+        },
+        once
+    );
+    assert_eq!(
+        MaintenanceWindow {
+            id: 0,
+            created_at: ts(0),
+            ..b.clone()
+        },
+        cron
+    );
+    assert_eq!(store.maintenance_windows(None).unwrap(), [a.clone(), b.clone()]);
+    assert_eq!(
+        store.maintenance_windows(Some("staging")).unwrap(),
+        std::slice::from_ref(&b)
+    );
+
+    let bad = MaintenanceWindow {
+        schedule: Schedule::Cron {
+            expression: "every sunday".into(),
+            duration_ms: 30 * S,
+        },
+        ..cron.clone()
+    };
+    match store.add_maintenance(&bad, ev("added")) {
+        Err(StoreError::Invalid { violations, .. }) => assert_eq!(violations.len(), 2, "{violations:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.maintenance_windows(None).unwrap().len(), 2);
+
+    assert_eq!(store.remove_maintenance(a.id, ev("removed")).unwrap(), Some(a.clone()));
+    assert_eq!(store.remove_maintenance(a.id, ev("removed")).unwrap(), None);
+    let b_id = b.id;
+    assert_eq!(store.maintenance_windows(None).unwrap(), [b]);
+    let events = store
+        .events(&rollway_store::EventQuery::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == EventKind::MaintenanceChanged)
+        .map(|e| {
+            (
+                e.data["action"].as_str().unwrap_or("").to_owned(),
+                e.data["id"].as_i64(),
+            )
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(
+        events,
+        [
+            ("added".to_owned(), Some(a.id)),
+            ("added".to_owned(), Some(b_id)),
+            ("removed".to_owned(), Some(a.id))
+        ]
+    );
 }

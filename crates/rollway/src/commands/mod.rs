@@ -18,3 +18,4 @@ pub mod pipeline;
 pub mod secrets;
 pub mod serve;
 pub mod service;
+pub mod uptime;
