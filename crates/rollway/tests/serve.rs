@@ -605,3 +605,74 @@ fn a_paused_monitor_is_not_probed_until_resumed() {
     let (exit, stderr) = serve.terminate();
     assert!(exit.success(), "{stderr}");
 }
+
+/// OPERATIONS.md: `serve` killed with SIGKILL and started again resumes the
+/// schedule; the slots it missed are not made up, and the gap is no data
+/// in the month's numbers — never up, never down.
+#[test]
+fn after_a_kill_the_gap_is_no_data_never_up_or_down() {
+    let target = common::free_port();
+    let p = project(target);
+    let _server = Server::start(&p, target);
+    let slots = || -> Vec<i64> {
+        p.sql(
+            "SELECT s.slot FROM samples s JOIN monitors m ON m.id = s.monitor_id WHERE m.name = 'web' ORDER BY s.slot",
+        )
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect()
+    };
+    let start = |p: &Project| {
+        let port = common::free_port();
+        let serve = Serve::start(p, &["serve", "--listen", &format!("127.0.0.1:{port}")]);
+        assert!(serve.line().starts_with("serving on"));
+        serve
+    };
+    let mut first = start(&p);
+    wait_for("three samples of web", || (slots().len() >= 3).then_some(()));
+    first.child.kill().unwrap(); // SIGKILL: no graceful stop
+    first.child.wait().unwrap();
+    let before = slots();
+    std::thread::sleep(Duration::from_secs(4));
+
+    let mut second = start(&p);
+    let resumed = wait_for("web probed again", || {
+        let now = slots();
+        (now.len() >= before.len() + 2).then_some(now)
+    });
+    let (exit, stderr) = second.terminate();
+    assert!(exit.success(), "{stderr}");
+    let all = slots();
+    let last_before = *before.last().unwrap();
+    let first_after = *all.iter().find(|s| **s > last_before).unwrap();
+    assert!(
+        first_after - last_before >= 4_000,
+        "the missed slots were made up: {last_before} then {first_after} ({resumed:?})"
+    );
+
+    // The month's terms: coverage is two intervals (2 s) per sample, so the
+    // gap beyond it, the time before the first sample and after the last
+    // are no data; nothing is down (every answer was 200).
+    let answer = p.run(&["--json", "uptime", "web"]).ok().json();
+    let web = &answer[0];
+    let (start_ms, end_ms) = (
+        web["period_start"].as_i64().unwrap(),
+        web["period_end"].as_i64().unwrap(),
+    );
+    let coverage = 2_000;
+    let mut no_data = all[0] - start_ms;
+    for w in all.windows(2) {
+        no_data += (w[1] - w[0] - coverage).max(0);
+    }
+    no_data += (end_ms - all[all.len() - 1] - coverage).max(0);
+    assert_eq!(
+        (
+            web["downtime_seconds"].as_f64(),
+            web["no_data_seconds"].as_f64(),
+            web["samples"].as_u64()
+        ),
+        (Some(0.0), Some(no_data as f64 / 1000.0), Some(all.len() as u64)),
+        "{web:#}"
+    );
+    assert!(no_data >= first_after - last_before - coverage, "the gap is in no data");
+}
