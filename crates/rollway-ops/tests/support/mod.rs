@@ -214,7 +214,20 @@ pub struct Dnsmasq {
 pub const DNSMASQ: &str = "/usr/sbin/dnsmasq";
 
 impl Dnsmasq {
+    /// Starts dnsmasq; a port another process took between the pick and
+    /// dnsmasq's bind (it exits 2, "address in use") is picked again.
     pub async fn start(records: &[&str]) -> Self {
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Self::try_start(records).await {
+                Ok(dns) => return dns,
+                Err(why) => last = why,
+            }
+        }
+        panic!("dnsmasq did not start in 5 attempts; the last: {last}");
+    }
+
+    async fn try_start(records: &[&str]) -> Result<Self, String> {
         let dir = tempfile::tempdir().unwrap();
         // A port free for UDP now; dnsmasq also listens on TCP there.
         let port = std::net::UdpSocket::bind("127.0.0.1:0")
@@ -222,6 +235,7 @@ impl Dnsmasq {
             .local_addr()
             .unwrap()
             .port();
+        let log = dir.path().join("dnsmasq.err");
         let mut cmd = Command::new(DNSMASQ);
         cmd.args([
             "--keep-in-foreground",
@@ -235,17 +249,21 @@ impl Dnsmasq {
         cmd.args(records);
         let child = cmd
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {DNSMASQ}: {e}"));
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let mut dns = Self { addr, child, _dir: dir };
         for _ in 0..100 {
             if TcpStream::connect(addr).await.is_ok() {
-                return dns;
+                return Ok(dns);
             }
             if let Ok(Some(status)) = dns.child.try_wait() {
-                panic!("dnsmasq exited with {status} before it listened on {addr}");
+                let said = std::fs::read_to_string(&log).unwrap_or_default();
+                return Err(format!(
+                    "dnsmasq exited with {status} before it listened on {addr}: {}",
+                    said.trim()
+                ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
