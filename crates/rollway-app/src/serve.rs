@@ -15,9 +15,7 @@
 //! between them (shard leases) is not built yet, so each probes all of them
 //! and the store's `(monitor, slot)` key keeps every slot recorded once.
 
-use std::fs::{File, TryLockError};
-use std::io::{Read as _, Seek as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -709,61 +707,24 @@ enum Ran {
 /// when the process dies, so a killed `serve` never blocks the next.
 #[derive(Debug)]
 struct ServeLock {
-    file: File,
+    _held: rollway_fs::HolderLock,
 }
 
 impl ServeLock {
-    fn path(db: &Path) -> PathBuf {
-        let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-        name.push(".serve-lock");
-        db.with_file_name(name)
-    }
-
     fn acquire(db: &Path) -> Result<Self> {
-        let path = Self::path(db);
-        let io = |e: std::io::Error| Error::failed(format_args!("cannot use the serve lock {}: {e}", path.display()));
-        let mut file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder = holder.trim();
-                return Err(Error::new(
-                    Code::Conflict,
-                    anyhow::anyhow!(
-                        "another rollway serve holds {} ({}): one serve runs per SQLite store; stop it first, or use PostgreSQL to run several",
-                        db.display(),
-                        if holder.is_empty() { "holder unknown" } else { holder }
-                    ),
-                ));
-            }
-            Err(TryLockError::Error(e)) => return Err(io(e)),
+        let me = rollway_fs::this_process("pid {pid}: {command}");
+        match rollway_fs::HolderLock::acquire(&rollway_fs::beside(db, "serve-lock"), Duration::ZERO, &me) {
+            Ok(held) => Ok(Self { _held: held }),
+            Err(rollway_fs::HoldError::Held { holder, .. }) => Err(Error::new(
+                Code::Conflict,
+                anyhow::anyhow!(
+                    "another rollway serve holds {} ({}): one serve runs per SQLite store; stop it first, or use PostgreSQL to run several",
+                    db.display(),
+                    holder.as_deref().unwrap_or("holder unknown")
+                ),
+            )),
+            Err(e @ rollway_fs::HoldError::Io { .. }) => Err(Error::failed(e)),
         }
-        // Who holds it, for the next one's message; a failure here only loses that.
-        let me = format!(
-            "pid {}: {}",
-            std::process::id(),
-            std::env::args().collect::<Vec<_>>().join(" ")
-        );
-        let _ = file
-            .set_len(0)
-            .and_then(|()| file.rewind())
-            .and_then(|()| file.write_all(me.as_bytes()));
-        Ok(Self { file })
-    }
-}
-
-impl Drop for ServeLock {
-    fn drop(&mut self) {
-        let _ = self.file.set_len(0);
-        let _ = self.file.unlock();
     }
 }
 

@@ -5,12 +5,16 @@
 //! The temporary names come from `tempfile` (random, created with
 //! `O_EXCL`), so two threads of one process — or two processes — writing
 //! the same path never share a temporary file; the last rename wins whole.
-//! Every error names the path it concerns.
+//! Every error names the path it concerns. `holder.rs` is the other
+//! primitive two crates shared: a lock file that names its holder.
 
 use std::fs::{self, File, Permissions};
 use std::io::{self, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
+
+mod holder;
+pub use holder::{HoldError, HolderLock, beside, this_process};
 
 /// Writes `bytes` to `path` atomically, creating the parent directory.
 ///

@@ -4,9 +4,7 @@
 //! switching to WAL and migrating happen under a lock file beside the
 //! database, so concurrent first opens of a new store wait for each other.
 
-use std::fs::{File, TryLockError};
-use std::io::{Read as _, Seek as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -36,66 +34,21 @@ pub(crate) struct SqliteBackend {
 /// so openers queue here instead. The holder writes its pid and command line
 /// into the file, so a waiter that gives up can say who held it.
 struct OpenLock {
-    file: File,
+    _held: rollway_fs::HolderLock,
 }
 
 impl OpenLock {
-    fn path(db: &Path) -> PathBuf {
-        let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-        name.push(".open-lock");
-        db.with_file_name(name)
-    }
-
     fn acquire(db: &Path, shown: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let path = Self::path(db);
-        let io = |source| StoreError::Io {
-            path: path.clone(),
-            source,
-        };
-        let mut file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io)?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(TryLockError::WouldBlock) => {
-                    let mut holder = String::new();
-                    let _ = file.read_to_string(&mut holder);
-                    return Err(StoreError::Busy {
-                        location: shown.to_owned(),
-                        waited: timeout,
-                        holder: Some(holder.trim().to_owned()).filter(|h| !h.is_empty()),
-                    });
-                }
-                Err(TryLockError::Error(e)) => return Err(io(e)),
-            }
+        let me = rollway_fs::this_process("pid {pid} ({command})");
+        match rollway_fs::HolderLock::acquire(&rollway_fs::beside(db, "open-lock"), timeout, &me) {
+            Ok(held) => Ok(Self { _held: held }),
+            Err(rollway_fs::HoldError::Held { holder, .. }) => Err(StoreError::Busy {
+                location: shown.to_owned(),
+                waited: timeout,
+                holder,
+            }),
+            Err(rollway_fs::HoldError::Io { path, source }) => Err(StoreError::Io { path, source }),
         }
-        // Who holds it, for a waiter's message; a failure here only loses that.
-        let me = format!(
-            "pid {} ({})",
-            std::process::id(),
-            std::env::args().collect::<Vec<_>>().join(" ")
-        );
-        let _ = file
-            .set_len(0)
-            .and_then(|()| file.rewind())
-            .and_then(|()| file.write_all(me.as_bytes()));
-        Ok(Self { file })
-    }
-}
-
-impl Drop for OpenLock {
-    fn drop(&mut self) {
-        let _ = self.file.set_len(0);
-        let _ = self.file.unlock();
     }
 }
 
