@@ -6,56 +6,8 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-
+use common::http::HttpServer;
 use common::{Backend, Project, Run};
-
-/// A real HTTP server on `port`: 200 on `/`, 500 on `/sick`.
-struct Server(Child);
-
-impl Server {
-    fn start(project: &Project, port: u16) -> Self {
-        let script = project.write(
-            "server.py",
-            r#"import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        status = 500 if self.path == "/sick" else 200
-        self.send_response(status)
-        self.send_header("Content-Length", "2")
-        self.send_header("X-Cache", "HIT")
-        self.end_headers()
-        self.wfile.write(b"ok")
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-"#,
-        );
-        let server = Self(
-            Command::new("/usr/bin/python3")
-                .arg(script)
-                .arg(port.to_string())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        panic!("the test server did not start on {port}");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A transcript of a run with its latency and ports redacted, and column
 /// padding cut to two spaces (a port's digits move the columns).
@@ -112,7 +64,7 @@ timeout = "1s"
 "#
         ),
     );
-    let _server = Server::start(&p, port);
+    let _server = HttpServer::start(&p, port);
     let check = |args: &[&str], expected: &str| {
         let r = p.run(args);
         assert_eq!(transcript(&r, port, closed), expected, "rollway {args:?}");

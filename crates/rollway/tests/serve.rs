@@ -16,54 +16,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::http::HttpServer;
 use common::{Backend, Project};
 
 /// How long anything here may take before the test gives up (a bound on
 /// waits, not a timing assertion).
 const PATIENCE: Duration = Duration::from_secs(60);
-
-/// A real HTTP server on `port`: 200 on `/`, 500 on `/sick`.
-struct Server(Child);
-
-impl Server {
-    fn start(project: &Project, port: u16) -> Self {
-        let script = project.write(
-            "server.py",
-            r#"import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        status = 500 if self.path == "/sick" else 200
-        self.send_response(status)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-"#,
-        );
-        let server = Self(
-            Command::new("/usr/bin/python3")
-                .arg(script)
-                .arg(port.to_string())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        wait_for(&format!("the test server on {port}"), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-        server
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A `rollway serve` child, killed if the test ends before it does.
 struct Serve {
@@ -270,7 +228,7 @@ const SAMPLES: &str = "SELECT COUNT(*) FROM samples";
 fn serve_probes_records_exports_and_stops_gracefully() {
     let target = common::free_port();
     let p = project(target);
-    let _server = Server::start(&p, target);
+    let _server = HttpServer::start(&p, target);
     let port = common::free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut serve = Serve::start(&p, &["serve", "--listen", &listen]);
@@ -471,7 +429,7 @@ fn two_serves_run_on_one_postgresql_store_and_each_slot_is_stored_once() {
     };
     let target = common::free_port();
     let p = project_on(Backend::Postgres(db), target);
-    let _server = Server::start(&p, target);
+    let _server = HttpServer::start(&p, target);
     let mut a = Serve::start(&p, &["serve", "--listen", "127.0.0.1:0"]);
     assert!(a.line().starts_with("serving on http://127.0.0.1:"));
     let mut b = Serve::start(&p, &["serve", "--listen", "127.0.0.1:0"]);
@@ -567,7 +525,7 @@ fn serve_watches_detached_windows_to_their_verdict() {
 fn a_paused_monitor_is_not_probed_until_resumed() {
     let target = common::free_port();
     let p = project(target);
-    let _server = Server::start(&p, target);
+    let _server = HttpServer::start(&p, target);
     let port = common::free_port();
     let mut serve = Serve::start(&p, &["serve", "--listen", &format!("127.0.0.1:{port}")]);
     assert!(serve.line().starts_with("serving on"));
@@ -613,7 +571,7 @@ fn a_paused_monitor_is_not_probed_until_resumed() {
 fn after_a_kill_the_gap_is_no_data_never_up_or_down() {
     let target = common::free_port();
     let p = project(target);
-    let _server = Server::start(&p, target);
+    let _server = HttpServer::start(&p, target);
     let slots = || -> Vec<i64> {
         p.sql(
             "SELECT s.slot FROM samples s JOIN monitors m ON m.id = s.monitor_id WHERE m.name = 'web' ORDER BY s.slot",

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub mod deploy;
+pub mod http;
 
 /// What one run of the binary did.
 #[derive(Debug)]
