@@ -98,61 +98,34 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((status, body.to_owned()))
 }
 
-/// One sample line of an OpenMetrics exposition.
-#[derive(Debug, Clone, PartialEq)]
-struct Line {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
+use common::openmetrics::Sample as Line;
+
+/// `/metrics` through the real OpenMetrics parser.
+fn parse_metrics(text: &str) -> Vec<Line> {
+    common::openmetrics::parse(text)
 }
 
-/// Parses OpenMetrics text: `# TYPE`/`# HELP` lines, sample lines
-/// `name{k="v",…} value`, and the closing `# EOF`. Panics on anything else,
-/// so a malformed exposition fails the test.
-fn parse_metrics(text: &str) -> Vec<Line> {
-    let mut lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.pop(), Some("# EOF"), "the exposition ends with # EOF");
-    let mut typed = std::collections::BTreeSet::new();
-    let mut out = Vec::new();
-    for l in lines {
-        if let Some(rest) = l.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').unwrap();
-            assert!(["gauge", "counter", "histogram"].contains(&kind), "unknown type in {l}");
-            typed.insert(name.to_owned());
-            continue;
-        }
-        if l.starts_with("# HELP ") || l.starts_with("# UNIT ") {
-            continue;
-        }
-        assert!(!l.starts_with('#'), "unexpected comment line {l}");
-        let (series, value) = l.rsplit_once(' ').unwrap();
-        let value: f64 = match value {
-            "+Inf" => f64::INFINITY,
-            v => v.parse().unwrap_or_else(|_| panic!("bad value in {l}")),
-        };
-        let (name, labels) = match series.split_once('{') {
-            None => (series.to_owned(), BTreeMap::new()),
-            Some((name, rest)) => {
-                let inner = rest.strip_suffix('}').unwrap_or_else(|| panic!("bad labels in {l}"));
-                let labels = inner
-                    .split("\",")
-                    .filter(|p| !p.is_empty())
-                    .map(|p| {
-                        let (k, v) = p.split_once("=\"").unwrap_or_else(|| panic!("bad label in {l}"));
-                        (k.to_owned(), v.trim_end_matches('"').to_owned())
-                    })
-                    .collect();
-                (name.to_owned(), labels)
-            }
-        };
-        let family = ["_total", "_bucket", "_sum", "_count"]
-            .iter()
-            .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
-            .unwrap_or(&name);
-        assert!(typed.contains(family), "{name} has no # TYPE line before it");
-        out.push(Line { name, labels, value });
+#[test]
+/// The parser the tests read /metrics with is strict, so a malformed
+/// exposition would fail them.
+fn the_openmetrics_parser_refuses_a_malformed_exposition() {
+    let good = "# TYPE up gauge\nup{job=\"a\"} 1\n# EOF\n";
+    assert_eq!(
+        parse_metrics(good),
+        vec![Line {
+            name: "up".into(),
+            labels: [("job".to_owned(), "a".to_owned())].into(),
+            value: 1.0
+        }]
+    );
+    for bad in [
+        "# TYPE up gauge\nup 1\n",
+        "up{job=a} 1\n# EOF\n",
+        "# TYPE up gauge\nup one\n# EOF\n",
+    ] {
+        let refused = std::panic::catch_unwind(|| parse_metrics(bad)).is_err();
+        assert!(refused, "accepted {bad:?}");
     }
-    out
 }
 
 /// The value of the one sample of `name` with exactly `labels`.
