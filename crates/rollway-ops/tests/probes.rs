@@ -487,6 +487,32 @@ async fn postgres_select_1() {
     assert!(!r.error.as_deref().unwrap().contains("s3cret-pw"), "{r:?}");
 }
 
+/// A server that asks for a password: the right one is `ok`, a wrong one
+/// an `error` sample (the server answered, refusing: SQLSTATE 28P01) whose
+/// text never holds either password.
+#[tokio::test]
+async fn postgres_with_a_wrong_password_is_an_error_that_names_no_password() {
+    let Some(pg) = ScramPostgres::start() else {
+        required(false, "PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb)");
+        return;
+    };
+    let prober = prober(Y2030, Vec::new());
+    let probe = |password: &str| {
+        ProbeSpec::Postgres(PostgresProbe {
+            url: format!(
+                "postgres://{}:{password}@127.0.0.1:{}/postgres?connect_timeout=5",
+                pg.user, pg.port
+            ),
+        })
+    };
+    let r = prober.probe(&probe(pg.password), T).await;
+    check(&r, Outcome::Ok, None, None, "");
+    let r = prober.probe(&probe("wr0ng-pw"), T).await;
+    check(&r, Outcome::Error, None, None, "28P01");
+    let said = r.error.as_deref().unwrap();
+    assert!(!said.contains("wr0ng-pw") && !said.contains(pg.password), "{r:?}");
+}
+
 /// One prober serves many probes at once; none waits for a slow one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_probe_does_not_delay_the_others() {

@@ -277,3 +277,130 @@ impl Drop for Dnsmasq {
         let _ = self.child.wait();
     }
 }
+
+/// A PostgreSQL cluster of its own (initdb + pg_ctl from Debian's server
+/// package) on a free port of 127.0.0.1 that asks for a password
+/// (scram-sha-256) — the machine's server trusts every local connection, so
+/// a wrong password can only be refused by one made here. Stopped on drop.
+pub struct ScramPostgres {
+    pub port: u16,
+    pub user: &'static str,
+    pub password: &'static str,
+    bin: std::path::PathBuf,
+    data: std::path::PathBuf,
+    as_postgres: bool,
+    _dir: tempfile::TempDir,
+}
+
+impl ScramPostgres {
+    /// `None` when no PostgreSQL server binaries are installed.
+    pub fn start() -> Option<Self> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .find(|b| b.join("initdb").exists())?;
+        let dir = tempfile::tempdir().unwrap();
+        // initdb refuses to run as root: the cluster then belongs to the
+        // `postgres` user the Debian package made.
+        let as_postgres = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+        let data = dir.path().join("data");
+        let pwfile = dir.path().join("pw");
+        let (user, password) = ("rollway", "right-pw");
+        std::fs::write(&pwfile, password).unwrap();
+        if as_postgres {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "cannot chown {} to postgres", dir.path().display());
+        }
+        let run = |program: &str, args: &[&str]| {
+            let mut cmd = if as_postgres {
+                let mut c = Command::new("runuser");
+                c.args(["-u", "postgres", "--"]).arg(bin.join(program));
+                c
+            } else {
+                Command::new(bin.join(program))
+            };
+            let out = cmd
+                .args(args)
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+            assert!(
+                out.status.success(),
+                "{program} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let s = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+        run(
+            "initdb",
+            &[
+                "-D",
+                &s(&data),
+                "-U",
+                user,
+                "--auth=scram-sha-256",
+                &format!("--pwfile={}", s(&pwfile)),
+                "--no-sync",
+            ],
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            s(dir.path())
+        );
+        let log = dir.path().join("postgres.log");
+        run(
+            "pg_ctl",
+            &[
+                "-D",
+                &s(&data),
+                "-o",
+                &options,
+                "-l",
+                &s(&log),
+                "-w",
+                "-t",
+                "30",
+                "start",
+            ],
+        );
+        Some(Self {
+            port,
+            user,
+            password,
+            bin,
+            data,
+            as_postgres,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for ScramPostgres {
+    fn drop(&mut self) {
+        let pg_ctl = self.bin.join("pg_ctl");
+        let mut cmd = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(pg_ctl);
+            c
+        } else {
+            Command::new(pg_ctl)
+        };
+        let _ = cmd
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
