@@ -678,8 +678,19 @@ pub fn show(p: &Project, name: &str) -> Result<MonitorShow> {
         }
         per_minute.push(r.average_ms());
     }
-    // The newest: from the last hour's samples, else the latest known one.
-    let mut latest: Vec<ProbeSample> = recent.iter().rev().take(10).cloned().collect();
+    // The newest: from the last hour's raw samples (rolled up or not, and
+    // the current minute's too), else the latest known one.
+    let mut latest: Vec<ProbeSample> = store
+        .samples(
+            name,
+            Timestamp::from_millis(at.as_millis() - 60 * MINUTE),
+            Timestamp::from_millis(now.as_millis() + 1),
+            RAW_LIMIT,
+        )?
+        .into_iter()
+        .rev()
+        .take(10)
+        .collect();
     if latest.is_empty() {
         latest = store
             .latest_samples(Some(&m.def.environment))?

@@ -5,7 +5,8 @@
 //! definition, then windows over the outage and the 5xx run (a one-off
 //! and a cron one) bring the month back to 100 %; a month with no data, a
 //! month in Berlin whose boundary is an hour before UTC's, bad input (exit
-//! 2), and `slo --json` over samples pushed up to now.
+//! 2), and `slo` (JSON and table) and `monitor show` over samples pushed
+//! up to now.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -410,4 +411,73 @@ fn slo_reports_the_budget_and_burn_rates_up_to_now() {
             "verdict": "page",
         }])
     );
+    assert_eq!(
+        transcript(&p.run(&["slo", "slo"])),
+        "[exit 0]
+monitor  api
+target  99.50 % over 30 days
+error budget  0.50 % = 1296 s of downtime allowed
+used  600 s (46.30 %)
+left  53.70 %
+verdict  page
+WINDOW  DOWNTIME  OBSERVED  BURN RATE
+5m  300 s  300 s  200.00
+30m  600 s  1800 s  66.67
+1h  600 s  3600 s  33.33
+6h  600 s  21600 s  5.56
+3d  600 s  259200 s  0.46
+RULE  WHEN  NOW
+page  > 14.4 over 1h and 5m  firing
+page  > 6 over 6h and 30m  quiet
+ticket  > 1 over 3d and 6h  quiet
+"
+    );
+
+    // `monitor show`: the newest 10 samples (all in the unavailable run),
+    // the last hour's numbers (50 answers of 20 ms, 10 of none: error rate
+    // 10/60), and the month to date, whose run lasts until now.
+    let shown = p.run(&["monitor", "show", "api"]);
+    let time = regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z").unwrap();
+    let month = regex::Regex::new(
+        r"uptime  \d+\.\d+ % in \d{4}-\d\d to date: downtime [\d.]+ s \([\d.]+ min\), maintenance 0 s, no data \d+ s, target 99.50 %",
+    )
+    .unwrap();
+    let text = transcript(&shown);
+    let text = month.replace(&text, "uptime  [month to date]");
+    let unavailable = "[time]  unavailable  -  -  \n".repeat(10);
+    assert_eq!(
+        time.replace_all(&text, "[time]"),
+        format!(
+            "[exit 0]
+monitor  api
+environment  slo
+kind  push
+last status  unavailable
+last checked  [time]
+average 5m  -
+p95 1h  19.9 ms (< 2000 ms) ok
+average 1h  20.0 ms (< 1000 ms) ok
+error rate 1h  16.7 % (< 1 %) breached
+uptime  [month to date]
+TIME  OUTCOME  STATUS  LATENCY  ERROR
+{unavailable}"
+        )
+    );
+    let j = p.run(&["monitor", "show", "api", "--json"]).ok().json();
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let latest: Vec<i64> = j["latest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["at"].as_i64().unwrap())
+        .collect();
+    assert_eq!(latest, (1..=10).map(|k| at - k * MIN).collect::<Vec<_>>());
+    assert_eq!(j["last_checked_at"], json!(at - MIN));
+    assert_eq!(j["error_rate_1h"], json!(10.0 / 60.0));
+    // The run began at `at` − 10 m and lasts to the end of the period (now).
+    let down = j["month"]["downtime_seconds"].as_f64().unwrap();
+    assert!(down >= 600.0 && down <= 600.0 + (after - at) as f64 / 1000.0, "{j}");
 }
