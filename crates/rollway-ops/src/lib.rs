@@ -181,7 +181,7 @@ impl Prober {
                 ProbeSpec::Tcp { host, port } => tcp(host, *port).await,
                 ProbeSpec::Tls(p) => tls::probe(&self.tls, self.clock.as_ref(), p).await,
                 ProbeSpec::Dns(p) => dns::probe(p, timeout).await,
-                ProbeSpec::Postgres(p) => postgres::probe(p).await,
+                ProbeSpec::Postgres(p) => postgres::probe(&self.tls, p).await,
             }
         };
         let seen = match tokio::time::timeout(timeout, run).await {

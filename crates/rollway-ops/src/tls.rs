@@ -50,6 +50,58 @@ impl Verifier {
     }
 }
 
+impl Verifier {
+    /// A client config that encrypts without judging the certificate (the
+    /// handshake signatures are still checked): libpq's `sslmode=require`.
+    pub(crate) fn encrypt_only(&self) -> Result<ClientConfig, rustls::Error> {
+        let verifier = Arc::new(Unjudged(self.webpki.clone()));
+        Ok(ClientConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth())
+    }
+}
+
+/// Accepts any certificate chain, checks the handshake's signatures.
+#[derive(Debug)]
+struct Unjudged(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for Unjudged {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
 /// One handshake's verifier: checks the chain at `now`, keeps the verdict
 /// and lets the handshake go on. Handshake signatures are still checked (a
 /// server must hold the certificate's key).

@@ -492,7 +492,7 @@ async fn postgres_select_1() {
 /// text never holds either password.
 #[tokio::test]
 async fn postgres_with_a_wrong_password_is_an_error_that_names_no_password() {
-    let Some(pg) = ScramPostgres::start() else {
+    let Some(pg) = ScramPostgres::start(false) else {
         required(false, "PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb)");
         return;
     };
@@ -511,6 +511,33 @@ async fn postgres_with_a_wrong_password_is_an_error_that_names_no_password() {
     check(&r, Outcome::Error, None, None, "28P01");
     let said = r.error.as_deref().unwrap();
     assert!(!said.contains("wr0ng-pw") && !said.contains(pg.password), "{r:?}");
+}
+
+/// A server that accepts only TLS, with a self-signed certificate:
+/// `sslmode=require` is `ok` (encrypted, the certificate not judged, as
+/// libpq does), `sslmode=disable` is refused by the server (an `error`).
+#[tokio::test]
+async fn postgres_over_tls_when_the_url_requires_it() {
+    let Some(pg) = ScramPostgres::start(true) else {
+        required(false, "PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb)");
+        return;
+    };
+    let prober = prober(Y2030, Vec::new());
+    let probe = |mode: &str| {
+        ProbeSpec::Postgres(PostgresProbe {
+            url: format!(
+                "postgres://{}:{}@localhost:{}/postgres?connect_timeout=5&sslmode={mode}",
+                pg.user, pg.password, pg.port
+            ),
+        })
+    };
+    let r = prober.probe(&probe("require"), T).await;
+    check(&r, Outcome::Ok, None, None, "");
+    let r = prober.probe(&probe("prefer"), T).await;
+    check(&r, Outcome::Ok, None, None, "");
+    let r = prober.probe(&probe("disable"), T).await;
+    check(&r, Outcome::Error, None, None, "no encryption (28000)");
+    assert!(!r.error.as_deref().unwrap().contains(pg.password), "{r:?}");
 }
 
 /// One prober serves many probes at once; none waits for a slow one.

@@ -281,7 +281,9 @@ impl Drop for Dnsmasq {
 /// A PostgreSQL cluster of its own (initdb + pg_ctl from Debian's server
 /// package) on a free port of 127.0.0.1 that asks for a password
 /// (scram-sha-256) — the machine's server trusts every local connection, so
-/// a wrong password can only be refused by one made here. Stopped on drop.
+/// a wrong password can only be refused by one made here. With `tls` it
+/// presents a self-signed certificate and refuses connections without TLS
+/// (`hostnossl … reject`). Stopped on drop.
 pub struct ScramPostgres {
     pub port: u16,
     pub user: &'static str,
@@ -294,7 +296,7 @@ pub struct ScramPostgres {
 
 impl ScramPostgres {
     /// `None` when no PostgreSQL server binaries are installed.
-    pub fn start() -> Option<Self> {
+    pub fn start(tls: bool) -> Option<Self> {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()?
             .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
@@ -348,13 +350,37 @@ impl ScramPostgres {
                 "--no-sync",
             ],
         );
+        let mut settings = String::new();
+        if tls {
+            let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+            std::fs::write(data.join("server.crt"), made.cert.pem()).unwrap();
+            std::fs::write(data.join("server.key"), made.signing_key.serialize_pem()).unwrap();
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "hostnossl all all 127.0.0.1/32 reject\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+            )
+            .unwrap();
+            let files = [
+                data.join("server.crt"),
+                data.join("server.key"),
+                data.join("pg_hba.conf"),
+            ];
+            for f in &files {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).unwrap();
+                if as_postgres {
+                    assert!(Command::new("chown").arg("postgres").arg(f).status().unwrap().success());
+                }
+            }
+            settings = " -c ssl=on".to_owned();
+        }
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off{settings}",
             s(dir.path())
         );
         let log = dir.path().join("postgres.log");
