@@ -164,6 +164,14 @@ async fn http_answers_become_samples() {
         None,
         "invalid HTTP version",
     );
+    // A connection reset before any answer: no response either.
+    check(
+        &run(get("/reset")).await,
+        Outcome::Unavailable,
+        None,
+        None,
+        "Connection reset by peer",
+    );
 }
 
 #[tokio::test]

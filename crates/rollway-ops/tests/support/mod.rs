@@ -109,6 +109,11 @@ async fn serve(mut stream: TcpStream, big_sent: Arc<AtomicU64>) {
             answer("200 OK", "", "late")
         }
         "/garbage" => "SSH-2.0-not-http\r\n\r\n".to_owned(),
+        "/reset" => {
+            // Linger 0: closing sends RST instead of FIN.
+            let _ = stream.set_zero_linger();
+            return;
+        }
         "/big" => {
             let header = format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n");
             if stream.write_all(header.as_bytes()).await.is_err() {
