@@ -8,6 +8,7 @@ pub mod entities;
 pub mod event;
 pub mod ids;
 pub mod lock;
+pub mod logline;
 pub mod maintenance;
 pub mod mask;
 pub mod names;
