@@ -3,6 +3,7 @@
 //! and the hash-chained event. Pure: no file, process, network or clock IO.
 
 pub mod account;
+pub mod alerting;
 pub mod calendar;
 pub mod entities;
 pub mod event;

@@ -259,6 +259,48 @@ mod tests {
         // 5 minutes down 5 hours ago: 3 d burns 1.16 and 6 h 13.9: a ticket;
         // the 30-minute window is clean.
         check(&[(now - 5 * H, now - 5 * H + 300)], [false, false, true]);
+        // A short spike must not page: 40 s down just now burns 133 over
+        // 5 min but 11.1 over 1 h (< 14.4), 22 over 30 min but 1.9 over 6 h.
+        check(&[(now - 45, now)], [false, false, false]);
+        // 20 s unavailable is no downtime at all (a run of 30 s or less).
+        check(&[(now - 20, now)], [false, false, false]);
+    }
+
+    /// The Clock moves on after a 2-minute outage: the page fires while the
+    /// 5-minute window holds it and stops once that window is clean, though
+    /// the hour still burns (the workbook's reset time).
+    #[test]
+    fn a_page_stops_when_the_short_window_clears() {
+        const H: i64 = 3600;
+        let end = 80 * H;
+        let obs = series(0, end + 600, &[(end - 120, end)]);
+        let firing_at = |t: i64| {
+            // Only what had been observed by then.
+            let seen: Vec<Observation> = obs.iter().filter(|o| o.at.as_millis() < t * 1000).cloned().collect();
+            evaluate(
+                Timestamp::from_millis(t * 1000),
+                &seen,
+                &[],
+                Duration::from_secs(15),
+                0.999,
+            )[0]
+            .firing
+        };
+        let timeline: Vec<(i64, bool)> = [end - 150, end, end + 60, end + 290, end + 310, end + 400]
+            .into_iter()
+            .map(|t| (t - end, firing_at(t)))
+            .collect();
+        assert_eq!(
+            timeline,
+            [
+                (-150, false),
+                (0, true),
+                (60, true),
+                (290, true),
+                (310, false),
+                (400, false)
+            ]
+        );
     }
 
     #[test]
