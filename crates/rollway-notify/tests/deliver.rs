@@ -283,14 +283,16 @@ impl Smtpd {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // Owned at once, so its drop stops the server on every path.
+        let smtpd = Self {
+            port,
+            child,
+            out,
+            _dir: dir,
+        };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return Some(Self {
-                    port,
-                    child,
-                    out,
-                    _dir: dir,
-                });
+                return Some(smtpd);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
