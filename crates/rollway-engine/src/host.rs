@@ -10,7 +10,7 @@ use rollway_model::Sha256Digest;
 use serde::{Deserialize, Serialize};
 
 use crate::probe::ProbeResult;
-use crate::supervisor::{PortOwner, ServiceSpec};
+use crate::supervisor::{LogChunk, LogCursor, PortOwner, ServiceSpec};
 
 /// A host's releases as its agent sees them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +115,14 @@ pub trait HostSession: Send {
     fn service_status(&mut self, spec: &ServiceSpec) -> Result<ServiceStatus, HostError>;
     /// The service's last output lines (the deployer masks them).
     fn log_tail(&mut self, spec: &ServiceSpec, lines: usize) -> Result<Vec<String>, HostError>;
+    /// The service's output after `cursor`, whole lines, about `max_bytes`
+    /// at most (unmasked: the caller masks before it keeps anything).
+    fn log_read(
+        &mut self,
+        spec: &ServiceSpec,
+        cursor: Option<LogCursor>,
+        max_bytes: usize,
+    ) -> Result<LogChunk, HostError>;
     /// The service's start count, optionally a probe of `127.0.0.1:PORT`
     /// (`path`, `timeout`), and who listens on the port: what a boot check
     /// needs to tell the new service's answer from an old process's.

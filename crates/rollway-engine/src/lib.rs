@@ -36,8 +36,8 @@ pub use target::{AgentSession, LocalConnector, SessionOptions, SshConnector, Ssh
 pub use agent::{AgentError, serve as serve_agent};
 pub use exec::{ExecError, ExecSpec, exec as exec_wrapper, exec_service};
 pub use supervisor::{
-    DEFAULT_LOG_MAX_BYTES, ServiceSpec, SuperviseOptions, Supervisor, SupervisorError, is_alive, service_name,
-    spawn_detached, supervise, supervisor as supervisor_for,
+    DEFAULT_LOG_MAX_BYTES, LogChunk, LogCursor, ServiceSpec, SuperviseOptions, Supervisor, SupervisorError, is_alive,
+    service_name, spawn_detached, supervise, supervisor as supervisor_for,
 };
 
 // Pipelines: the `[jobs]` DAG runner.

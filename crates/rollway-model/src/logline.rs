@@ -23,12 +23,11 @@ pub struct LogLine {
     pub time: Option<Timestamp>,
 }
 
-/// Reads one line (without its line ending, or with it: `\n` and `\r\n`
-/// are dropped).
-pub fn parse(raw: &[u8]) -> LogLine {
-    let (text, dropped) = bounded(raw);
+/// Reads one line of text (its line ending, `\n` or `\r\n`, dropped).
+/// Bound raw bytes with [`bound`] first.
+pub fn parse(text: &str) -> LogLine {
     let text = text.trim_end_matches(['\n', '\r']);
-    let mut line = json(text)
+    json(text)
         .or_else(|| logfmt(text))
         .or_else(|| prefixed(text))
         .unwrap_or_else(|| LogLine {
@@ -36,11 +35,27 @@ pub fn parse(raw: &[u8]) -> LogLine {
             message: text.to_owned(),
             trace_id: None,
             time: None,
-        });
+        })
+}
+
+/// Raw bytes of one line as bounded text: invalid UTF-8 replaced, at most
+/// [`MAX_LINE`] bytes kept (cut before a character the limit would split)
+/// and a marker that counts what was dropped.
+pub fn bound(raw: &[u8]) -> String {
+    let (mut text, dropped) = bounded(raw);
     if dropped > 0 {
-        line.message.push_str(&format!(" …[truncated {dropped} bytes]"));
+        text.push_str(&truncated(Some(dropped as u64)));
     }
-    line
+    text
+}
+
+/// The marker of a cut line; `None` when how much was cut is not known
+/// (a line that went on past what was read).
+pub fn truncated(dropped: Option<u64>) -> String {
+    match dropped {
+        Some(n) => format!(" …[truncated {n} bytes]"),
+        None => " …[truncated]".to_owned(),
+    }
 }
 
 /// A level word as services print it: seed 002's four, with trace → debug,
@@ -196,7 +211,7 @@ mod tests {
 
     #[track_caller]
     fn check(raw: &str, level: Level, message: &str, trace: Option<&str>, time: Option<&str>) {
-        let got = parse(raw.as_bytes());
+        let got = parse(&bound(raw.as_bytes()));
         let want = LogLine {
             level,
             message: message.to_owned(),
@@ -295,7 +310,7 @@ mod tests {
     #[test]
     fn line_endings_and_bad_bytes() {
         check("WARN x\r\n", Level::Warn, "x", None, None);
-        let got = parse(b"ERROR caf\xe9 \xff");
+        let got = parse(&bound(b"ERROR caf\xe9 \xff"));
         assert_eq!(
             (got.level, got.message.as_str()),
             (Level::Error, "caf\u{FFFD} \u{FFFD}")
@@ -306,7 +321,7 @@ mod tests {
     fn a_huge_line_is_cut_with_a_marker() {
         let mut raw = b"INFO ".to_vec();
         raw.extend(std::iter::repeat_n(b'a', 10 * 1024 * 1024));
-        let got = parse(&raw);
+        let got = parse(&bound(&raw));
         let dropped = raw.len() - MAX_LINE;
         assert_eq!(
             got.message,
@@ -315,7 +330,7 @@ mod tests {
         // Cut inside a multi-byte character: the half is dropped, not mangled.
         let mut raw = vec![b'x'; MAX_LINE - 1];
         raw.extend("é tail".as_bytes());
-        let got = parse(&raw);
+        let got = parse(&bound(&raw));
         assert_eq!(
             got.message,
             format!("{} …[truncated 7 bytes]", "x".repeat(MAX_LINE - 1))

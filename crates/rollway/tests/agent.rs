@@ -477,12 +477,29 @@ fn service_through_the_agent(kind: Kind) {
         lines.iter().any(|l| l.contains("serving hello from r1")),
         "{kind:?}: {lines:?}"
     );
+    // Read forward from a cursor: everything once, then only what is new.
+    let first = s.log_read(&spec, None, 1 << 20).unwrap();
+    let serving = |lines: &[String]| lines.iter().filter(|l| l.contains("serving hello from r1")).count();
+    assert_eq!(serving(&first.lines), 1, "{kind:?}: {first:?}");
+    assert_eq!((first.more, &first.lost), (false, &None), "{kind:?}");
+    let nothing = s.log_read(&spec, Some(first.cursor), 1 << 20).unwrap();
+    assert_eq!((nothing.lines.len(), nothing.cursor), (0, first.cursor), "{kind:?}");
     drop(s);
 
     // A later session still sees it; a restart counts one more start.
     let mut s = case.connect(SessionOptions::default());
     let again = s.service(ServiceOp::Restart, &spec).unwrap();
     assert_eq!(again.starts, started.starts + 1, "{kind:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut cursor = first.cursor;
+    let mut after: Vec<String> = Vec::new();
+    while serving(&after) == 0 && Instant::now() < deadline {
+        let chunk = s.log_read(&spec, Some(cursor), 1 << 20).unwrap();
+        after.extend(chunk.lines);
+        cursor = chunk.cursor;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(serving(&after), 1, "{kind:?}: only the new start's line: {after:?}");
     s.service(ServiceOp::Stop, &spec).unwrap();
     let stopped = s.probe(port, "/", Duration::from_millis(500)).unwrap();
     assert_eq!(stopped.status, None, "{kind:?}: {stopped:?}");

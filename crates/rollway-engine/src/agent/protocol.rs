@@ -19,10 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::host::{ServiceCheck, ServiceOp, ServiceStatus};
 use crate::probe::ProbeResult;
-use crate::supervisor::ServiceSpec;
+use crate::supervisor::{LogChunk, LogCursor, ServiceSpec};
 
 /// Bumped on any incompatible change of the messages below.
-pub const PROTOCOL: u32 = 2;
+pub const PROTOCOL: u32 = 3;
 
 /// The largest JSON frame accepted (a manifest never travels as JSON).
 pub const MAX_MESSAGE: usize = 16 << 20;
@@ -100,6 +100,12 @@ pub enum Request {
     LogTail {
         spec: ServiceSpec,
         lines: usize,
+    },
+    /// The service's output after `cursor` (answered with `LogChunk`).
+    LogRead {
+        spec: ServiceSpec,
+        cursor: Option<LogCursor>,
+        max_bytes: usize,
     },
     Probe {
         port: u16,
@@ -206,6 +212,9 @@ pub enum Response {
     },
     Lines {
         lines: Vec<String>,
+    },
+    LogChunk {
+        chunk: LogChunk,
     },
     Probe {
         result: ProbeResult,

@@ -25,6 +25,10 @@ use crate::host::{ServiceCheck, ServiceOp, ServiceStatus};
 use crate::layout::HostLayout;
 use crate::supervisor::{ServicePaths, ServiceSpec, SupervisorError, owner, supervisor};
 
+/// The most of a service's output one `LogRead` returns: bounds the
+/// agent's memory and the answer, whatever the caller asks for.
+const MAX_LOG_READ: usize = 4 * 1024 * 1024;
+
 /// The largest file patched from a reference (the reference and the
 /// result are both held in memory); larger changed files travel whole.
 pub const MAX_DELTA_FILE: u64 = 1 << 30;
@@ -275,6 +279,18 @@ impl Agent {
                 let sup = supervisor(self.spec(spec)?);
                 let lines = sup.log_tail(lines).map_err(|e| e.to_string())?;
                 Ok(Response::Lines { lines })
+            }
+            Request::LogRead {
+                spec,
+                cursor,
+                max_bytes,
+            } => {
+                // Every supervisor writes (or has supervisord write) the
+                // service's output to the same file.
+                let log = ServicePaths::of(&self.spec(spec)?).log;
+                let chunk = crate::supervisor::read_new(&log, cursor, max_bytes.min(MAX_LOG_READ))
+                    .map_err(|e| format!("cannot read {}: {e}", log.display()))?;
+                Ok(Response::LogChunk { chunk })
             }
             Request::Probe { port, path, timeout_ms } => Ok(Response::Probe {
                 result: crate::probe::http_probe(port, &path, Duration::from_millis(timeout_ms)),

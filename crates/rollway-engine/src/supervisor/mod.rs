@@ -33,7 +33,7 @@ mod supervisord;
 mod systemd;
 
 pub use command::CommandSupervisor;
-pub use log::{DEFAULT_LOG_MAX_BYTES, tail_lines};
+pub use log::{DEFAULT_LOG_MAX_BYTES, LogChunk, LogCursor, read_new, tail_lines};
 pub use owner::PortOwner;
 pub use process::is_alive;
 pub use rollway::RollwaySupervisor;

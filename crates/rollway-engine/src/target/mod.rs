@@ -15,7 +15,7 @@ use crate::agent::protocol::{Request, Response};
 use crate::deploy::{Connector, HostPlan};
 use crate::host::{HostError, HostSession, HostState, RunResult, ServiceCheck, ServiceOp, ServiceStatus, ShipStats};
 use crate::probe::ProbeResult;
-use crate::supervisor::ServiceSpec;
+use crate::supervisor::{LogChunk, LogCursor, ServiceSpec};
 
 pub mod archive;
 pub mod client;
@@ -244,6 +244,26 @@ impl HostSession for AgentSession {
             },
             |r| match r {
                 Response::Lines { lines } => Ok(lines),
+                other => Err(other),
+            },
+        )
+    }
+
+    fn log_read(
+        &mut self,
+        spec: &ServiceSpec,
+        cursor: Option<LogCursor>,
+        max_bytes: usize,
+    ) -> Result<LogChunk, HostError> {
+        self.expect(
+            "log read",
+            &Request::LogRead {
+                spec: spec.clone(),
+                cursor,
+                max_bytes,
+            },
+            |r| match r {
+                Response::LogChunk { chunk } => Ok(chunk),
                 other => Err(other),
             },
         )
