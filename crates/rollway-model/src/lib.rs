@@ -14,6 +14,7 @@ pub mod maintenance;
 pub mod mask;
 pub mod names;
 pub mod outputs;
+pub mod retention;
 pub mod rollup;
 pub mod rules;
 pub mod sketch;
