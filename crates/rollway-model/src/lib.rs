@@ -14,6 +14,7 @@ pub mod names;
 pub mod outputs;
 pub mod rollup;
 pub mod rules;
+pub mod shards;
 pub mod sketch;
 pub mod slo;
 pub mod spans;
