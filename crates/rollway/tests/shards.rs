@@ -6,7 +6,10 @@
 //! that records each request: while both live each monitor is probed by
 //! the one instance holding its shard; after `kill -9` of one, the other
 //! takes its shards once the lease expired (and says so), and probes them
-//! within a lease and a heartbeat; no slot is probed twice.
+//! within a lease and a heartbeat; no slot is probed twice. An instance
+//! frozen (SIGSTOP) past its lease stops probing by itself, finds its
+//! shards lost when it wakes and gets its share back, again with every
+//! slot probed once. A bad `ROLLWAY_SHARD_LEASE` is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -278,4 +281,111 @@ fn two_serves_split_the_monitors_and_a_killed_ones_shards_are_taken_over_within_
         "0\n",
         "a gave back everything it held, b's shards included"
     );
+}
+
+/// Starts `serve` with a 3 s shard lease, answering on `port`.
+fn serve(p: &Project, port: u16) -> Serve {
+    let s = Serve::start_with(
+        p,
+        &["serve", "--listen", &format!("127.0.0.1:{port}")],
+        &[("ROLLWAY_SHARD_LEASE", "3s")],
+    );
+    assert!(s.line().starts_with("serving on"));
+    s
+}
+
+fn signal(s: &Serve, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// `stopped: N probes started, …, 0 lost`: N.
+fn started(log: &str) -> u64 {
+    regex::Regex::new(r"stopped: (\d+) probes started, \d+ samples recorded, 0 lost")
+        .unwrap()
+        .captures(log)
+        .unwrap_or_else(|| panic!("no stop line in {log}"))[1]
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_frozen_serve_stops_probing_at_its_lease_and_gets_its_share_back_when_it_wakes() {
+    let Some(db) = common::PgDb::create() else {
+        return;
+    };
+    let server = RecordingServer::start();
+    let p = project(db, server.port);
+    let (port_a, port_b) = (common::free_port(), common::free_port());
+    let mut a = serve(&p, port_a);
+    wait_for("a to hold every shard", || {
+        (metric(port_a, "rollway_shards_owned") == Some(64.0)).then_some(())
+    });
+    let mut b = serve(&p, port_b);
+    wait_for("the shards split 32/32", || {
+        (metric(port_b, "rollway_shards_owned") == Some(32.0)).then_some(())
+    });
+
+    // b freezes (a stuck machine, a long GC pause): its leases run out, a
+    // takes them; b's own schedule stops at its leases' end by itself.
+    signal(&b, "-STOP");
+    wait_for("a to take b's shards", || {
+        (metric(port_a, "rollway_shards_owned") == Some(64.0)).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(1_500));
+    signal(&b, "-CONT");
+    // b wakes, finds its shards gone, and gets its share back.
+    wait_for("b to hold its share again", || {
+        (metric(port_b, "rollway_shards_owned") == Some(32.0) && metric(port_a, "rollway_shards_owned") == Some(32.0))
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(2_000));
+    let (status_b, b_log) = b.terminate();
+    let (status_a, a_log) = a.terminate();
+    assert_eq!(
+        (status_a.code(), status_b.code()),
+        (Some(0), Some(0)),
+        "{a_log}\n{b_log}"
+    );
+    assert!(
+        b_log.contains(
+            "lost shards 32-63: their leases expired before they were renewed; holding 0 of 64 shards (2 instances)"
+        ),
+        "{b_log}"
+    );
+
+    // Every probe either started was one slot stored once, and reached
+    // the server once.
+    let stored: usize = slots(&p).values().map(Vec::len).sum();
+    assert_eq!(started(&a_log) + started(&b_log), stored as u64, "{a_log}\n{b_log}");
+    assert_eq!(server.requests().len(), stored);
+}
+
+#[test]
+fn a_bad_shard_lease_is_refused_naming_the_variable() {
+    let Some(db) = common::PgDb::create() else {
+        return;
+    };
+    let p = project(db, 9);
+    for bad in ["soon", "100ms"] {
+        let r = p.run_full(
+            &["serve", "--listen", "127.0.0.1:0"],
+            "",
+            &[("ROLLWAY_SHARD_LEASE", bad)],
+        );
+        assert_eq!(
+            (r.code, r.stderr.as_str()),
+            (
+                2,
+                format!(
+                    "error: ROLLWAY_SHARD_LEASE={bad} is not a shard lease: write a duration of 300ms or more, e.g. 15s\n"
+                )
+                .as_str()
+            ),
+            "{r:?}"
+        );
+    }
 }
