@@ -690,6 +690,9 @@ pub struct Readiness {
     /// `ok`, or why the store did not answer.
     pub store: String,
     pub monitors: usize,
+    /// This instance's share of the monitors (PostgreSQL; absent on SQLite).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shards: Option<ShardStatus>,
     pub last_sink_error: Option<String>,
     #[serde(flatten)]
     pub maintenance: Maintenance,
@@ -756,6 +759,7 @@ impl Watcher {
             scheduler: if running { "running" } else { "stopping" },
             store,
             monitors: self.inner.monitors.len(),
+            shards: self.shards(),
             last_sink_error: self.stats().and_then(|s| s.last_sink_error),
             maintenance: self.maintenance(),
         }

@@ -168,6 +168,16 @@ fn two_serves_split_the_monitors_and_a_killed_ones_shards_are_taken_over_within_
         Some(0.0),
         "not owned is not paused"
     );
+    let (status, body) = get(port_b, "/readyz").unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (status, &ready["shards"]),
+        (
+            200,
+            &serde_json::json!({"owner": id_b, "shards": 64, "owned": 32, "monitors": of_b.len()})
+        ),
+        "{body}"
+    );
 
     // kill -9 b: a takes its shards once b's lease expired, and probes
     // them within a lease and a heartbeat (plus one interval to the next
