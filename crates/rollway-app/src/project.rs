@@ -229,10 +229,7 @@ impl Project {
         let user = std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
             .unwrap_or_else(|_| "unknown".into());
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_else(|_| "localhost".into());
-        format!("{user}@{host}")
+        format!("{user}@{}", hostname())
     }
 
     /// Adds `values` to the masks and arms the store's event log with them.
@@ -363,4 +360,13 @@ fn format_spec(f: &VariableFormat) -> String {
         VariableFormat::Base64(n) => format!("base64:{n}"),
         VariableFormat::Regex(r) => r.clone(),
     }
+}
+
+/// This machine's name (`localhost` when the kernel does not say).
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }

@@ -11,21 +11,33 @@
 //! On SQLite exactly one `serve` runs per store: [`prepare`] takes
 //! `DB.serve-lock` beside the database (a flock, with the holder's pid and
 //! command line in it, like the store's open lock) and holds it until the
-//! watcher stopped. On PostgreSQL several may run; sharing the monitors
-//! between them (shard leases) is not built yet, so each probes all of them
-//! and the store's `(monitor, slot)` key keeps every slot recorded once.
+//! watcher stopped, and probes every monitor. On PostgreSQL several may
+//! run and share the monitors: each is hashed into one of 64 shards
+//! (`rollway_model::shards`), and every instance (`HOST:PID:RANDOM`)
+//! claims shards up to its fair share with leases it renews on a heartbeat
+//! (lease 15 s, or `ROLLWAY_SHARD_LEASE`; heartbeat a third of it), and
+//! probes the monitors of the shards it holds — from the taking of a lease
+//! until a tenth of a lease before it expires, slot by slot (the
+//! scheduler's ownership windows), so a shard handed over (given back,
+//! or taken from a killed instance once its lease expired) never has a
+//! slot probed by both. An instance over its share (another joined) stops
+//! probing the excess first, then gives it back; a stopping one gives
+//! back everything once its last probe ended. Not owned is not paused:
+//! `monitor pause` stays the operator's.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rollway_config::{MonitorCheck, MonitorConfig};
+use rollway_model::shards::{DEFAULT_SHARD_LEASE, DEFAULT_SHARDS, excess, heartbeat, probe_until, shard_list};
 use rollway_model::time::Timestamp;
 use rollway_model::uptime::Outcome;
 use rollway_model::{Clock as _, ProbeSample};
 use rollway_ops::{MonitorSpec, Prober, ProberOptions, Sample, SampleSink, Scheduler, SchedulerOptions, SinkError};
-use rollway_store::{MonitorDef, Retention, RollupSettings, Store, StoreLocation, SystemClock};
+use rollway_store::{Claimed, MonitorDef, Previous, Retention, RollupSettings, Store, StoreLocation, SystemClock};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -58,6 +70,84 @@ pub trait ServeEvents: Send + Sync + 'static {
     /// A detached stability window of `environment`: watching it began, or
     /// its verdict (what `rollway verify` would have printed).
     fn window(&self, environment: &str, message: &str);
+    /// Shard leases changed hands (PostgreSQL): which instance this is,
+    /// shards taken (free, given back, or from an expired lease), given
+    /// back or lost, and what this instance probes now.
+    fn shards(&self, message: &str);
+}
+
+impl std::fmt::Debug for dyn ServeEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServeEvents")
+    }
+}
+
+/// The environment variable that sets the shard lease (tests shorten it).
+pub const SHARD_LEASE_VAR: &str = "ROLLWAY_SHARD_LEASE";
+
+/// How this instance shares the monitors with the others on one
+/// PostgreSQL store.
+#[derive(Debug, Clone)]
+struct Sharding {
+    /// This instance: `HOST:PID:RANDOM`.
+    owner: String,
+    shards: u32,
+    lease: Duration,
+    heartbeat: Duration,
+    /// The probed monitors, by shard.
+    monitors: BTreeMap<u32, Vec<String>>,
+    probed: usize,
+}
+
+impl Sharding {
+    fn new(specs: &[MonitorSpec]) -> Result<Self> {
+        let lease = match std::env::var(SHARD_LEASE_VAR) {
+            Err(_) => DEFAULT_SHARD_LEASE,
+            Ok(text) => rollway_model::time::parse_duration(&text)
+                .ok()
+                .filter(|d| *d >= Duration::from_millis(300))
+                .ok_or_else(|| {
+                    Error::invalid(format_args!(
+                        "{SHARD_LEASE_VAR}={text} is not a shard lease: write a duration of 300ms or more, e.g. 15s"
+                    ))
+                })?,
+        };
+        let mut random = [0u8; 4];
+        getrandom::fill(&mut random)
+            .map_err(|e| Error::failed(format_args!("cannot draw a random instance id: {e}")))?;
+        let random: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let mut monitors: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+        for s in specs {
+            monitors
+                .entry(rollway_model::shards::shard_of(&s.name, DEFAULT_SHARDS))
+                .or_default()
+                .push(s.name.clone());
+        }
+        Ok(Self {
+            owner: format!("{}:{}:{random}", crate::project::hostname(), std::process::id()),
+            shards: DEFAULT_SHARDS,
+            lease,
+            heartbeat: heartbeat(lease),
+            monitors,
+            probed: specs.len(),
+        })
+    }
+
+    fn monitors_in(&self, shards: &BTreeSet<u32>) -> usize {
+        shards.iter().filter_map(|s| self.monitors.get(s)).map(Vec::len).sum()
+    }
+}
+
+/// This instance's share of the monitors (PostgreSQL).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ShardStatus {
+    /// This instance: `HOST:PID:RANDOM`.
+    pub owner: String,
+    pub shards: u32,
+    /// Shards whose leases it holds now.
+    pub owned: usize,
+    /// Probed monitors in those shards.
+    pub monitors: usize,
 }
 
 /// How often `serve` looks for stability windows nobody watches.
@@ -84,6 +174,8 @@ pub struct Prepared {
     monitors: Vec<ServedMonitor>,
     lock: Option<ServeLock>,
     windows: Windows,
+    /// `None` on SQLite: the one `serve` probes every monitor.
+    sharding: Option<Sharding>,
 }
 
 /// What watching detached stability windows needs: the project (its long
@@ -128,7 +220,13 @@ impl Prepared {
             .filter(|m| m.probed && m.paused)
             .map(|m| m.name.clone())
             .collect();
-        let scheduler = match Scheduler::start(self.specs, prober, sink, clock, SchedulerOptions::default()) {
+        let options = SchedulerOptions {
+            // Sharing: nothing is probed before the first claim says what
+            // is this instance's.
+            initially_owned: self.sharding.is_none(),
+            ..SchedulerOptions::default()
+        };
+        let scheduler = match Scheduler::start(self.specs, prober, sink, clock, options) {
             Ok(s) => s,
             Err(e) => {
                 close_elsewhere(self.store);
@@ -156,13 +254,30 @@ impl Prepared {
             stop_rx.clone(),
         ));
         let scheduler = Arc::new(Mutex::new(Some(scheduler)));
-        let windows = tokio::spawn(watch_windows(
+        let shard_status = Arc::new(Mutex::new(self.sharding.as_ref().map(|s| ShardStatus {
+            owner: s.owner.clone(),
+            shards: s.shards,
+            owned: 0,
+            monitors: 0,
+        })));
+        let mut tasks = vec![rollups, prunes];
+        if let Some(sharding) = self.sharding.clone() {
+            tasks.push(tokio::spawn(share_shards(
+                sharding,
+                self.store.clone(),
+                events.clone(),
+                scheduler.clone(),
+                shard_status.clone(),
+                stop_rx.clone(),
+            )));
+        }
+        tasks.push(tokio::spawn(watch_windows(
             self.windows,
             self.store.clone(),
-            events,
+            events.clone(),
             scheduler.clone(),
             stop_rx,
-        ));
+        )));
         Ok(Watcher {
             inner: Arc::new(Inner {
                 store: Mutex::new(Some(self.store)),
@@ -171,9 +286,12 @@ impl Prepared {
                 last_stats: Mutex::new(None),
                 stopping: AtomicBool::new(false),
                 stop,
-                tasks: Mutex::new(vec![rollups, prunes, windows]),
+                tasks: Mutex::new(tasks),
                 maintenance: state,
                 lock: Mutex::new(self.lock),
+                sharding: self.sharding.map(|s| s.owner),
+                shard_status,
+                events,
             }),
         })
     }
@@ -210,6 +328,10 @@ pub fn prepare(p: &Project) -> Result<Prepared> {
     // Error texts of samples pass the store's masker: arm it with every
     // secret the monitors' resolution read.
     store.set_masker(p.masks().masker());
+    let sharding = match store.location() {
+        StoreLocation::Postgres(_) => Some(Sharding::new(&specs)?),
+        _ => None,
+    };
     let flag = Arc::new(AtomicBool::new(false));
     let windows = Windows {
         project: p.with_interrupt(Arc::new(crate::project::Flag(flag.clone()))),
@@ -222,7 +344,150 @@ pub fn prepare(p: &Project) -> Result<Prepared> {
         monitors,
         lock,
         windows,
+        sharding,
     })
+}
+
+/// The shards of `c` grouped by whose they were, as people read them:
+/// `0-31 (free)`, `32-63 (released by H:P:R)`, `5, 9 (lease of H:P:R expired)`.
+fn taken_text(c: &Claimed) -> String {
+    let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for t in &c.taken {
+        let why = match &t.previous {
+            Previous::Free => "free".to_owned(),
+            Previous::Released { owner, .. } => format!("released by {owner}"),
+            Previous::Expired { owner, .. } => format!("lease of {owner} expired"),
+        };
+        groups.entry(why).or_default().push(t.shard);
+    }
+    groups
+        .iter()
+        .map(|(why, shards)| format!("{} ({why})", shard_list(shards)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every heartbeat: claims (renews, takes up to the fair share), sets each
+/// probed monitor's ownership window in the scheduler from its shard's
+/// lease — from the taking until a tenth of a lease before expiry, or none
+/// — and gives back what is over the share once the scheduler stopped
+/// starting it. A failed claim is reported and tried again at the next
+/// beat; meanwhile the windows run out by themselves, so an instance cut
+/// off from the store stops probing before anyone else may take over.
+async fn share_shards(
+    sh: Sharding,
+    store: Arc<dyn Store>,
+    events: Arc<dyn ServeEvents>,
+    scheduler: Arc<Mutex<Option<Scheduler>>>,
+    status: Arc<Mutex<Option<ShardStatus>>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    events.shards(&format!(
+        "sharing the monitors as {} ({} shards, {} leases renewed every {})",
+        sh.owner,
+        sh.shards,
+        rollway_model::time::format_duration(sh.lease),
+        rollway_model::time::format_duration(sh.heartbeat)
+    ));
+    // What this instance held after its last beat, to tell a lost lease.
+    let mut held: BTreeSet<u32> = BTreeSet::new();
+    let mut ticks = tokio::time::interval(sh.heartbeat);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => return,
+            _ = ticks.tick() => {}
+        }
+        let (s, owner, shards, lease) = (store.clone(), sh.owner.clone(), sh.shards, sh.lease);
+        let claimed = match tokio::task::spawn_blocking(move || s.claim_shards(&owner, shards, lease)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                events.problem("shards", &format!("cannot renew the shard leases (trying again): {e}"));
+                continue;
+            }
+            Err(e) => {
+                events.problem("shards", &format!("renewing the shard leases panicked: {e}"));
+                continue;
+            }
+        };
+        let all: Vec<u32> = claimed.held.iter().map(|l| l.shard).collect();
+        let over: Vec<u32> = excess(&all, claimed.fair_share).to_vec();
+        let keep: BTreeMap<u32, &rollway_store::ShardLease> = claimed
+            .held
+            .iter()
+            .filter(|l| !over.contains(&l.shard))
+            .map(|l| (l.shard, l))
+            .collect();
+        {
+            let guard = locked(&scheduler);
+            let Some(sched) = guard.as_ref() else { return };
+            let now = SystemClock.now();
+            for (shard, names) in &sh.monitors {
+                for name in names {
+                    // Every name came from the specs the scheduler was given.
+                    let _ = match keep.get(shard) {
+                        Some(l) => sched.own(name, l.acquired_at, probe_until(l.expires_at, sh.lease)),
+                        None => sched.disown(name, now),
+                    };
+                }
+            }
+        }
+        let now_held: BTreeSet<u32> = keep.keys().copied().collect();
+        let taken: BTreeSet<u32> = claimed.taken.iter().map(|t| t.shard).collect();
+        let lost: Vec<u32> = held
+            .iter()
+            .filter(|s| !now_held.contains(s) && !over.contains(s))
+            .copied()
+            .collect();
+        let holding = |held: &BTreeSet<u32>| {
+            format!(
+                "holding {} of {} shards ({} instance{}), probing {} of {} monitors",
+                held.len(),
+                sh.shards,
+                claimed.owners,
+                if claimed.owners == 1 { "" } else { "s" },
+                sh.monitors_in(held),
+                sh.probed
+            )
+        };
+        if !lost.is_empty() {
+            events.problem(
+                "shards",
+                &format!(
+                    "lost shards {}: their leases expired before they were renewed; {}",
+                    shard_list(&lost),
+                    holding(&now_held)
+                ),
+            );
+        }
+        if !over.is_empty() {
+            let (s, owner, give) = (store.clone(), sh.owner.clone(), over.clone());
+            match tokio::task::spawn_blocking(move || s.release_shards(&owner, &give)).await {
+                Ok(Ok(_)) => events.shards(&format!(
+                    "gave back shards {} (a fair share is {} of {} with {} instances); {}",
+                    shard_list(&over),
+                    claimed.fair_share,
+                    sh.shards,
+                    claimed.owners,
+                    holding(&now_held)
+                )),
+                // Not probed here any more either way; unreleased, they
+                // expire within a lease.
+                Ok(Err(e)) => events.problem("shards", &format!("cannot give back shards {}: {e}", shard_list(&over))),
+                Err(e) => events.problem("shards", &format!("giving back shards panicked: {e}")),
+            }
+        }
+        let fresh: Vec<u32> = taken.iter().filter(|s| now_held.contains(s)).copied().collect();
+        if !fresh.is_empty() {
+            events.shards(&format!("took shards {}; {}", taken_text(&claimed), holding(&now_held)));
+        }
+        if let Some(st) = locked(&status).as_mut() {
+            st.owned = now_held.len();
+            st.monitors = sh.monitors_in(&now_held);
+        }
+        held = now_held;
+    }
 }
 
 /// `rollway monitor pause|resume` as the store has them: each probed
@@ -399,6 +664,11 @@ struct Inner {
     maintenance: Arc<Mutex<Maintenance>>,
     /// Released after the last sample was written.
     lock: Mutex<Option<ServeLock>>,
+    /// This instance's id when it shares shards (PostgreSQL): its leases
+    /// are given back once the last sample was written.
+    sharding: Option<String>,
+    shard_status: Arc<Mutex<Option<ShardStatus>>>,
+    events: Arc<dyn ServeEvents>,
 }
 
 /// The last rollup and retention runs.
@@ -420,6 +690,9 @@ pub struct Readiness {
     /// `ok`, or why the store did not answer.
     pub store: String,
     pub monitors: usize,
+    /// This instance's share of the monitors (PostgreSQL; absent on SQLite).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shards: Option<ShardStatus>,
     pub last_sink_error: Option<String>,
     #[serde(flatten)]
     pub maintenance: Maintenance,
@@ -447,6 +720,12 @@ impl Watcher {
             return Some(s.stats());
         }
         locked(&self.inner.last_stats).clone()
+    }
+
+    /// This instance's share of the monitors; `None` on SQLite (it
+    /// probes them all).
+    pub fn shards(&self) -> Option<ShardStatus> {
+        locked(&self.inner.shard_status).clone()
     }
 
     /// The last rollup and retention runs.
@@ -480,6 +759,7 @@ impl Watcher {
             scheduler: if running { "running" } else { "stopping" },
             store,
             monitors: self.inner.monitors.len(),
+            shards: self.shards(),
             last_sink_error: self.stats().and_then(|s| s.last_sink_error),
             maintenance: self.maintenance(),
         }
@@ -509,7 +789,36 @@ impl Watcher {
         }
         let store = locked(&self.inner.store).take();
         if let Some(store) = store {
-            let _ = tokio::task::spawn_blocking(move || drop(store)).await;
+            let owner = self.inner.sharding.clone();
+            let left = tokio::task::spawn_blocking(move || {
+                // Nothing probes any more: the shards are free for the
+                // others at their next heartbeat, not a lease later.
+                let left = owner.map(|o| store.leave_shards(&o));
+                drop(store);
+                left
+            })
+            .await;
+            match left {
+                Ok(None) => {}
+                Ok(Some(Ok(n))) => {
+                    self.inner.events.shards(&format!(
+                        "gave back {n} shard{} (stopping)",
+                        if n == 1 { "" } else { "s" }
+                    ));
+                }
+                Ok(Some(Err(e))) => self.inner.events.problem(
+                    "shards",
+                    &format!("cannot give back the shard leases (they expire within a lease): {e}"),
+                ),
+                Err(e) => self
+                    .inner
+                    .events
+                    .problem("shards", &format!("giving back the shard leases panicked: {e}")),
+            }
+            if let Some(st) = locked(&self.inner.shard_status).as_mut() {
+                st.owned = 0;
+                st.monitors = 0;
+            }
         }
         locked(&self.inner.lock).take();
         Stopped {
@@ -545,7 +854,9 @@ fn empty_stats(monitors: usize) -> SchedulerStats {
         skipped_busy: 0,
         skipped_saturated: 0,
         missed: 0,
+        not_owned: 0,
         paused_slots: 0,
+        unowned_slots: 0,
         starting: 0,
         queued: 0,
         waiting: 0,

@@ -17,6 +17,7 @@ pub mod outputs;
 pub mod retention;
 pub mod rollup;
 pub mod rules;
+pub mod shards;
 pub mod sketch;
 pub mod slo;
 pub mod spans;

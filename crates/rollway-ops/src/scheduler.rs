@@ -18,6 +18,12 @@
 //!   in `sink_full`, the waiting ones in `waiting`); its monitor skips slots
 //!   meanwhile, so memory stays within the channel plus one result per
 //!   monitor. A sink error is retried, never dropped while running.
+//! - **Ownership.** When several schedulers share the monitors (shard
+//!   leases, OPERATIONS.md "`rollway serve`"), each runs only the slots a
+//!   monitor's ownership window `[from, until)` covers, compared with the
+//!   slot's planned wall time, so a lease handed from one instance to
+//!   another never has a slot run by both. Not owned is not paused: an
+//!   operator's pause is kept apart, and counted apart.
 //! - **Stop.** [`Scheduler::stop`] starts nothing new, lets the probes in
 //!   flight end (each bounded by its timeout), delivers their results and
 //!   returns the final counts.
@@ -27,7 +33,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -106,6 +112,10 @@ pub struct SchedulerOptions {
     pub max_in_flight: usize,
     /// Results the channel to the sink holds.
     pub sink_capacity: usize,
+    /// Whether every monitor starts owned for good (one scheduler runs
+    /// them all), or owned by none until [`Scheduler::own`] says (the
+    /// caller leases shards first).
+    pub initially_owned: bool,
 }
 
 impl Default for SchedulerOptions {
@@ -113,6 +123,7 @@ impl Default for SchedulerOptions {
         Self {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             sink_capacity: DEFAULT_SINK_CAPACITY,
+            initially_owned: true,
         }
     }
 }
@@ -136,7 +147,10 @@ pub enum SchedulerError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SchedulerStats {
     pub monitors: usize,
+    /// Monitors paused by the operator.
     pub paused: usize,
+    /// Monitors this scheduler does not own now (another instance's).
+    pub not_owned: usize,
     /// Probes started (one per slot that ran).
     pub started: u64,
     /// Probes ended, their results handed to the channel or waiting for room.
@@ -153,6 +167,9 @@ pub struct SchedulerStats {
     pub missed: u64,
     /// Slots of paused monitors.
     pub paused_slots: u64,
+    /// Slots outside their monitor's ownership window (another
+    /// instance's to run).
+    pub unowned_slots: u64,
     /// Slots waiting for a probe place now (all places taken).
     pub starting: u64,
     /// Results in the channel.
@@ -174,7 +191,10 @@ pub struct SchedulerStats {
 /// One monitor's counts; see [`Scheduler::monitor`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MonitorStats {
+    /// Paused by the operator.
     pub paused: bool,
+    /// Owned by this scheduler now.
+    pub owned: bool,
     /// Whether its probe is running or its result waits for the sink.
     pub busy: bool,
     pub started: u64,
@@ -188,6 +208,7 @@ pub struct MonitorStats {
 pub struct Scheduler {
     monitors: HashMap<String, Arc<Slot>>,
     counters: Arc<Counters>,
+    clock: Arc<dyn Clock>,
     stop: watch::Sender<bool>,
     loops: JoinSet<()>,
     writer: JoinHandle<()>,
@@ -199,9 +220,23 @@ struct Slot {
     spec: MonitorSpec,
     name: Arc<str>,
     paused: AtomicBool,
+    /// The ownership window `[owned_from, owned_until)`, wall-clock
+    /// milliseconds of planned slots.
+    owned_from: AtomicI64,
+    owned_until: AtomicI64,
     busy: AtomicBool,
     started: AtomicU64,
     skipped: AtomicU64,
+}
+
+impl Slot {
+    fn owns(&self, at: Timestamp) -> bool {
+        // `own` writes `from` before `until`: a window read halfway is
+        // empty or the old one, never wider than either.
+        let until = self.owned_until.load(Ordering::SeqCst);
+        let from = self.owned_from.load(Ordering::SeqCst);
+        from <= at.as_millis() && at.as_millis() < until
+    }
 }
 
 #[derive(Debug, Default)]
@@ -213,6 +248,7 @@ struct Counters {
     skipped_saturated: AtomicU64,
     missed: AtomicU64,
     paused_slots: AtomicU64,
+    unowned_slots: AtomicU64,
     starting: AtomicU64,
     queued: AtomicU64,
     waiting: AtomicU64,
@@ -283,6 +319,8 @@ impl Scheduler {
                 name: Arc::from(spec.name.as_str()),
                 spec,
                 paused: AtomicBool::new(false),
+                owned_from: AtomicI64::new(i64::MIN),
+                owned_until: AtomicI64::new(if options.initially_owned { i64::MAX } else { i64::MIN }),
                 busy: AtomicBool::new(false),
                 started: AtomicU64::new(0),
                 skipped: AtomicU64::new(0),
@@ -298,7 +336,7 @@ impl Scheduler {
             probe: Arc::new(probe),
             origin: Instant::now(),
             origin_wall: clock.now(),
-            clock,
+            clock: clock.clone(),
             permits: Arc::new(Semaphore::new(options.max_in_flight)),
             counters: counters.clone(),
             tx,
@@ -312,6 +350,7 @@ impl Scheduler {
         Ok(Self {
             monitors: slots,
             counters,
+            clock,
             stop,
             loops,
             writer,
@@ -331,6 +370,25 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Runs the slots of `name` planned in `[from, until)` (wall time) and
+    /// no other: a shard lease renewed extends `until`; one newly taken
+    /// starts at `from`, its taking.
+    pub fn own(&self, name: &str, from: Timestamp, until: Timestamp) -> Result<(), SchedulerError> {
+        let slot = self.slot(name)?;
+        // `from` first: see `Slot::owns`.
+        slot.owned_from.store(from.as_millis(), Ordering::SeqCst);
+        slot.owned_until.store(until.as_millis(), Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Runs no slot of `name` planned at `at` or later (a lease given back
+    /// or lost).
+    pub fn disown(&self, name: &str, at: Timestamp) -> Result<(), SchedulerError> {
+        let slot = self.slot(name)?;
+        slot.owned_until.fetch_min(at.as_millis(), Ordering::SeqCst);
+        Ok(())
+    }
+
     fn slot(&self, name: &str) -> Result<&Slot, SchedulerError> {
         self.monitors
             .get(name)
@@ -343,6 +401,7 @@ impl Scheduler {
         let s = self.slot(name)?;
         Ok(MonitorStats {
             paused: s.paused.load(Ordering::Relaxed),
+            owned: s.owns(self.clock.now()),
             busy: s.busy.load(Ordering::Relaxed),
             started: s.started.load(Ordering::Relaxed),
             skipped: s.skipped.load(Ordering::Relaxed),
@@ -353,6 +412,7 @@ impl Scheduler {
     pub fn stats(&self) -> SchedulerStats {
         let c = &self.counters;
         let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let now = self.clock.now();
         SchedulerStats {
             monitors: self.monitors.len(),
             paused: self
@@ -360,6 +420,7 @@ impl Scheduler {
                 .values()
                 .filter(|s| s.paused.load(Ordering::Relaxed))
                 .count(),
+            not_owned: self.monitors.values().filter(|s| !s.owns(now)).count(),
             started: n(&c.started),
             completed: n(&c.completed),
             timed_out: n(&c.timed_out),
@@ -367,6 +428,7 @@ impl Scheduler {
             skipped_saturated: n(&c.skipped_saturated),
             missed: n(&c.missed),
             paused_slots: n(&c.paused_slots),
+            unowned_slots: n(&c.unowned_slots),
             starting: n(&c.starting),
             queued: n(&c.queued),
             waiting: n(&c.waiting),
@@ -409,19 +471,7 @@ pub fn slot_phase(name: &str, interval: Duration) -> Duration {
 }
 
 fn phase(name: &str, interval_ms: u64) -> u64 {
-    // FNV-1a, then a splitmix64 finish so names differing in one last
-    // character land far apart.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h ^= h >> 30;
-    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^= h >> 27;
-    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^= h >> 31;
-    h % interval_ms
+    rollway_model::shards::stable_hash(name) % interval_ms
 }
 
 /// Resolves once stop is asked for (or the scheduler is gone).
@@ -467,6 +517,10 @@ async fn run_monitor<P: Probe>(mut cx: Context<P>, slot: Arc<Slot>) {
             return;
         };
         let slot_at = cx.origin_wall.plus(ms(offset));
+        if !slot.owns(slot_at) {
+            bump(&c.unowned_slots, 1);
+            continue;
+        }
         if slot.paused.load(Ordering::Relaxed) {
             bump(&c.paused_slots, 1);
             continue;

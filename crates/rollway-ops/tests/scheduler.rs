@@ -229,7 +229,7 @@ async fn until(clock: &TokioClock, t: Duration) {
 /// Every slot accounted for: each one ran, was skipped or missed, or fell
 /// while paused.
 fn slots_seen(s: &SchedulerStats) -> u64 {
-    s.started + s.skipped_busy + s.skipped_saturated + s.missed + s.paused_slots
+    s.started + s.skipped_busy + s.skipped_saturated + s.missed + s.paused_slots + s.unowned_slots
 }
 
 #[tokio::test(start_paused = true)]
@@ -406,6 +406,7 @@ async fn a_blocked_sink_holds_memory_to_the_channel_and_one_result_per_monitor_t
         SchedulerOptions {
             max_in_flight: 256,
             sink_capacity: CAPACITY as usize,
+            ..SchedulerOptions::default()
         },
     );
     until(&clock, look).await;
@@ -509,6 +510,7 @@ async fn saturated_probes_skip_slots_and_lag_stays_under_one_interval() {
         SchedulerOptions {
             max_in_flight: 10,
             sink_capacity: 4_096,
+            ..SchedulerOptions::default()
         },
     );
     until(&clock, look).await;
@@ -596,6 +598,117 @@ async fn a_paused_monitor_is_not_probed_until_resumed() {
     );
 }
 
+/// Two schedulers sharing four monitors by ownership windows, as two
+/// `serve`s sharing shard leases: A owns all until 20.5 s and renews two of
+/// them, B takes the other two at 25 s; A gives one back at 35 s, B takes
+/// it at 40 s. Every slot runs at most once over both, each where its
+/// window says; the slots nobody owned are counted as not owned, not as
+/// paused, and the operator's pause stays its own.
+#[tokio::test(start_paused = true)]
+async fn ownership_windows_split_the_slots_between_two_schedulers() {
+    let clock = TokioClock::new();
+    let (calls_a, calls_b) = (Arc::new(Calls::default()), Arc::new(Calls::default()));
+    let (sink, _open) = Collect::new();
+    let ms = monitors(4, S5);
+    let names: Vec<&str> = ms.iter().map(|m| m.name.as_str()).collect();
+    let unowned = SchedulerOptions {
+        initially_owned: false,
+        ..SchedulerOptions::default()
+    };
+    let ten_ms = |_: &str| Some(Duration::from_millis(10));
+    let a = start_with(
+        ms.clone(),
+        fake(clock.clone(), calls_a.clone(), ten_ms),
+        sink.clone(),
+        clock.clone(),
+        unowned,
+    );
+    let b = start_with(
+        ms.clone(),
+        fake(clock.clone(), calls_b.clone(), ten_ms),
+        sink,
+        clock.clone(),
+        unowned,
+    );
+    assert_eq!((a.stats().not_owned, b.stats().not_owned), (4, 4));
+    let at = |secs: f64| BASE.plus(Duration::from_secs_f64(secs));
+    let forever = Timestamp::from_millis(i64::MAX);
+    for n in &names {
+        a.own(n, BASE, at(20.5)).unwrap();
+    }
+    assert_eq!(a.stats().not_owned, 0);
+    until(&clock, Duration::from_secs(10)).await;
+    for n in &names[..2] {
+        a.own(n, BASE, at(30.5)).unwrap();
+    }
+    until(&clock, Duration::from_secs(25)).await;
+    for n in &names[2..] {
+        b.own(n, at(25.0), forever).unwrap();
+    }
+    b.pause(names[3]).unwrap();
+    until(&clock, Duration::from_secs(28)).await;
+    let (sa, sb) = (a.stats(), b.stats());
+    assert_eq!(
+        (sa.not_owned, sa.paused, sb.not_owned, sb.paused),
+        (2, 0, 2, 1),
+        "not owned and paused are told apart"
+    );
+    assert!(!a.monitor(names[2]).unwrap().owned && b.monitor(names[2]).unwrap().owned);
+    b.resume(names[3]).unwrap();
+    // A gives m0000 back at 29 s (before its lease ends); B takes it at 40 s.
+    until(&clock, Duration::from_secs(29)).await;
+    a.disown(names[0], at(29.0)).unwrap();
+    until(&clock, Duration::from_secs(40)).await;
+    b.own(names[0], at(40.0), forever).unwrap();
+    let end = Duration::from_secs(60);
+    until(&clock, end).await;
+    let (sa, sb) = (a.stop().await, b.stop().await);
+
+    let secs = |v: Vec<Duration>| v.iter().map(Duration::as_secs_f64).collect::<Vec<f64>>();
+    let windows: [(&str, f64, f64, f64, f64); 4] = [
+        // (monitor, A from, A until, B from, B until)
+        (names[0], 0.0, 29.0, 40.0, 60.0),
+        (names[1], 0.0, 30.5, 60.0, 60.0),
+        (names[2], 0.0, 20.5, 25.0, 60.0),
+        (names[3], 0.0, 20.5, 28.0, 60.0), // paused on B until 28 s
+    ];
+    let mut gaps = 0;
+    for (i, (name, a_from, a_until, b_from, b_until)) in windows.into_iter().enumerate() {
+        let (on_a, on_b) = (secs(calls_a.starts_of(name)), secs(calls_b.starts_of(name)));
+        assert!(
+            on_a.iter().all(|t| (a_from..a_until).contains(t)),
+            "{name} on A: {on_a:?}"
+        );
+        assert!(
+            on_b.iter().all(|t| (b_from..b_until).contains(t)),
+            "{name} on B: {on_b:?}"
+        );
+        let in_window = |from: f64, to: f64| {
+            slots_between(
+                &ms[i],
+                Duration::from_secs_f64(from),
+                Duration::from_secs_f64(to.max(from)),
+            )
+        };
+        assert_eq!(
+            (on_a.len() as u64, on_b.len() as u64),
+            (in_window(a_from, a_until), in_window(b_from, b_until)),
+            "{name}: every owned slot ran, on its owner only"
+        );
+        gaps += in_window(a_until, b_from.max(a_until));
+    }
+    // Every slot of every monitor: run once over both, or not owned by
+    // one of them (each slot is seen by both schedulers).
+    let all = slots_until(&ms, end);
+    assert_eq!(sa.started + sb.started + gaps, all);
+    assert_eq!(sa.started + sa.unowned_slots + sa.paused_slots, all);
+    assert_eq!(
+        sb.paused_slots,
+        slots_between(&ms[3], Duration::from_secs(25), Duration::from_secs(28))
+    );
+    assert_eq!(sb.started + sb.unowned_slots + sb.paused_slots, all);
+}
+
 fn scheduler_error(r: Result<Scheduler, SchedulerError>) -> String {
     r.err().map(|e| e.to_string()).unwrap_or_default()
 }
@@ -613,6 +726,7 @@ async fn duplicates_unknown_monitors_and_no_room_are_refused() {
             SchedulerOptions {
                 max_in_flight,
                 sink_capacity,
+                ..SchedulerOptions::default()
             },
         ))
     };

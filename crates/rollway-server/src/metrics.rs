@@ -3,7 +3,8 @@
 //! a latency histogram — kept up to date from the samples the store took —
 //! and, read from the scheduler at each scrape, its counts: schedule lag
 //! (histogram, p50, p99), skipped and missed slots, the sink's backlog and
-//! errors; then rollup and retention runs.
+//! errors, monitors paused and not owned, shards owned (PostgreSQL); then
+//! rollup and retention runs.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -201,6 +202,10 @@ impl ServeEvents for Recorder {
     fn window(&self, environment: &str, message: &str) {
         self.log.note(&format!("{environment}: {message}"));
     }
+
+    fn shards(&self, message: &str) {
+        self.log.note(&format!("shards: {message}"));
+    }
 }
 
 /// The lag histogram's buckets as the encoder wants them: each bucket's
@@ -239,9 +244,23 @@ impl Collector for SchedulerCollector {
         gauge(
             &mut e,
             "rollway_monitors_paused",
-            "Scheduled monitors paused.",
+            "Scheduled monitors paused by the operator.",
             s.paused as f64,
         )?;
+        gauge(
+            &mut e,
+            "rollway_monitors_not_owned",
+            "Scheduled monitors in shards another instance holds (PostgreSQL).",
+            s.not_owned as f64,
+        )?;
+        if let Some(shards) = self.0.shards() {
+            gauge(
+                &mut e,
+                "rollway_shards_owned",
+                "Shards whose leases this instance holds (PostgreSQL).",
+                shards.owned as f64,
+            )?;
+        }
         counter(
             &mut e,
             "rollway_probes_started",
@@ -275,6 +294,12 @@ impl Collector for SchedulerCollector {
             "rollway_slots_paused",
             "Slots of paused monitors.",
             s.paused_slots,
+        )?;
+        counter(
+            &mut e,
+            "rollway_slots_not_owned",
+            "Slots of monitors in shards this instance did not hold (another instance's).",
+            s.unowned_slots,
         )?;
         gauge(
             &mut e,

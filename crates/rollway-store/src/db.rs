@@ -7,6 +7,7 @@
 mod maintenance;
 mod monitoring;
 mod records;
+mod shards;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -25,6 +26,7 @@ use crate::location::StoreLocation;
 use crate::monitoring::{
     MonitorDef, MonitorRecord, Pruned, RecordedSamples, Resolution, Retention, RollupReport, RollupRow, RollupSettings,
 };
+use crate::shards::{Claimed, ShardLease};
 use crate::sql::{Backend, Param, Row, Sql};
 use crate::{EventQuery, LockRequest, Store};
 use records::UpdateFn;
@@ -1048,6 +1050,22 @@ impl<B: Backend> Store for Db<B> {
         ev: NewEvent,
     ) -> Result<Option<rollway_model::maintenance::MaintenanceWindow>, StoreError> {
         self.do_remove_maintenance(id, ev)
+    }
+
+    fn claim_shards(&self, owner: &str, shards: u32, lease: Duration) -> Result<Claimed, StoreError> {
+        self.do_claim_shards(owner, shards, lease)
+    }
+
+    fn release_shards(&self, owner: &str, shards: &[u32]) -> Result<usize, StoreError> {
+        self.do_release_shards(owner, shards)
+    }
+
+    fn leave_shards(&self, owner: &str) -> Result<usize, StoreError> {
+        self.do_leave_shards(owner)
+    }
+
+    fn shard_leases(&self) -> Result<Vec<ShardLease>, StoreError> {
+        self.do_shard_leases()
     }
 
     fn execute_raw(&self, sql: &str) -> Result<(), StoreError> {

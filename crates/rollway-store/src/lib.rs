@@ -3,7 +3,8 @@
 //! several instances sharing one store), schema migrations, the hash-chained
 //! event log, lease locks, and the records of environments, variables,
 //! artifacts, deployments, verifications, pipeline runs, jobs, stacks and
-//! resources, and the watching half's monitors, probe samples and rollups.
+//! resources, and the watching half's monitors, probe samples, rollups,
+//! maintenance windows and the shard leases `serve` instances share them by.
 //!
 //! # Schema
 //!
@@ -31,9 +32,11 @@
 //! | `monitors` | `id` (integer), `name` (unique), `environment`, `kind`, `target`, `interval_ms`, `coverage_ms`, `config`, `paused`, `created_at`, `updated_at`, `rolled_from`, `rolled_until`, `minutes_from` | the rollups cover `[rolled_from, rolled_until)`; minute rows before `minutes_from` were pruned |
 //! | `samples` | `monitor_id`, `slot` (key with the monitor), `lag_ms`, `outcome`, `http_status`, `latency_ms`, `cache_status`, `location`, `error`, `rolled` | one row per monitor and slot; `error` masked; a partial index holds the rows not yet rolled up |
 //! | `maintenance_windows` | `id` (integer), `environment`, `monitor`, `kind` (`once` or `cron`), `start_at`, `end_at`, `cron`, `duration_ms`, `note`, `created_at`, `operator` | the model's `MaintenanceWindow`; `note` masked; applied at query time |
+//! | `shard_owners` | `owner` (an instance id, `HOST:PID:RANDOM`), `started_at`, `renewed_at`, `expires_at` | the `serve` instances sharing the monitors' shards; live while `expires_at` is ahead |
+//! | `shard_leases` | `shard` (0 … shards - 1), `owner`, `acquired_at`, `renewed_at`, `expires_at`, `released_at` | one row per shard; free when `owner` is null or `expires_at` has passed; `released_at`: given back |
 //! | `rollups_minute`, `rollups_hour`, `rollups_day` | `monitor_id`, `bucket` (key with the monitor), `ok`, `error`, `unavailable`, `status_5xx`, `latency_count`, `latency_sum_ms`, `latency_min_ms`, `latency_max_ms`, `sketch`, `downtime_ms`, `maintenance_ms`, `no_data_ms` | the model's `Rollup`; the sketch as short text (`db/monitoring.rs`) |
 //!
-//! The last seven tables keep each entity whole as canonical JSON in `doc`,
+//! The seven document tables (artifacts to resources) keep each entity whole as canonical JSON in `doc`,
 //! the source of truth: reading it replays the entity's lifecycle through the
 //! model's transition table, and the query columns beside it must agree with
 //! it, so a hand-edited row is `StoreError::Corrupt` naming the id. `ord` is
@@ -93,6 +96,7 @@ mod location;
 mod monitoring;
 mod pg;
 mod preopen;
+mod shards;
 mod sql;
 mod sqlite;
 
@@ -112,9 +116,10 @@ pub use monitoring::{
     MonitorDef, MonitorRecord, Pruned, RecordedSamples, Resolution, Retention, RollupReport, RollupRow, RollupSettings,
 };
 pub use preopen::{PreOpenError, check_before_open};
+pub use shards::{Claimed, Previous, ShardLease, Taken};
 
 /// The schema version this build writes (the highest migration it knows).
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The clock of real runs: the only place that reads the system time.
 #[derive(Debug, Clone, Copy, Default)]
@@ -433,6 +438,29 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Removes window `id` with its event (the event's data is the window);
     /// `None` (and no event) when there is no such window.
     fn remove_maintenance(&self, id: i64, ev: NewEvent) -> Result<Option<MaintenanceWindow>, StoreError>;
+
+    // ---- shard leases (OPERATIONS.md "`rollway serve`") ----
+
+    /// One heartbeat of `owner` (an instance id) sharing `shards` shards:
+    /// records it as live until now + `lease`, renews every lease it still
+    /// holds, and takes free shards (never leased, given back, or expired
+    /// — never a live lease) up to its fair share, `shards` divided by the
+    /// live owners rounded up; one transaction, at the store clock's now.
+    /// It gives nothing back: an owner holding more than its share (an
+    /// instance joined) stops probing the excess, then calls
+    /// [`Store::release_shards`]. No owner, no shard or a zero lease is
+    /// `StoreError::Invalid`.
+    fn claim_shards(&self, owner: &str, shards: u32, lease: Duration) -> Result<Claimed, StoreError>;
+    /// Gives back those of `shards` that `owner` still holds: free for the
+    /// next claim at once. Returns how many.
+    fn release_shards(&self, owner: &str, shards: &[u32]) -> Result<usize, StoreError>;
+    /// A graceful stop: gives back every lease of `owner` and forgets it
+    /// as a live owner, so the others' shares grow at their next claim.
+    /// Returns how many leases it gave back.
+    fn leave_shards(&self, owner: &str) -> Result<usize, StoreError>;
+    /// Every shard that has had an owner, by shard: held, expired or given
+    /// back (`released_at`).
+    fn shard_leases(&self) -> Result<Vec<ShardLease>, StoreError>;
 
     /// Runs raw SQL against the store, bypassing every rule. For tests that
     /// tamper with the tables; never used by Rollway itself.

@@ -185,6 +185,7 @@ impl Backend for PgBackend {
     const NAME: &'static str = "postgres";
     const LOCK_HEAD: &'static str = " FOR UPDATE";
     const LOCK_ROW: &'static str = " FOR UPDATE";
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     // Any constant will do, as long as it is the same in every instance.
     const MIGRATION_LOCK: &'static str = "SELECT pg_advisory_xact_lock(7236828373140453)";
     const MIGRATIONS: &'static [(i64, &'static str)] = &[
@@ -194,6 +195,7 @@ impl Backend for PgBackend {
         (4, include_str!("../migrations/postgres/0004_failed_probes.sql")),
         (5, include_str!("../migrations/postgres/0005_monitoring.sql")),
         (6, include_str!("../migrations/postgres/0006_maintenance.sql")),
+        (7, include_str!("../migrations/postgres/0007_shard_leases.sql")),
     ];
 
     fn location(&self) -> &StoreLocation {

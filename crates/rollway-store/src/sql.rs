@@ -182,6 +182,10 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
     /// until it ends (a monitor being rolled up): PostgreSQL locks it,
     /// SQLite already holds the write lock.
     const LOCK_ROW: &'static str;
+    /// Appended to a `SELECT` of rows to claim (shard leases) or delete:
+    /// PostgreSQL locks them and skips rows another transaction holds, so
+    /// instances never wait on one another; SQLite holds the write lock.
+    const SKIP_LOCKED: &'static str;
     /// Run first in the migration transaction so that concurrent openers
     /// migrate one after another.
     const MIGRATION_LOCK: &'static str;

@@ -180,6 +180,7 @@ impl Backend for SqliteBackend {
     const NAME: &'static str = "sqlite";
     const LOCK_HEAD: &'static str = "";
     const LOCK_ROW: &'static str = "";
+    const SKIP_LOCKED: &'static str = "";
     const MIGRATION_LOCK: &'static str = "";
     const MIGRATIONS: &'static [(i64, &'static str)] = &[
         (1, include_str!("../migrations/sqlite/0001_init.sql")),
@@ -188,6 +189,7 @@ impl Backend for SqliteBackend {
         (4, include_str!("../migrations/sqlite/0004_failed_probes.sql")),
         (5, include_str!("../migrations/sqlite/0005_monitoring.sql")),
         (6, include_str!("../migrations/sqlite/0006_maintenance.sql")),
+        (7, include_str!("../migrations/sqlite/0007_shard_leases.sql")),
     ];
 
     fn location(&self) -> &StoreLocation {

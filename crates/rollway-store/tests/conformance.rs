@@ -7,7 +7,8 @@
 //! neither `CI=true` nor a `ROLLWAY_TEST_PG` says a server is expected);
 //! a skip is announced where `cargo test` shows it.
 //! The document entities' cases live in `conformance/records.rs`, those of
-//! monitors, samples and rollups in `conformance/monitoring.rs`.
+//! monitors, samples and rollups in `conformance/monitoring.rs`, those of
+//! shard leases in `conformance/shards.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write as _;
@@ -84,6 +85,11 @@ conformance! {
     retention_cuts_exactly_at_the_boundaries,
     a_month_rolls_up_to_the_uptime_of_its_raw_samples,
     maintenance_windows_are_added_listed_and_removed,
+    two_owners_split_the_shards_evenly,
+    a_silent_owners_shards_are_taken_once_its_lease_expired,
+    released_shards_are_taken_at_once,
+    an_owner_never_takes_a_live_lease,
+    shard_claims_refuse_nonsense,
 }
 
 #[path = "conformance/records.rs"]
@@ -93,6 +99,10 @@ use records::*;
 #[path = "conformance/monitoring.rs"]
 mod monitoring;
 use monitoring::*;
+
+#[path = "conformance/shards.rs"]
+mod shards;
+use shards::*;
 
 // ---- harness ----
 

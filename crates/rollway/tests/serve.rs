@@ -5,105 +5,18 @@
 //! `serve` on the same store exits 3 naming the first, SIGTERM stops the
 //! first with exit 0 and nothing is recorded after it (nor twice); `--json`
 //! answers an object; an address already taken exits 1 naming it. On
-//! PostgreSQL two `serve`s run on one store, and each slot is stored once.
+//! PostgreSQL two `serve`s run on one store sharing the monitors (shard
+//! leases; `shards.rs` tests the handover), and each slot is probed once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::http::HttpServer;
+use common::serve::{Line, Serve, get, parse_metrics, value, wait_for};
 use common::{Backend, Project};
-
-/// How long anything here may take before the test gives up (a bound on
-/// waits, not a timing assertion).
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// A `rollway serve` child, killed if the test ends before it does.
-struct Serve {
-    child: Child,
-    /// Its stdout, line by line.
-    lines: mpsc::Receiver<String>,
-}
-
-impl Serve {
-    fn start(p: &Project, args: &[&str]) -> Self {
-        let mut child = p
-            .command(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Self { child, lines }
-    }
-
-    fn line(&self) -> String {
-        self.lines.recv_timeout(PATIENCE).expect("serve printed a line")
-    }
-
-    fn terminate(&mut self) -> (ExitStatus, String) {
-        let killed = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let status = wait_for("serve to exit after SIGTERM", || self.child.try_wait().unwrap());
-        let mut stderr = String::new();
-        self.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-        (status, stderr)
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Calls `f` until it gives something, for at most [`PATIENCE`].
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < PATIENCE, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// `GET path` on 127.0.0.1:port: the status and the body, or None when
-/// nothing answers.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, body.to_owned()))
-}
-
-use common::openmetrics::Sample as Line;
-
-/// `/metrics` through the real OpenMetrics parser.
-fn parse_metrics(text: &str) -> Vec<Line> {
-    common::openmetrics::parse(text)
-}
 
 #[test]
 /// The parser the tests read /metrics with is strict, so a malformed
@@ -126,18 +39,6 @@ fn the_openmetrics_parser_refuses_a_malformed_exposition() {
         let refused = std::panic::catch_unwind(|| parse_metrics(bad)).is_err();
         assert!(refused, "accepted {bad:?}");
     }
-}
-
-/// The value of the one sample of `name` with exactly `labels`.
-fn value(metrics: &[Line], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let want: BTreeMap<String, String> = labels.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
-    let found: Vec<f64> = metrics
-        .iter()
-        .filter(|l| l.name == name && l.labels == want)
-        .map(|l| l.value)
-        .collect();
-    assert!(found.len() <= 1, "{name} {labels:?} appears {} times", found.len());
-    found.first().copied()
 }
 
 /// Each monitor's last outcome as the metrics say: the outcome whose gauge is 1.
@@ -308,6 +209,8 @@ fn serve_probes_records_exports_and_stops_gracefully() {
         p.sql("SELECT name, kind, interval_ms, coverage_ms FROM monitors ORDER BY name"),
         "sick|http|1000|2000\nweb|http|1000|2000\n"
     );
+    // One serve per SQLite store probes everything: no shard leases.
+    assert_eq!(count(&p, "SELECT COUNT(*) FROM shard_leases"), 0);
 
     // A second serve on the same store refuses, naming the first.
     let second = p.run(&["serve", "--listen", "127.0.0.1:0"]);
@@ -396,7 +299,7 @@ fn an_address_in_use_fails_with_exit_1_naming_it() {
 }
 
 #[test]
-fn two_serves_run_on_one_postgresql_store_and_each_slot_is_stored_once() {
+fn two_serves_on_one_postgresql_store_share_the_monitors_and_probe_each_slot_once() {
     let Some(db) = common::PgDb::create() else {
         return;
     };
@@ -407,19 +310,37 @@ fn two_serves_run_on_one_postgresql_store_and_each_slot_is_stored_once() {
     assert!(a.line().starts_with("serving on http://127.0.0.1:"));
     let mut b = Serve::start(&p, &["serve", "--listen", "127.0.0.1:0"]);
     assert!(b.line().starts_with("serving on http://127.0.0.1:"));
-    // Both probe every monitor (no shard leases yet); the store keeps each
-    // (monitor, slot) once, so the second instance's samples are duplicates.
+    // They share the monitors by shard leases: each slot is probed by one
+    // of them, so the probes both started add up to the samples stored
+    // (a slot probed by both would be stored once but started twice).
     wait_for("three samples of each monitor", || {
         let rows = p.sql("SELECT COUNT(*) FROM samples GROUP BY monitor_id HAVING COUNT(*) >= 3");
         (rows.lines().count() == 2).then_some(())
     });
+    let started = regex::Regex::new(r"stopped: (\d+) probes started, \d+ samples recorded, 0 lost").unwrap();
+    let mut probes = 0;
     for s in [&mut a, &mut b] {
         let (status, stderr) = s.terminate();
         assert_eq!(status.code(), Some(0), "{stderr}");
-        assert!(stderr.contains(", 0 lost"), "{stderr}");
+        assert!(stderr.contains("shards: sharing the monitors as "), "{stderr}");
+        probes += started
+            .captures(&stderr)
+            .unwrap_or_else(|| panic!("no stop line in {stderr}"))[1]
+            .parse::<u64>()
+            .unwrap();
     }
     assert_eq!(
+        probes,
+        count(&p, SAMPLES),
+        "every probe started was one slot, stored once"
+    );
+    assert_eq!(
         p.sql("SELECT COUNT(*) FROM (SELECT monitor_id, slot FROM samples GROUP BY 1, 2 HAVING COUNT(*) > 1) d"),
+        "0\n"
+    );
+    // Both gave their leases back on the way out.
+    assert_eq!(
+        p.sql("SELECT COUNT(*) FROM shard_leases WHERE released_at IS NULL AND owner IS NOT NULL"),
         "0\n"
     );
     assert_eq!(

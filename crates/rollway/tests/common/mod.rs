@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub mod deploy;
 pub mod http;
 pub mod openmetrics;
+pub mod serve;
 
 /// What one run of the binary did.
 #[derive(Debug)]
