@@ -2,6 +2,7 @@
 //! checked as a whole, so one run reports every problem as
 //! `rollway.toml:LINE:COL: what is wrong — what to do`.
 
+mod alerting;
 mod checks;
 mod diagnostic;
 mod hosts;
@@ -15,6 +16,10 @@ mod types;
 
 use std::path::Path;
 
+pub use alerting::{
+    AlertRuleConfig, AlertingConfig, ChannelConfig, ChannelKind, EmailConfig, SmtpSecurity, Subject, WebhookConfig,
+    WebhookFormat, parse_smtp,
+};
 pub use diagnostic::{ConfigError, Diagnostic, Diagnostics};
 pub use hosts::{parse_host, parse_ssh};
 pub use monitor::{

@@ -7,15 +7,12 @@
 //! `url` on a `tcp` monitor never looks like it is being probed.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
 use std::time::Duration;
 
-use rollway_model::status::UnknownVariant;
 use rollway_model::time::format_duration;
 use schemars::JsonSchema;
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use crate::parse::{check_ident, check_name};
 use crate::reader::{At, Table, closest, describe, describe_value, item_to_json, value_at};
@@ -61,27 +58,29 @@ macro_rules! word_enum {
             }
         }
 
-        impl FromStr for $name {
-            type Err = UnknownVariant;
+        impl ::std::str::FromStr for $name {
+            type Err = ::rollway_model::status::UnknownVariant;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 $(if s.eq_ignore_ascii_case($s) { return Ok($name::$variant); })+
-                Err(UnknownVariant { what: $what, value: s.to_owned(), expected: Self::NAMES })
+                Err(::rollway_model::status::UnknownVariant { what: $what, value: s.to_owned(), expected: Self::NAMES })
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(self.as_str())
             }
         }
     };
 }
+
+pub(crate) use word_enum;
 
 word_enum! {
     /// How a monitor probes its target.

@@ -13,8 +13,9 @@ use rollway_model::status::{ArtifactKind, EnvironmentKind, JobType, Platform, Su
 use rollway_model::time::format_duration;
 use toml_edit::{Item, TableLike, Value};
 
+use crate::alerting::{AlertContext, ChannelConfig, read_alert, read_alerting, read_channel};
 use crate::hosts::parse_host;
-use crate::monitor::{MonitorContext, read_monitor};
+use crate::monitor::{MonitorConfig, MonitorContext, read_monitor};
 
 /// The longest an ssh connection may wait to connect or stay silent.
 const MAX_SSH_WAIT: Duration = Duration::from_secs(3600);
@@ -141,11 +142,43 @@ pub(crate) fn read_config(cx: &Ctx<'_>, root: &dyn TableLike, marks: &mut Marks)
     let monitor_cx = MonitorContext {
         environments: environments.keys().map(String::as_str).collect(),
     };
-    let monitors = t
+    let monitors: BTreeMap<String, MonitorConfig> = t
         .entries("monitors", |name, m| read_monitor(name, m, &monitor_cx))
         .into_iter()
         .filter_map(|(name, m)| Some((name, m?)))
         .collect();
+    let notify: BTreeMap<String, ChannelConfig> = t
+        .entries("notify", read_channel)
+        .into_iter()
+        .filter_map(|(name, c)| Some((name, c?)))
+        .collect();
+    let channels: Vec<&str> = notify.keys().map(String::as_str).collect();
+    let alerting = t
+        .section("alerting", |a| read_alerting(a, &channels))
+        .unwrap_or_default();
+    let alerts = {
+        let all_monitors: Vec<(String, String)> = monitors
+            .iter()
+            .map(|(n, m)| (n.clone(), m.environment.clone()))
+            .chain(
+                environments
+                    .iter()
+                    .filter(|(n, e)| e.domain.is_some() && !monitors.contains_key(&format!("{n}-domain")))
+                    .map(|(n, _)| (format!("{n}-domain"), n.clone())),
+            )
+            .collect();
+        let acx = AlertContext {
+            environments: environments.keys().map(String::as_str).collect(),
+            monitors: all_monitors.iter().map(|(n, e)| (n.as_str(), e.as_str())).collect(),
+            hosts: environments.iter().map(|(n, e)| (n.as_str(), host_names(e))).collect(),
+            channels,
+            alerting: &alerting,
+        };
+        t.entries("alerts", |name, a| read_alert(name, a, &acx))
+            .into_iter()
+            .filter_map(|(name, a)| Some((name, a?)))
+            .collect()
+    };
     t.finish();
     Config {
         project,
@@ -160,7 +193,25 @@ pub(crate) fn read_config(cx: &Ctx<'_>, root: &dyn TableLike, marks: &mut Marks)
         jobs,
         stacks,
         monitors,
+        notify,
+        alerting,
+        alerts,
     }
+}
+
+/// How alert rules may name an environment's hosts: as written
+/// (`deploy@app1.example.com:2222`, `local`) or by the bare ssh host name.
+fn host_names(e: &EnvironmentConfig) -> Vec<String> {
+    e.hosts
+        .iter()
+        .flat_map(|h| {
+            let bare = match &h.target {
+                HostTarget::Ssh(d) => Some(d.host.clone()),
+                HostTarget::Local => None,
+            };
+            std::iter::once(h.to_string()).chain(bare)
+        })
+        .collect()
 }
 
 const NAME_HINT: &str = "use letters, digits, '-', '_' and '.', starting with a letter or digit";

@@ -1,9 +1,12 @@
 //! JSON Schema pieces the derive cannot produce: the model's string enums
 //! (with their aliases), durations written as strings, and the two forms of a host.
 
-use rollway_model::status::{ArtifactKind, EnvironmentKind, JobType, Platform, SupervisorKind, VariableType};
+use rollway_model::status::{
+    AlertType, ArtifactKind, EnvironmentKind, JobType, Platform, Severity, SupervisorKind, VariableType,
+};
 use schemars::{Schema, SchemaGenerator, json_schema};
 
+use crate::alerting::WebhookFormat;
 use crate::monitor::{DnsRecordType, HttpMethod, OnSilence};
 use crate::types::Config;
 
@@ -89,6 +92,18 @@ pub(crate) fn dns_record_type(_: &mut SchemaGenerator) -> Schema {
 
 pub(crate) fn on_silence(_: &mut SchemaGenerator) -> Schema {
     names(OnSilence::NAMES, &[])
+}
+
+pub(crate) fn webhook_format(_: &mut SchemaGenerator) -> Schema {
+    names(WebhookFormat::NAMES, &[])
+}
+
+pub(crate) fn alert_type(_: &mut SchemaGenerator) -> Schema {
+    names(AlertType::NAMES, &[])
+}
+
+pub(crate) fn severity(_: &mut SchemaGenerator) -> Schema {
+    names(Severity::NAMES, &[])
 }
 
 /// Any TOML value (`equals` of an HTTP monitor).

@@ -13,6 +13,7 @@ use schemars::JsonSchema;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
+use crate::alerting::{AlertRuleConfig, AlertingConfig, ChannelConfig};
 use crate::monitor::{MonitorConfig, domain_monitor};
 use crate::schema;
 use crate::serde_duration;
@@ -60,6 +61,15 @@ pub struct Config {
     /// `ENV-domain`, unless a monitor of that name is declared here.
     #[serde(default)]
     pub monitors: BTreeMap<String, MonitorConfig>,
+    /// Where alert notifications go, by channel name: a webhook or e-mail.
+    #[serde(default)]
+    pub notify: BTreeMap<String, ChannelConfig>,
+    /// How the built-in alert rules notify, and the defaults of [alerts] rules.
+    #[serde(default)]
+    pub alerting: AlertingConfig,
+    /// Alert rules, by name: a metric crossing a threshold for long enough opens an alert.
+    #[serde(default)]
+    pub alerts: BTreeMap<String, AlertRuleConfig>,
 }
 
 /// `[build]`: the command that builds and the output that becomes the artifact.
