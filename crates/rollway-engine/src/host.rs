@@ -9,6 +9,7 @@ use std::time::Duration;
 use rollway_model::Sha256Digest;
 use serde::{Deserialize, Serialize};
 
+use crate::hoststats::HostStats;
 use crate::probe::ProbeResult;
 use crate::supervisor::{LogChunk, LogCursor, PortOwner, ServiceSpec};
 
@@ -115,6 +116,8 @@ pub trait HostSession: Send {
     fn service_status(&mut self, spec: &ServiceSpec) -> Result<ServiceStatus, HostError>;
     /// The service's last output lines (the deployer masks them).
     fn log_tail(&mut self, spec: &ServiceSpec, lines: usize) -> Result<Vec<String>, HostError>;
+    /// CPU counters, memory in use and the disk holding the release root.
+    fn host_stats(&mut self) -> Result<HostStats, HostError>;
     /// The service's output after `cursor`, whole lines, about `max_bytes`
     /// at most (unmasked: the caller masks before it keeps anything).
     fn log_read(

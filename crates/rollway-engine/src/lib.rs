@@ -10,6 +10,7 @@ mod agent;
 mod deploy;
 mod exec;
 mod host;
+mod hoststats;
 mod layout;
 mod pipeline;
 mod probe;
@@ -29,6 +30,7 @@ pub use deploy::{
 // Hosts and targets: a session on a host, the connectors that open one.
 pub use agent::protocol::ManifestForm;
 pub use host::{HostError, HostSession, HostState, RunResult, ServiceOp, ServiceStatus, ShipStats};
+pub use hoststats::{CpuTimes, HostStats, cpu_percent};
 pub use target::archive::remember_manifest;
 pub use target::{AgentSession, LocalConnector, SessionOptions, SshConnector, SshTiming, Targets};
 

@@ -506,6 +506,47 @@ fn service_through_the_agent(kind: Kind) {
     assert!(stopped.error.is_some());
 }
 
+/// The host's figures for resource alerts, through the agent, against
+/// `df` and the kernel's own counters read here.
+fn host_stats_through_the_agent(kind: Kind) {
+    let case = Case::new(kind);
+    let mut s = case.connect(SessionOptions::default());
+    let first = s.host_stats().unwrap();
+    // df rounds the percentage up.
+    let df = std::process::Command::new("df")
+        .args(["--output=pcent"])
+        .arg(case.root())
+        .output()
+        .unwrap();
+    let df: f64 = String::from_utf8(df.stdout)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    let disk = first.disk_used_percent.unwrap();
+    assert!((disk.ceil() - df).abs() <= 1.0, "{kind:?}: {disk} vs df {df}");
+    let memory = first.memory_used_percent.unwrap();
+    assert!(memory > 0.0 && memory < 100.0, "{kind:?}: {first:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    let second = s.host_stats().unwrap();
+    let cpu = rollway_engine::cpu_percent(first.cpu.unwrap(), second.cpu.unwrap()).unwrap();
+    assert!((0.0..=100.0).contains(&cpu), "{kind:?}: {cpu}");
+}
+
+#[test]
+fn local_reads_host_stats_through_the_agent() {
+    host_stats_through_the_agent(Kind::Local);
+}
+
+#[test]
+fn ssh_reads_host_stats_through_the_agent() {
+    host_stats_through_the_agent(Kind::Ssh);
+}
+
 #[test]
 fn local_runs_the_service_through_the_agent() {
     service_through_the_agent(Kind::Local);

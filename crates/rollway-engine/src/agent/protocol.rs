@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::host::{ServiceCheck, ServiceOp, ServiceStatus};
+use crate::hoststats::HostStats;
 use crate::probe::ProbeResult;
 use crate::supervisor::{LogChunk, LogCursor, ServiceSpec};
 
@@ -101,6 +102,9 @@ pub enum Request {
         spec: ServiceSpec,
         lines: usize,
     },
+    /// CPU counters, memory and the disk holding the release root
+    /// (answered with `HostStats`).
+    HostStats,
     /// The service's output after `cursor` (answered with `LogChunk`).
     LogRead {
         spec: ServiceSpec,
@@ -215,6 +219,9 @@ pub enum Response {
     },
     LogChunk {
         chunk: LogChunk,
+    },
+    HostStats {
+        stats: HostStats,
     },
     Probe {
         result: ProbeResult,

@@ -280,6 +280,13 @@ impl Agent {
                 let lines = sup.log_tail(lines).map_err(|e| e.to_string())?;
                 Ok(Response::Lines { lines })
             }
+            Request::HostStats => {
+                // The agent made its root when it started.
+                let path = &self.layout.root;
+                let stats = crate::hoststats::read(&path)
+                    .map_err(|e| format!("cannot read the disk of {}: {e}", path.display()))?;
+                Ok(Response::HostStats { stats })
+            }
             Request::LogRead {
                 spec,
                 cursor,

@@ -14,6 +14,7 @@ use rollway_model::Sha256Digest;
 use crate::agent::protocol::{Request, Response};
 use crate::deploy::{Connector, HostPlan};
 use crate::host::{HostError, HostSession, HostState, RunResult, ServiceCheck, ServiceOp, ServiceStatus, ShipStats};
+use crate::hoststats::HostStats;
 use crate::probe::ProbeResult;
 use crate::supervisor::{LogChunk, LogCursor, ServiceSpec};
 
@@ -247,6 +248,13 @@ impl HostSession for AgentSession {
                 other => Err(other),
             },
         )
+    }
+
+    fn host_stats(&mut self) -> Result<HostStats, HostError> {
+        self.expect("host stats", &Request::HostStats, |r| match r {
+            Response::HostStats { stats } => Ok(stats),
+            other => Err(other),
+        })
     }
 
     fn log_read(
