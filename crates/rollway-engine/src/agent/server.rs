@@ -283,7 +283,7 @@ impl Agent {
             Request::HostStats => {
                 // The agent made its root when it started.
                 let path = &self.layout.root;
-                let stats = crate::hoststats::read(&path)
+                let stats = crate::hoststats::read(path)
                     .map_err(|e| format!("cannot read the disk of {}: {e}", path.display()))?;
                 Ok(Response::HostStats { stats })
             }
