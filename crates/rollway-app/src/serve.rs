@@ -717,6 +717,7 @@ impl SampleSink for StoreSink {
         async move {
             let n = samples.len();
             let location = store.location().to_string();
+            let noun = if n == 1 { "sample" } else { "samples" };
             let written = tokio::task::spawn_blocking(move || {
                 let r = store.record_samples(&samples);
                 (samples, r)
@@ -730,13 +731,13 @@ impl SampleSink for StoreSink {
                 Ok((_, Err(e))) => {
                     events.problem(
                         "samples",
-                        &format!("cannot record {n} samples in the store {location}; they are kept and retried: {e}"),
+                        &format!("cannot record {n} {noun} in the store {location}; they are kept and retried: {e}"),
                     );
                     Err(Box::new(e) as SinkError)
                 }
                 Err(e) => {
                     let message = format!(
-                        "cannot record {n} samples in the store {location}; they are kept and retried: the writer panicked: {e}"
+                        "cannot record {n} {noun} in the store {location}; they are kept and retried: the writer panicked: {e}"
                     );
                     events.problem("samples", &message);
                     Err(message.into())

@@ -103,12 +103,66 @@ mod tests {
     #[allow(clippy::type_complexity)]
     const CASES: &[(&str, i64, i64, i64, i64, i64, usize, &[i64])] = &[
         ("within interval + grace: nothing", 1, 1, 100, 101, 3_600, 100, &[]),
-        ("the first slot is due once its grace passed", 1, 1, 100, 102, 3_600, 100, &[101]),
-        ("each slot in turn, a grace behind now", 1, 1, 100, 105, 3_600, 100, &[101, 102, 103, 104]),
-        ("a minute's cron with a 30 s grace", 60, 30, 0, 200, 3_600, 100, &[60, 120]),
-        ("a long silence in pieces of `limit`", 1, 1, 100, 200, 3_600, 3, &[101, 102, 103]),
-        ("from the backfill bound on, on the same grid", 10, 5, 0, 1_000, 100, 100, &[900, 910, 920, 930, 940, 950, 960, 970, 980, 990]),
-        ("a latest sample in the future: nothing", 1, 1, 500, 100, 3_600, 100, &[]),
+        (
+            "the first slot is due once its grace passed",
+            1,
+            1,
+            100,
+            102,
+            3_600,
+            100,
+            &[101],
+        ),
+        (
+            "each slot in turn, a grace behind now",
+            1,
+            1,
+            100,
+            105,
+            3_600,
+            100,
+            &[101, 102, 103, 104],
+        ),
+        (
+            "a minute's cron with a 30 s grace",
+            60,
+            30,
+            0,
+            200,
+            3_600,
+            100,
+            &[60, 120],
+        ),
+        (
+            "a long silence in pieces of `limit`",
+            1,
+            1,
+            100,
+            200,
+            3_600,
+            3,
+            &[101, 102, 103],
+        ),
+        (
+            "from the backfill bound on, on the same grid",
+            10,
+            5,
+            0,
+            1_000,
+            100,
+            100,
+            &[900, 910, 920, 930, 940, 950, 960, 970, 980, 990],
+        ),
+        (
+            "a latest sample in the future: nothing",
+            1,
+            1,
+            500,
+            100,
+            3_600,
+            100,
+            &[],
+        ),
     ];
 
     #[test]
@@ -138,7 +192,10 @@ mod tests {
         let slot = since.plus(Duration::from_secs(60));
         let s = silence_sample("cron", slot, since, Some("eu".into()));
         assert_eq!(s.error.as_deref(), Some("no check-in since 2026-12-05T10:00:00.250Z"));
-        assert_eq!((s.outcome, s.http_status, s.latency_ms), (Outcome::Unavailable, None, None));
+        assert_eq!(
+            (s.outcome, s.http_status, s.latency_ms),
+            (Outcome::Unavailable, None, None)
+        );
         assert_eq!((last_check_in(&s), silent_since(&s)), (since, Some(since)));
         // A pushed sample is its own check-in, whatever its outcome or text.
         let mut pushed = ProbeSample::new("cron", slot, Outcome::Unavailable);

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub mod deploy;
 pub mod http;
+pub mod serve;
+pub mod uptime;
 
 /// What one run of the binary did.
 #[derive(Debug)]
