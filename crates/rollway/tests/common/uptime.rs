@@ -62,22 +62,17 @@ pub struct Terms {
 /// or more UTC minutes in which more than half of the samples with a
 /// response were 5xx.
 pub fn downtime_spans(samples: &[StoredSample], end: i64) -> Vec<(i64, i64)> {
-    let mut out = Vec::new();
+    let mut runs = Vec::new();
     let mut run: Option<i64> = None;
     for s in samples {
         if !s.responded() {
             run.get_or_insert(s.slot);
         } else if let Some(start) = run.take() {
-            if s.slot - start > UNAVAILABLE_GRACE_MS {
-                out.push((start, s.slot));
-            }
+            runs.push((start, s.slot));
         }
     }
-    if let Some(start) = run {
-        if end - start > UNAVAILABLE_GRACE_MS {
-            out.push((start, end));
-        }
-    }
+    runs.extend(run.map(|start| (start, end)));
+    let mut out: Vec<(i64, i64)> = runs.into_iter().filter(|(a, b)| b - a > UNAVAILABLE_GRACE_MS).collect();
     let mut minutes: std::collections::BTreeMap<i64, (u32, u32)> = Default::default();
     for s in samples.iter().filter(|s| s.responded()) {
         let m = minutes.entry(s.slot.div_euclid(MINUTE_MS)).or_default();
