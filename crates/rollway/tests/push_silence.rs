@@ -14,9 +14,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::Project;
 use common::serve::{Serve, wait_for};
 use common::uptime::{now_ms, stored_samples, uptime_against_definition, within_one_month};
-use common::Project;
 use rollway_model::time::Timestamp;
 
 const CONFIG: &str = r#"project = "silence"
