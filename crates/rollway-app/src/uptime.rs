@@ -438,7 +438,10 @@ fn percent(f: f64) -> f64 {
 /// latest samples say (`rollway_ops::MonitorState`: `retries` failures in
 /// a row are `down`, fewer `pending`, an ok `up`); absent before its
 /// first sample. The failures in a row are read from the samples within
-/// `retries` coverages of the latest one.
+/// `retries` coverages of the latest one; a push monitor whose
+/// `on_silence` is `down` counts the slots it missed since as failures
+/// too, as `serve` will record them (so the state is the same whether or
+/// not a `serve` runs, and without its grace of lag).
 pub(crate) fn states(
     config: &Config,
     store: &dyn Store,
@@ -470,6 +473,18 @@ pub(crate) fn states(
             )?;
             for s in recent {
                 state.observe(s.slot, s.outcome);
+            }
+            if let MonitorCheck::Push(push) = &c.check
+                && push.on_silence == rollway_config::OnSilence::Down
+            {
+                let silence = rollway_ops::PushSilence {
+                    interval: c.interval,
+                    grace: push.grace,
+                };
+                let missed = silence.missed(l.slot, now, rollway_ops::SILENCE_BACKFILL, c.retries.max(1) as usize);
+                for slot in missed {
+                    state.observe(slot, Outcome::Unavailable);
+                }
             }
         }
         if let Some(status) = state.status(c.retries, m.paused, in_window) {

@@ -4,7 +4,8 @@
 //! serve` runs, then pushes again. The `down` one gets an `unavailable`
 //! sample ("no check-in since T") for every slot it missed, none once
 //! pushes arrive again; `monitor list` shows it down during the silence
-//! and up after; its month counts the silence as downtime (from the first
+//! (before serve runs too: the CLI counts the missed slots without writing
+//! them) and up after; its month counts the silence as downtime (from the first
 //! missed slot to the next push, longer than 30 s). The `no_data` one gets
 //! nothing: the gap is no data, never downtime. Both months are held
 //! against the definition worked out from the stored samples.
@@ -101,21 +102,25 @@ fn silence_on(p: &Project) {
     for k in (0..3).rev() {
         push_both(p, t0 - k * 1000);
     }
-    assert_eq!(
-        states(p),
-        [
-            ("cron".to_owned(), Some("up".to_owned())),
-            ("probes".to_owned(), Some("up".to_owned()))
-        ]
-    );
-
-    let mut serve = Serve::start(p, &["serve", "--listen", "127.0.0.1:0"]);
-    assert!(serve.line().starts_with("serving on http://"));
-    // retries 3: the third missed slot (t0 + 3 s, written a grace later)
-    // makes it down.
+    assert_eq!(state_of(p, "probes").as_deref(), Some("up"));
+    // retries 3: three missed slots (t0 + 1 s, 2 s, 3 s, each due a grace
+    // later) make it down — in `monitor list` with no serve running too,
+    // and without writing anything.
     wait_for("cron to be down", || {
         (state_of(p, "cron").as_deref() == Some("down")).then_some(())
     });
+    assert_eq!(stored_samples(p, "cron").len(), 3, "the CLI records no silence");
+
+    let mut serve = Serve::start(p, &["serve", "--listen", "127.0.0.1:0"]);
+    assert!(serve.line().starts_with("serving on http://"));
+    wait_for("serve to record cron's missed check-ins", || {
+        let silent = stored_samples(p, "cron")
+            .iter()
+            .filter(|s| s.outcome == "unavailable")
+            .count();
+        (silent >= 3).then_some(())
+    });
+    assert_eq!(state_of(p, "cron").as_deref(), Some("down"));
     assert_eq!(
         state_of(p, "probes").as_deref(),
         Some("up"),

@@ -268,4 +268,14 @@ interval = "1s"
         terms.downtime
     );
     assert!(got[0]["uptime_percent"].as_f64().unwrap() < 100.0);
+    eprintln!(
+        "scripted endpoint: {} samples ({} answered 503, {} unanswered); downtime {} s, maintenance {} s, no data {} s, uptime {} %",
+        samples.len(),
+        n5xx,
+        unanswered,
+        got[0]["downtime_seconds"],
+        got[0]["maintenance_seconds"],
+        got[0]["no_data_seconds"],
+        got[0]["uptime_percent"]
+    );
 }
