@@ -68,6 +68,8 @@ pub trait ServeEvents: Send + Sync + 'static {
     /// a retention run, the missed check-ins of push monitors. `what` is
     /// `samples`, `rollup`, `prune` or `silence`.
     fn problem(&self, what: &'static str, message: &str);
+    /// What failed works again (the store took the samples it refused).
+    fn resumed(&self, what: &'static str, message: &str);
     /// A detached stability window of `environment`: watching it began, or
     /// its verdict (what `rollway verify` would have printed).
     fn window(&self, environment: &str, message: &str);
@@ -143,6 +145,7 @@ impl Prepared {
         let sink = StoreSink {
             store: self.store.clone(),
             events: events.clone(),
+            refused: Arc::new(AtomicBool::new(false)),
         };
         let paused: Vec<String> = self
             .monitors
@@ -689,6 +692,9 @@ fn empty_stats(monitors: usize) -> SchedulerStats {
 struct StoreSink {
     store: Arc<dyn Store>,
     events: Arc<dyn ServeEvents>,
+    /// The last batch was refused: the next one taken says so. (One
+    /// writer calls the sink, one batch at a time.)
+    refused: Arc<AtomicBool>,
 }
 
 /// A scheduler sample as the store keeps it.
@@ -714,6 +720,7 @@ impl SampleSink for StoreSink {
         let samples: Vec<ProbeSample> = batch.iter().map(probe_sample).collect();
         let store = self.store.clone();
         let events = self.events.clone();
+        let refused = self.refused.clone();
         async move {
             let n = samples.len();
             let location = store.location().to_string();
@@ -726,9 +733,16 @@ impl SampleSink for StoreSink {
             match written {
                 Ok((samples, Ok(_))) => {
                     events.recorded(&samples);
+                    if refused.swap(false, Ordering::SeqCst) {
+                        events.resumed(
+                            "samples",
+                            &format!("the store {location} takes samples again: the refused ones are recorded"),
+                        );
+                    }
                     Ok(())
                 }
                 Ok((_, Err(e))) => {
+                    refused.store(true, Ordering::SeqCst);
                     events.problem(
                         "samples",
                         &format!("cannot record {n} {noun} in the store {location}; they are kept and retried: {e}"),
@@ -736,6 +750,7 @@ impl SampleSink for StoreSink {
                     Err(Box::new(e) as SinkError)
                 }
                 Err(e) => {
+                    refused.store(true, Ordering::SeqCst);
                     let message = format!(
                         "cannot record {n} {noun} in the store {location}; they are kept and retried: the writer panicked: {e}"
                     );

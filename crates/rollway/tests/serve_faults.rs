@@ -6,8 +6,8 @@
 //! 15 s (the store waits 10 s), on PostgreSQL `psql` holding `LOCK TABLE
 //! samples IN EXCLUSIVE MODE` for 10 s against a store whose URL sets
 //! `statement_timeout` to 3 s. serve says on stderr which store refused
-//! and that the samples are kept and retried; once the lock is released
-//! every slot probed meanwhile is stored: each monitor's slots run one
+//! and that the samples are kept and retried, then that it takes them
+//! again; once the lock is released every slot probed meanwhile is stored: each monitor's slots run one
 //! second apart from its first to its last with no hole, every probe
 //! started is stored once, and the final line says 0 lost.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -184,6 +184,9 @@ interval = "1s"
             assert!(c[2].contains("statement timeout"), "{stderr}");
         }
     }
+    // And that it is over: the refused batch is in.
+    let resumed = format!("the store {} takes samples again: the refused ones are recorded", &c[1]);
+    assert!(stderr.contains(&resumed), "{stderr}");
     let stop = regex::Regex::new(r"stopped: (\d+) probes started, (\d+) samples recorded, 0 lost")
         .unwrap()
         .captures(&stderr)
