@@ -328,7 +328,7 @@ fn record_silences(
         .into_iter()
         .map(|s| (s.monitor.clone(), s))
         .collect();
-    let now = SystemClock.now();
+    let now = store.clock().now();
     let mut out = Vec::new();
     for p in pushes.iter().filter(|p| !paused.contains(&p.name)) {
         // Never checked in: there is no silence to speak of yet (no data).
