@@ -29,6 +29,9 @@ pub struct MonitorRow {
     /// `rollway monitor pause` (as the store has it; false before `serve`
     /// or a pause first recorded the monitor).
     pub paused: bool,
+    /// `up`, `down`, `pending`, `maintenance` or `paused` (OPERATIONS.md
+    /// "Monitors"); `None` before the first sample.
+    pub state: Option<rollway_ops::MonitorStatus>,
 }
 
 fn millis(d: std::time::Duration) -> u64 {
@@ -56,6 +59,7 @@ fn row(name: &str, m: &MonitorConfig) -> MonitorRow {
         retries: m.retries,
         location: m.location.clone(),
         paused: false,
+        state: None,
     }
 }
 
@@ -69,11 +73,13 @@ pub fn list(p: &Project) -> Result<Vec<MonitorRow>> {
         .filter(|r| r.paused)
         .map(|r| r.def.name)
         .collect();
+    let states = crate::uptime::states(&config, &*store)?;
     Ok(config
         .all_monitors()
         .iter()
         .map(|(n, m)| MonitorRow {
             paused: paused.contains(n),
+            state: states.get(n).copied(),
             ..row(n, m)
         })
         .collect())

@@ -3,7 +3,10 @@
 //! `rollway_ops::Scheduler` with the real `Prober`, their samples written
 //! to the store, rollups every minute and retention every hour, and the
 //! stability windows a deployer left (`deploy --detach`, or interrupted)
-//! watched to their verdict, as `rollway verify` would. The HTTP
+//! watched to their verdict, as `rollway verify` would; a push monitor
+//! with `on_silence = "down"` that stopped checking in gets an
+//! `unavailable` sample for each slot it missed (`rollway_ops::PushSilence`),
+//! until a push arrives. The HTTP
 //! side (health, readiness, metrics) and the runtime are the server
 //! crate's; this module needs a tokio runtime to run in, and owns no
 //! socket and no signal.
@@ -31,12 +34,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use rollway_config::{MonitorCheck, MonitorConfig};
+use rollway_config::{MonitorCheck, MonitorConfig, OnSilence};
 use rollway_model::shards::{DEFAULT_SHARD_LEASE, DEFAULT_SHARDS, excess, heartbeat, probe_until, shard_list};
 use rollway_model::time::Timestamp;
 use rollway_model::uptime::Outcome;
 use rollway_model::{Clock as _, ProbeSample};
-use rollway_ops::{MonitorSpec, Prober, ProberOptions, Sample, SampleSink, Scheduler, SchedulerOptions, SinkError};
+use rollway_ops::{
+    MonitorSpec, Prober, ProberOptions, PushSilence, SILENCE_BACKFILL, Sample, SampleSink, Scheduler, SchedulerOptions,
+    SinkError,
+};
 use rollway_store::{Claimed, MonitorDef, Previous, Retention, RollupSettings, Store, StoreLocation, SystemClock};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -52,6 +58,12 @@ pub use rollway_store::{Pruned, RollupReport};
 pub const ROLLUP_EVERY: Duration = Duration::from_secs(60);
 /// How often retention runs.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
+/// How often push monitors' silence is looked at: a missed check-in is
+/// recorded within this of its grace running out.
+pub const SILENCE_POLL: Duration = Duration::from_secs(1);
+/// Missed check-ins written per monitor and look (a long silence found on
+/// start is written over several).
+const SILENCE_BATCH: usize = 1_000;
 /// How long a readiness check waits for the store.
 const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -65,8 +77,11 @@ pub trait ServeEvents: Send + Sync + 'static {
     /// A retention run ended well.
     fn pruned(&self, pruned: &Pruned);
     /// Something failed and will be tried again: a sample batch, a rollup,
-    /// a retention run. `what` is `samples`, `rollup` or `prune`.
+    /// a retention run, the missed check-ins of push monitors. `what` is
+    /// `samples`, `rollup`, `prune` or `silence`.
     fn problem(&self, what: &'static str, message: &str);
+    /// What failed works again (the store took the samples it refused).
+    fn resumed(&self, what: &'static str, message: &str);
     /// A detached stability window of `environment`: watching it began, or
     /// its verdict (what `rollway verify` would have printed).
     fn window(&self, environment: &str, message: &str);
@@ -176,6 +191,15 @@ pub struct Prepared {
     windows: Windows,
     /// `None` on SQLite: the one `serve` probes every monitor.
     sharding: Option<Sharding>,
+    silent: Arc<[SilentPush]>,
+}
+
+/// A push monitor that is `down` when it stops checking in.
+#[derive(Debug, Clone)]
+struct SilentPush {
+    name: String,
+    silence: PushSilence,
+    location: Option<String>,
 }
 
 /// What watching detached stability windows needs: the project (its long
@@ -213,6 +237,7 @@ impl Prepared {
         let sink = StoreSink {
             store: self.store.clone(),
             events: events.clone(),
+            refused: Arc::new(AtomicBool::new(false)),
         };
         let paused: Vec<String> = self
             .monitors
@@ -271,6 +296,12 @@ impl Prepared {
                 stop_rx.clone(),
             )));
         }
+        tasks.push(tokio::spawn(watch_silence(
+            self.silent,
+            self.store.clone(),
+            events.clone(),
+            stop_rx.clone(),
+        )));
         tasks.push(tokio::spawn(watch_windows(
             self.windows,
             self.store.clone(),
@@ -311,7 +342,20 @@ pub fn prepare(p: &Project) -> Result<Prepared> {
     };
     let mut specs = Vec::new();
     let mut monitors = Vec::new();
+    let mut silent = Vec::new();
     for (name, m) in config.all_monitors() {
+        if let MonitorCheck::Push(push) = &m.check
+            && push.on_silence == OnSilence::Down
+        {
+            silent.push(SilentPush {
+                name: name.clone(),
+                silence: PushSilence {
+                    interval: m.interval,
+                    grace: push.grace,
+                },
+                location: m.location.clone(),
+            });
+        }
         let spec = crate::monitors::spec(p, &config, &name, &m, Some(&*store))?;
         let record = store
             .put_monitor(&definition(&name, &m))
@@ -345,6 +389,7 @@ pub fn prepare(p: &Project) -> Result<Prepared> {
         lock,
         windows,
         sharding,
+        silent: silent.into(),
     })
 }
 
@@ -488,6 +533,84 @@ async fn share_shards(
         }
         held = now_held;
     }
+}
+
+/// Every [`SILENCE_POLL`] until stop: each push monitor of `pushes` (its
+/// `on_silence` is `down`) whose latest sample is older than its interval
+/// plus grace gets an `unavailable` sample ("no check-in since T") for
+/// each slot it missed since, so the silence counts as downtime by the
+/// ordinary arithmetic; the first push ends it. A monitor that never
+/// checked in, or is paused, gets none. A failed write is reported and
+/// made again at the next look (the slots are worked out from the store
+/// each time, and the store keeps each slot once).
+async fn watch_silence(
+    pushes: Arc<[SilentPush]>,
+    store: Arc<dyn Store>,
+    events: Arc<dyn ServeEvents>,
+    mut stop: watch::Receiver<bool>,
+) {
+    if pushes.is_empty() {
+        return;
+    }
+    let mut ticks = tokio::time::interval(SILENCE_POLL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => return,
+            _ = ticks.tick() => {}
+        }
+        let (s, p) = (store.clone(), pushes.clone());
+        let location = store.location().to_string();
+        match tokio::task::spawn_blocking(move || record_silences(&*s, &p)).await {
+            Ok(Ok(samples)) if !samples.is_empty() => events.recorded(&samples),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => events.problem(
+                "silence",
+                &format!(
+                    "cannot record the missed check-ins of push monitors in the store {location} (trying again in {}): {e}",
+                    rollway_model::time::format_duration(SILENCE_POLL)
+                ),
+            ),
+            Err(e) => events.problem("silence", &format!("recording missed check-ins panicked: {e}")),
+        }
+    }
+}
+
+/// One look at the silent push monitors: the samples written.
+fn record_silences(
+    store: &dyn Store,
+    pushes: &[SilentPush],
+) -> std::result::Result<Vec<ProbeSample>, rollway_store::StoreError> {
+    let paused: std::collections::BTreeSet<String> = store
+        .monitors()?
+        .into_iter()
+        .filter(|m| m.paused)
+        .map(|m| m.def.name)
+        .collect();
+    let latest: std::collections::HashMap<String, ProbeSample> = store
+        .latest_samples(None)?
+        .into_iter()
+        .map(|s| (s.monitor.clone(), s))
+        .collect();
+    let now = store.clock().now();
+    let mut out = Vec::new();
+    for p in pushes.iter().filter(|p| !paused.contains(&p.name)) {
+        // Never checked in: there is no silence to speak of yet (no data).
+        let Some(l) = latest.get(&p.name) else { continue };
+        let since = rollway_ops::last_check_in(l);
+        let batch: Vec<ProbeSample> = p
+            .silence
+            .missed(l.slot, now, SILENCE_BACKFILL, SILENCE_BATCH)
+            .into_iter()
+            .map(|slot| rollway_ops::silence_sample(&p.name, slot, since, p.location.clone()))
+            .collect();
+        if !batch.is_empty() {
+            store.record_samples(&batch)?;
+            out.extend(batch);
+        }
+    }
+    Ok(out)
 }
 
 /// `rollway monitor pause|resume` as the store has them: each probed
@@ -880,6 +1003,9 @@ fn empty_stats(monitors: usize) -> SchedulerStats {
 struct StoreSink {
     store: Arc<dyn Store>,
     events: Arc<dyn ServeEvents>,
+    /// The last batch was refused: the next one taken says so. (One
+    /// writer calls the sink, one batch at a time.)
+    refused: Arc<AtomicBool>,
 }
 
 /// A scheduler sample as the store keeps it.
@@ -905,8 +1031,11 @@ impl SampleSink for StoreSink {
         let samples: Vec<ProbeSample> = batch.iter().map(probe_sample).collect();
         let store = self.store.clone();
         let events = self.events.clone();
+        let refused = self.refused.clone();
         async move {
             let n = samples.len();
+            let location = store.location().to_string();
+            let noun = if n == 1 { "sample" } else { "samples" };
             let written = tokio::task::spawn_blocking(move || {
                 let r = store.record_samples(&samples);
                 (samples, r)
@@ -915,14 +1044,27 @@ impl SampleSink for StoreSink {
             match written {
                 Ok((samples, Ok(_))) => {
                     events.recorded(&samples);
+                    if refused.swap(false, Ordering::SeqCst) {
+                        events.resumed(
+                            "samples",
+                            &format!("the store {location} takes samples again: the refused ones are recorded"),
+                        );
+                    }
                     Ok(())
                 }
                 Ok((_, Err(e))) => {
-                    events.problem("samples", &format!("cannot record {n} samples (retrying): {e}"));
+                    refused.store(true, Ordering::SeqCst);
+                    events.problem(
+                        "samples",
+                        &format!("cannot record {n} {noun} in the store {location}; they are kept and retried: {e}"),
+                    );
                     Err(Box::new(e) as SinkError)
                 }
                 Err(e) => {
-                    let message = format!("cannot record {n} samples (retrying): the writer panicked: {e}");
+                    refused.store(true, Ordering::SeqCst);
+                    let message = format!(
+                        "cannot record {n} {noun} in the store {location}; they are kept and retried: the writer panicked: {e}"
+                    );
                     events.problem("samples", &message);
                     Err(message.into())
                 }

@@ -431,6 +431,69 @@ fn percent(f: f64) -> f64 {
     (f * 1_000_000.0).round() / 10_000.0
 }
 
+// ---- state ----
+
+/// Each configured monitor's state now (OPERATIONS.md "Monitors"), by
+/// name: `paused`, `maintenance` (a window covers now), else what its
+/// latest samples say (`rollway_ops::MonitorState`: `retries` failures in
+/// a row are `down`, fewer `pending`, an ok `up`); absent before its
+/// first sample. The failures in a row are read from the samples within
+/// `retries` coverages of the latest one; a push monitor whose
+/// `on_silence` is `down` counts the slots it missed since as failures
+/// too, as `serve` will record them (so the state is the same whether or
+/// not a `serve` runs, and without its grace of lag).
+pub(crate) fn states(
+    config: &Config,
+    store: &dyn Store,
+) -> Result<std::collections::BTreeMap<String, rollway_ops::MonitorStatus>> {
+    let configured = config.all_monitors();
+    let latest: std::collections::HashMap<String, ProbeSample> = store
+        .latest_samples(None)?
+        .into_iter()
+        .map(|s| (s.monitor.clone(), s))
+        .collect();
+    let windows = store.maintenance_windows(None)?;
+    let now = store.clock().now();
+    let mut out = std::collections::BTreeMap::new();
+    for m in store.monitors()? {
+        let Some(c) = configured.get(&m.def.name) else {
+            continue;
+        };
+        let (tz, _) = zone(config, &m.def.environment)?;
+        let here = Span::new(now, Timestamp::from_millis(now.as_millis() + 1));
+        let in_window = !windows_for(&windows, &m, here, &tz).is_empty();
+        let mut state = rollway_ops::MonitorState::default();
+        if let Some(l) = latest.get(&m.def.name) {
+            let back = coverage_ms(&m).saturating_mul(i64::from(c.retries.max(1)));
+            let recent = store.samples(
+                &m.def.name,
+                Timestamp::from_millis(l.slot.as_millis().saturating_sub(back)),
+                Timestamp::from_millis(l.slot.as_millis() + 1),
+                RAW_LIMIT,
+            )?;
+            for s in recent {
+                state.observe(s.slot, s.outcome);
+            }
+            if let MonitorCheck::Push(push) = &c.check
+                && push.on_silence == rollway_config::OnSilence::Down
+            {
+                let silence = rollway_ops::PushSilence {
+                    interval: c.interval,
+                    grace: push.grace,
+                };
+                let missed = silence.missed(l.slot, now, rollway_ops::SILENCE_BACKFILL, c.retries.max(1) as usize);
+                for slot in missed {
+                    state.observe(slot, Outcome::Unavailable);
+                }
+            }
+        }
+        if let Some(status) = state.status(c.retries, m.paused, in_window) {
+            out.insert(m.def.name.clone(), status);
+        }
+    }
+    Ok(out)
+}
+
 // ---- uptime ----
 
 /// One monitor's month.

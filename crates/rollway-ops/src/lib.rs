@@ -18,7 +18,8 @@
 //! `rollway.toml` by [`monitor_spec`]), the [`Scheduler`] that runs many of
 //! them with bounded concurrency and hands results to a [`SampleSink`], and
 //! [`MonitorState`], a monitor's up / down / pending / maintenance /
-//! paused from its samples.
+//! paused from its samples, and [`PushSilence`], the slots a silent push
+//! monitor missed.
 
 mod dns;
 mod from_config;
@@ -28,6 +29,7 @@ mod monitor;
 mod postgres;
 mod result;
 mod scheduler;
+mod silence;
 mod state;
 mod tls;
 
@@ -49,6 +51,7 @@ pub use scheduler::{
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_SINK_CAPACITY, MonitorStats, Probe, SINK_BATCH, Sample, SampleSink, Scheduler,
     SchedulerError, SchedulerOptions, SchedulerStats, SinkError, slot_phase,
 };
+pub use silence::{NO_CHECK_IN, PushSilence, SILENCE_BACKFILL, last_check_in, silence_sample, silent_since};
 pub use state::{MonitorState, MonitorStatus};
 
 /// What one probe asks; the caller maps a monitor's config onto it.

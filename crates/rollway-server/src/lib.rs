@@ -29,7 +29,8 @@ use serde::Serialize;
 /// its verdict) go: the caller's one output path.
 pub trait Log: Send + Sync + 'static {
     fn problem(&self, line: &str);
-    /// What happened to a detached stability window serve watches.
+    /// What happened to a detached stability window serve watches, or
+    /// that something which failed works again.
     fn note(&self, line: &str);
 }
 

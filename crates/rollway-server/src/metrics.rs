@@ -199,6 +199,10 @@ impl ServeEvents for Recorder {
         self.log.problem(message);
     }
 
+    fn resumed(&self, _what: &'static str, message: &str) {
+        self.log.note(message);
+    }
+
     fn window(&self, environment: &str, message: &str) {
         self.log.note(&format!("{environment}: {message}"));
     }

@@ -72,7 +72,7 @@ timeout = "1s"
     check(
         &["monitor", "list"],
         "[exit 0]
-NAME  ENV  KIND  PROBES  EVERY  TIMEOUT  RETRIES  PAUSED
+NAME  ENV  KIND  PROBES  EVERY  TIMEOUT  RETRIES  STATE
 gone  staging  tcp  127.0.0.1:[closed]  10s  1s  3  -
 sick  staging  http  http://127.0.0.1:[port]/sick  5s  2500ms  3  -
 staging-domain  staging  http  http://app.example.test/  1m  5s  3  -
@@ -88,7 +88,7 @@ monitor gone paused: `rollway serve` stops probing it (no data, not downtime)
     check(
         &["monitor", "list"],
         "[exit 0]
-NAME  ENV  KIND  PROBES  EVERY  TIMEOUT  RETRIES  PAUSED
+NAME  ENV  KIND  PROBES  EVERY  TIMEOUT  RETRIES  STATE
 gone  staging  tcp  127.0.0.1:[closed]  10s  1s  3  paused
 sick  staging  http  http://127.0.0.1:[port]/sick  5s  2500ms  3  -
 staging-domain  staging  http  http://app.example.test/  1m  5s  3  -

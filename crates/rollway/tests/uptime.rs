@@ -11,6 +11,7 @@
 
 mod common;
 
+use common::uptime::{month_answer, percent};
 use common::{Backend, Project, Run};
 use serde_json::{Value, json};
 
@@ -66,46 +67,6 @@ fn uptime(p: &Project, args: &[&str]) -> Value {
     let mut all = vec!["uptime", "--json"];
     all.extend(args);
     p.run(&all).ok().json()
-}
-
-/// `uptime_percent` as the binary rounds it: 4 decimals of a percent.
-fn percent(down_ms: i64, observed_ms: i64) -> f64 {
-    ((1.0 - down_ms as f64 / observed_ms as f64) * 1_000_000.0).round() / 10_000.0
-}
-
-fn month_answer(
-    monitor: &str,
-    env: &str,
-    tz: &str,
-    month: &str,
-    span: (i64, i64),
-    terms: (i64, i64, i64),
-    samples: u64,
-) -> Value {
-    let (start, end) = span;
-    let (down, maint, nd) = terms;
-    let period = end - start;
-    let observed = period - maint - nd;
-    let up = (observed > 0).then(|| percent(down, observed));
-    json!({
-        "monitor": monitor,
-        "environment": env,
-        "timezone": tz,
-        "month": month,
-        "month_to_date": false,
-        "period_start": start,
-        "period_end": end,
-        "period_seconds": period as f64 / 1000.0,
-        "downtime_seconds": down as f64 / 1000.0,
-        "downtime_minutes": down as f64 / 60_000.0,
-        "maintenance_seconds": maint as f64 / 1000.0,
-        "no_data_seconds": nd as f64 / 1000.0,
-        "uptime_percent": up,
-        "target_percent": 99.5,
-        "verdict": match up { None => "no_data", Some(u) if u >= 99.5 => "ok", Some(_) => "breached" },
-        "samples": samples,
-        "maintenance_from": "windows",
-    })
 }
 
 /// The human table with its padding cut to two spaces.

@@ -116,16 +116,17 @@ pub fn run(s: &Session, cmd: MonitorCmd) -> Result<()> {
                         Cell::from(duration(m.interval_ms)),
                         Cell::from(m.timeout_ms.map_or_else(|| "-".to_owned(), duration)),
                         Cell::from(m.retries.to_string()),
-                        if m.paused {
-                            cell("paused", Tone::Warn)
-                        } else {
-                            Cell::from("-")
+                        match m.state.map(|st| st.as_str()) {
+                            None => Cell::from("-"),
+                            Some("up") => cell("up", Tone::Good),
+                            Some(st @ ("down" | "pending")) => cell(st, Tone::Bad),
+                            Some(st) => cell(st, Tone::Warn),
                         },
                     ]
                 })
                 .collect();
             s.printer.table(
-                &["NAME", "ENV", "KIND", "PROBES", "EVERY", "TIMEOUT", "RETRIES", "PAUSED"],
+                &["NAME", "ENV", "KIND", "PROBES", "EVERY", "TIMEOUT", "RETRIES", "STATE"],
                 &table,
             );
         }

@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod http;
 pub mod openmetrics;
 pub mod serve;
+pub mod uptime;
 
 /// What one run of the binary did.
 #[derive(Debug)]
