@@ -31,6 +31,7 @@
 //! | `monitors` | `id` (integer), `name` (unique), `environment`, `kind`, `target`, `interval_ms`, `coverage_ms`, `config`, `paused`, `created_at`, `updated_at`, `rolled_from`, `rolled_until`, `minutes_from` | the rollups cover `[rolled_from, rolled_until)`; minute rows before `minutes_from` were pruned |
 //! | `samples` | `monitor_id`, `slot` (key with the monitor), `lag_ms`, `outcome`, `http_status`, `latency_ms`, `cache_status`, `location`, `error`, `rolled` | one row per monitor and slot; `error` masked; a partial index holds the rows not yet rolled up |
 //! | `maintenance_windows` | `id` (integer), `environment`, `monitor`, `kind` (`once` or `cron`), `start_at`, `end_at`, `cron`, `duration_ms`, `note`, `created_at`, `operator` | the model's `MaintenanceWindow`; `note` masked; applied at query time |
+//! | `metric_records` | `metric_id`, `environment`, `metric_type`, `source`, `slot` (unique with the three before it), `metric_value`, `unit`, `threshold_warning`, `threshold_critical`, `status`, `timestamp`, `window_start` | seed 003 Monitoring Data: the model's `MetricRecord`; `slot` is the window's start for error rates and uptime, 0 for the latest health check and rolling average |
 //! | `rollups_minute`, `rollups_hour`, `rollups_day` | `monitor_id`, `bucket` (key with the monitor), `ok`, `error`, `unavailable`, `status_5xx`, `latency_count`, `latency_sum_ms`, `latency_min_ms`, `latency_max_ms`, `sketch`, `downtime_ms`, `maintenance_ms`, `no_data_ms` | the model's `Rollup`; the sketch as short text (`db/monitoring.rs`) |
 //!
 //! The last seven tables keep each entity whole as canonical JSON in `doc`,
@@ -102,7 +103,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rollway_model::maintenance::MaintenanceWindow;
 use rollway_model::{
     Artifact, ArtifactId, ChainBreak, Clock, Deployment, DeploymentId, Environment, EnvironmentSpec, EnvironmentStatus,
-    Event, EventKind, Job, JobId, Lock, Masker, NewEvent, PipelineRun, PipelineRunId, ProbeSample, Resource,
+    Event, EventKind, Job, JobId, Lock, Masker, MetricRecord, MetricType, NewEvent, PipelineRun, PipelineRunId, ProbeSample, Resource,
     Sha256Digest, Stack, StackId, Timestamp, Variable, Verification,
 };
 
@@ -114,7 +115,7 @@ pub use monitoring::{
 pub use preopen::{PreOpenError, check_before_open};
 
 /// The schema version this build writes (the highest migration it knows).
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// The clock of real runs: the only place that reads the system time.
 #[derive(Debug, Clone, Copy, Default)]
@@ -438,4 +439,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// tamper with the tables; never used by Rollway itself.
     #[doc(hidden)]
     fn execute_raw(&self, sql: &str) -> Result<(), StoreError>;
+
+    // ---- seed 003 Monitoring Data records (OPERATIONS.md "The seed 003 numbers") ----
+
+    /// Writes `records` in one transaction, each replacing the stored one
+    /// of its environment, type, source and window (`MetricRecord::slot`),
+    /// whose `metric_id` it keeps. A record `rules::metric::validate`
+    /// refuses is `StoreError::Invalid`, with nothing written. Returns the
+    /// rows written.
+    fn put_metric_records(&self, records: &[MetricRecord]) -> Result<u64, StoreError>;
+    /// The records of `environment` (of one type, or all), by type and
+    /// source, newest window first.
+    fn metric_records(&self, environment: &str, metric_type: Option<MetricType>) -> Result<Vec<MetricRecord>, StoreError>;
 }

@@ -194,6 +194,7 @@ impl Backend for PgBackend {
         (4, include_str!("../migrations/postgres/0004_failed_probes.sql")),
         (5, include_str!("../migrations/postgres/0005_monitoring.sql")),
         (6, include_str!("../migrations/postgres/0006_maintenance.sql")),
+        (8, include_str!("../migrations/postgres/0008_metric_records.sql")),
     ];
 
     fn location(&self) -> &StoreLocation {

@@ -188,6 +188,7 @@ impl Backend for SqliteBackend {
         (4, include_str!("../migrations/sqlite/0004_failed_probes.sql")),
         (5, include_str!("../migrations/sqlite/0005_monitoring.sql")),
         (6, include_str!("../migrations/sqlite/0006_maintenance.sql")),
+        (8, include_str!("../migrations/sqlite/0008_metric_records.sql")),
     ];
 
     fn location(&self) -> &StoreLocation {

@@ -84,6 +84,8 @@ conformance! {
     retention_cuts_exactly_at_the_boundaries,
     a_month_rolls_up_to_the_uptime_of_its_raw_samples,
     maintenance_windows_are_added_listed_and_removed,
+    metric_records_are_upserted_per_window_and_read_back,
+    refused_metric_records_write_nothing,
 }
 
 #[path = "conformance/records.rs"]
@@ -93,6 +95,10 @@ use records::*;
 #[path = "conformance/monitoring.rs"]
 mod monitoring;
 use monitoring::*;
+
+#[path = "conformance/metric_records.rs"]
+mod metric_records;
+use metric_records::*;
 
 // ---- harness ----
 
