@@ -3,7 +3,8 @@
 //! `rollway_ops::Scheduler` with the real `Prober`, their samples written
 //! to the store, rollups every minute and retention every hour, and the
 //! stability windows a deployer left (`deploy --detach`, or interrupted)
-//! watched to their verdict, as `rollway verify` would. The HTTP
+//! watched to their verdict, as `rollway verify` would; after each rollup
+//! the seed 003 metric records are refreshed (`records.rs`). The HTTP
 //! side (health, readiness, metrics) and the runtime are the server
 //! crate's; this module needs a tokio runtime to run in, and owns no
 //! socket and no signal.
@@ -32,8 +33,10 @@ use tokio::task::JoinHandle;
 
 use crate::error::{Code, Error, Result};
 use crate::project::Project;
+use crate::records::RecordInputs;
 
 pub use rollway_ops::{LagSummary, SchedulerStats};
+pub use crate::records::{MonthToDate, Refreshed};
 pub use rollway_store::{Pruned, RollupReport};
 
 /// How often rollups run (OPERATIONS.md: minutes settle 2 min after they end).
@@ -52,6 +55,9 @@ pub trait ServeEvents: Send + Sync + 'static {
     fn rolled_up(&self, report: &RollupReport);
     /// A retention run ended well.
     fn pruned(&self, pruned: &Pruned);
+    /// The seed 003 metric records were refreshed after a rollup: what was
+    /// written and each monitor's month to date.
+    fn refreshed(&self, _refreshed: &Refreshed) {}
     /// Something failed and will be tried again: a sample batch, a rollup,
     /// a retention run. `what` is `samples`, `rollup` or `prune`.
     fn problem(&self, what: &'static str, message: &str);
@@ -84,6 +90,7 @@ pub struct Prepared {
     monitors: Vec<ServedMonitor>,
     lock: Option<ServeLock>,
     windows: Windows,
+    records: Arc<RecordInputs>,
 }
 
 /// What watching detached stability windows needs: the project (its long
@@ -143,6 +150,7 @@ impl Prepared {
         let (stop, stop_rx) = watch::channel(false);
         let rollups = tokio::spawn(maintain(
             Job::Rollup,
+            self.records.clone(),
             self.store.clone(),
             events.clone(),
             state.clone(),
@@ -150,6 +158,7 @@ impl Prepared {
         ));
         let prunes = tokio::spawn(maintain(
             Job::Prune,
+            self.records.clone(),
             self.store.clone(),
             events.clone(),
             state.clone(),
@@ -191,6 +200,7 @@ pub fn prepare(p: &Project) -> Result<Prepared> {
         StoreLocation::Sqlite(path) => Some(ServeLock::acquire(path)?),
         _ => None,
     };
+    let records = Arc::new(RecordInputs::from_config(&config)?);
     let mut specs = Vec::new();
     let mut monitors = Vec::new();
     for (name, m) in config.all_monitors() {
@@ -222,6 +232,7 @@ pub fn prepare(p: &Project) -> Result<Prepared> {
         monitors,
         lock,
         windows,
+        records,
     })
 }
 
@@ -627,10 +638,12 @@ enum Job {
 }
 
 /// Runs `job` on the blocking pool: rollups at once and then every
-/// minute, retention every hour, until stop; a failure is reported and
-/// tried again at the next tick.
+/// minute, each followed by a refresh of the metric records, retention
+/// every hour, until stop; a failure is reported and tried again at the
+/// next tick.
 async fn maintain(
     job: Job,
+    records: Arc<RecordInputs>,
     store: Arc<dyn Store>,
     events: Arc<dyn ServeEvents>,
     state: Arc<Mutex<Maintenance>>,
@@ -651,15 +664,28 @@ async fn maintain(
             _ = ticks.tick() => {}
         }
         let store = store.clone();
+        let records = records.clone();
         let ran = tokio::task::spawn_blocking(move || match job {
-            Job::Rollup => store.roll_up(&RollupSettings::default()).map(Ran::Rollup),
+            Job::Rollup => store
+                .roll_up(&RollupSettings::default())
+                .map(|r| Ran::Rollup(r, crate::records::refresh(&*store, &records, None))),
             Job::Prune => store.prune_monitoring(&Retention::default()).map(Ran::Prune),
         })
         .await;
         let now = Some(SystemClock.now());
         let error = match ran {
-            Ok(Ok(Ran::Rollup(r))) => {
+            Ok(Ok(Ran::Rollup(r, refreshed))) => {
                 events.rolled_up(&r);
+                match refreshed {
+                    Ok(x) => events.refreshed(&x),
+                    Err(e) => events.problem(
+                        "records",
+                        &format!(
+                            "cannot refresh the metric records (trying again in {}): {e}",
+                            rollway_model::time::format_duration(every)
+                        ),
+                    ),
+                }
                 None
             }
             Ok(Ok(Ran::Prune(p))) => {
@@ -697,7 +723,8 @@ async fn maintain(
 }
 
 enum Ran {
-    Rollup(RollupReport),
+    /// The rollup and the metric records' refresh after it.
+    Rollup(RollupReport, Result<Refreshed>),
     Prune(Pruned),
 }
 
