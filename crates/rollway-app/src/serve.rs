@@ -35,8 +35,8 @@ use crate::error::{Code, Error, Result};
 use crate::project::Project;
 use crate::records::RecordInputs;
 
-pub use rollway_ops::{LagSummary, SchedulerStats};
 pub use crate::records::{MonthToDate, Refreshed};
+pub use rollway_ops::{LagSummary, SchedulerStats};
 pub use rollway_store::{Pruned, RollupReport};
 
 /// How often rollups run (OPERATIONS.md: minutes settle 2 min after they end).

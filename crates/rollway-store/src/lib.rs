@@ -103,8 +103,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rollway_model::maintenance::MaintenanceWindow;
 use rollway_model::{
     Artifact, ArtifactId, ChainBreak, Clock, Deployment, DeploymentId, Environment, EnvironmentSpec, EnvironmentStatus,
-    Event, EventKind, Job, JobId, Lock, Masker, MetricRecord, MetricType, NewEvent, PipelineRun, PipelineRunId, ProbeSample, Resource,
-    Sha256Digest, Stack, StackId, Timestamp, Variable, Verification,
+    Event, EventKind, Job, JobId, Lock, Masker, MetricRecord, MetricType, NewEvent, PipelineRun, PipelineRunId,
+    ProbeSample, Resource, Sha256Digest, Stack, StackId, Timestamp, Variable, Verification,
 };
 
 pub use error::StoreError;
@@ -450,5 +450,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn put_metric_records(&self, records: &[MetricRecord]) -> Result<u64, StoreError>;
     /// The records of `environment` (of one type, or all), by type and
     /// source, newest window first.
-    fn metric_records(&self, environment: &str, metric_type: Option<MetricType>) -> Result<Vec<MetricRecord>, StoreError>;
+    fn metric_records(
+        &self,
+        environment: &str,
+        metric_type: Option<MetricType>,
+    ) -> Result<Vec<MetricRecord>, StoreError>;
 }

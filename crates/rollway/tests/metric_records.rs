@@ -80,15 +80,30 @@ struct S {
 }
 
 fn ok(t: i64, latency: u64) -> S {
-    S { t, outcome: "ok", status: Some(200), latency: Some(latency) }
+    S {
+        t,
+        outcome: "ok",
+        status: Some(200),
+        latency: Some(latency),
+    }
 }
 
 fn err(t: i64) -> S {
-    S { t, outcome: "error", status: Some(503), latency: Some(30) }
+    S {
+        t,
+        outcome: "error",
+        status: Some(503),
+        latency: Some(30),
+    }
 }
 
 fn down(t: i64) -> S {
-    S { t, outcome: "unavailable", status: None, latency: None }
+    S {
+        t,
+        outcome: "unavailable",
+        status: None,
+        latency: None,
+    }
 }
 
 fn push(p: &Project, monitor: &str, samples: &[S]) {
@@ -117,7 +132,13 @@ fn record(env: &str, source: &str, kind: &str, value: f64, thresholds: (f64, f64
     };
     let (w, c) = thresholds;
     let status = if higher_is_worse {
-        if value >= c { "critical" } else if value >= w { "warning" } else { "healthy" }
+        if value >= c {
+            "critical"
+        } else if value >= w {
+            "warning"
+        } else {
+            "healthy"
+        }
     } else if value < c {
         "critical"
     } else if value < w {
@@ -217,7 +238,13 @@ fn records_hold_the_seed_003_numbers_of_the_pushed_samples() {
         // api (retries 2): ok at 50 ms from at − 10 m, the last two unavailable.
         let api: Vec<S> = (1..=10)
             .rev()
-            .map(|k| if k <= 2 { down(at - k * MIN) } else { ok(at - k * MIN, 50) })
+            .map(|k| {
+                if k <= 2 {
+                    down(at - k * MIN)
+                } else {
+                    ok(at - k * MIN, 50)
+                }
+            })
             .collect();
         push(&p, "web", &web);
         push(&p, "api", &api);
@@ -253,8 +280,22 @@ fn records_hold_the_seed_003_numbers_of_the_pushed_samples() {
             // Failed checks in a row up to the latest sample: api's last two.
             record("prod", "api", "health_check", 2.0, (1.0, 2.0), (at - MIN, at - MIN)),
             record("prod", "web", "health_check", 0.0, (1.0, 3.0), (at - MIN, at - MIN)),
-            record("prod", "api", "performance", average(&api, five.0, five.1).unwrap(), (1000.0, 2000.0), five),
-            record("prod", "web", "performance", average(&web, five.0, five.1).unwrap(), (1000.0, 2000.0), five),
+            record(
+                "prod",
+                "api",
+                "performance",
+                average(&api, five.0, five.1).unwrap(),
+                (1000.0, 2000.0),
+                five,
+            ),
+            record(
+                "prod",
+                "web",
+                "performance",
+                average(&web, five.0, five.1).unwrap(),
+                (1000.0, 2000.0),
+                five,
+            ),
         ];
         want.extend(hours("prod", "api", &api, at));
         want.extend(hours("prod", "web", &web, at));
@@ -264,19 +305,30 @@ fn records_hold_the_seed_003_numbers_of_the_pushed_samples() {
         // The values as the seed's statuses put them: web averages 1300 ms
         // over the last 5 minutes (warning), api is down (critical).
         assert_eq!(want[3]["metric_value"], 1300.0);
-        assert_eq!((want[0]["status"].as_str(), want[3]["status"].as_str()), (Some("critical"), Some("warning")));
+        assert_eq!(
+            (want[0]["status"].as_str(), want[3]["status"].as_str()),
+            (Some("critical"), Some("warning"))
+        );
 
         // Asked again, the rolling records are replaced and the hours and
         // month updated in place: the same ids, no new rows.
         let ids = |v: Value| -> Vec<String> {
-            v.as_array().unwrap().iter().map(|r| r["metric_id"].as_str().unwrap().to_owned()).collect()
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["metric_id"].as_str().unwrap().to_owned())
+                .collect()
         };
         let first_ids = ids(p.run(&["metrics", "prod", "--json"]).ok().json());
         let again = ids(p.run(&["metrics", "prod", "--json"]).ok().json());
         assert_eq!(first_ids, again);
 
         // One type.
-        let rates = without_ids(p.run(&["metrics", "prod", "--type", "error_rate", "--json"]).ok().json());
+        let rates = without_ids(
+            p.run(&["metrics", "prod", "--type", "error_rate", "--json"])
+                .ok()
+                .json(),
+        );
         let mut want_rates = hours("prod", "api", &api, at);
         want_rates.extend(hours("prod", "web", &web, at));
         assert_eq!(rates, want_rates);
@@ -304,7 +356,10 @@ fn bad_input_is_refused_with_what_to_do() {
     );
     // No samples yet: no records, and the table says why.
     let r = p.run(&["metrics", "calm"]).ok();
-    assert_eq!(r.stdout.trim(), "no metric records in calm: its monitors have no samples yet");
+    assert_eq!(
+        r.stdout.trim(),
+        "no metric records in calm: its monitors have no samples yet"
+    );
 }
 
 /// The human table with times redacted and padding cut to two spaces.
@@ -312,7 +367,9 @@ fn transcript(r: &Run) -> String {
     let padding = regex::Regex::new(r"(\S)  +").unwrap();
     let time = regex::Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z").unwrap();
     let text = format!("[exit {}]\n{}{}", r.code, r.stdout, r.stderr);
-    padding.replace_all(&time.replace_all(&text, "[time]"), "$1  ").into_owned()
+    padding
+        .replace_all(&time.replace_all(&text, "[time]"), "$1  ")
+        .into_owned()
 }
 
 #[test]
@@ -369,7 +426,13 @@ fn serve_exports_the_month_to_date_uptime_ratio_and_downtime() {
     // 120 s of downtime.
     let web: Vec<S> = (1..=10)
         .rev()
-        .map(|k| if k == 5 || k == 6 { down(at - k * MIN) } else { ok(at - k * MIN, 40) })
+        .map(|k| {
+            if k == 5 || k == 6 {
+                down(at - k * MIN)
+            } else {
+                ok(at - k * MIN, 40)
+            }
+        })
         .collect();
     push(&p, "web", &web);
     let port = common::free_port();
@@ -391,7 +454,10 @@ fn serve_exports_the_month_to_date_uptime_ratio_and_downtime() {
         if let Some(t) = scrape(port).filter(|t| sample(t, ratio_series).is_some()) {
             break t;
         }
-        assert!(start.elapsed() < PATIENCE, "no uptime ratio in /metrics within {PATIENCE:?}");
+        assert!(
+            start.elapsed() < PATIENCE,
+            "no uptime ratio in /metrics within {PATIENCE:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     let after = now_ms();
@@ -401,15 +467,24 @@ fn serve_exports_the_month_to_date_uptime_ratio_and_downtime() {
     // somewhere in [before, after].
     let first = (at - 10 * MIN).max(month_start(at));
     let down = within(&[(at - 6 * MIN, at - 4 * MIN)], first, after);
-    let (lo, hi) = (percent(down, before - first) / 100.0, percent(down, after - first) / 100.0);
+    let (lo, hi) = (
+        percent(down, before - first) / 100.0,
+        percent(down, after - first) / 100.0,
+    );
     assert!((lo..=hi).contains(&ratio), "{ratio} outside [{lo}, {hi}]");
     // api and calm-web have no samples: downtime 0, no ratio.
     assert_eq!(
-        sample(&text, r#"rollway_monitor_uptime_ratio{monitor="api",environment="prod"}"#),
+        sample(
+            &text,
+            r#"rollway_monitor_uptime_ratio{monitor="api",environment="prod"}"#
+        ),
         None
     );
     assert_eq!(
-        sample(&text, r#"rollway_monitor_downtime_seconds{monitor="calm-web",environment="calm"}"#),
+        sample(
+            &text,
+            r#"rollway_monitor_downtime_seconds{monitor="calm-web",environment="calm"}"#
+        ),
         Some(0.0)
     );
     let killed = Command::new("kill")

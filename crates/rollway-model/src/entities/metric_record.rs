@@ -204,7 +204,11 @@ mod tests {
     fn default_thresholds_follow_the_seed_targets() {
         let check = |t: MetricType, target: f64, retries: u32, expected: (f64, f64)| {
             let th = Thresholds::default_for(t, target, retries);
-            assert_eq!((th.warning, th.critical), expected, "{t} target {target} retries {retries}");
+            assert_eq!(
+                (th.warning, th.critical),
+                expected,
+                "{t} target {target} retries {retries}"
+            );
         };
         check(HealthCheck, 99.5, 3, (1.0, 3.0));
         check(HealthCheck, 99.5, 0, (1.0, 1.0));

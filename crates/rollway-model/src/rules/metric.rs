@@ -102,9 +102,15 @@ pub fn validate(r: &MetricRecord) -> Vec<Violation> {
     }
     let span = r.timestamp.as_millis() - r.window_start.as_millis();
     let window = match t {
-        MetricType::HealthCheck => (span != 0).then(|| "a health check is its latest sample: the window starts at its timestamp".to_owned()),
-        MetricType::Performance => (span != PERFORMANCE_WINDOW_MS)
-            .then(|| format!("a performance record is a 5-minute rolling average, not {} s", span / 1000)),
+        MetricType::HealthCheck => {
+            (span != 0).then(|| "a health check is its latest sample: the window starts at its timestamp".to_owned())
+        }
+        MetricType::Performance => (span != PERFORMANCE_WINDOW_MS).then(|| {
+            format!(
+                "a performance record is a 5-minute rolling average, not {} s",
+                span / 1000
+            )
+        }),
         MetricType::ErrorRate => (r.window_start.as_millis().rem_euclid(ERROR_RATE_WINDOW_MS) != 0
             || span <= 0
             || span > ERROR_RATE_WINDOW_MS)

@@ -21,7 +21,10 @@ fn record(t: MetricType, source: &str, value: f64, window_start: i64, timestamp:
     )
 }
 
-pub(super) fn metric_records_are_upserted_per_window_and_read_back(store: &dyn Store, _clock: &rollway_model::ManualClock) {
+pub(super) fn metric_records_are_upserted_per_window_and_read_back(
+    store: &dyn Store,
+    _clock: &rollway_model::ManualClock,
+) {
     let health = record(MetricType::HealthCheck, "web", 0.0, T + 10, T + 10);
     let perf = record(MetricType::Performance, "web", 1234.5, T + 60_000, T + 360_000);
     let hour1 = record(MetricType::ErrorRate, "web", 2.5, T, T + 30 * 60_000);
@@ -36,12 +39,28 @@ pub(super) fn metric_records_are_upserted_per_window_and_read_back(store: &dyn S
         Timestamp::from_millis(T),
         Timestamp::from_millis(T + HOUR),
     );
-    let all = [health.clone(), perf.clone(), hour1.clone(), hour2.clone(), month.clone(), other_env];
+    let all = [
+        health.clone(),
+        perf.clone(),
+        hour1.clone(),
+        hour2.clone(),
+        month.clone(),
+        other_env,
+    ];
     assert_eq!(store.put_metric_records(&all).unwrap(), 6);
     // Every field back as written; statuses as the thresholds give them.
     let mut got = store.metric_records("prod", None).unwrap();
     got.sort_by_key(|r| (r.metric_type, r.window_start));
-    assert_eq!(got, vec![health.clone(), perf.clone(), hour1.clone(), hour2.clone(), month.clone()]);
+    assert_eq!(
+        got,
+        vec![
+            health.clone(),
+            perf.clone(),
+            hour1.clone(),
+            hour2.clone(),
+            month.clone()
+        ]
+    );
     assert_eq!(
         got.iter().map(|r| (r.unit, r.status)).collect::<Vec<_>>(),
         [
@@ -60,7 +79,9 @@ pub(super) fn metric_records_are_upserted_per_window_and_read_back(store: &dyn S
     let health2 = record(MetricType::HealthCheck, "web", 3.0, T + 70_000, T + 70_000);
     let perf2 = record(MetricType::Performance, "web", 10.0, T + 120_000, T + 420_000);
     let hour1b = record(MetricType::ErrorRate, "web", 0.5, T, T + HOUR);
-    store.put_metric_records(&[health2.clone(), perf2.clone(), hour1b.clone()]).unwrap();
+    store
+        .put_metric_records(&[health2.clone(), perf2.clone(), hour1b.clone()])
+        .unwrap();
     let got = store.metric_records("prod", None).unwrap();
     assert_eq!(got.len(), 5, "{got:#?}");
     let find = |t: MetricType, ws: i64| {
@@ -70,9 +91,15 @@ pub(super) fn metric_records_are_upserted_per_window_and_read_back(store: &dyn S
             .unwrap()
     };
     let h = find(MetricType::HealthCheck, T + 70_000);
-    assert_eq!((h.metric_id, h.metric_value, h.status), (health.metric_id, 3.0, HealthStatus::Critical));
+    assert_eq!(
+        (h.metric_id, h.metric_value, h.status),
+        (health.metric_id, 3.0, HealthStatus::Critical)
+    );
     let p = find(MetricType::Performance, T + 120_000);
-    assert_eq!((p.metric_id, p.metric_value, p.status), (perf.metric_id, 10.0, HealthStatus::Healthy));
+    assert_eq!(
+        (p.metric_id, p.metric_value, p.status),
+        (perf.metric_id, 10.0, HealthStatus::Healthy)
+    );
     let e = find(MetricType::ErrorRate, T);
     assert_eq!(
         (e.metric_id, e.metric_value, e.timestamp),

@@ -44,7 +44,10 @@ pub fn run(s: &Session, args: MetricsArgs) -> Result<()> {
     if rows.is_empty() {
         s.printer.line(
             Tone::Dim,
-            format!("no metric records in {}: its monitors have no samples yet", args.environment),
+            format!(
+                "no metric records in {}: its monitors have no samples yet",
+                args.environment
+            ),
         );
         return Ok(());
     }
