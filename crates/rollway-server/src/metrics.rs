@@ -148,7 +148,7 @@ pub(crate) fn registry(log: Arc<dyn Log>) -> (Registry, Arc<Recorder>) {
     );
     reg.register(
         "rollway_pruned_rows",
-        "Samples and rollup rows deleted by retention",
+        "Samples, rollup rows and metric records deleted by retention",
         r.pruned_rows.clone(),
     );
     reg.register(
@@ -209,7 +209,7 @@ impl ServeEvents for Recorder {
     fn pruned(&self, pruned: &Pruned) {
         self.runs.get_or_create(&JobLabels { job: "prune".into() }).inc();
         self.pruned_rows
-            .inc_by(pruned.samples + pruned.minutes + pruned.hours + pruned.days);
+            .inc_by(pruned.samples + pruned.minutes + pruned.hours + pruned.days + pruned.records);
     }
 
     fn refreshed(&self, refreshed: &Refreshed) {

@@ -420,7 +420,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes what `keep` no longer keeps, in transactions of at most
     /// `keep.batch` rows: raw samples older than `keep.samples` (once rolled
     /// up), and buckets that ended `keep.minutes` / `hours` / `days` ago or
-    /// earlier.
+    /// earlier; with them the metric records of windows that ended as long
+    /// ago (error rates with the hours, uptime with the days).
     fn prune_monitoring(&self, keep: &Retention) -> Result<Pruned, StoreError>;
 
     // ---- maintenance windows (OPERATIONS.md "The seed 003 numbers") ----

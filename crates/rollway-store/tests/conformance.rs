@@ -86,6 +86,7 @@ conformance! {
     maintenance_windows_are_added_listed_and_removed,
     metric_records_are_upserted_per_window_and_read_back,
     refused_metric_records_write_nothing,
+    old_metric_records_go_with_their_rollup_tier,
 }
 
 #[path = "conformance/records.rs"]

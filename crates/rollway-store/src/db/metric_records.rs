@@ -10,6 +10,7 @@ use rollway_model::{MetricId, MetricRecord, MetricType, Timestamp};
 
 use super::Db;
 use crate::error::StoreError;
+use crate::monitoring::{Pruned, Retention};
 use crate::sql::{Backend, Param, Row};
 
 const COLS: &str = "metric_id, environment, metric_type, source, metric_value, unit, threshold_warning, \
@@ -80,6 +81,40 @@ impl<B: Backend> Db<B> {
             }
             Ok(n)
         })
+    }
+
+    /// Deletes the records of windows that ended longer ago than their
+    /// tier keeps: error rates (hourly) with the hour rollups, uptime
+    /// (monthly) with the day rollups; `batch` rows per transaction. The
+    /// latest health check and rolling average are current: kept.
+    pub(super) fn prune_metric_records(
+        &self,
+        keep: &Retention,
+        now: i64,
+        batch: i64,
+        out: &mut Pruned,
+    ) -> Result<(), StoreError> {
+        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        for (t, cutoff) in [
+            (MetricType::ErrorRate, now.saturating_sub(ms(keep.hours))),
+            (MetricType::Uptime, now.saturating_sub(ms(keep.days))),
+        ] {
+            loop {
+                let deleted = self.backend.write(|sql| {
+                    sql.exec(
+                        "DELETE FROM metric_records WHERE metric_id IN (SELECT metric_id FROM metric_records \
+                         WHERE metric_type = $1 AND timestamp <= $2 ORDER BY timestamp LIMIT $3)",
+                        &[t.as_str().into(), cutoff.into(), batch.into()],
+                    )
+                })?;
+                out.transactions += 1;
+                out.records += deleted;
+                if deleted < u64::try_from(batch).unwrap_or(u64::MAX) {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn do_metric_records(

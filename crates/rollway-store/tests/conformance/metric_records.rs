@@ -2,6 +2,7 @@
 //! environment, type, source and window, read back field for field, and
 //! refused whole when the model's rules refuse one.
 
+use rollway_model::Clock as _;
 use rollway_model::{HealthStatus, MetricRecord, MetricType, MetricUnit, Thresholds, Timestamp};
 use rollway_store::{Store, StoreError};
 
@@ -129,4 +130,44 @@ pub(super) fn refused_metric_records_write_nothing(store: &dyn Store, _clock: &r
     );
     assert!(err.to_string().contains("nothing was written"), "{err}");
     assert_eq!(store.metric_records("prod", None).unwrap(), Vec::new());
+}
+
+pub(super) fn old_metric_records_go_with_their_rollup_tier(store: &dyn Store, clock: &rollway_model::ManualClock) {
+    let now = clock.now().as_millis();
+    let day = 24 * HOUR;
+    // Hours that ended 3 h, 2 h and 1 h ago; months that ended 50 and 10
+    // days ago; a rolling average from long ago (current: kept).
+    let old_hour = record(MetricType::ErrorRate, "web", 0.0, now - 4 * HOUR, now - 3 * HOUR);
+    let cut_hour = record(MetricType::ErrorRate, "web", 0.0, now - 3 * HOUR, now - 2 * HOUR);
+    let kept_hour = record(MetricType::ErrorRate, "web", 0.0, now - 2 * HOUR, now - HOUR);
+    let old_month = record(MetricType::Uptime, "web", 100.0, now - 80 * day, now - 50 * day);
+    let kept_month = record(MetricType::Uptime, "web", 100.0, now - 40 * day, now - 10 * day);
+    let perf = record(
+        MetricType::Performance,
+        "web",
+        5.0,
+        now - 100 * day - 300_000,
+        now - 100 * day,
+    );
+    store
+        .put_metric_records(&[
+            old_hour,
+            cut_hour,
+            kept_hour.clone(),
+            old_month,
+            kept_month.clone(),
+            perf.clone(),
+        ])
+        .unwrap();
+    let keep = rollway_store::Retention {
+        hours: std::time::Duration::from_secs(2 * 3600),
+        days: std::time::Duration::from_secs(30 * 86_400),
+        batch: 1,
+        ..rollway_store::Retention::default()
+    };
+    let pruned = store.prune_monitoring(&keep).unwrap();
+    assert_eq!(pruned.records, 3, "{pruned:?}");
+    let mut left = store.metric_records("prod", None).unwrap();
+    left.sort_by_key(|r| (r.metric_type, r.window_start));
+    assert_eq!(left, vec![perf, kept_hour, kept_month]);
 }
