@@ -3,7 +3,8 @@
 //! several instances sharing one store), schema migrations, the hash-chained
 //! event log, lease locks, and the records of environments, variables,
 //! artifacts, deployments, verifications, pipeline runs, jobs, stacks and
-//! resources, and the watching half's monitors, probe samples and rollups.
+//! resources, and the watching half's monitors, probe samples, rollups and
+//! seed 003 metric records.
 //!
 //! # Schema
 //!
