@@ -73,7 +73,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         let mut k = 0u64;
         while t < end {
             // Mostly ok around 100 ms; every 97th slot unavailable.
-            let outcome = if (k + i as u64) % 97 == 0 {
+            let outcome = if (k + i as u64).is_multiple_of(97) {
                 Outcome::Unavailable
             } else {
                 Outcome::Ok
