@@ -59,11 +59,11 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// The start of the current minute, at least 20 s before it ends (so a
-/// command run next sees the same minute).
+/// The start of the current minute, at least 30 s before it ends (so the
+/// commands run next see the same minute).
 fn this_minute() -> i64 {
     let mut now = now_ms();
-    if now % MIN > 40_000 {
+    if now % MIN > 30_000 {
         std::thread::sleep(Duration::from_millis((MIN - now % MIN + 500) as u64));
         now = now_ms();
     }
