@@ -501,6 +501,16 @@ fn serve_exports_the_month_to_date_uptime_ratio_and_downtime() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status}");
+    // serve stored the records too: web's month, read from the table
+    // before any other command refreshes it, as /metrics had it (or from a
+    // later tick of the same serve).
+    let stored: f64 = p
+        .sql("SELECT metric_value FROM metric_records WHERE source = 'web' AND metric_type = 'uptime'")
+        .trim()
+        .parse()
+        .unwrap();
+    let hi = percent(down, now_ms() - first) / 100.0;
+    assert!((lo..=hi).contains(&(stored / 100.0)), "{stored} outside [{lo}, {hi}]");
     // The records serve wrote are the ones `metrics` shows (refreshed again).
     let r = p.run(&["metrics", "prod", "--type", "uptime", "--json"]).ok().json();
     assert_eq!(r.as_array().unwrap().len(), 1, "{r}");
