@@ -16,6 +16,7 @@ pub mod monitors;
 pub mod pipeline;
 pub mod project;
 pub mod queries;
+pub mod records;
 pub mod rollback;
 pub mod secrets;
 pub mod serve;

@@ -6,7 +6,8 @@
 //! watched to their verdict, as `rollway verify` would; a push monitor
 //! with `on_silence = "down"` that stopped checking in gets an
 //! `unavailable` sample for each slot it missed (`rollway_ops::PushSilence`),
-//! until a push arrives. The HTTP
+//! until a push arrives; after each rollup the seed 003 metric records are
+//! refreshed (`records.rs`). The HTTP
 //! side (health, readiness, metrics) and the runtime are the server
 //! crate's; this module needs a tokio runtime to run in, and owns no
 //! socket and no signal.
@@ -50,7 +51,9 @@ use tokio::task::JoinHandle;
 
 use crate::error::{Code, Error, Result};
 use crate::project::Project;
+use crate::records::RecordInputs;
 
+pub use crate::records::{MonthToDate, Refreshed};
 pub use rollway_ops::{LagSummary, SchedulerStats};
 pub use rollway_store::{Pruned, RollupReport};
 
@@ -76,6 +79,9 @@ pub trait ServeEvents: Send + Sync + 'static {
     fn rolled_up(&self, report: &RollupReport);
     /// A retention run ended well.
     fn pruned(&self, pruned: &Pruned);
+    /// The seed 003 metric records were refreshed after a rollup: what was
+    /// written and each monitor's month to date.
+    fn refreshed(&self, _refreshed: &Refreshed) {}
     /// Something failed and will be tried again: a sample batch, a rollup,
     /// a retention run, the missed check-ins of push monitors. `what` is
     /// `samples`, `rollup`, `prune` or `silence`.
@@ -189,6 +195,7 @@ pub struct Prepared {
     monitors: Vec<ServedMonitor>,
     lock: Option<ServeLock>,
     windows: Windows,
+    records: Arc<RecordInputs>,
     /// `None` on SQLite: the one `serve` probes every monitor.
     sharding: Option<Sharding>,
     silent: Arc<[SilentPush]>,
@@ -266,6 +273,7 @@ impl Prepared {
         let (stop, stop_rx) = watch::channel(false);
         let rollups = tokio::spawn(maintain(
             Job::Rollup,
+            self.records.clone(),
             self.store.clone(),
             events.clone(),
             state.clone(),
@@ -273,6 +281,7 @@ impl Prepared {
         ));
         let prunes = tokio::spawn(maintain(
             Job::Prune,
+            self.records.clone(),
             self.store.clone(),
             events.clone(),
             state.clone(),
@@ -340,6 +349,7 @@ pub fn prepare(p: &Project) -> Result<Prepared> {
         StoreLocation::Sqlite(path) => Some(ServeLock::acquire(path)?),
         _ => None,
     };
+    let records = Arc::new(RecordInputs::from_config(&config)?);
     let mut specs = Vec::new();
     let mut monitors = Vec::new();
     let mut silent = Vec::new();
@@ -390,6 +400,7 @@ pub fn prepare(p: &Project) -> Result<Prepared> {
         windows,
         sharding,
         silent: silent.into(),
+        records,
     })
 }
 
@@ -1080,10 +1091,12 @@ enum Job {
 }
 
 /// Runs `job` on the blocking pool: rollups at once and then every
-/// minute, retention every hour, until stop; a failure is reported and
-/// tried again at the next tick.
+/// minute, each followed by a refresh of the metric records, retention
+/// every hour, until stop; a failure is reported and tried again at the
+/// next tick.
 async fn maintain(
     job: Job,
+    records: Arc<RecordInputs>,
     store: Arc<dyn Store>,
     events: Arc<dyn ServeEvents>,
     state: Arc<Mutex<Maintenance>>,
@@ -1104,15 +1117,28 @@ async fn maintain(
             _ = ticks.tick() => {}
         }
         let store = store.clone();
+        let records = records.clone();
         let ran = tokio::task::spawn_blocking(move || match job {
-            Job::Rollup => store.roll_up(&RollupSettings::default()).map(Ran::Rollup),
+            Job::Rollup => store
+                .roll_up(&RollupSettings::default())
+                .map(|r| Ran::Rollup(r, crate::records::refresh(&*store, &records, None))),
             Job::Prune => store.prune_monitoring(&Retention::default()).map(Ran::Prune),
         })
         .await;
         let now = Some(SystemClock.now());
         let error = match ran {
-            Ok(Ok(Ran::Rollup(r))) => {
+            Ok(Ok(Ran::Rollup(r, refreshed))) => {
                 events.rolled_up(&r);
+                match refreshed {
+                    Ok(x) => events.refreshed(&x),
+                    Err(e) => events.problem(
+                        "records",
+                        &format!(
+                            "cannot refresh the metric records (trying again in {}): {e}",
+                            rollway_model::time::format_duration(every)
+                        ),
+                    ),
+                }
                 None
             }
             Ok(Ok(Ran::Prune(p))) => {
@@ -1150,7 +1176,8 @@ async fn maintain(
 }
 
 enum Ran {
-    Rollup(RollupReport),
+    /// The rollup and the metric records' refresh after it.
+    Rollup(RollupReport, Result<Refreshed>),
     Prune(Pruned),
 }
 

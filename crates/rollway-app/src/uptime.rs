@@ -30,12 +30,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::project::Project;
 
-const MINUTE: i64 = 60_000;
+pub(crate) const MINUTE: i64 = 60_000;
 /// Samples read before a raw stretch: an unavailable run or an error
 /// minute that began before it decides its first minutes.
 const CONTEXT: i64 = 2 * MINUTE;
 /// At most this many raw samples are read for one stretch.
-const RAW_LIMIT: usize = 200_000;
+pub(crate) const RAW_LIMIT: usize = 200_000;
 /// Pushed samples recorded per transaction.
 const PUSH_BATCH: usize = 5_000;
 
@@ -43,7 +43,7 @@ const PUSH_BATCH: usize = 5_000;
 
 /// Records every monitor of rollway.toml in the store (as `serve` does),
 /// so pushes and reports know them before any `serve` ran.
-fn sync_monitors(config: &Config, store: &dyn Store) -> Result<()> {
+pub(crate) fn sync_monitors(config: &Config, store: &dyn Store) -> Result<()> {
     for (name, m) in config.all_monitors() {
         store
             .put_monitor(&crate::serve::definition(&name, &m))
@@ -52,7 +52,7 @@ fn sync_monitors(config: &Config, store: &dyn Store) -> Result<()> {
     Ok(())
 }
 
-fn zone(config: &Config, env: &str) -> Result<(TimeZone, f64)> {
+pub(crate) fn zone(config: &Config, env: &str) -> Result<(TimeZone, f64)> {
     let e = config
         .environments
         .get(env)
@@ -66,13 +66,13 @@ fn zone(config: &Config, env: &str) -> Result<(TimeZone, f64)> {
     Ok((tz, e.uptime_target / 100.0))
 }
 
-fn names(list: impl IntoIterator<Item = String>) -> String {
+pub(crate) fn names(list: impl IntoIterator<Item = String>) -> String {
     let v: Vec<String> = list.into_iter().collect();
     if v.is_empty() { "none".to_owned() } else { v.join(", ") }
 }
 
 /// The monitors `what` names: an environment's, one monitor, or all.
-fn select(config: &Config, store: &dyn Store, what: Option<&str>) -> Result<Vec<MonitorRecord>> {
+pub(crate) fn select(config: &Config, store: &dyn Store, what: Option<&str>) -> Result<Vec<MonitorRecord>> {
     let all = store.monitors()?;
     let configured = config.all_monitors();
     let known: Vec<MonitorRecord> = all
@@ -336,8 +336,8 @@ pub fn push(p: &Project, name: &str, input: impl BufRead, import: bool) -> Resul
 // ---- the arithmetic over the store ----
 
 /// A monitor's terms over `period`, from its rollups and raw samples.
-struct Account {
-    tally: Tally,
+pub(crate) struct Account {
+    pub(crate) tally: Tally,
     /// A window lies where the minute rows were pruned: there the stored
     /// maintenance seconds were used.
     stale_maintenance: bool,
@@ -351,7 +351,7 @@ fn resolution(g: Grain) -> Resolution {
     }
 }
 
-fn account(store: &dyn Store, m: &MonitorRecord, period: Span, maint: &Spans) -> Result<Account> {
+pub(crate) fn account(store: &dyn Store, m: &MonitorRecord, period: Span, maint: &Spans) -> Result<Account> {
     let covered = m.rolled_from.zip(m.rolled_until).map(|(a, b)| Span::new(a, b));
     let pieces = plan(period, covered, m.minutes_from, maint);
     let mut tally = Tally::default();
@@ -407,7 +407,7 @@ fn coverage_ms(m: &MonitorRecord) -> i64 {
     i64::try_from(m.def.coverage.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn windows_for(all: &[MaintenanceWindow], m: &MonitorRecord, period: Span, tz: &TimeZone) -> Spans {
+pub(crate) fn windows_for(all: &[MaintenanceWindow], m: &MonitorRecord, period: Span, tz: &TimeZone) -> Spans {
     let mine: Vec<&MaintenanceWindow> = all
         .iter()
         .filter(|w| w.applies_to(&m.def.environment, &m.def.name))
@@ -415,7 +415,7 @@ fn windows_for(all: &[MaintenanceWindow], m: &MonitorRecord, period: Span, tz: &
     expand(&mine, period, tz)
 }
 
-fn roll_up_first(store: &dyn Store) -> Result<()> {
+pub(crate) fn roll_up_first(store: &dyn Store) -> Result<()> {
     store
         .roll_up(&RollupSettings::default())
         .map_err(|e| Error::from(e).context("cannot roll up the samples not yet counted"))?;
@@ -549,37 +549,53 @@ pub fn uptime_report(p: &Project, what: Option<&str>, month: Option<&str>) -> Re
                 tz.iana_name().unwrap_or("UTC")
             )));
         }
-        let month_to_date = span.end > now;
-        let period = Span::new(span.start, span.end.min(now));
-        let maint = windows_for(&windows, &m, period, &tz);
-        let a = account(&*store, &m, period, &maint)?;
-        let t = &a.tally;
-        let up = t.uptime();
-        out.push(MonitorUptime {
-            monitor: m.def.name.clone(),
-            environment: m.def.environment.clone(),
-            timezone: tz.iana_name().unwrap_or("UTC").to_owned(),
-            month,
-            month_to_date,
-            period_start: period.start,
-            period_end: period.end,
-            period_seconds: seconds(t.period_ms),
-            downtime_seconds: seconds(t.downtime_ms),
-            downtime_minutes: t.downtime_ms as f64 / 60_000.0,
-            maintenance_seconds: seconds(t.maintenance_ms),
-            no_data_seconds: seconds(t.no_data_ms),
-            uptime_percent: up.map(percent),
-            target_percent: target * 100.0,
-            verdict: match up {
-                None => Verdict::NoData,
-                Some(u) if u >= target => Verdict::Ok,
-                Some(_) => Verdict::Breached,
-            },
-            samples: t.rollup.samples(),
-            maintenance_from: if a.stale_maintenance { "stored" } else { "windows" },
-        });
+        out.push(month_of(&*store, &m, &tz, target, &windows, month, now)?);
     }
     Ok(out)
+}
+
+/// One monitor's `month` (counted to `now` when it is the current one) in
+/// zone `tz` against `target` (a fraction): the numbers `rollway uptime`
+/// prints, the metric records' uptime and `/metrics`' uptime ratio.
+pub(crate) fn month_of(
+    store: &dyn Store,
+    m: &MonitorRecord,
+    tz: &TimeZone,
+    target: f64,
+    windows: &[MaintenanceWindow],
+    month: Month,
+    now: Timestamp,
+) -> Result<MonitorUptime> {
+    let span = month.span(tz);
+    let month_to_date = span.end > now;
+    let period = Span::new(span.start, span.end.min(now));
+    let maint = windows_for(windows, m, period, tz);
+    let a = account(store, m, period, &maint)?;
+    let t = &a.tally;
+    let up = t.uptime();
+    Ok(MonitorUptime {
+        monitor: m.def.name.clone(),
+        environment: m.def.environment.clone(),
+        timezone: tz.iana_name().unwrap_or("UTC").to_owned(),
+        month,
+        month_to_date,
+        period_start: period.start,
+        period_end: period.end,
+        period_seconds: seconds(t.period_ms),
+        downtime_seconds: seconds(t.downtime_ms),
+        downtime_minutes: t.downtime_ms as f64 / 60_000.0,
+        maintenance_seconds: seconds(t.maintenance_ms),
+        no_data_seconds: seconds(t.no_data_ms),
+        uptime_percent: up.map(percent),
+        target_percent: target * 100.0,
+        verdict: match up {
+            None => Verdict::NoData,
+            Some(u) if u >= target => Verdict::Ok,
+            Some(_) => Verdict::Breached,
+        },
+        samples: t.rollup.samples(),
+        maintenance_from: if a.stale_maintenance { "stored" } else { "windows" },
+    })
 }
 
 // ---- SLO ----

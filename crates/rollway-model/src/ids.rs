@@ -53,7 +53,7 @@ id_newtype! {
     VerificationId;
     HostResultId;
     MonitorId;
-    SampleId;
+    MetricId;
     AlertId;
     EventId;
     BackupId;

@@ -298,6 +298,13 @@ string_enum! {
         Uptime = "uptime",
     }
 
+    /// Seed 003 Monitoring Data unit: "Metric unit (ms, %, count)".
+    MetricUnit ("metric unit") {
+        Ms = "ms",
+        Percent = "%" | "percent",
+        Count = "count",
+    }
+
     /// Seed 003 Monitoring Data status.
     HealthStatus ("health status") {
         Healthy = "healthy",

@@ -354,6 +354,20 @@ fn refused(r: Result<(), StatusChangeError>) -> Vec<Violation> {
     r.err().map(|e| e.violations).unwrap_or_default()
 }
 
+/// A record of `t` with Rollway's default thresholds over the window its
+/// aggregation rule names, ending on an hour (so an error rate's hour is whole).
+fn metric(t: MetricType, value: f64) -> MetricRecord {
+    let end = Timestamp(1_700_002_800_000); // 2023-11-14T23:00:00Z
+    let start = match t {
+        MetricType::HealthCheck => end,
+        MetricType::Performance => Timestamp(end.0 - 5 * 60_000),
+        MetricType::ErrorRate => Timestamp(end.0 - 3_600_000),
+        MetricType::Uptime => Timestamp(end.0 - 14 * 86_400_000),
+    };
+    let thresholds = Thresholds::default_for(t, 99.5, 3);
+    MetricRecord::new("production", "web", t, value, thresholds, start, end)
+}
+
 const T0: Timestamp = Timestamp(1_700_000_000_000);
 
 fn at(minutes: i64) -> Timestamp {
@@ -1373,5 +1387,75 @@ cases! {
             refused(r.transition(s, t))
         }
         edge_case(&resource(), step, &[ResourceStatus::Failed], &[ResourceStatus::Available], ResourceStatus::Failed);
+    }
+    // --- seed 003 Monitoring Data
+    metric_value_in_range {
+        let good = metric(MetricType::ErrorRate, 0.5);
+        let mut bad = good.clone();
+        bad.metric_value = 120.0;
+        check(rules::metric::validate(&bad), rules::metric::validate(&good), &[("metric_value", rules::metric::VALUE_IN_RANGE)]);
+        let mut nan = metric(MetricType::Performance, 10.0);
+        nan.metric_value = f64::NAN;
+        check(rules::metric::validate(&nan), Vec::new(), &[("metric_value", rules::metric::VALUE_IN_RANGE)]);
+    }
+    metric_unit_of_type {
+        let good = metric(MetricType::Performance, 120.0);
+        let mut bad = good.clone();
+        bad.unit = MetricUnit::Percent;
+        check(rules::metric::validate(&bad), rules::metric::validate(&good), &[("unit", rules::metric::UNIT_OF_TYPE)]);
+    }
+    metric_thresholds_ordered {
+        let good = metric(MetricType::Uptime, 99.9);
+        let mut bad = good.clone();
+        // Uptime: lower is worse, so critical must not be above warning.
+        (bad.threshold_warning, bad.threshold_critical) = (99.0, 99.5);
+        check(rules::metric::validate(&bad), rules::metric::validate(&good), &[("threshold_critical", rules::metric::THRESHOLDS_ORDERED)]);
+        let mut latency = metric(MetricType::Performance, 10.0);
+        (latency.threshold_warning, latency.threshold_critical) = (2000.0, 1000.0);
+        check(rules::metric::validate(&latency), Vec::new(), &[("threshold_critical", rules::metric::THRESHOLDS_ORDERED)]);
+    }
+    metric_status_by_threshold {
+        let good = metric(MetricType::Performance, 1500.0);
+        assert_eq!(good.status, HealthStatus::Warning);
+        let mut bad = good.clone();
+        bad.status = HealthStatus::Healthy;
+        check(rules::metric::validate(&bad), rules::metric::validate(&good), &[("status", rules::metric::STATUS_BY_THRESHOLD)]);
+    }
+    metric_source_required {
+        let good = metric(MetricType::HealthCheck, 0.0);
+        let mut bad = good.clone();
+        bad.source = " ".into();
+        bad.environment = String::new();
+        check(rules::metric::validate(&bad), rules::metric::validate(&good), &[
+            ("source", rules::metric::SOURCE_REQUIRED),
+            ("environment_id", rules::metric::SOURCE_REQUIRED),
+        ]);
+    }
+    metric_health_check_latest {
+        let good = metric(MetricType::HealthCheck, 0.0);
+        let mut bad = good.clone();
+        bad.window_start = Timestamp(bad.timestamp.0 - 60_000);
+        check(rules::metric::validate(&bad), rules::metric::validate(&good), &[("window_start", rules::metric::AGGREGATION_WINDOW)]);
+    }
+    metric_performance_five_minutes {
+        let good = metric(MetricType::Performance, 20.0);
+        let mut bad = good.clone();
+        bad.window_start = Timestamp(bad.timestamp.0 - 60 * 60_000);
+        check(rules::metric::validate(&bad), rules::metric::validate(&good), &[("window_start", rules::metric::AGGREGATION_WINDOW)]);
+    }
+    metric_uptime_monthly {
+        let good = metric(MetricType::Uptime, 100.0);
+        let mut bad = good.clone();
+        bad.window_start = Timestamp(bad.timestamp.0 - 40 * 86_400_000);
+        check(rules::metric::validate(&bad), rules::metric::validate(&good), &[("window_start", rules::metric::AGGREGATION_WINDOW)]);
+    }
+    metric_error_rate_hourly {
+        let good = metric(MetricType::ErrorRate, 0.0);
+        let mut bad = good.clone();
+        bad.window_start = Timestamp(bad.window_start.0 + 60_000);
+        check(rules::metric::validate(&bad), rules::metric::validate(&good), &[("window_start", rules::metric::AGGREGATION_WINDOW)]);
+        let mut two_hours = good.clone();
+        two_hours.window_start = Timestamp(good.timestamp.0 - 2 * 3_600_000);
+        check(rules::metric::validate(&two_hours), Vec::new(), &[("window_start", rules::metric::AGGREGATION_WINDOW)]);
     }
 }

@@ -4,7 +4,8 @@
 //! and, read from the scheduler at each scrape, its counts: schedule lag
 //! (histogram, p50, p99), skipped and missed slots, the sink's backlog and
 //! errors, monitors paused and not owned, shards owned (PostgreSQL); then
-//! rollup and retention runs.
+//! rollup and retention runs, and each monitor's month-to-date uptime ratio
+//! and downtime, refreshed after each rollup.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,7 +20,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use rollway_app::model::ProbeSample;
 use rollway_app::model::uptime::Outcome;
-use rollway_app::serve::{LagSummary, Pruned, RollupReport, ServeEvents, Watcher};
+use rollway_app::serve::{LagSummary, Pruned, Refreshed, RollupReport, ServeEvents, Watcher};
 
 use crate::Log;
 
@@ -34,6 +35,12 @@ struct MonitorLabel {
 struct OutcomeLabels {
     monitor: String,
     outcome: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MonitorEnvLabels {
+    monitor: String,
+    environment: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -62,6 +69,8 @@ pub(crate) struct Recorder {
     failures: Family<JobLabels, Counter>,
     rolled_samples: Counter,
     pruned_rows: Counter,
+    uptime_ratio: Family<MonitorEnvLabels, FloatGauge>,
+    downtime: Family<MonitorEnvLabels, FloatGauge>,
     log: Arc<dyn Log>,
     /// One lock around a batch, so two batches never interleave their
     /// last-outcome updates for one monitor.
@@ -87,6 +96,8 @@ pub(crate) fn registry(log: Arc<dyn Log>) -> (Registry, Arc<Recorder>) {
         failures: Family::default(),
         rolled_samples: Counter::default(),
         pruned_rows: Counter::default(),
+        uptime_ratio: Family::default(),
+        downtime: Family::default(),
         log,
         batch: Mutex::new(()),
     };
@@ -138,8 +149,18 @@ pub(crate) fn registry(log: Arc<dyn Log>) -> (Registry, Arc<Recorder>) {
     );
     reg.register(
         "rollway_pruned_rows",
-        "Samples and rollup rows deleted by retention",
+        "Samples, rollup rows and metric records deleted by retention",
         r.pruned_rows.clone(),
+    );
+    reg.register(
+        "rollway_monitor_uptime_ratio",
+        "Month-to-date uptime (0 to 1) in the environment's time zone, as `rollway uptime` counts it; absent while the month has no data",
+        r.uptime_ratio.clone(),
+    );
+    reg.register(
+        "rollway_monitor_downtime_seconds",
+        "Month-to-date downtime in the environment's time zone (seed 003's definition, maintenance removed)",
+        r.downtime.clone(),
     );
     (reg, Arc::new(r))
 }
@@ -189,7 +210,25 @@ impl ServeEvents for Recorder {
     fn pruned(&self, pruned: &Pruned) {
         self.runs.get_or_create(&JobLabels { job: "prune".into() }).inc();
         self.pruned_rows
-            .inc_by(pruned.samples + pruned.minutes + pruned.hours + pruned.days);
+            .inc_by(pruned.samples + pruned.minutes + pruned.hours + pruned.days + pruned.records);
+    }
+
+    fn refreshed(&self, refreshed: &Refreshed) {
+        for m in &refreshed.months {
+            let labels = MonitorEnvLabels {
+                monitor: m.monitor.clone(),
+                environment: m.environment.clone(),
+            };
+            match m.ratio {
+                Some(r) => {
+                    self.uptime_ratio.get_or_create(&labels).set(r);
+                }
+                None => {
+                    self.uptime_ratio.remove(&labels);
+                }
+            }
+            self.downtime.get_or_create(&labels).set(m.downtime_seconds);
+        }
     }
 
     fn problem(&self, what: &'static str, message: &str) {

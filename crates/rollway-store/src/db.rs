@@ -5,6 +5,7 @@
 //! model, save, append the events — all inside one `in_tx`.
 
 mod maintenance;
+mod metric_records;
 mod monitoring;
 mod records;
 mod shards;
@@ -1070,5 +1071,17 @@ impl<B: Backend> Store for Db<B> {
 
     fn execute_raw(&self, sql: &str) -> Result<(), StoreError> {
         self.backend.execute_raw(sql)
+    }
+
+    fn put_metric_records(&self, records: &[rollway_model::MetricRecord]) -> Result<u64, StoreError> {
+        self.do_put_metric_records(records)
+    }
+
+    fn metric_records(
+        &self,
+        environment: &str,
+        metric_type: Option<rollway_model::MetricType>,
+    ) -> Result<Vec<rollway_model::MetricRecord>, StoreError> {
+        self.do_metric_records(environment, metric_type)
     }
 }

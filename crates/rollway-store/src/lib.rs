@@ -4,7 +4,8 @@
 //! event log, lease locks, and the records of environments, variables,
 //! artifacts, deployments, verifications, pipeline runs, jobs, stacks and
 //! resources, and the watching half's monitors, probe samples, rollups,
-//! maintenance windows and the shard leases `serve` instances share them by.
+//! maintenance windows, seed 003 metric records and the shard leases
+//! `serve` instances share them by.
 //!
 //! # Schema
 //!
@@ -34,6 +35,7 @@
 //! | `maintenance_windows` | `id` (integer), `environment`, `monitor`, `kind` (`once` or `cron`), `start_at`, `end_at`, `cron`, `duration_ms`, `note`, `created_at`, `operator` | the model's `MaintenanceWindow`; `note` masked; applied at query time |
 //! | `shard_owners` | `owner` (an instance id, `HOST:PID:RANDOM`), `started_at`, `renewed_at`, `expires_at` | the `serve` instances sharing the monitors' shards; live while `expires_at` is ahead |
 //! | `shard_leases` | `shard` (0 … shards - 1), `owner`, `acquired_at`, `renewed_at`, `expires_at`, `released_at` | one row per shard; free when `owner` is null or `expires_at` has passed; `released_at`: given back |
+//! | `metric_records` | `metric_id`, `environment`, `metric_type`, `source`, `slot` (unique with the three before it), `metric_value`, `unit`, `threshold_warning`, `threshold_critical`, `status`, `timestamp`, `window_start` | seed 003 Monitoring Data: the model's `MetricRecord`; `slot` is the window's start for error rates and uptime, 0 for the latest health check and rolling average |
 //! | `rollups_minute`, `rollups_hour`, `rollups_day` | `monitor_id`, `bucket` (key with the monitor), `ok`, `error`, `unavailable`, `status_5xx`, `latency_count`, `latency_sum_ms`, `latency_min_ms`, `latency_max_ms`, `sketch`, `downtime_ms`, `maintenance_ms`, `no_data_ms` | the model's `Rollup`; the sketch as short text (`db/monitoring.rs`) |
 //!
 //! The seven document tables (artifacts to resources) keep each entity whole as canonical JSON in `doc`,
@@ -106,8 +108,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rollway_model::maintenance::MaintenanceWindow;
 use rollway_model::{
     Artifact, ArtifactId, ChainBreak, Clock, Deployment, DeploymentId, Environment, EnvironmentSpec, EnvironmentStatus,
-    Event, EventKind, Job, JobId, Lock, Masker, NewEvent, PipelineRun, PipelineRunId, ProbeSample, Resource,
-    Sha256Digest, Stack, StackId, Timestamp, Variable, Verification,
+    Event, EventKind, Job, JobId, Lock, Masker, MetricRecord, MetricType, NewEvent, PipelineRun, PipelineRunId,
+    ProbeSample, Resource, Sha256Digest, Stack, StackId, Timestamp, Variable, Verification,
 };
 
 pub use error::StoreError;
@@ -119,7 +121,7 @@ pub use preopen::{PreOpenError, check_before_open};
 pub use shards::{Claimed, Previous, ShardLease, Taken};
 
 /// The schema version this build writes (the highest migration it knows).
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// The clock of real runs: the only place that reads the system time.
 #[derive(Debug, Clone, Copy, Default)]
@@ -424,7 +426,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes what `keep` no longer keeps, in transactions of at most
     /// `keep.batch` rows: raw samples older than `keep.samples` (once rolled
     /// up), and buckets that ended `keep.minutes` / `hours` / `days` ago or
-    /// earlier.
+    /// earlier; with them the metric records of windows that ended as long
+    /// ago (error rates with the hours, uptime with the days).
     fn prune_monitoring(&self, keep: &Retention) -> Result<Pruned, StoreError>;
 
     // ---- maintenance windows (OPERATIONS.md "The seed 003 numbers") ----
@@ -466,4 +469,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// tamper with the tables; never used by Rollway itself.
     #[doc(hidden)]
     fn execute_raw(&self, sql: &str) -> Result<(), StoreError>;
+
+    // ---- seed 003 Monitoring Data records (OPERATIONS.md "The seed 003 numbers") ----
+
+    /// Writes `records` in one transaction, each replacing the stored one
+    /// of its environment, type, source and window (`MetricRecord::slot`),
+    /// whose `metric_id` it keeps. A record `rules::metric::validate`
+    /// refuses is `StoreError::Invalid`, with nothing written. Returns the
+    /// rows written.
+    fn put_metric_records(&self, records: &[MetricRecord]) -> Result<u64, StoreError>;
+    /// The records of `environment` (of one type, or all), by type and
+    /// source, newest window first.
+    fn metric_records(
+        &self,
+        environment: &str,
+        metric_type: Option<MetricType>,
+    ) -> Result<Vec<MetricRecord>, StoreError>;
 }

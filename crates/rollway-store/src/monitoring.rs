@@ -169,6 +169,9 @@ pub struct Pruned {
     pub minutes: u64,
     pub hours: u64,
     pub days: u64,
+    /// Seed 003 metric records of past windows: error rates kept as long
+    /// as hour rollups, uptime as long as day rollups.
+    pub records: u64,
     /// Transactions it took.
     pub transactions: u64,
 }

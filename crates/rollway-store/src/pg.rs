@@ -196,6 +196,7 @@ impl Backend for PgBackend {
         (5, include_str!("../migrations/postgres/0005_monitoring.sql")),
         (6, include_str!("../migrations/postgres/0006_maintenance.sql")),
         (7, include_str!("../migrations/postgres/0007_shard_leases.sql")),
+        (8, include_str!("../migrations/postgres/0008_metric_records.sql")),
     ];
 
     fn location(&self) -> &StoreLocation {

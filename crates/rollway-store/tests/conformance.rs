@@ -90,6 +90,9 @@ conformance! {
     released_shards_are_taken_at_once,
     an_owner_never_takes_a_live_lease,
     shard_claims_refuse_nonsense,
+    metric_records_are_upserted_per_window_and_read_back,
+    refused_metric_records_write_nothing,
+    old_metric_records_go_with_their_rollup_tier,
 }
 
 #[path = "conformance/records.rs"]
@@ -103,6 +106,9 @@ use monitoring::*;
 #[path = "conformance/shards.rs"]
 mod shards;
 use shards::*;
+#[path = "conformance/metric_records.rs"]
+mod metric_records;
+use metric_records::*;
 
 // ---- harness ----
 

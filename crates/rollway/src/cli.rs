@@ -75,6 +75,8 @@ pub enum Command {
     Uptime(commands::uptime::UptimeArgs),
     /// An environment's error budget and burn rates (5m, 30m, 1h, 6h, 3d) with the page and ticket rules.
     Slo(commands::uptime::SloArgs),
+    /// An environment's seed 003 metric records: latest health check, 5-minute average, hourly error rate, monthly uptime, with thresholds and status.
+    Metrics(commands::metrics::MetricsArgs),
     /// Maintenance windows, removed from both the downtime and the period.
     #[command(subcommand)]
     Maintenance(commands::uptime::MaintenanceCmd),
@@ -143,6 +145,7 @@ pub fn run() -> i32 {
         Command::Monitor(cmd) => commands::monitor::run(&session, cmd),
         Command::Uptime(args) => commands::uptime::uptime(&session, args),
         Command::Slo(args) => commands::uptime::slo(&session, args),
+        Command::Metrics(args) => commands::metrics::run(&session, args),
         Command::Maintenance(cmd) => commands::uptime::maintenance(&session, cmd),
         Command::Serve(args) => commands::serve::run(&session, args),
         Command::Secrets(cmd) => commands::secrets::run(&session, cmd),

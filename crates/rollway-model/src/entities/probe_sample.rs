@@ -1,9 +1,9 @@
 //! Probe sample: one probe's result as the store keeps it (OPERATIONS.md
 //! "Samples") — monitor, planned slot, outcome, status, latency, cache
-//! status, location and error text. Seed 003's metric record ([`Sample`])
+//! status, location and error text. Seed 003's metric record ([`MetricRecord`])
 //! is a separate, derived thing: aggregates kept in the seed's shape.
 //!
-//! [`Sample`]: crate::entities::Sample
+//! [`MetricRecord`]: crate::entities::MetricRecord
 
 use serde::{Deserialize, Serialize};
 

@@ -17,6 +17,7 @@ pub mod event;
 pub mod fields;
 pub mod format;
 pub mod job;
+pub mod metric;
 pub mod monitor;
 pub mod resource;
 pub mod restore;
@@ -50,6 +51,7 @@ pub fn all_rules() -> Vec<&'static str> {
         event::RULES,
         fields::RULES,
         job::RULES,
+        metric::RULES,
         monitor::RULES,
         resource::RULES,
         restore::RULES,

@@ -893,6 +893,7 @@ impl<B: Backend> Db<B> {
                 }
             }
         }
+        self.prune_metric_records(keep, now, batch, &mut out)?;
         Ok(out)
     }
 }

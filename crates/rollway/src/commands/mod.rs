@@ -13,6 +13,7 @@ pub mod exec;
 pub mod host;
 pub mod init;
 pub mod meta;
+pub mod metrics;
 pub mod monitor;
 pub mod pipeline;
 pub mod secrets;
