@@ -15,6 +15,7 @@
 //! between them (shard leases) is not built yet, so each probes all of them
 //! and the store's `(monitor, slot)` key keeps every slot recorded once.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -25,7 +26,7 @@ use rollway_model::time::Timestamp;
 use rollway_model::uptime::Outcome;
 use rollway_model::{Clock as _, ProbeSample};
 use rollway_ops::{MonitorSpec, Prober, ProberOptions, Sample, SampleSink, Scheduler, SchedulerOptions, SinkError};
-use rollway_store::{MonitorDef, Retention, RollupSettings, Store, StoreLocation, SystemClock};
+use rollway_store::{MonitorDef, RollupSettings, Store, StoreLocation, SystemClock};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -84,6 +85,8 @@ pub struct Prepared {
     monitors: Vec<ServedMonitor>,
     lock: Option<ServeLock>,
     windows: Windows,
+    /// The environments' time zones: retention folds cron windows in them.
+    zones: Arc<BTreeMap<String, jiff::tz::TimeZone>>,
 }
 
 /// What watching detached stability windows needs: the project (its long
@@ -149,7 +152,7 @@ impl Prepared {
             stop_rx.clone(),
         ));
         let prunes = tokio::spawn(maintain(
-            Job::Prune,
+            Job::Prune(self.zones.clone()),
             self.store.clone(),
             events.clone(),
             state.clone(),
@@ -222,6 +225,7 @@ pub fn prepare(p: &Project) -> Result<Prepared> {
         monitors,
         lock,
         windows,
+        zones: Arc::new(crate::uptime::zones(&config)?),
     })
 }
 
@@ -620,10 +624,11 @@ impl SampleSink for StoreSink {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Job {
     Rollup,
-    Prune,
+    /// With the environments' time zones (to fold cron windows in).
+    Prune(Arc<BTreeMap<String, jiff::tz::TimeZone>>),
 }
 
 /// Runs `job` on the blocking pool: rollups at once and then every
@@ -640,7 +645,7 @@ async fn maintain(
         // A restart rolls up what the last run left at once; retention can
         // wait its hour (nothing grows fast enough to matter before).
         Job::Rollup => (tokio::time::Instant::now(), ROLLUP_EVERY),
-        Job::Prune => (tokio::time::Instant::now() + PRUNE_EVERY, PRUNE_EVERY),
+        Job::Prune(_) => (tokio::time::Instant::now() + PRUNE_EVERY, PRUNE_EVERY),
     };
     let mut ticks = tokio::time::interval_at(first, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -651,9 +656,10 @@ async fn maintain(
             _ = ticks.tick() => {}
         }
         let store = store.clone();
-        let ran = tokio::task::spawn_blocking(move || match job {
+        let this = job.clone();
+        let ran = tokio::task::spawn_blocking(move || match this {
             Job::Rollup => store.roll_up(&RollupSettings::default()).map(Ran::Rollup),
-            Job::Prune => store.prune_monitoring(&Retention::default()).map(Ran::Prune),
+            Job::Prune(zones) => crate::uptime::prune(&*store, &zones).map(Ran::Prune),
         })
         .await;
         let now = Some(SystemClock.now());
@@ -671,7 +677,7 @@ async fn maintain(
         };
         let what = match job {
             Job::Rollup => "rollup",
-            Job::Prune => "prune",
+            Job::Prune(_) => "prune",
         };
         if let Some(e) = &error {
             events.problem(
@@ -688,7 +694,7 @@ async fn maintain(
                 s.last_rollup_at = now;
                 s.rollup_error = error;
             }
-            Job::Prune => {
+            Job::Prune(_) => {
                 s.last_prune_at = now;
                 s.prune_error = error;
             }

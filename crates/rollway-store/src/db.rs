@@ -23,7 +23,8 @@ use serde_json::json;
 use crate::error::StoreError;
 use crate::location::StoreLocation;
 use crate::monitoring::{
-    MonitorDef, MonitorRecord, Pruned, RecordedSamples, Resolution, Retention, RollupReport, RollupRow, RollupSettings,
+    MaintenanceSpans, MonitorDef, MonitorRecord, Pruned, RecordedSamples, Resolution, Retention, RollupReport,
+    RollupRow, RollupSettings,
 };
 use crate::sql::{Backend, Param, Row, Sql};
 use crate::{EventQuery, LockRequest, Store};
@@ -1023,8 +1024,16 @@ impl<B: Backend> Store for Db<B> {
         self.do_rollups(monitor, resolution, from, to)
     }
 
-    fn prune_monitoring(&self, keep: &Retention) -> Result<Pruned, StoreError> {
-        self.do_prune_monitoring(keep)
+    fn rollups_in(
+        &self,
+        resolution: Resolution,
+        ranges: &[(String, rollway_model::spans::Span)],
+    ) -> Result<Vec<Vec<RollupRow>>, StoreError> {
+        self.do_rollups_in(resolution, ranges)
+    }
+
+    fn prune_monitoring(&self, keep: &Retention, windows: &MaintenanceSpans<'_>) -> Result<Pruned, StoreError> {
+        self.do_prune_monitoring(keep, windows)
     }
 
     fn add_maintenance(
