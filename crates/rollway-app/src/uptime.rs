@@ -467,7 +467,8 @@ pub fn uptime_report(p: &Project, what: Option<&str>, month: Option<&str>) -> Re
             maintenance: maint,
         })
         .collect();
-    let all = accounts(&*store, &queries)?;
+    // The month's latency is not shown: its sketches are not read.
+    let all = accounts(&*store, &queries, false)?;
     let mut out = Vec::with_capacity(all.len());
     for ((m, (tz, target, month, month_to_date, period, _)), a) in monitors.iter().zip(months).zip(all) {
         let t = &a.tally;

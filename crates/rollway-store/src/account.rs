@@ -50,6 +50,7 @@ pub fn account(store: &dyn Store, m: &MonitorRecord, period: Span, maint: &Spans
             period,
             maintenance: maint,
         }],
+        true,
     )?;
     Ok(all.pop().unwrap_or_default())
 }
@@ -68,7 +69,10 @@ pub struct Query<'a> {
 /// consecutive pieces a range), so a report over a thousand monitors is a
 /// handful of statements. Each monitor's pieces are added in the same
 /// order as alone (days, hours, minutes, raw), so the sums are identical.
-pub fn accounts(store: &dyn Store, queries: &[Query<'_>]) -> Result<Vec<Account>, StoreError> {
+/// Without `latency` the stored rows' latency sketches are not read: the
+/// tallies' sketches then hold only the raw stretches' samples (what an
+/// uptime report needs is the terms and the sample counts).
+pub fn accounts(store: &dyn Store, queries: &[Query<'_>], latency: bool) -> Result<Vec<Account>, StoreError> {
     let plans: Vec<Vec<Piece>> = queries
         .iter()
         .map(|q| {
@@ -102,7 +106,7 @@ pub fn accounts(store: &dyn Store, queries: &[Query<'_>]) -> Result<Vec<Account>
         if ranges.is_empty() {
             continue;
         }
-        let rows = store.rollups_in(resolution(g), &ranges)?;
+        let rows = store.rollups_in(resolution(g), &ranges, latency)?;
         for ((i, run), rows) in runs.iter().zip(rows) {
             let (Some(q), Some(acc)) = (queries.get(*i), out.get_mut(*i)) else {
                 continue;

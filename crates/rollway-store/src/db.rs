@@ -1028,8 +1028,9 @@ impl<B: Backend> Store for Db<B> {
         &self,
         resolution: Resolution,
         ranges: &[(String, rollway_model::spans::Span)],
+        latency: bool,
     ) -> Result<Vec<Vec<RollupRow>>, StoreError> {
-        self.do_rollups_in(resolution, ranges)
+        self.do_rollups_in(resolution, ranges, latency)
     }
 
     fn prune_monitoring(&self, keep: &Retention, windows: &MaintenanceSpans<'_>) -> Result<Pruned, StoreError> {

@@ -423,7 +423,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// each — in one read transaction of a few statements: for each range,
     /// its rows oldest first (an unknown monitor has none). What a report
     /// over many monitors reads, instead of a query per monitor and piece.
-    fn rollups_in(&self, resolution: Resolution, ranges: &[(String, Span)]) -> Result<Vec<Vec<RollupRow>>, StoreError>;
+    /// Without `latency`, the rows' latency sketches are left empty (not
+    /// read nor decoded): an uptime report needs counts and time terms.
+    fn rollups_in(
+        &self,
+        resolution: Resolution,
+        ranges: &[(String, Span)],
+        latency: bool,
+    ) -> Result<Vec<Vec<RollupRow>>, StoreError>;
     /// Deletes what `keep` no longer keeps, in transactions of at most
     /// `keep.batch` rows: raw samples older than `keep.samples` (once rolled
     /// up), minute rows by whole UTC hours once their hour ended

@@ -810,11 +810,19 @@ impl<B: Backend> Db<B> {
         &self,
         res: Resolution,
         ranges: &[(String, Span)],
+        latency: bool,
     ) -> Result<Vec<Vec<RollupRow>>, StoreError> {
         let mut out: Vec<Vec<RollupRow>> = vec![Vec::new(); ranges.len()];
+        // An empty text is the empty sketch.
         let cols = ROLLUP_COLS
             .split(", ")
-            .map(|c| format!("r.{c}"))
+            .map(|c| {
+                if c == "sketch" && !latency {
+                    "''".to_owned()
+                } else {
+                    format!("r.{c}")
+                }
+            })
             .collect::<Vec<_>>()
             .join(", ");
         self.backend.read(|sql| {
@@ -822,6 +830,9 @@ impl<B: Backend> Db<B> {
                 let first = n * RANGES_PER_QUERY;
                 // The ranges as a table joined to the primary key: one
                 // index range scan each, whatever the number of monitors.
+                // CROSS JOIN keeps SQLite's planner to that order (with
+                // bound parameters it may otherwise scan the rollups and
+                // probe the ranges); PostgreSQL plans it as an inner join.
                 let values = (0..chunk.len())
                     .map(|k| {
                         let p = 4 * k;
@@ -850,8 +861,8 @@ impl<B: Backend> Db<B> {
                 let rows = sql.rows(
                     &format!(
                         "WITH q (k, name, lo, hi) AS (VALUES {values}) \
-                         SELECT q.k, r.bucket, {cols} FROM q JOIN monitors m ON m.name = q.name \
-                         JOIN {} r ON r.monitor_id = m.id AND r.bucket >= q.lo AND r.bucket < q.hi \
+                         SELECT q.k, r.bucket, {cols} FROM q CROSS JOIN monitors m CROSS JOIN {} r \
+                         WHERE m.name = q.name AND r.monitor_id = m.id AND r.bucket >= q.lo AND r.bucket < q.hi \
                          ORDER BY q.k, r.bucket",
                         table(res)
                     ),
