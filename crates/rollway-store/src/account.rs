@@ -69,9 +69,9 @@ pub struct Query<'a> {
 /// consecutive pieces a range), so a report over a thousand monitors is a
 /// handful of statements. Each monitor's pieces are added in the same
 /// order as alone (days, hours, minutes, raw), so the sums are identical.
-/// Without `latency` the stored rows' latency sketches are not read: the
-/// tallies' sketches then hold only the raw stretches' samples (what an
-/// uptime report needs is the terms and the sample counts).
+/// Without `latency` the stored rows' 5xx counts and latencies are not
+/// read: the tallies' then hold only the raw stretches' samples (what an
+/// uptime report needs is the terms and the outcome counts).
 pub fn accounts(store: &dyn Store, queries: &[Query<'_>], latency: bool) -> Result<Vec<Account>, StoreError> {
     let plans: Vec<Vec<Piece>> = queries
         .iter()

@@ -423,8 +423,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// each — in one read transaction of a few statements: for each range,
     /// its rows oldest first (an unknown monitor has none). What a report
     /// over many monitors reads, instead of a query per monitor and piece.
-    /// Without `latency`, the rows' latency sketches are left empty (not
-    /// read nor decoded): an uptime report needs counts and time terms.
+    /// Without `latency`, the rows' 5xx count and latency fields (count,
+    /// sum, min, max, sketch) are left empty, not read: an uptime report
+    /// needs the outcome counts and the time terms.
     fn rollups_in(
         &self,
         resolution: Resolution,

@@ -826,13 +826,14 @@ impl<B: Backend> Db<B> {
             .collect::<Vec<_>>()
             .join(", ");
         self.backend.read(|sql| {
+            if !B::BULK_READ.is_empty() {
+                sql.exec(B::BULK_READ, &[])?;
+            }
             for (n, chunk) in ranges.chunks(RANGES_PER_QUERY).enumerate() {
                 let first = n * RANGES_PER_QUERY;
                 // The ranges as a table joined to the primary key: one
-                // index range scan each, whatever the number of monitors.
-                // CROSS JOIN keeps SQLite's planner to that order (with
-                // bound parameters it may otherwise scan the rollups and
-                // probe the ranges); PostgreSQL plans it as an inner join.
+                // index range scan each, whatever the number of monitors
+                // (`Backend::RANGES_JOIN` says how each planner keeps to it).
                 let values = (0..chunk.len())
                     .map(|k| {
                         let p = 4 * k;
@@ -861,10 +862,8 @@ impl<B: Backend> Db<B> {
                 let rows = sql.rows(
                     &format!(
                         "WITH q (k, name, lo, hi) AS (VALUES {values}) \
-                         SELECT q.k, r.bucket, {cols} FROM q CROSS JOIN monitors m CROSS JOIN {} r \
-                         WHERE m.name = q.name AND r.monitor_id = m.id AND r.bucket >= q.lo AND r.bucket < q.hi \
-                         ORDER BY q.k, r.bucket",
-                        table(res)
+                         SELECT q.k, r.bucket, {cols} FROM {} ORDER BY q.k, r.bucket",
+                        B::RANGES_JOIN.replace("TABLE", table(res))
                     ),
                     &params,
                 )?;
