@@ -11,7 +11,7 @@
 //! `rollway metrics ENV` refreshes that environment's before answering,
 //! so the answer is current with or without a `serve`. Every value comes
 //! from the same arithmetic as `rollway uptime` and `monitor show`
-//! (`uptime::account` and `uptime::month_of` over the rollups and raw
+//! (`rollway_store::account` and `uptime::month_of` over the rollups and raw
 //! samples); nothing is counted differently here. A window without data
 //! writes nothing: its last record stays, with its timestamp.
 
@@ -23,12 +23,13 @@ use rollway_model::calendar::Month;
 use rollway_model::spans::Span;
 use rollway_model::{MetricRecord, MetricType, Thresholds, Timestamp};
 use rollway_ops::MonitorState;
+use rollway_store::account::{RAW_LIMIT, account};
 use rollway_store::{MonitorRecord, Store};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::project::Project;
-use crate::uptime::{MINUTE, RAW_LIMIT, account, month_of, names, roll_up_first, sync_monitors, windows_for, zone};
+use crate::uptime::{MINUTE, month_of, names, roll_up_first, sync_monitors, windows_for, zone};
 
 const HOUR: i64 = 60 * MINUTE;
 

@@ -44,7 +44,7 @@ use rollway_ops::{
     MonitorSpec, Prober, ProberOptions, PushSilence, SILENCE_BACKFILL, Sample, SampleSink, Scheduler, SchedulerOptions,
     SinkError,
 };
-use rollway_store::{Claimed, MonitorDef, Previous, Retention, RollupSettings, Store, StoreLocation, SystemClock};
+use rollway_store::{Claimed, MonitorDef, Previous, RollupSettings, Store, StoreLocation, SystemClock};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -195,6 +195,8 @@ pub struct Prepared {
     monitors: Vec<ServedMonitor>,
     lock: Option<ServeLock>,
     windows: Windows,
+    /// The environments' time zones: retention folds cron windows in them.
+    zones: Arc<BTreeMap<String, jiff::tz::TimeZone>>,
     records: Arc<RecordInputs>,
     /// `None` on SQLite: the one `serve` probes every monitor.
     sharding: Option<Sharding>,
@@ -280,7 +282,7 @@ impl Prepared {
             stop_rx.clone(),
         ));
         let prunes = tokio::spawn(maintain(
-            Job::Prune,
+            Job::Prune(self.zones.clone()),
             self.records.clone(),
             self.store.clone(),
             events.clone(),
@@ -401,6 +403,7 @@ pub fn prepare(p: &Project) -> Result<Prepared> {
         sharding,
         silent: silent.into(),
         records,
+        zones: Arc::new(crate::uptime::zones(&config)?),
     })
 }
 
@@ -1084,10 +1087,11 @@ impl SampleSink for StoreSink {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Job {
     Rollup,
-    Prune,
+    /// With the environments' time zones (to fold cron windows in).
+    Prune(Arc<BTreeMap<String, jiff::tz::TimeZone>>),
 }
 
 /// Runs `job` on the blocking pool: rollups at once and then every
@@ -1106,7 +1110,7 @@ async fn maintain(
         // A restart rolls up what the last run left at once; retention can
         // wait its hour (nothing grows fast enough to matter before).
         Job::Rollup => (tokio::time::Instant::now(), ROLLUP_EVERY),
-        Job::Prune => (tokio::time::Instant::now() + PRUNE_EVERY, PRUNE_EVERY),
+        Job::Prune(_) => (tokio::time::Instant::now() + PRUNE_EVERY, PRUNE_EVERY),
     };
     let mut ticks = tokio::time::interval_at(first, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1118,11 +1122,12 @@ async fn maintain(
         }
         let store = store.clone();
         let records = records.clone();
-        let ran = tokio::task::spawn_blocking(move || match job {
+        let this = job.clone();
+        let ran = tokio::task::spawn_blocking(move || match this {
             Job::Rollup => store
                 .roll_up(&RollupSettings::default())
                 .map(|r| Ran::Rollup(r, crate::records::refresh(&*store, &records, None))),
-            Job::Prune => store.prune_monitoring(&Retention::default()).map(Ran::Prune),
+            Job::Prune(zones) => crate::uptime::prune(&*store, &zones).map(Ran::Prune),
         })
         .await;
         let now = Some(SystemClock.now());
@@ -1150,7 +1155,7 @@ async fn maintain(
         };
         let what = match job {
             Job::Rollup => "rollup",
-            Job::Prune => "prune",
+            Job::Prune(_) => "prune",
         };
         if let Some(e) = &error {
             events.problem(
@@ -1167,7 +1172,7 @@ async fn maintain(
                 s.last_rollup_at = now;
                 s.rollup_error = error;
             }
-            Job::Prune => {
+            Job::Prune(_) => {
                 s.last_prune_at = now;
                 s.prune_error = error;
             }

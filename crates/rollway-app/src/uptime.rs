@@ -11,42 +11,47 @@
 //! samples `serve` has not folded in yet are rolled up (the same
 //! idempotent `roll_up` serve runs every minute).
 
+use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::time::Duration;
 
 use jiff::tz::TimeZone;
 use rollway_config::{Config, MonitorCheck};
-use rollway_model::account::{Grain, Piece, Source, Tally, plan};
+use rollway_model::account::Tally;
 use rollway_model::calendar::Month;
 use rollway_model::maintenance::{MaintenanceWindow, Schedule, expand};
-use rollway_model::rollup::{Rollup, TargetReport, Targets, Verdict};
+use rollway_model::rollup::{TargetReport, Targets, Verdict};
 use rollway_model::slo::{Budget, RuleVerdict, SLO_WINDOW, WindowBurn, budget, burn, judge, rule_windows};
 use rollway_model::spans::{Span, Spans};
-use rollway_model::uptime::{Outcome, UptimeInput, uptime};
+use rollway_model::uptime::Outcome;
 use rollway_model::{EventKind, Level, NewEvent, ProbeSample, Timestamp};
-use rollway_store::{MonitorRecord, Resolution, RollupSettings, Store};
+use rollway_store::account::{Query, RAW_LIMIT, account, accounts};
+use rollway_store::{MonitorRecord, Pruned, Resolution, Retention, RollupSettings, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::project::Project;
 
 pub(crate) const MINUTE: i64 = 60_000;
-/// Samples read before a raw stretch: an unavailable run or an error
-/// minute that began before it decides its first minutes.
-const CONTEXT: i64 = 2 * MINUTE;
-/// At most this many raw samples are read for one stretch.
-pub(crate) const RAW_LIMIT: usize = 200_000;
 /// Pushed samples recorded per transaction.
 const PUSH_BATCH: usize = 5_000;
 
 // ---- monitors and environments ----
 
 /// Records every monitor of rollway.toml in the store (as `serve` does),
-/// so pushes and reports know them before any `serve` ran.
+/// so pushes and reports know them before any `serve` ran. A definition
+/// the store already holds is not written again: a report over a thousand
+/// monitors would otherwise be a thousand write transactions.
 pub(crate) fn sync_monitors(config: &Config, store: &dyn Store) -> Result<()> {
+    let stored: BTreeMap<String, MonitorRecord> =
+        store.monitors()?.into_iter().map(|m| (m.def.name.clone(), m)).collect();
     for (name, m) in config.all_monitors() {
+        let def = crate::serve::definition(&name, &m);
+        if stored.get(&name).is_some_and(|r| r.def == def) {
+            continue;
+        }
         store
-            .put_monitor(&crate::serve::definition(&name, &m))
+            .put_monitor(&def)
             .map_err(|e| Error::from(e).context(format!("cannot record monitor {name} in the store")))?;
     }
     Ok(())
@@ -335,84 +340,37 @@ pub fn push(p: &Project, name: &str, input: impl BufRead, import: bool) -> Resul
 
 // ---- the arithmetic over the store ----
 
-/// A monitor's terms over `period`, from its rollups and raw samples.
-pub(crate) struct Account {
-    pub(crate) tally: Tally,
-    /// A window lies where the minute rows were pruned: there the stored
-    /// maintenance seconds were used.
-    stale_maintenance: bool,
-}
-
-fn resolution(g: Grain) -> Resolution {
-    match g {
-        Grain::Minute => Resolution::Minute,
-        Grain::Hour => Resolution::Hour,
-        Grain::Day => Resolution::Day,
-    }
-}
-
-pub(crate) fn account(store: &dyn Store, m: &MonitorRecord, period: Span, maint: &Spans) -> Result<Account> {
-    let covered = m.rolled_from.zip(m.rolled_until).map(|(a, b)| Span::new(a, b));
-    let pieces = plan(period, covered, m.minutes_from, maint);
-    let mut tally = Tally::default();
-    let mut stale = false;
-    for g in [Grain::Day, Grain::Hour, Grain::Minute] {
-        let mine: Vec<&Piece> = pieces.iter().filter(|x| x.source == Source::Rollup(g)).collect();
-        let (Some(first), Some(last)) = (mine.first(), mine.last()) else {
-            continue;
-        };
-        let rows = store.rollups(&m.def.name, resolution(g), first.span.start, last.span.end)?;
-        let mut rows = rows.into_iter().peekable();
-        for piece in mine {
-            while rows.peek().is_some_and(|r| r.bucket < piece.span.start) {
-                rows.next();
-            }
-            let row = rows.next_if(|r| r.bucket == piece.span.start);
-            if g != Grain::Minute && !maint.within(piece.span).is_empty() {
-                stale = true;
-            }
-            tally.add_bucket(piece.span, row.as_ref().map(|r| &r.rollup), maint);
-        }
-    }
-    for piece in pieces.iter().filter(|x| x.source == Source::Raw) {
-        let samples = store.samples(
-            &m.def.name,
-            Timestamp::from_millis(piece.span.start.as_millis() - CONTEXT - coverage_ms(m)),
-            piece.span.end,
-            RAW_LIMIT,
-        )?;
-        let observations: Vec<_> = samples.iter().map(ProbeSample::observation).collect();
-        let report = uptime(&UptimeInput {
-            period: piece.span,
-            observations: &observations,
-            maintenance: maint.within(piece.span).spans(),
-            coverage: m.def.coverage,
-        });
-        let mut counted = Rollup::default();
-        for s in samples
-            .iter()
-            .filter(|s| s.slot >= piece.span.start && s.slot < piece.span.end)
-        {
-            counted.add(&s.measured());
-        }
-        tally.add_raw(&report, &counted);
-    }
-    Ok(Account {
-        tally,
-        stale_maintenance: stale,
-    })
-}
-
-fn coverage_ms(m: &MonitorRecord) -> i64 {
-    i64::try_from(m.def.coverage.as_millis()).unwrap_or(i64::MAX)
-}
-
 pub(crate) fn windows_for(all: &[MaintenanceWindow], m: &MonitorRecord, period: Span, tz: &TimeZone) -> Spans {
     let mine: Vec<&MaintenanceWindow> = all
         .iter()
         .filter(|w| w.applies_to(&m.def.environment, &m.def.name))
         .collect();
     expand(&mine, period, tz)
+}
+
+/// Each environment's time zone, for expanding its cron windows.
+pub(crate) fn zones(config: &Config) -> Result<BTreeMap<String, TimeZone>> {
+    config
+        .environments
+        .keys()
+        .map(|env| Ok((env.clone(), zone(config, env)?.0)))
+        .collect()
+}
+
+/// Retention (`Retention::default()`), with the maintenance windows in the
+/// store now folded into the hours and days whose minutes go: `serve`
+/// runs it every hour. A monitor of an environment no longer configured
+/// has its windows read in UTC.
+pub(crate) fn prune(store: &dyn Store, zones: &BTreeMap<String, TimeZone>) -> Result<Pruned, StoreError> {
+    let windows = store.maintenance_windows(None)?;
+    store.prune_monitoring(&Retention::default(), &|m: &MonitorRecord, span: Span| {
+        windows_for(
+            &windows,
+            m,
+            span,
+            zones.get(&m.def.environment).unwrap_or(&TimeZone::UTC),
+        )
+    })
 }
 
 pub(crate) fn roll_up_first(store: &dyn Store) -> Result<()> {
@@ -464,7 +422,8 @@ pub(crate) fn states(
         let in_window = !windows_for(&windows, &m, here, &tz).is_empty();
         let mut state = rollway_ops::MonitorState::default();
         if let Some(l) = latest.get(&m.def.name) {
-            let back = coverage_ms(&m).saturating_mul(i64::from(c.retries.max(1)));
+            let coverage = i64::try_from(m.def.coverage.as_millis()).unwrap_or(i64::MAX);
+            let back = coverage.saturating_mul(i64::from(c.retries.max(1)));
             let recent = store.samples(
                 &m.def.name,
                 Timestamp::from_millis(l.slot.as_millis().saturating_sub(back)),
@@ -537,9 +496,19 @@ pub fn uptime_report(p: &Project, what: Option<&str>, month: Option<&str>) -> Re
     roll_up_first(&*store)?;
     let windows = store.maintenance_windows(None)?;
     let now = store.clock().now();
-    let mut out = Vec::new();
-    for m in monitors {
-        let (tz, target) = zone(&config, &m.def.environment)?;
+    // Monitors of one environment share its zone and, mostly, its windows:
+    // each is looked up and expanded once.
+    let mut zones: BTreeMap<String, (TimeZone, f64)> = BTreeMap::new();
+    let mut expanded = Expanded::default();
+    let mut months = Vec::with_capacity(monitors.len());
+    for m in &monitors {
+        let env = &m.def.environment;
+        if !zones.contains_key(env) {
+            zones.insert(env.clone(), zone(&config, env)?);
+        }
+        let Some((tz, target)) = zones.get(env).cloned() else {
+            continue;
+        };
         let month = month.unwrap_or_else(|| Month::of(now, &tz));
         let span = month.span(&tz);
         if span.start > now {
@@ -549,9 +518,29 @@ pub fn uptime_report(p: &Project, what: Option<&str>, month: Option<&str>) -> Re
                 tz.iana_name().unwrap_or("UTC")
             )));
         }
-        out.push(month_of(&*store, &m, &tz, target, &windows, month, now)?);
+        let period = Span::new(span.start, span.end.min(now));
+        let maint = expanded.spans(&windows, m, period, &tz);
+        months.push((tz, target, month, span.end > now, period, maint));
     }
-    Ok(out)
+    let queries: Vec<Query<'_>> = monitors
+        .iter()
+        .zip(&months)
+        .map(|(m, (_, _, _, _, period, maint))| Query {
+            monitor: m,
+            period: *period,
+            maintenance: maint,
+        })
+        .collect();
+    // The month's latency is not shown: its sketches are not read.
+    let all = accounts(&*store, &queries, false)?;
+    Ok(monitors
+        .iter()
+        .zip(months)
+        .zip(all)
+        .map(|((m, (tz, target, month, month_to_date, period, _)), a)| {
+            month_answer(m, &tz, target, month, month_to_date, period, &a)
+        })
+        .collect())
 }
 
 /// One monitor's `month` (counted to `now` when it is the current one) in
@@ -567,13 +556,25 @@ pub(crate) fn month_of(
     now: Timestamp,
 ) -> Result<MonitorUptime> {
     let span = month.span(tz);
-    let month_to_date = span.end > now;
     let period = Span::new(span.start, span.end.min(now));
     let maint = windows_for(windows, m, period, tz);
     let a = account(store, m, period, &maint)?;
+    Ok(month_answer(m, tz, target, month, span.end > now, period, &a))
+}
+
+/// The answer for one monitor's month from its account.
+fn month_answer(
+    m: &MonitorRecord,
+    tz: &TimeZone,
+    target: f64,
+    month: Month,
+    month_to_date: bool,
+    period: Span,
+    a: &rollway_store::account::Account,
+) -> MonitorUptime {
     let t = &a.tally;
     let up = t.uptime();
-    Ok(MonitorUptime {
+    MonitorUptime {
         monitor: m.def.name.clone(),
         environment: m.def.environment.clone(),
         timezone: tz.iana_name().unwrap_or("UTC").to_owned(),
@@ -595,7 +596,34 @@ pub(crate) fn month_of(
         },
         samples: t.rollup.samples(),
         maintenance_from: if a.stale_maintenance { "stored" } else { "windows" },
-    })
+    }
+}
+
+/// Windows expanded over a period, kept by the windows that apply, the
+/// period and the environment (whose zone they are read in): the monitors
+/// of an environment share them.
+#[derive(Default)]
+struct Expanded {
+    done: BTreeMap<(Vec<i64>, i64, i64, String), Spans>,
+}
+
+impl Expanded {
+    fn spans(&mut self, all: &[MaintenanceWindow], m: &MonitorRecord, period: Span, tz: &TimeZone) -> Spans {
+        let mine: Vec<&MaintenanceWindow> = all
+            .iter()
+            .filter(|w| w.applies_to(&m.def.environment, &m.def.name))
+            .collect();
+        let key = (
+            mine.iter().map(|w| w.id).collect(),
+            period.start.as_millis(),
+            period.end.as_millis(),
+            m.def.environment.clone(),
+        );
+        self.done
+            .entry(key)
+            .or_insert_with(|| expand(&mine, period, tz))
+            .clone()
+    }
 }
 
 // ---- SLO ----

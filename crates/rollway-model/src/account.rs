@@ -5,7 +5,9 @@
 //! window lies (a window is applied to whole minutes at query time, so one
 //! entered late still counts), and raw samples outside the range the
 //! rollups cover; [`Tally`] adds the pieces up into the same terms
-//! [`crate::uptime::uptime`] gives over raw samples.
+//! [`crate::uptime::uptime`] gives over raw samples. [`fold_maintenance`]
+//! is what retention adds to an hour and a day as it deletes a minute under
+//! a window, so months older than the minutes answer for their windows.
 
 use serde::{Deserialize, Serialize};
 
@@ -53,8 +55,9 @@ pub struct Piece {
 /// Cuts `period` into pieces: inside `covered` (the rollups' range), the
 /// coarsest aligned bucket that fits and touches no `maintenance`, else a
 /// minute; outside it, raw stretches. Minute rows before `minutes_from`
-/// were pruned (kept 35 days): there hours and days are taken even where a
-/// window lies (their stored maintenance seconds are what is known).
+/// were pruned (kept 35 days, by whole hours) and the windows known then
+/// folded into their hours and days ([`fold_maintenance`]): there hours
+/// and days are taken even where a window lies, and counted as stored.
 pub fn plan(period: Span, covered: Option<Span>, minutes_from: Option<Timestamp>, maintenance: &Spans) -> Vec<Piece> {
     let mut out: Vec<Piece> = Vec::new();
     let mut push = |span: Span, source: Source| match out.last_mut() {
@@ -97,6 +100,60 @@ pub fn plan(period: Span, covered: Option<Span>, minutes_from: Option<Timestamp>
         }
     }
     out
+}
+
+/// The time terms of a bucket, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Terms {
+    pub downtime_ms: i64,
+    pub maintenance_ms: i64,
+    pub no_data_ms: i64,
+}
+
+impl Terms {
+    /// What a stored bucket holds; `None` (no row inside the rollups'
+    /// covered range) had no data at all.
+    pub fn stored(span: Span, row: Option<&Rollup>) -> Terms {
+        match row {
+            Some(r) => Terms {
+                downtime_ms: r.downtime_ms,
+                maintenance_ms: r.maintenance_ms,
+                no_data_ms: r.no_data_ms,
+            },
+            None => Terms {
+                no_data_ms: span.len_ms(),
+                ..Terms::default()
+            },
+        }
+    }
+
+    /// What [`Tally::add_bucket`] counts for the bucket with `maintenance`
+    /// applied.
+    pub fn counted(span: Span, row: Option<&Rollup>, maintenance: &Spans) -> Terms {
+        let mut t = Tally::default();
+        t.add_bucket(span, row, maintenance);
+        Terms {
+            downtime_ms: t.downtime_ms,
+            maintenance_ms: t.maintenance_ms,
+            no_data_ms: t.no_data_ms,
+        }
+    }
+}
+
+/// What applying `maintenance` to a stored minute changes in its terms
+/// (counted minus stored). Retention adds it to the minute's hour and day
+/// as it deletes the minute, so they go on answering as the minute did:
+/// time under a window is maintenance, neither downtime nor no data
+/// (OPERATIONS.md "Samples and rollups": a rollup holds its maintenance
+/// seconds, so an old month is a sum). Zero outside the windows.
+pub fn fold_maintenance(minute: Span, row: Option<&Rollup>, maintenance: &Spans) -> Terms {
+    let stored = Terms::stored(minute, row);
+    let counted = Terms::counted(minute, row, maintenance);
+    Terms {
+        downtime_ms: counted.downtime_ms - stored.downtime_ms,
+        maintenance_ms: counted.maintenance_ms - stored.maintenance_ms,
+        no_data_ms: counted.no_data_ms - stored.no_data_ms,
+    }
 }
 
 /// The terms of a period added up piece by piece.
@@ -217,6 +274,40 @@ mod tests {
         assert_eq!(shape(&p), [(D, 2 * D, "d")]);
         // Nothing covered: all raw.
         assert_eq!(shape(&plan(Span::ms(0, H), None, None, &Spans::new())), [(0, H, "raw")]);
+    }
+
+    /// A minute under a window becomes maintenance whatever it held; a
+    /// minute outside every window is left as it is.
+    #[test]
+    fn folding_a_window_into_a_minute_moves_its_terms_to_maintenance() {
+        let minute = Span::ms(10 * M, 11 * M);
+        let window = Spans::from_spans([Span::ms(10 * M, 12 * M)]);
+        let check = |row: Option<(i64, i64, i64)>, maint: &Spans, expected: (i64, i64, i64)| {
+            let row = row.map(|(down, m, nd)| Rollup {
+                ok: 3,
+                downtime_ms: down,
+                maintenance_ms: m,
+                no_data_ms: nd,
+                ..Rollup::default()
+            });
+            let d = fold_maintenance(minute, row.as_ref(), maint);
+            assert_eq!(
+                (d.downtime_ms, d.maintenance_ms, d.no_data_ms),
+                expected,
+                "{row:?} {maint:?}"
+            );
+        };
+        // Down all minute, under the window: downtime becomes maintenance.
+        check(Some((M, 0, 0)), &window, (-M, M, 0));
+        // 20 s down, 40 s without data.
+        check(Some((20_000, 0, 40_000)), &window, (-20_000, M, -40_000));
+        // All fine.
+        check(Some((0, 0, 0)), &window, (0, M, 0));
+        // No row: the minute had no data.
+        check(None, &window, (0, M, -M));
+        // Outside the windows nothing changes.
+        check(Some((M, 0, 0)), &Spans::new(), (0, 0, 0));
+        check(None, &Spans::from_spans([Span::ms(12 * M, 13 * M)]), (0, 0, 0));
     }
 
     /// Minute rollups computed like the store's (terms per minute from the

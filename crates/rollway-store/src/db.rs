@@ -25,7 +25,8 @@ use serde_json::json;
 use crate::error::StoreError;
 use crate::location::StoreLocation;
 use crate::monitoring::{
-    MonitorDef, MonitorRecord, Pruned, RecordedSamples, Resolution, Retention, RollupReport, RollupRow, RollupSettings,
+    MaintenanceSpans, MonitorDef, MonitorRecord, Pruned, RecordedSamples, Resolution, Retention, RollupReport,
+    RollupRow, RollupSettings,
 };
 use crate::shards::{Claimed, ShardLease};
 use crate::sql::{Backend, Param, Row, Sql};
@@ -1026,8 +1027,17 @@ impl<B: Backend> Store for Db<B> {
         self.do_rollups(monitor, resolution, from, to)
     }
 
-    fn prune_monitoring(&self, keep: &Retention) -> Result<Pruned, StoreError> {
-        self.do_prune_monitoring(keep)
+    fn rollups_in(
+        &self,
+        resolution: Resolution,
+        ranges: &[(String, rollway_model::spans::Span)],
+        latency: bool,
+    ) -> Result<Vec<Vec<RollupRow>>, StoreError> {
+        self.do_rollups_in(resolution, ranges, latency)
+    }
+
+    fn prune_monitoring(&self, keep: &Retention, windows: &MaintenanceSpans<'_>) -> Result<Pruned, StoreError> {
+        self.do_prune_monitoring(keep, windows)
     }
 
     fn add_maintenance(

@@ -92,6 +92,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod account;
 mod db;
 mod error;
 mod location;
@@ -106,6 +107,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rollway_model::maintenance::MaintenanceWindow;
+use rollway_model::spans::Span;
 use rollway_model::{
     Artifact, ArtifactId, ChainBreak, Clock, Deployment, DeploymentId, Environment, EnvironmentSpec, EnvironmentStatus,
     Event, EventKind, Job, JobId, Lock, Masker, MetricRecord, MetricType, NewEvent, PipelineRun, PipelineRunId,
@@ -115,7 +117,8 @@ use rollway_model::{
 pub use error::StoreError;
 pub use location::{DEFAULT_SQLITE_FILE, LocationError, StoreLocation, mask_password};
 pub use monitoring::{
-    MonitorDef, MonitorRecord, Pruned, RecordedSamples, Resolution, Retention, RollupReport, RollupRow, RollupSettings,
+    MaintenanceSpans, MonitorDef, MonitorRecord, Pruned, RecordedSamples, Resolution, Retention, RollupReport,
+    RollupRow, RollupSettings,
 };
 pub use preopen::{PreOpenError, check_before_open};
 pub use shards::{Claimed, Previous, ShardLease, Taken};
@@ -423,12 +426,32 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<RollupRow>, StoreError>;
+    /// The rollups of many bucket ranges at once — `(monitor, [from, to))`
+    /// each — in one read transaction of a few statements: for each range,
+    /// its rows oldest first (an unknown monitor has none). What a report
+    /// over many monitors reads, instead of a query per monitor and piece.
+    /// Without `latency`, the rows' 5xx count and latency fields (count,
+    /// sum, min, max, sketch) are left empty, not read: an uptime report
+    /// needs the outcome counts and the time terms.
+    fn rollups_in(
+        &self,
+        resolution: Resolution,
+        ranges: &[(String, Span)],
+        latency: bool,
+    ) -> Result<Vec<Vec<RollupRow>>, StoreError>;
     /// Deletes what `keep` no longer keeps, in transactions of at most
     /// `keep.batch` rows: raw samples older than `keep.samples` (once rolled
-    /// up), and buckets that ended `keep.minutes` / `hours` / `days` ago or
-    /// earlier; with them the metric records of windows that ended as long
-    /// ago (error rates with the hours, uptime with the days).
-    fn prune_monitoring(&self, keep: &Retention) -> Result<Pruned, StoreError>;
+    /// up), minute rows by whole UTC hours once their hour ended
+    /// `keep.minutes` ago, and hour and day buckets that ended `keep.hours`
+    /// / `days` ago or earlier. As minutes go, `windows` (a monitor's
+    /// maintenance windows over a span, expanded by the caller, who knows
+    /// the environments' time zones) is folded into their hours and days
+    /// (`rollway_model::account::fold_maintenance`), so those answer for
+    /// the windows as the minutes did; `monitors.minutes_from` moves on in
+    /// the same transaction. With them go the metric records of windows
+    /// that ended as long ago (error rates with the hours, uptime with the
+    /// days).
+    fn prune_monitoring(&self, keep: &Retention, windows: &MaintenanceSpans<'_>) -> Result<Pruned, StoreError>;
 
     // ---- maintenance windows (OPERATIONS.md "The seed 003 numbers") ----
 

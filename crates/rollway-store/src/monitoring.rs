@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rollway_model::Timestamp;
 use rollway_model::rollup::Rollup;
+use rollway_model::spans::{Span, Spans};
 
 /// What the store keeps of a monitor's definition (from `[monitors.NAME]`).
 #[derive(Debug, Clone, PartialEq)]
@@ -39,10 +40,11 @@ pub struct MonitorRecord {
     /// row had no data. Outside it, read raw samples (or count no data).
     pub rolled_from: Option<Timestamp>,
     pub rolled_until: Option<Timestamp>,
-    /// Minute rollups before this were deleted by retention (kept 35 days):
-    /// there a late maintenance window can no longer be applied, and the
-    /// hour and day rows' stored maintenance seconds are what is known.
-    /// `None`: no minute row was ever pruned.
+    /// Minute rollups before this (a UTC hour) were deleted by retention
+    /// (kept 35 days), the maintenance windows known then folded into the
+    /// hour and day rows: there a window entered later can no longer be
+    /// applied, and the stored terms are what is known. `None`: no minute
+    /// row was ever pruned.
     pub minutes_from: Option<Timestamp>,
 }
 
@@ -138,7 +140,8 @@ pub struct RollupReport {
 pub struct Retention {
     /// Raw samples (48 h). A sample not yet rolled up is kept until it is.
     pub samples: Duration,
-    /// 1-minute rollups (35 days: this month and the last can be recomputed).
+    /// 1-minute rollups (35 days: this month and the last can be
+    /// recomputed), deleted by whole UTC hours.
     pub minutes: Duration,
     /// 1-hour rollups (2 years).
     pub hours: Duration,
@@ -161,6 +164,11 @@ impl Default for Retention {
         }
     }
 }
+
+/// A monitor's maintenance windows over a span, as
+/// [`crate::Store::prune_monitoring`] folds them into hours and days: the
+/// caller expands them (a cron window needs its environment's time zone).
+pub type MaintenanceSpans<'a> = dyn Fn(&MonitorRecord, Span) -> Spans + 'a;
 
 /// Rows [`crate::Store::prune_monitoring`] deleted, per tier.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -186,6 +186,10 @@ impl Backend for PgBackend {
     const LOCK_HEAD: &'static str = " FOR UPDATE";
     const LOCK_ROW: &'static str = " FOR UPDATE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const RANGES_JOIN: &'static str = "q CROSS JOIN LATERAL (SELECT * FROM TABLE x \
+         WHERE x.monitor_id = (SELECT id FROM monitors WHERE name = q.name) \
+         AND x.bucket >= q.lo AND x.bucket < q.hi OFFSET 0) r";
+    const BULK_READ: &'static str = "SET LOCAL jit = off";
     // Any constant will do, as long as it is the same in every instance.
     const MIGRATION_LOCK: &'static str = "SELECT pg_advisory_xact_lock(7236828373140453)";
     const MIGRATIONS: &'static [(i64, &'static str)] = &[

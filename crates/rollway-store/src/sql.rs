@@ -186,6 +186,17 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
     /// PostgreSQL locks them and skips rows another transaction holds, so
     /// instances never wait on one another; SQLite holds the write lock.
     const SKIP_LOCKED: &'static str;
+    /// How `rollups_in` joins its table of ranges `q (k, name, lo, hi)` to
+    /// the rollups `TABLE` as `r`: an index range scan per range, in a form
+    /// each planner keeps to. SQLite: `CROSS JOIN` fixes the order.
+    /// PostgreSQL misjudges range conditions on a parameter and would hash
+    /// join a full scan; a `LATERAL` subquery (`OFFSET 0` keeps it from
+    /// being flattened) is one parameterised index scan per range.
+    const RANGES_JOIN: &'static str;
+    /// Run before a large read of many small index scans (PostgreSQL: the
+    /// cost estimate would start JIT compiling, which costs more than the
+    /// query); empty when there is nothing to do.
+    const BULK_READ: &'static str;
     /// Run first in the migration transaction so that concurrent openers
     /// migrate one after another.
     const MIGRATION_LOCK: &'static str;

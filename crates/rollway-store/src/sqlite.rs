@@ -181,6 +181,9 @@ impl Backend for SqliteBackend {
     const LOCK_HEAD: &'static str = "";
     const LOCK_ROW: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
+    const RANGES_JOIN: &'static str = "q CROSS JOIN monitors m CROSS JOIN TABLE r \
+         WHERE m.name = q.name AND r.monitor_id = m.id AND r.bucket >= q.lo AND r.bucket < q.hi";
+    const BULK_READ: &'static str = "";
     const MIGRATION_LOCK: &'static str = "";
     const MIGRATIONS: &'static [(i64, &'static str)] = &[
         (1, include_str!("../migrations/sqlite/0001_init.sql")),

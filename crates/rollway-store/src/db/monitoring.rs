@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use rollway_model::account::{Terms, fold_maintenance};
 use rollway_model::rollup::{Measured, Rollup};
 use rollway_model::sketch::LatencySketch;
 use rollway_model::spans::{Span, Spans};
@@ -27,11 +28,13 @@ use rollway_model::{Masker, ProbeSample, Timestamp};
 use super::Db;
 use crate::error::StoreError;
 use crate::monitoring::{
-    MonitorDef, MonitorRecord, Pruned, RecordedSamples, Resolution, Retention, RollupReport, RollupRow, RollupSettings,
+    MaintenanceSpans, MonitorDef, MonitorRecord, Pruned, RecordedSamples, Resolution, Retention, RollupReport,
+    RollupRow, RollupSettings,
 };
 use crate::sql::{Backend, Param, Row, Sql};
 
 const MINUTE: i64 = 60_000;
+const HOUR: i64 = 3_600_000;
 const DAY: i64 = 86_400_000;
 /// How far before a changed minute its neighbours' terms may change: an
 /// unavailable run is judged on 30 s, an error minute on the minute before.
@@ -42,6 +45,8 @@ const AHEAD: i64 = 2 * MINUTE;
 /// Rows per multi-row statement (PostgreSQL allows 65,535 parameters,
 /// SQLite 32,766).
 const ROWS_PER_INSERT: usize = 200;
+/// Bucket ranges per statement of `rollups_in` (four parameters each).
+const RANGES_PER_QUERY: usize = 2_000;
 
 fn floor(t: i64, step: i64) -> i64 {
     t.div_euclid(step) * step
@@ -801,6 +806,91 @@ impl<B: Backend> Db<B> {
         })
     }
 
+    pub(super) fn do_rollups_in(
+        &self,
+        res: Resolution,
+        ranges: &[(String, Span)],
+        latency: bool,
+    ) -> Result<Vec<Vec<RollupRow>>, StoreError> {
+        let mut out: Vec<Vec<RollupRow>> = vec![Vec::new(); ranges.len()];
+        // An empty text is the empty sketch.
+        let cols = ROLLUP_COLS
+            .split(", ")
+            .map(|c| {
+                if c == "sketch" && !latency {
+                    "''".to_owned()
+                } else {
+                    format!("r.{c}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.backend.read(|sql| {
+            if !B::BULK_READ.is_empty() {
+                sql.exec(B::BULK_READ, &[])?;
+            }
+            for (n, chunk) in ranges.chunks(RANGES_PER_QUERY).enumerate() {
+                let first = n * RANGES_PER_QUERY;
+                // The ranges as a table joined to the primary key: one
+                // index range scan each, whatever the number of monitors
+                // (`Backend::RANGES_JOIN` says how each planner keeps to it).
+                let values = (0..chunk.len())
+                    .map(|k| {
+                        let p = 4 * k;
+                        format!(
+                            "(CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT))",
+                            p + 1,
+                            p + 2,
+                            p + 3,
+                            p + 4
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let params: Vec<Param> = chunk
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(k, (monitor, span))| {
+                        [
+                            i64::try_from(first + k).unwrap_or(i64::MAX).into(),
+                            monitor.as_str().into(),
+                            span.start.as_millis().into(),
+                            span.end.as_millis().into(),
+                        ]
+                    })
+                    .collect();
+                let rows = sql.rows(
+                    &format!(
+                        "WITH q (k, name, lo, hi) AS (VALUES {values}) \
+                         SELECT q.k, r.bucket, {cols} FROM {} ORDER BY q.k, r.bucket",
+                        B::RANGES_JOIN.replace("TABLE", table(res))
+                    ),
+                    &params,
+                )?;
+                for r in &rows {
+                    let decode = || -> Result<(usize, RollupRow), String> {
+                        let k = usize::try_from(r.int(0, "k")?).map_err(|_| "k is negative".to_owned())?;
+                        let (monitor, _) = ranges.get(k).ok_or_else(|| format!("k {k} is out of range"))?;
+                        Ok((
+                            k,
+                            RollupRow {
+                                monitor: monitor.clone(),
+                                bucket: Timestamp::from_millis(r.int(1, "bucket")?),
+                                rollup: rollup_from(r, 2)?,
+                            },
+                        ))
+                    };
+                    let (k, row) = decode().map_err(|d| StoreError::corrupt("rollup", res.as_str(), d))?;
+                    if let Some(rows) = out.get_mut(k) {
+                        rows.push(row);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     pub(super) fn do_roll_up(&self, settings: &RollupSettings) -> Result<RollupReport, StoreError> {
         let now = self.clock.now().as_millis();
         let settled = floor(now - ms(settings.settle), MINUTE);
@@ -832,22 +922,28 @@ impl<B: Backend> Db<B> {
         Ok(report)
     }
 
-    pub(super) fn do_prune_monitoring(&self, keep: &Retention) -> Result<Pruned, StoreError> {
+    pub(super) fn do_prune_monitoring(
+        &self,
+        keep: &Retention,
+        windows: &MaintenanceSpans<'_>,
+    ) -> Result<Pruned, StoreError> {
         let now = self.clock.now().as_millis();
         let batch = i64::from(keep.batch.max(1));
-        let ids: Vec<i64> = self.backend.read(|sql| {
-            sql.rows("SELECT id FROM monitors ORDER BY id", &[])?
+        let monitors: Vec<(i64, MonitorRecord)> = self.backend.read(|sql| {
+            sql.rows(&format!("SELECT {MONITOR_COLS} FROM monitors ORDER BY id"), &[])?
                 .iter()
-                .map(|r| r.int(0, "id"))
-                .collect::<Result<_, _>>()
-                .map_err(|d| StoreError::corrupt("monitor", "id", d))
+                .map(|r| {
+                    let id = r.int(0, "id").map_err(|d| StoreError::corrupt("monitor", "id", d))?;
+                    Ok((id, monitor_from_row(r)?))
+                })
+                .collect()
         })?;
         let mut out = Pruned::default();
         // A sample goes once older than its keep and rolled up; a bucket
-        // once all of it is older than its keep.
-        let tiers: [(&str, &str, &str, i64, &str); 4] = [
+        // once all of it is older than its keep; minutes by whole hours,
+        // folded into them first.
+        let tiers: [(&str, &str, &str, i64, &str); 3] = [
             ("samples", "slot", " AND rolled = 1", now - ms(keep.samples), "<"),
-            ("rollups_minute", "bucket", "", now - ms(keep.minutes) - MINUTE, "<="),
             (
                 "rollups_hour",
                 "bucket",
@@ -858,33 +954,22 @@ impl<B: Backend> Db<B> {
             ("rollups_day", "bucket", "", now - ms(keep.days) - DAY, "<="),
         ];
         for (n, (table, key, extra, cutoff, op)) in tiers.into_iter().enumerate() {
+            if n == 1 {
+                self.prune_minutes(keep, windows, &monitors, now, &mut out)?;
+            }
             let statement = format!(
                 "DELETE FROM {table} WHERE monitor_id = $1 AND {key} IN \
                  (SELECT {key} FROM {table} WHERE monitor_id = $1 AND {key} {op} $2{extra} ORDER BY {key} LIMIT $3)"
             );
-            for &id in &ids {
-                if n == 1 {
-                    // The first minute retention keeps: a late maintenance
-                    // window cannot be applied before it any more.
-                    let kept_from = floor(cutoff, MINUTE) + MINUTE;
-                    self.backend.write(|sql| {
-                        sql.exec(
-                            "UPDATE monitors SET minutes_from = $2 WHERE id = $1 \
-                             AND (minutes_from IS NULL OR minutes_from < $2) \
-                             AND EXISTS (SELECT 1 FROM rollups_minute WHERE monitor_id = $1 AND bucket < $2)",
-                            &[id.into(), kept_from.into()],
-                        )
-                    })?;
-                }
+            for (id, _) in &monitors {
                 loop {
                     let deleted = self
                         .backend
-                        .write(|sql| sql.exec(&statement, &[id.into(), cutoff.into(), batch.into()]))?;
+                        .write(|sql| sql.exec(&statement, &[(*id).into(), cutoff.into(), batch.into()]))?;
                     out.transactions += 1;
                     match n {
                         0 => out.samples += deleted,
-                        1 => out.minutes += deleted,
-                        2 => out.hours += deleted,
+                        1 => out.hours += deleted,
                         _ => out.days += deleted,
                     }
                     if deleted < batch as u64 {
@@ -896,6 +981,129 @@ impl<B: Backend> Db<B> {
         self.prune_metric_records(keep, now, batch, &mut out)?;
         Ok(out)
     }
+
+    /// Deletes the minute rows of every hour that ended `keep.minutes` ago,
+    /// a few hours per transaction (at least one, at most `keep.batch`
+    /// rows' worth), each with its maintenance windows folded into the
+    /// hours and days it belongs to and `minutes_from` moved past it.
+    fn prune_minutes(
+        &self,
+        keep: &Retention,
+        windows: &MaintenanceSpans<'_>,
+        monitors: &[(i64, MonitorRecord)],
+        now: i64,
+        out: &mut Pruned,
+    ) -> Result<(), StoreError> {
+        let kept_from = floor(now - ms(keep.minutes), HOUR);
+        let step = HOUR * (i64::from(keep.batch) / 60).max(1);
+        for (id, m) in monitors {
+            let (Some(from), Some(until)) = (m.rolled_from, m.rolled_until) else {
+                continue;
+            };
+            let covered = (from.as_millis(), until.as_millis());
+            // A whole hour, unless the covered range (nothing after it
+            // was rolled up) ended before: a monitor stopped 35 days ago
+            // loses all its minutes.
+            let target = kept_from.min(covered.1);
+            let mut a = m.minutes_from.map_or(covered.0, Timestamp::as_millis);
+            while a < target {
+                let b = (a + step).min(target);
+                let under = windows(m, Span::ms(a, b));
+                let deleted = self
+                    .backend
+                    .write(|sql| fold_and_delete(sql, B::LOCK_ROW, *id, (a, b), covered, &under))?;
+                out.transactions += 1;
+                out.minutes += deleted;
+                a = b;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One transaction of minute retention for monitor `id`: the minutes of
+/// `[a, b)` (less any another instance already did) under `under` folded
+/// into their hours and days, every minute row before `b` deleted, and
+/// `minutes_from` set to `b`.
+fn fold_and_delete(
+    sql: &mut dyn Sql,
+    lock: &str,
+    id: i64,
+    range: (i64, i64),
+    covered: (i64, i64),
+    under: &Spans,
+) -> Result<u64, StoreError> {
+    let (a, b) = range;
+    // The row lock makes instances take turns; what one did, the other skips.
+    let Some(row) = sql.row(
+        &format!("SELECT minutes_from FROM monitors WHERE id = $1{lock}"),
+        &[id.into()],
+    )?
+    else {
+        return Ok(0);
+    };
+    let done = row
+        .opt_int(0, "minutes_from")
+        .map_err(|d| StoreError::corrupt("monitor", id.to_string(), d))?;
+    let a = done.map_or(a, |d| d.max(a));
+    if a >= b {
+        return Ok(0);
+    }
+    // Only rolled-up minutes are in hours and days: outside the covered
+    // range the uptime arithmetic reads raw samples and applies the windows.
+    let (lo, hi) = (a.max(covered.0), b.min(covered.1));
+    let inside = if lo < hi {
+        under.within(Span::ms(lo, hi))
+    } else {
+        Spans::new()
+    };
+    if !inside.is_empty() {
+        let minutes = stored_rollups(sql, Resolution::Minute, id, a, b)?;
+        for res in [Resolution::Hour, Resolution::Day] {
+            let mut deltas: BTreeMap<i64, Terms> = BTreeMap::new();
+            for span in inside.spans() {
+                let mut t = floor(span.start.as_millis(), MINUTE);
+                while t < span.end.as_millis() {
+                    let d = fold_maintenance(Span::ms(t, t + MINUTE), minutes.get(&t), &inside);
+                    let sum = deltas.entry(floor(t, res.millis())).or_default();
+                    sum.downtime_ms += d.downtime_ms;
+                    sum.maintenance_ms += d.maintenance_ms;
+                    sum.no_data_ms += d.no_data_ms;
+                    t += MINUTE;
+                }
+            }
+            let (Some(&first), Some(&last)) = (deltas.keys().next(), deltas.keys().next_back()) else {
+                continue;
+            };
+            let mut rows = stored_rollups(sql, res, id, first, last + 1)?;
+            let changed: Vec<(i64, Rollup)> = deltas
+                .into_iter()
+                .map(|(bucket, d)| {
+                    // A bucket without a row inside the covered range had no data.
+                    let mut r = rows.remove(&bucket).unwrap_or_else(|| Rollup {
+                        no_data_ms: res.millis(),
+                        ..Rollup::default()
+                    });
+                    r.downtime_ms += d.downtime_ms;
+                    r.maintenance_ms += d.maintenance_ms;
+                    r.no_data_ms += d.no_data_ms;
+                    (bucket, r)
+                })
+                .collect();
+            put_rollups(sql, res, id, &changed)?;
+        }
+    }
+    // Rows before `a` were folded before (or written by samples that came
+    // after their hour was pruned, and are dropped as the hour's were).
+    let deleted = sql.exec(
+        "DELETE FROM rollups_minute WHERE monitor_id = $1 AND bucket < $2",
+        &[id.into(), b.into()],
+    )?;
+    sql.exec(
+        "UPDATE monitors SET minutes_from = $2 WHERE id = $1",
+        &[id.into(), b.into()],
+    )?;
+    Ok(deleted)
 }
 
 #[cfg(test)]

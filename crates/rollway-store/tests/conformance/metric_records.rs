@@ -165,7 +165,11 @@ pub(super) fn old_metric_records_go_with_their_rollup_tier(store: &dyn Store, cl
         batch: 1,
         ..rollway_store::Retention::default()
     };
-    let pruned = store.prune_monitoring(&keep).unwrap();
+    let pruned = store
+        .prune_monitoring(&keep, &|_: &rollway_store::MonitorRecord, _| {
+            rollway_model::spans::Spans::default()
+        })
+        .unwrap();
     assert_eq!(pruned.records, 3, "{pruned:?}");
     let mut left = store.metric_records("prod", None).unwrap();
     left.sort_by_key(|r| (r.metric_type, r.window_start));

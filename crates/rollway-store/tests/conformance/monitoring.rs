@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use rollway_model::rollup::{Rollup, merge_all};
 use rollway_model::sketch::LatencySketch;
-use rollway_model::spans::Span;
+use rollway_model::spans::{Span, Spans};
 use rollway_model::uptime::{Outcome, UptimeInput, uptime};
 use rollway_model::{CacheStatus, ManualClock, ProbeSample, Timestamp};
-use rollway_store::{MonitorDef, RecordedSamples, Resolution, Retention, RollupSettings, Store, StoreError};
+use rollway_store::{
+    MonitorDef, MonitorRecord, RecordedSamples, Resolution, Retention, RollupSettings, Store, StoreError,
+};
 use serde_json::json;
 
 const S: i64 = 1000;
@@ -35,6 +37,11 @@ fn def(name: &str, env: &str) -> MonitorDef {
         coverage: COVERAGE,
         config: json!({"url": format!("https://{name}.example.com/health")}),
     }
+}
+
+/// Retention without maintenance windows.
+fn no_windows(_: &MonitorRecord, _: Span) -> Spans {
+    Spans::new()
 }
 
 fn ts(ms: i64) -> Timestamp {
@@ -233,7 +240,7 @@ pub(crate) fn latest_sample_of_each_monitor(store: &dyn Store, clock: &ManualClo
     );
     // Rolling up and pruning the raw samples away leaves none to be latest.
     roll_up_at(store, clock, APRIL + 5 * DAY);
-    store.prune_monitoring(&Retention::default()).unwrap();
+    store.prune_monitoring(&Retention::default(), &no_windows).unwrap();
     assert!(store.latest_samples(None).unwrap().is_empty());
     // Monitors are kept, with their definitions, and can be paused.
     let rec = store.set_monitor_paused("idle", true).unwrap();
@@ -403,7 +410,8 @@ pub(crate) fn a_late_sample_is_merged_exactly(store: &dyn Store, clock: &ManualC
 
 /// Each tier goes exactly when it passes its keep: a sample at `now - 48 h`
 /// stays, one a millisecond older goes; a bucket that ended exactly `keep`
-/// ago goes, one that ends a millisecond later stays. Samples not yet
+/// ago goes, one that ends a millisecond later stays (minutes go with
+/// their hour, or once the monitor's rolled-up range ended that long ago). Samples not yet
 /// rolled up stay whatever their age. Deletes run in small batches.
 pub(crate) fn retention_cuts_exactly_at_the_boundaries(store: &dyn Store, clock: &ManualClock) {
     store.put_monitor(&def("web", "production")).unwrap();
@@ -434,11 +442,11 @@ pub(crate) fn retention_cuts_exactly_at_the_boundaries(store: &dyn Store, clock:
     record(store, std::slice::from_ref(&old));
 
     clock.set(ts(t0 + 10 * S + ms(keep.samples)));
-    let p = store.prune_monitoring(&keep).unwrap();
+    let p = store.prune_monitoring(&keep, &no_windows).unwrap();
     assert_eq!(p.samples, 2, "{p:?}");
     assert_eq!(raw(), 48 - 2 + 1);
     clock.set(ts(t0 + 4 * MIN + ms(keep.samples)));
-    let p = store.prune_monitoring(&keep).unwrap();
+    let p = store.prune_monitoring(&keep, &no_windows).unwrap();
     assert_eq!((p.samples, p.minutes), (46, 0));
     assert!(p.transactions > 10, "{p:?}");
     assert_eq!(
@@ -446,30 +454,34 @@ pub(crate) fn retention_cuts_exactly_at_the_boundaries(store: &dyn Store, clock:
         std::slice::from_ref(&old)
     );
 
-    // The first minute ended at t0 + 1 min.
-    clock.set(ts(t0 + MIN + ms(keep.minutes) - 1));
-    assert_eq!(store.prune_monitoring(&keep).unwrap().minutes, 0);
-    assert_eq!(store.monitor("web").unwrap().unwrap().minutes_from, None);
-    clock.set(ts(t0 + MIN + ms(keep.minutes)));
-    assert_eq!(store.prune_monitoring(&keep).unwrap().minutes, 1);
-    assert_eq!(count(Resolution::Minute), 4);
-    // The monitor says from where its minutes are kept.
-    assert_eq!(store.monitor("web").unwrap().unwrap().minutes_from, Some(ts(t0 + MIN)));
-
-    // The first day's last hour (23:00–24:00) ends at t0 + 2 min.
+    // Minutes go by whole hours (so their windows can be folded into the
+    // hour): the first day's last hour (23:00–24:00) ends at t0 + 2 min.
     let hour_end = t0 + 2 * MIN;
+    clock.set(ts(hour_end + ms(keep.minutes) - 1));
+    assert_eq!(store.prune_monitoring(&keep, &no_windows).unwrap().minutes, 0);
+    // The day's earlier hours (rolled up, no rows) are behind it already.
+    assert_eq!(
+        store.monitor("web").unwrap().unwrap().minutes_from,
+        Some(ts(hour_end - HOUR))
+    );
+    clock.set(ts(hour_end + ms(keep.minutes)));
+    assert_eq!(store.prune_monitoring(&keep, &no_windows).unwrap().minutes, 2);
+    assert_eq!(count(Resolution::Minute), 3);
+    // The monitor says from where its minutes are kept.
+    assert_eq!(store.monitor("web").unwrap().unwrap().minutes_from, Some(ts(hour_end)));
+
     clock.set(ts(hour_end + ms(keep.hours) - 1));
-    assert_eq!(store.prune_monitoring(&keep).unwrap().hours, 23);
+    assert_eq!(store.prune_monitoring(&keep, &no_windows).unwrap().hours, 23);
     assert_eq!(count(Resolution::Minute), 0);
     clock.set(ts(hour_end + ms(keep.hours)));
-    let p = store.prune_monitoring(&keep).unwrap();
+    let p = store.prune_monitoring(&keep, &no_windows).unwrap();
     assert_eq!((p.hours, p.days), (1, 0));
     assert_eq!(count(Resolution::Hour), 1);
 
     clock.set(ts(hour_end + ms(keep.days) - 1));
-    assert_eq!(store.prune_monitoring(&keep).unwrap().days, 0);
+    assert_eq!(store.prune_monitoring(&keep, &no_windows).unwrap().days, 0);
     clock.set(ts(hour_end + ms(keep.days)));
-    let p = store.prune_monitoring(&keep).unwrap();
+    let p = store.prune_monitoring(&keep, &no_windows).unwrap();
     assert_eq!((p.hours, p.days), (0, 1));
     assert_eq!((count(Resolution::Hour), count(Resolution::Day)), (0, 1));
     // The old sample is still there: it was never rolled up.
@@ -619,5 +631,162 @@ pub(crate) fn maintenance_windows_are_added_listed_and_removed(store: &dyn Store
             ("added".to_owned(), Some(b_id)),
             ("removed".to_owned(), Some(a.id))
         ]
+    );
+}
+
+/// Retention folds the maintenance windows into the hours and days whose
+/// minutes it deletes: a month with windows, 40 days later (raw samples
+/// and minutes pruned), answers exactly as it did before — and as the
+/// model's arithmetic over the raw samples with the windows — and a window
+/// removed or added after that no longer changes it. Samples every 30 s on
+/// three days of April: a 10-minute outage (day 9), three 5xx minutes (day
+/// 14), a 6-hour gap (day 19); no data on the other days.
+pub(crate) fn a_pruned_month_answers_for_its_windows_as_before(store: &dyn Store, clock: &ManualClock) {
+    use rollway_store::account::account;
+    let at = |day: i64, h: i64, m: i64| APRIL + day * DAY + h * HOUR + m * MIN;
+    let coverage = Duration::from_secs(60);
+    let kind = |t: i64| -> Option<char> {
+        let in_ = |a: i64, b: i64| t >= a && t < b;
+        if in_(at(9, 12, 0), at(9, 12, 10)) {
+            Some('u')
+        } else if in_(at(14, 8, 0), at(14, 8, 3)) {
+            Some('e')
+        } else if in_(at(9, 0, 0), at(10, 0, 0))
+            || in_(at(14, 0, 0), at(15, 0, 0))
+            || in_(at(19, 0, 0), at(19, 6, 0))
+            || in_(at(19, 12, 0), at(20, 0, 0))
+        {
+            Some('o')
+        } else {
+            None
+        }
+    };
+    let month = Span::ms(APRIL, MAY);
+    // What `rollway uptime` shows of a tally: its terms and the samples'
+    // counts and latencies (the merged rows' own time terms are not used).
+    let answer = |t: &rollway_model::account::Tally| {
+        (
+            t.period_ms,
+            t.downtime_ms,
+            t.maintenance_ms,
+            t.no_data_ms,
+            without_time_terms(&t.rollup),
+        )
+    };
+    // (monitor, its windows, downtime s, maintenance s) with the windows.
+    let outage = Span::ms(at(9, 11, 55), at(9, 12, 15));
+    let errors = Span::ms(at(14, 8, 1), at(14, 8, 30));
+    let gap = Span::ms(at(19, 5, 30), at(19, 7, 0));
+    let midnight = Span::ms(at(20, 23, 0), at(21, 1, 0));
+    let cases: Vec<(&str, Vec<Span>, i64, i64)> = vec![
+        // 600 s unavailable + 180 s of a 3-minute 5xx run.
+        ("none", vec![], 780, 0),
+        ("outage", vec![outage], 180, 1_200),
+        // The run stays downtime but for the 2 minutes under the window.
+        ("errors", vec![errors], 660, 1_740),
+        ("gap", vec![gap], 780, 5_400),
+        ("midnight", vec![midnight], 780, 7_200),
+        ("all", vec![outage, errors, gap, midnight], 60, 15_540),
+    ];
+    let mut samples = BTreeMap::new();
+    for (name, ..) in &cases {
+        store
+            .put_monitor(&MonitorDef {
+                interval: Duration::from_secs(30),
+                coverage,
+                ..def(name, "production")
+            })
+            .unwrap();
+        let mine: Vec<ProbeSample> = (APRIL..MAY)
+            .step_by(30_000)
+            .filter_map(|t| kind(t).map(|k| sample(name, t, k, 40)))
+            .collect();
+        record(store, &mine);
+        samples.insert(*name, mine);
+    }
+    roll_up_at(store, clock, MAY + HOUR);
+    let windows_of = |name: &str| {
+        Spans::from_spans(
+            cases
+                .iter()
+                .find(|c| c.0 == name)
+                .map(|c| c.1.clone())
+                .unwrap_or_default(),
+        )
+    };
+    let monitor = |name: &str| store.monitor(name).unwrap().unwrap();
+    let mut before = BTreeMap::new();
+    for (name, windows, down_s, maint_s) in &cases {
+        let maint = Spans::from_spans(windows.iter().copied());
+        let a = account(store, &monitor(name), month, &maint).unwrap();
+        let observations: Vec<_> = samples[name].iter().map(ProbeSample::observation).collect();
+        let raw = uptime(&UptimeInput {
+            period: month,
+            observations: &observations,
+            maintenance: windows,
+            coverage,
+        });
+        let t = &a.tally;
+        assert_eq!(
+            (t.period_ms, t.downtime_ms, t.maintenance_ms, t.no_data_ms),
+            (raw.period_ms, raw.downtime_ms, raw.maintenance_ms, raw.no_data_ms),
+            "{name}"
+        );
+        assert_eq!((t.downtime_ms, t.maintenance_ms), (down_s * S, maint_s * S), "{name}");
+        assert_eq!(without_time_terms(&t.rollup), counted(&samples[name]), "{name}");
+        assert!(!a.stale_maintenance, "{name}");
+        before.insert(*name, answer(&a.tally));
+    }
+
+    // 40 days later: retention deletes the raw samples and April's minutes,
+    // folding each monitor's windows into its hours and days.
+    clock.set(ts(MAY + 40 * DAY));
+    let p = store
+        .prune_monitoring(&Retention::default(), &|m: &MonitorRecord, span: Span| {
+            windows_of(&m.def.name).within(span)
+        })
+        .unwrap();
+    assert_eq!(
+        p.samples,
+        samples.values().map(|s| s.len() as u64).sum::<u64>(),
+        "{p:?}"
+    );
+    for (name, windows, ..) in &cases {
+        let m = monitor(name);
+        // The covered range ends where the last rollup run settled.
+        assert_eq!(m.minutes_from, Some(ts(MAY + HOUR - 2 * MIN)), "{name}");
+        assert!(
+            rollups(store, name, Resolution::Minute, 0, i64::MAX).is_empty(),
+            "{name}"
+        );
+        let maint = Spans::from_spans(windows.iter().copied());
+        let after = account(store, &m, month, &maint).unwrap();
+        assert_eq!(answer(&after.tally), before[name], "{name}");
+        assert_eq!(after.stale_maintenance, !windows.is_empty(), "{name}");
+        // A window removed since, or one added now, changes nothing: the
+        // minutes it would apply to are gone.
+        assert_eq!(
+            answer(&account(store, &m, month, &Spans::new()).unwrap().tally),
+            before[name],
+            "{name}"
+        );
+        let late = Spans::from_spans([Span::ms(at(9, 3, 0), at(9, 4, 0))]);
+        assert_eq!(
+            answer(&account(store, &m, month, &late).unwrap().tally),
+            before[name],
+            "{name}"
+        );
+    }
+    // Pruning again folds nothing twice.
+    let again = store
+        .prune_monitoring(&Retention::default(), &|m: &MonitorRecord, span: Span| {
+            windows_of(&m.def.name).within(span)
+        })
+        .unwrap();
+    assert_eq!(again.minutes, 0, "{again:?}");
+    let m = monitor("all");
+    assert_eq!(
+        answer(&account(store, &m, month, &windows_of("all")).unwrap().tally),
+        before["all"]
     );
 }
