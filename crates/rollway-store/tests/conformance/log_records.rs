@@ -87,6 +87,9 @@ fn clock_now(clock: &ManualClock) -> Timestamp {
     rollway_model::Clock::now(clock)
 }
 
+/// How a case narrows the query.
+type Narrow = dyn Fn(&mut LogQuery);
+
 pub(super) fn log_queries_filter_order_and_limit(store: &dyn Store, _clock: &ManualClock) {
     let a = source("prod", "a");
     let b = source("prod", "b");
@@ -122,7 +125,7 @@ pub(super) fn log_queries_filter_order_and_limit(store: &dyn Store, _clock: &Man
         f(&mut q);
         messages(store, &q)
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut LogQuery)>, Vec<&str>)> = vec![
+    let cases: Vec<(&str, Box<Narrow>, Vec<&str>)> = vec![
         (
             "everything, by time then id",
             Box::new(|_| {}),
