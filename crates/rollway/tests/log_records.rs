@@ -454,3 +454,98 @@ fn a_flooding_service_neither_starves_another_nor_grows_serve() {
         [row("warn", "quiet service line", "quiet")]
     );
 }
+
+/// Prints 20,000 numbered lines and an end line once `go` appears in the
+/// directory `mode.txt` names; serves 200 for the health checks.
+const BURST_APP: &str = r#"import http.server, os, sys, threading, time
+HERE = os.path.dirname(os.path.abspath(__file__))
+SIGNALS = open(os.path.join(HERE, "mode.txt")).read().split()[0]
+out = sys.stdout.buffer
+
+def run():
+    while not os.path.exists(os.path.join(SIGNALS, "go")):
+        time.sleep(0.05)
+    for i in range(20_000):
+        out.write(b'level=info msg="burst %05d"\n' % i)
+        if i % 100 == 0:
+            out.flush()
+            time.sleep(0.002)
+    out.write(b'level=info msg="burst end" trace_id=burst-end\n')
+    out.flush()
+
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *a):
+        pass
+
+threading.Thread(target=run, daemon=True).start()
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+/// Stops `staging`'s service of a project the `Staging` fixture does not hold.
+struct StopStaging<'a>(&'a common::Project);
+
+impl Drop for StopStaging<'_> {
+    fn drop(&mut self) {
+        let r = self.0.run(&["stop", "staging"]);
+        if r.code != 0 {
+            eprintln!("rollway stop staging: {r:#?}");
+        }
+    }
+}
+
+#[test]
+fn two_serves_on_one_postgresql_store_each_store_a_line_once() {
+    let Some(db) = common::PgDb::create() else {
+        return;
+    };
+    let p = common::Project::new(common::Backend::Postgres(db));
+    let port = free_ports(1)[0];
+    let root = p.path().join("srv");
+    fs::create_dir_all(p.path().join("app")).unwrap();
+    p.write("rollway.toml", &Config::local("logs", port, &root).toml());
+    p.write("app/server.py", BURST_APP);
+    let signals = p.path().join("signals");
+    fs::create_dir_all(&signals).unwrap();
+    p.write("app/mode.txt", &format!("{}\n", signals.display()));
+    p.run_full(&["deploy", "staging"], "", &[("ROLLWAY_LEASE", "2s")]).ok();
+    let _stop = StopStaging(&p);
+
+    let serves: Vec<Serve> = (0..2)
+        .map(|_| {
+            Serve::start_with(
+                &p,
+                &["serve", "--listen", "127.0.0.1:0"],
+                &[("ROLLWAY_LOG_EVERY", "50ms")],
+            )
+        })
+        .collect();
+    wait_for("the first collection", || {
+        (p.sql("SELECT COUNT(*) FROM log_cursors").trim() == "1").then_some(())
+    });
+    fs::write(signals.join("go"), "").unwrap();
+    wait_for("the burst's last line", || {
+        (p.sql("SELECT COUNT(*) FROM log_records WHERE trace_id = 'burst-end'")
+            .trim()
+            != "0")
+            .then_some(())
+    });
+    // A few more rounds of both: any line stored twice would show.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for mut s in serves {
+        let (status, stderr) = s.terminate();
+        assert!(status.success(), "serve: {stderr}");
+        assert!(!stderr.contains("cannot collect"), "{stderr}");
+    }
+    let counts = p.sql("SELECT COUNT(*), COUNT(DISTINCT message) FROM log_records");
+    assert_eq!(counts.trim(), "20001|20001", "every line once");
+    let order = p.sql(
+        "SELECT COUNT(*) FROM (SELECT message, LAG(message) OVER (ORDER BY id) AS prev FROM log_records) t \
+         WHERE prev IS NOT NULL AND prev > message",
+    );
+    assert_eq!(order.trim(), "0", "stored in the order printed");
+}
