@@ -172,6 +172,28 @@ fn has(all: &[Value], message: &str) -> bool {
 #[test]
 fn records_survive_a_serve_restart_and_a_rotation_once_each_masked_and_bounded() {
     let (stage, signals) = staging();
+    // Before serve collected anything: the hosts' output, and filters refused.
+    let tails = stage.run(&["--json", "logs", "staging"]).ok().json();
+    assert!(
+        tails
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["line"].as_str().unwrap().contains("order placed")),
+        "{tails}"
+    );
+    let cases: &[(&[&str], &str)] = &[
+        (&["--trace", "trace-a"], "staging has no log records yet"),
+        (&["--level", "loud"], "invalid value 'loud' for '--level <LEVEL>'"),
+        (&["--since", "soon"], "invalid value 'soon' for '--since <DURATION>'"),
+    ];
+    for (args, message) in cases {
+        let mut all = vec!["logs", "staging"];
+        all.extend_from_slice(args);
+        let r = stage.run(&all);
+        assert_eq!(r.code, 2, "{args:?}: {r:#?}");
+        assert!(r.stderr.contains(message), "{args:?}: {}", r.stderr);
+    }
 
     // Round 1: phase 1 collected.
     serve_until(&stage, "phase 1 collected", |all| has(all, "bad "));
