@@ -8,6 +8,9 @@
 //! a 10 MB line and invalid UTF-8 are stored bounded, with the marker.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/sshd.rs"]
+mod sshd;
+
 mod common;
 
 use std::fs;
@@ -81,12 +84,17 @@ threading.Thread(target=phases, daemon=True).start()
 http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 "#;
 
-/// The deployed project: `staging` on a local host, `API_KEY` its secret.
-fn staging() -> (Staging, PathBuf) {
+/// The deployed project: `staging` on a local host (or over SSH through
+/// `ssh`), `API_KEY` its secret.
+fn staging_on(ssh: Option<&sshd::Sshd>) -> (Staging, PathBuf) {
     let stage = Staging::new();
     let port = free_ports(1)[0];
     let root = stage.path().join("srv");
     let mut config = Config::local("logs", port, &root);
+    if let Some(s) = ssh {
+        config.ssh_config = Some(s.client_config.clone());
+        config.hosts = vec![Config::ssh_host(&s.host_name(), &root, port)];
+    }
     config.sections = "[variables.API_KEY]\ntype = \"string\"\nsecret = true\n\n".to_owned();
     stage.configure(&config);
     stage.project.write("app/server.py", APP);
@@ -100,6 +108,10 @@ fn staging() -> (Staging, PathBuf) {
         .ok();
     stage.run(&["deploy", "staging"]).ok();
     (stage, signals)
+}
+
+fn staging() -> (Staging, PathBuf) {
+    staging_on(None)
 }
 
 /// `rollway --json logs staging ARGS`: the records.
@@ -570,4 +582,40 @@ fn two_serves_on_one_postgresql_store_each_store_a_line_once() {
          WHERE prev IS NOT NULL AND prev > message",
     );
     assert_eq!(order.trim(), "0", "stored in the order printed");
+}
+
+#[test]
+fn records_are_collected_from_an_ssh_host_across_a_rotation() {
+    // Declared first, dropped last: the fixture stops the service through it.
+    let ssh = sshd::Sshd::start();
+    let (stage, signals) = staging_on(Some(&ssh));
+    serve_until(&stage, "phase 1 collected", |all| has(all, "bad "));
+    fs::write(signals.join("2"), "").unwrap();
+    wait_for("phase 2 printed", || signals.join("2.done").exists().then_some(()));
+    assert!(find(&stage.path().join("srv"), "output.log.1").is_some(), "rotated");
+    serve_until(&stage, "phase 2 collected", |all| has(all, "retry "));
+    let traced = records(&stage, &["--trace", "trace-a"]);
+    assert_eq!(
+        rows(&traced),
+        [
+            row("warn", "card declined with key ****", "trace-a"),
+            row("info", "order placed", "trace-a"),
+            row("error", "charge failed token=****", "trace-a"),
+            row("debug", "before rotation", "trace-a"),
+            row("info", "after rotation", "trace-a"),
+            row("warn", "retry ****", "trace-a"),
+        ]
+    );
+    assert!(
+        traced.iter().all(|r| r["host"] == ssh.host_name().as_str()),
+        "{traced:#?}"
+    );
+    let all = records(&stage, &[]);
+    let fillers = all
+        .iter()
+        .filter(|r| r["message"].as_str().unwrap().starts_with("filler "))
+        .count();
+    assert_eq!(fillers, 4700);
+    let text = serde_json::to_string(&all).unwrap();
+    assert!(!text.contains(CANARY));
 }
