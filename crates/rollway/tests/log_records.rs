@@ -350,8 +350,8 @@ fn records_survive_a_serve_restart_and_a_rotation_once_each_masked_and_bounded()
 }
 
 /// Two services of one project: `flood` prints `FLOOD_LINES` lines as
-/// fast as it can once the file `go` appears; `staging` prints one line
-/// half a second into it. Both serve 200 for their health checks.
+/// fast as it can once the file `go` appears; `staging` prints an info
+/// line at start and a warning half a second into the flood. Both serve 200 for their health checks.
 const FLOOD_APP: &str = r#"import http.server, os, sys, threading, time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIGNALS, FLOOD_PORT = open(os.path.join(HERE, "mode.txt")).read().split()[:2]
@@ -359,6 +359,9 @@ FLOOD = os.environ["PORT"] == FLOOD_PORT
 out = sys.stdout.buffer
 
 def run():
+    if not FLOOD:
+        out.write(b'level=info msg="quiet ready" trace_id=ready\n')
+        out.flush()
     while not os.path.exists(os.path.join(SIGNALS, "go")):
         time.sleep(0.05)
     if FLOOD:
@@ -437,6 +440,28 @@ fn a_flooding_service_neither_starves_another_nor_grows_serve() {
     wait_for("the first collection", || {
         (stage.project.sql("SELECT COUNT(*) FROM log_cursors").trim() == "2").then_some(())
     });
+    wait_for("the quiet service's first record", || {
+        (stage
+            .project
+            .sql("SELECT COUNT(*) FROM log_records WHERE trace_id = 'ready'")
+            .trim()
+            == "1")
+            .then_some(())
+    });
+    // Following the quiet service's warnings from the store, as JSON lines.
+    let mut follow = stage
+        .command(&["--json", "logs", "staging", "--follow", "--level", "warn"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let followed = follow.stdout.take().unwrap();
+    let (tx, followed_lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(followed).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
     fs::write(signals.join("go"), "").unwrap();
     let quiet = wait_for("the quiet service's line", || {
         let r = stage.run(&["--json", "logs", "staging", "--trace", "quiet"]);
@@ -444,6 +469,13 @@ fn a_flooding_service_neither_starves_another_nor_grows_serve() {
         (!v.is_empty()).then_some(v)
     });
     assert_eq!(rows(&quiet), [row("warn", "quiet service line", "quiet")]);
+    let line = followed_lines
+        .recv_timeout(common::serve::PATIENCE)
+        .expect("logs --follow printed the record");
+    let followed: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(rows(&[followed]), [row("warn", "quiet service line", "quiet")]);
+    follow.kill().unwrap();
+    follow.wait().unwrap();
     let flood_seconds: f64 = wait_for("the flood printed", || {
         fs::read_to_string(signals.join("flood.done")).ok()
     })
