@@ -12,6 +12,7 @@ pub mod deploy;
 pub mod env;
 pub mod error;
 pub mod events;
+pub mod logs;
 pub mod monitors;
 pub mod pipeline;
 pub mod project;

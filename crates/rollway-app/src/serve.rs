@@ -95,6 +95,9 @@ pub trait ServeEvents: Send + Sync + 'static {
     /// shards taken (free, given back, or from an expired lease), given
     /// back or lost, and what this instance probes now.
     fn shards(&self, message: &str);
+    /// A round of log collection ended: what each host gave. Output lost
+    /// to rotation and failed hosts also come as `problem("logs", …)`.
+    fn collected(&self, _collected: &[crate::logs::Collected]) {}
 }
 
 impl std::fmt::Debug for dyn ServeEvents {
@@ -201,6 +204,18 @@ pub struct Prepared {
     /// `None` on SQLite: the one `serve` probes every monitor.
     sharding: Option<Sharding>,
     silent: Arc<[SilentPush]>,
+    logs: LogCollection,
+}
+
+/// What collecting log records needs (`logs.rs`): the project and its
+/// config (each round opens the hosts' sessions as `rollway logs` does),
+/// the period and the retention.
+#[derive(Debug, Clone)]
+struct LogCollection {
+    project: Project,
+    config: Arc<rollway_config::Config>,
+    every: Duration,
+    retention: Duration,
 }
 
 /// A push monitor that is `down` when it stops checking in.
@@ -273,6 +288,7 @@ impl Prepared {
         }
         let state = Arc::new(Mutex::new(Maintenance::default()));
         let (stop, stop_rx) = watch::channel(false);
+        let retention = self.logs.retention;
         let rollups = tokio::spawn(maintain(
             Job::Rollup,
             self.records.clone(),
@@ -282,7 +298,7 @@ impl Prepared {
             stop_rx.clone(),
         ));
         let prunes = tokio::spawn(maintain(
-            Job::Prune(self.zones.clone()),
+            Job::Prune(self.zones.clone(), retention),
             self.records.clone(),
             self.store.clone(),
             events.clone(),
@@ -309,6 +325,12 @@ impl Prepared {
         }
         tasks.push(tokio::spawn(watch_silence(
             self.silent,
+            self.store.clone(),
+            events.clone(),
+            stop_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(collect_logs(
+            self.logs,
             self.store.clone(),
             events.clone(),
             stop_rx.clone(),
@@ -388,6 +410,24 @@ pub fn prepare(p: &Project) -> Result<Prepared> {
         StoreLocation::Postgres(_) => Some(Sharding::new(&specs)?),
         _ => None,
     };
+    let every = match std::env::var(crate::logs::COLLECT_EVERY_VAR) {
+        Err(_) => config.logs.collect_every,
+        Ok(text) => rollway_model::time::parse_duration(&text)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                Error::invalid(format_args!(
+                    "{}={text} is not a collection period: write a duration, e.g. 10s",
+                    crate::logs::COLLECT_EVERY_VAR
+                ))
+            })?,
+    };
+    let logs = LogCollection {
+        project: p.clone(),
+        every,
+        retention: config.logs.retention,
+        config: Arc::new(config.clone()),
+    };
     let flag = Arc::new(AtomicBool::new(false));
     let windows = Windows {
         project: p.with_interrupt(Arc::new(crate::project::Flag(flag.clone()))),
@@ -404,6 +444,7 @@ pub fn prepare(p: &Project) -> Result<Prepared> {
         silent: silent.into(),
         records,
         zones: Arc::new(crate::uptime::zones(&config)?),
+        logs,
     })
 }
 
@@ -681,6 +722,62 @@ struct Quiet;
 impl rollway_engine::Progress for Quiet {
     fn step(&self, _host: Option<&str>, _message: &str) {}
     fn countdown(&self, _remaining: Duration) {}
+}
+
+/// Every `every` (`[logs] collect_every`, or `ROLLWAY_LOG_EVERY`) until
+/// stop: one round of log collection on the blocking pool (`logs.rs`),
+/// then one at once again while a host was left behind by its share of
+/// the round. Failures and output lost to rotation are reported, and the
+/// next round tries again from the stored cursors.
+async fn collect_logs(
+    logs: LogCollection,
+    store: Arc<dyn Store>,
+    events: Arc<dyn ServeEvents>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(logs.every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut behind = false;
+    loop {
+        if !behind {
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => return,
+                _ = ticks.tick() => {}
+            }
+        } else if *stop.borrow() {
+            return;
+        }
+        let (s, l) = (store.clone(), logs.clone());
+        let round = tokio::task::spawn_blocking(move || {
+            let environments = crate::logs::collected_environments(&l.config, &*s)?;
+            Ok::<_, Error>(crate::logs::collect_round(
+                &l.project,
+                &l.config,
+                &*s,
+                &SystemClock,
+                &environments,
+            ))
+        })
+        .await;
+        behind = false;
+        match round {
+            Ok(Ok((collected, failed))) => {
+                for c in &collected {
+                    if let Some(lost) = &c.lost {
+                        events.problem("logs", &format!("{} on {}: {lost}", c.environment, c.host));
+                    }
+                }
+                for f in &failed {
+                    events.problem("logs", f);
+                }
+                behind = collected.iter().any(|c| c.behind);
+                events.collected(&collected);
+            }
+            Ok(Err(e)) => events.problem("logs", &format!("cannot collect log records: {e}")),
+            Err(e) => events.problem("logs", &format!("collecting log records panicked: {e}")),
+        }
+    }
 }
 
 /// Every [`WINDOW_POLL`], takes each detached stability window (one per
@@ -1090,8 +1187,9 @@ impl SampleSink for StoreSink {
 #[derive(Debug, Clone)]
 enum Job {
     Rollup,
-    /// With the environments' time zones (to fold cron windows in).
-    Prune(Arc<BTreeMap<String, jiff::tz::TimeZone>>),
+    /// With the environments' time zones (to fold cron windows in) and
+    /// the age past which log records go.
+    Prune(Arc<BTreeMap<String, jiff::tz::TimeZone>>, Duration),
 }
 
 /// Runs `job` on the blocking pool: rollups at once and then every
@@ -1110,7 +1208,7 @@ async fn maintain(
         // A restart rolls up what the last run left at once; retention can
         // wait its hour (nothing grows fast enough to matter before).
         Job::Rollup => (tokio::time::Instant::now(), ROLLUP_EVERY),
-        Job::Prune(_) => (tokio::time::Instant::now() + PRUNE_EVERY, PRUNE_EVERY),
+        Job::Prune(..) => (tokio::time::Instant::now() + PRUNE_EVERY, PRUNE_EVERY),
     };
     let mut ticks = tokio::time::interval_at(first, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1127,7 +1225,10 @@ async fn maintain(
             Job::Rollup => store
                 .roll_up(&RollupSettings::default())
                 .map(|r| Ran::Rollup(r, crate::records::refresh(&*store, &records, None))),
-            Job::Prune(zones) => crate::uptime::prune(&*store, &zones).map(Ran::Prune),
+            Job::Prune(zones, logs) => crate::uptime::prune(&*store, &zones).and_then(|mut p| {
+                p.logs = store.prune_log_records(logs, crate::logs::PRUNE_BATCH)?;
+                Ok(Ran::Prune(p))
+            }),
         })
         .await;
         let now = Some(SystemClock.now());
@@ -1155,7 +1256,7 @@ async fn maintain(
         };
         let what = match job {
             Job::Rollup => "rollup",
-            Job::Prune(_) => "prune",
+            Job::Prune(..) => "prune",
         };
         if let Some(e) = &error {
             events.problem(
@@ -1172,7 +1273,7 @@ async fn maintain(
                 s.last_rollup_at = now;
                 s.rollup_error = error;
             }
-            Job::Prune(_) => {
+            Job::Prune(..) => {
                 s.last_prune_at = now;
                 s.prune_error = error;
             }

@@ -30,10 +30,23 @@ pub(crate) fn sessions(
     only: Option<&str>,
 ) -> Result<(Prepared, Vec<HostService>, Box<dyn Store>)> {
     let (config, store) = p.open()?;
-    p.env_ref(&config, env)?;
+    let (prepared, out) = sessions_in(p, &config, &*store, env, only)?;
+    Ok((prepared, out, store))
+}
+
+/// [`sessions`] with the config and store already open (`serve`'s log
+/// collection keeps its own).
+pub(crate) fn sessions_in(
+    p: &Project,
+    config: &rollway_config::Config,
+    store: &dyn Store,
+    env: &str,
+    only: Option<&str>,
+) -> Result<(Prepared, Vec<HostService>)> {
+    p.env_ref(config, env)?;
     // Driving or reading the service deploys no values: today's secrets
     // need not pass `secrets check` (they still arm the masker).
-    let prepared = deploy::prepare_checked(p, &config, &*store, env, &Default::default(), false)?;
+    let prepared = deploy::prepare_checked(p, config, store, env, &Default::default(), false)?;
     if let Some(h) = only.filter(|h| !prepared.hosts.iter().any(|plan| plan.name == *h)) {
         let names: Vec<&str> = prepared.hosts.iter().map(|plan| plan.name.as_str()).collect();
         return Err(Error::invalid(format_args!(
@@ -41,7 +54,7 @@ pub(crate) fn sessions(
             names.join(", ")
         )));
     }
-    let connector = crate::connect::connector(p, &config, &*store, env)?;
+    let connector = crate::connect::connector(p, config, store, env)?;
     let mut out = Vec::new();
     for plan in prepared.hosts.iter().filter(|plan| only.is_none_or(|h| plan.name == h)) {
         let mut session: Box<dyn HostSession> = Box::new(connector.open(plan)?);
@@ -59,7 +72,7 @@ pub(crate) fn sessions(
             spec,
         });
     }
-    Ok((prepared, out, store))
+    Ok((prepared, out))
 }
 
 /// A host's service after a stop, start or restart.

@@ -6,6 +6,7 @@ mod alerting;
 mod checks;
 mod diagnostic;
 mod hosts;
+mod logs;
 mod monitor;
 mod parse;
 mod reader;
@@ -22,6 +23,7 @@ pub use alerting::{
 };
 pub use diagnostic::{ConfigError, Diagnostic, Diagnostics};
 pub use hosts::{parse_host, parse_ssh};
+pub use logs::LogsConfig;
 pub use monitor::{
     DEFAULT_MAX_REDIRECTS, DEFAULT_MONITOR_INTERVAL, DEFAULT_MONITOR_RETRIES, DEFAULT_MONITOR_TIMEOUT,
     DEFAULT_PUSH_GRACE, DEFAULT_WARN_DAYS, DnsCheck, DnsRecordType, HttpCheck, HttpMethod, MAX_MONITOR_INTERVAL,

@@ -15,6 +15,7 @@ use toml_edit::{Item, TableLike, Value};
 
 use crate::alerting::{AlertContext, ChannelConfig, read_alert, read_alerting, read_channel};
 use crate::hosts::parse_host;
+use crate::logs::read_logs;
 use crate::monitor::{MonitorConfig, MonitorContext, read_monitor};
 
 /// The longest an ssh connection may wait to connect or stay silent.
@@ -179,6 +180,7 @@ pub(crate) fn read_config(cx: &Ctx<'_>, root: &dyn TableLike, marks: &mut Marks)
             .filter_map(|(name, a)| Some((name, a?)))
             .collect()
     };
+    let logs = t.section("logs", read_logs).unwrap_or_default();
     t.finish();
     Config {
         project,
@@ -196,6 +198,7 @@ pub(crate) fn read_config(cx: &Ctx<'_>, root: &dyn TableLike, marks: &mut Marks)
         notify,
         alerting,
         alerts,
+        logs,
     }
 }
 

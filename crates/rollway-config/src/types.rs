@@ -14,6 +14,7 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use crate::alerting::{AlertRuleConfig, AlertingConfig, ChannelConfig};
+use crate::logs::LogsConfig;
 use crate::monitor::{MonitorConfig, domain_monitor};
 use crate::schema;
 use crate::serde_duration;
@@ -70,6 +71,9 @@ pub struct Config {
     /// Alert rules, by name: a metric crossing a threshold for long enough opens an alert.
     #[serde(default)]
     pub alerts: BTreeMap<String, AlertRuleConfig>,
+    /// How long serve keeps collected log records and how often it collects.
+    #[serde(default)]
+    pub logs: LogsConfig,
 }
 
 /// `[build]`: the command that builds and the output that becomes the artifact.

@@ -210,7 +210,7 @@ impl ServeEvents for Recorder {
     fn pruned(&self, pruned: &Pruned) {
         self.runs.get_or_create(&JobLabels { job: "prune".into() }).inc();
         self.pruned_rows
-            .inc_by(pruned.samples + pruned.minutes + pruned.hours + pruned.days + pruned.records);
+            .inc_by(pruned.samples + pruned.minutes + pruned.hours + pruned.days + pruned.records + pruned.logs);
     }
 
     fn refreshed(&self, refreshed: &Refreshed) {

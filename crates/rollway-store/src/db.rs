@@ -4,6 +4,7 @@
 //! stacks, …) live in `records`: load, apply the caller's change through the
 //! model, save, append the events — all inside one `in_tx`.
 
+mod log_records;
 mod maintenance;
 mod metric_records;
 mod monitoring;
@@ -1093,5 +1094,27 @@ impl<B: Backend> Store for Db<B> {
         metric_type: Option<rollway_model::MetricType>,
     ) -> Result<Vec<rollway_model::MetricRecord>, StoreError> {
         self.do_metric_records(environment, metric_type)
+    }
+
+    fn log_cursor(&self, source: &crate::logs::LogSource) -> Result<Option<String>, StoreError> {
+        self.do_log_cursor(source)
+    }
+
+    fn put_log_records(
+        &self,
+        source: &crate::logs::LogSource,
+        previous: Option<&str>,
+        cursor: &str,
+        records: &[crate::logs::NewLogRecord],
+    ) -> Result<Option<u64>, StoreError> {
+        self.do_put_log_records(source, previous, cursor, records)
+    }
+
+    fn log_records(&self, query: &crate::logs::LogQuery) -> Result<Vec<crate::logs::LogRecord>, StoreError> {
+        self.do_log_records(query)
+    }
+
+    fn prune_log_records(&self, keep: Duration, batch: u32) -> Result<u64, StoreError> {
+        self.do_prune_log_records(keep, batch)
     }
 }

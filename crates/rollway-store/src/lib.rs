@@ -4,8 +4,8 @@
 //! event log, lease locks, and the records of environments, variables,
 //! artifacts, deployments, verifications, pipeline runs, jobs, stacks and
 //! resources, and the watching half's monitors, probe samples, rollups,
-//! maintenance windows, seed 003 metric records and the shard leases
-//! `serve` instances share them by.
+//! maintenance windows, seed 003 metric records, the shard leases
+//! `serve` instances share them by, and seed 002 log records.
 //!
 //! # Schema
 //!
@@ -36,6 +36,8 @@
 //! | `shard_owners` | `owner` (an instance id, `HOST:PID:RANDOM`), `started_at`, `renewed_at`, `expires_at` | the `serve` instances sharing the monitors' shards; live while `expires_at` is ahead |
 //! | `shard_leases` | `shard` (0 … shards - 1), `owner`, `acquired_at`, `renewed_at`, `expires_at`, `released_at` | one row per shard; free when `owner` is null or `expires_at` has passed; `released_at`: given back |
 //! | `metric_records` | `metric_id`, `environment`, `metric_type`, `source`, `slot` (unique with the three before it), `metric_value`, `unit`, `threshold_warning`, `threshold_critical`, `status`, `timestamp`, `window_start` | seed 003 Monitoring Data: the model's `MetricRecord`; `slot` is the window's start for error rates and uptime, 0 for the latest health check and rolling average |
+//! | `log_records` | `id` (integer, insertion order), `environment`, `host`, `service`, `level`, `message`, `trace_id`, `time`, `collected_at` | seed 002 Log Record: one line of a service's output; `message` and `trace_id` masked; `time` the line's own or when it was collected |
+//! | `log_cursors` | `environment`, `host`, `service` (the key), `cursor`, `updated_at` | where collection stands: the engine's `LogCursor` as JSON, moved in the transaction that stores the lines before it |
 //! | `rollups_minute`, `rollups_hour`, `rollups_day` | `monitor_id`, `bucket` (key with the monitor), `ok`, `error`, `unavailable`, `status_5xx`, `latency_count`, `latency_sum_ms`, `latency_min_ms`, `latency_max_ms`, `sketch`, `downtime_ms`, `maintenance_ms`, `no_data_ms` | the model's `Rollup`; the sketch as short text (`db/monitoring.rs`) |
 //!
 //! The seven document tables (artifacts to resources) keep each entity whole as canonical JSON in `doc`,
@@ -96,6 +98,7 @@ pub mod account;
 mod db;
 mod error;
 mod location;
+mod logs;
 mod monitoring;
 mod pg;
 mod preopen;
@@ -116,6 +119,7 @@ use rollway_model::{
 
 pub use error::StoreError;
 pub use location::{DEFAULT_SQLITE_FILE, LocationError, StoreLocation, mask_password};
+pub use logs::{DEFAULT_LOG_RETENTION, LogQuery, LogRecord, LogSource, NewLogRecord};
 pub use monitoring::{
     MaintenanceSpans, MonitorDef, MonitorRecord, Pruned, RecordedSamples, Resolution, Retention, RollupReport,
     RollupRow, RollupSettings,
@@ -124,7 +128,7 @@ pub use preopen::{PreOpenError, check_before_open};
 pub use shards::{Claimed, Previous, ShardLease, Taken};
 
 /// The schema version this build writes (the highest migration it knows).
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// The clock of real runs: the only place that reads the system time.
 #[derive(Debug, Clone, Copy, Default)]
@@ -508,4 +512,28 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         environment: &str,
         metric_type: Option<MetricType>,
     ) -> Result<Vec<MetricRecord>, StoreError>;
+
+    // ---- seed 002 log records (OPERATIONS.md "Log records") ----
+
+    /// Where collection of `source`'s output stands (the cursor JSON a
+    /// collector stored), `None` before the first batch.
+    fn log_cursor(&self, source: &LogSource) -> Result<Option<String>, StoreError>;
+    /// Stores `records` (message and trace id passing the masker) and moves
+    /// `source`'s cursor from `previous` (what [`Store::log_cursor`] said)
+    /// to `cursor`, in one transaction. `None`, with nothing written, when
+    /// the cursor is no longer `previous`: another collector stored these
+    /// lines first. Returns the records written.
+    fn put_log_records(
+        &self,
+        source: &LogSource,
+        previous: Option<&str>,
+        cursor: &str,
+        records: &[NewLogRecord],
+    ) -> Result<Option<u64>, StoreError>;
+    /// The newest `query.limit` records matching `query`, oldest first (by
+    /// time, then id).
+    fn log_records(&self, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError>;
+    /// Deletes records whose time is more than `keep` before the store
+    /// clock's now, `batch` rows per transaction; returns how many.
+    fn prune_log_records(&self, keep: Duration, batch: u32) -> Result<u64, StoreError>;
 }

@@ -180,6 +180,9 @@ pub struct Pruned {
     /// Seed 003 metric records of past windows: error rates kept as long
     /// as hour rollups, uptime as long as day rollups.
     pub records: u64,
+    /// Seed 002 log records older than their retention
+    /// (`Store::prune_log_records`, which `serve` runs with this).
+    pub logs: u64,
     /// Transactions it took.
     pub transactions: u64,
 }

@@ -94,6 +94,10 @@ conformance! {
     metric_records_are_upserted_per_window_and_read_back,
     refused_metric_records_write_nothing,
     old_metric_records_go_with_their_rollup_tier,
+    log_records_and_their_cursor_are_written_once,
+    log_queries_filter_order_and_limit,
+    racing_collectors_store_a_batch_once,
+    old_log_records_are_pruned_at_the_retention,
 }
 
 #[path = "conformance/records.rs"]
@@ -110,6 +114,9 @@ use shards::*;
 #[path = "conformance/metric_records.rs"]
 mod metric_records;
 use metric_records::*;
+#[path = "conformance/log_records.rs"]
+mod log_records;
+use log_records::*;
 
 // ---- harness ----
 

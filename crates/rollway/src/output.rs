@@ -129,6 +129,17 @@ impl Printer {
         }
     }
 
+    /// One compact JSON line (only in `--json` mode): a stream that never
+    /// ends, like `logs --follow`, answers line by line.
+    pub fn json_line<T: Serialize>(&self, value: &T) {
+        if !self.json {
+            return;
+        }
+        let text =
+            serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"cannot encode answer: {e}\"}}"));
+        self.out(&format!("{text}\n"));
+    }
+
     /// A line for people (nothing in `--json` mode).
     pub fn line(&self, tone: Tone, text: impl AsRef<str>) {
         if !self.json {

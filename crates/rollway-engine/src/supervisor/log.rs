@@ -138,6 +138,14 @@ pub struct LogCursor {
     pub offset: u64,
     /// Inside a line longer than one read: its rest is dropped up to its end.
     pub skipping: bool,
+    /// `PATH.1` as the read that made this cursor left it (its inode mixed
+    /// with the FNV-1a of its start; 0 when there was none; `None` in
+    /// cursors from before this was kept: not checked). A cursor in
+    /// the current file whose `PATH.1` changed since saw a rotation, so a
+    /// current file with its inode is a new file reusing it — which the
+    /// head alone cannot tell when it was empty, or began alike, at the read.
+    #[serde(default)]
+    pub rotated: Option<u64>,
 }
 
 /// What one `read_new` found.
@@ -177,6 +185,16 @@ fn head(path: &Path, n: u32) -> io::Result<Option<u64>> {
     })))
 }
 
+/// What [`LogCursor::rotated`] records of `PATH.1`.
+fn rotated_mark(old_path: &Path) -> io::Result<u64> {
+    let Some((inode, _)) = inode_and_len(old_path)? else {
+        return Ok(0);
+    };
+    let h = head(old_path, u32::try_from(HEAD).unwrap_or(64))?.unwrap_or(0);
+    // Never 0 for a file that is there.
+    Ok((inode.rotate_left(32) ^ h) | 1)
+}
+
 /// Whether `file` (its inode and length) is the one `c` was taken in.
 fn is_cursor_file(path: &Path, file: Option<(u64, u64)>, c: &LogCursor) -> io::Result<bool> {
     match file {
@@ -212,8 +230,14 @@ pub fn read_new(path: &Path, cursor: Option<LogCursor>, max_bytes: usize) -> io:
         ..LogCursor::default()
     };
     let mut lost = None;
+    // `PATH.1` changed since the read: the file read then rotated away,
+    // whatever now has its inode.
+    let rotated_since = match &cursor {
+        Some(LogCursor { rotated: Some(m), .. }) => rotated_mark(&old_path)? != *m,
+        _ => false,
+    };
     let in_current = match &cursor {
-        Some(c) => is_cursor_file(path, current, c)?,
+        Some(c) => !rotated_since && is_cursor_file(path, current, c)?,
         None => false,
     };
     let in_old = match &cursor {
@@ -229,9 +253,15 @@ pub fn read_new(path: &Path, cursor: Option<LogCursor>, max_bytes: usize) -> io:
         Some(c) if in_old => (true, c),
         // Rotated twice (the inode may even be reused by the new file), or
         // truncated in place: the file read last is not there any more.
+        // After rotations both files there now came after it: read from
+        // the older. Truncated in place, `PATH.1` was read before.
         Some(_) => {
             lost = Some(GONE.to_owned());
-            (false, start(current))
+            if rotated_since && old.is_some() {
+                (true, start(old))
+            } else {
+                (false, start(current))
+            }
         }
     };
     if at.inode == 0 {
@@ -242,6 +272,9 @@ pub fn read_new(path: &Path, cursor: Option<LogCursor>, max_bytes: usize) -> io:
     }
     let file = if finished { old_path.as_path() } else { path };
     let mut chunk = read_file(file, at, max_bytes, finished)?;
+    // Taken after the read: a rotation during it moved the file read to
+    // `PATH.1`, where the next read finds it by its inode.
+    chunk.cursor.rotated = Some(rotated_mark(&old_path)?);
     if chunk.lost.is_none() {
         chunk.lost = lost;
     }
@@ -447,6 +480,45 @@ mod tests {
         fs::write(&p, "after\n").unwrap();
         let (lines, lost) = drain(&p, &mut cursor, 20_000);
         assert_eq!((lines, lost), (vec!["after".to_owned()], vec![GONE.to_owned()]));
+    }
+
+    #[test]
+    fn a_reused_inode_is_not_taken_for_the_file_read_before() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("output.log");
+        let mut log = CappedLog::open(&p, 1024).unwrap();
+        // Read while the log is empty: the cursor has no head to check.
+        let mut cursor = None;
+        assert!(drain(&p, &mut cursor, 20_000).0.is_empty());
+        let taken = cursor.unwrap();
+        assert_eq!((taken.head_len, taken.rotated), (0, Some(0)));
+        for i in 0..200 {
+            log.write(format!("filler {i:04}\n").as_bytes()).unwrap();
+        }
+        // Two rotations later the new file may get the freed inode (the
+        // file system decides): the cursor as that would leave it.
+        let reused = LogCursor {
+            inode: fs::metadata(&p).unwrap().ino(),
+            ..taken
+        };
+        let first_kept = fs::read_to_string(rotated(&p))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_owned();
+        let mut cursor = Some(reused);
+        let (lines, lost) = drain(&p, &mut cursor, 20_000);
+        assert_eq!(lost, [GONE]);
+        // What is still there is read, from the older file on, once.
+        assert_eq!(lines.first().unwrap(), &first_kept);
+        assert_eq!(lines.last().unwrap(), "filler 0199");
+        let n: usize = first_kept[7..].parse().unwrap();
+        assert_eq!(lines.len(), 200 - n);
+        // A cursor from before `rotated` was kept is taken as before.
+        let old: LogCursor =
+            serde_json::from_str(r#"{"inode":1,"head":0,"head_len":0,"offset":0,"skipping":false}"#).unwrap();
+        assert_eq!(old.rotated, None);
     }
 
     #[test]
