@@ -93,6 +93,9 @@ conformance! {
     metric_records_are_upserted_per_window_and_read_back,
     refused_metric_records_write_nothing,
     old_metric_records_go_with_their_rollup_tier,
+    one_unresolved_alert_per_rule_and_subject,
+    trackers_and_metric_points_round_trip,
+    deliveries_are_queued_once_claimed_and_finished,
 }
 
 #[path = "conformance/records.rs"]
@@ -109,6 +112,9 @@ use shards::*;
 #[path = "conformance/metric_records.rs"]
 mod metric_records;
 use metric_records::*;
+#[path = "conformance/alerts.rs"]
+mod alerts;
+use alerts::*;
 
 // ---- harness ----
 
