@@ -1,0 +1,270 @@
+//! Alerts end to end (OPERATIONS.md "Alerts"), through the real binary: a
+//! real `rollway serve` evaluating every second (`ROLLWAY_ALERT_EVERY=1s`)
+//! and backing off 200 ms (`ROLLWAY_ALERT_BACKOFF_MS`), a real local HTTP
+//! app the test turns bad and good, a real HTTP receiver on loopback that
+//! records every notification (and fails the first ones when told to), and
+//! Debian's aiosmtpd for e-mail. On both store backends.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::Project;
+use common::serve::{Serve, wait_for};
+use serde_json::Value;
+
+/// One request the receiver got: its Idempotency-Key header and JSON body.
+#[derive(Debug, Clone)]
+struct Got {
+    key: String,
+    body: Value,
+    accepted: bool,
+}
+
+/// A webhook receiver: answers 500 to the first `fail` requests, then 200.
+struct Receiver {
+    port: u16,
+    got: Arc<Mutex<Vec<Got>>>,
+}
+
+impl Receiver {
+    fn start(fail: usize) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let got: Arc<Mutex<Vec<Got>>> = Arc::default();
+        let (log, seen) = (got.clone(), Arc::new(AtomicUsize::new(0)));
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut data = Vec::new();
+                let mut buf = [0u8; 4096];
+                let head_end = loop {
+                    if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break 0,
+                        Ok(n) => data.extend_from_slice(&buf[..n]),
+                    }
+                };
+                if head_end == 0 {
+                    continue;
+                }
+                let head = String::from_utf8_lossy(&data[..head_end]).to_string();
+                let header = |name: &str| {
+                    head.lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+                        })
+                        .unwrap_or_default()
+                };
+                let len: usize = header("content-length").parse().unwrap_or(0);
+                while data.len() < head_end + len {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => data.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = serde_json::from_slice(&data[head_end..]).unwrap_or(Value::Null);
+                let accepted = seen.fetch_add(1, Ordering::SeqCst) >= fail;
+                log.lock().unwrap().push(Got {
+                    key: header("idempotency-key"),
+                    body,
+                    accepted,
+                });
+                let status = if accepted {
+                    "200 OK"
+                } else {
+                    "500 Internal Server Error"
+                };
+                let _ = conn.write_all(
+                    format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok").as_bytes(),
+                );
+            }
+        });
+        Self { port, got }
+    }
+
+    fn got(&self) -> Vec<Got> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Waits for an accepted notification of `event` from `rule` other than `not_alert`.
+    fn wait(&self, rule: &str, event: &str, not_alert: Option<&str>) -> Got {
+        wait_for(&format!("a {event} notification of {rule}"), || {
+            self.got().into_iter().find(|g| {
+                g.accepted
+                    && g.body["event"] == event
+                    && g.body["alert"]["rule"] == rule
+                    && not_alert.is_none_or(|a| g.body["alert"]["id"] != a)
+            })
+        })
+    }
+}
+
+/// The app the monitor probes: 200 while good, 500 while bad.
+struct App {
+    port: u16,
+    bad: Arc<AtomicBool>,
+}
+
+impl App {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let bad = Arc::new(AtomicBool::new(false));
+        let flag = bad.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let status = if flag.load(Ordering::SeqCst) {
+                    "500 Internal Server Error"
+                } else {
+                    "200 OK"
+                };
+                let _ = conn.write_all(
+                    format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok").as_bytes(),
+                );
+            }
+        });
+        Self { port, bad }
+    }
+
+    fn set_bad(&self, bad: bool) {
+        self.bad.store(bad, Ordering::SeqCst);
+    }
+}
+
+const FAST: &[(&str, &str)] = &[("ROLLWAY_ALERT_EVERY", "1s"), ("ROLLWAY_ALERT_BACKOFF_MS", "200")];
+
+fn config(app: u16, extra: &str) -> String {
+    format!(
+        r#"project = "alerts"
+
+[service]
+start = "sleep 100"
+port = 3000
+
+[environments.staging]
+kind = "staging"
+hosts = ["local"]
+root = ".rollway/staging"
+
+[monitors.web]
+environment = "staging"
+kind = "http"
+url = "http://127.0.0.1:{app}/"
+interval = "1s"
+retries = 1
+
+{extra}
+"#
+    )
+}
+
+fn json(p: &Project, args: &[&str]) -> Value {
+    p.run(args).ok().json()
+}
+
+#[test]
+fn an_alert_opens_is_acknowledged_resolves_and_a_new_breach_opens_another() {
+    for p in Project::each_backend() {
+        let app = App::start();
+        let hook = Receiver::start(0);
+        p.write(
+            "rollway.toml",
+            &config(
+                app.port,
+                &format!(
+                    "[notify.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{}/hook\"\n",
+                    hook.port
+                ),
+            ),
+        );
+        let _serve = Serve::start_with(&p, &["serve", "--listen", "127.0.0.1:0"], FAST);
+
+        // Bad: the monitor goes down, an alert opens and is notified.
+        app.set_bad(true);
+        let opened = hook.wait("monitor-down", "opened", None);
+        let id = opened.body["alert"]["id"].as_str().unwrap().to_owned();
+        assert_eq!(opened.body["alert"]["subject"], "web");
+        assert_eq!(opened.body["alert"]["severity"], "critical");
+        assert_eq!(opened.key, format!("{id}-opened-hook"), "{}", p.backend.name());
+        assert_eq!(opened.body["idempotency_key"], opened.key.as_str());
+        let open = json(&p, &["--json", "alerts", "list", "--open"]);
+        let open: Vec<&Value> = open
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["rule"] == "monitor-down")
+            .collect();
+        assert_eq!(open.len(), 1, "one open alert per (rule, subject): {open:?}");
+        assert_eq!(open[0]["id"], id.as_str());
+
+        // Acknowledged by a prefix of its id: notified with the operator.
+        let acked = json(&p, &["--json", "alerts", "ack", &id[..13], "--note", "looking"]);
+        assert_eq!(acked["acknowledged_by"], "tester@example.com");
+        let ack = hook.wait("monitor-down", "acknowledged", None);
+        assert_eq!(ack.body["operator"], "tester@example.com");
+        assert_eq!(ack.body["alert"]["status"], "ack");
+        assert_eq!(ack.body["note"], "looking");
+
+        // Good again: two good evaluations resolve it.
+        app.set_bad(false);
+        let resolved = hook.wait("monitor-down", "resolved", None);
+        assert_eq!(resolved.body["alert"]["id"], id.as_str());
+        let shown = json(&p, &["--json", "alerts", "show", &id]);
+        assert_eq!(shown["alert"]["lifecycle"]["status"], "resolved", "{shown}");
+        assert!(shown["alert"]["resolved_at"].is_number() || shown["alert"]["resolved_at"].is_string());
+        let events: Vec<&str> = shown["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["event"].as_str().unwrap())
+            .collect();
+        assert_eq!(events, ["opened", "acknowledged", "resolved"]);
+
+        // A second breach opens a new alert (the resolved one never
+        // reopens), and it resolves without an acknowledgement.
+        app.set_bad(true);
+        let second = hook.wait("monitor-down", "opened", Some(&id));
+        let id2 = second.body["alert"]["id"].as_str().unwrap().to_owned();
+        assert_ne!(id2, id);
+        app.set_bad(false);
+        let again = hook.wait("monitor-down", "resolved", Some(&id));
+        assert_eq!(again.body["alert"]["id"], id2.as_str());
+        let first = json(&p, &["--json", "alerts", "show", &id]);
+        assert_eq!(first["alert"]["lifecycle"]["status"], "resolved");
+
+        // Every notification had its own key, and each arrived once.
+        let keys: Vec<String> = hook.got().into_iter().map(|g| g.key).collect();
+        let unique: std::collections::BTreeSet<&String> = keys.iter().collect();
+        assert_eq!(unique.len(), keys.len(), "{keys:?}");
+        // A prefix two alerts share is refused, listing both.
+        let common_prefix: String = id
+            .chars()
+            .zip(id2.chars())
+            .take_while(|(a, b)| a == b)
+            .map(|(a, _)| a)
+            .collect();
+        if !common_prefix.is_empty() {
+            let ambiguous = p.run(&["alerts", "show", &common_prefix]);
+            assert_eq!(ambiguous.code, 2, "{}", ambiguous.stderr);
+            assert!(
+                ambiguous.stderr.contains(&id) && ambiguous.stderr.contains(&id2),
+                "{}",
+                ambiguous.stderr
+            );
+        }
+    }
+}
