@@ -860,6 +860,8 @@ pub fn show(p: &Project, id: &str) -> Result<AlertShow> {
 pub fn ack(p: &Project, id: &str, until: Option<&str>, note: Option<&str>) -> Result<Alert> {
     let (config, store) = p.open()?;
     let a = find(&*store, id)?;
+    // A note may quote a secret: arm the masks (and the store's) first.
+    p.env_values(&config, &*store, &a.environment)?;
     let until = until
         .map(|u| {
             Timestamp::parse_rfc3339(u)
@@ -892,6 +894,8 @@ pub fn ack(p: &Project, id: &str, until: Option<&str>, note: Option<&str>) -> Re
 pub fn resolve(p: &Project, id: &str, note: Option<&str>) -> Result<Alert> {
     let (config, store) = p.open()?;
     let a = find(&*store, id)?;
+    // A note may quote a secret: arm the masks (and the store's) first.
+    p.env_values(&config, &*store, &a.environment)?;
     let resolved = transition(
         &config,
         &*store,

@@ -268,3 +268,198 @@ fn an_alert_opens_is_acknowledged_resolves_and_a_new_breach_opens_another() {
         }
     }
 }
+
+const CANARY: &str = "canary-s3cret-token";
+
+/// Debian's aiosmtpd in the foreground, printing each message it gets;
+/// `None` (skipped) only outside CI when it is not installed.
+struct Smtpd {
+    port: u16,
+    child: std::process::Child,
+    out: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Smtpd {
+    fn start() -> Option<Self> {
+        let probe = std::process::Command::new("/usr/bin/python3")
+            .args(["-c", "import aiosmtpd"])
+            .status();
+        if !probe.is_ok_and(|s| s.success()) {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "python3-aiosmtpd is missing; scripts/test installs it"
+            );
+            eprintln!("skipped the e-mail part: python3-aiosmtpd is missing (scripts/test installs it)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = common::free_port();
+        let out = dir.path().join("smtpd.out");
+        let child = std::process::Command::new("/usr/bin/python3")
+            .args(["-u", "-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Debugging"])
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let smtpd = Self {
+            port,
+            child,
+            out,
+            _dir: dir,
+        };
+        wait_for("aiosmtpd to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        Some(smtpd)
+    }
+
+    fn printed(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+}
+
+impl Drop for Smtpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_failing_receiver_gets_one_delivery_after_three_attempts_with_one_key_and_no_secret() {
+    for p in Project::each_backend() {
+        let app = App::start();
+        let hook = Receiver::start(2);
+        let smtpd = Smtpd::start();
+        let mail = smtpd.as_ref().map_or_else(String::new, |s| {
+            format!(
+                "[notify.mail]\nkind = \"email\"\nsmtp = \"smtp+plain://127.0.0.1:{}\"\nfrom = \"Rollway <rollway@example.test>\"\nto = [\"ops@example.test\"]\n",
+                s.port
+            )
+        });
+        p.write(
+            "rollway.toml",
+            &config(
+                app.port,
+                &format!(
+                    r#"[notify.hook]
+kind = "webhook"
+url_secret = "HOOK_URL"
+
+{mail}
+[alerts.signups]
+environment = "staging"
+type = "business"
+metric = "signups"
+below = 5
+severity = "warning"
+"#
+                ),
+            ),
+        );
+        // The receiver's URL is a secret: it carries a token.
+        p.run(&["secrets", "init"]).ok();
+        let url = format!("http://127.0.0.1:{}/hook/{CANARY}", hook.port);
+        p.run_with_stdin(&["secrets", "set", "staging", "HOOK_URL"], &format!("{url}\n"))
+            .ok();
+        let pushed = json(&p, &["--json", "metric", "push", "signups", "1"]);
+        assert_eq!(pushed["value"], 1.0);
+        assert_eq!(pushed["environment"], "staging");
+        // Bad input says what and what to do.
+        let bad = p.run(&["metric", "push", "signups", "lots"]);
+        assert_eq!(bad.code, 2);
+        assert!(bad.stderr.contains("'lots' is not a finite number"), "{}", bad.stderr);
+
+        let _serve = Serve::start_with(&p, &["serve", "--listen", "127.0.0.1:0"], FAST);
+        let opened = hook.wait("signups", "opened", None);
+        let id = opened.body["alert"]["id"].as_str().unwrap().to_owned();
+        // Three attempts, one accepted, all with the same key.
+        let tries: Vec<Got> = hook.got().into_iter().filter(|g| g.key == opened.key).collect();
+        assert_eq!(tries.len(), 3, "{tries:?}");
+        assert_eq!(tries.iter().filter(|g| g.accepted).count(), 1);
+        let shown = json(&p, &["--json", "alerts", "show", &id]);
+        let d = shown["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["channel"] == "hook")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            (d["attempts"].as_u64(), d["status"].as_str()),
+            (Some(3), Some("delivered")),
+            "{d}"
+        );
+        assert_eq!(d["idempotency_key"], format!("{id}-opened-hook").as_str());
+        assert_eq!(shown["alert"]["alert_type"], "business");
+
+        // A note quoting the secret is masked before it is stored or sent.
+        p.run(&["alerts", "ack", &id, "--note", &format!("token {url} rotated")])
+            .ok();
+        let ack = hook.wait("signups", "acknowledged", None);
+        assert_eq!(ack.body["note"], "token **** rotated");
+
+        // Good again: resolved. No body, stored or sent, holds the secret.
+        p.run(&["metric", "push", "signups", "9"]).ok();
+        hook.wait("signups", "resolved", None);
+        for g in hook.got() {
+            assert!(!g.body.to_string().contains(CANARY), "{}", g.body);
+        }
+        let shown = p.run(&["--json", "alerts", "show", &id]).ok();
+        assert!(!shown.stdout.contains(CANARY), "{}", shown.stdout);
+
+        if let Some(smtpd) = &smtpd {
+            let mail = wait_for("the e-mails of open, ack and resolve", || {
+                let text = smtpd.printed();
+                (text.matches("Message-ID").count() + text.matches("Message-Id").count() >= 3).then_some(text)
+            });
+            assert!(mail.contains(&id), "{mail}");
+            assert!(mail.contains("signups"), "{mail}");
+            assert!(!mail.contains(CANARY), "{mail}");
+        }
+    }
+}
+
+#[test]
+fn a_disk_rule_below_the_real_usage_opens_a_resource_alert_naming_the_host() {
+    let p = Project::new(common::Backend::Sqlite);
+    let app = App::start();
+    let hook = Receiver::start(0);
+    p.write(
+        "rollway.toml",
+        &config(
+            app.port,
+            &format!(
+                r#"[notify.hook]
+kind = "webhook"
+url = "http://127.0.0.1:{}/hook"
+
+[alerts.disk]
+environment = "staging"
+type = "resource"
+metric = "disk"
+above = 0.001
+severity = "critical"
+"#,
+                hook.port
+            ),
+        ),
+    );
+    let _serve = Serve::start_with(&p, &["serve", "--listen", "127.0.0.1:0"], FAST);
+    let opened = hook.wait("disk", "opened", None);
+    assert_eq!(opened.body["alert"]["subject"], "local");
+    assert_eq!(opened.body["alert"]["metric"], "disk");
+    assert!(opened.body["alert"]["value"].as_f64().unwrap() > 0.001);
+    let listed = json(&p, &["--json", "alerts", "list", "--open", "--env", "staging"]);
+    let disk: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["rule"] == "disk")
+        .collect();
+    assert_eq!(disk.len(), 1);
+    assert_eq!(disk[0]["alert_type"], "resource");
+    assert!(disk[0]["summary"].as_str().unwrap().contains("local"), "{}", disk[0]);
+}
