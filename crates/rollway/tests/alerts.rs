@@ -463,3 +463,55 @@ severity = "critical"
     assert_eq!(disk[0]["alert_type"], "resource");
     assert!(disk[0]["summary"].as_str().unwrap().contains("local"), "{}", disk[0]);
 }
+
+#[test]
+fn an_alert_soon_after_a_deployment_names_it_and_suggests_a_rollback() {
+    use common::deploy::{Config, Staging};
+    let stage = Staging::new();
+    let port = common::free_port();
+    let hook = Receiver::start(0);
+    let mut config = Config::local("deployaware", port, &stage.path().join("host0"));
+    config.sections = format!(
+        r#"[monitors.app]
+environment = "staging"
+kind = "http"
+url = "http://127.0.0.1:{port}/"
+interval = "1s"
+retries = 1
+
+[notify.hook]
+kind = "webhook"
+url = "http://127.0.0.1:{}/hook"
+
+"#,
+        hook.port
+    );
+    stage.configure(&config);
+    stage.mode("v1");
+    let r = stage.run(&["--json", "deploy", "staging", "--version-tag", "v1.4.2"]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    let deployment = common::deploy::id(&stage.history()[0]).to_owned();
+    // Two seconds after its window passed, the app stops answering.
+    std::thread::sleep(Duration::from_secs(2));
+    stage.run(&["stop", "staging"]).ok();
+    let _serve = Serve::start_with(
+        &stage.project,
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("ROLLWAY_ALERT_EVERY", "1s"), ("ROLLWAY_LEASE", common::deploy::LEASE)],
+    );
+    let opened = hook.wait("monitor-down", "opened", None);
+    let summary = opened.body["alert"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!("after deployment {deployment} (v1.4.2)")),
+        "{summary}"
+    );
+    assert!(summary.contains("rollway rollback staging"), "{summary}");
+    let id = opened.body["alert"]["id"].as_str().unwrap();
+    let shown = json(&stage.project, &["--json", "alerts", "show", id]);
+    assert_eq!(shown["alert"]["deployment_id"], deployment.as_str());
+    assert_eq!(shown["alert"]["deployment_version"], "v1.4.2");
+    assert!(
+        shown["alert"]["minutes_after_deployment"].as_i64().unwrap() <= 1,
+        "{shown}"
+    );
+}
