@@ -34,6 +34,12 @@ struct Receiver {
 
 impl Receiver {
     fn start(fail: usize) -> Self {
+        Self::start_hanging(fail, 0)
+    }
+
+    /// Never answers the first `hang` requests (keeps them open 30 s),
+    /// then as [`Receiver::start`].
+    fn start_hanging(fail: usize, hang: usize) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let got: Arc<Mutex<Vec<Got>>> = Arc::default();
@@ -73,7 +79,20 @@ impl Receiver {
                     }
                 }
                 let body = serde_json::from_slice(&data[head_end..]).unwrap_or(Value::Null);
-                let accepted = seen.fetch_add(1, Ordering::SeqCst) >= fail;
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                if n < hang {
+                    log.lock().unwrap().push(Got {
+                        key: header("idempotency-key"),
+                        body,
+                        accepted: false,
+                    });
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_secs(30));
+                        drop(conn);
+                    });
+                    continue;
+                }
+                let accepted = n >= fail + hang;
                 log.lock().unwrap().push(Got {
                     key: header("idempotency-key"),
                     body,
@@ -514,4 +533,64 @@ url = "http://127.0.0.1:{}/hook"
         shown["alert"]["minutes_after_deployment"].as_i64().unwrap() <= 1,
         "{shown}"
     );
+}
+
+#[test]
+fn a_delivery_cut_off_by_a_kill_is_sent_after_a_restart_with_the_same_key() {
+    for p in Project::each_backend() {
+        let app = App::start();
+        let hook = Receiver::start_hanging(0, 1);
+        p.write(
+            "rollway.toml",
+            &config(
+                app.port,
+                &format!(
+                    r#"[notify.hook]
+kind = "webhook"
+url = "http://127.0.0.1:{}/hook"
+
+[alerts.signups]
+environment = "staging"
+type = "business"
+metric = "signups"
+below = 5
+severity = "warning"
+"#,
+                    hook.port
+                ),
+            ),
+        );
+        p.run(&["metric", "push", "signups", "1"]).ok();
+        let mut first = Serve::start_with(&p, &["serve", "--listen", "127.0.0.1:0"], FAST);
+        let cut = wait_for("the first attempt to reach the receiver", || {
+            hook.got().into_iter().next()
+        });
+        first.kill();
+        let id = cut.body["alert"]["id"].as_str().unwrap().to_owned();
+        let pending = json(&p, &["--json", "alerts", "show", &id]);
+        assert_eq!(pending["deliveries"][0]["status"], "pending", "{pending}");
+        assert_eq!(
+            pending["deliveries"][0]["attempts"], 0,
+            "the cut attempt was never recorded"
+        );
+
+        // Due again once the killed sender's claim ran out (30 s).
+        let _second = Serve::start_with(&p, &["serve", "--listen", "127.0.0.1:0"], FAST);
+        let sent = hook.wait("signups", "opened", None);
+        assert_eq!(sent.key, cut.key, "the same idempotency key");
+        let all = hook.got();
+        assert_eq!(all.iter().filter(|g| g.accepted).count(), 1, "{all:?}");
+        let done = json(&p, &["--json", "alerts", "show", &id]);
+        assert_eq!(done["deliveries"].as_array().unwrap().len(), 1, "{done}");
+        assert_eq!(done["deliveries"][0]["status"], "delivered");
+        // One alert: the restart resumed the tracker, it opened none anew.
+        let listed = json(&p, &["--json", "alerts", "list"]);
+        let signups = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["rule"] == "signups")
+            .count();
+        assert_eq!(signups, 1);
+    }
 }
