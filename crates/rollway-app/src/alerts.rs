@@ -37,6 +37,14 @@ pub const MONITOR_DOWN: &str = "monitor-down";
 pub const RESPONSE_TIME: &str = "response-time";
 /// The built-in month-to-date uptime rule: below the environment's target.
 pub const UPTIME_TARGET: &str = "uptime-target";
+/// The built-in burn-rate rules (`rollway slo`): page (critical) when 14.4
+/// over 1 h and 5 min or 6 over 6 h and 30 min; ticket (warning) when 1
+/// over 3 d and 6 h.
+pub const BURN_RATE_PAGE: &str = "burn-rate-page";
+pub const BURN_RATE_TICKET: &str = "burn-rate-ticket";
+/// How long a burn-rate reading is reused: its windows end at a whole
+/// minute, so a fresher one would say the same.
+const SLO_EVERY: Duration = Duration::from_secs(60);
 
 /// Where a rule's value comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +53,8 @@ enum Source {
     MonitorDown(String),
     /// The latest seed 003 record of the monitor.
     Record(String, MetricType),
+    /// 1 while a burn-rate rule of this severity fires for the monitor.
+    Burn(String, rollway_model::slo::Severity),
     /// A host's resource, in percent used; `None`: every host.
     Host(Option<String>, Resource),
     /// The newest pushed value.
@@ -125,6 +135,20 @@ fn rules(config: &Config) -> Vec<Rule> {
             Condition::below(target),
             Source::Record(name.clone(), MetricType::Uptime),
         ));
+        out.push(builtin(
+            BURN_RATE_PAGE,
+            "burn_rate",
+            Severity::Critical,
+            Condition::above(0.5),
+            Source::Burn(name.clone(), rollway_model::slo::Severity::Page),
+        ));
+        out.push(builtin(
+            BURN_RATE_TICKET,
+            "burn_rate",
+            Severity::Warning,
+            Condition::above(0.5),
+            Source::Burn(name.clone(), rollway_model::slo::Severity::Ticket),
+        ));
     }
     for (name, r) in &config.alerts {
         out.push(configured(name, r, config, &default_channels));
@@ -193,13 +217,20 @@ pub struct Evaluated {
 pub struct Evaluator {
     project: Project,
     cpu: HashMap<(String, String), CpuTimes>,
+    /// Per environment: when its burn rates were read, and per monitor the
+    /// severities firing.
+    slo: HashMap<String, (Timestamp, SloFiring)>,
 }
+
+/// Per monitor, the burn-rate severities firing.
+type SloFiring = HashMap<String, Vec<rollway_model::slo::Severity>>;
 
 impl Evaluator {
     pub fn new(project: Project) -> Self {
         Self {
             project,
             cpu: HashMap::new(),
+            slo: HashMap::new(),
         }
     }
 
@@ -243,6 +274,29 @@ impl Evaluator {
                         .filter(|r| r.source == *m)
                         .max_by_key(|r| r.window_start)
                         .map(|r| r.metric_value);
+                    vec![(m.clone(), value)]
+                }
+                Source::Burn(m, severity) => {
+                    let now = store.clock().now();
+                    let fresh = self
+                        .slo
+                        .get(&rule.environment)
+                        .is_some_and(|(at, _)| now.since(*at) < SLO_EVERY);
+                    if !fresh {
+                        let firing: SloFiring = crate::uptime::slo_of(&config, store, &rule.environment)?
+                            .into_iter()
+                            .map(|m| {
+                                let on = m.rules.iter().filter(|r| r.firing).map(|r| r.severity).collect();
+                                (m.monitor, on)
+                            })
+                            .collect();
+                        self.slo.insert(rule.environment.clone(), (now, firing));
+                    }
+                    let value = self
+                        .slo
+                        .get(&rule.environment)
+                        .and_then(|(_, f)| f.get(m))
+                        .map(|on| if on.contains(severity) { 1.0 } else { 0.0 });
                     vec![(m.clone(), value)]
                 }
                 Source::Business(name) => vec![(
@@ -404,6 +458,13 @@ impl Evaluator {
 fn describe(rule: &Rule, subject: &str, value: Option<f64>) -> String {
     match &rule.source {
         Source::MonitorDown(_) => format!("monitor {subject} down"),
+        Source::Burn(_, severity) => format!(
+            "monitor {subject} burns its error budget too fast ({} rule of `rollway slo`)",
+            match severity {
+                rollway_model::slo::Severity::Page => "page",
+                rollway_model::slo::Severity::Ticket => "ticket",
+            }
+        ),
         _ => {
             let v = value.map_or_else(|| "no data".to_owned(), |v| format!("{v:.2}"));
             let side = match rule.condition.comparison {

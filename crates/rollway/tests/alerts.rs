@@ -594,3 +594,58 @@ severity = "warning"
         assert_eq!(signups, 1);
     }
 }
+
+#[test]
+fn a_maintenance_window_keeps_the_record_and_silences_the_notifications() {
+    for p in Project::each_backend() {
+        let app = App::start();
+        let hook = Receiver::start(0);
+        p.write(
+            "rollway.toml",
+            &config(
+                app.port,
+                &format!(
+                    r#"[notify.hook]
+kind = "webhook"
+url = "http://127.0.0.1:{}/hook"
+
+[alerts.signups]
+environment = "staging"
+type = "business"
+metric = "signups"
+below = 5
+severity = "warning"
+"#,
+                    hook.port
+                ),
+            ),
+        );
+        let now = common::deploy::now_ms();
+        let minute = i64::try_from(now - now % 60_000).unwrap();
+        p.run(&[
+            "maintenance",
+            "add",
+            "staging",
+            "--start",
+            &rollway_model::Timestamp::from_millis(minute - 60_000).to_string(),
+            "--end",
+            &rollway_model::Timestamp::from_millis(minute + 3_600_000).to_string(),
+        ])
+        .ok();
+        p.run(&["metric", "push", "signups", "1"]).ok();
+        let _serve = Serve::start_with(&p, &["serve", "--listen", "127.0.0.1:0"], FAST);
+        let alert = wait_for("the alert to be recorded", || {
+            json(&p, &["--json", "alerts", "list", "--open"])
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["rule"] == "signups")
+                .cloned()
+        });
+        // Several evaluations and delivery rounds later: nothing was sent or queued.
+        std::thread::sleep(Duration::from_secs(3));
+        assert!(hook.got().is_empty(), "{:?}", hook.got());
+        let shown = json(&p, &["--json", "alerts", "show", alert["id"].as_str().unwrap()]);
+        assert_eq!(shown["deliveries"], Value::Array(Vec::new()), "{shown}");
+    }
+}
