@@ -732,13 +732,17 @@ pub const DELIVERY_LEASE: Duration = Duration::from_secs(30);
 /// with `ROLLWAY_ALERT_BACKOFF_MS` (tests) that many milliseconds tripled
 /// per attempt. `None`: out of attempts.
 fn backoff(attempt: u32) -> Option<Duration> {
-    let base = rollway_notify::backoff(attempt)?;
-    match std::env::var("ROLLWAY_ALERT_BACKOFF_MS")
+    let first_ms = std::env::var("ROLLWAY_ALERT_BACKOFF_MS")
         .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
+        .and_then(|v| v.parse::<u64>().ok());
+    backoff_from(attempt, first_ms)
+}
+
+fn backoff_from(attempt: u32, first_ms: Option<u64>) -> Option<Duration> {
+    let base = rollway_notify::backoff(attempt)?;
+    match first_ms {
         Some(ms) => Some(Duration::from_millis(
-            ms.saturating_mul(3u64.saturating_pow(attempt - 1)),
+            ms.saturating_mul(3u64.saturating_pow(attempt.saturating_sub(1))),
         )),
         None => Some(base),
     }
@@ -1025,4 +1029,135 @@ pub fn push_metric(p: &Project, name: &str, value: &str, env: Option<&str>, time
     };
     store.push_metric_point(&point)?;
     Ok(point)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"project = "t"
+[service]
+start = "sleep 100"
+port = 3000
+[environments.staging]
+kind = "staging"
+hosts = ["local"]
+root = ".rollway/staging"
+[monitors.web]
+environment = "staging"
+kind = "http"
+url = "http://127.0.0.1:9/"
+[notify.a]
+kind = "webhook"
+url = "http://127.0.0.1:9/a"
+[notify.b]
+kind = "webhook"
+url = "http://127.0.0.1:9/b"
+"#;
+
+    /// Each rule of `extra` added to [`BASE`] as one line: name, subject
+    /// source, condition, damping, channels, repeat.
+    #[track_caller]
+    fn check(extra: &str, expected: &[&str]) {
+        let config = rollway_config::parse(&format!("{BASE}{extra}"), "rollway.toml").unwrap();
+        let got: Vec<String> = rules(&config)
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {:?} {} {:?} {} for={}s n={} -> {} repeat={:?}",
+                    r.name,
+                    r.source,
+                    r.severity.as_str(),
+                    r.condition.comparison,
+                    r.condition.threshold,
+                    r.damping.hold.as_secs(),
+                    r.damping.resolve_after,
+                    r.channels.join(","),
+                    r.repeat.map(|d| d.as_secs())
+                )
+            })
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn the_rule_set_is_the_built_ins_then_the_configured_rules() {
+        let builtins = |channels: &str, n: u32, repeat: &str| {
+            vec![
+                format!(
+                    "monitor-down MonitorDown(\"web\") critical Above 0.5 for=0s n={n} -> {channels} repeat={repeat}"
+                ),
+                format!(
+                    "response-time Record(\"web\", Performance) warning Above 1000 for=0s n={n} -> {channels} repeat={repeat}"
+                ),
+                format!(
+                    "uptime-target Record(\"web\", Uptime) warning Below 99.5 for=0s n={n} -> {channels} repeat={repeat}"
+                ),
+                format!(
+                    "burn-rate-page Burn(\"web\", Page) critical Above 0.5 for=0s n={n} -> {channels} repeat={repeat}"
+                ),
+                format!(
+                    "burn-rate-ticket Burn(\"web\", Ticket) warning Above 0.5 for=0s n={n} -> {channels} repeat={repeat}"
+                ),
+            ]
+        };
+        let refs = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<_>>().join("\n");
+        // Defaults: every channel, resolve after 2, no reminders.
+        let b = builtins("a,b", 2, "None");
+        check("", &refs(&b).lines().collect::<Vec<_>>());
+        // [alerting] sets the built-ins' channels, reminders and resolve count;
+        // a rule's own keys win over them.
+        let mut b = builtins("b", 3, "Some(3600)");
+        b.push("disk Host(None, Disk) critical Above 90 for=300s n=3 -> b repeat=Some(3600)".to_owned());
+        b.push("signups Business(\"signups\") warning Below 5 for=0s n=1 -> a repeat=Some(60)".to_owned());
+        check(
+            r#"[alerting]
+notify = ["b"]
+repeat = "1h"
+resolve_after = 3
+[alerts.disk]
+environment = "staging"
+type = "resource"
+metric = "disk"
+above = 90
+severity = "critical"
+for = "5m"
+[alerts.signups]
+environment = "staging"
+type = "business"
+metric = "signups"
+below = 5
+severity = "warning"
+resolve_after = 1
+notify = ["a"]
+repeat = "1m"
+"#,
+            &refs(&b).lines().collect::<Vec<_>>(),
+        );
+    }
+
+    #[test]
+    fn backoff_follows_the_sender_until_the_last_attempt() {
+        let waits = |first: Option<u64>| -> Vec<Option<u128>> {
+            (1..=rollway_notify::MAX_ATTEMPTS)
+                .map(|a| backoff_from(a, first).map(|d| d.as_millis()))
+                .collect()
+        };
+        assert_eq!(
+            waits(None),
+            [
+                Some(10_000),
+                Some(30_000),
+                Some(90_000),
+                Some(270_000),
+                Some(810_000),
+                None
+            ]
+        );
+        // Tests shorten the first wait; still tripled, still six attempts.
+        assert_eq!(
+            waits(Some(200)),
+            [Some(200), Some(600), Some(1800), Some(5400), Some(16_200), None]
+        );
+    }
 }
