@@ -535,7 +535,8 @@ fn queue(
         return Ok(Vec::new());
     }
     let status = match event {
-        NotifyEvent::Opened | NotifyEvent::Reminder => AlertStatus::Open,
+        NotifyEvent::Opened => AlertStatus::Open,
+        NotifyEvent::Reminder => a.status(),
         NotifyEvent::Acknowledged => AlertStatus::Ack,
         NotifyEvent::Resolved => AlertStatus::Resolved,
     };

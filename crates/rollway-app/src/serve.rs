@@ -312,10 +312,8 @@ impl Prepared {
             stop_rx.clone(),
         )));
         let project = self.windows.project.clone();
-        let owner = self
-            .sharding
-            .as_ref()
-            .map_or_else(|| "serve".to_owned(), |s| s.owner.clone());
+        // SQLite: the serve lock already makes this the only evaluator.
+        let owner = self.sharding.as_ref().map(|s| s.owner.clone());
         tasks.push(tokio::spawn(evaluate_alerts(
             project.clone(),
             owner,
@@ -779,7 +777,8 @@ pub const DELIVERY_POLL: Duration = Duration::from_secs(1);
 const ALERT_LOCK: &str = "alerts-evaluation";
 
 /// Every [`alert_every`], evaluates the alert rules on the blocking pool
-/// (`alerts::Evaluator`). Several instances on one PostgreSQL take turns:
+/// (`alerts::Evaluator`). On SQLite the serve lock makes this instance the
+/// only one. Several instances on one PostgreSQL take turns:
 /// each evaluation holds the `alerts-evaluation` lease (a store lock with
 /// an expiry, so a killed holder's is taken over), and an instance that
 /// finds it held skips that round. One evaluation at a time keeps the
@@ -787,7 +786,7 @@ const ALERT_LOCK: &str = "alerts-evaluation";
 /// (the store's unique index backs them up).
 async fn evaluate_alerts(
     project: Project,
-    owner: String,
+    owner: Option<String>,
     store: Arc<dyn Store>,
     events: Arc<dyn ServeEvents>,
     mut stop: watch::Receiver<bool>,
@@ -809,6 +808,10 @@ async fn evaluate_alerts(
             // Renewed while this instance evaluates, never released between
             // rounds (a release is an event): another takes it over only
             // once this one stopped or died and its lease ran out.
+            let Some(owner) = owner else {
+                // SQLite: the one serve (no lease row, no write per round).
+                return (None, locked(&e).run(&*s).map(Some));
+            };
             let lock = match had.map(|l| s.renew_lock(&l, lease)) {
                 Some(Ok(l)) => l,
                 _ => {

@@ -649,3 +649,59 @@ severity = "warning"
         assert_eq!(shown["deliveries"], Value::Array(Vec::new()), "{shown}");
     }
 }
+
+#[test]
+fn an_open_alert_is_repeated_until_acknowledged_then_after_its_until() {
+    let p = Project::new(common::Backend::Sqlite);
+    let app = App::start();
+    let hook = Receiver::start(0);
+    p.write(
+        "rollway.toml",
+        &config(
+            app.port,
+            &format!(
+                r#"[notify.hook]
+kind = "webhook"
+url = "http://127.0.0.1:{}/hook"
+
+[alerts.signups]
+environment = "staging"
+type = "business"
+metric = "signups"
+below = 5
+severity = "warning"
+repeat = "2s"
+"#,
+                hook.port
+            ),
+        ),
+    );
+    p.run(&["metric", "push", "signups", "1"]).ok();
+    let _serve = Serve::start_with(&p, &["serve", "--listen", "127.0.0.1:0"], FAST);
+    let opened = hook.wait("signups", "opened", None);
+    let id = opened.body["alert"]["id"].as_str().unwrap().to_owned();
+    let first = hook.wait("signups", "reminder", None);
+    assert_eq!(first.key, format!("{id}-reminder-hook-1"));
+    let second = wait_for("a second reminder", || {
+        hook.got()
+            .into_iter()
+            .find(|g| g.key == format!("{id}-reminder-hook-2"))
+    });
+    assert_eq!(second.body["alert"]["status"], "open");
+    // Acknowledged with a silence of 3 s: no reminder before it ends, one after.
+    let acked = common::deploy::now_ms();
+    p.run(&["alerts", "ack", &id, "--until", "3s"]).ok();
+    hook.wait("signups", "acknowledged", None);
+    let third = wait_for("a reminder after the silence", || {
+        hook.got()
+            .into_iter()
+            .find(|g| g.key == format!("{id}-reminder-hook-3"))
+    });
+    let at = rollway_model::Timestamp::parse_rfc3339(third.body["at"].as_str().unwrap()).unwrap();
+    assert!(
+        u64::try_from(at.as_millis()).unwrap() >= acked + 3_000,
+        "the reminder came {} ms after the ack",
+        at.as_millis() - i64::try_from(acked).unwrap()
+    );
+    assert_eq!(third.body["alert"]["status"], "ack");
+}

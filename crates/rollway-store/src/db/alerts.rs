@@ -126,6 +126,18 @@ impl<B: Backend> Db<B> {
     pub(super) fn do_claim_deliveries(&self, limit: usize, lease: Duration) -> Result<Vec<Delivery>, StoreError> {
         let now = self.clock.now().as_millis();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Looked for with a read first: the sender polls every second, and
+        // a write transaction would queue behind (and hold up) the sample
+        // writer when another process holds the store's write lock.
+        let due = self.backend.read(|sql| {
+            sql.row(
+                "SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 LIMIT 1",
+                &[now.into()],
+            )
+        })?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         self.backend.write(|sql| {
             let ids: Vec<i64> = sql
                 .rows(
