@@ -471,8 +471,13 @@ fn describe(rule: &Rule, subject: &str, value: Option<f64>) -> String {
                 rollway_model::alerting::Comparison::Above => "above",
                 rollway_model::alerting::Comparison::Below => "below",
             };
+            let of = if subject == rule.metric {
+                String::new()
+            } else {
+                format!(" of {subject}")
+            };
             format!(
-                "{} of {subject} at {v} ({side} {}), rule {}",
+                "{}{of} at {v} ({side} {}), rule {}",
                 rule.metric, rule.condition.threshold, rule.name
             )
         }

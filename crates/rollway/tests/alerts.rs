@@ -394,6 +394,14 @@ severity = "warning"
         let _serve = Serve::start_with(&p, &["serve", "--listen", "127.0.0.1:0"], FAST);
         let opened = hook.wait("signups", "opened", None);
         let id = opened.body["alert"]["id"].as_str().unwrap().to_owned();
+        // The whole body a JSON receiver reads, ids and times redacted.
+        let any_time = regex::Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z").unwrap();
+        let short_id = regex::Regex::new(r"alert [0-9a-f]{8}\b").unwrap();
+        let shown = any_time
+            .replace_all(&common::redact(&format!("{:#}", opened.body)), "[time]")
+            .into_owned();
+        let shown = short_id.replace_all(&shown, "alert [short id]").into_owned();
+        insta::assert_snapshot!("webhook_opened_body", shown);
         // Three attempts, one accepted, all with the same key.
         let tries: Vec<Got> = hook.got().into_iter().filter(|g| g.key == opened.key).collect();
         assert_eq!(tries.len(), 3, "{tries:?}");
