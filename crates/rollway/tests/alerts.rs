@@ -290,6 +290,16 @@ fn an_alert_opens_is_acknowledged_resolves_and_a_new_breach_opens_another() {
 
 const CANARY: &str = "canary-s3cret-token";
 
+/// `body` pretty-printed with ids, short ids and times replaced.
+fn redacted(body: &Value) -> String {
+    let any_time = regex::Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z").unwrap();
+    let short_id = regex::Regex::new(r"alert [0-9a-f]{8}\b").unwrap();
+    let shown = any_time
+        .replace_all(&common::redact(&format!("{body:#}")), "[time]")
+        .into_owned();
+    short_id.replace_all(&shown, "alert [short id]").into_owned()
+}
+
 /// Debian's aiosmtpd in the foreground, printing each message it gets;
 /// `None` (skipped) only outside CI when it is not installed.
 struct Smtpd {
@@ -395,13 +405,7 @@ severity = "warning"
         let opened = hook.wait("signups", "opened", None);
         let id = opened.body["alert"]["id"].as_str().unwrap().to_owned();
         // The whole body a JSON receiver reads, ids and times redacted.
-        let any_time = regex::Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z").unwrap();
-        let short_id = regex::Regex::new(r"alert [0-9a-f]{8}\b").unwrap();
-        let shown = any_time
-            .replace_all(&common::redact(&format!("{:#}", opened.body)), "[time]")
-            .into_owned();
-        let shown = short_id.replace_all(&shown, "alert [short id]").into_owned();
-        insta::assert_snapshot!("webhook_opened_body", shown);
+        insta::assert_snapshot!("webhook_opened_body", redacted(&opened.body));
         // Three attempts, one accepted, all with the same key.
         let tries: Vec<Got> = hook.got().into_iter().filter(|g| g.key == opened.key).collect();
         assert_eq!(tries.len(), 3, "{tries:?}");
