@@ -6,6 +6,7 @@
 //! back: nothing here prints.
 
 pub mod agent;
+pub mod alerts;
 pub mod build;
 mod connect;
 pub mod deploy;

@@ -19,6 +19,10 @@ pub struct HistoryItem {
     pub verifications: Vec<Verification>,
     pub stacks: Vec<StackResources>,
     pub phases: BTreeMap<String, u64>,
+    /// Alerts that opened within the lookback after it and name it
+    /// (OPERATIONS.md "Deploy-aware"), oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<rollway_model::Alert>,
 }
 
 /// A command stack of a deployment and its resources.
@@ -59,6 +63,16 @@ pub fn history(p: &Project, env: Option<&str>, limit: usize, status: Option<&str
             .take(limit)
             .collect(),
     };
+    // Every alert that names a deployment, grouped by it: one read.
+    let mut named: BTreeMap<String, Vec<rollway_model::Alert>> = BTreeMap::new();
+    for a in store.alerts(&rollway_store::AlertQuery {
+        environment: env.map(str::to_owned),
+        ..rollway_store::AlertQuery::default()
+    })? {
+        if let Some(d) = a.deployment_id {
+            named.entry(d.to_string()).or_default().insert(0, a);
+        }
+    }
     let mut out = Vec::new();
     for d in deps {
         let mut stacks = Vec::new();
@@ -68,11 +82,13 @@ pub fn history(p: &Project, env: Option<&str>, limit: usize, status: Option<&str
         }
         let verifications = store.verifications(d.id)?;
         let phases = crate::deploy::phases(&d, &verifications);
+        let alerts = named.remove(&d.id.to_string()).unwrap_or_default();
         out.push(HistoryItem {
             deployment: d,
             verifications,
             stacks,
             phases,
+            alerts,
         });
     }
     Ok(out)

@@ -335,6 +335,22 @@ impl Prepared {
             events.clone(),
             stop_rx.clone(),
         )));
+        let project = self.windows.project.clone();
+        // SQLite: the serve lock already makes this the only evaluator.
+        let owner = self.sharding.as_ref().map(|s| s.owner.clone());
+        tasks.push(tokio::spawn(evaluate_alerts(
+            project.clone(),
+            owner,
+            self.store.clone(),
+            events.clone(),
+            stop_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(deliver_notifications(
+            project,
+            self.store.clone(),
+            events.clone(),
+            stop_rx.clone(),
+        )));
         tasks.push(tokio::spawn(watch_windows(
             self.windows,
             self.store.clone(),
@@ -842,6 +858,122 @@ async fn watch_windows(
     w.flag.store(true, Ordering::SeqCst);
     for h in running {
         let _ = h.await;
+    }
+}
+
+/// How often alert rules are evaluated: every 10 s, or
+/// `ROLLWAY_ALERT_EVERY` (a duration such as `1s`; for tests).
+pub fn alert_every() -> Duration {
+    std::env::var("ROLLWAY_ALERT_EVERY")
+        .ok()
+        .and_then(|v| rollway_model::time::parse_duration(&v).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(Duration::from_secs(10))
+}
+
+/// How often due notifications are looked for.
+pub const DELIVERY_POLL: Duration = Duration::from_secs(1);
+/// The lease an evaluating instance holds: one instance evaluates at a time.
+const ALERT_LOCK: &str = "alerts-evaluation";
+
+/// Every [`alert_every`], evaluates the alert rules on the blocking pool
+/// (`alerts::Evaluator`). On SQLite the serve lock makes this instance the
+/// only one. Several instances on one PostgreSQL take turns:
+/// each evaluation holds the `alerts-evaluation` lease (a store lock with
+/// an expiry, so a killed holder's is taken over), and an instance that
+/// finds it held skips that round. One evaluation at a time keeps the
+/// trackers and the one-alert-per-(rule, subject) checks free of races
+/// (the store's unique index backs them up).
+async fn evaluate_alerts(
+    project: Project,
+    owner: Option<String>,
+    store: Arc<dyn Store>,
+    events: Arc<dyn ServeEvents>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let every = alert_every();
+    let evaluator = Arc::new(Mutex::new(crate::alerts::Evaluator::new(project)));
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut held: Option<rollway_model::Lock> = None;
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            _ = ticks.tick() => {}
+        }
+        let (s, e, owner, had) = (store.clone(), evaluator.clone(), owner.clone(), held.take());
+        let ran = tokio::task::spawn_blocking(move || {
+            let lease = every.saturating_mul(3).max(Duration::from_secs(60));
+            // Renewed while this instance evaluates, never released between
+            // rounds (a release is an event): another takes it over only
+            // once this one stopped or died and its lease ran out.
+            let Some(owner) = owner else {
+                // SQLite: the one serve (no lease row, no write per round).
+                return (None, locked(&e).run(&*s).map(Some));
+            };
+            let lock = match had.map(|l| s.renew_lock(&l, lease)) {
+                Some(Ok(l)) => l,
+                _ => {
+                    let req = rollway_store::LockRequest {
+                        name: ALERT_LOCK.to_owned(),
+                        owner,
+                        reason: "evaluating alert rules".to_owned(),
+                        deployment_id: None,
+                        lease,
+                    };
+                    match s.acquire_lock(&req) {
+                        Ok(l) => l,
+                        Err(rollway_store::StoreError::Locked(_)) => return (None, Ok(None)),
+                        Err(e) => return (None, Err(Error::from(e))),
+                    }
+                }
+            };
+            let result = locked(&e).run(&*s);
+            (Some(lock), result.map(Some))
+        })
+        .await
+        .map(|(lock, result)| {
+            held = lock;
+            result
+        });
+        match ran {
+            Ok(Ok(Some(done))) => {
+                for p in &done.problems {
+                    events.problem("alerts", p);
+                }
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => events.problem("alerts", &format!("cannot evaluate the alert rules: {e}")),
+            Err(e) => events.problem("alerts", &format!("evaluating the alert rules panicked: {e}")),
+        }
+    }
+    if let Some(l) = held {
+        let _ = tokio::task::spawn_blocking(move || store.release_lock(&l)).await;
+    }
+}
+/// Every [`DELIVERY_POLL`], sends the notifications that are due
+/// (`alerts::deliver_due`): claimed row by row, so instances never send
+/// one twice; a delivery in flight when serve stops is finished (bounded
+/// by the attempt timeout), one cut off by a kill is due again after its
+/// claim's lease, with the same idempotency key.
+async fn deliver_notifications(
+    project: Project,
+    store: Arc<dyn Store>,
+    events: Arc<dyn ServeEvents>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(DELIVERY_POLL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => return,
+            _ = ticks.tick() => {}
+        }
+        if let Err(e) = crate::alerts::deliver_due(&project, store.clone(), 20).await {
+            events.problem("notifications", &format!("cannot send notifications: {e}"));
+        }
     }
 }
 

@@ -657,10 +657,16 @@ pub fn slo_report(p: &Project, env: &str) -> Result<Vec<MonitorSlo>> {
         )));
     }
     sync_monitors(&config, &*store)?;
-    let monitors = select(&config, &*store, Some(env))?;
     roll_up_first(&*store)?;
+    slo_of(&config, &*store, env)
+}
+
+/// The burn rates of `env`'s monitors from the rollups as stored (`serve`
+/// keeps them rolled up; `slo_report` rolls up first).
+pub(crate) fn slo_of(config: &Config, store: &dyn Store, env: &str) -> Result<Vec<MonitorSlo>> {
+    let monitors = select(config, store, Some(env))?;
     let windows = store.maintenance_windows(Some(env))?;
-    let (tz, target) = zone(&config, env)?;
+    let (tz, target) = zone(config, env)?;
     let now = store.clock().now();
     let at = Timestamp::from_millis(now.as_millis().div_euclid(MINUTE) * MINUTE);
     let span = |d: Duration| Span::new(Timestamp::from_millis(at.as_millis() - ms(d)), at);
@@ -669,7 +675,7 @@ pub fn slo_report(p: &Project, env: &str) -> Result<Vec<MonitorSlo>> {
         let terms = |d: Duration| -> Result<Tally> {
             let period = span(d);
             let maint = windows_for(&windows, &m, period, &tz);
-            Ok(account(&*store, &m, period, &maint)?.tally)
+            Ok(account(store, &m, period, &maint)?.tally)
         };
         let whole = terms(SLO_WINDOW)?;
         let burns = rule_windows()

@@ -64,6 +64,7 @@ event_kinds! {
     ArtifactPruned = "artifact-pruned": "an expired artifact was removed",
     CommandExecuted = "command-executed": "a one-off command ran in a release on a host (rollway exec)",
     MaintenanceChanged = "maintenance-changed": "a maintenance window was added or removed (rollway maintenance)",
+    AlertChanged = "alert-changed": "an alert opened, was acknowledged or resolved (rollway serve, rollway alerts)",
 }
 
 impl Serialize for EventKind {

@@ -15,14 +15,14 @@ use std::time::Duration;
 
 use rollway_model::mask::Masker;
 use rollway_model::time::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use email::{Email, Security, SmtpServer};
 pub use render::{text, to_json};
 pub use webhook::{Format, Webhook};
 
 /// Why a notification is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NotifyEvent {
     Opened,
@@ -45,7 +45,7 @@ impl NotifyEvent {
 
 /// What a receiver is told. Texts are shown as given (masked on the way
 /// out), so the caller words `summary` for people.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     /// The same on every attempt of one delivery: receivers drop repeats
     /// (`Idempotency-Key` header, the e-mail's Message-ID).

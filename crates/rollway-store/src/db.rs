@@ -4,6 +4,7 @@
 //! stacks, …) live in `records`: load, apply the caller's change through the
 //! model, save, append the events — all inside one `in_tx`.
 
+mod alerts;
 mod log_records;
 mod maintenance;
 mod metric_records;
@@ -1116,5 +1117,76 @@ impl<B: Backend> Store for Db<B> {
 
     fn prune_log_records(&self, keep: Duration, batch: u32) -> Result<u64, StoreError> {
         self.do_prune_log_records(keep, batch)
+    }
+
+    fn open_alert(
+        &self,
+        alert: &rollway_model::Alert,
+        deliveries: &[crate::NewDelivery],
+        ev: NewEvent,
+    ) -> Result<rollway_model::Alert, StoreError> {
+        self.do_open_alert(alert, deliveries, ev)
+    }
+
+    fn update_alert(
+        &self,
+        id: rollway_model::AlertId,
+        f: UpdateFn<'_, rollway_model::Alert>,
+        deliveries: &[crate::NewDelivery],
+    ) -> Result<rollway_model::Alert, StoreError> {
+        self.do_update_alert(id, f, deliveries)
+    }
+
+    fn alert(&self, id: rollway_model::AlertId) -> Result<Option<rollway_model::Alert>, StoreError> {
+        self.do_alert(id)
+    }
+
+    fn find_alerts(&self, prefix: &str) -> Result<Vec<rollway_model::Alert>, StoreError> {
+        self.do_find_alerts(prefix)
+    }
+
+    fn alerts(&self, q: &crate::AlertQuery) -> Result<Vec<rollway_model::Alert>, StoreError> {
+        self.do_alerts(q)
+    }
+
+    fn unresolved_alert(&self, rule: &str, subject: &str) -> Result<Option<rollway_model::Alert>, StoreError> {
+        self.do_unresolved_alert(rule, subject)
+    }
+
+    fn alert_trackers(&self) -> Result<Vec<(String, String, rollway_model::alerting::Tracker)>, StoreError> {
+        self.do_alert_trackers()
+    }
+
+    fn put_alert_tracker(
+        &self,
+        rule: &str,
+        subject: &str,
+        tracker: &rollway_model::alerting::Tracker,
+    ) -> Result<(), StoreError> {
+        self.do_put_alert_tracker(rule, subject, tracker)
+    }
+
+    fn add_deliveries(&self, deliveries: &[crate::NewDelivery]) -> Result<u64, StoreError> {
+        self.do_add_deliveries(deliveries)
+    }
+
+    fn claim_deliveries(&self, limit: usize, lease: Duration) -> Result<Vec<crate::Delivery>, StoreError> {
+        self.do_claim_deliveries(limit, lease)
+    }
+
+    fn finish_delivery(&self, id: i64, attempt: &crate::Attempt) -> Result<crate::Delivery, StoreError> {
+        self.do_finish_delivery(id, attempt)
+    }
+
+    fn deliveries(&self, alert: Option<rollway_model::AlertId>) -> Result<Vec<crate::Delivery>, StoreError> {
+        self.do_deliveries(alert)
+    }
+
+    fn push_metric_point(&self, point: &crate::MetricPoint) -> Result<(), StoreError> {
+        self.do_push_metric_point(point)
+    }
+
+    fn latest_metric_point(&self, environment: &str, name: &str) -> Result<Option<crate::MetricPoint>, StoreError> {
+        self.do_latest_metric_point(environment, name)
     }
 }

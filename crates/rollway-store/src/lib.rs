@@ -38,6 +38,10 @@
 //! | `metric_records` | `metric_id`, `environment`, `metric_type`, `source`, `slot` (unique with the three before it), `metric_value`, `unit`, `threshold_warning`, `threshold_critical`, `status`, `timestamp`, `window_start` | seed 003 Monitoring Data: the model's `MetricRecord`; `slot` is the window's start for error rates and uptime, 0 for the latest health check and rolling average |
 //! | `log_records` | `id` (integer, insertion order), `environment`, `host`, `service`, `level`, `message`, `trace_id`, `time`, `collected_at` | seed 002 Log Record: one line of a service's output; `message` and `trace_id` masked; `time` the line's own or when it was collected |
 //! | `log_cursors` | `environment`, `host`, `service` (the key), `cursor`, `updated_at` | where collection stands: the engine's `LogCursor` as JSON, moved in the transaction that stores the lines before it |
+//! | `alerts` | `id`, `ord`, `rule`, `subject`, `environment`, `status`, `severity`, `triggered_at`, `acknowledged_at`, `acknowledged_by`, `ack_until`, `resolved_at`, `deployment_id`, `version_tag`, `note`, `doc` | seed 002 Monitoring Alert as a document; a unique partial index keeps one unresolved alert per (`rule`, `subject`) |
+//! | `alert_trackers` | `rule`, `subject` (key), `tracker`, `updated_at` | the model's `alerting::Tracker` as canonical JSON, so evaluation resumes after a restart |
+//! | `deliveries` | `id` (integer), `alert_id`, `event`, `channel`, `environment`, `idempotency_key` (unique), `payload`, `attempts`, `status` (`pending`, `delivered`, `failed`), `next_attempt_at`, `last_error`, `answer`, `created_at`, `delivered_at` | one notification to one channel; `payload` masked; the channel's address is never stored |
+//! | `metric_points` | `environment`, `name`, `time` (key with the two before it), `value` | business metrics pushed with `rollway metric push` |
 //! | `rollups_minute`, `rollups_hour`, `rollups_day` | `monitor_id`, `bucket` (key with the monitor), `ok`, `error`, `unavailable`, `status_5xx`, `latency_count`, `latency_sum_ms`, `latency_min_ms`, `latency_max_ms`, `sketch`, `downtime_ms`, `maintenance_ms`, `no_data_ms` | the model's `Rollup`; the sketch as short text (`db/monitoring.rs`) |
 //!
 //! The seven document tables (artifacts to resources) keep each entity whole as canonical JSON in `doc`,
@@ -95,6 +99,7 @@
 //! ```
 
 pub mod account;
+mod alerts;
 mod db;
 mod error;
 mod location;
@@ -117,6 +122,7 @@ use rollway_model::{
     ProbeSample, Resource, Sha256Digest, Stack, StackId, Timestamp, Variable, Verification,
 };
 
+pub use alerts::{AlertQuery, Attempt, Delivery, DeliveryStatus, MetricPoint, NewDelivery};
 pub use error::StoreError;
 pub use location::{DEFAULT_SQLITE_FILE, LocationError, StoreLocation, mask_password};
 pub use logs::{DEFAULT_LOG_RETENTION, LogQuery, LogRecord, LogSource, NewLogRecord};
@@ -536,4 +542,57 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes records whose time is more than `keep` before the store
     /// clock's now, `batch` rows per transaction; returns how many.
     fn prune_log_records(&self, keep: Duration, batch: u32) -> Result<u64, StoreError>;
+
+    // ---- alerts (OPERATIONS.md "Alerts"; schema 10) ----
+
+    /// Records a new open alert with its event and queued deliveries, in one
+    /// transaction. While an alert of the same rule and subject is open or
+    /// acknowledged, a second is `StoreError::Exists` naming it.
+    fn open_alert(
+        &self,
+        alert: &rollway_model::Alert,
+        deliveries: &[NewDelivery],
+        ev: NewEvent,
+    ) -> Result<rollway_model::Alert, StoreError>;
+    /// Loads an alert, applies `f` (which moves it with
+    /// `Alert::transition` and returns its events), checks, saves and
+    /// queues `deliveries`: one transaction; a refused transition writes
+    /// nothing.
+    fn update_alert(
+        &self,
+        id: rollway_model::AlertId,
+        f: &mut dyn FnMut(&mut rollway_model::Alert) -> Result<Vec<NewEvent>, StoreError>,
+        deliveries: &[NewDelivery],
+    ) -> Result<rollway_model::Alert, StoreError>;
+    fn alert(&self, id: rollway_model::AlertId) -> Result<Option<rollway_model::Alert>, StoreError>;
+    /// Alerts whose id starts with `prefix` (dashes optional), newest first.
+    fn find_alerts(&self, prefix: &str) -> Result<Vec<rollway_model::Alert>, StoreError>;
+    /// Alerts, newest first.
+    fn alerts(&self, q: &AlertQuery) -> Result<Vec<rollway_model::Alert>, StoreError>;
+    /// The open or acknowledged alert of a rule and subject.
+    fn unresolved_alert(&self, rule: &str, subject: &str) -> Result<Option<rollway_model::Alert>, StoreError>;
+    /// Every (rule, subject)'s tracker: what the evaluations so far left.
+    fn alert_trackers(&self) -> Result<Vec<(String, String, rollway_model::alerting::Tracker)>, StoreError>;
+    fn put_alert_tracker(
+        &self,
+        rule: &str,
+        subject: &str,
+        tracker: &rollway_model::alerting::Tracker,
+    ) -> Result<(), StoreError>;
+    /// Queues deliveries (masked); one whose idempotency key is queued
+    /// already is skipped. Returns how many were queued.
+    fn add_deliveries(&self, deliveries: &[NewDelivery]) -> Result<u64, StoreError>;
+    /// Takes up to `limit` pending deliveries that are due, moving each
+    /// `lease` ahead so no other sender takes it meanwhile (PostgreSQL:
+    /// `FOR UPDATE SKIP LOCKED`); one whose sender died is due again after it.
+    fn claim_deliveries(&self, limit: usize, lease: Duration) -> Result<Vec<Delivery>, StoreError>;
+    /// Records one attempt of a pending delivery; a delivery no longer
+    /// pending is `StoreError::Stale`.
+    fn finish_delivery(&self, id: i64, attempt: &Attempt) -> Result<Delivery, StoreError>;
+    /// The deliveries of one alert, or all, oldest first.
+    fn deliveries(&self, alert: Option<rollway_model::AlertId>) -> Result<Vec<Delivery>, StoreError>;
+    /// Stores one value of a business metric (`rollway metric push`).
+    fn push_metric_point(&self, point: &MetricPoint) -> Result<(), StoreError>;
+    /// The newest value of a business metric.
+    fn latest_metric_point(&self, environment: &str, name: &str) -> Result<Option<MetricPoint>, StoreError>;
 }

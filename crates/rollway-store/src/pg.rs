@@ -201,6 +201,7 @@ impl Backend for PgBackend {
         (6, include_str!("../migrations/postgres/0006_maintenance.sql")),
         (7, include_str!("../migrations/postgres/0007_shard_leases.sql")),
         (8, include_str!("../migrations/postgres/0008_metric_records.sql")),
+        (10, include_str!("../migrations/postgres/0010_alerts.sql")),
         (11, include_str!("../migrations/postgres/0011_log_records.sql")),
     ];
 

@@ -194,6 +194,7 @@ impl Backend for SqliteBackend {
         (6, include_str!("../migrations/sqlite/0006_maintenance.sql")),
         (7, include_str!("../migrations/sqlite/0007_shard_leases.sql")),
         (8, include_str!("../migrations/sqlite/0008_metric_records.sql")),
+        (10, include_str!("../migrations/sqlite/0010_alerts.sql")),
         (11, include_str!("../migrations/sqlite/0011_log_records.sql")),
     ];
 

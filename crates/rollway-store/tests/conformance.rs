@@ -98,6 +98,9 @@ conformance! {
     log_queries_filter_order_and_limit,
     racing_collectors_store_a_batch_once,
     old_log_records_are_pruned_at_the_retention,
+    one_unresolved_alert_per_rule_and_subject,
+    trackers_and_metric_points_round_trip,
+    deliveries_are_queued_once_claimed_and_finished,
 }
 
 #[path = "conformance/records.rs"]
@@ -117,6 +120,9 @@ use metric_records::*;
 #[path = "conformance/log_records.rs"]
 mod log_records;
 use log_records::*;
+#[path = "conformance/alerts.rs"]
+mod alerts;
+use alerts::*;
 
 // ---- harness ----
 

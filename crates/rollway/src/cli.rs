@@ -80,6 +80,12 @@ pub enum Command {
     /// Maintenance windows, removed from both the downtime and the period.
     #[command(subcommand)]
     Maintenance(commands::uptime::MaintenanceCmd),
+    /// Alerts serve opened: list, show, acknowledge, resolve.
+    #[command(subcommand)]
+    Alerts(commands::alerts::AlertsCmd),
+    /// Business metrics for alert rules: push a value.
+    #[command(subcommand)]
+    Metric(commands::alerts::MetricCmd),
     /// Keep watching: probe the monitors, store and roll up samples, serve /healthz, /readyz and /metrics.
     Serve(commands::serve::ServeArgs),
     /// Variables and secrets: age-encrypted, masked everywhere.
@@ -147,6 +153,8 @@ pub fn run() -> i32 {
         Command::Slo(args) => commands::uptime::slo(&session, args),
         Command::Metrics(args) => commands::metrics::run(&session, args),
         Command::Maintenance(cmd) => commands::uptime::maintenance(&session, cmd),
+        Command::Alerts(cmd) => commands::alerts::run(&session, cmd),
+        Command::Metric(cmd) => commands::alerts::metric(&session, cmd),
         Command::Serve(args) => commands::serve::run(&session, args),
         Command::Secrets(cmd) => commands::secrets::run(&session, cmd),
         Command::Pipeline(cmd) => commands::pipeline::run(&session, cmd),

@@ -35,6 +35,39 @@ pub struct Alert {
     pub lifecycle: Lifecycle<AlertStatus>,
     /// The deployment that preceded the alert, for deploy-aware alerts.
     pub deployment_id: Option<DeploymentId>,
+    /// The rule that opened it (`monitor-down`, or an `[alerts.NAME]` name).
+    /// With `subject`, at most one alert is open or acknowledged at a time.
+    #[serde(default)]
+    pub rule: String,
+    /// What the rule watched: a monitor, `HOST`, a metric or the environment.
+    #[serde(default)]
+    pub subject: String,
+    /// One line for people: what crossed what, since when, after which deployment.
+    #[serde(default)]
+    pub summary: String,
+    /// The deployment's version tag, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_version: Option<String>,
+    /// Whole minutes from the deployment finishing to the alert opening.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minutes_after_deployment: Option<i64>,
+    /// Who acknowledged it, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_at: Option<Timestamp>,
+    /// An acknowledgement's silence: no reminders before this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_until: Option<Timestamp>,
+    /// The operator's note on acknowledging or resolving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Who resolved it by hand (`None`: it resolved on its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
+    /// When the last notification (opened or reminder) was queued: reminders count from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notified_at: Option<Timestamp>,
 }
 
 /// An alert definition's thresholds for one metric (seed 002 "severity 与
@@ -78,6 +111,17 @@ impl Alert {
             resolved_at: None,
             lifecycle: Lifecycle::new(at),
             deployment_id: None,
+            rule: String::new(),
+            subject: String::new(),
+            summary: String::new(),
+            deployment_version: None,
+            minutes_after_deployment: None,
+            acknowledged_by: None,
+            acknowledged_at: None,
+            ack_until: None,
+            note: None,
+            resolved_by: None,
+            notified_at: None,
         }
     }
 
@@ -92,8 +136,10 @@ impl Alert {
             next.lifecycle
                 .transition(to, at)
                 .map_err(|e| StatusChangeError::refused("alert", id, to, e))?;
-            if to == AlertStatus::Resolved {
-                next.resolved_at = Some(at);
+            match to {
+                AlertStatus::Resolved => next.resolved_at = Some(at),
+                AlertStatus::Ack => next.acknowledged_at = Some(at),
+                AlertStatus::Open => {}
             }
             let violations = rules::alert::validate(next);
             if violations.is_empty() {

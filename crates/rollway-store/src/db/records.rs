@@ -7,14 +7,16 @@
 use rollway_model::event::canonical_json;
 use rollway_model::rules::{self, Violation};
 use rollway_model::{
-    Artifact, ArtifactId, Deployment, DeploymentId, DeploymentStatus, Job, JobId, Masker, NewEvent, PipelineRun,
-    PipelineRunId, Resource, Sha256Digest, Stack, StackId, StateMachine, Timestamp, Verification,
+    Alert, AlertId, AlertStatus, Artifact, ArtifactId, Deployment, DeploymentId, DeploymentStatus, Job, JobId, Masker,
+    NewEvent, PipelineRun, PipelineRunId, Resource, Sha256Digest, Stack, StackId, StateMachine, Timestamp,
+    Verification,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::{Db, Tx, opt_ms};
+use crate::alerts::{AlertQuery, NewDelivery};
 use crate::error::StoreError;
 use crate::sql::{Backend, Param, Row, Sql, Val};
 
@@ -554,6 +556,71 @@ impl Stored for Resource {
         Ok(Tie {
             deployment: Some(row.parse(0, "deployment_id").map_err(corrupt)?),
             environment: Some(row.text(1, "environment").map_err(corrupt)?),
+            ..Tie::default()
+        })
+    }
+
+    fn extends(&self, stored: &Self) -> Result<(), String> {
+        extends_lifecycle(&self.lifecycle, &stored.lifecycle)
+    }
+}
+
+impl Stored for Alert {
+    const WHAT: &'static str = "alert";
+    const TABLE: &'static str = "alerts";
+    const COLUMNS: &'static [&'static str] = &[
+        "rule",
+        "subject",
+        "environment",
+        "status",
+        "severity",
+        "triggered_at",
+        "acknowledged_at",
+        "acknowledged_by",
+        "ack_until",
+        "resolved_at",
+        "deployment_id",
+        "version_tag",
+        "note",
+    ];
+
+    fn id_text(&self) -> String {
+        self.id.to_string()
+    }
+
+    fn columns(&self) -> Vec<Param> {
+        vec![
+            self.rule.as_str().into(),
+            self.subject.as_str().into(),
+            self.environment.as_str().into(),
+            self.status().as_str().into(),
+            self.severity.as_str().into(),
+            self.triggered_at.as_millis().into(),
+            opt_ms(self.acknowledged_at),
+            self.acknowledged_by.clone().into(),
+            opt_ms(self.ack_until),
+            opt_ms(self.resolved_at),
+            opt_text(self.deployment_id.as_ref()),
+            self.deployment_version.clone().into(),
+            self.note.clone().into(),
+        ]
+    }
+
+    fn mask(&mut self, m: &Masker) {
+        self.summary = m.mask(&self.summary);
+        if let Some(note) = &mut self.note {
+            *note = m.mask(note);
+        }
+    }
+
+    fn violations(&self, _now: Timestamp) -> Vec<Violation> {
+        rules::alert::validate(self)
+    }
+
+    fn tie(&self, _sql: &mut dyn Sql) -> Result<Tie, StoreError> {
+        Ok(Tie {
+            environment: Some(self.environment.clone()),
+            deployment: self.deployment_id,
             ..Tie::default()
         })
     }
@@ -1125,6 +1192,105 @@ impl<B: Backend> Db<B> {
 
     pub(super) fn do_resources(&self, stack_id: StackId) -> Result<Vec<Resource>, StoreError> {
         self.read_list("WHERE stack_id = $1 ORDER BY ord", &[stack_id.to_string().into()])
+    }
+}
+
+impl<B: Backend> Db<B> {
+    // ---- alerts ----
+
+    /// Records a new open alert, its event and its deliveries in one
+    /// transaction; an unresolved alert of the same rule and subject is
+    /// `StoreError::Exists` naming it (the unique index backs this up).
+    pub(super) fn do_open_alert(
+        &self,
+        alert: &Alert,
+        deliveries: &[NewDelivery],
+        ev: NewEvent,
+    ) -> Result<Alert, StoreError> {
+        if alert.status() != AlertStatus::Open {
+            return Err(StoreError::Invalid {
+                what: "alert",
+                id: alert.id.to_string(),
+                violations: vec![Violation::new(
+                    "status",
+                    "store.alert-opens-open",
+                    format!("a new alert is open, not {}", alert.status()),
+                )],
+            });
+        }
+        let masker = self.current_masker();
+        self.create(alert, vec![ev], |sql, a| {
+            if let Some(r) = sql.row(
+                "SELECT id FROM alerts WHERE rule = $1 AND subject = $2 AND status <> 'resolved'",
+                &[a.rule.as_str().into(), a.subject.as_str().into()],
+            )? {
+                return Err(StoreError::Exists {
+                    what: "unresolved alert of this rule and subject",
+                    id: r.text(0, "id").unwrap_or_default(),
+                });
+            }
+            super::alerts::insert_deliveries(sql, &masker, deliveries, a.triggered_at)?;
+            Ok(())
+        })
+    }
+
+    /// Moves an alert through `f` (the model's transitions) and queues
+    /// `deliveries`, in one transaction.
+    pub(super) fn do_update_alert(
+        &self,
+        id: AlertId,
+        f: UpdateFn<'_, Alert>,
+        deliveries: &[NewDelivery],
+    ) -> Result<Alert, StoreError> {
+        let masker = self.current_masker();
+        let now = self.clock.now();
+        self.update(id.to_string(), f, |sql, _, _| {
+            super::alerts::insert_deliveries(sql, &masker, deliveries, now).map(|_| ())
+        })
+    }
+
+    pub(super) fn do_alert(&self, id: AlertId) -> Result<Option<Alert>, StoreError> {
+        self.read_one(id.to_string())
+    }
+
+    pub(super) fn do_find_alerts(&self, prefix: &str) -> Result<Vec<Alert>, StoreError> {
+        let p = prefix.trim().to_ascii_lowercase();
+        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+            return Ok(Vec::new());
+        }
+        // Only hex digits and '-': LIKE sees no wildcard but the trailing one.
+        self.read_list(
+            "WHERE id LIKE $1 OR REPLACE(id, '-', '') LIKE $2 ORDER BY triggered_at DESC, ord DESC",
+            &[format!("{p}%").into(), format!("{}%", p.replace('-', "")).into()],
+        )
+    }
+
+    pub(super) fn do_alerts(&self, q: &AlertQuery) -> Result<Vec<Alert>, StoreError> {
+        let mut filter = vec!["1 = 1".to_owned()];
+        let mut params: Vec<Param> = Vec::new();
+        if let Some(env) = &q.environment {
+            params.push(env.as_str().into());
+            filter.push(format!("environment = ${}", params.len()));
+        }
+        if q.unresolved {
+            filter.push("status <> 'resolved'".to_owned());
+        }
+        let mut rest = format!("WHERE {} ORDER BY triggered_at DESC, ord DESC", filter.join(" AND "));
+        if q.limit > 0 {
+            params.push(limit_param(q.limit));
+            rest.push_str(&format!(" LIMIT ${}", params.len()));
+        }
+        self.read_list(&rest, &params)
+    }
+
+    pub(super) fn do_unresolved_alert(&self, rule: &str, subject: &str) -> Result<Option<Alert>, StoreError> {
+        Ok(self
+            .read_list(
+                "WHERE rule = $1 AND subject = $2 AND status <> 'resolved'",
+                &[rule.into(), subject.into()],
+            )?
+            .into_iter()
+            .next())
     }
 }
 

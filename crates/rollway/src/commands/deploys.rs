@@ -64,10 +64,24 @@ pub fn history(s: &Session, args: HistoryArgs) -> Result<()> {
         deployment: d,
         verifications: vs,
         stacks,
+        alerts,
         ..
     } in &items
     {
         print_deployment(s, d, vs);
+        for a in alerts {
+            s.printer.line(
+                Tone::Warn,
+                format!(
+                    "  alert {} {} {} min after: {} ({})",
+                    a.id,
+                    a.severity.as_str(),
+                    a.minutes_after_deployment.unwrap_or_default(),
+                    a.summary,
+                    a.status()
+                ),
+            );
+        }
         // The release alone is the common case; its hosts say enough.
         if stacks.len() > 1 || stacks.iter().any(|st| st.stack.name != "release") {
             for st in stacks {

@@ -2,6 +2,7 @@
 //! into printer output or an error with an exit code.
 
 pub mod agent;
+pub mod alerts;
 pub mod build;
 pub mod config;
 pub mod demo;

@@ -240,7 +240,10 @@ impl Project {
     pub fn sql(&self, sql: &str) -> String {
         match &self.backend {
             Backend::Sqlite => {
+                // A `serve` may be writing: wait for its lock as the
+                // store does, rather than failing with "database is locked".
                 let out = Command::new("sqlite3")
+                    .args(["-cmd", ".timeout 10000"])
                     .arg(self.sqlite_path())
                     .arg(sql)
                     .output()

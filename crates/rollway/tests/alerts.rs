@@ -1,0 +1,719 @@
+//! Alerts end to end (OPERATIONS.md "Alerts"), through the real binary: a
+//! real `rollway serve` evaluating every second (`ROLLWAY_ALERT_EVERY=1s`)
+//! and backing off 200 ms (`ROLLWAY_ALERT_BACKOFF_MS`), a real local HTTP
+//! app the test turns bad and good, a real HTTP receiver on loopback that
+//! records every notification (and fails the first ones when told to), and
+//! Debian's aiosmtpd for e-mail. On both store backends.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::Project;
+use common::serve::{Serve, wait_for};
+use serde_json::Value;
+
+/// One request the receiver got: its Idempotency-Key header and JSON body.
+#[derive(Debug, Clone)]
+struct Got {
+    key: String,
+    body: Value,
+    accepted: bool,
+}
+
+/// A webhook receiver: answers 500 to the first `fail` requests, then 200.
+struct Receiver {
+    port: u16,
+    got: Arc<Mutex<Vec<Got>>>,
+}
+
+impl Receiver {
+    fn start(fail: usize) -> Self {
+        Self::start_hanging(fail, 0)
+    }
+
+    /// Never answers the first `hang` requests (keeps them open 30 s),
+    /// then as [`Receiver::start`].
+    fn start_hanging(fail: usize, hang: usize) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let got: Arc<Mutex<Vec<Got>>> = Arc::default();
+        let (log, seen) = (got.clone(), Arc::new(AtomicUsize::new(0)));
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut data = Vec::new();
+                let mut buf = [0u8; 4096];
+                let head_end = loop {
+                    if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break 0,
+                        Ok(n) => data.extend_from_slice(&buf[..n]),
+                    }
+                };
+                if head_end == 0 {
+                    continue;
+                }
+                let head = String::from_utf8_lossy(&data[..head_end]).to_string();
+                let header = |name: &str| {
+                    head.lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+                        })
+                        .unwrap_or_default()
+                };
+                let len: usize = header("content-length").parse().unwrap_or(0);
+                while data.len() < head_end + len {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => data.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = serde_json::from_slice(&data[head_end..]).unwrap_or(Value::Null);
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                if n < hang {
+                    log.lock().unwrap().push(Got {
+                        key: header("idempotency-key"),
+                        body,
+                        accepted: false,
+                    });
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_secs(30));
+                        drop(conn);
+                    });
+                    continue;
+                }
+                let accepted = n >= fail + hang;
+                log.lock().unwrap().push(Got {
+                    key: header("idempotency-key"),
+                    body,
+                    accepted,
+                });
+                let status = if accepted {
+                    "200 OK"
+                } else {
+                    "500 Internal Server Error"
+                };
+                let _ = conn.write_all(
+                    format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok").as_bytes(),
+                );
+            }
+        });
+        Self { port, got }
+    }
+
+    fn got(&self) -> Vec<Got> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Waits for an accepted notification of `event` from `rule` other than `not_alert`.
+    fn wait(&self, rule: &str, event: &str, not_alert: Option<&str>) -> Got {
+        wait_for(&format!("a {event} notification of {rule}"), || {
+            self.got().into_iter().find(|g| {
+                g.accepted
+                    && g.body["event"] == event
+                    && g.body["alert"]["rule"] == rule
+                    && not_alert.is_none_or(|a| g.body["alert"]["id"] != a)
+            })
+        })
+    }
+}
+
+/// The app the monitor probes: 200 while good, 500 while bad.
+struct App {
+    port: u16,
+    bad: Arc<AtomicBool>,
+}
+
+impl App {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let bad = Arc::new(AtomicBool::new(false));
+        let flag = bad.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let status = if flag.load(Ordering::SeqCst) {
+                    "500 Internal Server Error"
+                } else {
+                    "200 OK"
+                };
+                let _ = conn.write_all(
+                    format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok").as_bytes(),
+                );
+            }
+        });
+        Self { port, bad }
+    }
+
+    fn set_bad(&self, bad: bool) {
+        self.bad.store(bad, Ordering::SeqCst);
+    }
+}
+
+const FAST: &[(&str, &str)] = &[("ROLLWAY_ALERT_EVERY", "1s"), ("ROLLWAY_ALERT_BACKOFF_MS", "200")];
+
+fn config(app: u16, extra: &str) -> String {
+    format!(
+        r#"project = "alerts"
+
+[service]
+start = "sleep 100"
+port = 3000
+
+[environments.staging]
+kind = "staging"
+hosts = ["local"]
+root = ".rollway/staging"
+
+[monitors.web]
+environment = "staging"
+kind = "http"
+url = "http://127.0.0.1:{app}/"
+interval = "1s"
+retries = 1
+
+{extra}
+"#
+    )
+}
+
+fn json(p: &Project, args: &[&str]) -> Value {
+    p.run(args).ok().json()
+}
+
+#[test]
+fn an_alert_opens_is_acknowledged_resolves_and_a_new_breach_opens_another() {
+    for p in Project::each_backend() {
+        let app = App::start();
+        let hook = Receiver::start(0);
+        p.write(
+            "rollway.toml",
+            &config(
+                app.port,
+                &format!(
+                    "[notify.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{}/hook\"\n",
+                    hook.port
+                ),
+            ),
+        );
+        let _serve = Serve::start_with(&p, &["serve", "--listen", "127.0.0.1:0"], FAST);
+
+        // Bad: the monitor goes down, an alert opens and is notified.
+        app.set_bad(true);
+        let opened = hook.wait("monitor-down", "opened", None);
+        let id = opened.body["alert"]["id"].as_str().unwrap().to_owned();
+        assert_eq!(opened.body["alert"]["subject"], "web");
+        assert_eq!(opened.body["alert"]["severity"], "critical");
+        assert_eq!(opened.key, format!("{id}-opened-hook"), "{}", p.backend.name());
+        assert_eq!(opened.body["idempotency_key"], opened.key.as_str());
+        let open = json(&p, &["--json", "alerts", "list", "--open"]);
+        let open: Vec<&Value> = open
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["rule"] == "monitor-down")
+            .collect();
+        assert_eq!(open.len(), 1, "one open alert per (rule, subject): {open:?}");
+        assert_eq!(open[0]["id"], id.as_str());
+
+        // Acknowledged by a prefix of its id: notified with the operator.
+        let acked = json(&p, &["--json", "alerts", "ack", &id[..13], "--note", "looking"]);
+        assert_eq!(acked["acknowledged_by"], "tester@example.com");
+        let ack = hook.wait("monitor-down", "acknowledged", None);
+        assert_eq!(ack.body["operator"], "tester@example.com");
+        assert_eq!(ack.body["alert"]["status"], "ack");
+        assert_eq!(ack.body["note"], "looking");
+
+        // Good again: two good evaluations resolve it.
+        app.set_bad(false);
+        let resolved = hook.wait("monitor-down", "resolved", None);
+        assert_eq!(resolved.body["alert"]["id"], id.as_str());
+        let shown = json(&p, &["--json", "alerts", "show", &id]);
+        assert_eq!(shown["alert"]["lifecycle"]["status"], "resolved", "{shown}");
+        assert!(shown["alert"]["resolved_at"].is_number() || shown["alert"]["resolved_at"].is_string());
+        let events: Vec<&str> = shown["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["event"].as_str().unwrap())
+            .collect();
+        assert_eq!(events, ["opened", "acknowledged", "resolved"]);
+
+        // A second breach opens a new alert (the resolved one never
+        // reopens), and it resolves without an acknowledgement.
+        app.set_bad(true);
+        let second = hook.wait("monitor-down", "opened", Some(&id));
+        let id2 = second.body["alert"]["id"].as_str().unwrap().to_owned();
+        assert_ne!(id2, id);
+        app.set_bad(false);
+        let again = hook.wait("monitor-down", "resolved", Some(&id));
+        assert_eq!(again.body["alert"]["id"], id2.as_str());
+        let first = json(&p, &["--json", "alerts", "show", &id]);
+        assert_eq!(first["alert"]["lifecycle"]["status"], "resolved");
+
+        // Every notification had its own key, and each arrived once.
+        let keys: Vec<String> = hook.got().into_iter().map(|g| g.key).collect();
+        let unique: std::collections::BTreeSet<&String> = keys.iter().collect();
+        assert_eq!(unique.len(), keys.len(), "{keys:?}");
+        // A prefix two alerts share is refused, listing both.
+        let common_prefix: String = id
+            .chars()
+            .zip(id2.chars())
+            .take_while(|(a, b)| a == b)
+            .map(|(a, _)| a)
+            .collect();
+        if !common_prefix.is_empty() {
+            let ambiguous = p.run(&["alerts", "show", &common_prefix]);
+            assert_eq!(ambiguous.code, 2, "{}", ambiguous.stderr);
+            assert!(
+                ambiguous.stderr.contains(&id) && ambiguous.stderr.contains(&id2),
+                "{}",
+                ambiguous.stderr
+            );
+        }
+    }
+}
+
+const CANARY: &str = "canary-s3cret-token";
+
+/// `body` pretty-printed with ids, short ids and times replaced.
+fn redacted(body: &Value) -> String {
+    let any_time = regex::Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z").unwrap();
+    let short_id = regex::Regex::new(r"alert [0-9a-f]{8}\b").unwrap();
+    let shown = any_time
+        .replace_all(&common::redact(&format!("{body:#}")), "[time]")
+        .into_owned();
+    short_id.replace_all(&shown, "alert [short id]").into_owned()
+}
+
+/// Debian's aiosmtpd in the foreground, printing each message it gets;
+/// `None` (skipped) only outside CI when it is not installed.
+struct Smtpd {
+    port: u16,
+    child: std::process::Child,
+    out: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Smtpd {
+    fn start() -> Option<Self> {
+        let probe = std::process::Command::new("/usr/bin/python3")
+            .args(["-c", "import aiosmtpd"])
+            .status();
+        if !probe.is_ok_and(|s| s.success()) {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "python3-aiosmtpd is missing; scripts/test installs it"
+            );
+            eprintln!("skipped the e-mail part: python3-aiosmtpd is missing (scripts/test installs it)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = common::free_port();
+        let out = dir.path().join("smtpd.out");
+        let child = std::process::Command::new("/usr/bin/python3")
+            .args(["-u", "-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Debugging"])
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let smtpd = Self {
+            port,
+            child,
+            out,
+            _dir: dir,
+        };
+        wait_for("aiosmtpd to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        Some(smtpd)
+    }
+
+    fn printed(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+}
+
+impl Drop for Smtpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_failing_receiver_gets_one_delivery_after_three_attempts_with_one_key_and_no_secret() {
+    for p in Project::each_backend() {
+        let app = App::start();
+        let hook = Receiver::start(2);
+        let smtpd = Smtpd::start();
+        let mail = smtpd.as_ref().map_or_else(String::new, |s| {
+            format!(
+                "[notify.mail]\nkind = \"email\"\nsmtp = \"smtp+plain://127.0.0.1:{}\"\nfrom = \"Rollway <rollway@example.test>\"\nto = [\"ops@example.test\"]\n",
+                s.port
+            )
+        });
+        p.write(
+            "rollway.toml",
+            &config(
+                app.port,
+                &format!(
+                    r#"[notify.hook]
+kind = "webhook"
+url_secret = "HOOK_URL"
+
+{mail}
+[alerts.signups]
+environment = "staging"
+type = "business"
+metric = "signups"
+below = 5
+severity = "warning"
+"#
+                ),
+            ),
+        );
+        // The receiver's URL is a secret: it carries a token.
+        p.run(&["secrets", "init"]).ok();
+        let url = format!("http://127.0.0.1:{}/hook/{CANARY}", hook.port);
+        p.run_with_stdin(&["secrets", "set", "staging", "HOOK_URL"], &format!("{url}\n"))
+            .ok();
+        let pushed = json(&p, &["--json", "metric", "push", "signups", "1"]);
+        assert_eq!(pushed["value"], 1.0);
+        assert_eq!(pushed["environment"], "staging");
+        // Bad input says what and what to do.
+        let bad = p.run(&["metric", "push", "signups", "lots"]);
+        assert_eq!(bad.code, 2);
+        assert!(bad.stderr.contains("'lots' is not a finite number"), "{}", bad.stderr);
+
+        let _serve = Serve::start_with(&p, &["serve", "--listen", "127.0.0.1:0"], FAST);
+        let opened = hook.wait("signups", "opened", None);
+        let id = opened.body["alert"]["id"].as_str().unwrap().to_owned();
+        // The whole body a JSON receiver reads, ids and times redacted.
+        insta::assert_snapshot!("webhook_opened_body", redacted(&opened.body));
+        // Three attempts, one accepted, all with the same key.
+        let tries: Vec<Got> = hook.got().into_iter().filter(|g| g.key == opened.key).collect();
+        assert_eq!(tries.len(), 3, "{tries:?}");
+        assert_eq!(tries.iter().filter(|g| g.accepted).count(), 1);
+        let shown = json(&p, &["--json", "alerts", "show", &id]);
+        let d = shown["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["channel"] == "hook")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            (d["attempts"].as_u64(), d["status"].as_str()),
+            (Some(3), Some("delivered")),
+            "{d}"
+        );
+        assert_eq!(d["idempotency_key"], format!("{id}-opened-hook").as_str());
+        assert_eq!(shown["alert"]["alert_type"], "business");
+
+        // A note quoting the secret is masked before it is stored or sent.
+        p.run(&["alerts", "ack", &id, "--note", &format!("token {url} rotated")])
+            .ok();
+        let ack = hook.wait("signups", "acknowledged", None);
+        assert_eq!(ack.body["note"], "token **** rotated");
+
+        // Good again: resolved. No body, stored or sent, holds the secret.
+        p.run(&["metric", "push", "signups", "9"]).ok();
+        hook.wait("signups", "resolved", None);
+        for g in hook.got() {
+            assert!(!g.body.to_string().contains(CANARY), "{}", g.body);
+        }
+        let shown = p.run(&["--json", "alerts", "show", &id]).ok();
+        assert!(!shown.stdout.contains(CANARY), "{}", shown.stdout);
+
+        if let Some(smtpd) = &smtpd {
+            let mail = wait_for("the e-mails of open, ack and resolve", || {
+                let text = smtpd.printed();
+                (text.matches("Message-ID").count() + text.matches("Message-Id").count() >= 3).then_some(text)
+            });
+            assert!(mail.contains(&id), "{mail}");
+            assert!(mail.contains("signups"), "{mail}");
+            assert!(!mail.contains(CANARY), "{mail}");
+        }
+    }
+}
+
+#[test]
+fn a_disk_rule_below_the_real_usage_opens_a_resource_alert_naming_the_host() {
+    let p = Project::new(common::Backend::Sqlite);
+    let app = App::start();
+    let hook = Receiver::start(0);
+    p.write(
+        "rollway.toml",
+        &config(
+            app.port,
+            &format!(
+                r#"[notify.hook]
+kind = "webhook"
+url = "http://127.0.0.1:{}/hook"
+
+[alerts.disk]
+environment = "staging"
+type = "resource"
+metric = "disk"
+above = 0.001
+severity = "critical"
+"#,
+                hook.port
+            ),
+        ),
+    );
+    let _serve = Serve::start_with(&p, &["serve", "--listen", "127.0.0.1:0"], FAST);
+    let opened = hook.wait("disk", "opened", None);
+    assert_eq!(opened.body["alert"]["subject"], "local");
+    assert_eq!(opened.body["alert"]["metric"], "disk");
+    assert!(opened.body["alert"]["value"].as_f64().unwrap() > 0.001);
+    let listed = json(&p, &["--json", "alerts", "list", "--open", "--env", "staging"]);
+    let disk: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["rule"] == "disk")
+        .collect();
+    assert_eq!(disk.len(), 1);
+    assert_eq!(disk[0]["alert_type"], "resource");
+    assert!(disk[0]["summary"].as_str().unwrap().contains("local"), "{}", disk[0]);
+}
+
+#[test]
+fn an_alert_soon_after_a_deployment_names_it_and_suggests_a_rollback() {
+    use common::deploy::{Config, Staging};
+    let stage = Staging::new();
+    let port = common::free_port();
+    let hook = Receiver::start(0);
+    let mut config = Config::local("deployaware", port, &stage.path().join("host0"));
+    config.sections = format!(
+        r#"[monitors.app]
+environment = "staging"
+kind = "http"
+url = "http://127.0.0.1:{port}/"
+interval = "1s"
+retries = 1
+
+[notify.hook]
+kind = "webhook"
+url = "http://127.0.0.1:{}/hook"
+
+"#,
+        hook.port
+    );
+    stage.configure(&config);
+    stage.mode("v1");
+    let r = stage.run(&["--json", "deploy", "staging", "--version-tag", "v1.4.2"]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    let deployment = common::deploy::id(&stage.history()[0]).to_owned();
+    // Two seconds after its window passed, the app stops answering.
+    std::thread::sleep(Duration::from_secs(2));
+    stage.run(&["stop", "staging"]).ok();
+    let _serve = Serve::start_with(
+        &stage.project,
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("ROLLWAY_ALERT_EVERY", "1s"), ("ROLLWAY_LEASE", common::deploy::LEASE)],
+    );
+    let opened = hook.wait("monitor-down", "opened", None);
+    let summary = opened.body["alert"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!("after deployment {deployment} (v1.4.2)")),
+        "{summary}"
+    );
+    assert!(summary.contains("rollway rollback staging"), "{summary}");
+    let id = opened.body["alert"]["id"].as_str().unwrap();
+    let shown = json(&stage.project, &["--json", "alerts", "show", id]);
+    assert_eq!(shown["alert"]["deployment_id"], deployment.as_str());
+    assert_eq!(shown["alert"]["deployment_version"], "v1.4.2");
+    assert!(
+        shown["alert"]["minutes_after_deployment"].as_i64().unwrap() <= 1,
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_delivery_cut_off_by_a_kill_is_sent_after_a_restart_with_the_same_key() {
+    for p in Project::each_backend() {
+        let app = App::start();
+        let hook = Receiver::start_hanging(0, 1);
+        p.write(
+            "rollway.toml",
+            &config(
+                app.port,
+                &format!(
+                    r#"[notify.hook]
+kind = "webhook"
+url = "http://127.0.0.1:{}/hook"
+
+[alerts.signups]
+environment = "staging"
+type = "business"
+metric = "signups"
+below = 5
+severity = "warning"
+"#,
+                    hook.port
+                ),
+            ),
+        );
+        p.run(&["metric", "push", "signups", "1"]).ok();
+        let mut first = Serve::start_with(&p, &["serve", "--listen", "127.0.0.1:0"], FAST);
+        let cut = wait_for("the first attempt to reach the receiver", || {
+            hook.got().into_iter().next()
+        });
+        first.kill();
+        let id = cut.body["alert"]["id"].as_str().unwrap().to_owned();
+        let pending = json(&p, &["--json", "alerts", "show", &id]);
+        assert_eq!(pending["deliveries"][0]["status"], "pending", "{pending}");
+        assert_eq!(
+            pending["deliveries"][0]["attempts"], 0,
+            "the cut attempt was never recorded"
+        );
+
+        // Due again once the killed sender's claim ran out (30 s).
+        let _second = Serve::start_with(&p, &["serve", "--listen", "127.0.0.1:0"], FAST);
+        let sent = hook.wait("signups", "opened", None);
+        assert_eq!(sent.key, cut.key, "the same idempotency key");
+        let all = hook.got();
+        assert_eq!(all.iter().filter(|g| g.accepted).count(), 1, "{all:?}");
+        let done = json(&p, &["--json", "alerts", "show", &id]);
+        assert_eq!(done["deliveries"].as_array().unwrap().len(), 1, "{done}");
+        assert_eq!(done["deliveries"][0]["status"], "delivered");
+        // One alert: the restart resumed the tracker, it opened none anew.
+        let listed = json(&p, &["--json", "alerts", "list"]);
+        let signups = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["rule"] == "signups")
+            .count();
+        assert_eq!(signups, 1);
+    }
+}
+
+#[test]
+fn a_maintenance_window_keeps_the_record_and_silences_the_notifications() {
+    for p in Project::each_backend() {
+        let app = App::start();
+        let hook = Receiver::start(0);
+        p.write(
+            "rollway.toml",
+            &config(
+                app.port,
+                &format!(
+                    r#"[notify.hook]
+kind = "webhook"
+url = "http://127.0.0.1:{}/hook"
+
+[alerts.signups]
+environment = "staging"
+type = "business"
+metric = "signups"
+below = 5
+severity = "warning"
+"#,
+                    hook.port
+                ),
+            ),
+        );
+        let now = common::deploy::now_ms();
+        let minute = i64::try_from(now - now % 60_000).unwrap();
+        p.run(&[
+            "maintenance",
+            "add",
+            "staging",
+            "--start",
+            &rollway_model::Timestamp::from_millis(minute - 60_000).to_string(),
+            "--end",
+            &rollway_model::Timestamp::from_millis(minute + 3_600_000).to_string(),
+        ])
+        .ok();
+        p.run(&["metric", "push", "signups", "1"]).ok();
+        let _serve = Serve::start_with(&p, &["serve", "--listen", "127.0.0.1:0"], FAST);
+        let alert = wait_for("the alert to be recorded", || {
+            json(&p, &["--json", "alerts", "list", "--open"])
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["rule"] == "signups")
+                .cloned()
+        });
+        // Several evaluations and delivery rounds later: nothing was sent or queued.
+        std::thread::sleep(Duration::from_secs(3));
+        assert!(hook.got().is_empty(), "{:?}", hook.got());
+        let shown = json(&p, &["--json", "alerts", "show", alert["id"].as_str().unwrap()]);
+        assert_eq!(shown["deliveries"], Value::Array(Vec::new()), "{shown}");
+    }
+}
+
+#[test]
+fn an_open_alert_is_repeated_until_acknowledged_then_after_its_until() {
+    let p = Project::new(common::Backend::Sqlite);
+    let app = App::start();
+    let hook = Receiver::start(0);
+    p.write(
+        "rollway.toml",
+        &config(
+            app.port,
+            &format!(
+                r#"[notify.hook]
+kind = "webhook"
+url = "http://127.0.0.1:{}/hook"
+
+[alerts.signups]
+environment = "staging"
+type = "business"
+metric = "signups"
+below = 5
+severity = "warning"
+repeat = "2s"
+"#,
+                hook.port
+            ),
+        ),
+    );
+    p.run(&["metric", "push", "signups", "1"]).ok();
+    let _serve = Serve::start_with(&p, &["serve", "--listen", "127.0.0.1:0"], FAST);
+    let opened = hook.wait("signups", "opened", None);
+    let id = opened.body["alert"]["id"].as_str().unwrap().to_owned();
+    let first = hook.wait("signups", "reminder", None);
+    assert_eq!(first.key, format!("{id}-reminder-hook-1"));
+    let second = wait_for("a second reminder", || {
+        hook.got()
+            .into_iter()
+            .find(|g| g.key == format!("{id}-reminder-hook-2"))
+    });
+    assert_eq!(second.body["alert"]["status"], "open");
+    // Acknowledged with a silence of 3 s: no reminder before it ends, one after.
+    let acked = common::deploy::now_ms();
+    p.run(&["alerts", "ack", &id, "--until", "3s"]).ok();
+    hook.wait("signups", "acknowledged", None);
+    let third = wait_for("a reminder after the silence", || {
+        hook.got()
+            .into_iter()
+            .find(|g| g.key == format!("{id}-reminder-hook-3"))
+    });
+    let at = rollway_model::Timestamp::parse_rfc3339(third.body["at"].as_str().unwrap()).unwrap();
+    assert!(
+        u64::try_from(at.as_millis()).unwrap() >= acked + 3_000,
+        "the reminder came {} ms after the ack",
+        at.as_millis() - i64::try_from(acked).unwrap()
+    );
+    assert_eq!(third.body["alert"]["status"], "ack");
+}
