@@ -51,64 +51,33 @@ impl Verifier {
 }
 
 impl Verifier {
-    /// A client config that encrypts without judging the certificate (the
-    /// handshake signatures are still checked): libpq's `sslmode=require`.
-    pub(crate) fn encrypt_only(&self) -> Result<ClientConfig, rustls::Error> {
-        let verifier = Arc::new(Unjudged(self.webpki.clone()));
+    /// A client config whose handshakes `recording` watches.
+    fn config(&self, recording: Arc<Recording>) -> Result<ClientConfig, rustls::Error> {
         Ok(ClientConfig::builder_with_provider(self.provider.clone())
             .with_safe_default_protocol_versions()?
             .dangerous()
-            .with_custom_certificate_verifier(verifier)
+            .with_custom_certificate_verifier(recording)
             .with_no_client_auth())
     }
-}
 
-/// Accepts any certificate chain, checks the handshake's signatures.
-#[derive(Debug)]
-struct Unjudged(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for Unjudged {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+    /// A client config that encrypts without judging the certificate (the
+    /// handshake signatures are still checked): libpq's `sslmode=require`.
+    pub(crate) fn encrypt_only(&self) -> Result<ClientConfig, rustls::Error> {
+        self.config(Arc::new(Recording {
+            webpki: self.webpki.clone(),
+            now: None,
+            verdict: Mutex::new(None),
+        }))
     }
 }
 
-/// One handshake's verifier: checks the chain at `now`, keeps the verdict
-/// and lets the handshake go on. Handshake signatures are still checked (a
-/// server must hold the certificate's key).
+/// One handshake's verifier: checks the chain at `now` (none: the chain is
+/// not judged), keeps the verdict and lets the handshake go on. Handshake
+/// signatures are always checked (a server must hold the certificate's key).
 #[derive(Debug)]
 struct Recording {
     webpki: Arc<WebPkiServerVerifier>,
-    now: UnixTime,
+    now: Option<UnixTime>,
     verdict: Mutex<Option<Result<(), rustls::Error>>>,
 }
 
@@ -121,9 +90,12 @@ impl ServerCertVerifier for Recording {
         ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(now) = self.now else {
+            return Ok(ServerCertVerified::assertion());
+        };
         let verdict = self
             .webpki
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, self.now)
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
             .map(|_| ());
         *self.verdict.lock().unwrap_or_else(PoisonError::into_inner) = Some(verdict);
         Ok(ServerCertVerified::assertion())
@@ -161,17 +133,15 @@ pub(crate) async fn probe(verifier: &Verifier, clock: &dyn Clock, p: &TlsProbe) 
     };
     let recording = Arc::new(Recording {
         webpki: verifier.webpki.clone(),
-        now: UnixTime::since_unix_epoch(Duration::from_millis(u64::try_from(now.as_millis()).unwrap_or(0))),
+        now: Some(UnixTime::since_unix_epoch(Duration::from_millis(
+            u64::try_from(now.as_millis()).unwrap_or(0),
+        ))),
         verdict: Mutex::new(None),
     });
-    let config =
-        match ClientConfig::builder_with_provider(verifier.provider.clone()).with_safe_default_protocol_versions() {
-            Ok(b) => b
-                .dangerous()
-                .with_custom_certificate_verifier(recording.clone())
-                .with_no_client_auth(),
-            Err(e) => return Seen::error(format!("cannot set up tls for {target}: {e}")),
-        };
+    let config = match verifier.config(recording.clone()) {
+        Ok(c) => c,
+        Err(e) => return Seen::error(format!("cannot set up tls for {target}: {e}")),
+    };
     let tcp = match tokio::net::TcpStream::connect((p.host.as_str(), p.port)).await {
         Ok(s) => s,
         Err(e) => return Seen::unavailable(format!("cannot connect to {target}: {e}")),
