@@ -38,6 +38,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::deploy::free_ports;
 use common::{Backend, Project, Run};
 use rollway_engine::{ServiceSpec, is_alive, service_name, supervisor_for};
 use rollway_model::SupervisorKind;
@@ -118,11 +119,6 @@ struct Fixture {
     started: std::cell::RefCell<Vec<&'static str>>,
 }
 
-/// Free ports, all distinct (the listeners are held until every port is found).
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
-}
 
 /// The body of GET / on 127.0.0.1:PORT, or None when nothing answers.
 fn get(port: u16) -> Option<String> {

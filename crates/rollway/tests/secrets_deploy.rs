@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Backend, Project, contains, get, sha256sum};
+use common::{Backend, Project, contains, free_port, get, sha256sum};
 
 /// Answers the SHA-256 of `API_KEY` (never the value); crashes 0.5 s after
 /// start when the release holds a `crash` file or `API_KEY` starts with "bad".
@@ -37,11 +37,7 @@ const NEXT: &str = "next-Jn5sW1qEr6Uy0Io3Pa8Sd2Fg";
 const BAD: &str = "bad-Zm4Xn7Cb1Vq9Lk2Jh6Gf3Ds8";
 
 fn project() -> (Project, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let p = Project::new(Backend::Sqlite);
     p.write(
         "rollway.toml",

@@ -9,7 +9,7 @@ mod common;
 
 use std::fs;
 
-use common::{Backend, Project, get};
+use common::{Backend, Project, free_port, get};
 
 const ENV: &str = r#"
 [environments.staging]
@@ -281,11 +281,7 @@ verify = "true"
 
 #[test]
 fn the_release_stack_gets_upstream_outputs_in_its_env_file_and_deploy_jobs_run_first() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let p = Project::new(Backend::Sqlite);
     p.write(
         "rollway.toml",

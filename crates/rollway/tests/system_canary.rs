@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use common::{Backend, Project, Run, contains, get, secret_forms, sha256sum};
+use common::{Backend, Project, Run, contains, free_port, get, secret_forms, sha256sum};
 
 /// Prints `API_TOKEN` as it starts (a careless service), answers its
 /// SHA-256 (never the value); crashes 0.5 s after start when the release
@@ -149,11 +149,7 @@ fn a_canary_secret_is_in_clear_only_in_the_release_env_files() {
     let started = SystemTime::now() - Duration::from_secs(2);
     let canary = canary();
     let forms = encodings(&canary);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let p = Project::new(Backend::Sqlite);
     p.write(
         "rollway.toml",

@@ -238,10 +238,9 @@ impl Drop for Staging {
     }
 }
 
-/// Free ports, all distinct (the listeners are held until every port is found).
+/// Free ports, all distinct and distinct from every other test's (see [`super::free_port`]).
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    (0..n).map(|_| super::free_port()).collect()
 }
 
 /// GET PATH on 127.0.0.1:PORT: the status and the body, or None when

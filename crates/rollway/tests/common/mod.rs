@@ -285,12 +285,23 @@ pub fn redact(text: &str) -> String {
 }
 
 /// A free port on 127.0.0.1 (the listener is dropped; a service takes it next).
+/// A free port on 127.0.0.1 that no other test of this binary was given:
+/// tests run side by side and an app binds its port only seconds after the
+/// port was chosen, so the kernel may offer the same free port twice in
+/// that gap; remembering what was handed out closes it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if GIVEN.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
 }
 
 /// The body of `GET /` on 127.0.0.1:PORT, or None when nothing answers.
