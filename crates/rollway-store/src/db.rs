@@ -739,11 +739,20 @@ impl<B: Backend> Store for Db<B> {
                 acquired_at: now,
                 expires_at: now.plus(req.lease),
             };
+            let mut msg = Some(format!("{} locked {}: {}", lock.owner, lock.name, lock.reason));
             if let Some(old) = current.as_ref().filter(|c| !c.is_expired(now)) {
                 tx.sql()
                     .exec("DELETE FROM locks WHERE name = $1", &[old.name.as_str().into()])?;
-                let msg = format!("{} resumes the lease of {} on {}", lock.owner, old.owner, old.name);
-                tx.append_at(lock_event(EventKind::LockAcquired, Level::Info, old, msg), now)?;
+                // The lease a deploy takes before its deployment exists and
+                // the deployment's own are one hold on the environment: it
+                // is logged when taken, not again when handed over.
+                let same_hold = old.owner == lock.owner && old.reason == lock.reason;
+                msg = (!same_hold).then(|| {
+                    format!(
+                        "{} resumes the lease {} took on {}: {}",
+                        lock.owner, old.owner, old.name, lock.reason
+                    )
+                });
             } else if let Some(old) = current {
                 tx.sql()
                     .exec("DELETE FROM locks WHERE name = $1", &[old.name.as_str().into()])?;
@@ -765,8 +774,9 @@ impl<B: Backend> Store for Db<B> {
                     lock.expires_at.as_millis().into(),
                 ],
             )?;
-            let msg = format!("{} locked {}: {}", lock.owner, lock.name, lock.reason);
-            tx.append_at(lock_event(EventKind::LockAcquired, Level::Info, &lock, msg), now)?;
+            if let Some(msg) = msg {
+                tx.append_at(lock_event(EventKind::LockAcquired, Level::Info, &lock, msg), now)?;
+            }
             Ok(lock)
         })
     }

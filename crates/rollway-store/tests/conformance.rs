@@ -1009,6 +1009,23 @@ fn a_deployment_resumes_its_own_lease(store: &dyn Store, _clock: &ManualClock) {
     let resumed = store.acquire_lock(&again).unwrap();
     assert_eq!(resumed.owner, "carol");
     assert_ne!(resumed.token, first.token);
+    // The same holder taking the same hold again (a deploy's early lease
+    // handed to its deployment) is no new acquisition.
+    let again = store.acquire_lock(&again).unwrap();
+    assert_eq!(again.owner, "carol");
+    let acquired: Vec<String> = all_events(store)
+        .into_iter()
+        .filter(|e| e.kind == EventKind::LockAcquired)
+        .map(|e| e.message)
+        .collect();
+    assert_eq!(
+        acquired,
+        [
+            "alice locked env:staging: deploy by alice".to_owned(),
+            "carol resumes the lease alice took on env:staging: deploy by carol".to_owned()
+        ],
+        "a resumed lease is logged once, a hold handed over not at all"
+    );
     assert!(matches!(
         store.renew_lock(&first, Duration::from_secs(5)),
         Err(StoreError::LockLost { .. })
