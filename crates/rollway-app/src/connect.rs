@@ -52,7 +52,16 @@ fn session_options(
             persist: config.ssh.persist,
             ..SshTiming::default()
         },
+        agent_quiet: agent_quiet(),
     })
+}
+
+/// How long an agent may stay silent on a request: the engine's default,
+/// or `ROLLWAY_AGENT_QUIET` (tests shorten it).
+fn agent_quiet() -> Option<std::time::Duration> {
+    std::env::var("ROLLWAY_AGENT_QUIET")
+        .ok()
+        .and_then(|v| rollway_model::time::parse_duration(&v).ok())
 }
 
 /// The connectors of a dry run: like [`connector`], but nothing is written

@@ -361,6 +361,69 @@ alive_count_max = 2
     assert_eq!(status[0]["in_progress"], serde_json::json!([]), "{status:#}");
 }
 
+/// An agent that stops answering mid-deploy (SIGSTOP: its pipes stay
+/// open, it never reads or writes again) fails the deployment within the
+/// quiet limit naming the host, and leaves nothing in progress.
+#[test]
+fn a_stopped_agent_fails_the_deploy_within_its_quiet_limit() {
+    let p = app_project("");
+    let mut deploy = p
+        .command(&["deploy", "staging"])
+        .env("ROLLWAY_AGENT_QUIET", "2s")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    // Stop the first agent the deploy starts, whatever step it is at.
+    let parent = deploy.id().to_string();
+    let stopped = loop {
+        let out = std::process::Command::new("pgrep")
+            .args(["-P", &parent, "-f", "agent --root"])
+            .output()
+            .unwrap();
+        if let Some(pid) = String::from_utf8_lossy(&out.stdout).split_whitespace().next() {
+            let sent = std::process::Command::new("kill")
+                .args(["-STOP", pid])
+                .status()
+                .unwrap();
+            assert!(sent.success());
+            break pid.to_owned();
+        }
+        assert!(
+            deploy.try_wait().unwrap().is_none(),
+            "the deploy ended before it started an agent"
+        );
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "no agent started");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    let stopped_at = std::time::Instant::now();
+    let out = deploy.wait_with_output().unwrap();
+    let took = stopped_at.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("agent {stopped} stopped; the deploy ended {took:?} later:\n{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("on local") || stderr.contains("local:"),
+        "the message names the host: {stderr}"
+    );
+    assert!(
+        stderr.contains("the agent did not answer within 2s (no byte moved either way), so rollway stopped it"),
+        "{stderr}"
+    );
+    assert!(took < std::time::Duration::from_secs(30), "bounded: {took:?}");
+    // The watchdog killed it (a stopped process dies of SIGKILL too).
+    let alive = std::process::Command::new("kill")
+        .args(["-0", &stopped])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!alive.success(), "the stopped agent {stopped} was killed");
+    let status = p.run(&["status", "staging", "--json"]).ok().json();
+    assert_eq!(status[0]["lock"], serde_json::Value::Null, "no lease held: {status:#}");
+    assert_eq!(status[0]["in_progress"], serde_json::json!([]), "{status:#}");
+}
+
 // 6. SIGTERM and SIGHUP are handled like Ctrl-C.
 
 /// The status of `env`'s deployment in progress, if any.

@@ -150,6 +150,19 @@ pub enum Request {
     Bye,
 }
 
+impl Request {
+    /// How long the agent may take by the request's own terms (a probe's
+    /// or a command's timeout), on top of the quiet limit every answer has.
+    pub fn own_timeout(&self) -> std::time::Duration {
+        match self {
+            Self::Probe { timeout_ms, .. } | Self::Check { timeout_ms, .. } | Self::Run { timeout_ms, .. } => {
+                std::time::Duration::from_millis(*timeout_ms)
+            }
+            _ => std::time::Duration::ZERO,
+        }
+    }
+}
+
 /// How the manifest of a new release travels.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "form", rename_all = "snake_case")]

@@ -6,8 +6,15 @@ use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
+use super::watchdog::{Watchdog, Watched};
 use crate::agent::protocol::{self, DataWriter, ManifestForm, PROTOCOL, ReleaseInfo, Request, Response};
 use crate::host::HostError;
+
+/// How long an agent may stay silent while a request is outstanding (no
+/// byte moving either way), beyond the request's own timeout.
+pub const DEFAULT_QUIET: Duration = Duration::from_secs(120);
 
 /// Counts the bytes written through it.
 #[derive(Debug)]
@@ -63,8 +70,8 @@ impl StderrTail {
     }
 }
 
-type Reader = BufReader<Box<dyn Read + Send>>;
-type Writer = Counting<BufWriter<Box<dyn Write + Send>>>;
+type Reader = BufReader<Watched<Box<dyn Read + Send>>>;
+type Writer = Counting<BufWriter<Watched<Box<dyn Write + Send>>>>;
 
 /// A conversation with one agent.
 pub struct AgentClient {
@@ -72,6 +79,10 @@ pub struct AgentClient {
     reader: Reader,
     writer: Writer,
     stderr: StderrTail,
+    /// Stops the agent when a request's answer is overdue.
+    dog: Watchdog,
+    /// How long the agent may stay silent while a request is outstanding.
+    quiet: Duration,
     /// The agent's version, from its hello.
     pub agent_version: String,
 }
@@ -87,13 +98,24 @@ impl std::fmt::Debug for AgentClient {
 
 impl AgentClient {
     /// Greets the agent at the other end of `reader`/`writer` and checks
-    /// that it speaks this protocol.
+    /// that it speaks this protocol; `dog` stops the agent when it stays
+    /// silent for `quiet` while a request is outstanding.
     pub fn connect(
         host: &str,
         reader: Box<dyn Read + Send>,
         writer: Box<dyn Write + Send>,
         stderr: StderrTail,
+        dog: Watchdog,
+        quiet: Duration,
     ) -> Result<Self, HostError> {
+        let reader = Watched {
+            inner: reader,
+            dog: dog.clone(),
+        };
+        let writer = Watched {
+            inner: writer,
+            dog: dog.clone(),
+        };
         let mut client = Self {
             host: host.to_owned(),
             reader: BufReader::with_capacity(64 << 10, reader),
@@ -102,6 +124,8 @@ impl AgentClient {
                 count: 0,
             },
             stderr,
+            dog,
+            quiet,
             agent_version: String::new(),
         };
         let hello = Request::Hello {
@@ -133,7 +157,21 @@ impl AgentClient {
         self.writer.count
     }
 
+    /// Whether the agent was stopped for not answering in time.
+    pub fn stopped(&self) -> bool {
+        self.dog.fired().is_some()
+    }
+
     pub(crate) fn error(&self, step: &'static str, detail: String) -> HostError {
+        // Once the watchdog stopped the agent, whatever broke broke because
+        // of that: say so rather than "broken pipe".
+        let detail = match self.dog.fired() {
+            Some(quiet) => format!(
+                "the agent did not answer within {} (no byte moved either way), so rollway stopped it; check the host (load, a full disk, a stuck agent), then try again",
+                rollway_model::time::format_duration(quiet)
+            ),
+            None => detail,
+        };
         HostError {
             host: self.host.clone(),
             step,
@@ -161,6 +199,10 @@ impl AgentClient {
 
     /// Sends a request without waiting (a data stream may follow).
     pub(crate) fn send(&mut self, step: &'static str, request: &Request) -> Result<(), HostError> {
+        if self.stopped() {
+            return Err(self.error(step, String::new()));
+        }
+        self.dog.arm(self.quiet + request.own_timeout());
         protocol::send(&mut self.writer, request).map_err(|e| self.broken(step, &e))
     }
 
@@ -173,7 +215,10 @@ impl AgentClient {
     pub(crate) fn receive(&mut self, step: &'static str) -> Result<Response, HostError> {
         self.writer.flush().map_err(|e| self.broken(step, &e))?;
         match protocol::recv::<Response>(&mut self.reader) {
-            Ok(Some(r)) => Ok(r),
+            Ok(Some(r)) => {
+                self.dog.disarm();
+                Ok(r)
+            }
             Ok(None) => Err(self.broken(step, &"it closed the stream")),
             Err(e) => Err(self.broken(step, &e)),
         }
@@ -232,7 +277,7 @@ impl AgentClient {
 
     /// Ends the conversation (best effort).
     pub fn bye(&mut self) {
-        if self.send("disconnect", &Request::Bye).is_ok() {
+        if !self.stopped() && self.send("disconnect", &Request::Bye).is_ok() {
             let _ = self.receive("disconnect");
         }
     }

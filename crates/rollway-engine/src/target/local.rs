@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use super::client::{AgentClient, StderrTail};
-use super::{AgentSession, SessionOptions};
+use super::{AgentSession, SessionOptions, watchdog};
 use crate::deploy::{Connector, HostPlan};
 use crate::host::{HostError, HostSession};
 
@@ -56,11 +56,12 @@ impl LocalConnector {
             return Err(fail(String::from("the agent's standard streams are not piped")));
         };
         let stderr = StderrTail::collect(stderr);
-        match AgentClient::connect(&host.name, Box::new(stdout), Box::new(stdin), stderr) {
+        let (child, dog) = watchdog::for_child(child);
+        let quiet = self.options.quiet();
+        match AgentClient::connect(&host.name, Box::new(stdout), Box::new(stdin), stderr, dog, quiet) {
             Ok(client) => Ok(AgentSession::new(client, Some(child), self.options.clone())),
             Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                watchdog::reap(&child);
                 Err(e)
             }
         }

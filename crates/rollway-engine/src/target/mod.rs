@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rollway_model::Sha256Digest;
@@ -25,6 +26,7 @@ mod ship;
 pub mod ssh;
 #[cfg(test)]
 mod tests;
+pub mod watchdog;
 
 pub use client::AgentClient;
 pub use local::LocalConnector;
@@ -48,6 +50,16 @@ pub struct SessionOptions {
     /// How long ssh may take to connect and how a silent connection is
     /// detected (`[ssh] connect_timeout`, `alive_interval`, `alive_count_max`).
     pub ssh: SshTiming,
+    /// How long an agent may stay silent while a request is outstanding
+    /// before it is stopped and the step fails (none: [`client::DEFAULT_QUIET`]).
+    pub agent_quiet: Option<Duration>,
+}
+
+impl SessionOptions {
+    /// The quiet limit of every agent request.
+    pub fn quiet(&self) -> Duration {
+        self.agent_quiet.unwrap_or(client::DEFAULT_QUIET)
+    }
 }
 
 /// The bounds every ssh connection runs under, so a host that accepts TCP
@@ -84,7 +96,9 @@ impl Default for SshTiming {
 /// A conversation with one host's agent, local or over ssh.
 pub struct AgentSession {
     client: AgentClient,
-    child: Option<Child>,
+    /// Shared with the client's watchdog, which kills it when an answer
+    /// is overdue.
+    child: Option<Arc<Mutex<Child>>>,
     options: SessionOptions,
     /// What must outlive this session (an ssh host's connection guard);
     /// dropped after the agent said bye.
@@ -100,7 +114,7 @@ impl std::fmt::Debug for AgentSession {
 impl AgentSession {
     /// A session over a connected client; `child` (the agent or ssh
     /// process) is reaped when the session ends.
-    pub fn new(client: AgentClient, child: Option<Child>, options: SessionOptions) -> Self {
+    pub fn new(client: AgentClient, child: Option<Arc<Mutex<Child>>>, options: SessionOptions) -> Self {
         Self {
             client,
             child,
@@ -158,7 +172,8 @@ impl AgentSession {
 impl Drop for AgentSession {
     fn drop(&mut self) {
         self.client.bye();
-        if let Some(child) = &mut self.child {
+        if let Some(child) = &self.child {
+            let mut child = child.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             // The agent exits on bye; an ssh client whose channel a stray
             // daemon keeps open is not waited for long.
             let deadline = Instant::now() + Duration::from_secs(5);

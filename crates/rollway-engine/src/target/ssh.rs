@@ -290,15 +290,16 @@ impl SshConnector {
                 )));
             }
         }
-        match AgentClient::connect(&host.name, Box::new(stdout), Box::new(stdin), stderr) {
+        let (child, dog) = super::watchdog::for_child(child);
+        let quiet = self.options.quiet();
+        match AgentClient::connect(&host.name, Box::new(stdout), Box::new(stdin), stderr, dog, quiet) {
             Ok(client) => Ok(Launched::Agent(Box::new(AgentSession::new(
                 client,
                 Some(child),
                 self.options.clone(),
             )))),
             Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                super::watchdog::reap(&child);
                 Err(e)
             }
         }

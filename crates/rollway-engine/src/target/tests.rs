@@ -10,6 +10,7 @@ use std::io::Write as _;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use rollway_artifact::{PackOptions, PackResult, pack};
 
@@ -27,11 +28,93 @@ fn session(root: &Path, options: SessionOptions) -> AgentSession {
     let client = AgentClient::connect(
         "test-host",
         Box::new(ours.try_clone().unwrap()),
-        Box::new(ours),
+        Box::new(ours.try_clone().unwrap()),
         StderrTail::default(),
+        shutting_down(ours),
+        options.quiet(),
     )
     .unwrap();
     AgentSession::new(client, None, options)
+}
+
+/// A watchdog that stops the conversation by shutting the socket down.
+fn shutting_down(socket: UnixStream) -> watchdog::Watchdog {
+    watchdog::Watchdog::new(Box::new(move || {
+        let _ = socket.shutdown(std::net::Shutdown::Both);
+    }))
+}
+
+/// An agent that stops answering fails the step within its quiet limit
+/// (plus a request's own timeout), naming the host; one that answers late
+/// but moves bytes is not cut.
+#[test]
+fn a_silent_agent_fails_the_step_within_its_quiet_limit() {
+    let quiet = Duration::from_millis(300);
+    let connect = |answer: bool| {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        std::thread::spawn(move || {
+            let mut input = theirs.try_clone().unwrap();
+            let mut output = theirs;
+            let _hello: Option<Request> = crate::agent::protocol::recv(&mut input).unwrap();
+            if answer {
+                let hello = Response::Hello {
+                    protocol: PROTOCOL,
+                    version: crate::agent::protocol::version(),
+                };
+                crate::agent::protocol::send(&mut output, &hello).unwrap();
+                output.flush().unwrap();
+            }
+            // Then silence, with the streams held open.
+            std::thread::sleep(Duration::from_secs(30));
+        });
+        let started = Instant::now();
+        let client = AgentClient::connect(
+            "silent-host",
+            Box::new(ours.try_clone().unwrap()),
+            Box::new(ours.try_clone().unwrap()),
+            StderrTail::default(),
+            shutting_down(ours),
+            quiet,
+        );
+        (client, started)
+    };
+    let (client, started) = connect(false);
+    let err = client.unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(
+        (err.host.as_str(), err.step, err.detail.as_str()),
+        (
+            "silent-host",
+            "connect",
+            "the agent did not answer within 300ms (no byte moved either way), so rollway stopped it; check the host (load, a full disk, a stuck agent), then try again"
+        )
+    );
+    assert!(took >= quiet && took < quiet * 5, "failed after {took:?}");
+
+    // A request with its own timeout gets that much longer.
+    let (client, _) = connect(true);
+    let mut client = client.unwrap();
+    let started = Instant::now();
+    let err = client
+        .call(
+            "probe",
+            &Request::Probe {
+                port: 1,
+                path: "/".into(),
+                timeout_ms: 500,
+            },
+        )
+        .unwrap_err();
+    let took = started.elapsed();
+    assert_eq!((err.step, client.stopped()), ("probe", true));
+    assert!(
+        took >= quiet + Duration::from_millis(500) && took < Duration::from_secs(3),
+        "failed after {took:?}"
+    );
+    // Stopped stays stopped: the next request fails at once.
+    let started = Instant::now();
+    assert!(client.state().is_err());
+    assert!(started.elapsed() < quiet);
 }
 
 /// Pseudo-random bytes (xorshift): incompressible, like images.
