@@ -101,7 +101,7 @@ impl Run<'_, '_> {
                 return Err(Box::new(HostFailure {
                     plan,
                     session: None,
-                    why: e.to_string(),
+                    why: step_error(e),
                 }));
             }
         };
@@ -144,7 +144,7 @@ impl Run<'_, '_> {
                 None => {
                     let stats = session
                         .ship(&release, &job.release.archive, &job.release.sha256)
-                        .map_err(|e| e.to_string())?;
+                        .map_err(step_error)?;
                     record(&mut |h| h.bytes_sent = stats.bytes_sent).map_err(|e| e.to_string())?;
                     self.step(
                         Some(&host),
@@ -162,10 +162,10 @@ impl Run<'_, '_> {
             failpoint("after-ship");
             let t = self.clock().now();
             if job.env_from_host.is_none() {
-                session.write_env(&release, env_text).map_err(|e| e.to_string())?;
+                session.write_env(&release, env_text).map_err(step_error)?;
             }
             self.run_hooks(&mut *session, &plan, &target, &env_name, "before_switch")?;
-            let before = session.switch(&target).map_err(|e| e.to_string())?;
+            let before = session.switch(&target).map_err(step_error)?;
             let at = self.clock().now();
             record(&mut |h| {
                 h.release_before.clone_from(&before);
@@ -182,7 +182,7 @@ impl Run<'_, '_> {
             failpoint("after-switch");
             let t = self.clock().now();
             let spec = self.spec_for(&plan, &env_name);
-            let status = session.service(ServiceOp::Restart, &spec).map_err(|e| e.to_string())?;
+            let status = session.service(ServiceOp::Restart, &spec).map_err(step_error)?;
             record(&mut |h| h.restart_baseline = Some(status.starts)).map_err(|e| e.to_string())?;
             phase("restart", t)?;
             self.step(
@@ -279,4 +279,10 @@ impl Run<'_, '_> {
             .ok()
             .map(|lines| self.job.masker.mask(&lines.join("\n")))
     }
+}
+
+/// A host's failure without its name: the deployment's reason puts the
+/// host in front once (`local: ship: …`, not `local: local: ship: …`).
+fn step_error(e: crate::host::HostError) -> String {
+    format!("{}: {}", e.step, e.detail)
 }
