@@ -1,11 +1,12 @@
 //! Alerts (OPERATIONS.md "Alerts"): the rule set — the built-in rules
 //! (monitor down, response-time target, month-to-date uptime below target)
-//! and `[alerts.NAME]` rules on a monitor's numbers, a host's CPU, memory
-//! and disk read through its agent, or a business metric pushed with
-//! `rollway metric push` — evaluated by `rollway serve`, each (rule,
-//! subject)'s `Tracker` kept in the store so a restart resumes it. An
-//! opened alert names the deployment of its environment that finished
-//! within the lookback before it. Every open, acknowledge, resolve and
+//! and `[alerts.NAME]` rules on a monitor's numbers (its P95 over the last
+//! hour merged from the rollups' sketches), the environment's error log
+//! lines per minute, a host's CPU, memory and disk read through its agent,
+//! or a business metric pushed with `rollway metric push` — evaluated by
+//! `rollway serve`, each (rule, subject)'s `Tracker` kept in the store so a
+//! restart resumes it. An opened alert names the deployment of its
+//! environment that finished within the lookback before it. Every open, acknowledge, resolve and
 //! reminder queues one delivery per channel with an idempotency key
 //! (`ALERTID-EVENT-CHANNEL[-n]`); a maintenance window in force queues
 //! none (the alert is still recorded). Sending the queue is `deliver_due`'s
@@ -42,6 +43,15 @@ pub const UPTIME_TARGET: &str = "uptime-target";
 /// over 3 d and 6 h.
 pub const BURN_RATE_PAGE: &str = "burn-rate-page";
 pub const BURN_RATE_TICKET: &str = "burn-rate-ticket";
+/// The window of the P95 rule: OPERATIONS.md's response-time targets are
+/// judged over the last hour.
+const P95_WINDOW: Duration = Duration::from_secs(3600);
+/// The window `log_errors_per_minute` counts over ("per minute").
+const LOG_ERROR_WINDOW: Duration = Duration::from_secs(60);
+/// Tests shorten the log error window (a duration such as `5s`) so that an
+/// alert resolves in seconds; the count is still scaled to one minute.
+const LOG_ERROR_WINDOW_VAR: &str = "ROLLWAY_LOG_ERROR_WINDOW";
+
 /// How long a burn-rate reading is reused: its windows end at a whole
 /// minute, so a fresher one would say the same.
 const SLO_EVERY: Duration = Duration::from_secs(60);
@@ -59,7 +69,12 @@ enum Source {
     Host(Option<String>, Resource),
     /// The newest pushed value.
     Business(String),
-    /// A metric this build does not measure yet (p95, log errors): no data.
+    /// The monitor's P95 response time over the last [`P95_WINDOW`].
+    P95(String),
+    /// The environment's error-level log records per minute, counted over
+    /// the last [`log_error_window`].
+    LogErrors,
+    /// A metric no source measures: no data.
     Unmeasured,
 }
 
@@ -163,6 +178,7 @@ fn configured(name: &str, r: &AlertRuleConfig, config: &Config, default_channels
             "average_ms" => Source::Record(m.clone(), MetricType::Performance),
             "error_rate" => Source::Record(m.clone(), MetricType::ErrorRate),
             "uptime" => Source::Record(m.clone(), MetricType::Uptime),
+            "p95_ms" => Source::P95(m.clone()),
             _ => Source::Unmeasured,
         },
         (Some(Subject::Host(h)), _) => match r.metric.as_str() {
@@ -172,6 +188,7 @@ fn configured(name: &str, r: &AlertRuleConfig, config: &Config, default_channels
             _ => Source::Unmeasured,
         },
         (Some(Subject::Metric(m)), _) => Source::Business(m.clone()),
+        (Some(Subject::Environment), _) if r.metric == "log_errors_per_minute" => Source::LogErrors,
         _ => Source::Unmeasured,
     };
     let condition = Condition {
@@ -302,6 +319,11 @@ impl Evaluator {
                 Source::Business(name) => vec![(
                     name.clone(),
                     store.latest_metric_point(&rule.environment, name)?.map(|p| p.value),
+                )],
+                Source::P95(m) => vec![(m.clone(), p95_ms(&config, store, &rule.environment, m)?)],
+                Source::LogErrors => vec![(
+                    rule.environment.clone(),
+                    Some(log_errors_per_minute(store, &rule.environment)?),
                 )],
                 Source::Unmeasured => Vec::new(),
                 Source::Host(only, resource) => {
@@ -710,6 +732,51 @@ fn transition(
     Ok(store.update_alert(id, &mut f, &deliveries)?)
 }
 
+/// Monitor `m`'s P95 response time over the last [`P95_WINDOW`] (its
+/// maintenance windows left out), merged from its rollups' latency
+/// sketches and the raw samples not rolled up yet; `None` without samples.
+fn p95_ms(config: &Config, store: &dyn Store, env: &str, m: &str) -> Result<Option<f64>> {
+    let Some(record) = crate::uptime::select(config, store, Some(env))?
+        .into_iter()
+        .find(|r| r.def.name == m)
+    else {
+        return Ok(None);
+    };
+    let now = store.clock().now();
+    let window = i64::try_from(P95_WINDOW.as_millis()).unwrap_or(i64::MAX);
+    let period = Span::new(Timestamp::from_millis(now.as_millis().saturating_sub(window)), now);
+    let windows = store.maintenance_windows(Some(env))?;
+    let (tz, _) = crate::uptime::zone(config, env)?;
+    let maint = crate::uptime::windows_for(&windows, &record, period, &tz);
+    Ok(rollway_store::account::account(store, &record, period, &maint)?
+        .tally
+        .rollup
+        .p95_ms())
+}
+
+/// The window the log error rate is counted over: [`LOG_ERROR_WINDOW`], or
+/// `ROLLWAY_LOG_ERROR_WINDOW` (tests).
+fn log_error_window() -> Duration {
+    std::env::var(LOG_ERROR_WINDOW_VAR)
+        .ok()
+        .and_then(|v| rollway_model::time::parse_duration(&v).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(LOG_ERROR_WINDOW)
+}
+
+/// `env`'s error-level log records of the last window, per minute.
+fn log_errors_per_minute(store: &dyn Store, env: &str) -> Result<f64> {
+    let window = log_error_window();
+    let ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+    let mut q = rollway_store::LogQuery::new(env, 0);
+    q.since = Some(Timestamp::from_millis(
+        store.clock().now().as_millis().saturating_sub(ms),
+    ));
+    q.level = Some(rollway_model::Level::Error);
+    let n = store.count_log_records(&q)?;
+    Ok(n as f64 * LOG_ERROR_WINDOW.as_secs_f64() / window.as_secs_f64())
+}
+
 /// A host and what its agent read (or why it could not).
 type HostReading = (String, std::result::Result<rollway_engine::HostStats, String>);
 
@@ -1115,7 +1182,9 @@ url = "http://127.0.0.1:9/b"
         // a rule's own keys win over them.
         let mut b = builtins("b", 3, "Some(3600)");
         b.push("disk Host(None, Disk) critical Above 90 for=300s n=3 -> b repeat=Some(3600)".to_owned());
+        b.push("errors LogErrors critical Above 5 for=0s n=3 -> b repeat=Some(3600)".to_owned());
         b.push("signups Business(\"signups\") warning Below 5 for=0s n=1 -> a repeat=Some(60)".to_owned());
+        b.push("slow P95(\"web\") warning Above 1500 for=60s n=3 -> b repeat=Some(3600)".to_owned());
         check(
             r#"[alerting]
 notify = ["b"]
@@ -1128,6 +1197,20 @@ metric = "disk"
 above = 90
 severity = "critical"
 for = "5m"
+[alerts.errors]
+environment = "staging"
+type = "availability"
+metric = "log_errors_per_minute"
+above = 5
+severity = "critical"
+[alerts.slow]
+environment = "staging"
+type = "availability"
+metric = "p95_ms"
+monitor = "web"
+above = 1500
+severity = "warning"
+for = "1m"
 [alerts.signups]
 environment = "staging"
 type = "business"

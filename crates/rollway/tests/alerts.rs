@@ -128,7 +128,8 @@ impl Receiver {
     }
 }
 
-/// The app the monitor probes: 200 while good, 500 while bad.
+/// The app the monitor probes: 200 while good, 500 while bad; each answer
+/// after its delay.
 struct App {
     port: u16,
     bad: Arc<AtomicBool>,
@@ -136,6 +137,11 @@ struct App {
 
 impl App {
     fn start() -> Self {
+        Self::start_slow(Duration::ZERO)
+    }
+
+    /// Answers every request `delay` after reading it.
+    fn start_slow(delay: Duration) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let bad = Arc::new(AtomicBool::new(false));
@@ -146,6 +152,7 @@ impl App {
                 let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
                 let mut buf = [0u8; 4096];
                 let _ = conn.read(&mut buf);
+                std::thread::sleep(delay);
                 let status = if flag.load(Ordering::SeqCst) {
                     "500 Internal Server Error"
                 } else {
@@ -716,4 +723,166 @@ repeat = "2s"
         at.as_millis() - i64::try_from(acked).unwrap()
     );
     assert_eq!(third.body["alert"]["status"], "ack");
+}
+
+#[test]
+fn a_slow_app_opens_a_p95_alert_naming_the_monitor() {
+    for p in Project::each_backend() {
+        let app = App::start_slow(Duration::from_millis(300));
+        let hook = Receiver::start(0);
+        p.write(
+            "rollway.toml",
+            &config(
+                app.port,
+                &format!(
+                    r#"[notify.hook]
+kind = "webhook"
+url = "http://127.0.0.1:{}/hook"
+
+[alerts.slow]
+environment = "staging"
+type = "availability"
+metric = "p95_ms"
+monitor = "web"
+above = 150
+severity = "warning"
+"#,
+                    hook.port
+                ),
+            ),
+        );
+        let _serve = Serve::start_with(&p, &["serve", "--listen", "127.0.0.1:0"], FAST);
+        let opened = hook.wait("slow", "opened", None);
+        let alert = &opened.body["alert"];
+        assert_eq!(alert["subject"], "web", "{alert}");
+        assert_eq!(alert["metric"], "p95_ms");
+        assert_eq!(alert["severity"], "warning");
+        // Every answer took at least 300 ms; the sketch is within 1 %.
+        let p95 = alert["value"].as_f64().unwrap();
+        assert!(p95 >= 297.0, "p95 {p95} ms");
+        assert!(
+            alert["summary"].as_str().unwrap().starts_with("p95_ms of web at "),
+            "{alert}"
+        );
+        // The monitor is up all along: no availability alert on it.
+        let open = json(&p, &["--json", "alerts", "list", "--open"]);
+        let rules: Vec<&str> = open
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["rule"].as_str().unwrap())
+            .collect();
+        assert_eq!(rules, ["slow"], "{open}");
+    }
+}
+
+/// A deployed service that prints an info line every 100 ms, and an error
+/// line beside it while the file `bad` exists in the directory its
+/// `mode.txt` names.
+const NOISY_APP: &str = r#"import http.server, os, sys, threading, time
+HERE = os.path.dirname(os.path.abspath(__file__))
+SIGNALS = open(os.path.join(HERE, "mode.txt")).read().split()[0]
+
+def talk():
+    n = 0
+    while True:
+        n += 1
+        lines = ['level=info msg="tick %d"' % n]
+        if os.path.exists(os.path.join(SIGNALS, "bad")):
+            lines.append('{"level":"error","msg":"payment failed %d"}' % n)
+        sys.stdout.write("".join(l + "\n" for l in lines))
+        sys.stdout.flush()
+        time.sleep(0.1)
+
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *a):
+        pass
+
+threading.Thread(target=talk, daemon=True).start()
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+#[test]
+fn error_lines_in_the_logs_open_an_alert_naming_the_environment_and_resolve_when_they_stop() {
+    use common::deploy::{Config, Staging};
+    let stage = Staging::new();
+    let hook = Receiver::start(0);
+    let port = common::free_port();
+    let mut config = Config::local("logerrors", port, &stage.path().join("srv"));
+    config.sections = format!(
+        r#"[notify.hook]
+kind = "webhook"
+url = "http://127.0.0.1:{}/hook"
+
+[alerts.errors]
+environment = "staging"
+type = "availability"
+metric = "log_errors_per_minute"
+above = 5
+severity = "critical"
+resolve_after = 2
+
+"#,
+        hook.port
+    );
+    stage.configure(&config);
+    stage.project.write("app/server.py", NOISY_APP);
+    let signals = stage.path().join("signals");
+    std::fs::create_dir_all(&signals).unwrap();
+    stage.mode(&signals.display().to_string());
+    let r = stage.run(&["deploy", "staging"]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    // The window shortened to 3 s (scaled to a minute): an error line seen
+    // in it is 20 a minute, none for 3 s is 0.
+    let _serve = Serve::start_with(
+        &stage.project,
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[
+            ("ROLLWAY_ALERT_EVERY", "1s"),
+            ("ROLLWAY_LOG_EVERY", "200ms"),
+            ("ROLLWAY_LOG_ERROR_WINDOW", "3s"),
+            ("ROLLWAY_LEASE", common::deploy::LEASE),
+        ],
+    );
+    // Info lines alone: collected, and no alert.
+    wait_for("the info lines to be stored", || {
+        // Until the first batch is stored, `logs --grep` says there is none.
+        let r = stage.run(&["--json", "logs", "staging", "--grep", "tick"]);
+        (r.code == 0 && r.json().as_array().unwrap().len() >= 10).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(hook.got().is_empty(), "{:?}", hook.got());
+
+    std::fs::write(signals.join("bad"), "").unwrap();
+    let opened = hook.wait("errors", "opened", None);
+    let alert = &opened.body["alert"];
+    assert_eq!(alert["subject"], "staging", "{alert}");
+    assert_eq!(alert["metric"], "log_errors_per_minute");
+    assert_eq!(alert["severity"], "critical");
+    assert!(alert["value"].as_f64().unwrap() > 5.0, "{alert}");
+    let summary = alert["summary"].as_str().unwrap();
+    assert!(summary.contains("of staging"), "{summary}");
+    // The deployment finished moments ago: the alert names it.
+    let deployment = common::deploy::id(&stage.history()[0]).to_owned();
+    assert!(summary.contains(&deployment), "{summary}");
+
+    // The errors stop: once the window holds none, two good evaluations resolve it.
+    std::fs::remove_file(signals.join("bad")).unwrap();
+    let resolved = hook.wait("errors", "resolved", None);
+    assert_eq!(resolved.body["alert"]["id"], alert["id"]);
+    let shown = json(
+        &stage.project,
+        &["--json", "alerts", "show", alert["id"].as_str().unwrap()],
+    );
+    assert_eq!(shown["alert"]["lifecycle"]["status"], "resolved", "{shown}");
+    assert_eq!(
+        hook.got().iter().filter(|g| g.body["event"] == "opened").count(),
+        1,
+        "one alert for the one burst"
+    );
 }
