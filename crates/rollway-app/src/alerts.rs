@@ -878,6 +878,20 @@ fn channel(p: &Project, config: &Config, store: &dyn Store, name: &str, env: &st
                 },
                 username: e.username.clone(),
                 password: e.password_secret.as_deref().map(secret).transpose()?,
+                ca_pem: e
+                    .ca_file
+                    .as_deref()
+                    .map(|f| {
+                        let path = p.config_path().parent().unwrap_or(std::path::Path::new(".")).join(f);
+                        std::fs::read(&path).map_err(|err| {
+                            Error::invalid(format_args!(
+                                "channel {name}: cannot read its ca_file {}: {err}; fix the path in {}",
+                                path.display(),
+                                p.config_path().display()
+                            ))
+                        })
+                    })
+                    .transpose()?,
             },
             from: e.from.clone(),
             to: e.to.clone(),

@@ -89,6 +89,10 @@ pub struct EmailConfig {
     /// The variable holding the password, e.g. "SMTP_PASSWORD".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret: Option<String>,
+    /// A PEM file of CA certificates the server's certificate may chain to
+    /// besides the system's (a private or test CA), relative to rollway.toml.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
     /// The sender, e.g. "Rollway <rollway@example.com>".
     pub from: String,
     /// The recipients.
@@ -275,6 +279,7 @@ pub(crate) fn read_channel(name: At<&str>, t: &mut Table<'_>) -> Option<ChannelC
                 check_ident(cx, &s, "password_secret");
                 s.v
             });
+            let ca_file = t.nonempty_str("ca_file");
             let from = t.str_at("from");
             match &from {
                 None => t.require("from", "add from = \"Rollway <rollway@example.com>\""),
@@ -299,6 +304,7 @@ pub(crate) fn read_channel(name: At<&str>, t: &mut Table<'_>) -> Option<ChannelC
                 security: Some(security),
                 username,
                 password_secret,
+                ca_file,
                 from: from?.v,
                 to: to.into_iter().map(|a| a.v).collect(),
             }))

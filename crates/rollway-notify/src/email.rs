@@ -8,6 +8,7 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use rollway_model::mask::Masker;
 
@@ -32,6 +33,8 @@ pub struct SmtpServer {
     pub security: Security,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// PEM certificates of CAs trusted besides the system's (`ca_file`).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for SmtpServer {
@@ -42,6 +45,7 @@ impl fmt::Debug for SmtpServer {
             .field("security", &self.security)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "****"))
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
             .finish()
     }
 }
@@ -107,12 +111,35 @@ pub(crate) async fn send(masker: &Masker, timeout: Duration, e: &Email, n: &Noti
 
     let s = &e.server;
     let server = format!("{}:{}", s.host, s.port);
-    let transport = match s.security {
-        Security::Plain => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)),
-        Security::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host),
-        Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host),
-    }
-    .map_err(|err| Failure::fatal(format!("cannot set up tls for smtp server {server}: {err}")))?;
+    let tls_failed = |err: lettre::transport::smtp::Error| {
+        Failure::fatal(format!("cannot set up tls for smtp server {server}: {err}"))
+    };
+    let transport = match (s.security, &s.ca_pem) {
+        (Security::Plain, _) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
+        (Security::StartTls, None) => {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host).map_err(tls_failed)?
+        }
+        (Security::Tls, None) => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(tls_failed)?,
+        // The system's roots and the CAs of `ca_file`, through the same rustls.
+        (security, Some(pem)) => {
+            let ca = Certificate::from_pem(pem).map_err(|err| {
+                Failure::fatal(format!(
+                    "the ca_file of smtp server {server} holds no PEM certificate ({err}): give a file of \
+                     -----BEGIN CERTIFICATE----- blocks"
+                ))
+            })?;
+            let params = TlsParameters::builder(s.host.clone())
+                .add_root_certificate(ca)
+                .build_rustls()
+                .map_err(tls_failed)?;
+            let tls = if security == Security::Tls {
+                Tls::Wrapper(params)
+            } else {
+                Tls::Required(params)
+            };
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host).tls(tls)
+        }
+    };
     let mut transport = transport.port(s.port).timeout(Some(timeout));
     if let (Some(user), Some(password)) = (&s.username, &s.password) {
         transport = transport.credentials(Credentials::new(user.clone(), password.clone()));

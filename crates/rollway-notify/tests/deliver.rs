@@ -324,6 +324,7 @@ async fn e_mail_reaches_a_real_smtp_server_with_the_line_as_subject() {
                 security: Security::Plain,
                 username: None,
                 password: None,
+                ca_pem: None,
             },
             from: "Rollway <rollway@example.test>".into(),
             to: to.into_iter().map(str::to_owned).collect(),

@@ -886,3 +886,200 @@ resolve_after = 2
         "one alert for the one burst"
     );
 }
+
+/// An SMTP server that insists on STARTTLS and on a login over it
+/// (aiosmtpd's `require_starttls`, `auth_required`, `auth_require_tls`),
+/// with a CA and a server certificate for 127.0.0.1 made for the run
+/// (`ca.pem` beside it). Each AUTH attempt and each message is one JSON
+/// line in `smtpd.jsonl`: the login and password received, whether TLS was
+/// on, and the message.
+const SMTPD_TLS: &str = r#"import datetime, ipaddress, json, os, ssl, sys, time
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+DIR, PORT, USER, PASSWORD = sys.argv[1], int(sys.argv[2]), sys.argv[3], os.environ["SMTP_EXPECTED"]
+OUT = os.path.join(DIR, "smtpd.jsonl")
+now = datetime.datetime.utcnow()
+
+def cert(subject, key, issuer, issuer_key, ca):
+    b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+         .public_key(key.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(now - datetime.timedelta(hours=1))
+         .not_valid_after(now + datetime.timedelta(days=1))
+         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if not ca:
+        b = b.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+    return b.sign(issuer_key, hashes.SHA256())
+
+name = lambda cn: x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+ca = cert(name("rollway test ca"), ca_key, name("rollway test ca"), ca_key, True)
+leaf = cert(name("127.0.0.1"), key, name("rollway test ca"), ca_key, False)
+pem = lambda c: c.public_bytes(serialization.Encoding.PEM)
+open(os.path.join(DIR, "ca.pem"), "wb").write(pem(ca))
+open(os.path.join(DIR, "server.pem"), "wb").write(pem(leaf))
+open(os.path.join(DIR, "server.key"), "wb").write(key.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+def record(entry):
+    with open(OUT, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+def authenticator(server, session, envelope, mechanism, auth_data):
+    ok = isinstance(auth_data, LoginPassword)
+    login = auth_data.login.decode() if ok else None
+    password = auth_data.password.decode() if ok else None
+    record({"auth": mechanism, "login": login, "password": password, "tls": session.ssl is not None})
+    return AuthResult(success=ok and login == USER and password == PASSWORD)
+
+class Handler:
+    async def handle_DATA(self, server, session, envelope):
+        record({"mail": envelope.content.decode("utf-8", "replace"), "tls": session.ssl is not None,
+                "authenticated": bool(session.authenticated)})
+        return "250 OK"
+
+context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+context.load_cert_chain(os.path.join(DIR, "server.pem"), os.path.join(DIR, "server.key"))
+controller = Controller(Handler(), hostname="127.0.0.1", port=PORT, tls_context=context,
+                        require_starttls=True, auth_required=True, auth_require_tls=True,
+                        authenticator=authenticator)
+controller.start()
+open(os.path.join(DIR, "ready"), "w").close()
+while True:
+    time.sleep(3600)
+"#;
+
+const SMTP_PASSWORD: &str = "canary-smtp-Pw7Kq2Zx9";
+
+#[test]
+fn e_mail_logs_in_over_starttls_with_the_secret_which_no_record_event_or_output_shows() {
+    let p = Project::new(common::Backend::Sqlite);
+    let app = App::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    std::fs::write(dir.path().join("smtpd.py"), SMTPD_TLS).unwrap();
+    let mut smtpd = std::process::Command::new("/usr/bin/python3")
+        .arg(dir.path().join("smtpd.py"))
+        .args([&dir.path().display().to_string(), &port.to_string(), "rollway"])
+        .env("SMTP_EXPECTED", SMTP_PASSWORD)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("smtpd.err")).unwrap())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _smtpd = Kill(&mut smtpd);
+    wait_for("the SMTP server to start", || {
+        dir.path().join("ready").exists().then_some(())
+    });
+    std::fs::copy(dir.path().join("ca.pem"), p.path().join("test-ca.pem")).unwrap();
+    p.write(
+        "rollway.toml",
+        &config(
+            app.port,
+            &format!(
+                r#"[notify.mail]
+kind = "email"
+smtp = "smtp://127.0.0.1:{port}"
+username = "rollway"
+password_secret = "SMTP_PASSWORD"
+ca_file = "test-ca.pem"
+from = "Rollway <rollway@example.test>"
+to = ["ops@example.test"]
+
+[alerts.signups]
+environment = "staging"
+type = "business"
+metric = "signups"
+below = 5
+severity = "warning"
+"#
+            ),
+        ),
+    );
+    p.run(&["secrets", "init"]).ok();
+    p.run_with_stdin(
+        &["secrets", "set", "staging", "SMTP_PASSWORD"],
+        &format!("{SMTP_PASSWORD}\n"),
+    )
+    .ok();
+    p.run(&["metric", "push", "signups", "1"]).ok();
+    let mut serve = Serve::start_with(&p, &["serve", "--listen", "127.0.0.1:0"], FAST);
+
+    let seen = || -> Vec<Value> {
+        std::fs::read_to_string(dir.path().join("smtpd.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let mail = wait_for("the e-mail of the opened alert", || {
+        seen().into_iter().find(|e| e.get("mail").is_some())
+    });
+    // The login came over TLS, with the secret's value, and succeeded.
+    let auths: Vec<Value> = seen().into_iter().filter(|e| e.get("auth").is_some()).collect();
+    assert_eq!(auths.len(), 1, "{auths:?}");
+    assert_eq!(auths[0]["login"], "rollway");
+    assert_eq!(auths[0]["password"], SMTP_PASSWORD);
+    assert_eq!(auths[0]["tls"], true);
+    assert_eq!(
+        (&mail["tls"], &mail["authenticated"]),
+        (&Value::Bool(true), &Value::Bool(true))
+    );
+    // The body arrived: the alert's line and fields.
+    let listed = json(&p, &["--json", "alerts", "list"]);
+    let id = listed[0]["id"].as_str().unwrap().to_owned();
+    let body = mail["mail"].as_str().unwrap();
+    assert!(
+        body.contains(&format!("Message-ID: <{id}-opened-mail@rollway>")),
+        "{body}"
+    );
+    assert!(body.contains(&format!("alert       {id}")), "{body}");
+    assert!(body.contains("rule        signups"), "{body}");
+    let shown = json(&p, &["--json", "alerts", "show", &id]);
+    assert_eq!(shown["deliveries"][0]["status"], "delivered", "{shown}");
+    assert_eq!(shown["deliveries"][0]["attempts"], 1, "{shown}");
+
+    // The secret's value is in no record, delivery row, event or output.
+    let (_, serve_err) = serve.terminate();
+    let mut outputs = vec![
+        ("serve's stderr".to_owned(), serve_err),
+        (
+            "serve's stdout".to_owned(),
+            serve.lines.try_iter().collect::<Vec<_>>().join("\n"),
+        ),
+    ];
+    for args in [
+        &["--json", "alerts", "show", &id][..],
+        &["--json", "alerts", "list"],
+        &["--json", "events", "list"],
+        &["alerts", "show", &id],
+    ] {
+        let r = p.run(args).ok();
+        outputs.push((format!("{args:?}"), r.stdout + &r.stderr));
+    }
+    for (what, text) in &outputs {
+        for form in common::secret_forms(SMTP_PASSWORD) {
+            assert!(!text.contains(&form), "{what} shows the SMTP password: {text}");
+        }
+    }
+    for entry in std::fs::read_dir(p.path().join(".rollway")).unwrap().flatten() {
+        let bytes = std::fs::read(entry.path()).unwrap_or_default();
+        for form in common::secret_forms(SMTP_PASSWORD) {
+            assert!(
+                !common::contains(&bytes, &form),
+                "{} holds the SMTP password",
+                entry.path().display()
+            );
+        }
+    }
+}
