@@ -222,6 +222,8 @@ pub struct Evaluated {
     /// (rule, subject) pairs evaluated.
     pub evaluated: usize,
     pub opened: Vec<AlertId>,
+    /// The severity and type of each alert in `opened`, in the same order.
+    pub opened_kinds: Vec<(Severity, AlertType)>,
     pub resolved: Vec<AlertId>,
     pub reminders: usize,
     /// Values that could not be read (a host unreachable): those pairs had no data.
@@ -395,6 +397,7 @@ impl Evaluator {
             (Decision::Open { since }, None) => {
                 let alert = self.open(config, store, rule, subject, value, since, now)?;
                 out.opened.push(alert.id);
+                out.opened_kinds.push((alert.severity, alert.alert_type));
             }
             (Decision::Resolve, Some(a)) => {
                 let resolved = transition(config, store, a.id, AlertStatus::Resolved, None, None, None)?;
@@ -821,12 +824,36 @@ fn backoff_from(attempt: u32, first_ms: Option<u64>) -> Option<Duration> {
     }
 }
 
+/// How many alerts are open or acknowledged, per severity and type: every
+/// pair, zero included (`/metrics`' `rollway_alerts_open`).
+pub fn open_counts(store: &dyn Store) -> Result<Vec<(Severity, AlertType, usize)>> {
+    let unresolved = store.alerts(&AlertQuery {
+        environment: None,
+        unresolved: true,
+        limit: 0,
+    })?;
+    let mut out = Vec::new();
+    for s in Severity::ALL {
+        for t in AlertType::ALL {
+            let n = unresolved
+                .iter()
+                .filter(|a| a.severity == *s && a.alert_type == *t)
+                .count();
+            out.push((*s, *t, n));
+        }
+    }
+    Ok(out)
+}
+
 /// What one round of sending did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Delivered {
     pub delivered: usize,
     pub retried: usize,
     pub failed: usize,
+    /// Each attempt's channel and outcome: `delivered`, `retried` (failed,
+    /// tried again after the backoff) or `failed` (for good).
+    pub attempts: Vec<(String, &'static str)>,
 }
 
 /// The channel `name` of `env`, its address read from rollway.toml and the
@@ -948,11 +975,21 @@ pub async fn deliver_due(p: &Project, store: std::sync::Arc<dyn Store>, limit: u
                 },
             },
         };
-        match &attempt {
-            Attempt::Delivered { .. } => out.delivered += 1,
-            Attempt::Retry { .. } => out.retried += 1,
-            Attempt::Failed { .. } => out.failed += 1,
-        }
+        let outcome = match &attempt {
+            Attempt::Delivered { .. } => {
+                out.delivered += 1;
+                "delivered"
+            }
+            Attempt::Retry { .. } => {
+                out.retried += 1;
+                "retried"
+            }
+            Attempt::Failed { .. } => {
+                out.failed += 1;
+                "failed"
+            }
+        };
+        out.attempts.push((d.channel.clone(), outcome));
         let s = store.clone();
         tokio::task::spawn_blocking(move || s.finish_delivery(d.id, &attempt))
             .await

@@ -1083,3 +1083,100 @@ severity = "warning"
         }
     }
 }
+
+#[test]
+fn metrics_count_open_and_opened_alerts_and_each_delivery_attempt() {
+    use common::serve::{get, parse_metrics, value};
+    for p in Project::each_backend() {
+        let app = App::start();
+        let hook = Receiver::start(1);
+        p.write(
+            "rollway.toml",
+            &config(
+                app.port,
+                &format!(
+                    r#"[notify.hook]
+kind = "webhook"
+url = "http://127.0.0.1:{}/hook"
+
+[alerts.signups]
+environment = "staging"
+type = "business"
+metric = "signups"
+below = 5
+severity = "warning"
+"#,
+                    hook.port
+                ),
+            ),
+        );
+        p.run(&["metric", "push", "signups", "1"]).ok();
+        let port = common::free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let _serve = Serve::start_with(&p, &["serve", "--listen", &listen], FAST);
+        hook.wait("signups", "opened", None);
+        // (name, labels, value) that /metrics must show, all at once.
+        type Want<'a> = Vec<(&'a str, Vec<(&'a str, &'a str)>, f64)>;
+        let scrape_until = |what: &str, want: &Want<'_>| {
+            wait_for(what, || {
+                let (status, text) = get(port, "/metrics")?;
+                assert_eq!(status, 200);
+                let m = parse_metrics(&text);
+                want.iter()
+                    .all(|(name, labels, v)| value(&m, name, labels) == Some(*v))
+                    .then_some(m)
+            })
+        };
+        let business = vec![("severity", "warning"), ("type", "business")];
+        let opened = scrape_until(
+            "the opened alert and its two attempts in /metrics",
+            &vec![
+                ("rollway_alerts_open", business.clone(), 1.0),
+                ("rollway_alerts_opened_total", business.clone(), 1.0),
+                (
+                    "rollway_notification_deliveries_total",
+                    vec![("channel", "hook"), ("status", "retried")],
+                    1.0,
+                ),
+                (
+                    "rollway_notification_deliveries_total",
+                    vec![("channel", "hook"), ("status", "delivered")],
+                    1.0,
+                ),
+            ],
+        );
+        // Every other severity and type is there, at zero; nothing failed for good.
+        assert_eq!(
+            value(
+                &opened,
+                "rollway_alerts_open",
+                &[("severity", "critical"), ("type", "availability")]
+            ),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(
+                &opened,
+                "rollway_notification_deliveries_total",
+                &[("channel", "hook"), ("status", "failed")]
+            ),
+            None
+        );
+
+        // Resolved: no alert open, and the resolve notification delivered.
+        p.run(&["metric", "push", "signups", "9"]).ok();
+        hook.wait("signups", "resolved", None);
+        scrape_until(
+            "the resolved alert in /metrics",
+            &vec![
+                ("rollway_alerts_open", business.clone(), 0.0),
+                ("rollway_alerts_opened_total", business.clone(), 1.0),
+                (
+                    "rollway_notification_deliveries_total",
+                    vec![("channel", "hook"), ("status", "delivered")],
+                    2.0,
+                ),
+            ],
+        );
+    }
+}
