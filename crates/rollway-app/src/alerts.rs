@@ -1,5 +1,6 @@
 //! Alerts (OPERATIONS.md "Alerts"): the rule set — the built-in rules
-//! (monitor down, response-time target, month-to-date uptime below target)
+//! (monitor down, response-time targets — the 5-minute average and the
+//! last hour's P95 —, month-to-date uptime below target, burn rates)
 //! and `[alerts.NAME]` rules on a monitor's numbers (its P95 over the last
 //! hour merged from the rollups' sketches), the environment's error log
 //! lines per minute, a host's CPU, memory and disk read through its agent,
@@ -36,6 +37,8 @@ use crate::project::Project;
 pub const MONITOR_DOWN: &str = "monitor-down";
 /// The built-in response-time rule: the 5-minute average over its warning target.
 pub const RESPONSE_TIME: &str = "response-time";
+/// The built-in P95 rule: the last hour's P95 over seed 003's target (2000 ms).
+pub const RESPONSE_TIME_P95: &str = "response-time-p95";
 /// The built-in month-to-date uptime rule: below the environment's target.
 pub const UPTIME_TARGET: &str = "uptime-target";
 /// The built-in burn-rate rules (`rollway slo`): page (critical) when 14.4
@@ -46,6 +49,8 @@ pub const BURN_RATE_TICKET: &str = "burn-rate-ticket";
 /// The window of the P95 rule: OPERATIONS.md's response-time targets are
 /// judged over the last hour.
 const P95_WINDOW: Duration = Duration::from_secs(3600);
+/// How long a monitor's P95 reading is reused.
+const P95_EVERY: Duration = Duration::from_secs(60);
 /// The window `log_errors_per_minute` counts over ("per minute").
 const LOG_ERROR_WINDOW: Duration = Duration::from_secs(60);
 /// Tests shorten the log error window (a duration such as `5s`) so that an
@@ -144,6 +149,13 @@ fn rules(config: &Config) -> Vec<Rule> {
             Source::Record(name.clone(), MetricType::Performance),
         ));
         out.push(builtin(
+            RESPONSE_TIME_P95,
+            "p95_ms",
+            Severity::Warning,
+            Condition::above(rollway_model::rollup::Targets::default().p95_ms),
+            Source::P95(name.clone()),
+        ));
+        out.push(builtin(
             UPTIME_TARGET,
             "uptime",
             Severity::Warning,
@@ -239,6 +251,10 @@ pub struct Evaluator {
     /// Per environment: when its burn rates were read, and per monitor the
     /// severities firing.
     slo: HashMap<String, (Timestamp, SloFiring)>,
+    /// Per monitor: when its P95 was read and what it was. An hour's P95
+    /// moves little in a minute, so a reading is reused that long (one
+    /// without samples is not).
+    p95: HashMap<String, (Timestamp, f64)>,
 }
 
 /// Per monitor, the burn-rate severities firing.
@@ -250,6 +266,7 @@ impl Evaluator {
             project,
             cpu: HashMap::new(),
             slo: HashMap::new(),
+            p95: HashMap::new(),
         }
     }
 
@@ -276,6 +293,8 @@ impl Evaluator {
             .map(|(r, s, t)| ((r, s), t))
             .collect();
         let mut host_stats: HashMap<String, Vec<HostReading>> = HashMap::new();
+        // The monitors as stored, read once a round when a P95 is due.
+        let mut monitor_records: Option<HashMap<String, rollway_store::MonitorRecord>> = None;
         for rule in &rules {
             let values: Vec<(String, Option<f64>)> = match &rule.source {
                 Source::MonitorDown(m) => vec![(
@@ -322,7 +341,32 @@ impl Evaluator {
                     name.clone(),
                     store.latest_metric_point(&rule.environment, name)?.map(|p| p.value),
                 )],
-                Source::P95(m) => vec![(m.clone(), p95_ms(&config, store, &rule.environment, m)?)],
+                Source::P95(m) => {
+                    let now = store.clock().now();
+                    let value = match self.p95.get(m) {
+                        Some((at, v)) if now.since(*at) < P95_EVERY => Some(*v),
+                        _ => {
+                            let records = match &monitor_records {
+                                Some(r) => r,
+                                None => monitor_records.insert(
+                                    crate::uptime::select(&config, store, None)?
+                                        .into_iter()
+                                        .map(|r| (r.def.name.clone(), r))
+                                        .collect(),
+                                ),
+                            };
+                            let v = match records.get(m) {
+                                Some(record) => p95_ms(&config, store, record)?,
+                                None => None,
+                            };
+                            if let Some(v) = v {
+                                self.p95.insert(m.clone(), (now, v));
+                            }
+                            v
+                        }
+                    };
+                    vec![(m.clone(), value)]
+                }
                 Source::LogErrors => vec![(
                     rule.environment.clone(),
                     Some(log_errors_per_minute(store, &rule.environment)?),
@@ -738,20 +782,15 @@ fn transition(
 /// Monitor `m`'s P95 response time over the last [`P95_WINDOW`] (its
 /// maintenance windows left out), merged from its rollups' latency
 /// sketches and the raw samples not rolled up yet; `None` without samples.
-fn p95_ms(config: &Config, store: &dyn Store, env: &str, m: &str) -> Result<Option<f64>> {
-    let Some(record) = crate::uptime::select(config, store, Some(env))?
-        .into_iter()
-        .find(|r| r.def.name == m)
-    else {
-        return Ok(None);
-    };
+fn p95_ms(config: &Config, store: &dyn Store, record: &rollway_store::MonitorRecord) -> Result<Option<f64>> {
+    let env = record.def.environment.as_str();
     let now = store.clock().now();
     let window = i64::try_from(P95_WINDOW.as_millis()).unwrap_or(i64::MAX);
     let period = Span::new(Timestamp::from_millis(now.as_millis().saturating_sub(window)), now);
     let windows = store.maintenance_windows(Some(env))?;
     let (tz, _) = crate::uptime::zone(config, env)?;
-    let maint = crate::uptime::windows_for(&windows, &record, period, &tz);
-    Ok(rollway_store::account::account(store, &record, period, &maint)?
+    let maint = crate::uptime::windows_for(&windows, record, period, &tz);
+    Ok(rollway_store::account::account(store, record, period, &maint)?
         .tally
         .rollup
         .p95_ms())
@@ -1214,6 +1253,7 @@ url = "http://127.0.0.1:9/b"
                 format!(
                     "response-time Record(\"web\", Performance) warning Above 1000 for=0s n={n} -> {channels} repeat={repeat}"
                 ),
+                format!("response-time-p95 P95(\"web\") warning Above 2000 for=0s n={n} -> {channels} repeat={repeat}"),
                 format!(
                     "uptime-target Record(\"web\", Uptime) warning Below 99.5 for=0s n={n} -> {channels} repeat={repeat}"
                 ),
