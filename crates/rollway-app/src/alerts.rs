@@ -46,6 +46,9 @@ pub const UPTIME_TARGET: &str = "uptime-target";
 /// over 3 d and 6 h.
 pub const BURN_RATE_PAGE: &str = "burn-rate-page";
 pub const BURN_RATE_TICKET: &str = "burn-rate-ticket";
+/// The built-in log error-rate rule of each environment, on when
+/// `[alerting] log_errors_per_minute` sets its threshold.
+pub const LOG_ERRORS: &str = "log-errors";
 /// The window of the P95 rule: OPERATIONS.md's response-time targets are
 /// judged over the last hour.
 const P95_WINDOW: Duration = Duration::from_secs(3600);
@@ -176,6 +179,22 @@ fn rules(config: &Config) -> Vec<Rule> {
             Condition::above(0.5),
             Source::Burn(name.clone(), rollway_model::slo::Severity::Ticket),
         ));
+    }
+    if let Some(threshold) = config.alerting.log_errors_per_minute {
+        for env in config.environments.keys() {
+            out.push(Rule {
+                name: LOG_ERRORS.to_owned(),
+                environment: env.clone(),
+                alert_type: AlertType::Availability,
+                metric: "log_errors_per_minute".to_owned(),
+                severity: Severity::Warning,
+                condition: Condition::above(threshold),
+                damping: builtin_damping,
+                channels: default_channels.clone(),
+                repeat: config.alerting.repeat,
+                source: Source::LogErrors,
+            });
+        }
     }
     for (name, r) in &config.alerts {
         out.push(configured(name, r, config, &default_channels));
@@ -1272,6 +1291,7 @@ url = "http://127.0.0.1:9/b"
         // [alerting] sets the built-ins' channels, reminders and resolve count;
         // a rule's own keys win over them.
         let mut b = builtins("b", 3, "Some(3600)");
+        b.push("log-errors LogErrors warning Above 12 for=0s n=3 -> b repeat=Some(3600)".to_owned());
         b.push("disk Host(None, Disk) critical Above 90 for=300s n=3 -> b repeat=Some(3600)".to_owned());
         b.push("errors LogErrors critical Above 5 for=0s n=3 -> b repeat=Some(3600)".to_owned());
         b.push("signups Business(\"signups\") warning Below 5 for=0s n=1 -> a repeat=Some(60)".to_owned());
@@ -1281,6 +1301,7 @@ url = "http://127.0.0.1:9/b"
 notify = ["b"]
 repeat = "1h"
 resolve_after = 3
+log_errors_per_minute = 12
 [alerts.disk]
 environment = "staging"
 type = "resource"

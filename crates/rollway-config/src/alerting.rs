@@ -121,6 +121,10 @@ pub struct AlertingConfig {
     #[serde(default = "default_resolve_after")]
     #[schemars(range(min = 1))]
     pub resolve_after: u32,
+    /// The built-in log error-rate rule of every environment: a warning when
+    /// its services print more error lines per minute than this. Default: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_errors_per_minute: Option<f64>,
 }
 
 impl Default for AlertingConfig {
@@ -130,6 +134,7 @@ impl Default for AlertingConfig {
             repeat: None,
             lookback: default_lookback(),
             resolve_after: default_resolve_after(),
+            log_errors_per_minute: None,
         }
     }
 }
@@ -398,6 +403,14 @@ pub(crate) fn read_alerting(t: &mut Table<'_>, channels: &[&str]) -> AlertingCon
             d.resolve_after,
             "resolve_after counts good evaluations: use 1 or more",
         ),
+        log_errors_per_minute: t
+            .number_at(
+                "log_errors_per_minute",
+                0.0,
+                1e9,
+                "give the error lines per minute above which the alert opens, e.g. 10",
+            )
+            .map(|n| n.v),
     }
 }
 

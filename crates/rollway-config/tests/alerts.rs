@@ -79,6 +79,7 @@ to = ["ops@example.com"]
 notify = ["ops"]
 repeat = "4h"
 lookback = "30m"
+log_errors_per_minute = 10
 
 [alerts.api-slow]
 environment = "production"
@@ -149,6 +150,7 @@ severity = "critical"
         other => panic!("{other:?}"),
     }
     assert_eq!(c.alerting.notify.as_deref(), Some(&["ops".to_owned()][..]));
+    assert_eq!(c.alerting.log_errors_per_minute, Some(10.0));
     assert_eq!(
         (c.alerting.repeat, c.alerting.lookback, c.alerting.resolve_after),
         (Some(Duration::from_secs(4 * 3600)), Duration::from_secs(1800), 2)

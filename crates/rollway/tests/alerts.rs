@@ -819,6 +819,9 @@ fn error_lines_in_the_logs_open_an_alert_naming_the_environment_and_resolve_when
 kind = "webhook"
 url = "http://127.0.0.1:{}/hook"
 
+[alerting]
+log_errors_per_minute = 5
+
 [alerts.errors]
 environment = "staging"
 type = "availability"
@@ -871,20 +874,30 @@ resolve_after = 2
     let deployment = common::deploy::id(&stage.history()[0]).to_owned();
     assert!(summary.contains(&deployment), "{summary}");
 
-    // The errors stop: once the window holds none, two good evaluations resolve it.
+    // The built-in rule of [alerting] log_errors_per_minute opens its own, a warning.
+    let builtin = hook.wait("log-errors", "opened", None);
+    assert_eq!(
+        (&builtin.body["alert"]["subject"], &builtin.body["alert"]["severity"]),
+        (&Value::from("staging"), &Value::from("warning"))
+    );
+
+    // The errors stop: once the window holds none, two good evaluations resolve them.
     std::fs::remove_file(signals.join("bad")).unwrap();
     let resolved = hook.wait("errors", "resolved", None);
     assert_eq!(resolved.body["alert"]["id"], alert["id"]);
+    hook.wait("log-errors", "resolved", None);
     let shown = json(
         &stage.project,
         &["--json", "alerts", "show", alert["id"].as_str().unwrap()],
     );
     assert_eq!(shown["alert"]["lifecycle"]["status"], "resolved", "{shown}");
-    assert_eq!(
-        hook.got().iter().filter(|g| g.body["event"] == "opened").count(),
-        1,
-        "one alert for the one burst"
-    );
+    let opened: Vec<String> = hook
+        .got()
+        .iter()
+        .filter(|g| g.body["event"] == "opened")
+        .map(|g| g.body["alert"]["rule"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(opened.len(), 2, "one alert per rule for the one burst: {opened:?}");
 }
 
 /// An SMTP server that insists on STARTTLS and on a login over it
