@@ -881,6 +881,16 @@ resolve_after = 2
         (&Value::from("staging"), &Value::from("warning"))
     );
 
+    // `rollway history` lists both under the deployment they followed.
+    let mut listed: Vec<String> = stage.history()[0]["alerts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no alerts in {}", stage.history()[0]))
+        .iter()
+        .map(|a| a["rule"].as_str().unwrap().to_owned())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["errors", "log-errors"]);
+
     // The errors stop: once the window holds none, two good evaluations resolve them.
     std::fs::remove_file(signals.join("bad")).unwrap();
     let resolved = hook.wait("errors", "resolved", None);
