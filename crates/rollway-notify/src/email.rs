@@ -15,6 +15,9 @@ use rollway_model::mask::Masker;
 use crate::render::text;
 use crate::{Failure, Notification, Sent};
 
+/// What opens each certificate of a `ca_file`.
+const PEM_BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+
 /// How the connection to the SMTP server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Security {
@@ -122,12 +125,17 @@ pub(crate) async fn send(masker: &Masker, timeout: Duration, e: &Email, n: &Noti
         (Security::Tls, None) => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(tls_failed)?,
         // The system's roots and the CAs of `ca_file`, through the same rustls.
         (security, Some(pem)) => {
-            let ca = Certificate::from_pem(pem).map_err(|err| {
+            let none = |why: String| {
                 Failure::fatal(format!(
-                    "the ca_file of smtp server {server} holds no PEM certificate ({err}): give a file of \
+                    "the ca_file of smtp server {server} holds no PEM certificate ({why}): give a file of \
                      -----BEGIN CERTIFICATE----- blocks"
                 ))
-            })?;
+            };
+            // Text without a certificate block parses as no certificate at all.
+            if !pem.windows(PEM_BEGIN.len()).any(|w| w == PEM_BEGIN) {
+                return Err(none("no certificate block".to_owned()));
+            }
+            let ca = Certificate::from_pem(pem).map_err(|err| none(err.to_string()))?;
             let params = TlsParameters::builder(s.host.clone())
                 .add_root_certificate(ca)
                 .build_rustls()
