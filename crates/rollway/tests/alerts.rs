@@ -2,8 +2,11 @@
 //! real `rollway serve` evaluating every second (`ROLLWAY_ALERT_EVERY=1s`)
 //! and backing off 200 ms (`ROLLWAY_ALERT_BACKOFF_MS`), a real local HTTP
 //! app the test turns bad and good, a real HTTP receiver on loopback that
-//! records every notification (and fails the first ones when told to), and
-//! Debian's aiosmtpd for e-mail. On both store backends.
+//! records every notification (and fails the first ones when told to),
+//! Debian's aiosmtpd for e-mail (plain, and STARTTLS with a login and a CA
+//! made for the run), a slow app for the P95 rule, a deployed service
+//! printing error lines for the log error-rate rules, and serve's own
+//! `/metrics`. On both store backends where the test says so.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
