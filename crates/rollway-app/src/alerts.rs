@@ -1,11 +1,13 @@
 //! Alerts (OPERATIONS.md "Alerts"): the rule set — the built-in rules
-//! (monitor down, response-time target, month-to-date uptime below target)
-//! and `[alerts.NAME]` rules on a monitor's numbers, a host's CPU, memory
-//! and disk read through its agent, or a business metric pushed with
-//! `rollway metric push` — evaluated by `rollway serve`, each (rule,
-//! subject)'s `Tracker` kept in the store so a restart resumes it. An
-//! opened alert names the deployment of its environment that finished
-//! within the lookback before it. Every open, acknowledge, resolve and
+//! (monitor down, response-time targets — the 5-minute average and the
+//! last hour's P95 —, month-to-date uptime below target, burn rates)
+//! and `[alerts.NAME]` rules on a monitor's numbers (its P95 over the last
+//! hour merged from the rollups' sketches), the environment's error log
+//! lines per minute, a host's CPU, memory and disk read through its agent,
+//! or a business metric pushed with `rollway metric push` — evaluated by
+//! `rollway serve`, each (rule, subject)'s `Tracker` kept in the store so a
+//! restart resumes it. An opened alert names the deployment of its
+//! environment that finished within the lookback before it. Every open, acknowledge, resolve and
 //! reminder queues one delivery per channel with an idempotency key
 //! (`ALERTID-EVENT-CHANNEL[-n]`); a maintenance window in force queues
 //! none (the alert is still recorded). Sending the queue is `deliver_due`'s
@@ -35,6 +37,8 @@ use crate::project::Project;
 pub const MONITOR_DOWN: &str = "monitor-down";
 /// The built-in response-time rule: the 5-minute average over its warning target.
 pub const RESPONSE_TIME: &str = "response-time";
+/// The built-in P95 rule: the last hour's P95 over seed 003's target (2000 ms).
+pub const RESPONSE_TIME_P95: &str = "response-time-p95";
 /// The built-in month-to-date uptime rule: below the environment's target.
 pub const UPTIME_TARGET: &str = "uptime-target";
 /// The built-in burn-rate rules (`rollway slo`): page (critical) when 14.4
@@ -42,6 +46,20 @@ pub const UPTIME_TARGET: &str = "uptime-target";
 /// over 3 d and 6 h.
 pub const BURN_RATE_PAGE: &str = "burn-rate-page";
 pub const BURN_RATE_TICKET: &str = "burn-rate-ticket";
+/// The built-in log error-rate rule of each environment, on when
+/// `[alerting] log_errors_per_minute` sets its threshold.
+pub const LOG_ERRORS: &str = "log-errors";
+/// The window of the P95 rule: OPERATIONS.md's response-time targets are
+/// judged over the last hour.
+const P95_WINDOW: Duration = Duration::from_secs(3600);
+/// How long a monitor's P95 reading is reused.
+const P95_EVERY: Duration = Duration::from_secs(60);
+/// The window `log_errors_per_minute` counts over ("per minute").
+const LOG_ERROR_WINDOW: Duration = Duration::from_secs(60);
+/// Tests shorten the log error window (a duration such as `5s`) so that an
+/// alert resolves in seconds; the count is still scaled to one minute.
+const LOG_ERROR_WINDOW_VAR: &str = "ROLLWAY_LOG_ERROR_WINDOW";
+
 /// How long a burn-rate reading is reused: its windows end at a whole
 /// minute, so a fresher one would say the same.
 const SLO_EVERY: Duration = Duration::from_secs(60);
@@ -59,7 +77,12 @@ enum Source {
     Host(Option<String>, Resource),
     /// The newest pushed value.
     Business(String),
-    /// A metric this build does not measure yet (p95, log errors): no data.
+    /// The monitor's P95 response time over the last [`P95_WINDOW`].
+    P95(String),
+    /// The environment's error-level log records per minute, counted over
+    /// the last [`log_error_window`].
+    LogErrors,
+    /// A metric no source measures: no data.
     Unmeasured,
 }
 
@@ -129,6 +152,13 @@ fn rules(config: &Config) -> Vec<Rule> {
             Source::Record(name.clone(), MetricType::Performance),
         ));
         out.push(builtin(
+            RESPONSE_TIME_P95,
+            "p95_ms",
+            Severity::Warning,
+            Condition::above(rollway_model::rollup::Targets::default().p95_ms),
+            Source::P95(name.clone()),
+        ));
+        out.push(builtin(
             UPTIME_TARGET,
             "uptime",
             Severity::Warning,
@@ -150,6 +180,22 @@ fn rules(config: &Config) -> Vec<Rule> {
             Source::Burn(name.clone(), rollway_model::slo::Severity::Ticket),
         ));
     }
+    if let Some(threshold) = config.alerting.log_errors_per_minute {
+        for env in config.environments.keys() {
+            out.push(Rule {
+                name: LOG_ERRORS.to_owned(),
+                environment: env.clone(),
+                alert_type: AlertType::Availability,
+                metric: "log_errors_per_minute".to_owned(),
+                severity: Severity::Warning,
+                condition: Condition::above(threshold),
+                damping: builtin_damping,
+                channels: default_channels.clone(),
+                repeat: config.alerting.repeat,
+                source: Source::LogErrors,
+            });
+        }
+    }
     for (name, r) in &config.alerts {
         out.push(configured(name, r, config, &default_channels));
     }
@@ -163,6 +209,7 @@ fn configured(name: &str, r: &AlertRuleConfig, config: &Config, default_channels
             "average_ms" => Source::Record(m.clone(), MetricType::Performance),
             "error_rate" => Source::Record(m.clone(), MetricType::ErrorRate),
             "uptime" => Source::Record(m.clone(), MetricType::Uptime),
+            "p95_ms" => Source::P95(m.clone()),
             _ => Source::Unmeasured,
         },
         (Some(Subject::Host(h)), _) => match r.metric.as_str() {
@@ -172,6 +219,7 @@ fn configured(name: &str, r: &AlertRuleConfig, config: &Config, default_channels
             _ => Source::Unmeasured,
         },
         (Some(Subject::Metric(m)), _) => Source::Business(m.clone()),
+        (Some(Subject::Environment), _) if r.metric == "log_errors_per_minute" => Source::LogErrors,
         _ => Source::Unmeasured,
     };
     let condition = Condition {
@@ -205,6 +253,8 @@ pub struct Evaluated {
     /// (rule, subject) pairs evaluated.
     pub evaluated: usize,
     pub opened: Vec<AlertId>,
+    /// The severity and type of each alert in `opened`, in the same order.
+    pub opened_kinds: Vec<(Severity, AlertType)>,
     pub resolved: Vec<AlertId>,
     pub reminders: usize,
     /// Values that could not be read (a host unreachable): those pairs had no data.
@@ -220,6 +270,10 @@ pub struct Evaluator {
     /// Per environment: when its burn rates were read, and per monitor the
     /// severities firing.
     slo: HashMap<String, (Timestamp, SloFiring)>,
+    /// Per monitor: when its P95 was read and what it was. An hour's P95
+    /// moves little in a minute, so a reading is reused that long (one
+    /// without samples is not).
+    p95: HashMap<String, (Timestamp, f64)>,
 }
 
 /// Per monitor, the burn-rate severities firing.
@@ -231,6 +285,7 @@ impl Evaluator {
             project,
             cpu: HashMap::new(),
             slo: HashMap::new(),
+            p95: HashMap::new(),
         }
     }
 
@@ -257,6 +312,8 @@ impl Evaluator {
             .map(|(r, s, t)| ((r, s), t))
             .collect();
         let mut host_stats: HashMap<String, Vec<HostReading>> = HashMap::new();
+        // The monitors as stored, read once a round when a P95 is due.
+        let mut monitor_records: Option<HashMap<String, rollway_store::MonitorRecord>> = None;
         for rule in &rules {
             let values: Vec<(String, Option<f64>)> = match &rule.source {
                 Source::MonitorDown(m) => vec![(
@@ -302,6 +359,36 @@ impl Evaluator {
                 Source::Business(name) => vec![(
                     name.clone(),
                     store.latest_metric_point(&rule.environment, name)?.map(|p| p.value),
+                )],
+                Source::P95(m) => {
+                    let now = store.clock().now();
+                    let value = match self.p95.get(m) {
+                        Some((at, v)) if now.since(*at) < P95_EVERY => Some(*v),
+                        _ => {
+                            let records = match &monitor_records {
+                                Some(r) => r,
+                                None => monitor_records.insert(
+                                    crate::uptime::select(&config, store, None)?
+                                        .into_iter()
+                                        .map(|r| (r.def.name.clone(), r))
+                                        .collect(),
+                                ),
+                            };
+                            let v = match records.get(m) {
+                                Some(record) => p95_ms(&config, store, record)?,
+                                None => None,
+                            };
+                            if let Some(v) = v {
+                                self.p95.insert(m.clone(), (now, v));
+                            }
+                            v
+                        }
+                    };
+                    vec![(m.clone(), value)]
+                }
+                Source::LogErrors => vec![(
+                    rule.environment.clone(),
+                    Some(log_errors_per_minute(store, &rule.environment)?),
                 )],
                 Source::Unmeasured => Vec::new(),
                 Source::Host(only, resource) => {
@@ -373,6 +460,7 @@ impl Evaluator {
             (Decision::Open { since }, None) => {
                 let alert = self.open(config, store, rule, subject, value, since, now)?;
                 out.opened.push(alert.id);
+                out.opened_kinds.push((alert.severity, alert.alert_type));
             }
             (Decision::Resolve, Some(a)) => {
                 let resolved = transition(config, store, a.id, AlertStatus::Resolved, None, None, None)?;
@@ -710,6 +798,46 @@ fn transition(
     Ok(store.update_alert(id, &mut f, &deliveries)?)
 }
 
+/// Monitor `m`'s P95 response time over the last [`P95_WINDOW`] (its
+/// maintenance windows left out), merged from its rollups' latency
+/// sketches and the raw samples not rolled up yet; `None` without samples.
+fn p95_ms(config: &Config, store: &dyn Store, record: &rollway_store::MonitorRecord) -> Result<Option<f64>> {
+    let env = record.def.environment.as_str();
+    let now = store.clock().now();
+    let window = i64::try_from(P95_WINDOW.as_millis()).unwrap_or(i64::MAX);
+    let period = Span::new(Timestamp::from_millis(now.as_millis().saturating_sub(window)), now);
+    let windows = store.maintenance_windows(Some(env))?;
+    let (tz, _) = crate::uptime::zone(config, env)?;
+    let maint = crate::uptime::windows_for(&windows, record, period, &tz);
+    Ok(rollway_store::account::account(store, record, period, &maint)?
+        .tally
+        .rollup
+        .p95_ms())
+}
+
+/// The window the log error rate is counted over: [`LOG_ERROR_WINDOW`], or
+/// `ROLLWAY_LOG_ERROR_WINDOW` (tests).
+fn log_error_window() -> Duration {
+    std::env::var(LOG_ERROR_WINDOW_VAR)
+        .ok()
+        .and_then(|v| rollway_model::time::parse_duration(&v).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(LOG_ERROR_WINDOW)
+}
+
+/// `env`'s error-level log records of the last window, per minute.
+fn log_errors_per_minute(store: &dyn Store, env: &str) -> Result<f64> {
+    let window = log_error_window();
+    let ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+    let mut q = rollway_store::LogQuery::new(env, 0);
+    q.since = Some(Timestamp::from_millis(
+        store.clock().now().as_millis().saturating_sub(ms),
+    ));
+    q.level = Some(rollway_model::Level::Error);
+    let n = store.count_log_records(&q)?;
+    Ok(n as f64 * LOG_ERROR_WINDOW.as_secs_f64() / window.as_secs_f64())
+}
+
 /// A host and what its agent read (or why it could not).
 type HostReading = (String, std::result::Result<rollway_engine::HostStats, String>);
 
@@ -754,12 +882,36 @@ fn backoff_from(attempt: u32, first_ms: Option<u64>) -> Option<Duration> {
     }
 }
 
+/// How many alerts are open or acknowledged, per severity and type: every
+/// pair, zero included (`/metrics`' `rollway_alerts_open`).
+pub fn open_counts(store: &dyn Store) -> Result<Vec<(Severity, AlertType, usize)>> {
+    let unresolved = store.alerts(&AlertQuery {
+        environment: None,
+        unresolved: true,
+        limit: 0,
+    })?;
+    let mut out = Vec::new();
+    for s in Severity::ALL {
+        for t in AlertType::ALL {
+            let n = unresolved
+                .iter()
+                .filter(|a| a.severity == *s && a.alert_type == *t)
+                .count();
+            out.push((*s, *t, n));
+        }
+    }
+    Ok(out)
+}
+
 /// What one round of sending did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Delivered {
     pub delivered: usize,
     pub retried: usize,
     pub failed: usize,
+    /// Each attempt's channel and outcome: `delivered`, `retried` (failed,
+    /// tried again after the backoff) or `failed` (for good).
+    pub attempts: Vec<(String, &'static str)>,
 }
 
 /// The channel `name` of `env`, its address read from rollway.toml and the
@@ -811,6 +963,20 @@ fn channel(p: &Project, config: &Config, store: &dyn Store, name: &str, env: &st
                 },
                 username: e.username.clone(),
                 password: e.password_secret.as_deref().map(secret).transpose()?,
+                ca_pem: e
+                    .ca_file
+                    .as_deref()
+                    .map(|f| {
+                        let path = p.config_path().parent().unwrap_or(std::path::Path::new(".")).join(f);
+                        std::fs::read(&path).map_err(|err| {
+                            Error::invalid(format_args!(
+                                "channel {name}: cannot read its ca_file {}: {err}; fix the path in {}",
+                                path.display(),
+                                p.config_path().display()
+                            ))
+                        })
+                    })
+                    .transpose()?,
             },
             from: e.from.clone(),
             to: e.to.clone(),
@@ -867,11 +1033,21 @@ pub async fn deliver_due(p: &Project, store: std::sync::Arc<dyn Store>, limit: u
                 },
             },
         };
-        match &attempt {
-            Attempt::Delivered { .. } => out.delivered += 1,
-            Attempt::Retry { .. } => out.retried += 1,
-            Attempt::Failed { .. } => out.failed += 1,
-        }
+        let outcome = match &attempt {
+            Attempt::Delivered { .. } => {
+                out.delivered += 1;
+                "delivered"
+            }
+            Attempt::Retry { .. } => {
+                out.retried += 1;
+                "retried"
+            }
+            Attempt::Failed { .. } => {
+                out.failed += 1;
+                "failed"
+            }
+        };
+        out.attempts.push((d.channel.clone(), outcome));
         let s = store.clone();
         tokio::task::spawn_blocking(move || s.finish_delivery(d.id, &attempt))
             .await
@@ -1096,6 +1272,7 @@ url = "http://127.0.0.1:9/b"
                 format!(
                     "response-time Record(\"web\", Performance) warning Above 1000 for=0s n={n} -> {channels} repeat={repeat}"
                 ),
+                format!("response-time-p95 P95(\"web\") warning Above 2000 for=0s n={n} -> {channels} repeat={repeat}"),
                 format!(
                     "uptime-target Record(\"web\", Uptime) warning Below 99.5 for=0s n={n} -> {channels} repeat={repeat}"
                 ),
@@ -1114,13 +1291,17 @@ url = "http://127.0.0.1:9/b"
         // [alerting] sets the built-ins' channels, reminders and resolve count;
         // a rule's own keys win over them.
         let mut b = builtins("b", 3, "Some(3600)");
+        b.push("log-errors LogErrors warning Above 12 for=0s n=3 -> b repeat=Some(3600)".to_owned());
         b.push("disk Host(None, Disk) critical Above 90 for=300s n=3 -> b repeat=Some(3600)".to_owned());
+        b.push("errors LogErrors critical Above 5 for=0s n=3 -> b repeat=Some(3600)".to_owned());
         b.push("signups Business(\"signups\") warning Below 5 for=0s n=1 -> a repeat=Some(60)".to_owned());
+        b.push("slow P95(\"web\") warning Above 1500 for=60s n=3 -> b repeat=Some(3600)".to_owned());
         check(
             r#"[alerting]
 notify = ["b"]
 repeat = "1h"
 resolve_after = 3
+log_errors_per_minute = 12
 [alerts.disk]
 environment = "staging"
 type = "resource"
@@ -1128,6 +1309,20 @@ metric = "disk"
 above = 90
 severity = "critical"
 for = "5m"
+[alerts.errors]
+environment = "staging"
+type = "availability"
+metric = "log_errors_per_minute"
+above = 5
+severity = "critical"
+[alerts.slow]
+environment = "staging"
+type = "availability"
+metric = "p95_ms"
+monitor = "web"
+above = 1500
+severity = "warning"
+for = "1m"
 [alerts.signups]
 environment = "staging"
 type = "business"

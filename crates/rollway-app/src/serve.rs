@@ -98,6 +98,16 @@ pub trait ServeEvents: Send + Sync + 'static {
     /// A round of log collection ended: what each host gave. Output lost
     /// to rotation and failed hosts also come as `problem("logs", …)`.
     fn collected(&self, _collected: &[crate::logs::Collected]) {}
+    /// A round of alert evaluation ended: what it opened, and how many
+    /// alerts are unresolved per severity and type (every pair).
+    fn alerts_evaluated(
+        &self,
+        _done: &crate::alerts::Evaluated,
+        _open: &[(rollway_model::Severity, rollway_model::AlertType, usize)],
+    ) {
+    }
+    /// A round of sending notifications ended.
+    fn delivered(&self, _delivered: &crate::alerts::Delivered) {}
 }
 
 impl std::fmt::Debug for dyn ServeEvents {
@@ -908,9 +918,14 @@ async fn evaluate_alerts(
             // Renewed while this instance evaluates, never released between
             // rounds (a release is an event): another takes it over only
             // once this one stopped or died and its lease ran out.
+            // What is unresolved, read by every instance each round (the
+            // evaluating one included), for its `/metrics`.
+            let with_counts = |r: Result<Option<crate::alerts::Evaluated>>| {
+                r.and_then(|done| Ok((done, crate::alerts::open_counts(&*s)?)))
+            };
             let Some(owner) = owner else {
                 // SQLite: the one serve (no lease row, no write per round).
-                return (None, locked(&e).run(&*s).map(Some));
+                return (None, with_counts(locked(&e).run(&*s).map(Some)));
             };
             let lock = match had.map(|l| s.renew_lock(&l, lease)) {
                 Some(Ok(l)) => l,
@@ -924,13 +939,13 @@ async fn evaluate_alerts(
                     };
                     match s.acquire_lock(&req) {
                         Ok(l) => l,
-                        Err(rollway_store::StoreError::Locked(_)) => return (None, Ok(None)),
+                        Err(rollway_store::StoreError::Locked(_)) => return (None, with_counts(Ok(None))),
                         Err(e) => return (None, Err(Error::from(e))),
                     }
                 }
             };
             let result = locked(&e).run(&*s);
-            (Some(lock), result.map(Some))
+            (Some(lock), with_counts(result.map(Some)))
         })
         .await
         .map(|(lock, result)| {
@@ -938,12 +953,13 @@ async fn evaluate_alerts(
             result
         });
         match ran {
-            Ok(Ok(Some(done))) => {
+            Ok(Ok((Some(done), open))) => {
                 for p in &done.problems {
                     events.problem("alerts", p);
                 }
+                events.alerts_evaluated(&done, &open);
             }
-            Ok(Ok(None)) => {}
+            Ok(Ok((None, open))) => events.alerts_evaluated(&crate::alerts::Evaluated::default(), &open),
             Ok(Err(e)) => events.problem("alerts", &format!("cannot evaluate the alert rules: {e}")),
             Err(e) => events.problem("alerts", &format!("evaluating the alert rules panicked: {e}")),
         }
@@ -971,8 +987,9 @@ async fn deliver_notifications(
             _ = stop.wait_for(|s| *s) => return,
             _ = ticks.tick() => {}
         }
-        if let Err(e) = crate::alerts::deliver_due(&project, store.clone(), 20).await {
-            events.problem("notifications", &format!("cannot send notifications: {e}"));
+        match crate::alerts::deliver_due(&project, store.clone(), 20).await {
+            Ok(d) => events.delivered(&d),
+            Err(e) => events.problem("notifications", &format!("cannot send notifications: {e}")),
         }
     }
 }

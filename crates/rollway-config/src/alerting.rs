@@ -89,6 +89,10 @@ pub struct EmailConfig {
     /// The variable holding the password, e.g. "SMTP_PASSWORD".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret: Option<String>,
+    /// A PEM file of CA certificates the server's certificate may chain to
+    /// besides the system's (a private or test CA), relative to rollway.toml.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
     /// The sender, e.g. "Rollway <rollway@example.com>".
     pub from: String,
     /// The recipients.
@@ -117,6 +121,10 @@ pub struct AlertingConfig {
     #[serde(default = "default_resolve_after")]
     #[schemars(range(min = 1))]
     pub resolve_after: u32,
+    /// The built-in log error-rate rule of every environment: a warning when
+    /// its services print more error lines per minute than this. Default: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_errors_per_minute: Option<f64>,
 }
 
 impl Default for AlertingConfig {
@@ -126,6 +134,7 @@ impl Default for AlertingConfig {
             repeat: None,
             lookback: default_lookback(),
             resolve_after: default_resolve_after(),
+            log_errors_per_minute: None,
         }
     }
 }
@@ -275,6 +284,7 @@ pub(crate) fn read_channel(name: At<&str>, t: &mut Table<'_>) -> Option<ChannelC
                 check_ident(cx, &s, "password_secret");
                 s.v
             });
+            let ca_file = t.nonempty_str("ca_file");
             let from = t.str_at("from");
             match &from {
                 None => t.require("from", "add from = \"Rollway <rollway@example.com>\""),
@@ -299,6 +309,7 @@ pub(crate) fn read_channel(name: At<&str>, t: &mut Table<'_>) -> Option<ChannelC
                 security: Some(security),
                 username,
                 password_secret,
+                ca_file,
                 from: from?.v,
                 to: to.into_iter().map(|a| a.v).collect(),
             }))
@@ -392,6 +403,14 @@ pub(crate) fn read_alerting(t: &mut Table<'_>, channels: &[&str]) -> AlertingCon
             d.resolve_after,
             "resolve_after counts good evaluations: use 1 or more",
         ),
+        log_errors_per_minute: t
+            .number_at(
+                "log_errors_per_minute",
+                0.0,
+                1e9,
+                "give the error lines per minute above which the alert opens, e.g. 10",
+            )
+            .map(|n| n.v),
     }
 }
 

@@ -68,10 +68,18 @@ fn channels_and_rules_read_to_their_values() {
     let c = check(
         &with(&format!(
             r#"{CHANNELS}
+[notify.relay]
+kind = "email"
+smtp = "smtp://relay.internal:587"
+ca_file = "certs/internal-ca.pem"
+from = "Rollway <rollway@example.com>"
+to = ["ops@example.com"]
+
 [alerting]
 notify = ["ops"]
 repeat = "4h"
 lookback = "30m"
+log_errors_per_minute = 10
 
 [alerts.api-slow]
 environment = "production"
@@ -125,10 +133,24 @@ severity = "critical"
                 (e.host.as_str(), e.port, e.security, e.to.len()),
                 ("mail.example.com", 465, Some(SmtpSecurity::Tls), 2)
             );
+            assert_eq!(
+                (e.password_secret.as_deref(), e.ca_file.as_deref()),
+                (Some("SMTP_PASSWORD"), None)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match &c.notify["relay"] {
+        ChannelConfig::Email(e) => {
+            assert_eq!(
+                (e.port, e.security, e.ca_file.as_deref()),
+                (587, Some(SmtpSecurity::Starttls), Some("certs/internal-ca.pem"))
+            );
         }
         other => panic!("{other:?}"),
     }
     assert_eq!(c.alerting.notify.as_deref(), Some(&["ops".to_owned()][..]));
+    assert_eq!(c.alerting.log_errors_per_minute, Some(10.0));
     assert_eq!(
         (c.alerting.repeat, c.alerting.lookback, c.alerting.resolve_after),
         (Some(Duration::from_secs(4 * 3600)), Duration::from_secs(1800), 2)

@@ -8,11 +8,15 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use rollway_model::mask::Masker;
 
 use crate::render::text;
 use crate::{Failure, Notification, Sent};
+
+/// What opens each certificate of a `ca_file`.
+const PEM_BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
 
 /// How the connection to the SMTP server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +36,8 @@ pub struct SmtpServer {
     pub security: Security,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// PEM certificates of CAs trusted besides the system's (`ca_file`).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for SmtpServer {
@@ -42,6 +48,7 @@ impl fmt::Debug for SmtpServer {
             .field("security", &self.security)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "****"))
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
             .finish()
     }
 }
@@ -107,12 +114,40 @@ pub(crate) async fn send(masker: &Masker, timeout: Duration, e: &Email, n: &Noti
 
     let s = &e.server;
     let server = format!("{}:{}", s.host, s.port);
-    let transport = match s.security {
-        Security::Plain => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)),
-        Security::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host),
-        Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host),
-    }
-    .map_err(|err| Failure::fatal(format!("cannot set up tls for smtp server {server}: {err}")))?;
+    let tls_failed = |err: lettre::transport::smtp::Error| {
+        Failure::fatal(format!("cannot set up tls for smtp server {server}: {err}"))
+    };
+    let transport = match (s.security, &s.ca_pem) {
+        (Security::Plain, _) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
+        (Security::StartTls, None) => {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host).map_err(tls_failed)?
+        }
+        (Security::Tls, None) => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(tls_failed)?,
+        // The system's roots and the CAs of `ca_file`, through the same rustls.
+        (security, Some(pem)) => {
+            let none = |why: String| {
+                Failure::fatal(format!(
+                    "the ca_file of smtp server {server} holds no PEM certificate ({why}): give a file of \
+                     -----BEGIN CERTIFICATE----- blocks"
+                ))
+            };
+            // Text without a certificate block parses as no certificate at all.
+            if !pem.windows(PEM_BEGIN.len()).any(|w| w == PEM_BEGIN) {
+                return Err(none("no certificate block".to_owned()));
+            }
+            let ca = Certificate::from_pem(pem).map_err(|err| none(err.to_string()))?;
+            let params = TlsParameters::builder(s.host.clone())
+                .add_root_certificate(ca)
+                .build_rustls()
+                .map_err(tls_failed)?;
+            let tls = if security == Security::Tls {
+                Tls::Wrapper(params)
+            } else {
+                Tls::Required(params)
+            };
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host).tls(tls)
+        }
+    };
     let mut transport = transport.port(s.port).timeout(Some(timeout));
     if let (Some(user), Some(password)) = (&s.username, &s.password) {
         transport = transport.credentials(Credentials::new(user.clone(), password.clone()));

@@ -324,6 +324,7 @@ async fn e_mail_reaches_a_real_smtp_server_with_the_line_as_subject() {
                 security: Security::Plain,
                 username: None,
                 password: None,
+                ca_pem: None,
             },
             from: "Rollway <rollway@example.test>".into(),
             to: to.into_iter().map(str::to_owned).collect(),
@@ -401,4 +402,39 @@ async fn e_mail_reaches_a_real_smtp_server_with_the_line_as_subject() {
             .starts_with("e-mail to address 'not an address' is not an address"),
         "{f:?}"
     );
+}
+
+#[tokio::test]
+async fn a_ca_file_without_a_certificate_is_refused_before_connecting() {
+    let email = |pem: &[u8]| {
+        Channel::Email(Email {
+            server: SmtpServer {
+                host: "127.0.0.1".into(),
+                // Nothing listens here: a refusal must come before any connection.
+                port: 9,
+                security: Security::StartTls,
+                username: None,
+                password: None,
+                ca_pem: Some(pem.to_vec()),
+            },
+            from: "Rollway <rollway@example.test>".into(),
+            to: vec!["ops@example.test".into()],
+        })
+    };
+    let s = sender(Duration::from_secs(5));
+    for pem in [
+        &b"not a certificate"[..],
+        b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+    ] {
+        let f = s
+            .send(&email(pem), &notification(NotifyEvent::Opened))
+            .await
+            .unwrap_err();
+        assert!(!f.retryable, "{f:?}");
+        assert!(
+            f.message
+                .starts_with("the ca_file of smtp server 127.0.0.1:9 holds no PEM certificate"),
+            "{f:?}"
+        );
+    }
 }

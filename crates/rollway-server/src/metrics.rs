@@ -5,7 +5,9 @@
 //! (histogram, p50, p99), skipped and missed slots, the sink's backlog and
 //! errors, monitors paused and not owned, shards owned (PostgreSQL); then
 //! rollup and retention runs, and each monitor's month-to-date uptime ratio
-//! and downtime, refreshed after each rollup.
+//! and downtime, refreshed after each rollup; alerts unresolved (set after
+//! each evaluation round) and opened by severity and type, and notification
+//! delivery attempts by channel and outcome.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,8 +20,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use rollway_app::model::ProbeSample;
+use rollway_app::alerts::{Delivered, Evaluated};
 use rollway_app::model::uptime::Outcome;
+use rollway_app::model::{AlertType, ProbeSample, Severity};
 use rollway_app::serve::{LagSummary, Pruned, Refreshed, RollupReport, ServeEvents, Watcher};
 
 use crate::Log;
@@ -41,6 +44,27 @@ struct OutcomeLabels {
 struct MonitorEnvLabels {
     monitor: String,
     environment: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertLabels {
+    severity: String,
+    r#type: String,
+}
+
+impl AlertLabels {
+    fn of(severity: Severity, alert_type: AlertType) -> Self {
+        Self {
+            severity: severity.as_str().to_owned(),
+            r#type: alert_type.as_str().to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    channel: String,
+    status: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -71,6 +95,9 @@ pub(crate) struct Recorder {
     pruned_rows: Counter,
     uptime_ratio: Family<MonitorEnvLabels, FloatGauge>,
     downtime: Family<MonitorEnvLabels, FloatGauge>,
+    alerts_open: Family<AlertLabels, Gauge>,
+    alerts_opened: Family<AlertLabels, Counter>,
+    deliveries: Family<DeliveryLabels, Counter>,
     log: Arc<dyn Log>,
     /// One lock around a batch, so two batches never interleave their
     /// last-outcome updates for one monitor.
@@ -98,6 +125,9 @@ pub(crate) fn registry(log: Arc<dyn Log>) -> (Registry, Arc<Recorder>) {
         pruned_rows: Counter::default(),
         uptime_ratio: Family::default(),
         downtime: Family::default(),
+        alerts_open: Family::default(),
+        alerts_opened: Family::default(),
+        deliveries: Family::default(),
         log,
         batch: Mutex::new(()),
     };
@@ -161,6 +191,21 @@ pub(crate) fn registry(log: Arc<dyn Log>) -> (Registry, Arc<Recorder>) {
         "rollway_monitor_downtime_seconds",
         "Month-to-date downtime in the environment's time zone (seed 003's definition, maintenance removed)",
         r.downtime.clone(),
+    );
+    reg.register(
+        "rollway_alerts_open",
+        "Alerts open or acknowledged (not resolved), by severity and type, as of the last evaluation round",
+        r.alerts_open.clone(),
+    );
+    reg.register(
+        "rollway_alerts_opened",
+        "Alerts this instance opened, by severity and type",
+        r.alerts_opened.clone(),
+    );
+    reg.register(
+        "rollway_notification_deliveries",
+        "Notification delivery attempts this instance made, by channel and status: delivered, retried (failed, tried again after the backoff) or failed (for good)",
+        r.deliveries.clone(),
     );
     (reg, Arc::new(r))
 }
@@ -248,6 +293,30 @@ impl ServeEvents for Recorder {
 
     fn shards(&self, message: &str) {
         self.log.note(&format!("shards: {message}"));
+    }
+
+    fn alerts_evaluated(&self, done: &Evaluated, open: &[(Severity, AlertType, usize)]) {
+        for (severity, alert_type) in &done.opened_kinds {
+            self.alerts_opened
+                .get_or_create(&AlertLabels::of(*severity, *alert_type))
+                .inc();
+        }
+        for (severity, alert_type, n) in open {
+            self.alerts_open
+                .get_or_create(&AlertLabels::of(*severity, *alert_type))
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+    }
+
+    fn delivered(&self, delivered: &Delivered) {
+        for (channel, status) in &delivered.attempts {
+            self.deliveries
+                .get_or_create(&DeliveryLabels {
+                    channel: channel.clone(),
+                    status: (*status).to_owned(),
+                })
+                .inc();
+        }
     }
 }
 

@@ -1125,6 +1125,10 @@ impl<B: Backend> Store for Db<B> {
         self.do_log_records(query)
     }
 
+    fn count_log_records(&self, query: &crate::logs::LogQuery) -> Result<u64, StoreError> {
+        self.do_count_log_records(query)
+    }
+
     fn prune_log_records(&self, keep: Duration, batch: u32) -> Result<u64, StoreError> {
         self.do_prune_log_records(keep, batch)
     }

@@ -539,6 +539,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The newest `query.limit` records matching `query`, oldest first (by
     /// time, then id).
     fn log_records(&self, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError>;
+    /// How many records match `query`'s filters (its limit aside): the
+    /// log error-rate rule counts the last minute's error lines without
+    /// reading them.
+    fn count_log_records(&self, query: &LogQuery) -> Result<u64, StoreError>;
     /// Deletes records whose time is more than `keep` before the store
     /// clock's now, `batch` rows per transaction; returns how many.
     fn prune_log_records(&self, keep: Duration, batch: u32) -> Result<u64, StoreError>;

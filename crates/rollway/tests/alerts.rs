@@ -2,8 +2,11 @@
 //! real `rollway serve` evaluating every second (`ROLLWAY_ALERT_EVERY=1s`)
 //! and backing off 200 ms (`ROLLWAY_ALERT_BACKOFF_MS`), a real local HTTP
 //! app the test turns bad and good, a real HTTP receiver on loopback that
-//! records every notification (and fails the first ones when told to), and
-//! Debian's aiosmtpd for e-mail. On both store backends.
+//! records every notification (and fails the first ones when told to),
+//! Debian's aiosmtpd for e-mail (plain, and STARTTLS with a login and a CA
+//! made for the run), a slow app for the P95 rule, a deployed service
+//! printing error lines for the log error-rate rules, and serve's own
+//! `/metrics`. On both store backends where the test says so.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -128,7 +131,8 @@ impl Receiver {
     }
 }
 
-/// The app the monitor probes: 200 while good, 500 while bad.
+/// The app the monitor probes: 200 while good, 500 while bad; each answer
+/// after its delay.
 struct App {
     port: u16,
     bad: Arc<AtomicBool>,
@@ -136,6 +140,11 @@ struct App {
 
 impl App {
     fn start() -> Self {
+        Self::start_slow(Duration::ZERO)
+    }
+
+    /// Answers every request `delay` after reading it.
+    fn start_slow(delay: Duration) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let bad = Arc::new(AtomicBool::new(false));
@@ -146,6 +155,7 @@ impl App {
                 let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
                 let mut buf = [0u8; 4096];
                 let _ = conn.read(&mut buf);
+                std::thread::sleep(delay);
                 let status = if flag.load(Ordering::SeqCst) {
                     "500 Internal Server Error"
                 } else {
@@ -716,4 +726,483 @@ repeat = "2s"
         at.as_millis() - i64::try_from(acked).unwrap()
     );
     assert_eq!(third.body["alert"]["status"], "ack");
+}
+
+#[test]
+fn a_slow_app_opens_a_p95_alert_naming_the_monitor() {
+    for p in Project::each_backend() {
+        let app = App::start_slow(Duration::from_millis(300));
+        let hook = Receiver::start(0);
+        p.write(
+            "rollway.toml",
+            &config(
+                app.port,
+                &format!(
+                    r#"[notify.hook]
+kind = "webhook"
+url = "http://127.0.0.1:{}/hook"
+
+[alerts.slow]
+environment = "staging"
+type = "availability"
+metric = "p95_ms"
+monitor = "web"
+above = 150
+severity = "warning"
+"#,
+                    hook.port
+                ),
+            ),
+        );
+        let _serve = Serve::start_with(&p, &["serve", "--listen", "127.0.0.1:0"], FAST);
+        let opened = hook.wait("slow", "opened", None);
+        let alert = &opened.body["alert"];
+        assert_eq!(alert["subject"], "web", "{alert}");
+        assert_eq!(alert["metric"], "p95_ms");
+        assert_eq!(alert["severity"], "warning");
+        // Every answer took at least 300 ms; the sketch is within 1 %.
+        let p95 = alert["value"].as_f64().unwrap();
+        assert!(p95 >= 297.0, "p95 {p95} ms");
+        assert!(
+            alert["summary"].as_str().unwrap().starts_with("p95_ms of web at "),
+            "{alert}"
+        );
+        // The monitor is up all along: no availability alert on it.
+        let open = json(&p, &["--json", "alerts", "list", "--open"]);
+        let rules: Vec<&str> = open
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["rule"].as_str().unwrap())
+            .collect();
+        assert_eq!(rules, ["slow"], "{open}");
+    }
+}
+
+/// A deployed service that prints an info line every 100 ms, and an error
+/// line beside it while the file `bad` exists in the directory its
+/// `mode.txt` names.
+const NOISY_APP: &str = r#"import http.server, os, sys, threading, time
+HERE = os.path.dirname(os.path.abspath(__file__))
+SIGNALS = open(os.path.join(HERE, "mode.txt")).read().split()[0]
+
+def talk():
+    n = 0
+    while True:
+        n += 1
+        lines = ['level=info msg="tick %d"' % n]
+        if os.path.exists(os.path.join(SIGNALS, "bad")):
+            lines.append('{"level":"error","msg":"payment failed %d"}' % n)
+        sys.stdout.write("".join(l + "\n" for l in lines))
+        sys.stdout.flush()
+        time.sleep(0.1)
+
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *a):
+        pass
+
+threading.Thread(target=talk, daemon=True).start()
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+#[test]
+fn error_lines_in_the_logs_open_an_alert_naming_the_environment_and_resolve_when_they_stop() {
+    use common::deploy::{Config, Staging};
+    let stage = Staging::new();
+    let hook = Receiver::start(0);
+    let port = common::free_port();
+    let mut config = Config::local("logerrors", port, &stage.path().join("srv"));
+    config.sections = format!(
+        r#"[notify.hook]
+kind = "webhook"
+url = "http://127.0.0.1:{}/hook"
+
+[alerting]
+log_errors_per_minute = 5
+
+[alerts.errors]
+environment = "staging"
+type = "availability"
+metric = "log_errors_per_minute"
+above = 5
+severity = "critical"
+resolve_after = 2
+
+"#,
+        hook.port
+    );
+    stage.configure(&config);
+    stage.project.write("app/server.py", NOISY_APP);
+    let signals = stage.path().join("signals");
+    std::fs::create_dir_all(&signals).unwrap();
+    stage.mode(&signals.display().to_string());
+    let r = stage.run(&["deploy", "staging"]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    // The window shortened to 3 s (scaled to a minute): an error line seen
+    // in it is 20 a minute, none for 3 s is 0.
+    let _serve = Serve::start_with(
+        &stage.project,
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[
+            ("ROLLWAY_ALERT_EVERY", "1s"),
+            ("ROLLWAY_LOG_EVERY", "200ms"),
+            ("ROLLWAY_LOG_ERROR_WINDOW", "3s"),
+            ("ROLLWAY_LEASE", common::deploy::LEASE),
+        ],
+    );
+    // Info lines alone: collected, and no alert.
+    wait_for("the info lines to be stored", || {
+        // Until the first batch is stored, `logs --grep` says there is none.
+        let r = stage.run(&["--json", "logs", "staging", "--grep", "tick"]);
+        (r.code == 0 && r.json().as_array().unwrap().len() >= 10).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(hook.got().is_empty(), "{:?}", hook.got());
+
+    std::fs::write(signals.join("bad"), "").unwrap();
+    let opened = hook.wait("errors", "opened", None);
+    let alert = &opened.body["alert"];
+    assert_eq!(alert["subject"], "staging", "{alert}");
+    assert_eq!(alert["metric"], "log_errors_per_minute");
+    assert_eq!(alert["severity"], "critical");
+    assert!(alert["value"].as_f64().unwrap() > 5.0, "{alert}");
+    let summary = alert["summary"].as_str().unwrap();
+    assert!(summary.contains("of staging"), "{summary}");
+    // The deployment finished moments ago: the alert names it.
+    let deployment = common::deploy::id(&stage.history()[0]).to_owned();
+    assert!(summary.contains(&deployment), "{summary}");
+
+    // The built-in rule of [alerting] log_errors_per_minute opens its own, a warning.
+    let builtin = hook.wait("log-errors", "opened", None);
+    assert_eq!(
+        (&builtin.body["alert"]["subject"], &builtin.body["alert"]["severity"]),
+        (&Value::from("staging"), &Value::from("warning"))
+    );
+
+    // `rollway history` lists both under the deployment they followed.
+    let mut listed: Vec<String> = stage.history()[0]["alerts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no alerts in {}", stage.history()[0]))
+        .iter()
+        .map(|a| a["rule"].as_str().unwrap().to_owned())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["errors", "log-errors"]);
+
+    // The errors stop: once the window holds none, two good evaluations resolve them.
+    std::fs::remove_file(signals.join("bad")).unwrap();
+    let resolved = hook.wait("errors", "resolved", None);
+    assert_eq!(resolved.body["alert"]["id"], alert["id"]);
+    hook.wait("log-errors", "resolved", None);
+    let shown = json(
+        &stage.project,
+        &["--json", "alerts", "show", alert["id"].as_str().unwrap()],
+    );
+    assert_eq!(shown["alert"]["lifecycle"]["status"], "resolved", "{shown}");
+    let opened: Vec<String> = hook
+        .got()
+        .iter()
+        .filter(|g| g.body["event"] == "opened")
+        .map(|g| g.body["alert"]["rule"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(opened.len(), 2, "one alert per rule for the one burst: {opened:?}");
+}
+
+/// An SMTP server that insists on STARTTLS and on a login over it
+/// (aiosmtpd's `require_starttls`, `auth_required`, `auth_require_tls`),
+/// with a CA and a server certificate for 127.0.0.1 made for the run
+/// (`ca.pem` beside it). Each AUTH attempt and each message is one JSON
+/// line in `smtpd.jsonl`: the login and password received, whether TLS was
+/// on, and the message.
+const SMTPD_TLS: &str = r#"import datetime, ipaddress, json, os, ssl, sys, time
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+DIR, PORT, USER, PASSWORD = sys.argv[1], int(sys.argv[2]), sys.argv[3], os.environ["SMTP_EXPECTED"]
+OUT = os.path.join(DIR, "smtpd.jsonl")
+now = datetime.datetime.utcnow()
+
+def cert(subject, key, issuer, issuer_key, ca):
+    b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+         .public_key(key.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(now - datetime.timedelta(hours=1))
+         .not_valid_after(now + datetime.timedelta(days=1))
+         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if not ca:
+        b = b.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+    return b.sign(issuer_key, hashes.SHA256())
+
+name = lambda cn: x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+ca = cert(name("rollway test ca"), ca_key, name("rollway test ca"), ca_key, True)
+leaf = cert(name("127.0.0.1"), key, name("rollway test ca"), ca_key, False)
+pem = lambda c: c.public_bytes(serialization.Encoding.PEM)
+open(os.path.join(DIR, "ca.pem"), "wb").write(pem(ca))
+open(os.path.join(DIR, "server.pem"), "wb").write(pem(leaf))
+open(os.path.join(DIR, "server.key"), "wb").write(key.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+def record(entry):
+    with open(OUT, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+def authenticator(server, session, envelope, mechanism, auth_data):
+    ok = isinstance(auth_data, LoginPassword)
+    login = auth_data.login.decode() if ok else None
+    password = auth_data.password.decode() if ok else None
+    record({"auth": mechanism, "login": login, "password": password, "tls": session.ssl is not None})
+    return AuthResult(success=ok and login == USER and password == PASSWORD)
+
+class Handler:
+    async def handle_DATA(self, server, session, envelope):
+        record({"mail": envelope.content.decode("utf-8", "replace"), "tls": session.ssl is not None,
+                "authenticated": bool(session.authenticated)})
+        return "250 OK"
+
+context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+context.load_cert_chain(os.path.join(DIR, "server.pem"), os.path.join(DIR, "server.key"))
+controller = Controller(Handler(), hostname="127.0.0.1", port=PORT, tls_context=context,
+                        require_starttls=True, auth_required=True, auth_require_tls=True,
+                        authenticator=authenticator)
+controller.start()
+open(os.path.join(DIR, "ready"), "w").close()
+while True:
+    time.sleep(3600)
+"#;
+
+const SMTP_PASSWORD: &str = "canary-smtp-Pw7Kq2Zx9";
+
+#[test]
+fn e_mail_logs_in_over_starttls_with_the_secret_which_no_record_event_or_output_shows() {
+    let p = Project::new(common::Backend::Sqlite);
+    let app = App::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    std::fs::write(dir.path().join("smtpd.py"), SMTPD_TLS).unwrap();
+    let mut smtpd = std::process::Command::new("/usr/bin/python3")
+        .arg(dir.path().join("smtpd.py"))
+        .args([&dir.path().display().to_string(), &port.to_string(), "rollway"])
+        .env("SMTP_EXPECTED", SMTP_PASSWORD)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("smtpd.err")).unwrap())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _smtpd = Kill(&mut smtpd);
+    wait_for("the SMTP server to start", || {
+        dir.path().join("ready").exists().then_some(())
+    });
+    std::fs::copy(dir.path().join("ca.pem"), p.path().join("test-ca.pem")).unwrap();
+    p.write(
+        "rollway.toml",
+        &config(
+            app.port,
+            &format!(
+                r#"[notify.mail]
+kind = "email"
+smtp = "smtp://127.0.0.1:{port}"
+username = "rollway"
+password_secret = "SMTP_PASSWORD"
+ca_file = "test-ca.pem"
+from = "Rollway <rollway@example.test>"
+to = ["ops@example.test"]
+
+[alerts.signups]
+environment = "staging"
+type = "business"
+metric = "signups"
+below = 5
+severity = "warning"
+"#
+            ),
+        ),
+    );
+    p.run(&["secrets", "init"]).ok();
+    p.run_with_stdin(
+        &["secrets", "set", "staging", "SMTP_PASSWORD"],
+        &format!("{SMTP_PASSWORD}\n"),
+    )
+    .ok();
+    p.run(&["metric", "push", "signups", "1"]).ok();
+    let mut serve = Serve::start_with(&p, &["serve", "--listen", "127.0.0.1:0"], FAST);
+
+    let seen = || -> Vec<Value> {
+        std::fs::read_to_string(dir.path().join("smtpd.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let mail = wait_for("the e-mail of the opened alert", || {
+        seen().into_iter().find(|e| e.get("mail").is_some())
+    });
+    // The login came over TLS, with the secret's value, and succeeded.
+    let auths: Vec<Value> = seen().into_iter().filter(|e| e.get("auth").is_some()).collect();
+    assert_eq!(auths.len(), 1, "{auths:?}");
+    assert_eq!(auths[0]["login"], "rollway");
+    assert_eq!(auths[0]["password"], SMTP_PASSWORD);
+    assert_eq!(auths[0]["tls"], true);
+    assert_eq!(
+        (&mail["tls"], &mail["authenticated"]),
+        (&Value::Bool(true), &Value::Bool(true))
+    );
+    // The body arrived: the alert's line and fields.
+    let listed = json(&p, &["--json", "alerts", "list"]);
+    let id = listed[0]["id"].as_str().unwrap().to_owned();
+    let body = mail["mail"].as_str().unwrap();
+    assert!(
+        body.contains(&format!("Message-ID: <{id}-opened-mail@rollway>")),
+        "{body}"
+    );
+    assert!(body.contains(&format!("alert       {id}")), "{body}");
+    assert!(body.contains("rule        signups"), "{body}");
+    let shown = json(&p, &["--json", "alerts", "show", &id]);
+    assert_eq!(shown["deliveries"][0]["status"], "delivered", "{shown}");
+    assert_eq!(shown["deliveries"][0]["attempts"], 1, "{shown}");
+
+    // The secret's value is in no record, delivery row, event or output.
+    let (_, serve_err) = serve.terminate();
+    let mut outputs = vec![
+        ("serve's stderr".to_owned(), serve_err),
+        (
+            "serve's stdout".to_owned(),
+            serve.lines.try_iter().collect::<Vec<_>>().join("\n"),
+        ),
+    ];
+    for args in [
+        &["--json", "alerts", "show", &id][..],
+        &["--json", "alerts", "list"],
+        &["--json", "events", "list"],
+        &["alerts", "show", &id],
+    ] {
+        let r = p.run(args).ok();
+        outputs.push((format!("{args:?}"), r.stdout + &r.stderr));
+    }
+    for (what, text) in &outputs {
+        for form in common::secret_forms(SMTP_PASSWORD) {
+            assert!(!text.contains(&form), "{what} shows the SMTP password: {text}");
+        }
+    }
+    for entry in std::fs::read_dir(p.path().join(".rollway")).unwrap().flatten() {
+        let bytes = std::fs::read(entry.path()).unwrap_or_default();
+        for form in common::secret_forms(SMTP_PASSWORD) {
+            assert!(
+                !common::contains(&bytes, &form),
+                "{} holds the SMTP password",
+                entry.path().display()
+            );
+        }
+    }
+}
+
+#[test]
+fn metrics_count_open_and_opened_alerts_and_each_delivery_attempt() {
+    use common::serve::{get, parse_metrics, value};
+    for p in Project::each_backend() {
+        let app = App::start();
+        let hook = Receiver::start(1);
+        p.write(
+            "rollway.toml",
+            &config(
+                app.port,
+                &format!(
+                    r#"[notify.hook]
+kind = "webhook"
+url = "http://127.0.0.1:{}/hook"
+
+[alerts.signups]
+environment = "staging"
+type = "business"
+metric = "signups"
+below = 5
+severity = "warning"
+"#,
+                    hook.port
+                ),
+            ),
+        );
+        p.run(&["metric", "push", "signups", "1"]).ok();
+        let port = common::free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let _serve = Serve::start_with(&p, &["serve", "--listen", &listen], FAST);
+        hook.wait("signups", "opened", None);
+        // (name, labels, value) that /metrics must show, all at once.
+        type Want<'a> = Vec<(&'a str, Vec<(&'a str, &'a str)>, f64)>;
+        let scrape_until = |what: &str, want: &Want<'_>| {
+            wait_for(what, || {
+                let (status, text) = get(port, "/metrics")?;
+                assert_eq!(status, 200);
+                let m = parse_metrics(&text);
+                want.iter()
+                    .all(|(name, labels, v)| value(&m, name, labels) == Some(*v))
+                    .then_some(m)
+            })
+        };
+        let business = vec![("severity", "warning"), ("type", "business")];
+        let opened = scrape_until(
+            "the opened alert and its two attempts in /metrics",
+            &vec![
+                ("rollway_alerts_open", business.clone(), 1.0),
+                ("rollway_alerts_opened_total", business.clone(), 1.0),
+                (
+                    "rollway_notification_deliveries_total",
+                    vec![("channel", "hook"), ("status", "retried")],
+                    1.0,
+                ),
+                (
+                    "rollway_notification_deliveries_total",
+                    vec![("channel", "hook"), ("status", "delivered")],
+                    1.0,
+                ),
+            ],
+        );
+        // Every other severity and type is there, at zero; nothing failed for good.
+        assert_eq!(
+            value(
+                &opened,
+                "rollway_alerts_open",
+                &[("severity", "critical"), ("type", "availability")]
+            ),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(
+                &opened,
+                "rollway_notification_deliveries_total",
+                &[("channel", "hook"), ("status", "failed")]
+            ),
+            None
+        );
+
+        // Resolved: no alert open, and the resolve notification delivered.
+        p.run(&["metric", "push", "signups", "9"]).ok();
+        hook.wait("signups", "resolved", None);
+        scrape_until(
+            "the resolved alert in /metrics",
+            &vec![
+                ("rollway_alerts_open", business.clone(), 0.0),
+                ("rollway_alerts_opened_total", business.clone(), 1.0),
+                (
+                    "rollway_notification_deliveries_total",
+                    vec![("channel", "hook"), ("status", "delivered")],
+                    2.0,
+                ),
+            ],
+        );
+    }
 }

@@ -46,6 +46,47 @@ fn contains_pattern(text: &str) -> String {
     p
 }
 
+/// The WHERE clause of `q`'s filters (not its limit) and its parameters.
+fn filter(q: &LogQuery) -> (String, Vec<Param>) {
+    let mut params: Vec<Param> = vec![q.environment.as_str().into()];
+    let mut filter = String::from("environment = $1");
+    // Each `?` of a clause becomes the number of the parameter pushed with it.
+    let push = |filter: &mut String, params: &mut Vec<Param>, clause: &str, p: Param| {
+        params.push(p);
+        filter.push_str(&clause.replace('?', &format!("${}", params.len())));
+    };
+    if let Some(since) = q.since {
+        push(&mut filter, &mut params, " AND time >= ?", since.as_millis().into());
+    }
+    if let Some(level) = q.level {
+        let words: Vec<&str> = [Level::Debug, Level::Info, Level::Warn, Level::Error]
+            .into_iter()
+            .filter(|l| *l >= level)
+            .map(|l| l.as_str())
+            .collect();
+        push(&mut filter, &mut params, " AND level IN (?", words[0].into());
+        for w in &words[1..] {
+            push(&mut filter, &mut params, ", ?", (*w).into());
+        }
+        filter.push(')');
+    }
+    if let Some(t) = &q.trace_id {
+        push(&mut filter, &mut params, " AND trace_id = ?", t.as_str().into());
+    }
+    if let Some(g) = &q.grep {
+        push(
+            &mut filter,
+            &mut params,
+            " AND LOWER(message) LIKE ? ESCAPE '\\'",
+            contains_pattern(g).into(),
+        );
+    }
+    if let Some(after) = q.after_id {
+        push(&mut filter, &mut params, " AND id > ?", after.into());
+    }
+    (filter, params)
+}
+
 impl<B: Backend> Db<B> {
     pub(super) fn do_log_cursor(&self, source: &LogSource) -> Result<Option<String>, StoreError> {
         self.backend.read(|sql| {
@@ -127,42 +168,7 @@ impl<B: Backend> Db<B> {
     }
 
     pub(super) fn do_log_records(&self, q: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
-        let mut params: Vec<Param> = vec![q.environment.as_str().into()];
-        let mut filter = String::from("environment = $1");
-        // Each `?` of a clause becomes the number of the parameter pushed with it.
-        let push = |filter: &mut String, params: &mut Vec<Param>, clause: &str, p: Param| {
-            params.push(p);
-            filter.push_str(&clause.replace('?', &format!("${}", params.len())));
-        };
-        if let Some(since) = q.since {
-            push(&mut filter, &mut params, " AND time >= ?", since.as_millis().into());
-        }
-        if let Some(level) = q.level {
-            let words: Vec<&str> = [Level::Debug, Level::Info, Level::Warn, Level::Error]
-                .into_iter()
-                .filter(|l| *l >= level)
-                .map(|l| l.as_str())
-                .collect();
-            push(&mut filter, &mut params, " AND level IN (?", words[0].into());
-            for w in &words[1..] {
-                push(&mut filter, &mut params, ", ?", (*w).into());
-            }
-            filter.push(')');
-        }
-        if let Some(t) = &q.trace_id {
-            push(&mut filter, &mut params, " AND trace_id = ?", t.as_str().into());
-        }
-        if let Some(g) = &q.grep {
-            push(
-                &mut filter,
-                &mut params,
-                " AND LOWER(message) LIKE ? ESCAPE '\\'",
-                contains_pattern(g).into(),
-            );
-        }
-        if let Some(after) = q.after_id {
-            push(&mut filter, &mut params, " AND id > ?", after.into());
-        }
+        let (filter, mut params) = filter(q);
         params.push(i64::try_from(q.limit).unwrap_or(i64::MAX).into());
         let n = params.len();
         let mut out = self.backend.read(|sql| {
@@ -176,6 +182,17 @@ impl<B: Backend> Db<B> {
         })?;
         out.reverse();
         Ok(out)
+    }
+
+    pub(super) fn do_count_log_records(&self, q: &LogQuery) -> Result<u64, StoreError> {
+        let (filter, params) = filter(q);
+        let n = self.backend.read(|sql| {
+            sql.row(&format!("SELECT COUNT(*) FROM log_records WHERE {filter}"), &params)?
+                .map(|r| r.int(0, "count"))
+                .transpose()
+                .map_err(|d| StoreError::corrupt("log records", &q.environment, d))
+        })?;
+        Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or_default())
     }
 
     pub(super) fn do_prune_log_records(&self, keep: std::time::Duration, batch: u32) -> Result<u64, StoreError> {

@@ -199,7 +199,15 @@ pub(super) fn log_queries_filter_order_and_limit(store: &dyn Store, _clock: &Man
     ];
     for (what, f, expected) in cases {
         assert_eq!(all(&*f), expected, "{what}");
+        // The count sees the same filters and no limit.
+        let mut q = LogQuery::new("prod", 100);
+        f(&mut q);
+        let mut unlimited = q.clone();
+        unlimited.limit = usize::MAX;
+        let n = u64::try_from(messages(store, &unlimited).len()).unwrap();
+        assert_eq!(store.count_log_records(&q).unwrap(), n, "count of {what}");
     }
+    assert_eq!(store.count_log_records(&LogQuery::new("nowhere", 1)).unwrap(), 0);
     assert_eq!(messages(store, &LogQuery::new("staging", 100)), ["other env"]);
     assert_eq!(messages(store, &LogQuery::new("nowhere", 100)), Vec::<String>::new());
 
