@@ -120,3 +120,65 @@ impl Backup {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest() -> Sha256Digest {
+        Sha256Digest::try_from("ab".repeat(32)).unwrap()
+    }
+
+    /// Walks `steps` from a new backup (completing with a checksum);
+    /// returns the status reached, or the index of the first refused step.
+    fn check(steps: &[BackupStatus], expected: Result<BackupStatus, usize>) {
+        let mut b = Backup::new(
+            "production",
+            BackupKind::Database,
+            BackupClass::Daily,
+            "x",
+            Timestamp(1),
+        );
+        for (i, s) in steps.iter().enumerate() {
+            let before = b.clone();
+            let at = Timestamp(10 + i as i64);
+            let r = if *s == BackupStatus::Completed {
+                b.complete(digest(), 42, at)
+            } else {
+                b.transition(*s, at)
+            };
+            if r.is_err() {
+                assert_eq!(b, before, "a refused step changed the backup");
+                assert_eq!(Err(i), expected, "steps {steps:?}");
+                return;
+            }
+        }
+        assert_eq!(Ok(b.status()), expected, "steps {steps:?}");
+    }
+
+    #[test]
+    fn backup_table() {
+        use BackupStatus::*;
+        check(&[], Ok(InProgress));
+        check(&[Completed], Ok(Completed));
+        check(&[Failed], Ok(Failed));
+        check(&[Completed, Expired], Ok(Expired));
+        check(&[Expired], Err(0));
+        check(&[Failed, Expired], Err(1));
+        check(&[Completed, Failed], Err(1));
+        check(&[Completed, Expired, Completed], Err(2));
+    }
+
+    #[test]
+    fn completing_without_a_checksum_is_refused() {
+        let mut b = Backup::new(
+            "production",
+            BackupKind::Database,
+            BackupClass::Manual,
+            "x",
+            Timestamp(1),
+        );
+        assert!(b.transition(BackupStatus::Completed, Timestamp(2)).is_err());
+        assert_eq!(b.status(), BackupStatus::InProgress);
+    }
+}
