@@ -31,6 +31,9 @@ pub struct Backup {
     pub id: BackupId,
     /// The environment's name: seed 002 `environmentId`.
     pub environment: String,
+    /// The `[backups.NAME]` it was taken for (empty when none).
+    #[serde(default)]
+    pub name: String,
     /// Seed 002 `kind`: database, media or config.
     pub kind: BackupKind,
     /// Seed 003 `backup_type`: daily, weekly, monthly or manual.
@@ -55,6 +58,12 @@ pub struct Backup {
     pub lifecycle: Lifecycle<BackupStatus>,
     /// The deployment this backup was taken before, if any.
     pub deployment_id: Option<DeploymentId>,
+    /// When it completed or failed.
+    #[serde(default)]
+    pub finished_at: Option<Timestamp>,
+    /// Why it failed (masked by the store).
+    #[serde(default)]
+    pub failure: Option<String>,
 }
 
 impl Backup {
@@ -70,6 +79,7 @@ impl Backup {
         Self {
             id: BackupId::generate(at),
             environment: environment.into(),
+            name: String::new(),
             kind,
             class,
             database_name: None,
@@ -82,6 +92,8 @@ impl Backup {
             restore_point: false,
             lifecycle: Lifecycle::new(at),
             deployment_id: None,
+            finished_at: None,
+            failure: None,
         }
     }
 
@@ -97,12 +109,24 @@ impl Backup {
             next.lifecycle
                 .transition(to, at)
                 .map_err(|e| StatusChangeError::refused("backup", id, to, e))?;
+            if matches!(to, BackupStatus::Completed | BackupStatus::Failed) {
+                next.finished_at = Some(at);
+            }
             let violations = rules::backup::validate_status(next);
             if violations.is_empty() {
                 Ok(())
             } else {
                 Err(StatusChangeError::invalid("backup", id, to, violations))
             }
+        })
+    }
+
+    /// Moves to failed with the reason, or changes nothing.
+    pub fn fail(&mut self, reason: impl Into<String>, at: Timestamp) -> Result<(), StatusChangeError> {
+        let reason = reason.into();
+        atomically(self, |next| {
+            next.failure = Some(reason);
+            next.transition(BackupStatus::Failed, at)
         })
     }
 
