@@ -415,6 +415,48 @@ pub fn encrypt_armored(plaintext: &[u8], recipients: &[Recipient]) -> Result<Str
     String::from_utf8(out).map_err(|_| Error::Encrypt("the armored output is not text".into()))
 }
 
+/// An encrypting writer over `out` for every recipient (duplicates
+/// dropped): binary age, what `age -d` reads. Data passes through in 64 KiB
+/// chunks, never whole; `finish()` writes the last chunk and hands `out`
+/// back (without it the output is truncated and will not decrypt).
+pub fn encrypt_stream<W: Write>(out: W, recipients: &[Recipient]) -> Result<age::stream::StreamWriter<W>> {
+    let mut unique: Vec<&Recipient> = Vec::new();
+    for r in recipients {
+        if !unique.contains(&r) {
+            unique.push(r);
+        }
+    }
+    if unique.is_empty() {
+        return Err(Error::NoRecipients);
+    }
+    let encryptor = age::Encryptor::with_recipients(unique.iter().map(|r| r.as_age()))
+        .map_err(|e| Error::Encrypt(e.to_string()))?;
+    encryptor.wrap_output(out).map_err(|e| Error::Encrypt(e.to_string()))
+}
+
+/// A decrypting reader over `input` (armored or binary age) with the first
+/// identity that opens it; `origin` names the data in errors. A read of a
+/// chunk that was modified or cut short fails with an `io::Error`; a whole
+/// read that ends without one proves the data intact.
+pub fn decrypt_stream<R: Read>(input: R, identities: &[Identity], origin: &str) -> Result<impl Read> {
+    let fail = |reason: String| Error::Decrypt {
+        origin: origin.to_string(),
+        reason,
+    };
+    if identities.is_empty() {
+        return Err(fail(
+            "no identity to decrypt with; run `rollway secrets init` or set ROLLWAY_IDENTITY".into(),
+        ));
+    }
+    let decryptor = age::Decryptor::new(ArmoredReader::new(input)).map_err(|e| fail(decrypt_reason(e)))?;
+    if decryptor.is_scrypt() {
+        return Err(fail("it is passphrase-encrypted (age -p), not to a recipient".into()));
+    }
+    decryptor
+        .decrypt(identities.iter().map(Identity::as_age))
+        .map_err(|e| fail(decrypt_reason(e)))
+}
+
 /// Decrypts an age file, armored or binary, with the first identity that
 /// opens it.
 pub fn decrypt(ciphertext: &[u8], identities: &[Identity]) -> Result<Vec<u8>> {

@@ -1,0 +1,150 @@
+//! The local storage directory: objects appear under their final name only
+//! complete (a hidden partial file beside it, fsynced, renamed, the
+//! directory fsynced), are checked against their recorded size and SHA-256
+//! by reading them whole, and are removed when they expire.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use rollway_model::Sha256Digest;
+use sha2::{Digest, Sha256};
+
+use super::BackupError;
+
+/// Where the object of `file_name` lives in `dir`.
+pub fn object_path(dir: &Path, file_name: &str) -> PathBuf {
+    dir.join(file_name)
+}
+
+/// A hidden file being written beside its final name; removed on drop
+/// unless persisted.
+pub(crate) struct Partial {
+    temp: Option<tempfile::NamedTempFile>,
+    dir: PathBuf,
+    target: PathBuf,
+}
+
+impl Partial {
+    pub(crate) fn create(dir: &Path, file_name: &str) -> Result<Self, BackupError> {
+        fs::create_dir_all(dir).map_err(|source| BackupError::Io {
+            what: "create the storage directory",
+            path: dir.to_owned(),
+            source,
+        })?;
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{file_name}.partial-"))
+            .tempfile_in(dir)
+            .map_err(|source| BackupError::Io {
+                what: "create a file in",
+                path: dir.to_owned(),
+                source,
+            })?;
+        Ok(Self {
+            temp: Some(temp),
+            dir: dir.to_owned(),
+            target: object_path(dir, file_name),
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.temp.as_ref().map_or(&self.target, |t| t.path())
+    }
+
+    /// A second handle on the partial file, for writing.
+    pub(crate) fn file(&self) -> Result<File, BackupError> {
+        let t = self.temp.as_ref().ok_or_else(|| BackupError::Io {
+            what: "write",
+            path: self.target.clone(),
+            source: io::Error::other("the partial file is gone"),
+        })?;
+        t.as_file().try_clone().map_err(|source| BackupError::Io {
+            what: "open",
+            path: t.path().to_owned(),
+            source,
+        })
+    }
+
+    /// Renames the partial file to its final name and fsyncs the directory.
+    pub(crate) fn persist(mut self) -> Result<PathBuf, BackupError> {
+        let temp = self.temp.take().ok_or_else(|| BackupError::Io {
+            what: "persist",
+            path: self.target.clone(),
+            source: io::Error::other("the partial file is gone"),
+        })?;
+        temp.persist_noclobber(&self.target).map_err(|e| BackupError::Io {
+            what: "move the finished backup to",
+            path: self.target.clone(),
+            source: e.error,
+        })?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| BackupError::Io {
+                what: "sync the storage directory",
+                path: self.dir.clone(),
+                source,
+            })?;
+        Ok(self.target.clone())
+    }
+}
+
+/// Reads the object whole and compares its size and SHA-256 with the
+/// record: every difference as a sentence (none when it is intact).
+pub fn verify_object(path: &Path, size: u64, sha256: &Sha256Digest) -> Result<Vec<String>, BackupError> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(vec![format!("its object {} is missing", path.display())]);
+        }
+        Err(source) => {
+            return Err(BackupError::Io {
+                what: "open",
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut n_total = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(|source| BackupError::Io {
+            what: "read",
+            path: path.to_owned(),
+            source,
+        })?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        n_total += n as u64;
+    }
+    let got = Sha256Digest::from_bytes(hasher.finalize().into());
+    let mut problems = Vec::new();
+    if n_total != size {
+        problems.push(format!(
+            "its object {} has {n_total} bytes, the record says {size} (truncated or replaced)",
+            path.display()
+        ));
+    }
+    if &got != sha256 {
+        problems.push(format!(
+            "its object {} has SHA-256 {got}, the record says {sha256} (modified or damaged)",
+            path.display()
+        ));
+    }
+    Ok(problems)
+}
+
+/// Deletes an expired object; one already gone is not an error.
+pub fn remove_object(path: &Path) -> Result<(), BackupError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(BackupError::Io {
+            what: "delete",
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
