@@ -89,13 +89,17 @@ fn database_url(p: &Project, config: &Config, store: &dyn Store, def: &BackupCon
         })
 }
 
-fn storage_dir(p: &Project, def: &BackupConfig) -> PathBuf {
+/// The storage directory, absolute: the record's location must lead to
+/// the object from wherever a later command runs.
+fn storage_dir(p: &Project, def: &BackupConfig) -> Result<PathBuf> {
     let d = Path::new(&def.storage);
-    if d.is_absolute() {
+    let d = if d.is_absolute() {
         d.to_owned()
     } else {
         p.config_dir().join(d)
-    }
+    };
+    std::path::absolute(&d)
+        .map_err(|e| Error::invalid(format_args!("cannot make storage path {} absolute: {e}", d.display())))
 }
 
 fn failed(e: BackupError, p: &Project) -> String {
@@ -169,7 +173,7 @@ pub fn create(p: &Project, name: &str, manual: bool, at: Option<&str>) -> Result
     } else {
         BackupClass::Daily
     };
-    let dir = storage_dir(p, def);
+    let dir = storage_dir(p, def)?;
     let mut b = Backup::new(&def.environment, BackupKind::Database, class, "", taken_at);
     let file_name = format!("{name}-{}.dump.age", b.id);
     b.location = io::object_path(&dir, &file_name).display().to_string();
