@@ -32,9 +32,6 @@ use serde_json::json;
 use crate::error::{Code, Error, Note, Result};
 use crate::project::Project;
 
-/// How long a running backup's lease lasts unless renewed.
-const LEASE: Duration = Duration::from_secs(60);
-
 fn lock_name(b: &Backup) -> String {
     format!("backup:{}", b.id)
 }
@@ -182,12 +179,14 @@ pub fn create(p: &Project, name: &str, manual: bool, at: Option<&str>) -> Result
         .ok()
         .map(|u| u.path().trim_start_matches('/').to_owned())
         .filter(|d| !d.is_empty());
+    // The deployments' lease: 60 s, or `ROLLWAY_LEASE` (tests shorten it).
+    let lease = crate::deploy::lease();
     let lock = store.acquire_lock(&LockRequest {
         name: lock_name(&b),
         owner: p.operator(),
         reason: format!("backup {name}"),
         deployment_id: None,
-        lease: LEASE,
+        lease,
     })?;
     let b = store.insert_backup(
         &b,
@@ -207,9 +206,9 @@ pub fn create(p: &Project, name: &str, manual: bool, at: Option<&str>) -> Result
             while !done.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_millis(200));
                 waited += Duration::from_millis(200);
-                if waited >= LEASE / 3 {
+                if waited >= lease / 3 {
                     waited = Duration::ZERO;
-                    if let Ok(l) = store.renew_lock(&held, LEASE) {
+                    if let Ok(l) = store.renew_lock(&held, lease) {
                         held = l;
                     }
                 }

@@ -412,3 +412,90 @@ fn prune_dry_run_shows_the_class_that_keeps_each_survivor() {
         .count();
     assert_eq!(expired_now, 3);
 }
+
+/// A `pg_dump` stand-in first on PATH (named as such: it fakes a dump that
+/// dies, which a real pg_dump does only when killed).
+fn fake_pg_dump(p: &Project, script: &str) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let bin = p.path().join("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let f = bin.join("pg_dump");
+    std::fs::write(&f, script).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+/// The names in the storage directory.
+fn stored_names(p: &Project) -> Vec<String> {
+    match std::fs::read_dir(p.path().join("backups")) {
+        Ok(d) => d
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn a_killed_pg_dump_leaves_a_failed_record_and_no_object() {
+    let Some(source) = PgDb::create() else { return };
+    let p = project(&source);
+    let path = fake_pg_dump(&p, "#!/bin/sh\nprintf 'PGDMP half a dump'\nkill -9 $$\n");
+    let r = p.run_full(&["backup", "create", "db"], "", &[("PATH", &path)]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("pg_dump failed") && r.stderr.contains("nothing was stored"),
+        "{r:?}"
+    );
+    let listed = p.run(&["--json", "backup", "list"]).ok().json();
+    assert_eq!(listed[0]["lifecycle"]["status"], "failed", "{listed}");
+    assert!(listed[0]["failure"].as_str().unwrap().contains("pg_dump"), "{listed}");
+    assert!(listed[0]["finished_at"].is_number());
+    assert_eq!(stored_names(&p), Vec::<String>::new(), "no object, no partial file");
+}
+
+#[test]
+fn a_killed_backup_is_marked_failed_once_its_lease_expired_and_leaves_no_object() {
+    let Some(source) = PgDb::create() else { return };
+    let p = project(&source);
+    let pidfile = p.path().join("pg_dump.pid");
+    let path = fake_pg_dump(
+        &p,
+        &format!(
+            "#!/bin/sh\necho $$ > {}\nprintf 'PGDMP'\nexec sleep 30\n",
+            pidfile.display()
+        ),
+    );
+    let mut child = p
+        .command(&["backup", "create", "db"])
+        .env("PATH", &path)
+        .env("ROLLWAY_LEASE", "1s")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !pidfile.exists() || std::fs::read_to_string(&pidfile).unwrap().trim().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the dump never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // While it runs and renews its lease, the record is in progress.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let listed = p.run(&["--json", "backup", "list"]).ok().json();
+    assert_eq!(listed[0]["lifecycle"]["status"], "in_progress", "{listed}");
+    // SIGKILL rollway (and the stand-in it left behind).
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let listed = p.run(&["--json", "backup", "list"]).ok().json();
+    assert_eq!(listed[0]["lifecycle"]["status"], "failed", "{listed}");
+    assert!(
+        listed[0]["failure"].as_str().unwrap().contains("lease expired"),
+        "{listed}"
+    );
+    // Only a hidden partial file may remain: nothing under a backup's name.
+    let visible: Vec<String> = stored_names(&p).into_iter().filter(|n| !n.starts_with('.')).collect();
+    assert_eq!(visible, Vec::<String>::new());
+    assert!(!std::path::Path::new(listed[0]["location"].as_str().unwrap()).exists());
+}
