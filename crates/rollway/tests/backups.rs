@@ -389,6 +389,9 @@ fn prune_dry_run_shows_the_class_that_keeps_each_survivor() {
     let table = p.run(&["backup", "prune", "--dry-run", "--now", now]).ok().stdout;
     assert!(table.contains("kept by daily, weekly, monthly"), "{table}");
     assert!(table.contains("would expire"), "{table}");
+    // The whole answer people read, ids redacted (the times are the faked ones).
+    let uuid = regex::Regex::new(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").unwrap();
+    insta::assert_snapshot!("prune_dry_run_table", uuid.replace_all(&table, "[id]"));
     // The dry run changed nothing; the real prune deletes the objects and marks the records.
     let listed = p.run(&["--json", "backup", "list"]).ok().json();
     assert!(
