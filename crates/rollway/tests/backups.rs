@@ -283,6 +283,12 @@ fn a_truncated_object_and_one_for_another_identity_fail_verify_clearly() {
     assert_eq!(v.code, 1, "{v:?}");
     assert!(v.stderr.contains(&id(&b)), "{v:?}");
     assert!(v.stderr.contains("none of your identities can open it"), "{v:?}");
+
+    // Seed 002 "filePath 必须可访问": an object that is gone fails too.
+    std::fs::remove_file(&path).unwrap();
+    let v = p.run(&["backup", "verify", &id(&b)]);
+    assert_eq!(v.code, 1, "{v:?}");
+    assert!(v.stderr.contains(&id(&b)) && v.stderr.contains("is missing"), "{v:?}");
 }
 
 #[test]
