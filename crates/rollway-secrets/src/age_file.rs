@@ -537,6 +537,44 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn streams_round_trip_in_chunks_and_refuse_a_flipped_byte_or_another_identity() {
+        let me = Identity::generate();
+        // Several 64 KiB chunks and a partial one.
+        let data: Vec<u8> = (0..70_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let mut out = Vec::new();
+        let mut w = encrypt_stream(&mut out, &[me.recipient(), me.recipient()]).unwrap();
+        w.write_all(&data).unwrap();
+        w.finish().unwrap();
+        let mut back = Vec::new();
+        decrypt_stream(&out[..], std::slice::from_ref(&me), "t")
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, data);
+
+        let mut bad = out.clone();
+        let i = bad.len() / 2;
+        bad[i] ^= 1;
+        let read = decrypt_stream(&bad[..], std::slice::from_ref(&me), "t")
+            .unwrap()
+            .read_to_end(&mut Vec::new());
+        assert!(read.is_err(), "a flipped byte fails the read");
+        let cut = decrypt_stream(&out[..out.len() - 100], std::slice::from_ref(&me), "t")
+            .unwrap()
+            .read_to_end(&mut Vec::new());
+        assert!(cut.is_err(), "a truncated stream fails the read");
+
+        match decrypt_stream(&out[..], &[Identity::generate()], "t").err() {
+            Some(Error::Decrypt { reason, .. }) => assert!(reason.contains("none of your identities"), "{reason}"),
+            other => panic!("expected a decrypt error, got {other:?}"),
+        }
+        assert!(matches!(
+            encrypt_stream(Vec::new(), &[]).err(),
+            Some(Error::NoRecipients)
+        ));
+    }
+
     // Public keys made once with age-keygen and ssh-keygen; only their shape matters here.
     const AGE_PUB: &str = "age1k2h5rcf95azkff0pepqmdhg5n0jfwfsv6cw6hxmey3qfdp24m5jqy6ne4m";
     const ED_PUB: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOICAC30cXShhGrn+ubeTLJM8Qci96EeyXV1d/WKKH54";

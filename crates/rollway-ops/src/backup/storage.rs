@@ -148,3 +148,72 @@ pub fn remove_object(path: &Path) -> Result<(), BackupError> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::io::Write as _;
+
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn an_object_appears_only_when_persisted_and_never_over_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("store");
+        // Dropped unpersisted: nothing is left, not even the partial file.
+        let p = Partial::create(&d, "a.age").unwrap();
+        p.file().unwrap().write_all(b"half").unwrap();
+        assert!(names(&d)[0].starts_with(".a.age.partial-"));
+        drop(p);
+        assert!(names(&d).is_empty());
+        // Persisted: under its name only.
+        let p = Partial::create(&d, "a.age").unwrap();
+        p.file().unwrap().write_all(b"whole").unwrap();
+        assert_eq!(p.persist().unwrap(), d.join("a.age"));
+        assert_eq!(names(&d), ["a.age"]);
+        // A second object of the same name does not replace the first.
+        let p = Partial::create(&d, "a.age").unwrap();
+        p.file().unwrap().write_all(b"other").unwrap();
+        assert!(p.persist().is_err());
+        assert_eq!(fs::read(d.join("a.age")).unwrap(), b"whole");
+        assert_eq!(names(&d), ["a.age"]);
+    }
+
+    #[test]
+    fn verify_object_names_each_difference() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("o");
+        fs::write(&f, b"bytes").unwrap();
+        let good = Sha256Digest::of(b"bytes");
+        let check = |size: u64, sha: &Sha256Digest, expected: &[&str]| {
+            let got = verify_object(&f, size, sha).unwrap();
+            assert_eq!(got.len(), expected.len(), "{got:?}");
+            for (g, e) in got.iter().zip(expected) {
+                assert!(g.contains(e), "{g} should say {e}");
+            }
+        };
+        check(5, &good, &[]);
+        check(6, &good, &["has 5 bytes, the record says 6"]);
+        check(5, &Sha256Digest::of(b"other"), &["modified or damaged"]);
+        check(
+            4,
+            &Sha256Digest::of(b"byte"),
+            &["truncated or replaced", "modified or damaged"],
+        );
+        let gone = verify_object(&dir.path().join("missing"), 5, &good).unwrap();
+        assert!(gone[0].contains("is missing"), "{gone:?}");
+        assert!(
+            remove_object(&f).is_ok() && remove_object(&f).is_ok(),
+            "removing twice is fine"
+        );
+    }
+}
