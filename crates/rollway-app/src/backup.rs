@@ -29,7 +29,7 @@ use rollway_store::{LockRequest, Store, StoreError, mask_password};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::error::{Code, Error, Note, Result};
+use crate::error::{Code, Error, Result};
 use crate::project::Project;
 
 fn lock_name(b: &Backup) -> String {
@@ -321,13 +321,15 @@ fn check(
 }
 
 fn does_not_verify(b: &Backup, problems: &[String], then: &str) -> Error {
+    // The problems are in the message itself (shown in every mode), and in
+    // the machine answer's details one by one.
     Error::failed(format_args!(
-        "backup {} ({}) does not verify: {}{then}",
+        "backup {} ({}) does not verify: {}{then}; take a new backup, or restore another one (see `rollway backup list`)",
         b.id,
         b.name,
         problems.join("; ")
     ))
-    .with_notes(problems.iter().map(|x| Note::Problem(x.clone())).collect())
+    .with_details(json!({ "backup_id": b.id.to_string(), "problems": problems }))
 }
 
 /// `rollway backup verify ID`: exit 1 naming the backup and what is wrong.

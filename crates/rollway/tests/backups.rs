@@ -508,3 +508,23 @@ fn a_killed_backup_is_marked_failed_once_its_lease_expired_and_leaves_no_object(
     assert_eq!(visible, Vec::<String>::new());
     assert!(!std::path::Path::new(listed[0]["location"].as_str().unwrap()).exists());
 }
+
+#[test]
+fn a_storage_that_refuses_writes_fails_the_backup_clearly() {
+    let Some(source) = PgDb::create() else { return };
+    let p = project(&source);
+    // The storage path is a regular file: no directory can be made there.
+    p.write("backups", "not a directory");
+    let r = p.run(&["backup", "create", "db"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("cannot create the storage directory") && r.stderr.contains("backups"),
+        "names the storage path: {r:?}"
+    );
+    let listed = p.run(&["--json", "backup", "list"]).ok().json();
+    assert_eq!(listed[0]["lifecycle"]["status"], "failed", "{listed}");
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("backups")).unwrap(),
+        "not a directory"
+    );
+}
