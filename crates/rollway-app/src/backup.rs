@@ -10,8 +10,9 @@
 //! the store lock `backup:ID` (renewed while the dump runs), and every
 //! backup command first marks an in-progress backup whose lease is gone
 //! as failed — judged by the lease, never by a pid (DESIGN.md "Locks are
-//! leases"), so it works from any host. Its object never appeared: only a
-//! hidden partial file may be left in the storage directory.
+//! leases"), so it works from any host — and deletes what it left in the
+//! storage directory (a hidden partial file, or an object renamed into
+//! place just before the process died, which is not trusted).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -121,8 +122,15 @@ fn settle_stale(store: &dyn Store) -> Result<()> {
             )])
         });
         match r {
+            // A process killed between the rename and the record's update
+            // left a whole object under the name of a failed backup: it is
+            // not trusted, so it goes.
+            Ok(failed) => {
+                let _ = io::remove_object(Path::new(&failed.location));
+                io::remove_partials(Path::new(&failed.location));
+            }
             // Another command settled it first.
-            Ok(_) | Err(StoreError::Transition { .. }) => {}
+            Err(StoreError::Transition { .. }) => {}
             Err(e) => return Err(e.into()),
         }
     }

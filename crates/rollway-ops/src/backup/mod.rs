@@ -11,7 +11,8 @@
 //!   to a hidden `.NAME.partial-…` file beside it, fsynced, then renamed,
 //!   and the directory fsynced; any error (or a killed `pg_dump`) removes
 //!   the partial file, and a killed `rollway` leaves only a hidden partial
-//!   file that nothing lists as a backup.
+//!   file that nothing lists as a backup (`remove_partials` clears it once
+//!   the backup is known dead).
 //! - The SHA-256 recorded is of exactly the bytes stored.
 //! - A database URL's password never reaches a command line: it travels in
 //!   `PGPASSWORD`.
@@ -26,7 +27,7 @@ use rollway_model::Sha256Digest;
 use sha2::{Digest, Sha256};
 
 pub use pg::{Tool, database_is_empty, dump_database, list_archive, restore_database};
-pub use storage::{object_path, remove_object, verify_object};
+pub use storage::{object_path, remove_object, remove_partials, verify_object};
 
 /// What can go wrong while backing up, checking or restoring.
 #[derive(Debug, thiserror::Error)]

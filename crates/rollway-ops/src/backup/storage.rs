@@ -136,6 +136,21 @@ pub fn verify_object(path: &Path, size: u64, sha256: &Sha256Digest) -> Result<Ve
     Ok(problems)
 }
 
+/// Deletes the hidden partial files a killed writer left beside the object
+/// at `path`; returns how many went.
+pub fn remove_partials(path: &Path) -> usize {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return 0;
+    };
+    let prefix = format!(".{}.partial-", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|e| fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Deletes an expired object; one already gone is not an error.
 pub fn remove_object(path: &Path) -> Result<(), BackupError> {
     match fs::remove_file(path) {
@@ -174,6 +189,12 @@ mod tests {
         p.file().unwrap().write_all(b"half").unwrap();
         assert!(names(&d)[0].starts_with(".a.age.partial-"));
         drop(p);
+        assert!(names(&d).is_empty());
+        // What a killed writer leaves (a partial file never dropped) is found and removed.
+        let kept = Partial::create(&d, "a.age").unwrap();
+        std::mem::forget(kept);
+        assert_eq!(names(&d).len(), 1);
+        assert_eq!(remove_partials(&d.join("a.age")), 1);
         assert!(names(&d).is_empty());
         // Persisted: under its name only.
         let p = Partial::create(&d, "a.age").unwrap();
