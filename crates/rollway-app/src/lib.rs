@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod alerts;
+pub mod backup;
 pub mod build;
 mod connect;
 pub mod deploy;

@@ -3,6 +3,7 @@
 //! `rollway.toml:LINE:COL: what is wrong — what to do`.
 
 mod alerting;
+mod backups;
 mod checks;
 mod diagnostic;
 mod hosts;
@@ -21,6 +22,7 @@ pub use alerting::{
     AlertRuleConfig, AlertingConfig, ChannelConfig, ChannelKind, EmailConfig, SmtpSecurity, Subject, WebhookConfig,
     WebhookFormat, parse_smtp,
 };
+pub use backups::{BackupConfig, RunOn};
 pub use diagnostic::{ConfigError, Diagnostic, Diagnostics};
 pub use hosts::{parse_host, parse_ssh};
 pub use logs::LogsConfig;

@@ -14,6 +14,7 @@ use rollway_model::time::format_duration;
 use toml_edit::{Item, TableLike, Value};
 
 use crate::alerting::{AlertContext, ChannelConfig, read_alert, read_alerting, read_channel};
+use crate::backups::read_backup;
 use crate::hosts::parse_host;
 use crate::logs::read_logs;
 use crate::monitor::{MonitorConfig, MonitorContext, read_monitor};
@@ -181,6 +182,13 @@ pub(crate) fn read_config(cx: &Ctx<'_>, root: &dyn TableLike, marks: &mut Marks)
             .collect()
     };
     let logs = t.section("logs", read_logs).unwrap_or_default();
+    let backups = {
+        let names: Vec<&str> = environments.keys().map(String::as_str).collect();
+        t.entries("backups", |name, b| read_backup(name, b, &names))
+            .into_iter()
+            .filter_map(|(name, b)| Some((name, b?)))
+            .collect()
+    };
     t.finish();
     Config {
         project,
@@ -199,6 +207,7 @@ pub(crate) fn read_config(cx: &Ctx<'_>, root: &dyn TableLike, marks: &mut Marks)
         alerting,
         alerts,
         logs,
+        backups,
     }
 }
 

@@ -2,11 +2,12 @@
 //! (with their aliases), durations written as strings, and the two forms of a host.
 
 use rollway_model::status::{
-    AlertType, ArtifactKind, EnvironmentKind, JobType, Platform, Severity, SupervisorKind, VariableType,
+    AlertType, ArtifactKind, BackupKind, EnvironmentKind, JobType, Platform, Severity, SupervisorKind, VariableType,
 };
 use schemars::{Schema, SchemaGenerator, json_schema};
 
 use crate::alerting::WebhookFormat;
+use crate::backups::RunOn;
 use crate::monitor::{DnsRecordType, HttpMethod, OnSilence};
 use crate::types::Config;
 
@@ -100,6 +101,14 @@ pub(crate) fn webhook_format(_: &mut SchemaGenerator) -> Schema {
 
 pub(crate) fn alert_type(_: &mut SchemaGenerator) -> Schema {
     names(AlertType::NAMES, &[])
+}
+
+pub(crate) fn backup_kind(_: &mut SchemaGenerator) -> Schema {
+    names(BackupKind::NAMES, &[])
+}
+
+pub(crate) fn run_on(_: &mut SchemaGenerator) -> Schema {
+    names(RunOn::NAMES, &[])
 }
 
 pub(crate) fn severity(_: &mut SchemaGenerator) -> Schema {

@@ -14,6 +14,7 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use crate::alerting::{AlertRuleConfig, AlertingConfig, ChannelConfig};
+use crate::backups::BackupConfig;
 use crate::logs::LogsConfig;
 use crate::monitor::{MonitorConfig, domain_monitor};
 use crate::schema;
@@ -74,6 +75,9 @@ pub struct Config {
     /// How long serve keeps collected log records and how often it collects.
     #[serde(default)]
     pub logs: LogsConfig,
+    /// Backups, by name: what is backed up, when, and where the encrypted objects are kept.
+    #[serde(default)]
+    pub backups: BTreeMap<String, BackupConfig>,
 }
 
 /// `[build]`: the command that builds and the output that becomes the artifact.

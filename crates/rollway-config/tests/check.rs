@@ -95,7 +95,7 @@ run = "true"
 needs = ["a"]
 "#,
         "
-        rollway.toml:2:1: unknown key 'colour' at the top level — remove it; the keys allowed here are project, health, build, service, ssh, secrets, variables, deploy, stacks, environments, jobs, monitors, notify, alerting, alerts, logs
+        rollway.toml:2:1: unknown key 'colour' at the top level — remove it; the keys allowed here are project, health, build, service, ssh, secrets, variables, deploy, stacks, environments, jobs, monitors, notify, alerting, alerts, logs, backups
         rollway.toml:5:11: health.retries must be an integer, not a string — write a whole number without quotes, e.g. retries = 1
         rollway.toml:11:10: environments.production.domain is not a valid domain: 'not a domain' has no dot; a domain needs at least two labels like example.com — write a fully qualified name like api.example.com
         rollway.toml:12:9: production environment 'production' has https = false — set https = true; a production environment must serve https

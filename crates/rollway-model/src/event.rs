@@ -65,6 +65,8 @@ event_kinds! {
     CommandExecuted = "command-executed": "a one-off command ran in a release on a host (rollway exec)",
     MaintenanceChanged = "maintenance-changed": "a maintenance window was added or removed (rollway maintenance)",
     AlertChanged = "alert-changed": "an alert opened, was acknowledged or resolved (rollway serve, rollway alerts)",
+    BackupChanged = "backup-changed": "a backup started, completed, failed, was verified or expired (rollway backup)",
+    RestoreStep = "restore-step": "a step of a restore job: created, verified, running, success or failed (rollway restore)",
 }
 
 impl Serialize for EventKind {

@@ -192,6 +192,7 @@ string_enum! {
     /// Seed 002 Restore Job status.
     RestoreStatus ("restore status") {
         Pending = "pending",
+        Running = "running",
         Success = "success",
         Failed = "failed",
     }

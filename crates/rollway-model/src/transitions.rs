@@ -296,7 +296,15 @@ machine!(
     RestoreStatus,
     "restore job",
     RestoreStatus::Pending,
-    [(Pending, Success), (Pending, Failed),]
+    // DESIGN.md: `running` between pending and success / failed (seed 002
+    // draws pending → success | failed). Pending → failed stays: a backup
+    // that does not verify fails the job before anything is restored.
+    [
+        (Pending, Running),
+        (Running, Success),
+        (Running, Failed),
+        (Pending, Failed),
+    ]
 );
 
 machine!(

@@ -1099,10 +1099,11 @@ cases! {
         edge_case(&alert(), alert_step, &[AlertStatus::Resolved], &[AlertStatus::Resolved], AlertStatus::Ack);
     }
     restore_pending_success {
-        edge_case(&restore(), restore_step, &[RestoreStatus::Success], &[RestoreStatus::Failed], RestoreStatus::Success);
+        // DESIGN.md puts `running` between pending and success.
+        edge_case(&restore(), restore_step, &[RestoreStatus::Running, RestoreStatus::Success], &[RestoreStatus::Failed], RestoreStatus::Success);
     }
     restore_pending_failed {
-        edge_case(&restore(), restore_step, &[RestoreStatus::Failed], &[RestoreStatus::Success], RestoreStatus::Failed);
+        edge_case(&restore(), restore_step, &[RestoreStatus::Failed], &[RestoreStatus::Running, RestoreStatus::Success], RestoreStatus::Failed);
     }
 
     // --- seed 003

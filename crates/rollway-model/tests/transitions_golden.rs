@@ -260,8 +260,12 @@ fn restore_job() {
         "pending",
         &[
             // Seed 002:64-65 "pending → success", "pending → failed";
-            // DESIGN.md "restore jobs pending → success / failed".
-            ("pending", "success"),
+            // DESIGN.md "Restore jobs gain `running` between pending and
+            // success / failed"; OPERATIONS.md "pending → running → success | failed".
+            ("pending", "running"),
+            ("running", "success"),
+            ("running", "failed"),
+            // A backup that does not verify fails the job before it runs.
             ("pending", "failed"),
         ],
     );

@@ -20,7 +20,11 @@
 //! [`MonitorState`], a monitor's up / down / pending / maintenance /
 //! paused from its samples, and [`PushSilence`], the slots a silent push
 //! monitor missed.
+//!
+//! [`backup`] holds the backups' IO: `pg_dump` / `pg_restore` streamed
+//! through age encryption and SHA-256 into a local storage directory.
 
+pub mod backup;
 mod dns;
 mod from_config;
 mod http;

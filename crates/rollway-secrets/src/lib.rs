@@ -12,8 +12,8 @@ pub mod validate;
 pub mod vault;
 
 pub use age_file::{
-    Identity, Recipient, decrypt, decrypt_file, encrypt_armored, identity_path, load_identities, read_secrets_file,
-    write_armored_file, write_identity_file, write_secrets_file,
+    Identity, Recipient, decrypt, decrypt_file, decrypt_stream, encrypt_armored, encrypt_stream, identity_path,
+    load_identities, read_secrets_file, write_armored_file, write_identity_file, write_secrets_file,
 };
 pub use dotenv::{
     DotenvError, ParseError, is_valid_key, parse as parse_dotenv, render as render_dotenv, render_env_file,

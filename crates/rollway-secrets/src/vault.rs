@@ -139,6 +139,11 @@ impl<'s> Vault<'s> {
         }
     }
 
+    /// The local identities, which open what is encrypted to the vault's recipients.
+    pub fn identities(&self) -> &[Identity] {
+        &self.identities
+    }
+
     /// Whether the local identity can read what the vault writes.
     pub fn can_read_own_writes(&self) -> bool {
         let mine: Vec<Recipient> = self.identities.iter().map(Identity::recipient).collect();

@@ -1111,6 +1111,54 @@ impl<B: Backend> Store for Db<B> {
         self.do_log_cursor(source)
     }
 
+    fn insert_backup(
+        &self,
+        backup: &rollway_model::Backup,
+        events: Vec<NewEvent>,
+    ) -> Result<rollway_model::Backup, StoreError> {
+        self.do_insert_backup(backup, events)
+    }
+
+    fn update_backup(
+        &self,
+        id: rollway_model::BackupId,
+        f: UpdateFn<'_, rollway_model::Backup>,
+    ) -> Result<rollway_model::Backup, StoreError> {
+        self.do_update_backup(id, f)
+    }
+
+    fn backup(&self, id: rollway_model::BackupId) -> Result<Option<rollway_model::Backup>, StoreError> {
+        self.do_backup(id)
+    }
+
+    fn find_backups(&self, prefix: &str) -> Result<Vec<rollway_model::Backup>, StoreError> {
+        self.do_find_backups(prefix)
+    }
+
+    fn backups(&self, env: Option<&str>) -> Result<Vec<rollway_model::Backup>, StoreError> {
+        self.do_backups(env)
+    }
+
+    fn insert_restore(
+        &self,
+        restore: &rollway_model::Restore,
+        events: Vec<NewEvent>,
+    ) -> Result<rollway_model::Restore, StoreError> {
+        self.do_insert_restore(restore, events)
+    }
+
+    fn update_restore(
+        &self,
+        id: rollway_model::RestoreId,
+        f: UpdateFn<'_, rollway_model::Restore>,
+    ) -> Result<rollway_model::Restore, StoreError> {
+        self.do_update_restore(id, f)
+    }
+
+    fn restores(&self, backup_id: rollway_model::BackupId) -> Result<Vec<rollway_model::Restore>, StoreError> {
+        self.do_restores(backup_id)
+    }
+
     fn put_log_records(
         &self,
         source: &crate::logs::LogSource,

@@ -39,6 +39,8 @@
 //! | `log_records` | `id` (integer, insertion order), `environment`, `host`, `service`, `level`, `message`, `trace_id`, `time`, `collected_at` | seed 002 Log Record: one line of a service's output; `message` and `trace_id` masked; `time` the line's own or when it was collected |
 //! | `log_cursors` | `environment`, `host`, `service` (the key), `cursor`, `updated_at` | where collection stands: the engine's `LogCursor` as JSON, moved in the transaction that stores the lines before it |
 //! | `alerts` | `id`, `ord`, `rule`, `subject`, `environment`, `status`, `severity`, `triggered_at`, `acknowledged_at`, `acknowledged_by`, `ack_until`, `resolved_at`, `deployment_id`, `version_tag`, `note`, `doc` | seed 002 Monitoring Alert as a document; a unique partial index keeps one unresolved alert per (`rule`, `subject`) |
+//! | `backups` | `id`, `ord`, `environment`, `name`, `kind`, `class`, `location`, `size_bytes`, `sha256`, `status`, `restore_point`, `deployment_id`, `created_at`, `expires_at`, `finished_at`, `doc` | seed 002 Backup Artifact / seed 003 Backup Records as a document; an expired backup keeps its row |
+//! | `restore_jobs` | `id`, `ord`, `backup_id` (references `backups`), `environment`, `status`, `target`, `started_at`, `finished_at`, `doc` | seed 002 Restore Job as a document; `target` masked |
 //! | `alert_trackers` | `rule`, `subject` (key), `tracker`, `updated_at` | the model's `alerting::Tracker` as canonical JSON, so evaluation resumes after a restart |
 //! | `deliveries` | `id` (integer), `alert_id`, `event`, `channel`, `environment`, `idempotency_key` (unique), `payload`, `attempts`, `status` (`pending`, `delivered`, `failed`), `next_attempt_at`, `last_error`, `answer`, `created_at`, `delivered_at` | one notification to one channel; `payload` masked; the channel's address is never stored |
 //! | `metric_points` | `environment`, `name`, `time` (key with the two before it), `value` | business metrics pushed with `rollway metric push` |
@@ -117,9 +119,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rollway_model::maintenance::MaintenanceWindow;
 use rollway_model::spans::Span;
 use rollway_model::{
-    Artifact, ArtifactId, ChainBreak, Clock, Deployment, DeploymentId, Environment, EnvironmentSpec, EnvironmentStatus,
-    Event, EventKind, Job, JobId, Lock, Masker, MetricRecord, MetricType, NewEvent, PipelineRun, PipelineRunId,
-    ProbeSample, Resource, Sha256Digest, Stack, StackId, Timestamp, Variable, Verification,
+    Artifact, ArtifactId, Backup, BackupId, ChainBreak, Clock, Deployment, DeploymentId, Environment, EnvironmentSpec,
+    EnvironmentStatus, Event, EventKind, Job, JobId, Lock, Masker, MetricRecord, MetricType, NewEvent, PipelineRun,
+    PipelineRunId, ProbeSample, Resource, Restore, RestoreId, Sha256Digest, Stack, StackId, Timestamp, Variable,
+    Verification,
 };
 
 pub use alerts::{AlertQuery, Attempt, Delivery, DeliveryStatus, MetricPoint, NewDelivery};
@@ -134,7 +137,7 @@ pub use preopen::{PreOpenError, check_before_open};
 pub use shards::{Claimed, Previous, ShardLease, Taken};
 
 /// The schema version this build writes (the highest migration it knows).
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 14;
 
 /// The clock of real runs: the only place that reads the system time.
 #[derive(Debug, Clone, Copy, Default)]
@@ -520,6 +523,36 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<MetricRecord>, StoreError>;
 
     // ---- seed 002 log records (OPERATIONS.md "Log records") ----
+
+    // ---- backups and restore jobs ----
+
+    /// Records a new backup (in progress) and appends `events`, in one
+    /// transaction; the model's backup rules must hold.
+    fn insert_backup(&self, backup: &Backup, events: Vec<NewEvent>) -> Result<Backup, StoreError>;
+    /// Moves a backup through `f` (the model's `complete` / `fail` /
+    /// `transition`) and appends its events, in one transaction.
+    fn update_backup(
+        &self,
+        id: BackupId,
+        f: &mut dyn FnMut(&mut Backup) -> Result<Vec<NewEvent>, StoreError>,
+    ) -> Result<Backup, StoreError>;
+    fn backup(&self, id: BackupId) -> Result<Option<Backup>, StoreError>;
+    /// Every backup whose id starts with `prefix` (with or without hyphens,
+    /// any case), newest first; the caller decides what zero or several mean.
+    fn find_backups(&self, prefix: &str) -> Result<Vec<Backup>, StoreError>;
+    /// The backups of `env` (or of every environment), newest first.
+    fn backups(&self, env: Option<&str>) -> Result<Vec<Backup>, StoreError>;
+    /// Records a new restore job and appends `events`, in one transaction;
+    /// its backup must be recorded (`StoreError::NotFound` otherwise).
+    fn insert_restore(&self, restore: &Restore, events: Vec<NewEvent>) -> Result<Restore, StoreError>;
+    /// Moves a restore job through `f` and appends its events, in one transaction.
+    fn update_restore(
+        &self,
+        id: RestoreId,
+        f: &mut dyn FnMut(&mut Restore) -> Result<Vec<NewEvent>, StoreError>,
+    ) -> Result<Restore, StoreError>;
+    /// A backup's restore jobs, newest first.
+    fn restores(&self, backup_id: BackupId) -> Result<Vec<Restore>, StoreError>;
 
     /// Where collection of `source`'s output stands (the cursor JSON a
     /// collector stored), `None` before the first batch.

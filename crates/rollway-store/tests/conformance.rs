@@ -8,7 +8,8 @@
 //! a skip is announced where `cargo test` shows it.
 //! The document entities' cases live in `conformance/records.rs`, those of
 //! monitors, samples and rollups in `conformance/monitoring.rs`, those of
-//! shard leases in `conformance/shards.rs`.
+//! shard leases in `conformance/shards.rs`, those of backups and restore
+//! jobs in `conformance/backups.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write as _;
@@ -101,6 +102,8 @@ conformance! {
     one_unresolved_alert_per_rule_and_subject,
     trackers_and_metric_points_round_trip,
     deliveries_are_queued_once_claimed_and_finished,
+    backups_round_trip_and_walk_their_table,
+    restore_jobs_need_their_backup_and_walk_their_table,
 }
 
 #[path = "conformance/records.rs"]
@@ -123,6 +126,9 @@ use log_records::*;
 #[path = "conformance/alerts.rs"]
 mod alerts;
 use alerts::*;
+#[path = "conformance/backups.rs"]
+mod backups;
+use backups::*;
 
 // ---- harness ----
 

@@ -86,6 +86,11 @@ pub enum Command {
     /// Business metrics for alert rules: push a value.
     #[command(subcommand)]
     Metric(commands::alerts::MetricCmd),
+    /// Database backups: create, list, show, verify, prune.
+    #[command(subcommand)]
+    Backup(commands::backup::BackupCmd),
+    /// Restore a backup into its database (or --to another), after verifying it.
+    Restore(commands::backup::RestoreArgs),
     /// Keep watching: probe the monitors, store and roll up samples, serve /healthz, /readyz and /metrics.
     Serve(commands::serve::ServeArgs),
     /// Variables and secrets: age-encrypted, masked everywhere.
@@ -155,6 +160,8 @@ pub fn run() -> i32 {
         Command::Maintenance(cmd) => commands::uptime::maintenance(&session, cmd),
         Command::Alerts(cmd) => commands::alerts::run(&session, cmd),
         Command::Metric(cmd) => commands::alerts::metric(&session, cmd),
+        Command::Backup(cmd) => commands::backup::run(&session, cmd),
+        Command::Restore(args) => commands::backup::restore(&session, args),
         Command::Serve(args) => commands::serve::run(&session, args),
         Command::Secrets(cmd) => commands::secrets::run(&session, cmd),
         Command::Pipeline(cmd) => commands::pipeline::run(&session, cmd),

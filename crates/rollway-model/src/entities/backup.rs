@@ -31,6 +31,9 @@ pub struct Backup {
     pub id: BackupId,
     /// The environment's name: seed 002 `environmentId`.
     pub environment: String,
+    /// The `[backups.NAME]` it was taken for (empty when none).
+    #[serde(default)]
+    pub name: String,
     /// Seed 002 `kind`: database, media or config.
     pub kind: BackupKind,
     /// Seed 003 `backup_type`: daily, weekly, monthly or manual.
@@ -55,6 +58,12 @@ pub struct Backup {
     pub lifecycle: Lifecycle<BackupStatus>,
     /// The deployment this backup was taken before, if any.
     pub deployment_id: Option<DeploymentId>,
+    /// When it completed or failed.
+    #[serde(default)]
+    pub finished_at: Option<Timestamp>,
+    /// Why it failed (masked by the store).
+    #[serde(default)]
+    pub failure: Option<String>,
 }
 
 impl Backup {
@@ -70,6 +79,7 @@ impl Backup {
         Self {
             id: BackupId::generate(at),
             environment: environment.into(),
+            name: String::new(),
             kind,
             class,
             database_name: None,
@@ -82,6 +92,8 @@ impl Backup {
             restore_point: false,
             lifecycle: Lifecycle::new(at),
             deployment_id: None,
+            finished_at: None,
+            failure: None,
         }
     }
 
@@ -97,12 +109,24 @@ impl Backup {
             next.lifecycle
                 .transition(to, at)
                 .map_err(|e| StatusChangeError::refused("backup", id, to, e))?;
+            if matches!(to, BackupStatus::Completed | BackupStatus::Failed) {
+                next.finished_at = Some(at);
+            }
             let violations = rules::backup::validate_status(next);
             if violations.is_empty() {
                 Ok(())
             } else {
                 Err(StatusChangeError::invalid("backup", id, to, violations))
             }
+        })
+    }
+
+    /// Moves to failed with the reason, or changes nothing.
+    pub fn fail(&mut self, reason: impl Into<String>, at: Timestamp) -> Result<(), StatusChangeError> {
+        let reason = reason.into();
+        atomically(self, |next| {
+            next.failure = Some(reason);
+            next.transition(BackupStatus::Failed, at)
         })
     }
 
@@ -118,5 +142,67 @@ impl Backup {
             next.size_bytes = size_bytes;
             next.transition(BackupStatus::Completed, at)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest() -> Sha256Digest {
+        Sha256Digest::try_from("ab".repeat(32)).unwrap()
+    }
+
+    /// Walks `steps` from a new backup (completing with a checksum);
+    /// returns the status reached, or the index of the first refused step.
+    fn check(steps: &[BackupStatus], expected: Result<BackupStatus, usize>) {
+        let mut b = Backup::new(
+            "production",
+            BackupKind::Database,
+            BackupClass::Daily,
+            "x",
+            Timestamp(1),
+        );
+        for (i, s) in steps.iter().enumerate() {
+            let before = b.clone();
+            let at = Timestamp(10 + i as i64);
+            let r = if *s == BackupStatus::Completed {
+                b.complete(digest(), 42, at)
+            } else {
+                b.transition(*s, at)
+            };
+            if r.is_err() {
+                assert_eq!(b, before, "a refused step changed the backup");
+                assert_eq!(Err(i), expected, "steps {steps:?}");
+                return;
+            }
+        }
+        assert_eq!(Ok(b.status()), expected, "steps {steps:?}");
+    }
+
+    #[test]
+    fn backup_table() {
+        use BackupStatus::*;
+        check(&[], Ok(InProgress));
+        check(&[Completed], Ok(Completed));
+        check(&[Failed], Ok(Failed));
+        check(&[Completed, Expired], Ok(Expired));
+        check(&[Expired], Err(0));
+        check(&[Failed, Expired], Err(1));
+        check(&[Completed, Failed], Err(1));
+        check(&[Completed, Expired, Completed], Err(2));
+    }
+
+    #[test]
+    fn completing_without_a_checksum_is_refused() {
+        let mut b = Backup::new(
+            "production",
+            BackupKind::Database,
+            BackupClass::Manual,
+            "x",
+            Timestamp(1),
+        );
+        assert!(b.transition(BackupStatus::Completed, Timestamp(2)).is_err());
+        assert_eq!(b.status(), BackupStatus::InProgress);
     }
 }

@@ -14,7 +14,7 @@ pub const RULES: &[&str] = &[FINISHED_AT_ON_COMPLETION];
 pub fn validate(r: &Restore) -> Vec<Violation> {
     let mut out = Vec::new();
     let status = r.status();
-    let finished = status != RestoreStatus::Pending;
+    let finished = matches!(status, RestoreStatus::Success | RestoreStatus::Failed);
     match (finished, r.finished_at) {
         (true, None) => out.push(Violation::new(
             "finished_at",
@@ -24,7 +24,7 @@ pub fn validate(r: &Restore) -> Vec<Violation> {
         (false, Some(_)) => out.push(Violation::new(
             "finished_at",
             FINISHED_AT_ON_COMPLETION,
-            "a pending restore job has not finished, so it has no finished_at",
+            format!("a {status} restore job has not finished, so it has no finished_at"),
         )),
         _ => {}
     }

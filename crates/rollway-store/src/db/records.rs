@@ -7,9 +7,9 @@
 use rollway_model::event::canonical_json;
 use rollway_model::rules::{self, Violation};
 use rollway_model::{
-    Alert, AlertId, AlertStatus, Artifact, ArtifactId, Deployment, DeploymentId, DeploymentStatus, Job, JobId, Masker,
-    NewEvent, PipelineRun, PipelineRunId, Resource, Sha256Digest, Stack, StackId, StateMachine, Timestamp,
-    Verification,
+    Alert, AlertId, AlertStatus, Artifact, ArtifactId, Backup, BackupId, Deployment, DeploymentId, DeploymentStatus,
+    Job, JobId, Masker, NewEvent, PipelineRun, PipelineRunId, Resource, Restore, RestoreId, Sha256Digest, Stack,
+    StackId, StateMachine, Timestamp, Verification,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -630,6 +630,128 @@ impl Stored for Alert {
     }
 }
 
+impl Stored for Backup {
+    const WHAT: &'static str = "backup";
+    const TABLE: &'static str = "backups";
+    const COLUMNS: &'static [&'static str] = &[
+        "environment",
+        "name",
+        "kind",
+        "class",
+        "location",
+        "size_bytes",
+        "sha256",
+        "status",
+        "restore_point",
+        "deployment_id",
+        "created_at",
+        "expires_at",
+        "finished_at",
+    ];
+
+    fn id_text(&self) -> String {
+        self.id.to_string()
+    }
+
+    fn columns(&self) -> Vec<Param> {
+        vec![
+            self.environment.as_str().into(),
+            self.name.as_str().into(),
+            self.kind.as_str().into(),
+            self.class.as_str().into(),
+            self.location.as_str().into(),
+            count(self.size_bytes),
+            opt_text(self.checksum.as_ref()),
+            self.status().as_str().into(),
+            Param::Bool(self.restore_point),
+            opt_text(self.deployment_id.as_ref()),
+            self.created_at.as_millis().into(),
+            self.expires_at.as_millis().into(),
+            opt_ms(self.finished_at),
+        ]
+    }
+
+    fn mask(&mut self, m: &Masker) {
+        if let Some(f) = &mut self.failure {
+            *f = m.mask(f);
+        }
+    }
+
+    fn violations(&self, _now: Timestamp) -> Vec<Violation> {
+        rules::backup::validate(self)
+    }
+
+    fn tie(&self, _sql: &mut dyn Sql) -> Result<Tie, StoreError> {
+        Ok(Tie {
+            environment: Some(self.environment.clone()),
+            deployment: self.deployment_id,
+            ..Tie::default()
+        })
+    }
+
+    fn extends(&self, stored: &Self) -> Result<(), String> {
+        extends_lifecycle(&self.lifecycle, &stored.lifecycle)
+    }
+}
+
+impl Stored for Restore {
+    const WHAT: &'static str = "restore job";
+    const TABLE: &'static str = "restore_jobs";
+    const COLUMNS: &'static [&'static str] = &[
+        "backup_id",
+        "environment",
+        "status",
+        "target",
+        "started_at",
+        "finished_at",
+    ];
+
+    fn id_text(&self) -> String {
+        self.id.to_string()
+    }
+
+    fn columns(&self) -> Vec<Param> {
+        vec![
+            self.backup_id.to_string().into(),
+            self.environment.as_str().into(),
+            self.status().as_str().into(),
+            self.target.as_str().into(),
+            self.started_at.as_millis().into(),
+            opt_ms(self.finished_at),
+        ]
+    }
+
+    fn mask(&mut self, m: &Masker) {
+        self.target = m.mask(&self.target);
+        if let Some(n) = &mut self.notes {
+            *n = m.mask(n);
+        }
+    }
+
+    fn violations(&self, _now: Timestamp) -> Vec<Violation> {
+        rules::restore::validate(self)
+    }
+
+    /// Seed 002 "backupArtifactId 必须存在": the backup is recorded.
+    fn tie(&self, sql: &mut dyn Sql) -> Result<Tie, StoreError> {
+        let id = self.backup_id.to_string();
+        if sql
+            .row("SELECT id FROM backups WHERE id = $1", &[id.as_str().into()])?
+            .is_none()
+        {
+            return Err(StoreError::NotFound { what: "backup", id });
+        }
+        Ok(Tie {
+            environment: Some(self.environment.clone()),
+            ..Tie::default()
+        })
+    }
+
+    fn extends(&self, stored: &Self) -> Result<(), String> {
+        extends_lifecycle(&self.lifecycle, &stored.lifecycle)
+    }
+}
+
 // ---- rows ----
 
 fn select_sql<E: Stored>() -> String {
@@ -837,6 +959,7 @@ fn artifact_prefix(prefix: &str) -> Option<String> {
 
 const NEWEST_ARTIFACTS: &str = "ORDER BY created_at DESC, ord DESC";
 const NEWEST_DEPLOYMENTS: &str = "ORDER BY started_at DESC, ord DESC";
+const NEWEST_BACKUPS: &str = "ORDER BY created_at DESC, ord DESC";
 
 impl<B: Backend> Db<B> {
     /// Records a new entity: parents checked, masked, rules checked, events
@@ -1291,6 +1414,54 @@ impl<B: Backend> Db<B> {
             )?
             .into_iter()
             .next())
+    }
+
+    // ---- backups and restore jobs ----
+
+    pub(super) fn do_insert_backup(&self, b: &Backup, events: Vec<NewEvent>) -> Result<Backup, StoreError> {
+        self.create(b, events, |_, _| Ok(()))
+    }
+
+    pub(super) fn do_update_backup(&self, id: BackupId, f: UpdateFn<'_, Backup>) -> Result<Backup, StoreError> {
+        self.update(id.to_string(), f, |_, _, _| Ok(()))
+    }
+
+    pub(super) fn do_backup(&self, id: BackupId) -> Result<Option<Backup>, StoreError> {
+        self.read_one(id.to_string())
+    }
+
+    pub(super) fn do_find_backups(&self, prefix: &str) -> Result<Vec<Backup>, StoreError> {
+        let p = prefix.trim().to_ascii_lowercase();
+        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+            return Ok(Vec::new());
+        }
+        // Only hex digits and '-': LIKE sees no wildcard but the trailing one.
+        self.read_list(
+            &format!("WHERE id LIKE $1 OR REPLACE(id, '-', '') LIKE $2 {NEWEST_BACKUPS}"),
+            &[format!("{p}%").into(), format!("{}%", p.replace('-', "")).into()],
+        )
+    }
+
+    pub(super) fn do_backups(&self, env: Option<&str>) -> Result<Vec<Backup>, StoreError> {
+        match env {
+            Some(e) => self.read_list(&format!("WHERE environment = $1 {NEWEST_BACKUPS}"), &[e.into()]),
+            None => self.read_list(NEWEST_BACKUPS, &[]),
+        }
+    }
+
+    pub(super) fn do_insert_restore(&self, r: &Restore, events: Vec<NewEvent>) -> Result<Restore, StoreError> {
+        self.create(r, events, |_, _| Ok(()))
+    }
+
+    pub(super) fn do_update_restore(&self, id: RestoreId, f: UpdateFn<'_, Restore>) -> Result<Restore, StoreError> {
+        self.update(id.to_string(), f, |_, _, _| Ok(()))
+    }
+
+    pub(super) fn do_restores(&self, backup_id: BackupId) -> Result<Vec<Restore>, StoreError> {
+        self.read_list(
+            "WHERE backup_id = $1 ORDER BY started_at DESC, ord DESC",
+            &[backup_id.to_string().into()],
+        )
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod alerts;
+pub mod backup;
 pub mod build;
 pub mod config;
 pub mod demo;

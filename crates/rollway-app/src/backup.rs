@@ -1,0 +1,545 @@
+//! Backups and restores (OPERATIONS.md "Backups and restores"; issue 14,
+//! first slice): `backup create NAME [--manual]`, `list`, `show`, `verify`,
+//! `prune [--dry-run]` and `restore ID [--to URL] [--force]`, for
+//! `[backups.NAME]` of kind database, taken on this machine into a local
+//! storage directory. The IO (pg_dump / pg_restore, age streams, the
+//! storage directory) is `rollway_ops::backup`'s; this module records every
+//! step through the model's tables, each with its event.
+//!
+//! A backup whose process died is found through its lease: `create` holds
+//! the store lock `backup:ID` (renewed while the dump runs), and every
+//! backup command first marks an in-progress backup whose lease is gone
+//! as failed — judged by the lease, never by a pid (DESIGN.md "Locks are
+//! leases"), so it works from any host — and deletes what it left in the
+//! storage directory (a hidden partial file, or an object renamed into
+//! place just before the process died, which is not trusted).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use rollway_config::{BackupConfig, Config};
+use rollway_model::retention::{self, Candidate};
+use rollway_model::{
+    Backup, BackupClass, BackupKind, BackupStatus, EventKind, Level, NewEvent, Restore, RestoreStatus, Timestamp,
+};
+use rollway_ops::backup::{self as io, BackupError, Tool};
+use rollway_store::{LockRequest, Store, StoreError, mask_password};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::error::{Code, Error, Result};
+use crate::project::Project;
+
+fn lock_name(b: &Backup) -> String {
+    format!("backup:{}", b.id)
+}
+
+fn event(kind: EventKind, level: Level, b: &Backup, message: String) -> NewEvent {
+    NewEvent::new(kind, level, message)
+        .environment(b.environment.clone())
+        .data(json!({ "backup_id": b.id.to_string(), "name": b.name, "status": b.status().as_str() }))
+}
+
+fn parse_time(flag: &str, t: Option<&str>) -> Result<Option<Timestamp>> {
+    t.map(|s| {
+        Timestamp::parse_rfc3339(s).ok_or_else(|| {
+            Error::invalid(format_args!(
+                "{flag} '{s}' is not an RFC 3339 time: write e.g. 2026-11-01T02:00:00Z"
+            ))
+        })
+    })
+    .transpose()
+}
+
+fn definition<'c>(p: &Project, config: &'c Config, name: &str) -> Result<&'c BackupConfig> {
+    config.backups.get(name).ok_or_else(|| {
+        let known: Vec<String> = config.backups.keys().cloned().collect();
+        Error::invalid(format_args!(
+            "no [backups.{}] in {}: known backups are {}",
+            rollway_model::names::shown(name),
+            p.config_path().display(),
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        ))
+    })
+}
+
+/// The database URL of a definition, from its environment's secrets (which
+/// arms the masks with them).
+fn database_url(p: &Project, config: &Config, store: &dyn Store, def: &BackupConfig) -> Result<String> {
+    let key = def.url_secret.as_deref().unwrap_or("DATABASE_URL");
+    let values = p.env_values(config, store, &def.environment)?;
+    values
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+        .ok_or_else(|| {
+            Error::invalid(format_args!(
+                "{key} is not set for environment {env}: set it with `rollway secrets set {env} {key}`",
+                env = def.environment
+            ))
+        })
+}
+
+/// The storage directory, absolute: the record's location must lead to
+/// the object from wherever a later command runs.
+fn storage_dir(p: &Project, def: &BackupConfig) -> Result<PathBuf> {
+    let d = Path::new(&def.storage);
+    let d = if d.is_absolute() {
+        d.to_owned()
+    } else {
+        p.config_dir().join(d)
+    };
+    std::path::absolute(&d)
+        .map_err(|e| Error::invalid(format_args!("cannot make storage path {} absolute: {e}", d.display())))
+}
+
+fn failed(e: BackupError, p: &Project) -> String {
+    p.masks().mask(&e.to_string())
+}
+
+/// Marks in-progress backups whose lease is gone as failed.
+fn settle_stale(store: &dyn Store) -> Result<()> {
+    for b in store.backups(None)? {
+        if b.status() != BackupStatus::InProgress || store.lock(&lock_name(&b))?.is_some() {
+            continue;
+        }
+        let at = store.clock().now().max(b.created_at);
+        let reason = "the process taking it stopped before it finished (its lease expired)";
+        let r = store.update_backup(b.id, &mut |x| {
+            x.fail(reason, at)?;
+            Ok(vec![event(
+                EventKind::BackupChanged,
+                Level::Error,
+                x,
+                format!("backup {} ({}) failed: {reason}", x.name, x.id),
+            )])
+        });
+        match r {
+            // A process killed between the rename and the record's update
+            // left a whole object under the name of a failed backup: it is
+            // not trusted, so it goes.
+            Ok(failed) => {
+                let _ = io::remove_object(Path::new(&failed.location));
+                io::remove_partials(Path::new(&failed.location));
+            }
+            // Another command settled it first.
+            Err(StoreError::Transition { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// The backup whose id starts with `prefix`; several are an error listing them.
+fn find(store: &dyn Store, prefix: &str) -> Result<Backup> {
+    let mut found = store.find_backups(prefix)?;
+    match found.len() {
+        0 => Err(Error::invalid(format_args!(
+            "no backup id starts with '{}': see `rollway backup list`",
+            rollway_model::names::shown(prefix)
+        ))),
+        1 => Ok(found.remove(0)),
+        _ => Err(Error::invalid(format_args!(
+            "'{prefix}' is the start of {} backup ids: {}; give more of the id",
+            found.len(),
+            found.iter().map(|b| b.id.to_string()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// `rollway backup create NAME [--manual]`: dumps, encrypts, hashes and
+/// stores; the record goes in_progress → completed, or failed on any error.
+/// `at` (hidden, for tests and imports) records it as taken then.
+pub fn create(p: &Project, name: &str, manual: bool, at: Option<&str>) -> Result<Backup> {
+    let (config, store) = p.open()?;
+    let store = &*store;
+    settle_stale(store)?;
+    let def = definition(p, &config, name)?;
+    if def.kind != BackupKind::Database {
+        return Err(Error::invalid(format_args!(
+            "backups.{name} is of kind {}, which cannot be taken yet",
+            def.kind
+        )));
+    }
+    let url = database_url(p, &config, store, def)?;
+    let vault = p.vault(&config, store)?;
+    let recipients = vault.recipients();
+    let now = store.clock().now();
+    let taken_at = parse_time("--at", at)?.unwrap_or(now);
+    let class = if manual {
+        BackupClass::Manual
+    } else {
+        BackupClass::Daily
+    };
+    let dir = storage_dir(p, def)?;
+    let mut b = Backup::new(&def.environment, BackupKind::Database, class, "", taken_at);
+    let file_name = format!("{name}-{}.dump.age", b.id);
+    b.location = io::object_path(&dir, &file_name).display().to_string();
+    b.name = name.to_owned();
+    b.database_name = url::Url::parse(&url)
+        .ok()
+        .map(|u| u.path().trim_start_matches('/').to_owned())
+        .filter(|d| !d.is_empty());
+    // The deployments' lease: 60 s, or `ROLLWAY_LEASE` (tests shorten it).
+    let lease = crate::deploy::lease();
+    let lock = store.acquire_lock(&LockRequest {
+        name: lock_name(&b),
+        owner: p.operator(),
+        reason: format!("backup {name}"),
+        deployment_id: None,
+        lease,
+    })?;
+    let b = store.insert_backup(
+        &b,
+        vec![event(
+            EventKind::BackupChanged,
+            Level::Info,
+            &b,
+            format!("backup {name} ({}) started into {}", b.id, dir.display()),
+        )],
+    )?;
+    let done = AtomicBool::new(false);
+    let result = std::thread::scope(|s| {
+        // The lease says the dump is alive; renewed at a third of its length.
+        s.spawn(|| {
+            let mut held = lock.clone();
+            let mut waited = Duration::ZERO;
+            while !done.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(200));
+                waited += Duration::from_millis(200);
+                if waited >= lease / 3 {
+                    waited = Duration::ZERO;
+                    if let Ok(l) = store.renew_lock(&held, lease) {
+                        held = l;
+                    }
+                }
+            }
+        });
+        let r = io::dump_database(&Tool::default(), &url, &dir, &file_name, &recipients);
+        done.store(true, Ordering::Release);
+        r
+    });
+    let finished = store.clock().now().max(taken_at);
+    let out = match result {
+        Ok(stored) => store
+            .update_backup(b.id, &mut |x| {
+                x.complete(stored.sha256.clone(), stored.size, finished)?;
+                Ok(vec![event(
+                    EventKind::BackupChanged,
+                    Level::Info,
+                    x,
+                    format!(
+                        "backup {name} ({}) completed: {} bytes, sha256 {}",
+                        x.id, stored.size, stored.sha256
+                    ),
+                )])
+            })
+            .map_err(Error::from),
+        Err(e) => {
+            let reason = failed(e, p);
+            store.update_backup(b.id, &mut |x| {
+                x.fail(reason.clone(), finished)?;
+                Ok(vec![event(
+                    EventKind::BackupChanged,
+                    Level::Error,
+                    x,
+                    format!("backup {name} ({}) failed: {reason}", x.id),
+                )])
+            })?;
+            Err(Error::failed(format_args!(
+                "backup {name} ({}) failed: {reason}; nothing was stored",
+                b.id
+            )))
+        }
+    };
+    let _ = store.release_lock(&lock);
+    out
+}
+
+/// `rollway backup list [--env ENV]`: newest first.
+pub fn list(p: &Project, environment: Option<&str>) -> Result<Vec<Backup>> {
+    let (config, store) = p.open()?;
+    if let Some(env) = environment {
+        p.env_ref(&config, env)?;
+    }
+    settle_stale(&*store)?;
+    Ok(store.backups(environment)?)
+}
+
+/// One backup with its restore jobs (`rollway backup show`).
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupShow {
+    pub backup: Backup,
+    pub restores: Vec<Restore>,
+}
+
+/// `rollway backup show ID`.
+pub fn show(p: &Project, id: &str) -> Result<BackupShow> {
+    let store = p.store()?;
+    settle_stale(&*store)?;
+    let backup = find(&*store, id)?;
+    let restores = store.restores(backup.id)?;
+    Ok(BackupShow { backup, restores })
+}
+
+/// What `backup verify` found in a backup that passed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verified {
+    pub backup: Backup,
+    /// Entries of the archive's table of contents (`pg_restore --list`).
+    pub entries: usize,
+}
+
+/// Checks a backup: recorded completed, size and SHA-256 of the stored
+/// bytes, decryption with the local identity, `pg_restore --list`. Every
+/// problem found, or the number of archive entries.
+fn check(
+    p: &Project,
+    config: &Config,
+    store: &dyn Store,
+    b: &Backup,
+) -> Result<std::result::Result<usize, Vec<String>>> {
+    if b.status() != BackupStatus::Completed {
+        return Ok(Err(vec![format!("it is {}, not completed", b.status())]));
+    }
+    let Some(sha) = &b.checksum else {
+        return Ok(Err(vec!["it has no recorded SHA-256".to_owned()]));
+    };
+    let path = Path::new(&b.location);
+    let mut problems = io::verify_object(path, b.size_bytes, sha).map_err(|e| Error::failed(failed(e, p)))?;
+    if path.exists() {
+        let vault = p.vault(config, store)?;
+        match io::list_archive(&Tool::default(), path, vault.identities()).map_err(|e| Error::failed(failed(e, p)))? {
+            Ok(entries) if problems.is_empty() => return Ok(Ok(entries)),
+            Ok(_) => {}
+            Err(why) => problems.push(format!(
+                "it does not decrypt into a readable archive: {}",
+                p.masks().mask(&why)
+            )),
+        }
+    }
+    Ok(Err(problems))
+}
+
+fn does_not_verify(b: &Backup, problems: &[String], then: &str) -> Error {
+    // The problems are in the message itself (shown in every mode), and in
+    // the machine answer's details one by one.
+    Error::failed(format_args!(
+        "backup {} ({}) does not verify: {}{then}; take a new backup, or restore another one (see `rollway backup list`)",
+        b.id,
+        b.name,
+        problems.join("; ")
+    ))
+    .with_details(json!({ "backup_id": b.id.to_string(), "problems": problems }))
+}
+
+/// `rollway backup verify ID`: exit 1 naming the backup and what is wrong.
+pub fn verify(p: &Project, id: &str) -> Result<Verified> {
+    let (config, store) = p.open()?;
+    let b = find(&*store, id)?;
+    let verdict = check(p, &config, &*store, &b)?;
+    let (level, message) = match &verdict {
+        Ok(n) => (
+            Level::Info,
+            format!("backup {} ({}) verified: {n} archive entries", b.name, b.id),
+        ),
+        Err(problems) => (
+            Level::Error,
+            format!("backup {} ({}) does not verify: {}", b.name, b.id, problems.join("; ")),
+        ),
+    };
+    store.append_event(event(EventKind::BackupChanged, level, &b, message))?;
+    match verdict {
+        Ok(entries) => Ok(Verified { backup: b, entries }),
+        Err(problems) => Err(does_not_verify(&b, &problems, "")),
+    }
+}
+
+/// `rollway restore ID [--to URL] [--force]`: verifies first (a backup that
+/// does not verify fails the job and leaves the target untouched), refuses
+/// a non-empty target without `force`, then restores in one transaction.
+pub fn restore(p: &Project, id: &str, to: Option<&str>, force: bool) -> Result<Restore> {
+    let (config, store) = p.open()?;
+    let store = &*store;
+    let b = find(store, id)?;
+    let url = match to {
+        Some(u) => u.to_owned(),
+        None => {
+            let def = definition(p, &config, &b.name)?;
+            database_url(p, &config, store, def)?
+        }
+    };
+    if let Ok(u) = url::Url::parse(&url)
+        && let Some(pw) = u.password()
+    {
+        p.mask_secrets(store, [pw.to_owned()]);
+    }
+    let now = store.clock().now();
+    let mut job = Restore::new(&b.environment, b.id, now);
+    job.target = mask_password(&url);
+    let step = |job: &Restore, level: Level, message: String| {
+        NewEvent::new(EventKind::RestoreStep, level, message)
+            .environment(job.environment.clone())
+            .operator(p.operator())
+            .data(json!({ "restore_id": job.id.to_string(), "backup_id": job.backup_id.to_string(), "status": job.status().as_str() }))
+    };
+    let job = store.insert_restore(
+        &job,
+        vec![step(
+            &job,
+            Level::Info,
+            format!("restore {} of backup {} into {} created", job.id, b.id, job.target),
+        )],
+    )?;
+    let end = |status: RestoreStatus, level: Level, message: String| -> Result<Restore> {
+        let at = store.clock().now().max(job.started_at);
+        Ok(store.update_restore(job.id, &mut |r| {
+            r.transition(status, at)?;
+            if status == RestoreStatus::Failed {
+                r.notes = Some(message.clone());
+            }
+            Ok(vec![step(r, level, message.clone())])
+        })?)
+    };
+    if let Err(problems) = check(p, &config, store, &b)? {
+        let e = does_not_verify(
+            &b,
+            &problems,
+            &format!("; restore {} refused, the target was not touched", job.id),
+        );
+        end(RestoreStatus::Failed, Level::Error, e.to_string())?;
+        return Err(e);
+    }
+    let tool = Tool::default();
+    let empty = io::database_is_empty(&tool, &url).map_err(|e| Error::failed(failed(e, p)))?;
+    if !empty && !force {
+        let message = format!(
+            "the target database {} is not empty: restore into an empty database, or pass --force to replace what is there",
+            job.target
+        );
+        end(RestoreStatus::Failed, Level::Error, message.clone())?;
+        return Err(Error::new(Code::Conflict, anyhow::anyhow!(message)));
+    }
+    end(
+        RestoreStatus::Running,
+        Level::Info,
+        format!("backup {} verified; restoring into {}", b.id, job.target),
+    )?;
+    match io::restore_database(
+        &tool,
+        Path::new(&b.location),
+        p.vault(&config, store)?.identities(),
+        &url,
+        !empty,
+    ) {
+        Ok(()) => end(
+            RestoreStatus::Success,
+            Level::Info,
+            format!("restore {} of backup {} into {} succeeded", job.id, b.id, job.target),
+        ),
+        Err(e) => {
+            let message = format!(
+                "restore {} of backup {} failed: {}; pg_restore ran in one transaction, so the target is as it was",
+                job.id,
+                b.id,
+                failed(e, p)
+            );
+            end(RestoreStatus::Failed, Level::Error, message.clone())?;
+            Err(Error::failed(message))
+        }
+    }
+}
+
+/// A backup retention keeps, with the classes that keep it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Kept {
+    pub backup: Backup,
+    pub classes: Vec<BackupClass>,
+}
+
+/// What `backup prune` did (or, with `--dry-run`, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneReport {
+    pub dry_run: bool,
+    pub kept: Vec<Kept>,
+    pub expired: Vec<Backup>,
+}
+
+/// `rollway backup prune [--dry-run]`: the seed 003 classes over each
+/// backup name's completed backups in its environment's time zone; the
+/// others' objects are deleted and their records marked expired. `now`
+/// (hidden, for tests) stands in for the clock.
+pub fn prune(p: &Project, dry_run: bool, now: Option<&str>) -> Result<PruneReport> {
+    let (config, store) = p.open()?;
+    let store = &*store;
+    settle_stale(store)?;
+    let now = parse_time("--now", now)?.unwrap_or_else(|| store.clock().now());
+    let mut groups: BTreeMap<(String, String), Vec<Backup>> = BTreeMap::new();
+    for b in store.backups(None)? {
+        if b.status() == BackupStatus::Completed {
+            groups
+                .entry((b.environment.clone(), b.name.clone()))
+                .or_default()
+                .push(b);
+        }
+    }
+    let mut report = PruneReport {
+        dry_run,
+        kept: Vec::new(),
+        expired: Vec::new(),
+    };
+    for ((env, _), list) in groups {
+        let tz = if config.environments.contains_key(&env) {
+            crate::uptime::zone(&config, &env)?.0
+        } else {
+            TimeZone::UTC
+        };
+        let candidates: Vec<Candidate> = list
+            .iter()
+            .map(|b| Candidate {
+                id: b.id.to_string(),
+                created_at: b.created_at,
+                completed: true,
+                manual: b.class == BackupClass::Manual,
+            })
+            .collect();
+        let survivors = retention::survivors(&candidates, now, &tz, &retention::SEED_POLICY);
+        for b in list {
+            match survivors.get(&b.id.to_string()) {
+                Some(classes) => report.kept.push(Kept {
+                    backup: b,
+                    classes: classes.clone(),
+                }),
+                None => report.expired.push(b),
+            }
+        }
+    }
+    if !dry_run {
+        let mut done = Vec::new();
+        for b in report.expired {
+            io::remove_object(Path::new(&b.location)).map_err(|e| Error::failed(failed(e, p)))?;
+            let at = store.clock().now().max(b.finished_at.unwrap_or(b.created_at));
+            done.push(store.update_backup(b.id, &mut |x| {
+                x.transition(BackupStatus::Expired, at)?;
+                Ok(vec![event(
+                    EventKind::BackupChanged,
+                    Level::Info,
+                    x,
+                    format!(
+                        "backup {} ({}) expired: no retention class keeps it; its object was deleted",
+                        x.name, x.id
+                    ),
+                )])
+            })?);
+        }
+        report.expired = done;
+    }
+    Ok(report)
+}

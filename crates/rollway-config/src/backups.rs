@@ -1,0 +1,145 @@
+//! `[backups.NAME]` (OPERATIONS.md "Backups and restores"): what is backed
+//! up (a PostgreSQL database whose URL is a secret of the environment),
+//! where it runs, when (a cron schedule, checked here with the model's
+//! `croner` reader) and where the encrypted object is stored. This slice
+//! takes database backups on the deployer into a local directory; the
+//! other kinds, `run_on = "host"` and S3 storage are refused at load with
+//! a "not supported yet" error rather than accepted and ignored.
+
+use rollway_model::maintenance::parse_cron;
+use rollway_model::status::BackupKind;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::monitor::word_enum;
+use crate::parse::{check_ident, check_name};
+use crate::reader::{At, Table, closest};
+use crate::schema;
+
+word_enum! {
+    /// Which machine runs the dump.
+    RunOn ("run_on") {
+        /// The machine `rollway` runs on.
+        Deployer = "deployer",
+        /// Each host, through the agent (not supported yet).
+        Host = "host",
+    }
+}
+
+/// `[backups.NAME]`: one backup definition.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct BackupConfig {
+    /// The environment whose data this is; one of [environments].
+    pub environment: String,
+    /// database (PostgreSQL through pg_dump -Fc); media and config are not supported yet.
+    #[schemars(schema_with = "schema::backup_kind")]
+    pub kind: BackupKind,
+    /// deployer (default) or host (not supported yet).
+    #[serde(default = "default_run_on")]
+    #[schemars(schema_with = "schema::run_on")]
+    pub run_on: RunOn,
+    /// When `rollway serve` takes it: a cron expression of five fields, e.g. "0 3 * * *".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Where backups are stored: a local directory (relative to rollway.toml or absolute).
+    pub storage: String,
+    /// For kind database: the variable of the environment holding the PostgreSQL URL, e.g. "DATABASE_URL".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_secret: Option<String>,
+}
+
+fn default_run_on() -> RunOn {
+    RunOn::Deployer
+}
+
+/// Reads one `[backups.NAME]`; `environments` are the environments' names.
+pub(crate) fn read_backup(name: At<&str>, t: &mut Table<'_>, environments: &[&str]) -> Option<BackupConfig> {
+    let cx = t.cx();
+    check_name(cx, &name, "backup");
+    let environment = t.str_at("environment");
+    match &environment {
+        None => t.require("environment", "add environment = \"NAME\": whose data this backs up"),
+        Some(e) if !environments.contains(&e.v.as_str()) => cx.report(
+            e.at,
+            format!(
+                "backup '{}' is of environment '{}', which is not an environment",
+                name.v, e.v
+            ),
+            match closest(&e.v, environments.iter().copied()) {
+                Some(c) => format!("did you mean '{c}'?"),
+                None => format!("define [environments.{}], or name one of the environments", e.v),
+            },
+        ),
+        Some(_) => {}
+    }
+    let kind = t.choice_at::<BackupKind>("kind");
+    if kind.is_none() && !t.has("kind") {
+        t.require("kind", "add kind = \"database\"");
+    }
+    if let Some(k) = &kind
+        && k.v != BackupKind::Database
+    {
+        cx.report(
+            k.at,
+            format!("{} \"{}\" is not supported yet", t.name("kind"), k.v),
+            "only kind = \"database\" (PostgreSQL) backups can be taken for now",
+        );
+    }
+    let run_on = t.choice_at::<RunOn>("run_on");
+    if let Some(r) = &run_on
+        && r.v == RunOn::Host
+    {
+        cx.report(
+            r.at,
+            format!("{} \"host\" is not supported yet", t.name("run_on")),
+            "remove run_on: backups run on the deployer (run_on = \"deployer\") for now",
+        );
+    }
+    let schedule = t.str_at("schedule");
+    if let Some(s) = &schedule
+        && let Err(why) = parse_cron(&s.v)
+    {
+        cx.report(
+            s.at,
+            format!("{}: {why}", t.name("schedule")),
+            "write five fields, e.g. \"0 3 * * *\" for every day at 03:00",
+        );
+    }
+    let storage = t.str_at("storage");
+    match &storage {
+        None => t.require("storage", "add storage = \"DIRECTORY\": where backups are kept"),
+        Some(s) if s.v.trim().is_empty() => cx.report(
+            s.at,
+            format!("{} is empty", t.name("storage")),
+            "name a directory, e.g. storage = \"/var/backups/rollway\"",
+        ),
+        Some(s) if s.v.starts_with("s3://") => cx.report(
+            s.at,
+            format!("{} '{}': S3 storage is not supported yet", t.name("storage"), s.v),
+            "use a local directory for now, e.g. storage = \"/var/backups/rollway\"",
+        ),
+        Some(s) if s.v.contains("://") => cx.report(
+            s.at,
+            format!("{} '{}' is not a directory path", t.name("storage"), s.v),
+            "name a local directory, e.g. storage = \"/var/backups/rollway\"",
+        ),
+        Some(_) => {}
+    }
+    let url_secret = t.str_at("url_secret");
+    match (&url_secret, kind.as_ref().map(|k| k.v)) {
+        (Some(u), _) => check_ident(cx, u, "url_secret"),
+        (None, Some(BackupKind::Database)) => t.require(
+            "url_secret",
+            "add url_secret = \"DATABASE_URL\": the secret holding the database's URL",
+        ),
+        (None, _) => {}
+    }
+    Some(BackupConfig {
+        environment: environment?.v,
+        kind: kind?.v,
+        run_on: run_on.map_or(RunOn::Deployer, |r| r.v),
+        schedule: schedule.map(|s| s.v),
+        storage: storage?.v,
+        url_secret: url_secret.map(|u| u.v),
+    })
+}

@@ -1,0 +1,109 @@
+//! `[backups.NAME]`: each case is a config text and the exact diagnostic
+//! lines it must give (none for a valid config), plus the values a valid
+//! one reads to.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use rollway_config::{BackupConfig, Config, RunOn, parse};
+use rollway_model::status::BackupKind;
+
+fn check(toml: &str, expected: &str) -> Option<Config> {
+    let (config, got) = match parse(toml, "rollway.toml") {
+        Ok(c) => (Some(c), String::new()),
+        Err(d) => (None, d.to_string()),
+    };
+    let expected: Vec<&str> = expected.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let got_lines: Vec<&str> = got.lines().collect();
+    assert_eq!(got_lines, expected, "\n--- config ---\n{toml}\n--- got ---\n{got}\n");
+    config
+}
+
+/// Lines 1-4; a case's `[backups.db]` header is line 5.
+const BASE: &str = "project = \"p\"\n[environments.production]\nkind = \"staging\"\nroot = \".rollway/p\"\n";
+
+#[test]
+fn backup_keys_read_to_their_values_or_defaults() {
+    let cases: &[(&str, BackupConfig)] = &[
+        (
+            "[backups.db]\nenvironment = \"production\"\nkind = \"database\"\nstorage = \"backups\"\nurl_secret = \"DATABASE_URL\"\n",
+            BackupConfig {
+                environment: "production".into(),
+                kind: BackupKind::Database,
+                run_on: RunOn::Deployer,
+                schedule: None,
+                storage: "backups".into(),
+                url_secret: Some("DATABASE_URL".into()),
+            },
+        ),
+        (
+            "[backups.db]\nenvironment = \"production\"\nkind = \"DATABASE\"\nrun_on = \"deployer\"\nschedule = \"0 3 * * *\"\nstorage = \"/var/backups/p\"\nurl_secret = \"PG_URL\"\n",
+            BackupConfig {
+                environment: "production".into(),
+                kind: BackupKind::Database,
+                run_on: RunOn::Deployer,
+                schedule: Some("0 3 * * *".into()),
+                storage: "/var/backups/p".into(),
+                url_secret: Some("PG_URL".into()),
+            },
+        ),
+    ];
+    for (text, expected) in cases {
+        let config = check(&format!("{BASE}{text}"), "").unwrap();
+        assert_eq!(config.backups.get("db"), Some(expected), "{text}");
+    }
+    assert!(check(BASE, "").unwrap().backups.is_empty());
+}
+
+#[test]
+fn bad_backup_keys_are_located() {
+    let ok = "environment = \"production\"\nkind = \"database\"\nstorage = \"b\"\nurl_secret = \"DATABASE_URL\"\n";
+    let cases: &[(&str, &str)] = &[
+        (
+            "[backups.db]\nkind = \"database\"\nstorage = \"b\"\nurl_secret = \"DATABASE_URL\"\n",
+            "rollway.toml:5:1: missing key 'environment' in [backups.db] — add environment = \"NAME\": whose data this backs up",
+        ),
+        (
+            "[backups.db]\nenvironment = \"prodution\"\nkind = \"database\"\nstorage = \"b\"\nurl_secret = \"DATABASE_URL\"\n",
+            "rollway.toml:6:15: backup 'db' is of environment 'prodution', which is not an environment — did you mean 'production'?",
+        ),
+        (
+            "[backups.db]\nenvironment = \"production\"\nkind = \"tape\"\nstorage = \"b\"\nurl_secret = \"DATABASE_URL\"\n",
+            "rollway.toml:7:8: unknown backup kind 'tape' for backups.db.kind — use one of: database, media, config",
+        ),
+        (
+            "[backups.db]\nenvironment = \"production\"\nkind = \"media\"\nstorage = \"b\"\n",
+            "rollway.toml:7:8: backups.db.kind \"media\" is not supported yet — only kind = \"database\" (PostgreSQL) backups can be taken for now",
+        ),
+        (
+            &format!("[backups.db]\n{ok}run_on = \"host\"\n"),
+            "rollway.toml:10:10: backups.db.run_on \"host\" is not supported yet — remove run_on: backups run on the deployer (run_on = \"deployer\") for now",
+        ),
+        (
+            &format!("[backups.db]\n{ok}schedule = \"every night\"\n"),
+            "rollway.toml:10:12: backups.db.schedule: 'every night' is not a cron expression of five fields (minute hour day month weekday): Invalid pattern: Pattern must have 5 fields when seconds are disallowed. — write five fields, e.g. \"0 3 * * *\" for every day at 03:00",
+        ),
+        (
+            "[backups.db]\nenvironment = \"production\"\nkind = \"database\"\nstorage = \"s3://bucket/db\"\nurl_secret = \"DATABASE_URL\"\n",
+            "rollway.toml:8:11: backups.db.storage 's3://bucket/db': S3 storage is not supported yet — use a local directory for now, e.g. storage = \"/var/backups/rollway\"",
+        ),
+        (
+            "[backups.db]\nenvironment = \"production\"\nkind = \"database\"\nurl_secret = \"DATABASE_URL\"\n",
+            "rollway.toml:5:1: missing key 'storage' in [backups.db] — add storage = \"DIRECTORY\": where backups are kept",
+        ),
+        (
+            "[backups.db]\nenvironment = \"production\"\nkind = \"database\"\nstorage = \"b\"\n",
+            "rollway.toml:5:1: missing key 'url_secret' in [backups.db] — add url_secret = \"DATABASE_URL\": the secret holding the database's URL",
+        ),
+        (
+            "[backups.db]\nenvironment = \"production\"\nkind = \"database\"\nstorage = \"b\"\nurl_secret = \"database-url\"\n",
+            "rollway.toml:9:14: url_secret 'database-url' is not a valid environment variable name — use letters, digits and '_', not starting with a digit",
+        ),
+        (
+            &format!("[backups.db]\n{ok}keep = 3\n"),
+            "rollway.toml:10:1: unknown key 'keep' in [backups.db] — remove it; the keys allowed here are environment, kind, run_on, schedule, storage, url_secret",
+        ),
+    ];
+    for (text, expected) in cases {
+        assert!(check(&format!("{BASE}{text}"), expected).is_none(), "{text}");
+    }
+}

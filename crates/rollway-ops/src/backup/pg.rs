@@ -1,0 +1,281 @@
+//! `pg_dump`, `pg_restore` and `psql` as child processes: a dump streamed
+//! through the age encryptor into storage, an archive streamed out of the
+//! decryptor into `pg_restore` (to list it, or to restore it in one
+//! transaction), and whether a database holds anything yet.
+
+use std::io::{self, BufWriter, Read, Write};
+use std::path::Path;
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+
+use rollway_secrets::{Identity, Recipient};
+
+use super::storage::Partial;
+use super::{BackupError, Hashing, Stored};
+
+/// The PostgreSQL client programs, by name (overridable for tests of a
+/// missing program: the path of each).
+#[derive(Debug, Clone)]
+pub struct Tool {
+    pub pg_dump: String,
+    pub pg_restore: String,
+    pub psql: String,
+}
+
+impl Default for Tool {
+    fn default() -> Self {
+        Self {
+            pg_dump: "pg_dump".into(),
+            pg_restore: "pg_restore".into(),
+            psql: "psql".into(),
+        }
+    }
+}
+
+/// The URL without its password, and the password (for `PGPASSWORD`).
+fn split_password(url: &str) -> Result<(String, Option<String>), BackupError> {
+    let mut u = url::Url::parse(url).map_err(|e| BackupError::Url(e.to_string()))?;
+    if !matches!(u.scheme(), "postgres" | "postgresql") {
+        return Err(BackupError::Url(format!(
+            "its scheme is '{}', not postgres or postgresql",
+            u.scheme()
+        )));
+    }
+    let password = u.password().map(|p| {
+        url::form_urlencoded::parse(format!("p={p}").as_bytes())
+            .next()
+            .map_or_else(|| p.to_owned(), |(_, v)| v.into_owned())
+    });
+    u.set_password(None)
+        .map_err(|()| BackupError::Url("its password cannot be taken out".into()))?;
+    Ok((u.to_string(), password))
+}
+
+fn command(program: &str, url: &str) -> Result<Command, BackupError> {
+    let (bare, password) = split_password(url)?;
+    let mut c = Command::new(program);
+    c.arg("--dbname").arg(bare);
+    if let Some(p) = password {
+        c.env("PGPASSWORD", p);
+    }
+    Ok(c)
+}
+
+/// Reads a child's stderr to its end on a thread (so a chatty child never
+/// blocks on a full pipe); keeps the last 4 KiB.
+fn drain(stderr: Option<ChildStderr>) -> Option<JoinHandle<String>> {
+    let mut s = stderr?;
+    Some(std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all);
+        let start = all.len().saturating_sub(4096);
+        String::from_utf8_lossy(&all[start..]).trim().to_owned()
+    }))
+}
+
+fn finish(
+    program: &'static str,
+    mut child: Child,
+    stderr: Option<JoinHandle<String>>,
+) -> Result<(ExitStatus, String), BackupError> {
+    let status = child.wait().map_err(|source| BackupError::Spawn { program, source })?;
+    let text = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
+    Ok((status, text))
+}
+
+fn spawn(program: &'static str, mut c: Command) -> Result<Child, BackupError> {
+    c.spawn().map_err(|source| BackupError::Spawn { program, source })
+}
+
+/// `pg_dump -Fc` of `url`, encrypted to `recipients` and hashed on its way
+/// into `dir/file_name`, which appears only when everything succeeded.
+pub fn dump_database(
+    tool: &Tool,
+    url: &str,
+    dir: &Path,
+    file_name: &str,
+    recipients: &[Recipient],
+) -> Result<Stored, BackupError> {
+    let partial = Partial::create(dir, file_name)?;
+    let mut c = command(&tool.pg_dump, url)?;
+    c.args(["--format=custom", "--no-password"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = spawn("pg_dump", c)?;
+    let stderr = drain(child.stderr.take());
+    let written = (|| -> Result<(u64, rollway_model::Sha256Digest), BackupError> {
+        let out = Hashing::new(BufWriter::with_capacity(1 << 16, partial.file()?));
+        let mut enc = rollway_secrets::encrypt_stream(out, recipients)?;
+        let mut stdout = child.stdout.take().ok_or_else(|| BackupError::Tool {
+            program: "pg_dump",
+            status: "no output pipe".into(),
+            stderr: String::new(),
+        })?;
+        let io_err = |source| BackupError::Io {
+            what: "write the backup to",
+            path: partial.path().to_owned(),
+            source,
+        };
+        io::copy(&mut stdout, &mut enc).map_err(io_err)?;
+        let hashing = enc.finish().map_err(io_err)?;
+        let (buf, size, sha) = hashing.finish();
+        let file = buf.into_inner().map_err(|e| io_err(e.into_error()))?;
+        file.sync_all().map_err(io_err)?;
+        Ok((size, sha))
+    })();
+    if written.is_err() {
+        let _ = child.kill();
+    }
+    let (status, text) = finish("pg_dump", child, stderr)?;
+    let (size, sha256) = written?;
+    if !status.success() {
+        return Err(BackupError::Tool {
+            program: "pg_dump",
+            status: status.to_string(),
+            stderr: text,
+        });
+    }
+    let path = partial.persist()?;
+    Ok(Stored { path, size, sha256 })
+}
+
+/// Streams the decrypted object at `path` into a child's stdin; returns the
+/// decryption problem, if any (then the child's input is cut short).
+fn feed(path: &Path, identities: &[Identity], stdin: impl Write) -> Result<Option<String>, BackupError> {
+    let file = std::fs::File::open(path).map_err(|source| BackupError::Io {
+        what: "open",
+        path: path.to_owned(),
+        source,
+    })?;
+    let origin = path.display().to_string();
+    let mut reader =
+        match rollway_secrets::decrypt_stream(io::BufReader::with_capacity(1 << 16, file), identities, &origin) {
+            Ok(r) => r,
+            Err(rollway_secrets::Error::Decrypt { reason, .. }) => return Ok(Some(reason)),
+            Err(e) => return Err(e.into()),
+        };
+    let mut stdin = BufWriter::with_capacity(1 << 16, stdin);
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Ok(Some(format!("it is corrupted, cut short or was modified ({e})"))),
+        };
+        // The child may stop reading early (a bad archive): its exit says why.
+        if stdin.write_all(&buf[..n]).is_err() {
+            return Ok(None);
+        }
+    }
+    let _ = stdin.flush();
+    Ok(None)
+}
+
+/// Decrypts the object at `path` into `pg_restore --list`: `Ok(entries)`
+/// when the archive reads through, else what is wrong.
+pub fn list_archive(tool: &Tool, path: &Path, identities: &[Identity]) -> Result<Result<usize, String>, BackupError> {
+    let mut c = Command::new(&tool.pg_restore);
+    c.arg("--list")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = spawn("pg_restore", c)?;
+    let stderr = drain(child.stderr.take());
+    let stdout = child.stdout.take().map(|mut s| {
+        std::thread::spawn(move || {
+            let mut all = String::new();
+            let _ = s.read_to_string(&mut all);
+            all.lines()
+                .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+                .count()
+        })
+    });
+    let problem = match child.stdin.take() {
+        Some(stdin) => feed(path, identities, stdin),
+        None => Ok(None),
+    };
+    let (status, text) = finish("pg_restore", child, stderr)?;
+    let entries = stdout.and_then(|h| h.join().ok()).unwrap_or(0);
+    if let Some(p) = problem? {
+        return Ok(Err(p));
+    }
+    if !status.success() {
+        return Ok(Err(format!(
+            "pg_restore --list cannot read the archive ({status}): {text}"
+        )));
+    }
+    Ok(Ok(entries))
+}
+
+/// Decrypts the object at `path` into `pg_restore` against `url`, in one
+/// transaction that stops at the first error (so a failed restore leaves
+/// the target as it was); `clean` drops existing objects first (`--force`).
+pub fn restore_database(
+    tool: &Tool,
+    path: &Path,
+    identities: &[Identity],
+    url: &str,
+    clean: bool,
+) -> Result<(), BackupError> {
+    let mut c = command(&tool.pg_restore, url)?;
+    c.args(["--single-transaction", "--exit-on-error", "--no-password"]);
+    if clean {
+        c.args(["--clean", "--if-exists"]);
+    }
+    c.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = spawn("pg_restore", c)?;
+    let stderr = drain(child.stderr.take());
+    let problem = match child.stdin.take() {
+        Some(stdin) => feed(path, identities, stdin),
+        None => Ok(None),
+    };
+    let (status, text) = finish("pg_restore", child, stderr)?;
+    if let Some(p) = problem? {
+        return Err(BackupError::Tool {
+            program: "pg_restore",
+            status: "its input could not be decrypted".into(),
+            stderr: p,
+        });
+    }
+    if !status.success() {
+        return Err(BackupError::Tool {
+            program: "pg_restore",
+            status: status.to_string(),
+            stderr: text,
+        });
+    }
+    Ok(())
+}
+
+/// Whether the database at `url` has no relation (table, sequence, view…)
+/// outside PostgreSQL's own schemas.
+pub fn database_is_empty(tool: &Tool, url: &str) -> Result<bool, BackupError> {
+    let mut c = command(&tool.psql, url)?;
+    c.args([
+        "--no-psqlrc",
+        "--no-password",
+        "--tuples-only",
+        "--no-align",
+        "--command",
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+         AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let out = c.output().map_err(|source| BackupError::Spawn {
+        program: "psql",
+        source,
+    })?;
+    if !out.status.success() {
+        return Err(BackupError::Tool {
+            program: "psql",
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim() == "0")
+}

@@ -1,0 +1,236 @@
+//! `rollway backup create|list|show|verify|prune` and `rollway restore`:
+//! database backups of `[backups.NAME]`, age-encrypted into a local
+//! storage directory, verified and restored through restore jobs.
+
+use clap::{Args, Subcommand};
+use rollway_app::Result;
+use rollway_app::model::status::{BackupStatus, RestoreStatus};
+use rollway_app::model::{Backup, Restore};
+
+use crate::output::{Cell, Tone, cell};
+use crate::session::Session;
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCmd {
+    /// Take a backup of [backups.NAME] now: dump, encrypt, hash, store.
+    Create {
+        name: String,
+        /// Taken by hand: kept a year by the manual class, never by daily/weekly/monthly.
+        #[arg(long)]
+        manual: bool,
+        /// Record it as taken at this time (RFC 3339): for imports and tests.
+        #[arg(long, value_name = "T", hide = true)]
+        at: Option<String>,
+    },
+    /// The backups, newest first.
+    List {
+        /// Only this environment's.
+        #[arg(long, value_name = "ENV")]
+        env: Option<String>,
+    },
+    /// One backup (by id or a unique prefix) with its restore jobs.
+    Show { id: String },
+    /// Check a backup: SHA-256 of the stored bytes, decryption, pg_restore --list.
+    Verify { id: String },
+    /// Expire the backups no retention class keeps: delete their objects, keep their records.
+    Prune {
+        /// Show which class keeps each survivor and what would expire; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Judge retention at this time (RFC 3339) instead of now: for tests.
+        #[arg(long, value_name = "T", hide = true)]
+        now: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup: its id or a unique prefix.
+    pub id: String,
+    /// The database to restore into (default: the backup's own URL secret).
+    #[arg(long, value_name = "URL")]
+    pub to: Option<String>,
+    /// Restore into a database that is not empty, replacing what the backup holds.
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn status_cell(b: &Backup) -> Cell {
+    let s = b.status();
+    cell(
+        s.as_str(),
+        match s {
+            BackupStatus::Completed => Tone::Good,
+            BackupStatus::InProgress => Tone::Warn,
+            BackupStatus::Failed => Tone::Bad,
+            BackupStatus::Expired => Tone::Dim,
+        },
+    )
+}
+
+fn restore_cell(r: &Restore) -> Cell {
+    let s = r.status();
+    cell(
+        s.as_str(),
+        match s {
+            RestoreStatus::Success => Tone::Good,
+            RestoreStatus::Pending | RestoreStatus::Running => Tone::Warn,
+            RestoreStatus::Failed => Tone::Bad,
+        },
+    )
+}
+
+fn opt(v: Option<String>) -> Cell {
+    Cell::from(v.unwrap_or_else(|| "-".to_owned()))
+}
+
+fn row(b: &Backup) -> Vec<Cell> {
+    vec![
+        Cell::from(b.id.to_string()),
+        status_cell(b),
+        Cell::from(b.environment.clone()),
+        Cell::from(b.name.clone()),
+        Cell::from(b.class.as_str()),
+        Cell::from(b.size_bytes.to_string()),
+        Cell::from(b.created_at.to_string()),
+    ]
+}
+
+const HEADERS: [&str; 7] = ["ID", "STATUS", "ENV", "NAME", "CLASS", "BYTES", "CREATED"];
+
+fn fields(s: &Session, b: &Backup) {
+    s.printer.fields(&[
+        ("id", Cell::from(b.id.to_string())),
+        ("status", status_cell(b)),
+        ("environment", Cell::from(b.environment.clone())),
+        ("name", Cell::from(b.name.clone())),
+        ("kind", Cell::from(b.kind.as_str())),
+        ("class", Cell::from(b.class.as_str())),
+        ("database", opt(b.database_name.clone())),
+        ("location", Cell::from(b.location.clone())),
+        ("bytes", Cell::from(b.size_bytes.to_string())),
+        ("sha256", opt(b.checksum.as_ref().map(ToString::to_string))),
+        ("created", Cell::from(b.created_at.to_string())),
+        ("finished", opt(b.finished_at.map(|t| t.to_string()))),
+        ("expires", Cell::from(b.expires_at.to_string())),
+        ("deployment", opt(b.deployment_id.map(|d| d.to_string()))),
+        ("failure", opt(b.failure.clone())),
+    ]);
+}
+
+pub fn run(s: &Session, cmd: BackupCmd) -> Result<()> {
+    match cmd {
+        BackupCmd::Create { name, manual, at } => {
+            let b = rollway_app::backup::create(s, &name, manual, at.as_deref())?;
+            s.printer.answer(&b);
+            s.printer.line(
+                Tone::Good,
+                format!(
+                    "backup {} of {} completed: {} bytes, sha256 {}",
+                    b.id,
+                    b.name,
+                    b.size_bytes,
+                    b.checksum.as_ref().map(ToString::to_string).unwrap_or_default()
+                ),
+            );
+        }
+        BackupCmd::List { env } => {
+            let all = rollway_app::backup::list(s, env.as_deref())?;
+            s.printer.answer(&all);
+            if all.is_empty() {
+                s.printer.line(Tone::Dim, "no backups");
+                return Ok(());
+            }
+            let rows: Vec<Vec<Cell>> = all.iter().map(row).collect();
+            s.printer.table(&HEADERS, &rows);
+        }
+        BackupCmd::Show { id } => {
+            let shown = rollway_app::backup::show(s, &id)?;
+            s.printer.answer(&shown);
+            fields(s, &shown.backup);
+            let rows: Vec<Vec<Cell>> = shown
+                .restores
+                .iter()
+                .map(|r| {
+                    vec![
+                        Cell::from(r.id.to_string()),
+                        restore_cell(r),
+                        Cell::from(r.target.clone()),
+                        Cell::from(r.started_at.to_string()),
+                        opt(r.finished_at.map(|t| t.to_string())),
+                        opt(r.notes.clone()),
+                    ]
+                })
+                .collect();
+            if !rows.is_empty() {
+                s.printer
+                    .table(&["RESTORE", "STATUS", "TARGET", "STARTED", "FINISHED", "NOTES"], &rows);
+            }
+        }
+        BackupCmd::Verify { id } => {
+            let v = rollway_app::backup::verify(s, &id)?;
+            s.printer.answer(&v);
+            s.printer.line(
+                Tone::Good,
+                format!(
+                    "backup {} of {} verified: sha256 matches, it decrypts, pg_restore lists {} entries",
+                    v.backup.id, v.backup.name, v.entries
+                ),
+            );
+        }
+        BackupCmd::Prune { dry_run, now } => {
+            let r = rollway_app::backup::prune(s, dry_run, now.as_deref())?;
+            s.printer.answer(&r);
+            let mut rows: Vec<Vec<Cell>> = r
+                .kept
+                .iter()
+                .map(|k| {
+                    let classes: Vec<&str> = k.classes.iter().map(|c| c.as_str()).collect();
+                    vec![
+                        Cell::from(k.backup.id.to_string()),
+                        Cell::from(k.backup.name.clone()),
+                        Cell::from(k.backup.created_at.to_string()),
+                        cell(format!("kept by {}", classes.join(", ")), Tone::Good),
+                    ]
+                })
+                .collect();
+            rows.extend(r.expired.iter().map(|b| {
+                vec![
+                    Cell::from(b.id.to_string()),
+                    Cell::from(b.name.clone()),
+                    Cell::from(b.created_at.to_string()),
+                    cell(if r.dry_run { "would expire" } else { "expired" }, Tone::Dim),
+                ]
+            }));
+            if rows.is_empty() {
+                s.printer.line(Tone::Dim, "no completed backups");
+                return Ok(());
+            }
+            s.printer.table(&["ID", "NAME", "CREATED", "RETENTION"], &rows);
+            s.printer.line(
+                Tone::Dim,
+                format!(
+                    "{} kept, {} {}",
+                    r.kept.len(),
+                    r.expired.len(),
+                    if r.dry_run {
+                        "would expire (dry run: nothing changed)"
+                    } else {
+                        "expired"
+                    }
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn restore(s: &Session, args: RestoreArgs) -> Result<()> {
+    let r = rollway_app::backup::restore(s, &args.id, args.to.as_deref(), args.force)?;
+    s.printer.answer(&r);
+    s.printer.line(
+        Tone::Good,
+        format!("restore {} of backup {} into {} succeeded", r.id, r.backup_id, r.target),
+    );
+    Ok(())
+}

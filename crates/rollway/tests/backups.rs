@@ -1,0 +1,529 @@
+//! Database backups end to end through the real binary (issue 14, first
+//! slice): the machine's real PostgreSQL (a fresh database per test,
+//! dropped after), real `pg_dump` / `pg_restore`, and Debian's `age` CLI
+//! reading what Rollway stored. Each test runs on a SQLite store; the
+//! database backed up is always PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Backend, PgDb, Project};
+use serde_json::Value;
+
+/// A project with environment `staging`, `[backups.db]` of `source`'s URL
+/// (a secret), stored in `backups/`.
+fn project(source: &PgDb) -> Project {
+    let p = Project::new(Backend::Sqlite);
+    p.write(
+        "rollway.toml",
+        r#"project = "shop"
+
+[environments.staging]
+kind = "staging"
+
+[backups.db]
+environment = "staging"
+kind = "database"
+schedule = "0 3 * * *"
+storage = "backups"
+url_secret = "DATABASE_URL"
+"#,
+    );
+    p.run(&["secrets", "init"]).ok();
+    p.run_with_stdin(
+        &["secrets", "set", "staging", "DATABASE_URL"],
+        &format!("{}\n", source.url()),
+    )
+    .ok();
+    p
+}
+
+/// Several tables, sequences, an index, a view and non-ASCII data.
+fn fill(db: &PgDb) {
+    db.psql(
+        "CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, city text);
+         CREATE SEQUENCE invoice_numbers START 1000;
+         CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id int REFERENCES customers(id),
+                              total numeric(10,2), note text, made_at timestamptz DEFAULT now());
+         CREATE INDEX orders_customer ON orders (customer_id, made_at);
+         CREATE TABLE blobs (k text PRIMARY KEY, v bytea);
+         CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 100;
+         INSERT INTO customers (name, city) VALUES ('Zoë Ångström', 'Malmö'), ('李小龙', '香港'),
+                ('Ñandú Çelik', 'İstanbul'), ('😀 emoji', NULL);
+         INSERT INTO orders (customer_id, total, note)
+                SELECT 1 + (g % 4), g * 1.5, 'order № ' || g FROM generate_series(1, 500) g;
+         INSERT INTO blobs SELECT 'k' || g, decode(md5(g::text), 'hex') FROM generate_series(1, 50) g;
+         SELECT nextval('invoice_numbers'); SELECT nextval('invoice_numbers');",
+    );
+}
+
+fn schema(db: &PgDb) -> String {
+    let out = Command::new("pg_dump")
+        .args(["--schema-only", "--no-owner", "--dbname", &db.url()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // pg_dump 17 writes a random \restrict key per run; it is not schema.
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn counts(db: &PgDb) -> String {
+    db.psql(
+        "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM orders), (SELECT count(*) FROM blobs),
+                (SELECT last_value FROM invoice_numbers), (SELECT string_agg(name, ',' ORDER BY id) FROM customers)",
+    )
+}
+
+fn create(p: &Project, args: &[&str]) -> Value {
+    let mut all = vec!["--json", "backup", "create", "db"];
+    all.extend_from_slice(args);
+    let b = p.run(&all).ok().json();
+    assert_eq!(b["lifecycle"]["status"], "completed", "{b}");
+    b
+}
+
+fn object(b: &Value) -> PathBuf {
+    PathBuf::from(b["location"].as_str().unwrap())
+}
+
+fn id(b: &Value) -> String {
+    b["id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn round_trip_restores_schema_and_rows_exactly() {
+    let Some(source) = PgDb::create() else { return };
+    fill(&source);
+    let p = project(&source);
+    let before = (schema(&source), counts(&source));
+
+    let b = create(&p, &[]);
+    let path = object(&b);
+    assert!(path.starts_with(p.path().join("backups")), "{}", path.display());
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        b["size_bytes"].as_u64().unwrap()
+    );
+    // Debian's sha256sum over the stored bytes agrees with the record.
+    let sum = Command::new("sha256sum").arg(&path).output().unwrap();
+    let sum = String::from_utf8_lossy(&sum.stdout);
+    assert_eq!(sum.split_whitespace().next(), b["checksum"].as_str());
+    // No partial file is left beside the object, and the object is not a clear dump.
+    let names: Vec<String> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(
+        !common::contains(&std::fs::read(&path).unwrap(), "PGDMP"),
+        "the object is encrypted"
+    );
+
+    // Listed, shown and verified by a unique prefix.
+    let listed = p.run(&["--json", "backup", "list", "--env", "staging"]).ok().json();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let prefix = &id(&b)[..13];
+    let shown = p.run(&["--json", "backup", "show", prefix]).ok().json();
+    assert_eq!(shown["backup"]["id"], b["id"]);
+    let verified = p.run(&["--json", "backup", "verify", prefix]).ok().json();
+    assert!(verified["entries"].as_u64().unwrap() >= 8, "{verified}");
+
+    // Drop everything, restore, compare.
+    source.psql("DROP VIEW big_orders; DROP TABLE orders, customers, blobs; DROP SEQUENCE invoice_numbers;");
+    assert_ne!(counts_or_none(&source), Some(before.1.clone()));
+    let job = p.run(&["--json", "restore", prefix]).ok().json();
+    assert_eq!(job["lifecycle"]["status"], "success", "{job}");
+    assert!(job["finished_at"].is_number(), "{job}");
+    assert_eq!(schema(&source), before.0, "pg_dump --schema-only is identical");
+    assert_eq!(
+        counts(&source),
+        before.1,
+        "row counts, sequence and non-ASCII rows are equal"
+    );
+
+    // A second restore into the now non-empty database is refused without --force.
+    let again = p.run(&["restore", prefix]);
+    assert_eq!(again.code, 3, "{again:?}");
+    assert!(
+        again.stderr.contains("is not empty") && again.stderr.contains("--force"),
+        "{again:?}"
+    );
+    // With --force it replaces what is there.
+    source.psql("INSERT INTO customers (name) VALUES ('extra')");
+    p.run(&["restore", prefix, "--force"]).ok();
+    assert_eq!(counts(&source), before.1);
+
+    // The restore jobs and the events of every step are recorded.
+    let shown = p.run(&["--json", "backup", "show", prefix]).ok().json();
+    let statuses: Vec<&str> = shown["restores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["lifecycle"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["success", "failed", "success"]);
+    let events = p.run(&["--json", "events", "list"]).ok().stdout;
+    for step in [
+        "started",
+        "completed",
+        "verified",
+        "created",
+        "restoring into",
+        "succeeded",
+        "is not empty",
+    ] {
+        assert!(events.contains(step), "no event says '{step}'");
+    }
+}
+
+fn counts_or_none(db: &PgDb) -> Option<String> {
+    let out = Command::new("psql")
+        .args([&db.url(), "-qtAc", "SELECT count(*) FROM customers"])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Flips one byte in the middle of a file.
+fn flip(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_flipped_byte_fails_verify_and_restore_leaves_the_target_untouched() {
+    let Some(source) = PgDb::create() else { return };
+    fill(&source);
+    let p = project(&source);
+    let b = create(&p, &[]);
+    flip(&object(&b));
+
+    let v = p.run(&["backup", "verify", &id(&b)]);
+    assert_eq!(v.code, 1, "{v:?}");
+    assert!(v.stderr.contains(&id(&b)), "names the backup: {v:?}");
+    assert!(v.stderr.contains("SHA-256"), "says the checksum differs: {v:?}");
+    assert!(v.stderr.contains("modified"), "{v:?}");
+
+    // Restore into an empty target: refused, and the target stays empty.
+    let Some(target) = PgDb::create() else { return };
+    let r = p.run(&["restore", &id(&b), "--to", &target.url()]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("does not verify") && r.stderr.contains("not touched"),
+        "{r:?}"
+    );
+    assert_eq!(
+        target.psql("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'").trim(),
+        "0"
+    );
+    let shown = p.run(&["--json", "backup", "show", &id(&b)]).ok().json();
+    assert_eq!(shown["restores"][0]["lifecycle"]["status"], "failed");
+    assert!(shown["restores"][0]["finished_at"].is_number());
+}
+
+#[test]
+fn a_truncated_object_and_one_for_another_identity_fail_verify_clearly() {
+    let Some(source) = PgDb::create() else { return };
+    fill(&source);
+    let p = project(&source);
+
+    // Truncated: half of it is gone.
+    let b = create(&p, &[]);
+    let path = object(&b);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let v = p.run(&["backup", "verify", &id(&b)]);
+    assert_eq!(v.code, 1, "{v:?}");
+    assert!(v.stderr.contains(&id(&b)), "{v:?}");
+    assert!(v.stderr.contains("truncated"), "says it is cut short: {v:?}");
+
+    // Encrypted to another identity: Debian's age made the object from a real dump.
+    let b = create(&p, &[]);
+    let path = object(&b);
+    let other = p.path().join("other.key");
+    let keygen = Command::new("age-keygen").arg("-o").arg(&other).output().unwrap();
+    assert!(keygen.status.success(), "{keygen:?}");
+    let recipient = String::from_utf8_lossy(
+        &Command::new("age-keygen")
+            .arg("-y")
+            .arg(&other)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .to_owned();
+    let dump = p.path().join("plain.dump");
+    let pg = Command::new("pg_dump")
+        .args(["-Fc", "-f"])
+        .arg(&dump)
+        .args(["--dbname", &source.url()])
+        .status()
+        .unwrap();
+    assert!(pg.success());
+    let enc = Command::new("age")
+        .args(["-e", "-r", &recipient, "-o"])
+        .arg(&path)
+        .arg(&dump)
+        .status()
+        .unwrap();
+    assert!(enc.success());
+    let v = p.run(&["backup", "verify", &id(&b)]);
+    assert_eq!(v.code, 1, "{v:?}");
+    assert!(v.stderr.contains(&id(&b)), "{v:?}");
+    assert!(v.stderr.contains("none of your identities can open it"), "{v:?}");
+
+    // Seed 002 "filePath 必须可访问": an object that is gone fails too.
+    std::fs::remove_file(&path).unwrap();
+    let v = p.run(&["backup", "verify", &id(&b)]);
+    assert_eq!(v.code, 1, "{v:?}");
+    assert!(v.stderr.contains(&id(&b)) && v.stderr.contains("is missing"), "{v:?}");
+}
+
+#[test]
+fn debians_age_decrypts_the_object_into_an_archive_pg_restore_lists() {
+    let Some(source) = PgDb::create() else { return };
+    fill(&source);
+    let p = project(&source);
+    let b = create(&p, &["--manual"]);
+    assert_eq!(b["class"], "manual");
+    let clear = p.path().join("clear.dump");
+    let dec = Command::new("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(p.identity())
+        .arg("-o")
+        .arg(&clear)
+        .arg(object(&b))
+        .output()
+        .unwrap();
+    assert!(dec.status.success(), "{}", String::from_utf8_lossy(&dec.stderr));
+    let list = Command::new("pg_restore").arg("--list").arg(&clear).output().unwrap();
+    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    let toc = String::from_utf8_lossy(&list.stdout);
+    for name in [
+        "TABLE public customers",
+        "SEQUENCE public invoice_numbers",
+        "INDEX public orders_customer",
+    ] {
+        assert!(toc.contains(name), "{name} is in the archive:\n{toc}");
+    }
+}
+
+#[test]
+fn prune_dry_run_shows_the_class_that_keeps_each_survivor() {
+    let Some(source) = PgDb::create() else { return };
+    source.psql("CREATE TABLE t (x int); INSERT INTO t VALUES (1);");
+    let p = project(&source);
+    // Taken at faked times (`--at`, judged `--now`; a UTC environment): two
+    // on one day (only the newer is that day's), one 2.5 months back (its
+    // ISO week within 6 months, its month within 2 years), one 13 months
+    // back (its month only), one 3 years back (kept by nothing), a manual
+    // one 2 years back (past its year) and a manual one last week.
+    let cases: &[(&str, bool)] = &[
+        ("2026-06-30T10:00:00Z", false),
+        ("2026-06-30T22:00:00Z", false),
+        ("2026-04-15T03:00:00Z", false),
+        ("2025-05-20T03:00:00Z", false),
+        ("2023-06-01T03:00:00Z", false),
+        ("2024-06-01T03:00:00Z", true),
+        ("2026-06-24T03:00:00Z", true),
+    ];
+    let ids: Vec<String> = cases
+        .iter()
+        .map(|(at, manual)| {
+            let mut args = vec!["--at", at];
+            if *manual {
+                args.push("--manual");
+            }
+            id(&create(&p, &args))
+        })
+        .collect();
+    let now = "2026-07-01T12:00:00Z";
+    let dry = p
+        .run(&["--json", "backup", "prune", "--dry-run", "--now", now])
+        .ok()
+        .json();
+    assert_eq!(dry["dry_run"], true);
+    let kept: std::collections::BTreeMap<String, Vec<String>> = dry["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["backup"]["id"].as_str().unwrap().to_owned(),
+                k["classes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_str().unwrap().to_owned())
+                    .collect(),
+            )
+        })
+        .collect();
+    let expect = |i: usize| kept.get(&ids[i]).cloned().unwrap_or_default();
+    assert_eq!(expect(0), Vec::<String>::new(), "an older one of the same day expires");
+    assert_eq!(
+        expect(1),
+        ["daily", "weekly", "monthly"],
+        "the newest of its day, ISO week and month, kept once"
+    );
+    assert_eq!(expect(2), ["weekly", "monthly"], "beyond 30 days: its week and month");
+    assert_eq!(expect(3), ["monthly"], "within two years: its month");
+    assert_eq!(expect(4), Vec::<String>::new(), "three years back: nothing keeps it");
+    assert_eq!(expect(5), Vec::<String>::new(), "a manual backup past its year");
+    assert_eq!(expect(6), ["manual"]);
+    let expired: Vec<&str> = dry["expired"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(expired.len(), 3, "{expired:?}");
+    // People see the classes too.
+    let table = p.run(&["backup", "prune", "--dry-run", "--now", now]).ok().stdout;
+    assert!(table.contains("kept by daily, weekly, monthly"), "{table}");
+    assert!(table.contains("would expire"), "{table}");
+    // The whole answer people read, ids redacted (the times are the faked ones).
+    let uuid = regex::Regex::new(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").unwrap();
+    insta::assert_snapshot!("prune_dry_run_table", uuid.replace_all(&table, "[id]"));
+    // The dry run changed nothing; the real prune deletes the objects and marks the records.
+    let listed = p.run(&["--json", "backup", "list"]).ok().json();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["lifecycle"]["status"] == "completed")
+    );
+    let pruned = p.run(&["--json", "backup", "prune", "--now", now]).ok().json();
+    for b in pruned["expired"].as_array().unwrap() {
+        assert_eq!(b["lifecycle"]["status"], "expired");
+        assert!(!object(b).exists(), "{} deleted", object(b).display());
+    }
+    let listed = p.run(&["--json", "backup", "list"]).ok().json();
+    let expired_now = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["lifecycle"]["status"] == "expired")
+        .count();
+    assert_eq!(expired_now, 3);
+}
+
+/// A `pg_dump` stand-in first on PATH (named as such: it fakes a dump that
+/// dies, which a real pg_dump does only when killed).
+fn fake_pg_dump(p: &Project, script: &str) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let bin = p.path().join("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let f = bin.join("pg_dump");
+    std::fs::write(&f, script).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+/// The names in the storage directory.
+fn stored_names(p: &Project) -> Vec<String> {
+    match std::fs::read_dir(p.path().join("backups")) {
+        Ok(d) => d
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn a_killed_pg_dump_leaves_a_failed_record_and_no_object() {
+    let Some(source) = PgDb::create() else { return };
+    let p = project(&source);
+    let path = fake_pg_dump(&p, "#!/bin/sh\nprintf 'PGDMP half a dump'\nkill -9 $$\n");
+    let r = p.run_full(&["backup", "create", "db"], "", &[("PATH", &path)]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("pg_dump failed") && r.stderr.contains("nothing was stored"),
+        "{r:?}"
+    );
+    let listed = p.run(&["--json", "backup", "list"]).ok().json();
+    assert_eq!(listed[0]["lifecycle"]["status"], "failed", "{listed}");
+    assert!(listed[0]["failure"].as_str().unwrap().contains("pg_dump"), "{listed}");
+    assert!(listed[0]["finished_at"].is_number());
+    assert_eq!(stored_names(&p), Vec::<String>::new(), "no object, no partial file");
+}
+
+#[test]
+fn a_killed_backup_is_marked_failed_once_its_lease_expired_and_leaves_no_object() {
+    let Some(source) = PgDb::create() else { return };
+    let p = project(&source);
+    let pidfile = p.path().join("pg_dump.pid");
+    let path = fake_pg_dump(
+        &p,
+        &format!(
+            "#!/bin/sh\necho $$ > {}\nprintf 'PGDMP'\nexec sleep 30\n",
+            pidfile.display()
+        ),
+    );
+    let mut child = p
+        .command(&["backup", "create", "db"])
+        .env("PATH", &path)
+        .env("ROLLWAY_LEASE", "1s")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !pidfile.exists() || std::fs::read_to_string(&pidfile).unwrap().trim().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the dump never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // While it runs and renews its lease, the record is in progress.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let listed = p.run(&["--json", "backup", "list"]).ok().json();
+    assert_eq!(listed[0]["lifecycle"]["status"], "in_progress", "{listed}");
+    // SIGKILL rollway (and the stand-in it left behind).
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let listed = p.run(&["--json", "backup", "list"]).ok().json();
+    assert_eq!(listed[0]["lifecycle"]["status"], "failed", "{listed}");
+    assert!(
+        listed[0]["failure"].as_str().unwrap().contains("lease expired"),
+        "{listed}"
+    );
+    // The hidden partial file the killed process left is gone with it.
+    assert_eq!(stored_names(&p), Vec::<String>::new());
+    assert!(!std::path::Path::new(listed[0]["location"].as_str().unwrap()).exists());
+}
+
+#[test]
+fn a_storage_that_refuses_writes_fails_the_backup_clearly() {
+    let Some(source) = PgDb::create() else { return };
+    let p = project(&source);
+    // The storage path is a regular file: no directory can be made there.
+    p.write("backups", "not a directory");
+    let r = p.run(&["backup", "create", "db"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("cannot create the storage directory") && r.stderr.contains("backups"),
+        "names the storage path: {r:?}"
+    );
+    let listed = p.run(&["--json", "backup", "list"]).ok().json();
+    assert_eq!(listed[0]["lifecycle"]["status"], "failed", "{listed}");
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("backups")).unwrap(),
+        "not a directory"
+    );
+}
