@@ -295,6 +295,101 @@ pub struct Verified {
     pub backup: Backup,
     /// Entries of the archive's table of contents (`pg_restore --list`).
     pub entries: usize,
+    /// With `--restore-test`: what the scratch restore showed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore_test: Option<RestoreTest>,
+}
+
+/// A backup restored into a scratch database that matched its archive.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreTest {
+    /// The scratch database (dropped again).
+    pub database: String,
+    /// Lines of schema compared, equal in the archive and the restore.
+    pub schema_lines: usize,
+    pub tables: usize,
+    pub rows: u64,
+}
+
+/// A scratch database on the backup's server, dropped when this goes.
+struct Scratch<'a> {
+    tool: &'a Tool,
+    server: String,
+    name: String,
+}
+
+impl Drop for Scratch<'_> {
+    fn drop(&mut self) {
+        let _ = io::psql(
+            self.tool,
+            &self.server,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// Restores `b` into a new scratch database on its own server and compares
+/// the schema and each table's rows with what the archive holds: `Ok`
+/// with the figures, or every difference.
+fn restore_test(
+    p: &Project,
+    config: &Config,
+    store: &dyn Store,
+    b: &Backup,
+) -> Result<std::result::Result<RestoreTest, Vec<String>>> {
+    let def = definition(p, config, &b.name)?;
+    let server = database_url(p, config, store, def)?;
+    let tool = Tool::default();
+    // Only [a-z0-9_]: the name goes into SQL unquoted.
+    let id: String =
+        b.id.to_string()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(12)
+            .collect();
+    let scratch = Scratch {
+        tool: &tool,
+        server: server.clone(),
+        name: format!(
+            "rollway_restore_test_{}_{}",
+            id.to_ascii_lowercase(),
+            std::process::id()
+        ),
+    };
+    let fail = |e: BackupError| {
+        Error::failed(format_args!(
+            "the restore test of backup {} could not run: {}; it needs a PostgreSQL role that may create databases on the backup's server",
+            b.id,
+            failed(e, p)
+        ))
+    };
+    io::psql(&tool, &server, &format!("CREATE DATABASE {}", scratch.name)).map_err(fail)?;
+    let url = io::with_database(&server, &scratch.name).map_err(fail)?;
+    let vault = p.vault(config, store)?;
+    let path = Path::new(&b.location);
+    if let Err(e) = io::restore_database(&tool, path, vault.identities(), &url, false) {
+        return Ok(Err(vec![format!("it does not restore: {}", failed(e, p))]));
+    }
+    let archive = match io::archive_contents(&tool, path, vault.identities()).map_err(fail)? {
+        Ok(c) => c,
+        Err(why) => {
+            return Ok(Err(vec![format!(
+                "its archive cannot be read back: {}",
+                p.masks().mask(&why)
+            )]));
+        }
+    };
+    let restored = io::database_contents(&tool, &url).map_err(fail)?;
+    let problems = io::differences(&archive, &restored);
+    if !problems.is_empty() {
+        return Ok(Err(problems));
+    }
+    Ok(Ok(RestoreTest {
+        database: scratch.name.clone(),
+        schema_lines: archive.schema.len(),
+        tables: archive.rows.len(),
+        rows: archive.rows.values().sum(),
+    }))
 }
 
 /// Checks a backup: recorded completed, size and SHA-256 of the stored
@@ -340,15 +435,29 @@ fn does_not_verify(b: &Backup, problems: &[String], then: &str) -> Error {
     .with_details(json!({ "backup_id": b.id.to_string(), "problems": problems }))
 }
 
-/// `rollway backup verify ID`: exit 1 naming the backup and what is wrong.
-pub fn verify(p: &Project, id: &str) -> Result<Verified> {
+/// `rollway backup verify ID [--restore-test]`: exit 1 naming the backup
+/// and what is wrong.
+pub fn verify(p: &Project, id: &str, restore: bool) -> Result<Verified> {
     let (config, store) = p.open()?;
     let b = find(&*store, id)?;
-    let verdict = check(p, &config, &*store, &b)?;
+    let mut tested = None;
+    let mut verdict = check(p, &config, &*store, &b)?;
+    if restore && verdict.is_ok() {
+        match restore_test(p, &config, &*store, &b)? {
+            Ok(t) => tested = Some(t),
+            Err(problems) => verdict = Err(problems),
+        }
+    }
     let (level, message) = match &verdict {
         Ok(n) => (
             Level::Info,
-            format!("backup {} ({}) verified: {n} archive entries", b.name, b.id),
+            match &tested {
+                Some(t) => format!(
+                    "backup {} ({}) verified: {n} archive entries; restored into a scratch database, schema and the rows of {} tables ({} rows) equal the archive's",
+                    b.name, b.id, t.tables, t.rows
+                ),
+                None => format!("backup {} ({}) verified: {n} archive entries", b.name, b.id),
+            },
         ),
         Err(problems) => (
             Level::Error,
@@ -357,7 +466,11 @@ pub fn verify(p: &Project, id: &str) -> Result<Verified> {
     };
     store.append_event(event(EventKind::BackupChanged, level, &b, message))?;
     match verdict {
-        Ok(entries) => Ok(Verified { backup: b, entries }),
+        Ok(entries) => Ok(Verified {
+            backup: b,
+            entries,
+            restore_test: tested,
+        }),
         Err(problems) => Err(does_not_verify(&b, &problems, "")),
     }
 }

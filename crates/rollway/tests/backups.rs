@@ -183,6 +183,79 @@ fn round_trip_restores_schema_and_rows_exactly() {
     }
 }
 
+/// The restore-test scratch databases left on the server.
+fn scratch_databases(db: &PgDb) -> String {
+    db.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'rollway_restore_test_%'")
+}
+
+#[test]
+fn a_restore_test_restores_into_a_scratch_database_and_compares_with_the_archive() {
+    let Some(source) = PgDb::create() else { return };
+    fill(&source);
+    let p = project(&source);
+    let b = create(&p, &[]);
+    let before = scratch_databases(&source);
+    let v = p
+        .run(&["--json", "backup", "verify", &id(&b), "--restore-test"])
+        .ok()
+        .json();
+    let t = &v["restore_test"];
+    // customers, orders, blobs: every row the source had.
+    let rows: u64 = source
+        .psql("SELECT (SELECT count(*) FROM customers) + (SELECT count(*) FROM orders) + (SELECT count(*) FROM blobs)")
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!((t["tables"].as_u64(), t["rows"].as_u64()), (Some(3), Some(rows)), "{v}");
+    assert!(t["schema_lines"].as_u64().unwrap() > 20, "{v}");
+    assert_eq!(
+        scratch_databases(&source),
+        before,
+        "the scratch database is dropped again"
+    );
+    let events = p.run(&["--json", "events", "list"]).ok().stdout;
+    assert!(events.contains("restored into a scratch database"), "{events}");
+}
+
+/// A database `pg_restore --list` reads but that does not restore: a check
+/// constraint calls a function naming its table without a schema, and a
+/// restore runs with an empty search_path (a classic of PostgreSQL restores).
+#[test]
+fn a_backup_that_lists_but_does_not_restore_fails_the_restore_test() {
+    let Some(source) = PgDb::create() else { return };
+    source.psql(
+        "CREATE TABLE limits (n int);
+         INSERT INTO limits VALUES (10);
+         CREATE FUNCTION under_limit(v int) RETURNS boolean LANGUAGE sql AS 'SELECT v < (SELECT max(n) FROM limits)';
+         CREATE TABLE items (v int CHECK (under_limit(v)));
+         INSERT INTO items VALUES (1), (2);",
+    );
+    let p = project(&source);
+    let b = create(&p, &[]);
+    let before = scratch_databases(&source);
+    p.run(&["backup", "verify", &id(&b)]).ok();
+    let r = p.run(&["backup", "verify", &id(&b), "--restore-test"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "backup {} (db) does not verify: it does not restore: pg_restore failed",
+            id(&b)
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("limits"),
+        "pg_restore's own words say why: {}",
+        r.stderr
+    );
+    assert_eq!(
+        scratch_databases(&source),
+        before,
+        "the scratch database is dropped again"
+    );
+}
+
 fn counts_or_none(db: &PgDb) -> Option<String> {
     let out = Command::new("psql")
         .args([&db.url(), "-qtAc", "SELECT count(*) FROM customers"])

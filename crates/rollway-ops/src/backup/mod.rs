@@ -26,7 +26,10 @@ use std::path::PathBuf;
 use rollway_model::Sha256Digest;
 use sha2::{Digest, Sha256};
 
-pub use pg::{Tool, database_is_empty, dump_database, list_archive, restore_database};
+pub use pg::{
+    Contents, Tool, archive_contents, database_contents, database_is_empty, differences, dump_database, list_archive,
+    psql, restore_database, with_database,
+};
 pub use storage::{object_path, remove_object, remove_partials, verify_object};
 
 /// What can go wrong while backing up, checking or restoring.

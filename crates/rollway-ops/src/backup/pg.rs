@@ -3,7 +3,7 @@
 //! decryptor into `pg_restore` (to list it, or to restore it in one
 //! transaction), and whether a database holds anything yet.
 
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufRead as _, BufWriter, Read, Write};
 use std::path::Path;
 use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
@@ -252,16 +252,159 @@ pub fn restore_database(
 /// Whether the database at `url` has no relation (table, sequence, view…)
 /// outside PostgreSQL's own schemas.
 pub fn database_is_empty(tool: &Tool, url: &str) -> Result<bool, BackupError> {
+    let n = psql(
+        tool,
+        url,
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+         AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'",
+    )?;
+    Ok(n == "0")
+}
+
+/// What an archive holds, as `pg_restore` writes it back out as a script:
+/// its schema (the statements outside the data, without comments, blank
+/// lines and sequence positions) and the number of rows of each table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Contents {
+    pub schema: Vec<String>,
+    pub rows: std::collections::BTreeMap<String, u64>,
+}
+
+/// Whether a script line is schema as `pg_dump --schema-only` would write
+/// it (comments, blank lines, psql's per-run `\restrict` keys and sequence
+/// positions are not).
+fn is_schema(line: &str) -> bool {
+    !(line.trim().is_empty()
+        || line.starts_with("--")
+        || line.starts_with("\\restrict")
+        || line.starts_with("\\unrestrict")
+        || line.starts_with("SELECT pg_catalog.setval("))
+}
+
+/// Reads a plain-format script: the schema lines and, for each `COPY
+/// table (…) FROM stdin;` block, its rows up to `\.`.
+fn read_script(script: impl Read) -> io::Result<Contents> {
+    let mut contents = Contents::default();
+    let mut copying: Option<(String, u64)> = None;
+    for line in io::BufReader::with_capacity(1 << 16, script).split(b'\n') {
+        let line = line?;
+        if let Some((_, rows)) = copying.as_mut() {
+            if line.as_slice() == b"\\." {
+                if let Some((table, rows)) = copying.take() {
+                    contents.rows.insert(table, rows);
+                }
+            } else {
+                *rows += 1;
+            }
+            continue;
+        }
+        let line = String::from_utf8_lossy(&line);
+        if let Some(rest) = line.strip_prefix("COPY ")
+            && line.ends_with("FROM stdin;")
+        {
+            let table = rest.split(' ').next().unwrap_or_default().to_owned();
+            copying = Some((table, 0));
+        } else if is_schema(&line) {
+            contents.schema.push(line.into_owned());
+        }
+    }
+    Ok(contents)
+}
+
+/// Decrypts the object at `path` through `pg_restore --file -` (owners and
+/// grants left out) and reads what the archive holds.
+pub fn archive_contents(
+    tool: &Tool,
+    path: &Path,
+    identities: &[Identity],
+) -> Result<Result<Contents, String>, BackupError> {
+    let mut c = Command::new(&tool.pg_restore);
+    c.args(["--no-owner", "--no-privileges", "--file", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = spawn("pg_restore", c)?;
+    let stderr = drain(child.stderr.take());
+    let stdout = child.stdout.take().map(|s| std::thread::spawn(move || read_script(s)));
+    let problem = match child.stdin.take() {
+        Some(stdin) => feed(path, identities, stdin),
+        None => Ok(None),
+    };
+    let (status, text) = finish("pg_restore", child, stderr)?;
+    let contents = stdout.and_then(|h| h.join().ok());
+    if let Some(p) = problem? {
+        return Ok(Err(p));
+    }
+    if !status.success() {
+        return Ok(Err(format!("pg_restore cannot read the archive ({status}): {text}")));
+    }
+    match contents {
+        Some(Ok(c)) => Ok(Ok(c)),
+        Some(Err(e)) => Ok(Err(format!("pg_restore's script could not be read: {e}"))),
+        None => Ok(Err("pg_restore's script could not be read".to_owned())),
+    }
+}
+
+/// What the database at `url` holds, read the same way: `pg_dump
+/// --schema-only` (owners and grants left out) and a `count(*)` of every
+/// table outside PostgreSQL's own schemas.
+pub fn database_contents(tool: &Tool, url: &str) -> Result<Contents, BackupError> {
+    let mut c = command(&tool.pg_dump, url)?;
+    c.args(["--schema-only", "--no-owner", "--no-privileges", "--no-password"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = c.output().map_err(|source| BackupError::Spawn {
+        program: "pg_dump",
+        source,
+    })?;
+    if !out.status.success() {
+        return Err(BackupError::Tool {
+            program: "pg_dump",
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    let schema = read_script(out.stdout.as_slice())
+        .map_err(|e| BackupError::Tool {
+            program: "pg_dump",
+            status: "its schema could not be read".into(),
+            stderr: e.to_string(),
+        })?
+        .schema;
+    let counts = psql(
+        tool,
+        url,
+        "SELECT format('%I.%I', n.nspname, c.relname) || ' ' || \
+         (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname), \
+         false, true, '')))[1]::text \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+         AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'",
+    )?;
+    let rows = counts
+        .lines()
+        .filter_map(|l| {
+            let (table, n) = l.rsplit_once(' ')?;
+            Some((table.to_owned(), n.trim().parse().ok()?))
+        })
+        .collect();
+    Ok(Contents { schema, rows })
+}
+
+/// One statement through `psql` against `url`: its unaligned output.
+pub fn psql(tool: &Tool, url: &str, sql: &str) -> Result<String, BackupError> {
     let mut c = command(&tool.psql, url)?;
     c.args([
         "--no-psqlrc",
         "--no-password",
         "--tuples-only",
         "--no-align",
+        "--set",
+        "ON_ERROR_STOP=1",
         "--command",
-        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
-         AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'",
+        sql,
     ])
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
@@ -277,5 +420,84 @@ pub fn database_is_empty(tool: &Tool, url: &str) -> Result<bool, BackupError> {
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         });
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim() == "0")
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// `url` with its database replaced by `database` (a scratch database on
+/// the same server).
+pub fn with_database(url: &str, database: &str) -> Result<String, BackupError> {
+    let mut u = url::Url::parse(url).map_err(|e| BackupError::Url(e.to_string()))?;
+    u.set_path(&format!("/{database}"));
+    Ok(u.to_string())
+}
+
+/// The differences between what an archive holds and what a database
+/// restored from it holds (empty: they are the same).
+pub fn differences(archive: &Contents, restored: &Contents) -> Vec<String> {
+    let mut out = Vec::new();
+    if archive.schema != restored.schema {
+        let at = archive
+            .schema
+            .iter()
+            .zip(&restored.schema)
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| archive.schema.len().min(restored.schema.len()));
+        out.push(format!(
+            "the restored schema differs from the archive's at statement line {}: {:?} against {:?}",
+            at + 1,
+            archive.schema.get(at).map_or("(end)", String::as_str),
+            restored.schema.get(at).map_or("(end)", String::as_str),
+        ));
+    }
+    let tables: std::collections::BTreeSet<&String> = archive.rows.keys().chain(restored.rows.keys()).collect();
+    for t in tables {
+        let (a, r) = (archive.rows.get(t), restored.rows.get(t));
+        if a != r {
+            out.push(format!(
+                "table {t}: {} rows in the archive, {} restored",
+                a.map_or("no".to_owned(), u64::to_string),
+                r.map_or("none".to_owned(), u64::to_string)
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_script_gives_its_schema_and_the_rows_of_each_table() {
+        let script = "--\n-- PostgreSQL database dump\n--\n\\restrict abc\nSET x = 1;\n\nCREATE TABLE public.t (\n    id integer\n);\n\
+COPY public.t (id) FROM stdin;\n1\n2\n\\.\n\nCOPY public.\"Empty\" (id) FROM stdin;\n\\.\n\
+SELECT pg_catalog.setval('public.s', 3, true);\nCREATE INDEX i ON public.t (id);\n\\unrestrict abc\n";
+        let c = read_script(script.as_bytes()).unwrap_or_default();
+        assert_eq!(
+            c,
+            Contents {
+                schema: [
+                    "SET x = 1;",
+                    "CREATE TABLE public.t (",
+                    "    id integer",
+                    ");",
+                    "CREATE INDEX i ON public.t (id);"
+                ]
+                .map(String::from)
+                .to_vec(),
+                rows: [("public.t".to_owned(), 2), ("public.\"Empty\"".to_owned(), 0)].into(),
+            }
+        );
+        let mut restored = c.clone();
+        assert!(differences(&c, &restored).is_empty());
+        restored.rows.insert("public.t".into(), 1);
+        restored.schema.pop();
+        assert_eq!(
+            differences(&c, &restored),
+            [
+                "the restored schema differs from the archive's at statement line 5: \"CREATE INDEX i ON public.t (id);\" against \"(end)\"",
+                "table public.t: 2 rows in the archive, 1 restored",
+            ]
+        );
+    }
 }

@@ -31,7 +31,13 @@ pub enum BackupCmd {
     /// One backup (by id or a unique prefix) with its restore jobs.
     Show { id: String },
     /// Check a backup: SHA-256 of the stored bytes, decryption, pg_restore --list.
-    Verify { id: String },
+    Verify {
+        id: String,
+        /// Also restore it into a scratch database on its server (dropped
+        /// after) and compare the schema and every table's rows with the archive.
+        #[arg(long)]
+        restore_test: bool,
+    },
     /// Expire the backups no retention class keeps: delete their objects, keep their records.
     Prune {
         /// Show which class keeps each survivor and what would expire; change nothing.
@@ -167,8 +173,8 @@ pub fn run(s: &Session, cmd: BackupCmd) -> Result<()> {
                     .table(&["RESTORE", "STATUS", "TARGET", "STARTED", "FINISHED", "NOTES"], &rows);
             }
         }
-        BackupCmd::Verify { id } => {
-            let v = rollway_app::backup::verify(s, &id)?;
+        BackupCmd::Verify { id, restore_test } => {
+            let v = rollway_app::backup::verify(s, &id, restore_test)?;
             s.printer.answer(&v);
             s.printer.line(
                 Tone::Good,
@@ -177,6 +183,15 @@ pub fn run(s: &Session, cmd: BackupCmd) -> Result<()> {
                     v.backup.id, v.backup.name, v.entries
                 ),
             );
+            if let Some(t) = &v.restore_test {
+                s.printer.line(
+                    Tone::Good,
+                    format!(
+                        "restore test: restored into {} (dropped again); its schema ({} lines) and the rows of its {} tables ({} rows) equal the archive's",
+                        t.database, t.schema_lines, t.tables, t.rows
+                    ),
+                );
+            }
         }
         BackupCmd::Prune { dry_run, now } => {
             let r = rollway_app::backup::prune(s, dry_run, now.as_deref())?;
