@@ -159,20 +159,46 @@ fn find(store: &dyn Store, prefix: &str) -> Result<Backup> {
 /// `at` (hidden, for tests and imports) records it as taken then.
 pub fn create(p: &Project, name: &str, manual: bool, at: Option<&str>) -> Result<Backup> {
     let (config, store) = p.open()?;
-    let store = &*store;
+    let taken_at = parse_time("--at", at)?;
+    take(p, &config, &*store, name, manual, taken_at, None)
+}
+
+/// The backup `[deploy] pre_migration_backup` names, taken for deployment
+/// `dep` before it runs its jobs and hooks: a restore point linked to it
+/// (`rollway rollback ENV --restore-db` finds it there), kept as a manual
+/// backup is.
+pub(crate) fn before_migration(
+    p: &Project,
+    config: &Config,
+    store: &dyn Store,
+    name: &str,
+    dep: rollway_model::DeploymentId,
+) -> Result<Backup> {
+    take(p, config, store, name, true, None, Some(dep))
+}
+
+fn take(
+    p: &Project,
+    config: &Config,
+    store: &dyn Store,
+    name: &str,
+    manual: bool,
+    taken_at: Option<rollway_model::Timestamp>,
+    deployment: Option<rollway_model::DeploymentId>,
+) -> Result<Backup> {
     settle_stale(store)?;
-    let def = definition(p, &config, name)?;
+    let def = definition(p, config, name)?;
     if def.kind != BackupKind::Database {
         return Err(Error::invalid(format_args!(
             "backups.{name} is of kind {}, which cannot be taken yet",
             def.kind
         )));
     }
-    let url = database_url(p, &config, store, def)?;
-    let vault = p.vault(&config, store)?;
+    let url = database_url(p, config, store, def)?;
+    let vault = p.vault(config, store)?;
     let recipients = vault.recipients();
     let now = store.clock().now();
-    let taken_at = parse_time("--at", at)?.unwrap_or(now);
+    let taken_at = taken_at.unwrap_or(now);
     let class = if manual {
         BackupClass::Manual
     } else {
@@ -183,6 +209,8 @@ pub fn create(p: &Project, name: &str, manual: bool, at: Option<&str>) -> Result
     let file_name = format!("{name}-{}.dump.age", b.id);
     b.location = io::object_path(&dir, &file_name).display().to_string();
     b.name = name.to_owned();
+    b.deployment_id = deployment;
+    b.restore_point = deployment.is_some();
     b.database_name = url::Url::parse(&url)
         .ok()
         .map(|u| u.path().trim_start_matches('/').to_owned())

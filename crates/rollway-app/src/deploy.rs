@@ -827,7 +827,29 @@ pub fn deploy(p: &Project, req: DeployRequest, progress: &dyn DeployProgress) ->
     } else {
         p.env_values(&config, &*store, &req.env)?
     };
+    // The deployment's id is known before it starts, so the pre-migration
+    // backup it takes in its building phase can name it.
+    let dep_id = match early.as_mut() {
+        Some(e) => e.hand_over(),
+        None => DeploymentId::generate(store.clock().now()),
+    };
+    let pre_migration = config
+        .deploy
+        .pre_migration_backup
+        .as_ref()
+        .filter(|name| config.backups.get(*name).is_some_and(|b| b.environment == req.env));
     let build_jobs = || -> Result<(), String> {
+        if let Some(name) = pre_migration {
+            let b = crate::backup::before_migration(p, &config, &*store, name, dep_id)
+                .map_err(|e| format!("the pre-migration backup {name} failed, so nothing was migrated: {e}"))?;
+            progress.step(None, &format!(
+                "pre-migration backup {name} ({}) taken: {} bytes; `rollway rollback {} --restore-db` returns the database to it",
+                b.id, b.size_bytes, req.env
+            ));
+        }
+        if jobs.is_empty() {
+            return Ok(());
+        }
         let run = crate::pipeline::run_pipeline(p, &config, &*store, Some(&req.env), None, jobs.clone(), progress)
             .map_err(|e| e.to_string())?;
         match run.status() {
@@ -856,7 +878,7 @@ pub fn deploy(p: &Project, req: DeployRequest, progress: &dyn DeployProgress) ->
     let mut job = rt.job(p, &*store, &req.env, prepared, release);
     job.keep_env = Some(&keep_env);
     job.build_ms = build_ms;
-    if !jobs.is_empty() {
+    if !jobs.is_empty() || pre_migration.is_some() {
         job.build = Some(&build_jobs);
     }
     if !stacks.is_empty() {
@@ -870,7 +892,7 @@ pub fn deploy(p: &Project, req: DeployRequest, progress: &dyn DeployProgress) ->
         .or_else(|| git_describe(&p.config_dir()))
         .or_else(|| artifact.as_ref().map(|a| a.sha256.as_str()[..12].to_owned()));
     job.lock_wait = req.lock_wait;
-    job.deployment_id = early.as_mut().map(EarlyLease::hand_over);
+    job.deployment_id = Some(dep_id);
     job.hooks = rollway_engine::Hooks {
         before_switch: config.deploy.before_switch.clone(),
         after_switch: config.deploy.after_switch.clone(),

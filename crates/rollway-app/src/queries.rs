@@ -23,6 +23,9 @@ pub struct HistoryItem {
     /// (OPERATIONS.md "Deploy-aware"), oldest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<rollway_model::Alert>,
+    /// The pre-migration backups it took (`[deploy] pre_migration_backup`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub backups: Vec<rollway_model::Backup>,
 }
 
 /// A command stack of a deployment and its resources.
@@ -73,6 +76,13 @@ pub fn history(p: &Project, env: Option<&str>, limit: usize, status: Option<&str
             named.entry(d.to_string()).or_default().insert(0, a);
         }
     }
+    // Every backup taken for a deployment, grouped by it.
+    let mut taken: BTreeMap<String, Vec<rollway_model::Backup>> = BTreeMap::new();
+    for b in store.backups(env)? {
+        if let Some(d) = b.deployment_id {
+            taken.entry(d.to_string()).or_default().push(b);
+        }
+    }
     let mut out = Vec::new();
     for d in deps {
         let mut stacks = Vec::new();
@@ -83,12 +93,14 @@ pub fn history(p: &Project, env: Option<&str>, limit: usize, status: Option<&str
         let verifications = store.verifications(d.id)?;
         let phases = crate::deploy::phases(&d, &verifications);
         let alerts = named.remove(&d.id.to_string()).unwrap_or_default();
+        let backups = taken.remove(&d.id.to_string()).unwrap_or_default();
         out.push(HistoryItem {
             deployment: d,
             verifications,
             stacks,
             phases,
             alerts,
+            backups,
         });
     }
     Ok(out)

@@ -30,6 +30,42 @@ pub struct RollbackRequest {
     pub current_config: bool,
     /// With a dry run: list every file that would be shipped.
     pub verbose: bool,
+    /// Also return the database to the pre-migration backup taken before
+    /// the first deployment after the one returned to (`--restore-db`).
+    pub restore_db: bool,
+}
+
+/// The backup `rollback --restore-db` restores when returning `env` to
+/// `target`: the earliest completed pre-migration backup taken for a
+/// deployment of `env` newer than `target` — the database as it was
+/// before anything after `target` migrated it.
+fn restore_point(store: &dyn Store, env: &str, target: &rollway_model::Deployment) -> Result<rollway_model::Backup> {
+    let newer: std::collections::BTreeSet<DeploymentId> = store
+        .deployments(Some(env), usize::MAX)?
+        .into_iter()
+        .filter(|d| d.started_at > target.started_at)
+        .map(|d| d.id)
+        .collect();
+    store
+        .backups(Some(env))?
+        .into_iter()
+        .filter(|b| {
+            b.status() == rollway_model::BackupStatus::Completed && b.deployment_id.is_some_and(|d| newer.contains(&d))
+        })
+        .min_by_key(|b| b.created_at)
+        .ok_or_else(|| {
+            Error::invalid(format_args!(
+                "no pre-migration backup of {env} was taken after deployment {}: there is nothing to return the database to; roll back without --restore-db, or restore a backup by hand (`rollway backup list --env {env}`, then `rollway restore ID`); set [deploy] pre_migration_backup for the next deployments",
+                target.id
+            ))
+        })
+}
+
+/// The backup `rollback --restore-db` would restore (to confirm it first).
+pub fn restore_db_backup(p: &Project, req: &RollbackRequest) -> Result<rollway_model::Backup> {
+    let (config, store) = p.open()?;
+    let c = choose(p, &*store, config, req, true)?;
+    restore_point(&*store, &req.env, &c.target)
 }
 
 /// What `rollback --dry-run` found: nothing changed.
@@ -279,6 +315,19 @@ pub fn rollback(p: &Project, req: RollbackRequest, progress: &dyn Progress) -> R
             None => Ok(()),
         }
     };
+    if req.restore_db {
+        // The database first: when it cannot be restored, the release
+        // stays as it is (the app and its schema still match).
+        let b = restore_point(&*store, &req.env, &target)?;
+        let job = crate::backup::restore(p, &b.id.to_string(), None, true)?;
+        progress.step(
+            None,
+            &format!(
+                "database restored from pre-migration backup {} ({}, taken {}) by restore {}",
+                b.id, b.name, b.created_at, job.id
+            ),
+        );
+    }
     let mut job = rt.job(p, &*store, &req.env, prepared, release);
     job.kind = DeploymentKind::Rollback;
     job.rollback_to = Some(target.id);

@@ -29,7 +29,7 @@ const MAX_WINDOW: Duration = Duration::from_secs(7 * 86_400);
 const MAX_EXPIRE_AFTER: Duration = Duration::from_secs(3650 * 86_400);
 /// The longest a pipeline job may run.
 const MAX_JOB_TIMEOUT: Duration = Duration::from_secs(7 * 86_400);
-use crate::reader::{At, Ctx, Table, choice_hint, describe, describe_value, value_at};
+use crate::reader::{At, Ctx, Table, choice_hint, closest, describe, describe_value, value_at};
 use crate::types::{
     BuildConfig, Config, DeployConfig, EnvironmentConfig, HealthConfig, HealthOverrides, HostConfig, HostTarget,
     JobConfig, PRODUCTION_MIN_STABILITY_WINDOW, SecretsConfig, ServiceConfig, ServiceOverrides, SshConfig, StackConfig,
@@ -112,12 +112,14 @@ pub(crate) fn read_config(cx: &Ctx<'_>, root: &dyn TableLike, marks: &mut Marks)
     let secrets = t.section("secrets", read_secrets).unwrap_or_default();
     let variables = t.entries("variables", read_variable);
     const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(600);
+    let mut pre_migration_backup = None;
     let deploy = t
         .section("deploy", |d| {
             let jobs = d.unique_list("jobs").unwrap_or_default();
             marks
                 .job_refs
                 .extend(jobs.iter().map(|j| ("deploy.jobs".to_owned(), j.clone())));
+            pre_migration_backup = d.str_at("pre_migration_backup");
             DeployConfig {
                 jobs: jobs.into_iter().map(|a| a.v).collect(),
                 before_switch: d.plain_list("before_switch"),
@@ -125,6 +127,7 @@ pub(crate) fn read_config(cx: &Ctx<'_>, root: &dyn TableLike, marks: &mut Marks)
                 hook_timeout: d
                     .bounded_duration("hook_timeout", MAX_JOB_TIMEOUT)
                     .unwrap_or(DEFAULT_HOOK_TIMEOUT),
+                pre_migration_backup: pre_migration_backup.as_ref().map(|b| b.v.clone()),
             }
         })
         .unwrap_or_default();
@@ -182,13 +185,34 @@ pub(crate) fn read_config(cx: &Ctx<'_>, root: &dyn TableLike, marks: &mut Marks)
             .collect()
     };
     let logs = t.section("logs", read_logs).unwrap_or_default();
-    let backups = {
+    let backups: BTreeMap<String, crate::BackupConfig> = {
         let names: Vec<&str> = environments.keys().map(String::as_str).collect();
         t.entries("backups", |name, b| read_backup(name, b, &names))
             .into_iter()
             .filter_map(|(name, b)| Some((name, b?)))
             .collect()
     };
+    if let Some(b) = &pre_migration_backup {
+        match backups.get(&b.v) {
+            None => t.cx().report(
+                b.at,
+                format!("deploy.pre_migration_backup '{}' is not a [backups.NAME]", b.v),
+                match closest(&b.v, backups.keys().map(String::as_str)) {
+                    Some(c) => format!("did you mean '{c}'?"),
+                    None => format!("define [backups.{}] of kind \"database\"", b.v),
+                },
+            ),
+            Some(def) if def.kind != rollway_model::BackupKind::Database => t.cx().report(
+                b.at,
+                format!(
+                    "deploy.pre_migration_backup '{}' is a {} backup, not a database one",
+                    b.v, def.kind
+                ),
+                "name a [backups.NAME] with kind = \"database\"",
+            ),
+            Some(_) => {}
+        }
+    }
     t.finish();
     Config {
         project,

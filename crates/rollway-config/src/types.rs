@@ -457,6 +457,11 @@ pub struct DeployConfig {
     #[schemars(schema_with = "schema::duration")]
     #[serde(serialize_with = "serde_duration::ser")]
     pub hook_timeout: Duration,
+    /// A `[backups.NAME]` of kind database taken before a deployment of its
+    /// environment runs its jobs and hooks (migrations), linked to the
+    /// deployment so `rollway rollback ENV --restore-db` can return to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pre_migration_backup: Option<String>,
 }
 
 impl Default for DeployConfig {
@@ -466,6 +471,7 @@ impl Default for DeployConfig {
             before_switch: Vec::new(),
             after_switch: Vec::new(),
             hook_timeout: Duration::from_secs(600),
+            pre_migration_backup: None,
         }
     }
 }

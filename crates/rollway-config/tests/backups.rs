@@ -107,3 +107,19 @@ fn bad_backup_keys_are_located() {
         assert!(check(&format!("{BASE}{text}"), expected).is_none(), "{text}");
     }
 }
+
+#[test]
+fn pre_migration_backup_names_a_database_backup() {
+    let db = "[backups.db]\nenvironment = \"production\"\nkind = \"database\"\nstorage = \"b\"\nurl_secret = \"DATABASE_URL\"\n";
+    // Lines 5-6 are [deploy]; the backup follows.
+    let config = check(&format!("{BASE}[deploy]\npre_migration_backup = \"db\"\n{db}"), "").unwrap();
+    assert_eq!(config.deploy.pre_migration_backup.as_deref(), Some("db"));
+    check(
+        &format!("{BASE}[deploy]\npre_migration_backup = \"bd\"\n{db}"),
+        "rollway.toml:6:24: deploy.pre_migration_backup 'bd' is not a [backups.NAME] — did you mean 'db'?",
+    );
+    check(
+        &format!("{BASE}[deploy]\npre_migration_backup = \"db\"\n"),
+        "rollway.toml:6:24: deploy.pre_migration_backup 'db' is not a [backups.NAME] — define [backups.db] of kind \"database\"",
+    );
+}

@@ -140,6 +140,21 @@ impl Printer {
         self.out(&format!("{text}\n"));
     }
 
+    /// Asks `question` on the terminal and reads y/N; without a terminal on
+    /// stdin and stderr there is nobody to ask: `Ok(false)`.
+    pub fn confirm(&self, question: &str) -> std::io::Result<bool> {
+        use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
+        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            return Ok(false);
+        }
+        let mut err = std::io::stderr().lock();
+        write!(err, "{question} [y/N] ")?;
+        err.flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().take(64).read_line(&mut answer)?;
+        Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+    }
+
     /// A line for people (nothing in `--json` mode).
     pub fn line(&self, tone: Tone, text: impl AsRef<str>) {
         if !self.json {

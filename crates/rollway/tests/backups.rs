@@ -600,3 +600,121 @@ fn a_storage_that_refuses_writes_fails_the_backup_clearly() {
         "not a directory"
     );
 }
+
+/// Issue 14's deployment acceptance: `[deploy] pre_migration_backup` takes
+/// a backup before a deployment's migration (a `before_switch` hook) runs;
+/// v2's migration wrecks the data yet the app stays healthy, so the
+/// deployment succeeds; `rollway rollback --restore-db --yes` returns the
+/// release and the database to their state before v2.
+#[test]
+fn a_rollback_with_restore_db_returns_the_database_to_before_the_migration() {
+    let Some(source) = PgDb::create() else { return };
+    fill(&source);
+    let port = common::free_port();
+    let p = project(&source);
+    let toml = std::fs::read_to_string(p.path().join("rollway.toml")).unwrap().replace(
+        "[environments.staging]\nkind = \"staging\"\n",
+        &format!(
+            r#"[build]
+command = "rm -rf dist && mkdir dist && cp app/* dist/"
+output = "dist"
+
+[service]
+start = "exec /usr/bin/python3 server.py"
+port = {port}
+
+[health]
+path = "/"
+interval = "100ms"
+timeout = "1s"
+retries = 50
+stability_window = "0s"
+
+[deploy]
+before_switch = ["sh migrate.sh"]
+pre_migration_backup = "db"
+
+[environments.staging]
+kind = "staging"
+hosts = ["local"]
+root = "srv"
+"#
+        ),
+    );
+    p.write("rollway.toml", &toml);
+    std::fs::create_dir_all(p.path().join("app")).unwrap();
+    p.write("app/server.py", common::OK_APP);
+    p.write("app/migrate.sh", "true\n");
+    p.run(&["deploy", "staging"]).ok();
+    let before = (schema(&source), counts(&source));
+
+    // v2's migration drops a column and most orders; the app stays healthy.
+    p.write(
+        "app/migrate.sh",
+        "psql \"$DATABASE_URL\" -v ON_ERROR_STOP=1 -qc 'ALTER TABLE customers DROP COLUMN city; DELETE FROM orders WHERE id > 10'\n",
+    );
+    let v2 = p.run(&["--json", "deploy", "staging"]).ok().json();
+    let v2_id = v2["deployment"]["id"]
+        .as_str()
+        .or(v2["id"].as_str())
+        .unwrap()
+        .to_owned();
+    assert_ne!(schema(&source), before.0, "the migration ran");
+
+    // History shows the backup each deployment took before its migration.
+    let history = p.run(&["--json", "history", "staging"]).ok().json();
+    let taken: Vec<(String, String)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|h| {
+            h["backups"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|b| {
+                    (
+                        b["deployment_id"].as_str().unwrap().to_owned(),
+                        b["lifecycle"]["status"].as_str().unwrap().to_owned(),
+                    )
+                })
+        })
+        .collect();
+    assert_eq!(taken.len(), 2, "{history:#}");
+    assert!(taken.contains(&(v2_id.clone(), "completed".to_owned())), "{taken:?}");
+
+    // Without a terminal and without --yes nothing is changed.
+    let refused = p.run(&[
+        "rollback",
+        "staging",
+        "--reason",
+        "migration broke orders",
+        "--restore-db",
+    ]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        refused.stderr.contains("not confirmed: nothing was changed"),
+        "{}",
+        refused.stderr
+    );
+    assert_ne!(schema(&source), before.0);
+
+    let r = p.run(&[
+        "rollback",
+        "staging",
+        "--reason",
+        "migration broke orders",
+        "--restore-db",
+        "--yes",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        (schema(&source), counts(&source)),
+        before,
+        "the database equals its state before v2's migration"
+    );
+    let events = p.run(&["--json", "events", "list"]).ok().stdout;
+    assert!(events.contains("restore-step"), "the restore is recorded step by step");
+    p.run(&["stop", "staging"]).ok();
+}

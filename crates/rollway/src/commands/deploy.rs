@@ -68,6 +68,13 @@ pub struct RollbackArgs {
     /// With --dry-run: list every file that would be shipped.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Also restore the database from the pre-migration backup taken before
+    /// the first deployment after the one returned to (asks first on a terminal).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub restore_db: bool,
+    /// With --restore-db: do not ask (needed without a terminal).
+    #[arg(long, short)]
+    pub yes: bool,
 }
 
 pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
@@ -151,7 +158,25 @@ pub fn rollback(s: &Session, args: RollbackArgs) -> Result<()> {
         lock_wait: args.lock_wait,
         current_config: args.current_config,
         verbose: args.verbose,
+        restore_db: args.restore_db,
     };
+    if args.restore_db && !args.yes {
+        let b = rollway_app::rollback::restore_db_backup(s, &req)?;
+        let question = format!(
+            "restore the database of {} from pre-migration backup {} ({}, taken {}), replacing what is there now?",
+            req.env, b.id, b.name, b.created_at
+        );
+        let confirmed = s
+            .printer
+            .confirm(&question)
+            .map_err(|e| rollway_app::Error::from(anyhow::anyhow!("cannot read the answer from the terminal: {e}")))?;
+        if !confirmed {
+            return Err(rollway_app::Error::invalid(format_args!(
+                "rollback of {} with --restore-db not confirmed: nothing was changed (pass --yes to confirm without a terminal)",
+                req.env
+            )));
+        }
+    }
     if args.dry_run {
         let plan = rollway_app::rollback::plan(s, &req)?;
         print_rollback_plan(s, &plan);

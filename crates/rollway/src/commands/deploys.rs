@@ -65,10 +65,23 @@ pub fn history(s: &Session, args: HistoryArgs) -> Result<()> {
         verifications: vs,
         stacks,
         alerts,
+        backups,
         ..
     } in &items
     {
         print_deployment(s, d, vs);
+        for b in backups {
+            s.printer.line(
+                Tone::Plain,
+                format!(
+                    "  pre-migration backup {} {} ({}, {} bytes)",
+                    b.id,
+                    b.name,
+                    b.status(),
+                    b.size_bytes
+                ),
+            );
+        }
         for a in alerts {
             s.printer.line(
                 Tone::Warn,
