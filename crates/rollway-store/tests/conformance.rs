@@ -85,6 +85,7 @@ conformance! {
     retention_cuts_exactly_at_the_boundaries,
     a_month_rolls_up_to_the_uptime_of_its_raw_samples,
     a_pruned_month_answers_for_its_windows_as_before,
+    summed_accounts_equal_the_row_by_row_ones,
     maintenance_windows_are_added_listed_and_removed,
     two_owners_split_the_shards_evenly,
     a_silent_owners_shards_are_taken_once_its_lease_expired,

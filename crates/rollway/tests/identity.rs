@@ -33,7 +33,7 @@ mod common;
 
 use std::fs;
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -118,7 +118,6 @@ struct Fixture {
     /// Environments to stop when the test ends.
     started: std::cell::RefCell<Vec<&'static str>>,
 }
-
 
 /// The body of GET / on 127.0.0.1:PORT, or None when nothing answers.
 fn get(port: u16) -> Option<String> {

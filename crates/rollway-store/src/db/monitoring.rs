@@ -29,7 +29,7 @@ use super::Db;
 use crate::error::StoreError;
 use crate::monitoring::{
     MaintenanceSpans, MonitorDef, MonitorRecord, Pruned, RecordedSamples, Resolution, Retention, RollupReport,
-    RollupRow, RollupSettings,
+    RollupRow, RollupSettings, RollupSum, SumRange,
 };
 use crate::sql::{Backend, Param, Row, Sql};
 
@@ -883,6 +883,95 @@ impl<B: Backend> Db<B> {
                     let (k, row) = decode().map_err(|d| StoreError::corrupt("rollup", res.as_str(), d))?;
                     if let Some(rows) = out.get_mut(k) {
                         rows.push(row);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    pub(super) fn do_rollup_sums(&self, res: Resolution, ranges: &[SumRange]) -> Result<Vec<RollupSum>, StoreError> {
+        let mut out = vec![RollupSum::default(); ranges.len()];
+        // Each row's terms clipped as `Tally::add_bucket` clips them (to
+        // the time not under maintenance), then summed; only rows on a
+        // bucket boundary of the range count, as only those are pieces.
+        let clip = |col: &str, limit: &str| format!("CASE WHEN {col} < {limit} THEN {col} ELSE {limit} END");
+        let select = format!(
+            "SELECT t.k, COUNT(*), CAST(SUM(t.ok) AS BIGINT), CAST(SUM(t.error) AS BIGINT), \
+             CAST(SUM(t.unavailable) AS BIGINT), CAST(SUM(t.down) AS BIGINT), CAST(SUM({}) AS BIGINT), \
+             CAST(SUM({}) AS BIGINT), \
+             SUM(CASE WHEN t.ok < 0 OR t.error < 0 OR t.unavailable < 0 THEN 1 ELSE 0 END) \
+             FROM (SELECT q.k AS k, q.lo AS lo, q.rest AS rest, r.bucket AS bucket, r.ok AS ok, \
+             r.error AS error, r.unavailable AS unavailable, r.maintenance_ms AS maintenance_ms, \
+             r.no_data_ms AS no_data_ms, {} AS down FROM {}) t \
+             WHERE (t.bucket - t.lo) % {} = 0 GROUP BY t.k ORDER BY t.k",
+            clip("t.maintenance_ms", "t.rest"),
+            clip("t.no_data_ms", "t.rest - t.down"),
+            clip("r.downtime_ms", "q.rest"),
+            B::RANGES_JOIN.replace("TABLE", table(res)),
+            res.millis(),
+        );
+        self.backend.read(|sql| {
+            if !B::BULK_READ.is_empty() {
+                sql.exec(B::BULK_READ, &[])?;
+            }
+            for (n, chunk) in ranges.chunks(RANGES_PER_QUERY).enumerate() {
+                let first = n * RANGES_PER_QUERY;
+                let values = (0..chunk.len())
+                    .map(|k| {
+                        let p = 5 * k;
+                        format!(
+                            "(CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), \
+                             CAST(${} AS BIGINT))",
+                            p + 1,
+                            p + 2,
+                            p + 3,
+                            p + 4,
+                            p + 5
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let params: Vec<Param> = chunk
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(k, r)| {
+                        [
+                            i64::try_from(first + k).unwrap_or(i64::MAX).into(),
+                            r.monitor.as_str().into(),
+                            r.span.start.as_millis().into(),
+                            r.span.end.as_millis().into(),
+                            r.rest_ms.into(),
+                        ]
+                    })
+                    .collect();
+                let rows = sql.rows(
+                    &format!("WITH q (k, name, lo, hi, rest) AS (VALUES {values}) {select}"),
+                    &params,
+                )?;
+                for r in &rows {
+                    let decode = || -> Result<(usize, RollupSum), String> {
+                        let k = usize::try_from(r.int(0, "k")?).map_err(|_| "k is negative".to_owned())?;
+                        if r.int(8, "negative counts")? > 0 {
+                            return Err(format!("range {k} has a row with a negative count"));
+                        }
+                        Ok((
+                            k,
+                            RollupSum {
+                                rows: count(r, 1, "rows")?,
+                                ok: count(r, 2, "ok")?,
+                                error: count(r, 3, "error")?,
+                                unavailable: count(r, 4, "unavailable")?,
+                                downtime_ms: r.int(5, "downtime_ms")?,
+                                maintenance_ms: r.int(6, "maintenance_ms")?,
+                                no_data_ms: r.int(7, "no_data_ms")?,
+                            },
+                        ))
+                    };
+                    let (k, sum) = decode().map_err(|d| StoreError::corrupt("rollup", res.as_str(), d))?;
+                    if let Some(slot) = out.get_mut(k) {
+                        *slot = sum;
                     }
                 }
             }
