@@ -5,9 +5,9 @@
 //! `[rolled_from, rolled_until)` (minute-aligned; `rolled_from` day-aligned
 //! so hour and day rows are whole): a run extends it to the settled minute
 //! and merges into the minute, hour and day rows the *delta* of what
-//! changed — the counts of samples not yet rolled (`rolled = 0`, flipped in
-//! the same transaction, so running twice changes nothing) and the change
-//! of each minute's time terms. Time terms (downtime, no data) depend on
+//! changed — the counts of samples not yet rolled (each has a row in
+//! `samples_unrolled`, deleted in the same transaction, so running twice
+//! changes nothing) and the change of each minute's time terms. Time terms (downtime, no data) depend on
 //! neighbouring samples (a run of unavailable samples, the next error
 //! minute), so they are computed from raw samples with context around the
 //! range and restated for the minutes just before it too; a late sample
@@ -247,14 +247,36 @@ fn rollup_params(monitor_id: i64, bucket: i64, r: &Rollup) -> [Param; 14] {
 
 /// `($1, …, $n), ($n+1, …)` for `rows` rows of `width` parameters.
 fn values_list(rows: usize, width: usize) -> String {
+    typed_values_list(rows, &vec![""; width])
+}
+
+/// [`values_list`] with each column's parameter cast to its type in
+/// `types` ("" leaves it as it is). The rollups' counts and the samples'
+/// status are INTEGER columns on PostgreSQL, which would otherwise take
+/// their parameters as INTEGER and refuse the store's 64-bit integers; a
+/// BIGINT parameter is assigned to them, refused when out of range.
+fn typed_values_list(rows: usize, types: &[&str]) -> String {
+    let width = types.len();
     (0..rows)
         .map(|r| {
-            let ps: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+            let ps: Vec<String> = types
+                .iter()
+                .enumerate()
+                .map(|(c, ty)| match *ty {
+                    "" => format!("${}", r * width + c + 1),
+                    ty => format!("CAST(${} AS {ty})", r * width + c + 1),
+                })
+                .collect();
             format!("({})", ps.join(", "))
         })
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// How [`rollup_params`] are cast (see [`typed_values_list`]).
+const ROLLUP_TYPES: [&str; 14] = [
+    "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "", "", "", "", "BIGINT", "BIGINT", "BIGINT",
+];
 
 /// Writes whole rows (replacing what is there).
 fn put_rollups(sql: &mut dyn Sql, res: Resolution, monitor_id: i64, rows: &[(i64, Rollup)]) -> Result<(), StoreError> {
@@ -273,7 +295,7 @@ fn put_rollups(sql: &mut dyn Sql, res: Resolution, monitor_id: i64, rows: &[(i64
                 "INSERT INTO {} (monitor_id, bucket, {ROLLUP_COLS}) VALUES {} \
                  ON CONFLICT (monitor_id, bucket) DO UPDATE SET {updates}",
                 table(res),
-                values_list(chunk.len(), 14)
+                typed_values_list(chunk.len(), &ROLLUP_TYPES)
             ),
             &params,
         )?;
@@ -381,18 +403,43 @@ impl Rolling {
         StoreError::corrupt("sample", format!("of monitor {}", self.name), d)
     }
 
-    /// Marks the unrolled samples with slots in `[from, to)` rolled and
-    /// returns them: one statement, so what is counted is exactly what was
-    /// marked, whatever is inserted meanwhile.
+    /// Takes the unrolled samples with slots in `[from, to)` off
+    /// `samples_unrolled` and returns them: the deletion is one statement,
+    /// so what is counted is exactly what was taken, whatever is inserted
+    /// meanwhile (a sample and its unrolled row are written together).
     fn take(&self, sql: &mut dyn Sql, from: i64, to: i64) -> Result<Vec<Measured>, StoreError> {
+        let taken = sql
+            .rows(
+                "DELETE FROM samples_unrolled WHERE monitor_id = $1 AND slot >= $2 AND slot < $3 RETURNING slot",
+                &[self.id.into(), from.into(), to.into()],
+            )?
+            .iter()
+            .map(|r| r.int(0, "slot"))
+            .collect::<Result<std::collections::BTreeSet<i64>, String>>()
+            .map_err(|d| self.corrupt(d))?;
+        let (Some(&first), Some(&last)) = (taken.first(), taken.last()) else {
+            return Ok(Vec::new());
+        };
         let rows = sql.rows(
-            "UPDATE samples SET rolled = 1 WHERE monitor_id = $1 AND rolled = 0 AND slot >= $2 AND slot < $3 \
-             RETURNING slot, outcome, http_status, latency_ms",
-            &[self.id.into(), from.into(), to.into()],
+            "SELECT slot, outcome, http_status, latency_ms FROM samples \
+             WHERE monitor_id = $1 AND slot >= $2 AND slot <= $3 ORDER BY slot",
+            &[self.id.into(), first.into(), last.into()],
         )?;
-        rows.iter()
-            .map(|r| measured_from(r).map_err(|d| self.corrupt(d)))
-            .collect()
+        let mut out = Vec::with_capacity(taken.len());
+        for r in &rows {
+            let m = measured_from(r).map_err(|d| self.corrupt(d))?;
+            if taken.contains(&m.at.as_millis()) {
+                out.push(m);
+            }
+        }
+        if out.len() != taken.len() {
+            return Err(self.corrupt(format!(
+                "{} unrolled slots in [{from}, {to}) but {} samples",
+                taken.len(),
+                out.len()
+            )));
+        }
+        Ok(out)
     }
 
     /// Every sample with a slot in `[from, to)`, in slot order.
@@ -487,11 +534,11 @@ impl Rolling {
 fn min_unrolled(sql: &mut dyn Sql, id: i64, below: Option<i64>) -> Result<Option<i64>, StoreError> {
     let row = match below {
         Some(b) => sql.row(
-            "SELECT MIN(slot) FROM samples WHERE monitor_id = $1 AND rolled = 0 AND slot < $2",
+            "SELECT MIN(slot) FROM samples_unrolled WHERE monitor_id = $1 AND slot < $2",
             &[id.into(), b.into()],
         )?,
         None => sql.row(
-            "SELECT MIN(slot) FROM samples WHERE monitor_id = $1 AND rolled = 0",
+            "SELECT MIN(slot) FROM samples_unrolled WHERE monitor_id = $1",
             &[id.into()],
         )?,
     };
@@ -722,14 +769,34 @@ impl<B: Backend> Db<B> {
                         Param::Text(s.error.as_deref().map(|e| scrub(&masker.mask(e)))),
                     ]);
                 }
-                inserted += sql.exec(
+                let new = sql.rows(
                     &format!(
                         "INSERT INTO samples (monitor_id, slot, lag_ms, outcome, http_status, latency_ms, \
-                         cache_status, location, error) VALUES {} ON CONFLICT (monitor_id, slot) DO NOTHING",
-                        values_list(chunk.len(), 9)
+                         cache_status, location, error) VALUES {} ON CONFLICT (monitor_id, slot) DO NOTHING \
+                         RETURNING monitor_id, slot",
+                        typed_values_list(chunk.len(), &["", "", "", "", "BIGINT", "", "", "", ""])
                     ),
                     &params,
                 )?;
+                if new.is_empty() {
+                    continue;
+                }
+                // Only the samples written now wait for a roll-up: a
+                // duplicate was counted (or waits) already.
+                let keys: Vec<Param> = new
+                    .iter()
+                    .flat_map(|r| [r.int(0, "monitor_id"), r.int(1, "slot")])
+                    .map(|v| v.map(Param::from))
+                    .collect::<Result<_, String>>()
+                    .map_err(|d| StoreError::corrupt("sample", "inserted", d))?;
+                sql.exec(
+                    &format!(
+                        "INSERT INTO samples_unrolled (monitor_id, slot) VALUES {}",
+                        values_list(new.len(), 2)
+                    ),
+                    &keys,
+                )?;
+                inserted += new.len() as u64;
             }
             Ok(RecordedSamples {
                 inserted,
@@ -985,7 +1052,7 @@ impl<B: Backend> Db<B> {
         let settled = floor(now - ms(settings.settle), MINUTE);
         let chunk = ceil(ms(settings.chunk).max(MINUTE), MINUTE);
         let ids: Vec<i64> = self.backend.read(|sql| {
-            sql.rows("SELECT DISTINCT monitor_id FROM samples WHERE rolled = 0", &[])?
+            sql.rows("SELECT DISTINCT monitor_id FROM samples_unrolled", &[])?
                 .iter()
                 .map(|r| r.int(0, "monitor_id"))
                 .collect::<Result<_, _>>()
@@ -1032,7 +1099,13 @@ impl<B: Backend> Db<B> {
         // once all of it is older than its keep; minutes by whole hours,
         // folded into them first.
         let tiers: [(&str, &str, &str, i64, &str); 3] = [
-            ("samples", "slot", " AND rolled = 1", now - ms(keep.samples), "<"),
+            (
+                "samples",
+                "slot",
+                " AND NOT EXISTS (SELECT 1 FROM samples_unrolled u WHERE u.monitor_id = $1 AND u.slot = samples.slot)",
+                now - ms(keep.samples),
+                "<",
+            ),
             (
                 "rollups_hour",
                 "bucket",
