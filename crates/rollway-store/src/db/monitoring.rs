@@ -79,11 +79,110 @@ fn scrub(text: &str) -> String {
 
 // ---- the sketch as text ----
 
-/// `z<zeros>;` when there are zeros, then one token per bucket, comma
-/// separated: the bucket's index minus the previous one's (the first: the
-/// index), then `:count` when the count is not 1. Loopback latencies of one
-/// minute fill a few neighbouring buckets, so this is a handful of bytes.
+/// Digits of a packed number that more digits follow (base 32, most
+/// significant first) …
+const MORE: &[u8; 32] = b"0123456789ABCDEFGHIJKLMNOPQRSTUV";
+/// … and the digits that end one.
+const LAST: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz()*+-.";
+/// What a packed sketch starts with; the older form never does.
+const PACKED: char = '~';
+
+fn push_packed(out: &mut String, v: u64) {
+    let mut digits = vec![LAST[(v % 32) as usize]];
+    let mut rest = v / 32;
+    while rest > 0 {
+        digits.push(MORE[(rest % 32) as usize]);
+        rest /= 32;
+    }
+    out.extend(digits.iter().rev().map(|&b| char::from(b)));
+}
+
+/// The sketch as schema 12 writes it: `~`, then packed numbers (five bits a
+/// character): the zero count, then per bucket its index (the first: the
+/// index zigzagged; the others: the step from the previous one, minus 1)
+/// times two, plus one when a count other than 1 follows (as count − 2).
+/// Each bucket of an hour's or a day's sketch (steps of 1, counts in the
+/// hundreds) takes 3 characters instead of the older form's 6; empty is
+/// `""`.
 pub(crate) fn encode_sketch(s: &LatencySketch) -> String {
+    let (buckets, zeros) = s.to_parts();
+    if buckets.is_empty() && zeros == 0 {
+        return String::new();
+    }
+    let mut out = String::from(PACKED);
+    push_packed(&mut out, zeros);
+    let mut prev: Option<i64> = None;
+    for (i, c) in buckets {
+        let i = i64::from(i);
+        let step = match prev {
+            None => ((i << 1) ^ (i >> 63)) as u64,
+            Some(p) => (i - p - 1) as u64,
+        };
+        let more = c != 1;
+        push_packed(&mut out, step * 2 + u64::from(more));
+        if more {
+            push_packed(&mut out, c.saturating_sub(2));
+        }
+        prev = Some(i);
+    }
+    out
+}
+
+/// Reads [`encode_sketch`]'s packed form (after the `~`).
+fn decode_packed(text: &str) -> Result<LatencySketch, String> {
+    let bad = |what: &str| format!("sketch '{text}': {what}");
+    let mut numbers = Vec::new();
+    let mut v: u64 = 0;
+    for b in text.bytes().skip(1) {
+        let (digit, last) = match (MORE.iter().position(|&m| m == b), LAST.iter().position(|&l| l == b)) {
+            (Some(d), _) => (d, false),
+            (None, Some(d)) => (d, true),
+            (None, None) => return Err(bad("a character that is not a packed digit")),
+        };
+        v = v
+            .checked_mul(32)
+            .and_then(|x| x.checked_add(digit as u64))
+            .ok_or_else(|| bad("a number is out of range"))?;
+        if last {
+            numbers.push(v);
+            v = 0;
+        }
+    }
+    if v != 0 || text.as_bytes().last().is_some_and(|b| MORE.contains(b)) {
+        return Err(bad("it ends inside a number"));
+    }
+    let mut it = numbers.into_iter();
+    let zeros = it.next().ok_or_else(|| bad("no zero count"))?;
+    let mut buckets = Vec::new();
+    let mut prev: Option<i64> = None;
+    while let Some(n) = it.next() {
+        let step = i64::try_from(n / 2).map_err(|_| bad("a bucket index is out of range"))?;
+        let i = match prev {
+            None => (step >> 1) ^ -(step & 1),
+            Some(p) => p
+                .checked_add(step + 1)
+                .ok_or_else(|| bad("a bucket index is out of range"))?,
+        };
+        let c = if n % 2 == 1 {
+            it.next()
+                .ok_or_else(|| bad("a count is missing"))?
+                .checked_add(2)
+                .ok_or_else(|| bad("a count is out of range"))?
+        } else {
+            1
+        };
+        buckets.push((i32::try_from(i).map_err(|_| bad("a bucket index is out of range"))?, c));
+        prev = Some(i);
+    }
+    Ok(LatencySketch::from_parts(buckets, zeros))
+}
+
+/// The older form (schema 5 to 11), still read: `z<zeros>;` when there are
+/// zeros, then one token per bucket, comma separated: the bucket's index
+/// minus the previous one's (the first: the index), then `:count` when the
+/// count is not 1.
+#[cfg(test)]
+fn encode_sketch_v1(s: &LatencySketch) -> String {
     let (buckets, zeros) = s.to_parts();
     let mut out = String::new();
     if zeros > 0 {
@@ -103,7 +202,11 @@ pub(crate) fn encode_sketch(s: &LatencySketch) -> String {
     out
 }
 
+/// Reads either form: packed (`~…`) or the older text.
 pub(crate) fn decode_sketch(text: &str) -> Result<LatencySketch, String> {
+    if text.starts_with(PACKED) {
+        return decode_packed(text);
+    }
     let bad = |what: &str| format!("sketch '{text}': {what}");
     let (zeros, rest) = match text.strip_prefix('z') {
         Some(t) => {
@@ -1278,14 +1381,58 @@ mod tests {
         let mut s = LatencySketch::new();
         assert_eq!(encode_sketch(&s), "");
         assert_eq!(decode_sketch("").unwrap(), s);
-        for v in [0.0, 0.0, 12.0, 12.1, 12.2, 250.0, 0.5, 90_000.0] {
+        for v in [0.0, 0.0, 12.0, 12.1, 12.2, 250.0, 0.5, 0.001, 90_000.0] {
             s.add(v);
         }
         let text = encode_sketch(&s);
-        assert!(text.starts_with("z2;"), "{text}");
+        assert!(text.starts_with("~c"), "{text}");
         assert_eq!(decode_sketch(&text).unwrap(), s);
+        // The older form is still read.
+        let old = encode_sketch_v1(&s);
+        assert!(old.starts_with("z2;"), "{old}");
+        assert_eq!(decode_sketch(&old).unwrap(), s);
         assert!(decode_sketch("z;1").is_err());
         assert!(decode_sketch("1:x").is_err());
+        assert!(decode_sketch("~").is_err());
+        assert!(decode_sketch("~aB").is_err());
+        assert!(decode_sketch("~a,").is_err());
+        assert!(decode_sketch("~ab").is_err(), "a count announced but missing");
+    }
+
+    #[test]
+    fn packed_sketches_are_smaller_and_exact_over_many_shapes() {
+        // A deterministic stream of latencies from 0 to ~60 s with a tail.
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for n in [1, 2, 6, 60, 360, 8640] {
+            let mut s = LatencySketch::new();
+            for _ in 0..n {
+                let r = next();
+                let v = match r % 100 {
+                    0 => 0.0,
+                    1..=89 => 20.0 + (r >> 8) as f64 % 200.0,
+                    _ => (r >> 8) as f64 % 60_000.0 + 0.25,
+                };
+                s.add(v);
+            }
+            let packed = encode_sketch(&s);
+            let old = encode_sketch_v1(&s);
+            assert_eq!(decode_sketch(&packed).unwrap(), s, "{n}: {packed}");
+            assert_eq!(decode_sketch(&old).unwrap(), s, "{n}: {old}");
+            if n >= 60 {
+                assert!(
+                    packed.len() * 3 < old.len() * 2,
+                    "{n}: {} vs {}",
+                    packed.len(),
+                    old.len()
+                );
+            }
+        }
     }
 
     #[test]
