@@ -14,7 +14,7 @@ use rollway_model::spans::{Span, Spans};
 use rollway_model::uptime::{UptimeInput, uptime};
 use rollway_model::{ProbeSample, Timestamp};
 
-use crate::{MonitorRecord, Resolution, Store, StoreError};
+use crate::{MonitorRecord, Resolution, Store, StoreError, SumRange};
 
 const MINUTE: i64 = 60_000;
 /// Samples read before a raw stretch: an unavailable run or an error
@@ -69,9 +69,12 @@ pub struct Query<'a> {
 /// consecutive pieces a range), so a report over a thousand monitors is a
 /// handful of statements. Each monitor's pieces are added in the same
 /// order as alone (days, hours, minutes, raw), so the sums are identical.
-/// Without `latency` the stored rows' 5xx counts and latencies are not
-/// read: the tallies' then hold only the raw stretches' samples (what an
-/// uptime report needs is the terms and the outcome counts).
+/// Without `latency` the stored rows are not read at all: the store sums
+/// each run of pieces with the same time under maintenance
+/// ([`Store::rollup_sums`]), which gives the same terms and outcome counts
+/// as adding them one by one (integer sums), and the tallies' 5xx counts
+/// and latencies then hold only the raw stretches' samples (what an uptime
+/// report needs is the terms and the outcome counts).
 pub fn accounts(store: &dyn Store, queries: &[Query<'_>], latency: bool) -> Result<Vec<Account>, StoreError> {
     let plans: Vec<Vec<Piece>> = queries
         .iter()
@@ -83,53 +86,45 @@ pub fn accounts(store: &dyn Store, queries: &[Query<'_>], latency: bool) -> Resu
         .collect();
     let mut out = vec![Account::default(); queries.len()];
     for g in [Grain::Day, Grain::Hour, Grain::Minute] {
-        // Runs of consecutive pieces of this size, per monitor, in order.
+        // Runs of consecutive pieces of this size, per monitor, in order;
+        // summed in SQL, a run also keeps to one time under maintenance.
         let mut runs: Vec<(usize, Vec<&Piece>)> = Vec::new();
         for (i, pieces) in plans.iter().enumerate() {
+            let Some(q) = queries.get(i) else { continue };
             for piece in pieces.iter().filter(|x| x.source == Source::Rollup(g)) {
+                let under = under_ms(g, piece.span, q.maintenance);
                 match runs.last_mut() {
-                    Some((j, run)) if *j == i && run.last().is_some_and(|l| l.span.end == piece.span.start) => {
+                    Some((j, run))
+                        if *j == i
+                            && run.last().is_some_and(|l| {
+                                l.span.end == piece.span.start
+                                    && (latency || under_ms(g, l.span, q.maintenance) == under)
+                            }) =>
+                    {
                         run.push(piece);
                     }
                     _ => runs.push((i, vec![piece])),
                 }
             }
         }
-        let ranges: Vec<(String, Span)> = runs
-            .iter()
-            .filter_map(|(i, run)| {
-                let (first, last) = (run.first()?, run.last()?);
-                let q = queries.get(*i)?;
-                Some((q.monitor.def.name.clone(), Span::new(first.span.start, last.span.end)))
-            })
-            .collect();
-        if ranges.is_empty() {
+        if runs.is_empty() {
             continue;
         }
-        let rows = store.rollups_in(resolution(g), &ranges, latency)?;
-        for ((i, run), rows) in runs.iter().zip(rows) {
-            let (Some(q), Some(acc)) = (queries.get(*i), out.get_mut(*i)) else {
-                continue;
-            };
-            let mut rows = rows.into_iter().peekable();
-            for piece in run {
-                while rows.peek().is_some_and(|r| r.bucket < piece.span.start) {
-                    rows.next();
-                }
-                let row = rows.next_if(|r| r.bucket == piece.span.start);
-                let row = row.as_ref().map(|r| &r.rollup);
-                if g == Grain::Minute {
-                    acc.tally.add_bucket(piece.span, row, q.maintenance);
-                } else {
-                    // The plan takes an hour or a day under a window only
-                    // where the minutes were pruned: retention folded the
-                    // windows it knew into it then, so it counts as stored.
-                    if !q.maintenance.within(piece.span).is_empty() {
-                        acc.stale_maintenance = true;
-                    }
-                    acc.tally.add_bucket(piece.span, row, &Spans::new());
-                }
+        for (i, run) in &runs {
+            // The plan takes an hour or a day under a window only where
+            // the minutes were pruned: retention folded the windows it
+            // knew into it then, so it counts as stored.
+            if let (Some(q), Some(acc)) = (queries.get(*i), out.get_mut(*i))
+                && g != Grain::Minute
+                && run.iter().any(|p| !q.maintenance.within(p.span).is_empty())
+            {
+                acc.stale_maintenance = true;
             }
+        }
+        if latency {
+            add_rows(store, g, queries, &runs, &mut out)?;
+        } else {
+            add_sums(store, g, queries, &runs, &mut out)?;
         }
     }
     for ((q, pieces), acc) in queries.iter().zip(&plans).zip(out.iter_mut()) {
@@ -159,6 +154,97 @@ pub fn accounts(store: &dyn Store, queries: &[Query<'_>], latency: bool) -> Resu
         }
     }
     Ok(out)
+}
+
+/// How much of a piece of grain `g` is under maintenance as
+/// [`accounts`] counts it: minutes with the windows applied, hours and days
+/// as stored.
+fn under_ms(g: Grain, span: Span, maintenance: &Spans) -> i64 {
+    if g == Grain::Minute {
+        maintenance.within(span).total_ms()
+    } else {
+        0
+    }
+}
+
+/// Adds each run's pieces row by row (the latency sketches need merging).
+fn add_rows(
+    store: &dyn Store,
+    g: Grain,
+    queries: &[Query<'_>],
+    runs: &[(usize, Vec<&Piece>)],
+    out: &mut [Account],
+) -> Result<(), StoreError> {
+    let ranges: Vec<(String, Span)> = runs
+        .iter()
+        .filter_map(|(i, run)| {
+            let (first, last) = (run.first()?, run.last()?);
+            let q = queries.get(*i)?;
+            Some((q.monitor.def.name.clone(), Span::new(first.span.start, last.span.end)))
+        })
+        .collect();
+    let rows = store.rollups_in(resolution(g), &ranges, true)?;
+    let none = Spans::new();
+    for ((i, run), rows) in runs.iter().zip(rows) {
+        let (Some(q), Some(acc)) = (queries.get(*i), out.get_mut(*i)) else {
+            continue;
+        };
+        let maintenance = if g == Grain::Minute { q.maintenance } else { &none };
+        let mut rows = rows.into_iter().peekable();
+        for piece in run {
+            while rows.peek().is_some_and(|r| r.bucket < piece.span.start) {
+                rows.next();
+            }
+            let row = rows.next_if(|r| r.bucket == piece.span.start);
+            acc.tally
+                .add_bucket(piece.span, row.as_ref().map(|r| &r.rollup), maintenance);
+        }
+    }
+    Ok(())
+}
+
+/// Adds each run's pieces from the sums of its rows, which the store adds
+/// up without sending them: what [`Tally::add_bucket`] would add row by
+/// row, since every piece of a run has the same length and the same time
+/// under maintenance (a missing row is no data for the rest of its piece).
+/// Only the terms and outcome counts: the 5xx counts and latencies stay
+/// empty.
+fn add_sums(
+    store: &dyn Store,
+    g: Grain,
+    queries: &[Query<'_>],
+    runs: &[(usize, Vec<&Piece>)],
+    out: &mut [Account],
+) -> Result<(), StoreError> {
+    let mut ranges = Vec::with_capacity(runs.len());
+    let mut shapes = Vec::with_capacity(runs.len());
+    for (i, run) in runs {
+        let (Some(first), Some(last), Some(q)) = (run.first(), run.last(), queries.get(*i)) else {
+            continue;
+        };
+        let under = under_ms(g, first.span, q.maintenance);
+        let rest = g.millis() - under;
+        ranges.push(SumRange {
+            monitor: q.monitor.def.name.clone(),
+            span: Span::new(first.span.start, last.span.end),
+            rest_ms: rest,
+        });
+        shapes.push((*i, i64::try_from(run.len()).unwrap_or(i64::MAX), under, rest));
+    }
+    let sums = store.rollup_sums(resolution(g), &ranges)?;
+    for ((i, pieces, under, rest), s) in shapes.into_iter().zip(sums) {
+        let Some(acc) = out.get_mut(i) else { continue };
+        let missing = pieces - i64::try_from(s.rows).unwrap_or(i64::MAX);
+        let t = &mut acc.tally;
+        t.period_ms += pieces * g.millis();
+        t.downtime_ms += s.downtime_ms;
+        t.no_data_ms += s.no_data_ms + missing * rest;
+        t.maintenance_ms += pieces * under + s.maintenance_ms;
+        t.rollup.ok += s.ok;
+        t.rollup.error += s.error;
+        t.rollup.unavailable += s.unavailable;
+    }
+    Ok(())
 }
 
 fn coverage_ms(m: &MonitorRecord) -> i64 {

@@ -1048,6 +1048,14 @@ impl<B: Backend> Store for Db<B> {
         self.do_rollups_in(resolution, ranges, latency)
     }
 
+    fn rollup_sums(
+        &self,
+        resolution: Resolution,
+        ranges: &[crate::SumRange],
+    ) -> Result<Vec<crate::RollupSum>, StoreError> {
+        self.do_rollup_sums(resolution, ranges)
+    }
+
     fn prune_monitoring(&self, keep: &Retention, windows: &MaintenanceSpans<'_>) -> Result<Pruned, StoreError> {
         self.do_prune_monitoring(keep, windows)
     }

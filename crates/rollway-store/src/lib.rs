@@ -131,7 +131,7 @@ pub use location::{DEFAULT_SQLITE_FILE, LocationError, StoreLocation, mask_passw
 pub use logs::{DEFAULT_LOG_RETENTION, LogQuery, LogRecord, LogSource, NewLogRecord};
 pub use monitoring::{
     MaintenanceSpans, MonitorDef, MonitorRecord, Pruned, RecordedSamples, Resolution, Retention, RollupReport,
-    RollupRow, RollupSettings,
+    RollupRow, RollupSettings, RollupSum, SumRange,
 };
 pub use preopen::{PreOpenError, check_before_open};
 pub use shards::{Claimed, Previous, ShardLease, Taken};
@@ -452,6 +452,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         ranges: &[(String, Span)],
         latency: bool,
     ) -> Result<Vec<Vec<RollupRow>>, StoreError>;
+    /// The sums of many bucket ranges at once, in one read transaction of
+    /// a few statements ([`RollupSum`]: row count, outcome counts and the
+    /// clipped time terms of each range's rows), in the order of `ranges`;
+    /// the rows themselves are not read. What an uptime report over many
+    /// monitors needs of the buckets it takes whole.
+    fn rollup_sums(&self, resolution: Resolution, ranges: &[SumRange]) -> Result<Vec<RollupSum>, StoreError>;
     /// Deletes what `keep` no longer keeps, in transactions of at most
     /// `keep.batch` rows: raw samples older than `keep.samples` (once rolled
     /// up), minute rows by whole UTC hours once their hour ended

@@ -100,6 +100,32 @@ pub struct RollupRow {
     pub rollup: Rollup,
 }
 
+/// One range of [`crate::Store::rollup_sums`]: a monitor's buckets with
+/// starts in `span`, each counted with `rest_ms` of its length not under a
+/// maintenance window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SumRange {
+    pub monitor: String,
+    pub span: Span,
+    pub rest_ms: i64,
+}
+
+/// What the stored rows of one [`SumRange`] add up to: how many there are,
+/// their outcome counts, and their time terms each clipped to the range's
+/// `rest_ms` as [`rollway_model::account::Tally::add_bucket`] clips one row
+/// (downtime to the rest, no data to what downtime left, maintenance to
+/// the rest). Integer sums, so the order of adding does not matter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RollupSum {
+    pub rows: u64,
+    pub ok: u64,
+    pub error: u64,
+    pub unavailable: u64,
+    pub downtime_ms: i64,
+    pub maintenance_ms: i64,
+    pub no_data_ms: i64,
+}
+
 /// How [`crate::Store::roll_up`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RollupSettings {

@@ -203,6 +203,7 @@ impl Backend for PgBackend {
         (8, include_str!("../migrations/postgres/0008_metric_records.sql")),
         (10, include_str!("../migrations/postgres/0010_alerts.sql")),
         (11, include_str!("../migrations/postgres/0011_log_records.sql")),
+        (12, include_str!("../migrations/postgres/0012_compact_monitoring.sql")),
         (14, include_str!("../migrations/postgres/0014_backups.sql")),
     ];
 

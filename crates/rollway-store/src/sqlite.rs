@@ -196,6 +196,7 @@ impl Backend for SqliteBackend {
         (8, include_str!("../migrations/sqlite/0008_metric_records.sql")),
         (10, include_str!("../migrations/sqlite/0010_alerts.sql")),
         (11, include_str!("../migrations/sqlite/0011_log_records.sql")),
+        (12, include_str!("../migrations/sqlite/0012_compact_monitoring.sql")),
         (14, include_str!("../migrations/sqlite/0014_backups.sql")),
     ];
 

@@ -86,6 +86,7 @@ conformance! {
     retention_cuts_exactly_at_the_boundaries,
     a_month_rolls_up_to_the_uptime_of_its_raw_samples,
     a_pruned_month_answers_for_its_windows_as_before,
+    summed_accounts_equal_the_row_by_row_ones,
     maintenance_windows_are_added_listed_and_removed,
     two_owners_split_the_shards_evenly,
     a_silent_owners_shards_are_taken_once_its_lease_expired,
@@ -1105,4 +1106,155 @@ fn events_keep_the_model_rules(store: &dyn Store, clock: &ManualClock) {
     clock.set(first.at);
     check("the clock caught up", step(4), &[]);
     assert_eq!(store.verify_events().unwrap(), Ok(4));
+}
+
+// ---- schema 12 keeps what schema 11 stored ----
+
+/// A connection that bypasses the store: builds a schema 11 store by hand.
+enum Raw {
+    Lite(rusqlite::Connection),
+    Pg(::postgres::Client),
+}
+
+impl Raw {
+    fn batch(&mut self, sql: &str) {
+        match self {
+            Raw::Lite(c) => c.execute_batch(sql).unwrap(),
+            Raw::Pg(c) => c.batch_execute(sql).unwrap(),
+        }
+    }
+
+    fn pairs(&mut self, sql: &str) -> Vec<(i64, i64)> {
+        match self {
+            Raw::Lite(c) => {
+                let mut st = c.prepare(sql).unwrap();
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect()
+            }
+            Raw::Pg(c) => c
+                .query(sql, &[])
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect(),
+        }
+    }
+}
+
+/// Applies the migrations before 12 as the runner would have.
+fn at_schema_11(raw: &mut Raw, dir: &str) {
+    raw.batch("CREATE TABLE schema_migrations (version BIGINT NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL)");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(dir);
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for f in files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let version: i64 = name[..4].parse().unwrap();
+        if version < 12 {
+            raw.batch(&std::fs::read_to_string(&f).unwrap());
+            raw.batch(&format!(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES ({version}, 0)"
+            ));
+        }
+    }
+}
+
+/// A monitor with two samples (one rolled up, one not) and a row of each
+/// rollup size, written as schema 11 stored them: after schema 12 the store
+/// reads the same samples and rollups, and only the sample that was not
+/// rolled up waits for a roll-up.
+fn schema_12_keeps_the_monitoring_data(raw: &mut Raw, loc: &StoreLocation) {
+    use rollway_model::rollup::Rollup;
+    use rollway_model::uptime::Outcome;
+    use rollway_store::Resolution;
+    let t = START.as_millis();
+    raw.batch(&format!(
+        "INSERT INTO monitors (id, name, environment, kind, target, interval_ms, coverage_ms, config, created_at, \
+         updated_at, rolled_from, rolled_until) VALUES (7, 'web', 'production', 'http', 'frontend', 10000, 20000, \
+         '{{}}', {t}, {t}, {t}, {})",
+        t + 60_000
+    ));
+    raw.batch(&format!(
+        "INSERT INTO samples (monitor_id, slot, lag_ms, outcome, http_status, latency_ms, cache_status, location, \
+         error, rolled) VALUES (7, {t}, 12, 'ok', 200, 41, 'hit', 'fra', NULL, 1), \
+         (7, {}, 3, 'unavailable', NULL, NULL, NULL, NULL, 'connection refused', 0)",
+        t + 70_000
+    ));
+    for (table, bucket) in [("rollups_minute", t), ("rollups_hour", t), ("rollups_day", t)] {
+        raw.batch(&format!(
+            "INSERT INTO {table} (monitor_id, bucket, ok, error, unavailable, status_5xx, latency_count, \
+             latency_sum_ms, latency_min_ms, latency_max_ms, sketch, downtime_ms, maintenance_ms, no_data_ms) \
+             VALUES (7, {bucket}, 5, 1, 0, 1, 6, 246.5, 20, 90, '231,2:3,17,1', 0, 0, 10000)"
+        ));
+    }
+    let clock = ManualClock::new(START);
+    let store = rollway_store::open(loc, Arc::new(clock.clone())).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let samples = store
+        .samples("web", START, Timestamp::from_millis(t + 120_000), 10)
+        .unwrap();
+    assert_eq!(samples.len(), 2, "{samples:?}");
+    assert_eq!(
+        (samples[0].outcome, samples[0].http_status, samples[0].latency_ms),
+        (Outcome::Ok, Some(200), Some(41))
+    );
+    assert_eq!(samples[0].at.as_millis() - t, 12);
+    assert_eq!(samples[0].location.as_deref(), Some("fra"));
+    assert_eq!(
+        (samples[1].outcome, samples[1].http_status, samples[1].error.as_deref()),
+        (Outcome::Unavailable, None, Some("connection refused"))
+    );
+    for res in Resolution::ALL {
+        let rows = store
+            .rollups("web", res, START, Timestamp::from_millis(t + 86_400_000))
+            .unwrap();
+        assert_eq!(rows.len(), 1, "{res:?}");
+        let r: &Rollup = &rows[0].rollup;
+        assert_eq!(
+            (
+                r.ok,
+                r.error,
+                r.unavailable,
+                r.status_5xx,
+                r.latency_count,
+                r.no_data_ms
+            ),
+            (5, 1, 0, 1, 6, 10_000),
+            "{res:?}"
+        );
+        assert_eq!(
+            (r.latency_sum_ms, r.latency_min_ms, r.latency_max_ms),
+            (246.5, Some(20.0), Some(90.0))
+        );
+        assert_eq!(r.sketch.count(), 6, "{res:?}");
+    }
+    assert_eq!(
+        raw.pairs("SELECT monitor_id, slot FROM samples_unrolled ORDER BY slot"),
+        [(7, t + 70_000)]
+    );
+}
+
+#[test]
+fn sqlite_schema_12_keeps_the_monitoring_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rollway.db");
+    let mut raw = Raw::Lite(rusqlite::Connection::open(&path).unwrap());
+    at_schema_11(&mut raw, "sqlite");
+    schema_12_keeps_the_monitoring_data(&mut raw, &StoreLocation::Sqlite(path));
+}
+
+#[test]
+fn postgres_schema_12_keeps_the_monitoring_data() {
+    let Some(db) = TestDb::create() else {
+        return;
+    };
+    let mut raw = Raw::Pg(::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap());
+    at_schema_11(&mut raw, "postgres");
+    schema_12_keeps_the_monitoring_data(&mut raw, &StoreLocation::Postgres(db.url.clone()));
+    drop(raw);
+    drop(db);
 }

@@ -5,9 +5,9 @@
 //! `[rolled_from, rolled_until)` (minute-aligned; `rolled_from` day-aligned
 //! so hour and day rows are whole): a run extends it to the settled minute
 //! and merges into the minute, hour and day rows the *delta* of what
-//! changed — the counts of samples not yet rolled (`rolled = 0`, flipped in
-//! the same transaction, so running twice changes nothing) and the change
-//! of each minute's time terms. Time terms (downtime, no data) depend on
+//! changed — the counts of samples not yet rolled (each has a row in
+//! `samples_unrolled`, deleted in the same transaction, so running twice
+//! changes nothing) and the change of each minute's time terms. Time terms (downtime, no data) depend on
 //! neighbouring samples (a run of unavailable samples, the next error
 //! minute), so they are computed from raw samples with context around the
 //! range and restated for the minutes just before it too; a late sample
@@ -29,7 +29,7 @@ use super::Db;
 use crate::error::StoreError;
 use crate::monitoring::{
     MaintenanceSpans, MonitorDef, MonitorRecord, Pruned, RecordedSamples, Resolution, Retention, RollupReport,
-    RollupRow, RollupSettings,
+    RollupRow, RollupSettings, RollupSum, SumRange,
 };
 use crate::sql::{Backend, Param, Row, Sql};
 
@@ -79,11 +79,110 @@ fn scrub(text: &str) -> String {
 
 // ---- the sketch as text ----
 
-/// `z<zeros>;` when there are zeros, then one token per bucket, comma
-/// separated: the bucket's index minus the previous one's (the first: the
-/// index), then `:count` when the count is not 1. Loopback latencies of one
-/// minute fill a few neighbouring buckets, so this is a handful of bytes.
+/// Digits of a packed number that more digits follow (base 32, most
+/// significant first) …
+const MORE: &[u8; 32] = b"0123456789ABCDEFGHIJKLMNOPQRSTUV";
+/// … and the digits that end one.
+const LAST: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz()*+-.";
+/// What a packed sketch starts with; the older form never does.
+const PACKED: char = '~';
+
+fn push_packed(out: &mut String, v: u64) {
+    let mut digits = vec![LAST[(v % 32) as usize]];
+    let mut rest = v / 32;
+    while rest > 0 {
+        digits.push(MORE[(rest % 32) as usize]);
+        rest /= 32;
+    }
+    out.extend(digits.iter().rev().map(|&b| char::from(b)));
+}
+
+/// The sketch as schema 12 writes it: `~`, then packed numbers (five bits a
+/// character): the zero count, then per bucket its index (the first: the
+/// index zigzagged; the others: the step from the previous one, minus 1)
+/// times two, plus one when a count other than 1 follows (as count − 2).
+/// Each bucket of an hour's or a day's sketch (steps of 1, counts in the
+/// hundreds) takes 3 characters instead of the older form's 6; empty is
+/// `""`.
 pub(crate) fn encode_sketch(s: &LatencySketch) -> String {
+    let (buckets, zeros) = s.to_parts();
+    if buckets.is_empty() && zeros == 0 {
+        return String::new();
+    }
+    let mut out = String::from(PACKED);
+    push_packed(&mut out, zeros);
+    let mut prev: Option<i64> = None;
+    for (i, c) in buckets {
+        let i = i64::from(i);
+        let step = match prev {
+            None => ((i << 1) ^ (i >> 63)) as u64,
+            Some(p) => (i - p - 1) as u64,
+        };
+        let more = c != 1;
+        push_packed(&mut out, step * 2 + u64::from(more));
+        if more {
+            push_packed(&mut out, c.saturating_sub(2));
+        }
+        prev = Some(i);
+    }
+    out
+}
+
+/// Reads [`encode_sketch`]'s packed form (after the `~`).
+fn decode_packed(text: &str) -> Result<LatencySketch, String> {
+    let bad = |what: &str| format!("sketch '{text}': {what}");
+    let mut numbers = Vec::new();
+    let mut v: u64 = 0;
+    for b in text.bytes().skip(1) {
+        let (digit, last) = match (MORE.iter().position(|&m| m == b), LAST.iter().position(|&l| l == b)) {
+            (Some(d), _) => (d, false),
+            (None, Some(d)) => (d, true),
+            (None, None) => return Err(bad("a character that is not a packed digit")),
+        };
+        v = v
+            .checked_mul(32)
+            .and_then(|x| x.checked_add(digit as u64))
+            .ok_or_else(|| bad("a number is out of range"))?;
+        if last {
+            numbers.push(v);
+            v = 0;
+        }
+    }
+    if v != 0 || text.as_bytes().last().is_some_and(|b| MORE.contains(b)) {
+        return Err(bad("it ends inside a number"));
+    }
+    let mut it = numbers.into_iter();
+    let zeros = it.next().ok_or_else(|| bad("no zero count"))?;
+    let mut buckets = Vec::new();
+    let mut prev: Option<i64> = None;
+    while let Some(n) = it.next() {
+        let step = i64::try_from(n / 2).map_err(|_| bad("a bucket index is out of range"))?;
+        let i = match prev {
+            None => (step >> 1) ^ -(step & 1),
+            Some(p) => p
+                .checked_add(step + 1)
+                .ok_or_else(|| bad("a bucket index is out of range"))?,
+        };
+        let c = if n % 2 == 1 {
+            it.next()
+                .ok_or_else(|| bad("a count is missing"))?
+                .checked_add(2)
+                .ok_or_else(|| bad("a count is out of range"))?
+        } else {
+            1
+        };
+        buckets.push((i32::try_from(i).map_err(|_| bad("a bucket index is out of range"))?, c));
+        prev = Some(i);
+    }
+    Ok(LatencySketch::from_parts(buckets, zeros))
+}
+
+/// The older form (schema 5 to 11), still read: `z<zeros>;` when there are
+/// zeros, then one token per bucket, comma separated: the bucket's index
+/// minus the previous one's (the first: the index), then `:count` when the
+/// count is not 1.
+#[cfg(test)]
+fn encode_sketch_v1(s: &LatencySketch) -> String {
     let (buckets, zeros) = s.to_parts();
     let mut out = String::new();
     if zeros > 0 {
@@ -103,7 +202,11 @@ pub(crate) fn encode_sketch(s: &LatencySketch) -> String {
     out
 }
 
+/// Reads either form: packed (`~…`) or the older text.
 pub(crate) fn decode_sketch(text: &str) -> Result<LatencySketch, String> {
+    if text.starts_with(PACKED) {
+        return decode_packed(text);
+    }
     let bad = |what: &str| format!("sketch '{text}': {what}");
     let (zeros, rest) = match text.strip_prefix('z') {
         Some(t) => {
@@ -247,14 +350,36 @@ fn rollup_params(monitor_id: i64, bucket: i64, r: &Rollup) -> [Param; 14] {
 
 /// `($1, …, $n), ($n+1, …)` for `rows` rows of `width` parameters.
 fn values_list(rows: usize, width: usize) -> String {
+    typed_values_list(rows, &vec![""; width])
+}
+
+/// [`values_list`] with each column's parameter cast to its type in
+/// `types` ("" leaves it as it is). The rollups' counts and the samples'
+/// status are INTEGER columns on PostgreSQL, which would otherwise take
+/// their parameters as INTEGER and refuse the store's 64-bit integers; a
+/// BIGINT parameter is assigned to them, refused when out of range.
+fn typed_values_list(rows: usize, types: &[&str]) -> String {
+    let width = types.len();
     (0..rows)
         .map(|r| {
-            let ps: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+            let ps: Vec<String> = types
+                .iter()
+                .enumerate()
+                .map(|(c, ty)| match *ty {
+                    "" => format!("${}", r * width + c + 1),
+                    ty => format!("CAST(${} AS {ty})", r * width + c + 1),
+                })
+                .collect();
             format!("({})", ps.join(", "))
         })
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// How [`rollup_params`] are cast (see [`typed_values_list`]).
+const ROLLUP_TYPES: [&str; 14] = [
+    "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "", "", "", "", "BIGINT", "BIGINT", "BIGINT",
+];
 
 /// Writes whole rows (replacing what is there).
 fn put_rollups(sql: &mut dyn Sql, res: Resolution, monitor_id: i64, rows: &[(i64, Rollup)]) -> Result<(), StoreError> {
@@ -273,7 +398,7 @@ fn put_rollups(sql: &mut dyn Sql, res: Resolution, monitor_id: i64, rows: &[(i64
                 "INSERT INTO {} (monitor_id, bucket, {ROLLUP_COLS}) VALUES {} \
                  ON CONFLICT (monitor_id, bucket) DO UPDATE SET {updates}",
                 table(res),
-                values_list(chunk.len(), 14)
+                typed_values_list(chunk.len(), &ROLLUP_TYPES)
             ),
             &params,
         )?;
@@ -381,18 +506,43 @@ impl Rolling {
         StoreError::corrupt("sample", format!("of monitor {}", self.name), d)
     }
 
-    /// Marks the unrolled samples with slots in `[from, to)` rolled and
-    /// returns them: one statement, so what is counted is exactly what was
-    /// marked, whatever is inserted meanwhile.
+    /// Takes the unrolled samples with slots in `[from, to)` off
+    /// `samples_unrolled` and returns them: the deletion is one statement,
+    /// so what is counted is exactly what was taken, whatever is inserted
+    /// meanwhile (a sample and its unrolled row are written together).
     fn take(&self, sql: &mut dyn Sql, from: i64, to: i64) -> Result<Vec<Measured>, StoreError> {
+        let taken = sql
+            .rows(
+                "DELETE FROM samples_unrolled WHERE monitor_id = $1 AND slot >= $2 AND slot < $3 RETURNING slot",
+                &[self.id.into(), from.into(), to.into()],
+            )?
+            .iter()
+            .map(|r| r.int(0, "slot"))
+            .collect::<Result<std::collections::BTreeSet<i64>, String>>()
+            .map_err(|d| self.corrupt(d))?;
+        let (Some(&first), Some(&last)) = (taken.first(), taken.last()) else {
+            return Ok(Vec::new());
+        };
         let rows = sql.rows(
-            "UPDATE samples SET rolled = 1 WHERE monitor_id = $1 AND rolled = 0 AND slot >= $2 AND slot < $3 \
-             RETURNING slot, outcome, http_status, latency_ms",
-            &[self.id.into(), from.into(), to.into()],
+            "SELECT slot, outcome, http_status, latency_ms FROM samples \
+             WHERE monitor_id = $1 AND slot >= $2 AND slot <= $3 ORDER BY slot",
+            &[self.id.into(), first.into(), last.into()],
         )?;
-        rows.iter()
-            .map(|r| measured_from(r).map_err(|d| self.corrupt(d)))
-            .collect()
+        let mut out = Vec::with_capacity(taken.len());
+        for r in &rows {
+            let m = measured_from(r).map_err(|d| self.corrupt(d))?;
+            if taken.contains(&m.at.as_millis()) {
+                out.push(m);
+            }
+        }
+        if out.len() != taken.len() {
+            return Err(self.corrupt(format!(
+                "{} unrolled slots in [{from}, {to}) but {} samples",
+                taken.len(),
+                out.len()
+            )));
+        }
+        Ok(out)
     }
 
     /// Every sample with a slot in `[from, to)`, in slot order.
@@ -487,11 +637,11 @@ impl Rolling {
 fn min_unrolled(sql: &mut dyn Sql, id: i64, below: Option<i64>) -> Result<Option<i64>, StoreError> {
     let row = match below {
         Some(b) => sql.row(
-            "SELECT MIN(slot) FROM samples WHERE monitor_id = $1 AND rolled = 0 AND slot < $2",
+            "SELECT MIN(slot) FROM samples_unrolled WHERE monitor_id = $1 AND slot < $2",
             &[id.into(), b.into()],
         )?,
         None => sql.row(
-            "SELECT MIN(slot) FROM samples WHERE monitor_id = $1 AND rolled = 0",
+            "SELECT MIN(slot) FROM samples_unrolled WHERE monitor_id = $1",
             &[id.into()],
         )?,
     };
@@ -722,14 +872,34 @@ impl<B: Backend> Db<B> {
                         Param::Text(s.error.as_deref().map(|e| scrub(&masker.mask(e)))),
                     ]);
                 }
-                inserted += sql.exec(
+                let new = sql.rows(
                     &format!(
                         "INSERT INTO samples (monitor_id, slot, lag_ms, outcome, http_status, latency_ms, \
-                         cache_status, location, error) VALUES {} ON CONFLICT (monitor_id, slot) DO NOTHING",
-                        values_list(chunk.len(), 9)
+                         cache_status, location, error) VALUES {} ON CONFLICT (monitor_id, slot) DO NOTHING \
+                         RETURNING monitor_id, slot",
+                        typed_values_list(chunk.len(), &["", "", "", "", "BIGINT", "", "", "", ""])
                     ),
                     &params,
                 )?;
+                if new.is_empty() {
+                    continue;
+                }
+                // Only the samples written now wait for a roll-up: a
+                // duplicate was counted (or waits) already.
+                let keys: Vec<Param> = new
+                    .iter()
+                    .flat_map(|r| [r.int(0, "monitor_id"), r.int(1, "slot")])
+                    .map(|v| v.map(Param::from))
+                    .collect::<Result<_, String>>()
+                    .map_err(|d| StoreError::corrupt("sample", "inserted", d))?;
+                sql.exec(
+                    &format!(
+                        "INSERT INTO samples_unrolled (monitor_id, slot) VALUES {}",
+                        values_list(new.len(), 2)
+                    ),
+                    &keys,
+                )?;
+                inserted += new.len() as u64;
             }
             Ok(RecordedSamples {
                 inserted,
@@ -891,12 +1061,101 @@ impl<B: Backend> Db<B> {
         Ok(out)
     }
 
+    pub(super) fn do_rollup_sums(&self, res: Resolution, ranges: &[SumRange]) -> Result<Vec<RollupSum>, StoreError> {
+        let mut out = vec![RollupSum::default(); ranges.len()];
+        // Each row's terms clipped as `Tally::add_bucket` clips them (to
+        // the time not under maintenance), then summed; only rows on a
+        // bucket boundary of the range count, as only those are pieces.
+        let clip = |col: &str, limit: &str| format!("CASE WHEN {col} < {limit} THEN {col} ELSE {limit} END");
+        let select = format!(
+            "SELECT t.k, COUNT(*), CAST(SUM(t.ok) AS BIGINT), CAST(SUM(t.error) AS BIGINT), \
+             CAST(SUM(t.unavailable) AS BIGINT), CAST(SUM(t.down) AS BIGINT), CAST(SUM({}) AS BIGINT), \
+             CAST(SUM({}) AS BIGINT), \
+             SUM(CASE WHEN t.ok < 0 OR t.error < 0 OR t.unavailable < 0 THEN 1 ELSE 0 END) \
+             FROM (SELECT q.k AS k, q.lo AS lo, q.rest AS rest, r.bucket AS bucket, r.ok AS ok, \
+             r.error AS error, r.unavailable AS unavailable, r.maintenance_ms AS maintenance_ms, \
+             r.no_data_ms AS no_data_ms, {} AS down FROM {}) t \
+             WHERE (t.bucket - t.lo) % {} = 0 GROUP BY t.k ORDER BY t.k",
+            clip("t.maintenance_ms", "t.rest"),
+            clip("t.no_data_ms", "t.rest - t.down"),
+            clip("r.downtime_ms", "q.rest"),
+            B::RANGES_JOIN.replace("TABLE", table(res)),
+            res.millis(),
+        );
+        self.backend.read(|sql| {
+            if !B::BULK_READ.is_empty() {
+                sql.exec(B::BULK_READ, &[])?;
+            }
+            for (n, chunk) in ranges.chunks(RANGES_PER_QUERY).enumerate() {
+                let first = n * RANGES_PER_QUERY;
+                let values = (0..chunk.len())
+                    .map(|k| {
+                        let p = 5 * k;
+                        format!(
+                            "(CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), \
+                             CAST(${} AS BIGINT))",
+                            p + 1,
+                            p + 2,
+                            p + 3,
+                            p + 4,
+                            p + 5
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let params: Vec<Param> = chunk
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(k, r)| {
+                        [
+                            i64::try_from(first + k).unwrap_or(i64::MAX).into(),
+                            r.monitor.as_str().into(),
+                            r.span.start.as_millis().into(),
+                            r.span.end.as_millis().into(),
+                            r.rest_ms.into(),
+                        ]
+                    })
+                    .collect();
+                let rows = sql.rows(
+                    &format!("WITH q (k, name, lo, hi, rest) AS (VALUES {values}) {select}"),
+                    &params,
+                )?;
+                for r in &rows {
+                    let decode = || -> Result<(usize, RollupSum), String> {
+                        let k = usize::try_from(r.int(0, "k")?).map_err(|_| "k is negative".to_owned())?;
+                        if r.int(8, "negative counts")? > 0 {
+                            return Err(format!("range {k} has a row with a negative count"));
+                        }
+                        Ok((
+                            k,
+                            RollupSum {
+                                rows: count(r, 1, "rows")?,
+                                ok: count(r, 2, "ok")?,
+                                error: count(r, 3, "error")?,
+                                unavailable: count(r, 4, "unavailable")?,
+                                downtime_ms: r.int(5, "downtime_ms")?,
+                                maintenance_ms: r.int(6, "maintenance_ms")?,
+                                no_data_ms: r.int(7, "no_data_ms")?,
+                            },
+                        ))
+                    };
+                    let (k, sum) = decode().map_err(|d| StoreError::corrupt("rollup", res.as_str(), d))?;
+                    if let Some(slot) = out.get_mut(k) {
+                        *slot = sum;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     pub(super) fn do_roll_up(&self, settings: &RollupSettings) -> Result<RollupReport, StoreError> {
         let now = self.clock.now().as_millis();
         let settled = floor(now - ms(settings.settle), MINUTE);
         let chunk = ceil(ms(settings.chunk).max(MINUTE), MINUTE);
         let ids: Vec<i64> = self.backend.read(|sql| {
-            sql.rows("SELECT DISTINCT monitor_id FROM samples WHERE rolled = 0", &[])?
+            sql.rows("SELECT DISTINCT monitor_id FROM samples_unrolled", &[])?
                 .iter()
                 .map(|r| r.int(0, "monitor_id"))
                 .collect::<Result<_, _>>()
@@ -943,7 +1202,13 @@ impl<B: Backend> Db<B> {
         // once all of it is older than its keep; minutes by whole hours,
         // folded into them first.
         let tiers: [(&str, &str, &str, i64, &str); 3] = [
-            ("samples", "slot", " AND rolled = 1", now - ms(keep.samples), "<"),
+            (
+                "samples",
+                "slot",
+                " AND NOT EXISTS (SELECT 1 FROM samples_unrolled u WHERE u.monitor_id = $1 AND u.slot = samples.slot)",
+                now - ms(keep.samples),
+                "<",
+            ),
             (
                 "rollups_hour",
                 "bucket",
@@ -1116,14 +1381,58 @@ mod tests {
         let mut s = LatencySketch::new();
         assert_eq!(encode_sketch(&s), "");
         assert_eq!(decode_sketch("").unwrap(), s);
-        for v in [0.0, 0.0, 12.0, 12.1, 12.2, 250.0, 0.5, 90_000.0] {
+        for v in [0.0, 0.0, 12.0, 12.1, 12.2, 250.0, 0.5, 0.001, 90_000.0] {
             s.add(v);
         }
         let text = encode_sketch(&s);
-        assert!(text.starts_with("z2;"), "{text}");
+        assert!(text.starts_with("~c"), "{text}");
         assert_eq!(decode_sketch(&text).unwrap(), s);
+        // The older form is still read.
+        let old = encode_sketch_v1(&s);
+        assert!(old.starts_with("z2;"), "{old}");
+        assert_eq!(decode_sketch(&old).unwrap(), s);
         assert!(decode_sketch("z;1").is_err());
         assert!(decode_sketch("1:x").is_err());
+        assert!(decode_sketch("~").is_err());
+        assert!(decode_sketch("~aB").is_err());
+        assert!(decode_sketch("~a,").is_err());
+        assert!(decode_sketch("~ab").is_err(), "a count announced but missing");
+    }
+
+    #[test]
+    fn packed_sketches_are_smaller_and_exact_over_many_shapes() {
+        // A deterministic stream of latencies from 0 to ~60 s with a tail.
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for n in [1, 2, 6, 60, 360, 8640] {
+            let mut s = LatencySketch::new();
+            for _ in 0..n {
+                let r = next();
+                let v = match r % 100 {
+                    0 => 0.0,
+                    1..=89 => 20.0 + (r >> 8) as f64 % 200.0,
+                    _ => (r >> 8) as f64 % 60_000.0 + 0.25,
+                };
+                s.add(v);
+            }
+            let packed = encode_sketch(&s);
+            let old = encode_sketch_v1(&s);
+            assert_eq!(decode_sketch(&packed).unwrap(), s, "{n}: {packed}");
+            assert_eq!(decode_sketch(&old).unwrap(), s, "{n}: {old}");
+            if n >= 60 {
+                assert!(
+                    packed.len() * 3 < old.len() * 2,
+                    "{n}: {} vs {}",
+                    packed.len(),
+                    old.len()
+                );
+            }
+        }
     }
 
     #[test]

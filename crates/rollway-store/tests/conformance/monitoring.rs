@@ -790,3 +790,124 @@ pub(crate) fn a_pruned_month_answers_for_its_windows_as_before(store: &dyn Store
         before["all"]
     );
 }
+
+/// `accounts` without latency has the store sum each run of buckets
+/// (`rollup_sums`); with latency it adds the rows one by one. Both give the
+/// same terms and outcome counts — on a store with an outage, 5xx minutes,
+/// a gap inside a day, a whole day without data, whole-minute and
+/// part-minute windows (runs of minutes with different time under
+/// maintenance), periods off the minute grid reaching past the rollups
+/// into raw samples, and months whose minutes were pruned (hours and days
+/// counted as stored).
+pub(crate) fn summed_accounts_equal_the_row_by_row_ones(store: &dyn Store, clock: &ManualClock) {
+    use rollway_store::account::{Query, account, accounts};
+    let at = |day: i64, h: i64, m: i64, s: i64| APRIL + day * DAY + h * HOUR + m * MIN + s * S;
+    let kind = |t: i64| -> Option<char> {
+        let in_ = |a: i64, b: i64| t >= a && t < b;
+        if in_(at(2, 12, 0, 0), at(2, 12, 10, 0)) {
+            Some('u')
+        } else if in_(at(3, 8, 0, 0), at(3, 8, 4, 0)) {
+            Some('e')
+        } else if in_(at(3, 14, 0, 0), at(3, 16, 30, 0)) || in_(at(5, 0, 0, 0), at(6, 0, 0, 0)) {
+            // A gap, and a whole day (day 5) with no data.
+            None
+        } else if in_(at(2, 0, 0, 0), at(8, 0, 0, 0)) {
+            Some('o')
+        } else {
+            None
+        }
+    };
+    let names = ["sum-a", "sum-b"];
+    for (n, name) in names.iter().enumerate() {
+        store
+            .put_monitor(&MonitorDef {
+                interval: Duration::from_secs(20),
+                coverage: Duration::from_secs(40),
+                ..def(name, "production")
+            })
+            .unwrap();
+        let mine: Vec<ProbeSample> = (APRIL..MAY)
+            .step_by(20_000)
+            .filter_map(|t| kind(t + n as i64 * 20_000).map(|k| sample(name, t, k, 30 + (t / 20_000 % 7) as u64)))
+            .collect();
+        record(store, &mine);
+    }
+    roll_up_at(store, clock, at(7, 6, 0, 0));
+    let windows = Spans::from_spans([
+        // Whole minutes over the outage.
+        Span::ms(at(2, 11, 58, 0), at(2, 12, 5, 0)),
+        // Part of each minute: 20 s then 40 s under maintenance.
+        Span::ms(at(3, 8, 1, 40), at(3, 8, 2, 0)),
+        Span::ms(at(3, 8, 2, 20), at(3, 8, 3, 0)),
+        // Over the end of the gap and a whole-day window.
+        Span::ms(at(3, 16, 0, 0), at(3, 17, 0, 30)),
+        Span::ms(at(6, 0, 0, 0), at(7, 0, 0, 0)),
+    ]);
+    let periods = [
+        Span::ms(APRIL, MAY),
+        // Off the grid at both ends, past the covered range into raw samples.
+        Span::ms(at(1, 12, 34, 56), at(7, 7, 0, 1)),
+        Span::ms(at(3, 8, 1, 10), at(3, 8, 2, 50)),
+    ];
+    let compare = |pruned: bool| {
+        let monitors: Vec<MonitorRecord> = names.iter().map(|n| store.monitor(n).unwrap().unwrap()).collect();
+        let spans: Vec<Spans> = periods.iter().map(|p| windows.within(*p)).collect();
+        let queries: Vec<Query<'_>> = monitors
+            .iter()
+            .flat_map(|m| {
+                periods.iter().zip(&spans).map(move |(p, w)| Query {
+                    monitor: m,
+                    period: *p,
+                    maintenance: w,
+                })
+            })
+            .collect();
+        let summed = accounts(store, &queries, false).unwrap();
+        let rows = accounts(store, &queries, true).unwrap();
+        assert_eq!(summed.len(), queries.len());
+        let terms = |a: &rollway_store::account::Account| {
+            let t = &a.tally;
+            (
+                t.period_ms,
+                t.downtime_ms,
+                t.maintenance_ms,
+                t.no_data_ms,
+                t.rollup.ok,
+                t.rollup.error,
+                t.rollup.unavailable,
+                a.stale_maintenance,
+            )
+        };
+        for ((q, s), r) in queries.iter().zip(&summed).zip(&rows) {
+            let what = format!("{} over {:?}, pruned {pruned}", q.monitor.def.name, q.period);
+            assert_eq!(terms(s), terms(r), "{what}");
+            let one = account(store, q.monitor, q.period, q.maintenance).unwrap();
+            assert_eq!(terms(&one), terms(r), "{what}");
+            assert_eq!(one.tally, r.tally, "{what}");
+            assert_eq!(s.tally.period_ms, q.period.len_ms(), "{what}");
+        }
+        // The whole month of the first monitor: every kind of term is there.
+        let t = &summed[0].tally;
+        assert!(t.downtime_ms > 0 && t.maintenance_ms > 0 && t.no_data_ms > 0, "{t:?}");
+        assert!(
+            t.rollup.ok > 0 && t.rollup.error > 0 && t.rollup.unavailable > 0,
+            "{t:?}"
+        );
+        assert_eq!(t.maintenance_ms, windows.total_ms(), "{t:?}");
+        assert_eq!(summed[0].stale_maintenance, pruned);
+    };
+    compare(false);
+    // 40 days later the minutes are gone: hours and days count as stored.
+    clock.set(ts(MAY + 40 * DAY));
+    store
+        .prune_monitoring(&Retention::default(), &|m: &MonitorRecord, span: Span| {
+            if m.def.name.starts_with("sum-") {
+                windows.within(span)
+            } else {
+                Spans::new()
+            }
+        })
+        .unwrap();
+    assert!(rollups(store, "sum-a", Resolution::Minute, 0, i64::MAX).is_empty());
+    compare(true);
+}
