@@ -176,6 +176,24 @@ impl App {
 
 const FAST: &[(&str, &str)] = &[("ROLLWAY_ALERT_EVERY", "1s"), ("ROLLWAY_ALERT_BACKOFF_MS", "200")];
 
+/// The business rule the notification tests open: `signups` below 5.
+const SIGNUPS_RULE: &str = r#"[alerts.signups]
+environment = "staging"
+type = "business"
+metric = "signups"
+below = 5
+severity = "warning"
+"#;
+
+/// [`config`] with `[notify.hook]` posting to 127.0.0.1:HOOK/hook and
+/// [`SIGNUPS_RULE`] (plus `extra` lines of the rule).
+fn signups_to_hook(app: u16, hook: u16, extra: &str) -> String {
+    config(
+        app,
+        &format!("[notify.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{hook}/hook\"\n\n{SIGNUPS_RULE}{extra}"),
+    )
+}
+
 fn config(app: u16, extra: &str) -> String {
     format!(
         r#"project = "alerts"
@@ -388,13 +406,7 @@ kind = "webhook"
 url_secret = "HOOK_URL"
 
 {mail}
-[alerts.signups]
-environment = "staging"
-type = "business"
-metric = "signups"
-below = 5
-severity = "warning"
-"#
+{SIGNUPS_RULE}"#
                 ),
             ),
         );
@@ -562,26 +574,7 @@ fn a_delivery_cut_off_by_a_kill_is_sent_after_a_restart_with_the_same_key() {
     for p in Project::each_backend() {
         let app = App::start();
         let hook = Receiver::start_hanging(0, 1);
-        p.write(
-            "rollway.toml",
-            &config(
-                app.port,
-                &format!(
-                    r#"[notify.hook]
-kind = "webhook"
-url = "http://127.0.0.1:{}/hook"
-
-[alerts.signups]
-environment = "staging"
-type = "business"
-metric = "signups"
-below = 5
-severity = "warning"
-"#,
-                    hook.port
-                ),
-            ),
-        );
+        p.write("rollway.toml", &signups_to_hook(app.port, hook.port, ""));
         p.run(&["metric", "push", "signups", "1"]).ok();
         let mut first = Serve::start_with(&p, &["serve", "--listen", "127.0.0.1:0"], FAST);
         let cut = wait_for("the first attempt to reach the receiver", || {
@@ -622,26 +615,7 @@ fn a_maintenance_window_keeps_the_record_and_silences_the_notifications() {
     for p in Project::each_backend() {
         let app = App::start();
         let hook = Receiver::start(0);
-        p.write(
-            "rollway.toml",
-            &config(
-                app.port,
-                &format!(
-                    r#"[notify.hook]
-kind = "webhook"
-url = "http://127.0.0.1:{}/hook"
-
-[alerts.signups]
-environment = "staging"
-type = "business"
-metric = "signups"
-below = 5
-severity = "warning"
-"#,
-                    hook.port
-                ),
-            ),
-        );
+        p.write("rollway.toml", &signups_to_hook(app.port, hook.port, ""));
         let now = common::deploy::now_ms();
         let minute = i64::try_from(now - now % 60_000).unwrap();
         p.run(&[
@@ -679,24 +653,7 @@ fn an_open_alert_is_repeated_until_acknowledged_then_after_its_until() {
     let hook = Receiver::start(0);
     p.write(
         "rollway.toml",
-        &config(
-            app.port,
-            &format!(
-                r#"[notify.hook]
-kind = "webhook"
-url = "http://127.0.0.1:{}/hook"
-
-[alerts.signups]
-environment = "staging"
-type = "business"
-metric = "signups"
-below = 5
-severity = "warning"
-repeat = "2s"
-"#,
-                hook.port
-            ),
-        ),
+        &signups_to_hook(app.port, hook.port, "repeat = \"2s\"\n"),
     );
     p.run(&["metric", "push", "signups", "1"]).ok();
     let _serve = Serve::start_with(&p, &["serve", "--listen", "127.0.0.1:0"], FAST);
@@ -1022,13 +979,7 @@ ca_file = "test-ca.pem"
 from = "Rollway <rollway@example.test>"
 to = ["ops@example.test"]
 
-[alerts.signups]
-environment = "staging"
-type = "business"
-metric = "signups"
-below = 5
-severity = "warning"
-"#
+{SIGNUPS_RULE}"#
             ),
         ),
     );
@@ -1116,26 +1067,7 @@ fn metrics_count_open_and_opened_alerts_and_each_delivery_attempt() {
     for p in Project::each_backend() {
         let app = App::start();
         let hook = Receiver::start(1);
-        p.write(
-            "rollway.toml",
-            &config(
-                app.port,
-                &format!(
-                    r#"[notify.hook]
-kind = "webhook"
-url = "http://127.0.0.1:{}/hook"
-
-[alerts.signups]
-environment = "staging"
-type = "business"
-metric = "signups"
-below = 5
-severity = "warning"
-"#,
-                    hook.port
-                ),
-            ),
-        );
+        p.write("rollway.toml", &signups_to_hook(app.port, hook.port, ""));
         p.run(&["metric", "push", "signups", "1"]).ok();
         let port = common::free_port();
         let listen = format!("127.0.0.1:{port}");
