@@ -163,6 +163,66 @@ pub fn create(p: &Project, name: &str, manual: bool, at: Option<&str>) -> Result
     take(p, &config, &*store, name, manual, taken_at, None)
 }
 
+/// What one scheduled backup of a `serve` round came to.
+#[derive(Debug)]
+pub struct ScheduledRun {
+    pub name: String,
+    /// The occurrence it ran for.
+    pub due: Timestamp,
+    pub result: Result<Backup>,
+}
+
+/// One round of `serve`'s backup schedules: every `[backups.NAME]` with a
+/// `schedule` whose latest occurrence (in its environment's time zone) is
+/// due — no scheduled backup of it started since, at most an hour ago
+/// (`rollway_model::backup_schedule`) — is taken now. Instances sharing a
+/// PostgreSQL store take turns through the `backup-schedule:NAME` lease
+/// and look again under it, so an occurrence runs once.
+pub fn run_schedules(p: &Project, owner: &str) -> Result<Vec<ScheduledRun>> {
+    let (config, store) = p.open()?;
+    let store = &*store;
+    let mut out = Vec::new();
+    for (name, def) in &config.backups {
+        let Some(expression) = &def.schedule else { continue };
+        let tz = crate::uptime::zone(&config, &def.environment)?.0;
+        let last_started = |store: &dyn Store| -> Result<Option<Timestamp>> {
+            Ok(store
+                .backups(Some(&def.environment))?
+                .into_iter()
+                .filter(|b| &b.name == name && b.class != BackupClass::Manual)
+                .map(|b| b.created_at)
+                .max())
+        };
+        let now = store.clock().now();
+        if rollway_model::backup_schedule::due(expression, &tz, now, last_started(store)?).is_none() {
+            continue;
+        }
+        let lock = match store.acquire_lock(&LockRequest {
+            name: format!("backup-schedule:{name}"),
+            owner: owner.to_owned(),
+            reason: format!("scheduled backup {name}"),
+            deployment_id: None,
+            lease: crate::deploy::lease(),
+        }) {
+            Ok(l) => l,
+            Err(StoreError::Locked(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        // Under the lease, once more: another instance may have just run it.
+        let now = store.clock().now();
+        if let Some(due) = rollway_model::backup_schedule::due(expression, &tz, now, last_started(store)?) {
+            let result = take(p, &config, store, name, false, None, None);
+            out.push(ScheduledRun {
+                name: name.clone(),
+                due,
+                result,
+            });
+        }
+        let _ = store.release_lock(&lock);
+    }
+    Ok(out)
+}
+
 /// The backup `[deploy] pre_migration_backup` names, taken for deployment
 /// `dep` before it runs its jobs and hooks: a restore point linked to it
 /// (`rollway rollback ENV --restore-db` finds it there), kept as a manual

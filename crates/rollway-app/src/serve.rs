@@ -88,6 +88,8 @@ pub trait ServeEvents: Send + Sync + 'static {
     fn problem(&self, what: &'static str, message: &str);
     /// What failed works again (the store took the samples it refused).
     fn resumed(&self, what: &'static str, message: &str);
+    /// A scheduled backup completed.
+    fn backed_up(&self, message: &str);
     /// A detached stability window of `environment`: watching it began, or
     /// its verdict (what `rollway verify` would have printed).
     fn window(&self, environment: &str, message: &str);
@@ -358,6 +360,14 @@ impl Prepared {
         tasks.push(tokio::spawn(deliver_notifications(
             project,
             self.store.clone(),
+            events.clone(),
+            stop_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(run_backup_schedules(
+            self.windows.project.clone(),
+            self.sharding
+                .as_ref()
+                .map_or_else(|| "serve".to_owned(), |s| s.owner.clone()),
             events.clone(),
             stop_rx.clone(),
         )));
@@ -879,6 +889,56 @@ pub fn alert_every() -> Duration {
         .and_then(|v| rollway_model::time::parse_duration(&v).ok())
         .filter(|d| !d.is_zero())
         .unwrap_or(Duration::from_secs(10))
+}
+
+/// How often backup schedules are looked at: every 30 s, or
+/// `ROLLWAY_BACKUP_EVERY` (for tests).
+fn backup_every() -> Duration {
+    std::env::var("ROLLWAY_BACKUP_EVERY")
+        .ok()
+        .and_then(|v| rollway_model::time::parse_duration(&v).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(Duration::from_secs(30))
+}
+
+/// Every [`backup_every`], takes the scheduled backups that are due
+/// (`backup::run_schedules`) on the blocking pool; each outcome is a line
+/// on stderr (and the backup's own `backup-changed` events). A backup in
+/// progress when serve stops runs to its end.
+async fn run_backup_schedules(
+    project: Project,
+    owner: String,
+    events: Arc<dyn ServeEvents>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(backup_every());
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => return,
+            _ = ticks.tick() => {}
+        }
+        let (p, o) = (project.clone(), owner.clone());
+        match tokio::task::spawn_blocking(move || crate::backup::run_schedules(&p, &o)).await {
+            Ok(Ok(runs)) => {
+                for r in runs {
+                    match r.result {
+                        Ok(b) => events.backed_up(&format!(
+                            "scheduled backup {} ({}) of {} completed: {} bytes",
+                            r.name, b.id, r.due, b.size_bytes
+                        )),
+                        Err(e) => events.problem(
+                            "backups",
+                            &format!("scheduled backup {} of {} failed: {e}", r.name, r.due),
+                        ),
+                    }
+                }
+            }
+            Ok(Err(e)) => events.problem("backups", &format!("cannot run the backup schedules: {e}")),
+            Err(e) => events.problem("backups", &format!("the backup schedules panicked: {e}")),
+        }
+    }
 }
 
 /// How often due notifications are looked for.

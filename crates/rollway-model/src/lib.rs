@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod alerting;
+pub mod backup_schedule;
 pub mod calendar;
 pub mod entities;
 pub mod event;

@@ -295,6 +295,10 @@ impl ServeEvents for Recorder {
         self.log.note(&format!("shards: {message}"));
     }
 
+    fn backed_up(&self, message: &str) {
+        self.log.note(message);
+    }
+
     fn alerts_evaluated(&self, done: &Evaluated, open: &[(Severity, AlertType, usize)]) {
         for (severity, alert_type) in &done.opened_kinds {
             self.alerts_opened

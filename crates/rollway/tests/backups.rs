@@ -718,3 +718,52 @@ root = "srv"
     assert!(events.contains("restore-step"), "the restore is recorded step by step");
     p.run(&["stop", "staging"]).ok();
 }
+
+/// `serve` takes scheduled backups: with a schedule of every minute and a
+/// round every second, the current minute's occurrence is taken at once
+/// (a scheduled backup, class daily), and each occurrence once however
+/// many rounds pass.
+#[test]
+fn serve_takes_each_scheduled_backup_once() {
+    let Some(source) = PgDb::create() else { return };
+    fill(&source);
+    let p = project(&source);
+    let toml = std::fs::read_to_string(p.path().join("rollway.toml"))
+        .unwrap()
+        .replace("schedule = \"0 3 * * *\"", "schedule = \"* * * * *\"");
+    p.write("rollway.toml", &toml);
+    let mut serve = common::serve::Serve::start_with(
+        &p,
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("ROLLWAY_BACKUP_EVERY", "1s")],
+    );
+    let list = || p.run(&["--json", "backup", "list"]).ok().json();
+    let first = common::serve::wait_for("a scheduled backup", || {
+        let l = list();
+        l.as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["lifecycle"]["status"] == "completed")
+            .cloned()
+    });
+    assert_eq!(
+        (first["name"].as_str(), first["class"].as_str()),
+        (Some("db"), Some("daily")),
+        "{first}"
+    );
+    // Several more rounds: one backup per occurrence (minute), never two.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let (status, stderr) = serve.terminate();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("scheduled backup db ("), "{stderr}");
+    let minutes: Vec<i64> = list()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["created_at"].as_i64().unwrap() / 60_000)
+        .collect();
+    let mut distinct = minutes.clone();
+    distinct.dedup();
+    assert_eq!(minutes, distinct, "one backup per occurrence");
+    assert!(!minutes.is_empty());
+}
