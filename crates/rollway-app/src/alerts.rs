@@ -46,6 +46,9 @@ pub const UPTIME_TARGET: &str = "uptime-target";
 /// over 3 d and 6 h.
 pub const BURN_RATE_PAGE: &str = "burn-rate-page";
 pub const BURN_RATE_TICKET: &str = "burn-rate-ticket";
+/// The built-in rule of each scheduled `[backups.NAME]`: its latest
+/// occurrence failed or was missed.
+pub const BACKUP_MISSED: &str = "backup-missed";
 /// The built-in log error-rate rule of each environment, on when
 /// `[alerting] log_errors_per_minute` sets its threshold.
 pub const LOG_ERRORS: &str = "log-errors";
@@ -82,6 +85,9 @@ enum Source {
     /// The environment's error-level log records per minute, counted over
     /// the last [`log_error_window`].
     LogErrors,
+    /// 1 when the scheduled backup's latest occurrence failed or was
+    /// missed, 0 when it completed; no data while pending or running.
+    Backup(String),
     /// A metric no source measures: no data.
     Unmeasured,
 }
@@ -195,6 +201,23 @@ fn rules(config: &Config) -> Vec<Rule> {
                 source: Source::LogErrors,
             });
         }
+    }
+    for (name, b) in &config.backups {
+        if b.schedule.is_none() {
+            continue;
+        }
+        out.push(Rule {
+            name: BACKUP_MISSED.to_owned(),
+            environment: b.environment.clone(),
+            alert_type: AlertType::Availability,
+            metric: "backup_failed_or_missed".to_owned(),
+            severity: Severity::Warning,
+            condition: Condition::above(0.5),
+            damping: builtin_damping,
+            channels: default_channels.clone(),
+            repeat: config.alerting.repeat,
+            source: Source::Backup(name.clone()),
+        });
     }
     for (name, r) in &config.alerts {
         out.push(configured(name, r, config, &default_channels));
@@ -314,6 +337,8 @@ impl Evaluator {
         let mut host_stats: HashMap<String, Vec<HostReading>> = HashMap::new();
         // The monitors as stored, read once a round when a P95 is due.
         let mut monitor_records: Option<HashMap<String, rollway_store::MonitorRecord>> = None;
+        // The backup schedules' outcomes, read once a round when a backup rule is there.
+        let mut backup_states: Option<Vec<crate::backup::ScheduleState>> = None;
         for rule in &rules {
             let values: Vec<(String, Option<f64>)> = match &rule.source {
                 Source::MonitorDown(m) => vec![(
@@ -391,6 +416,22 @@ impl Evaluator {
                     Some(log_errors_per_minute(store, &rule.environment)?),
                 )],
                 Source::Unmeasured => Vec::new(),
+                Source::Backup(name) => {
+                    let states = match &backup_states {
+                        Some(s) => s,
+                        None => backup_states.insert(crate::backup::schedule_states(&config, store)?),
+                    };
+                    let value = states
+                        .iter()
+                        .find(|s| &s.name == name)
+                        .and_then(|s| s.outcome)
+                        .and_then(|o| match o {
+                            _ if o.is_bad() => Some(1.0),
+                            rollway_model::backup_schedule::Outcome::Completed => Some(0.0),
+                            _ => None,
+                        });
+                    vec![(name.clone(), value)]
+                }
                 Source::Host(only, resource) => {
                     let stats = host_stats
                         .entry(rule.environment.clone())
@@ -546,6 +587,9 @@ impl Evaluator {
 fn describe(rule: &Rule, subject: &str, value: Option<f64>) -> String {
     match &rule.source {
         Source::MonitorDown(_) => format!("monitor {subject} down"),
+        Source::Backup(_) => {
+            format!("the latest scheduled run of backup {subject} failed or was missed (see `rollway backup list`)")
+        }
         Source::Burn(_, severity) => format!(
             "monitor {subject} burns its error budget too fast ({} rule of `rollway slo`)",
             match severity {

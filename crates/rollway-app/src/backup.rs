@@ -163,6 +163,52 @@ pub fn create(p: &Project, name: &str, manual: bool, at: Option<&str>) -> Result
     take(p, &config, &*store, name, manual, taken_at, None)
 }
 
+/// A `[backups.NAME]` schedule and what came of its latest occurrence.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleState {
+    pub name: String,
+    pub environment: String,
+    pub schedule: String,
+    /// The latest occurrence at or before now (none: it never fired yet).
+    pub occurrence: Option<Timestamp>,
+    pub outcome: Option<rollway_model::backup_schedule::Outcome>,
+}
+
+/// Every scheduled `[backups.NAME]` with its latest occurrence's outcome,
+/// judged from the scheduled backups in the store.
+pub(crate) fn schedule_states(config: &Config, store: &dyn Store) -> Result<Vec<ScheduleState>> {
+    let mut out = Vec::new();
+    for (name, def) in &config.backups {
+        let Some(expression) = &def.schedule else { continue };
+        let tz = crate::uptime::zone(config, &def.environment)?.0;
+        let runs: Vec<(Timestamp, BackupStatus)> = store
+            .backups(Some(&def.environment))?
+            .into_iter()
+            .filter(|b| &b.name == name && b.class != BackupClass::Manual && b.deployment_id.is_none())
+            .map(|b| (b.created_at, b.status()))
+            .collect();
+        let now = store.clock().now();
+        let found = rollway_model::backup_schedule::outcome(expression, &tz, now, &runs);
+        out.push(ScheduleState {
+            name: name.clone(),
+            environment: def.environment.clone(),
+            schedule: expression.clone(),
+            occurrence: found.map(|(t, _)| t),
+            outcome: found.map(|(_, o)| o),
+        });
+    }
+    Ok(out)
+}
+
+/// `backup list`'s schedules: each with its latest occurrence's outcome
+/// (a missed or failed one is what needs attention).
+pub fn schedules(p: &Project, environment: Option<&str>) -> Result<Vec<ScheduleState>> {
+    let (config, store) = p.open()?;
+    let mut all = schedule_states(&config, &*store)?;
+    all.retain(|s| environment.is_none_or(|e| e == s.environment));
+    Ok(all)
+}
+
 /// What one scheduled backup of a `serve` round came to.
 #[derive(Debug)]
 pub struct ScheduledRun {
@@ -189,7 +235,7 @@ pub fn run_schedules(p: &Project, owner: &str) -> Result<Vec<ScheduledRun>> {
             Ok(store
                 .backups(Some(&def.environment))?
                 .into_iter()
-                .filter(|b| &b.name == name && b.class != BackupClass::Manual)
+                .filter(|b| &b.name == name && b.class != BackupClass::Manual && b.deployment_id.is_none())
                 .map(|b| b.created_at)
                 .max())
         };

@@ -90,6 +90,8 @@ pub trait ServeEvents: Send + Sync + 'static {
     fn resumed(&self, what: &'static str, message: &str);
     /// A scheduled backup completed.
     fn backed_up(&self, message: &str);
+    /// The backup schedules' latest outcomes, after each round.
+    fn backup_schedules(&self, _states: &[crate::backup::ScheduleState]) {}
     /// A detached stability window of `environment`: watching it began, or
     /// its verdict (what `rollway verify` would have printed).
     fn window(&self, environment: &str, message: &str);
@@ -920,8 +922,14 @@ async fn run_backup_schedules(
             _ = ticks.tick() => {}
         }
         let (p, o) = (project.clone(), owner.clone());
-        match tokio::task::spawn_blocking(move || crate::backup::run_schedules(&p, &o)).await {
-            Ok(Ok(runs)) => {
+        let round = tokio::task::spawn_blocking(move || {
+            let runs = crate::backup::run_schedules(&p, &o)?;
+            let (config, store) = p.open()?;
+            Ok::<_, Error>((runs, crate::backup::schedule_states(&config, &*store)?))
+        });
+        match round.await {
+            Ok(Ok((runs, states))) => {
+                events.backup_schedules(&states);
                 for r in runs {
                     match r.result {
                         Ok(b) => events.backed_up(&format!(

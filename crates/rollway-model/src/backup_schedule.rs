@@ -41,6 +41,49 @@ pub fn due(expression: &str, tz: &TimeZone, now: Timestamp, last_started: Option
     (fresh && !taken).then_some(t)
 }
 
+/// What came of a schedule's latest occurrence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Not started yet, and it still may be (within [`CATCH_UP`]).
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    /// Not started within [`CATCH_UP`] of its time.
+    Missed,
+}
+
+impl Outcome {
+    /// Whether it needs someone's attention (an alert, a line in red).
+    pub fn is_bad(self) -> bool {
+        matches!(self, Self::Failed | Self::Missed)
+    }
+}
+
+/// The latest occurrence of `expression` at or before `now` (in `tz`) and
+/// what came of it, judged from the scheduled runs `runs` (start time and
+/// status): the first run started at or after it is its run.
+pub fn outcome(
+    expression: &str,
+    tz: &TimeZone,
+    now: Timestamp,
+    runs: &[(Timestamp, crate::BackupStatus)],
+) -> Option<(Timestamp, Outcome)> {
+    use crate::BackupStatus as S;
+    let t = latest(expression, tz, now)?;
+    let run = runs.iter().filter(|(s, _)| *s >= t).min_by_key(|(s, _)| *s);
+    let late = now.as_millis().saturating_sub(t.as_millis()) > i64::try_from(CATCH_UP.as_millis()).unwrap_or(i64::MAX);
+    let o = match run.map(|(_, st)| *st) {
+        Some(S::InProgress) => Outcome::Running,
+        Some(S::Completed | S::Expired) => Outcome::Completed,
+        Some(S::Failed) => Outcome::Failed,
+        None if late => Outcome::Missed,
+        None => Outcome::Pending,
+    };
+    Some((t, o))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -113,5 +156,48 @@ mod tests {
         );
         // Not a cron expression: never due.
         check("every night", "UTC", "2026-12-05T03:00:00Z", None, None);
+    }
+
+    #[test]
+    fn the_latest_occurrence_is_pending_running_completed_failed_or_missed() {
+        use crate::BackupStatus as S;
+        let utc = TimeZone::UTC;
+        let case = |now: &str, runs: &[(&str, S)]| {
+            let runs: Vec<(Timestamp, S)> = runs.iter().map(|(t, s)| (at(t), *s)).collect();
+            outcome("0 3 * * *", &utc, at(now), &runs).map(|(t, o)| (t.to_string(), o))
+        };
+        let night = "2026-12-05T03:00:00.000Z".to_owned();
+        let yesterday = ("2026-12-04T03:00:02Z", S::Completed);
+        assert_eq!(
+            case("2026-12-05T03:30:00Z", &[yesterday]),
+            Some((night.clone(), Outcome::Pending))
+        );
+        assert_eq!(
+            case("2026-12-05T05:00:00Z", &[yesterday]),
+            Some((night.clone(), Outcome::Missed))
+        );
+        for (status, expected) in [
+            (S::InProgress, Outcome::Running),
+            (S::Completed, Outcome::Completed),
+            (S::Expired, Outcome::Completed),
+            (S::Failed, Outcome::Failed),
+        ] {
+            assert_eq!(
+                case("2026-12-05T05:00:00Z", &[yesterday, ("2026-12-05T03:00:01Z", status)]),
+                Some((night.clone(), expected))
+            );
+        }
+        // The first run after the occurrence is its run.
+        assert_eq!(
+            case(
+                "2026-12-05T05:00:00Z",
+                &[
+                    ("2026-12-05T03:00:01Z", S::Failed),
+                    ("2026-12-05T03:30:00Z", S::Completed)
+                ]
+            ),
+            Some((night, Outcome::Failed))
+        );
+        assert!(Outcome::Missed.is_bad() && Outcome::Failed.is_bad() && !Outcome::Pending.is_bad());
     }
 }

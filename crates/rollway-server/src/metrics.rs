@@ -68,6 +68,13 @@ struct DeliveryLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackupLabels {
+    backup: String,
+    environment: String,
+    outcome: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct JobLabels {
     job: String,
 }
@@ -98,6 +105,7 @@ pub(crate) struct Recorder {
     alerts_open: Family<AlertLabels, Gauge>,
     alerts_opened: Family<AlertLabels, Counter>,
     deliveries: Family<DeliveryLabels, Counter>,
+    backup_runs: Family<BackupLabels, Gauge>,
     log: Arc<dyn Log>,
     /// One lock around a batch, so two batches never interleave their
     /// last-outcome updates for one monitor.
@@ -128,6 +136,7 @@ pub(crate) fn registry(log: Arc<dyn Log>) -> (Registry, Arc<Recorder>) {
         alerts_open: Family::default(),
         alerts_opened: Family::default(),
         deliveries: Family::default(),
+        backup_runs: Family::default(),
         log,
         batch: Mutex::new(()),
     };
@@ -206,6 +215,11 @@ pub(crate) fn registry(log: Arc<dyn Log>) -> (Registry, Arc<Recorder>) {
         "rollway_notification_deliveries",
         "Notification delivery attempts this instance made, by channel and status: delivered, retried (failed, tried again after the backoff) or failed (for good)",
         r.deliveries.clone(),
+    );
+    reg.register(
+        "rollway_backup_last_run",
+        "1 for what came of each scheduled backup's latest occurrence (outcome pending, running, completed, failed or missed), 0 for the other outcomes",
+        r.backup_runs.clone(),
     );
     (reg, Arc::new(r))
 }
@@ -297,6 +311,32 @@ impl ServeEvents for Recorder {
 
     fn backed_up(&self, message: &str) {
         self.log.note(message);
+    }
+
+    fn backup_schedules(&self, states: &[rollway_app::backup::ScheduleState]) {
+        use rollway_app::model::backup_schedule::Outcome;
+        for st in states {
+            let Some(now) = st.outcome else { continue };
+            for o in [
+                Outcome::Pending,
+                Outcome::Running,
+                Outcome::Completed,
+                Outcome::Failed,
+                Outcome::Missed,
+            ] {
+                let word = serde_json::to_value(o)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                self.backup_runs
+                    .get_or_create(&BackupLabels {
+                        backup: st.name.clone(),
+                        environment: st.environment.clone(),
+                        outcome: word,
+                    })
+                    .set(i64::from(o == now));
+            }
+        }
     }
 
     fn alerts_evaluated(&self, done: &Evaluated, open: &[(Severity, AlertType, usize)]) {

@@ -767,3 +767,73 @@ fn serve_takes_each_scheduled_backup_once() {
     assert_eq!(minutes, distinct, "one backup per occurrence");
     assert!(!minutes.is_empty());
 }
+
+/// A schedule whose latest run failed or was missed is visible in `backup
+/// list` and opens the built-in `backup-missed` alert naming the backup.
+#[test]
+fn missed_and_failed_scheduled_backups_are_listed_and_alerted() {
+    let Some(source) = PgDb::create() else { return };
+    // Missed: the latest occurrence was two hours ago and nothing ran.
+    let p = project(&source);
+    let two_hours_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2);
+    let t = two_hours_ago.to_zoned(jiff::tz::TimeZone::UTC);
+    let toml = std::fs::read_to_string(p.path().join("rollway.toml")).unwrap().replace(
+        "schedule = \"0 3 * * *\"",
+        &format!("schedule = \"{} {} * * *\"", t.minute(), t.hour()),
+    );
+    p.write("rollway.toml", &toml);
+    let listed = p.run(&["backup", "list"]).ok().stdout;
+    assert!(
+        listed.contains(&format!(
+            "schedule of db ({} {} * * *): the run of ",
+            t.minute(),
+            t.hour()
+        )) && listed.trim_end().ends_with(" missed"),
+        "{listed}"
+    );
+
+    // Failed: every minute, against a database that does not exist.
+    let p = project(&source);
+    let toml = std::fs::read_to_string(p.path().join("rollway.toml"))
+        .unwrap()
+        .replace("schedule = \"0 3 * * *\"", "schedule = \"* * * * *\"");
+    p.write("rollway.toml", &toml);
+    let gone = format!("{}_gone", source.url());
+    p.run_with_stdin(&["secrets", "set", "staging", "DATABASE_URL"], &format!("{gone}\n"))
+        .ok();
+    let port = common::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let _serve = common::serve::Serve::start_with(
+        &p,
+        &["serve", "--listen", &listen],
+        &[("ROLLWAY_BACKUP_EVERY", "1s"), ("ROLLWAY_ALERT_EVERY", "1s")],
+    );
+    let alert = common::serve::wait_for("the backup-missed alert", || {
+        let all = p.run(&["--json", "alerts", "list"]).ok().json();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["rule"] == "backup-missed")
+            .cloned()
+    });
+    assert_eq!(alert["subject"], "db", "{alert}");
+    assert_eq!(alert["environment"], "staging", "{alert}");
+    let listed = p.run(&["backup", "list"]).ok().stdout;
+    assert!(listed.contains("schedule of db (* * * * *): the run of "), "{listed}");
+    assert!(listed.contains("failed"), "{listed}");
+    // /metrics says the same, one outcome at 1.
+    let outcomes = common::serve::wait_for("the backup outcome in /metrics", || {
+        let (_, text) = common::serve::get(port, "/metrics")?;
+        let m = common::serve::parse_metrics(&text);
+        let of = |o: &str| {
+            common::serve::value(
+                &m,
+                "rollway_backup_last_run",
+                &[("backup", "db"), ("environment", "staging"), ("outcome", o)],
+            )
+        };
+        let all: Vec<Option<f64>> = ["pending", "running", "completed", "failed", "missed"].map(of).to_vec();
+        (all[3] == Some(1.0)).then_some(all)
+    });
+    assert_eq!(outcomes, [Some(0.0), Some(0.0), Some(0.0), Some(1.0), Some(0.0)]);
+}

@@ -145,10 +145,25 @@ pub fn run(s: &Session, cmd: BackupCmd) -> Result<()> {
             s.printer.answer(&all);
             if all.is_empty() {
                 s.printer.line(Tone::Dim, "no backups");
-                return Ok(());
+            } else {
+                let rows: Vec<Vec<Cell>> = all.iter().map(row).collect();
+                s.printer.table(&HEADERS, &rows);
             }
-            let rows: Vec<Vec<Cell>> = all.iter().map(row).collect();
-            s.printer.table(&HEADERS, &rows);
+            // The schedules, for people: a missed or failed run stands out.
+            for st in rollway_app::backup::schedules(s, env.as_deref())? {
+                let (Some(at), Some(outcome)) = (st.occurrence, st.outcome) else {
+                    continue;
+                };
+                let word = serde_json::to_value(outcome)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let tone = if outcome.is_bad() { Tone::Bad } else { Tone::Dim };
+                s.printer.line(
+                    tone,
+                    format!("schedule of {} ({}): the run of {at} {word}", st.name, st.schedule),
+                );
+            }
         }
         BackupCmd::Show { id } => {
             let shown = rollway_app::backup::show(s, &id)?;
