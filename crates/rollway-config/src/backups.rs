@@ -1,10 +1,12 @@
 //! `[backups.NAME]` (OPERATIONS.md "Backups and restores"): what is backed
 //! up (a PostgreSQL database whose URL is a secret of the environment),
 //! where it runs, when (a cron schedule, checked here with the model's
-//! `croner` reader) and where the encrypted object is stored. This slice
-//! takes database backups on the deployer into a local directory; the
-//! other kinds, `run_on = "host"` and S3 storage are refused at load with
-//! a "not supported yet" error rather than accepted and ignored.
+//! `croner` reader) and where the encrypted object is stored. Database
+//! backups are taken on the deployer, media backups (a directory on each
+//! host of the environment, `path`) through the host agent, both into a
+//! local directory; kind config, `run_on = "host"` and S3 storage are
+//! refused at load with a "not supported yet" error rather than accepted
+//! and ignored.
 
 use rollway_model::maintenance::parse_cron;
 use rollway_model::status::BackupKind;
@@ -31,7 +33,7 @@ word_enum! {
 pub struct BackupConfig {
     /// The environment whose data this is; one of [environments].
     pub environment: String,
-    /// database (PostgreSQL through pg_dump -Fc); media and config are not supported yet.
+    /// database (PostgreSQL through pg_dump -Fc) or media (the directory `path` on each host); config is not supported yet.
     #[schemars(schema_with = "schema::backup_kind")]
     pub kind: BackupKind,
     /// deployer (default) or host (not supported yet).
@@ -46,6 +48,9 @@ pub struct BackupConfig {
     /// For kind database: the variable of the environment holding the PostgreSQL URL, e.g. "DATABASE_URL".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url_secret: Option<String>,
+    /// For kind media: the directory on each host, absolute or relative to the environment's root, e.g. "shared/uploads".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 fn default_run_on() -> RunOn {
@@ -77,12 +82,12 @@ pub(crate) fn read_backup(name: At<&str>, t: &mut Table<'_>, environments: &[&st
         t.require("kind", "add kind = \"database\"");
     }
     if let Some(k) = &kind
-        && k.v != BackupKind::Database
+        && !matches!(k.v, BackupKind::Database | BackupKind::Media)
     {
         cx.report(
             k.at,
             format!("{} \"{}\" is not supported yet", t.name("kind"), k.v),
-            "only kind = \"database\" (PostgreSQL) backups can be taken for now",
+            "only kind = \"database\" (PostgreSQL) and kind = \"media\" (a directory on each host) backups can be taken for now",
         );
     }
     let run_on = t.choice_at::<RunOn>("run_on");
@@ -127,12 +132,43 @@ pub(crate) fn read_backup(name: At<&str>, t: &mut Table<'_>, environments: &[&st
     }
     let url_secret = t.str_at("url_secret");
     match (&url_secret, kind.as_ref().map(|k| k.v)) {
+        (Some(u), Some(BackupKind::Media)) => cx.report(
+            u.at,
+            format!(
+                "{} is for kind database, and this backup is of kind media",
+                t.name("url_secret")
+            ),
+            "remove url_secret: a media backup reads the directory named by path",
+        ),
         (Some(u), _) => check_ident(cx, u, "url_secret"),
         (None, Some(BackupKind::Database)) => t.require(
             "url_secret",
             "add url_secret = \"DATABASE_URL\": the secret holding the database's URL",
         ),
         (None, _) => {}
+    }
+    let path = t.str_at("path");
+    match (&path, kind.as_ref().map(|k| k.v)) {
+        (None, Some(BackupKind::Media)) => t.require(
+            "path",
+            "add path = \"DIRECTORY\": the directory on each host, absolute or relative to the environment's root",
+        ),
+        (Some(p), Some(BackupKind::Media)) if p.v.trim().is_empty() => cx.report(
+            p.at,
+            format!("{} is empty", t.name("path")),
+            "name the directory on each host, e.g. path = \"shared/uploads\"",
+        ),
+        (Some(p), Some(BackupKind::Media)) if p.v.contains('\0') => cx.report(
+            p.at,
+            format!("{} contains a NUL byte", t.name("path")),
+            "name the directory on each host, e.g. path = \"shared/uploads\"",
+        ),
+        (Some(p), Some(k)) if k != BackupKind::Media => cx.report(
+            p.at,
+            format!("{} is for kind media, and this backup is of kind {k}", t.name("path")),
+            "remove path",
+        ),
+        _ => {}
     }
     Some(BackupConfig {
         environment: environment?.v,
@@ -141,5 +177,6 @@ pub(crate) fn read_backup(name: At<&str>, t: &mut Table<'_>, environments: &[&st
         schedule: schedule.map(|s| s.v),
         storage: storage?.v,
         url_secret: url_secret.map(|u| u.v),
+        path: path.map(|p| p.v),
     })
 }

@@ -33,6 +33,7 @@ fn backup_keys_read_to_their_values_or_defaults() {
                 schedule: None,
                 storage: "backups".into(),
                 url_secret: Some("DATABASE_URL".into()),
+                path: None,
             },
         ),
         (
@@ -44,6 +45,19 @@ fn backup_keys_read_to_their_values_or_defaults() {
                 schedule: Some("0 3 * * *".into()),
                 storage: "/var/backups/p".into(),
                 url_secret: Some("PG_URL".into()),
+                path: None,
+            },
+        ),
+        (
+            "[backups.db]\nenvironment = \"production\"\nkind = \"media\"\nstorage = \"backups\"\npath = \"shared/uploads\"\n",
+            BackupConfig {
+                environment: "production".into(),
+                kind: BackupKind::Media,
+                run_on: RunOn::Deployer,
+                schedule: None,
+                storage: "backups".into(),
+                url_secret: None,
+                path: Some("shared/uploads".into()),
             },
         ),
     ];
@@ -71,8 +85,24 @@ fn bad_backup_keys_are_located() {
             "rollway.toml:7:8: unknown backup kind 'tape' for backups.db.kind — use one of: database, media, config",
         ),
         (
+            "[backups.db]\nenvironment = \"production\"\nkind = \"config\"\nstorage = \"b\"\n",
+            "rollway.toml:7:8: backups.db.kind \"config\" is not supported yet — only kind = \"database\" (PostgreSQL) and kind = \"media\" (a directory on each host) backups can be taken for now",
+        ),
+        (
             "[backups.db]\nenvironment = \"production\"\nkind = \"media\"\nstorage = \"b\"\n",
-            "rollway.toml:7:8: backups.db.kind \"media\" is not supported yet — only kind = \"database\" (PostgreSQL) backups can be taken for now",
+            "rollway.toml:5:1: missing key 'path' in [backups.db] — add path = \"DIRECTORY\": the directory on each host, absolute or relative to the environment's root",
+        ),
+        (
+            "[backups.db]\nenvironment = \"production\"\nkind = \"media\"\nstorage = \"b\"\npath = \" \"\n",
+            "rollway.toml:9:8: backups.db.path is empty — name the directory on each host, e.g. path = \"shared/uploads\"",
+        ),
+        (
+            "[backups.db]\nenvironment = \"production\"\nkind = \"media\"\nstorage = \"b\"\npath = \"up\"\nurl_secret = \"DATABASE_URL\"\n",
+            "rollway.toml:10:14: backups.db.url_secret is for kind database, and this backup is of kind media — remove url_secret: a media backup reads the directory named by path",
+        ),
+        (
+            &format!("[backups.db]\n{ok}path = \"up\"\n"),
+            "rollway.toml:10:8: backups.db.path is for kind media, and this backup is of kind database — remove path",
         ),
         (
             &format!("[backups.db]\n{ok}run_on = \"host\"\n"),
@@ -100,7 +130,7 @@ fn bad_backup_keys_are_located() {
         ),
         (
             &format!("[backups.db]\n{ok}keep = 3\n"),
-            "rollway.toml:10:1: unknown key 'keep' in [backups.db] — remove it; the keys allowed here are environment, kind, run_on, schedule, storage, url_secret",
+            "rollway.toml:10:1: unknown key 'keep' in [backups.db] — remove it; the keys allowed here are environment, kind, run_on, schedule, storage, url_secret, path",
         ),
     ];
     for (text, expected) in cases {

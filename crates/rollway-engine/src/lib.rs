@@ -32,9 +32,10 @@ pub use agent::protocol::ManifestForm;
 pub use host::{HostError, HostSession, HostState, RunResult, ServiceOp, ServiceStatus, ShipStats};
 pub use hoststats::{CpuTimes, HostStats, cpu_percent};
 pub use target::archive::remember_manifest;
-pub use target::{AgentSession, LocalConnector, SessionOptions, SshConnector, SshTiming, Targets};
+pub use target::{AgentSession, LocalConnector, MediaError, SessionOptions, SshConnector, SshTiming, Targets};
 
 // The host side: the agent, Rollway's supervisor and the others, the exec wrapper.
+pub use agent::media::count as count_media_entries;
 pub use agent::{AgentError, serve as serve_agent};
 pub use exec::{ExecError, ExecSpec, exec as exec_wrapper, exec_service};
 pub use supervisor::{

@@ -15,6 +15,7 @@
 //! .rollway/svc/<service>/      supervisor state (see `crate::supervisor`)
 //! ```
 
+pub mod media;
 pub mod protocol;
 pub mod run;
 pub mod server;

@@ -23,7 +23,7 @@ use crate::probe::ProbeResult;
 use crate::supervisor::{LogChunk, LogCursor, ServiceSpec};
 
 /// Bumped on any incompatible change of the messages below.
-pub const PROTOCOL: u32 = 3;
+pub const PROTOCOL: u32 = 4;
 
 /// The largest JSON frame accepted (a manifest never travels as JSON).
 pub const MAX_MESSAGE: usize = 16 << 20;
@@ -146,6 +146,20 @@ pub enum Request {
         port: u16,
         timeout_ms: u64,
     },
+    /// Packs the directory `path` (absolute, or relative to ROOT) as a
+    /// zstd-compressed tar: answered by [`Response::Streaming`] and a data
+    /// stream, then [`Response::Packed`] (or an error, when packing broke
+    /// midway); refused up front with an error when it cannot start.
+    PackDir {
+        path: String,
+    },
+    /// Followed by a data stream of a zstd-compressed tar, unpacked into
+    /// the directory `path` (absolute, or relative to ROOT), which must be
+    /// missing or empty unless `force`. Answered by [`Response::Packed`].
+    UnpackDir {
+        path: String,
+        force: bool,
+    },
     /// Ends the conversation.
     Bye,
 }
@@ -247,6 +261,12 @@ pub enum Response {
     },
     Ran {
         result: crate::host::RunResult,
+    },
+    /// A data stream follows.
+    Streaming,
+    /// A directory packed or unpacked: its entries.
+    Packed {
+        entries: u64,
     },
     /// The request failed on the host; `message` says what and where.
     Error {

@@ -137,6 +137,35 @@ pub fn serve(root: &Path, input: impl Read, output: impl Write) -> Result<(), Ag
                         .unwrap_or_else(error),
                 }
             }
+            Request::UnpackDir { path, force } => {
+                let mut data = DataReader::new(&mut input);
+                let response = if agent.greeted {
+                    let dir = super::media::resolve(&agent.layout.root, &path);
+                    match super::media::unpack(&dir, force, &mut data) {
+                        Ok(entries) => Response::Packed { entries },
+                        Err(e) => error(format!("restore into {}: {e}", dir.display())),
+                    }
+                } else {
+                    not_greeted()
+                };
+                data.drain()?;
+                response
+            }
+            Request::PackDir { path } if agent.greeted => {
+                let dir = super::media::resolve(&agent.layout.root, &path);
+                if let Err(e) = fs::read_dir(&dir) {
+                    error(format!("cannot read the directory {}: {e}", dir.display()))
+                } else {
+                    send(&mut output, &Response::Streaming)?;
+                    let mut data = super::protocol::DataWriter::new(&mut output);
+                    let packed = super::media::pack(&dir, &mut data);
+                    data.finish()?;
+                    match packed {
+                        Ok(entries) => Response::Packed { entries },
+                        Err(e) => error(format!("backup of {}: {e}", dir.display())),
+                    }
+                }
+            }
             other if !agent.greeted => {
                 let _ = other;
                 not_greeted()
@@ -326,9 +355,12 @@ impl Agent {
             Request::Prune { keep, protect } => self
                 .prune(keep, &protect)
                 .map(|releases| Response::Removed { releases }),
-            Request::Hello { .. } | Request::Bye | Request::File { .. } | Request::Prepare { .. } => {
-                Err(String::from("request out of place"))
-            }
+            Request::Hello { .. }
+            | Request::Bye
+            | Request::File { .. }
+            | Request::Prepare { .. }
+            | Request::PackDir { .. }
+            | Request::UnpackDir { .. } => Err(String::from("request out of place")),
         }
     }
 

@@ -16,6 +16,16 @@ use crate::host::HostError;
 /// byte moving either way), beyond the request's own timeout.
 pub const DEFAULT_QUIET: Duration = Duration::from_secs(120);
 
+/// Why a media stream failed: on the host (or the connection), or on the
+/// deployer's side of it (writing the backup, reading it back).
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error(transparent)]
+    Host(#[from] HostError),
+    #[error("{0}")]
+    Local(io::Error),
+}
+
 /// Counts the bytes written through it.
 #[derive(Debug)]
 pub struct Counting<W> {
@@ -272,6 +282,66 @@ impl AgentClient {
         match self.receive(STEP)? {
             Response::Plan { full, delta, linked } => Ok((full, delta, linked)),
             other => Err(self.unexpected(STEP, &other)),
+        }
+    }
+
+    /// Streams the directory `path` on the host (absolute, or relative to
+    /// its root) as a zstd-compressed tar into `out`; returns its entries.
+    /// A failure of `out` is `Err(Ok(io error))` once the agent's stream was
+    /// read to its end (the conversation stays in step).
+    pub fn pack_dir(&mut self, path: &str, out: &mut dyn Write) -> Result<u64, MediaError> {
+        const STEP: &str = "backup";
+        match self.call(STEP, &Request::PackDir { path: path.to_owned() })? {
+            Response::Streaming => {}
+            other => return Err(self.unexpected(STEP, &other).into()),
+        }
+        // Bytes moving keep the watchdog quiet; a stalled agent still trips it.
+        self.dog.arm(self.quiet);
+        let mut data = protocol::DataReader::new(&mut self.reader);
+        let copied = io::copy(&mut data, out);
+        let drained = data.drain();
+        if let Err(e) = drained {
+            return Err(self.broken(STEP, &e).into());
+        }
+        if let Err(e) = copied {
+            // Either side may have failed: a broken agent stream was caught
+            // by the drain above, so this is the deployer's writer.
+            let _ = self.receive(STEP);
+            return Err(MediaError::Local(e));
+        }
+        match self.receive(STEP)? {
+            Response::Packed { entries } => Ok(entries),
+            other => Err(self.unexpected(STEP, &other).into()),
+        }
+    }
+
+    /// Sends a zstd-compressed tar from `input` to be unpacked into the
+    /// directory `path` on the host (missing or empty unless `force`);
+    /// returns its entries. A failure of `input` ends the stream early,
+    /// which the agent refuses, leaving the directory as it was.
+    pub fn unpack_dir(&mut self, path: &str, force: bool, input: &mut dyn Read) -> Result<u64, MediaError> {
+        const STEP: &str = "restore";
+        self.send(
+            STEP,
+            &Request::UnpackDir {
+                path: path.to_owned(),
+                force,
+            },
+        )?;
+        let mut data = self.data();
+        let copied = io::copy(input, &mut data);
+        // A local read failure must still end the stream, cut short so the
+        // agent's unpacking fails rather than accepts a partial tree.
+        if let Err(e) = data.finish() {
+            return Err(self.broken(STEP, &e).into());
+        }
+        let answer = self.receive(STEP)?;
+        if let Err(e) = copied {
+            return Err(MediaError::Local(e));
+        }
+        match answer {
+            Response::Packed { entries } => Ok(entries),
+            other => Err(self.unexpected(STEP, &other).into()),
         }
     }
 

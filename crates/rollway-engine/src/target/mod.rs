@@ -28,7 +28,7 @@ pub mod ssh;
 mod tests;
 pub mod watchdog;
 
-pub use client::AgentClient;
+pub use client::{AgentClient, MediaError};
 pub use local::LocalConnector;
 pub use ship::ShipPlan;
 pub use ssh::SshConnector;

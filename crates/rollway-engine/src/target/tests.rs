@@ -480,3 +480,34 @@ fn requests_before_hello_and_other_protocols_are_refused() {
     );
     assert!(crate::agent::protocol::recv::<Response>(&mut r).unwrap().is_none());
 }
+
+/// A media directory streams out of the agent and back into another
+/// directory through the protocol, and the conversation stays in step after
+/// refusals (a missing directory, a non-empty target, a corrupt stream).
+#[test]
+fn a_directory_streams_out_and_back_through_the_agent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let media = root.join("media");
+    fs::create_dir_all(media.join("sub")).unwrap();
+    fs::write(media.join("sub/f"), noise(3 << 20, 7)).unwrap();
+    symlink("sub/f", media.join("l")).unwrap();
+    let mut s = session(&root, SessionOptions::default());
+    let c = s.client();
+    let err = c.pack_dir("missing", &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+    let mut tar = Vec::new();
+    assert_eq!(c.pack_dir("media", &mut tar).unwrap(), 3);
+    assert_eq!(c.unpack_dir("copy", false, &mut &tar[..]).unwrap(), 3);
+    assert_eq!(fs::read(root.join("copy/sub/f")).unwrap(), noise(3 << 20, 7));
+    assert_eq!(fs::read_link(root.join("copy/l")).unwrap(), Path::new("sub/f"));
+    let err = c.unpack_dir("copy", false, &mut &tar[..]).unwrap_err();
+    assert!(err.to_string().contains("not empty"), "{err}");
+    let mut bad = tar.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    let target = tmp.path().join("abs");
+    assert!(c.unpack_dir(target.to_str().unwrap(), false, &mut &bad[..]).is_err());
+    assert!(!target.exists());
+    assert_eq!(c.unpack_dir(target.to_str().unwrap(), false, &mut &tar[..]).unwrap(), 3);
+}
