@@ -2,9 +2,12 @@
 //! first slice): `backup create NAME [--manual]`, `list`, `show`, `verify`,
 //! `prune [--dry-run]` and `restore ID [--to URL] [--force]`, for
 //! `[backups.NAME]` of kind database, taken on this machine into a local
-//! storage directory. The IO (pg_dump / pg_restore, age streams, the
-//! storage directory) is `rollway_ops::backup`'s; this module records every
-//! step through the model's tables, each with its event.
+//! storage directory, and of kind media: the directory `path` on each host
+//! of the environment, packed by its agent into a tar stream and stored the
+//! same way — one backup record per host, naming the host. The IO
+//! (pg_dump / pg_restore, age streams, the storage directory) is
+//! `rollway_ops::backup`'s, the tar streams the host agent's; this module
+//! records every step through the model's tables, each with its event.
 //!
 //! A backup whose process died is found through its lease: `create` holds
 //! the store lock `backup:ID` (renewed while the dump runs), and every
@@ -157,10 +160,28 @@ fn find(store: &dyn Store, prefix: &str) -> Result<Backup> {
 /// `rollway backup create NAME [--manual]`: dumps, encrypts, hashes and
 /// stores; the record goes in_progress → completed, or failed on any error.
 /// `at` (hidden, for tests and imports) records it as taken then.
-pub fn create(p: &Project, name: &str, manual: bool, at: Option<&str>) -> Result<Backup> {
+/// A media backup gives one record per host of its environment.
+pub fn create(p: &Project, name: &str, manual: bool, at: Option<&str>) -> Result<Vec<Backup>> {
     let (config, store) = p.open()?;
     let taken_at = parse_time("--at", at)?;
-    take(p, &config, &*store, name, manual, taken_at, None)
+    take_any(p, &config, &*store, name, manual, taken_at)
+}
+
+/// Takes `[backups.NAME]` of any kind: one backup, or one per host.
+fn take_any(
+    p: &Project,
+    config: &Config,
+    store: &dyn Store,
+    name: &str,
+    manual: bool,
+    taken_at: Option<Timestamp>,
+) -> Result<Vec<Backup>> {
+    let def = definition(p, config, name)?;
+    if def.kind == BackupKind::Media {
+        take_media(p, config, store, name, def, manual, taken_at)
+    } else {
+        take(p, config, store, name, manual, taken_at, None).map(|b| vec![b])
+    }
 }
 
 /// A `[backups.NAME]` schedule and what came of its latest occurrence.
@@ -215,7 +236,8 @@ pub struct ScheduledRun {
     pub name: String,
     /// The occurrence it ran for.
     pub due: Timestamp,
-    pub result: Result<Backup>,
+    /// One backup, or one per host for kind media.
+    pub result: Result<Vec<Backup>>,
 }
 
 /// One round of `serve`'s backup schedules: every `[backups.NAME]` with a
@@ -257,7 +279,7 @@ pub fn run_schedules(p: &Project, owner: &str) -> Result<Vec<ScheduledRun>> {
         // Under the lease, once more: another instance may have just run it.
         let now = store.clock().now();
         if let Some(due) = rollway_model::backup_schedule::due(expression, &tz, now, last_started(store)?) {
-            let result = take(p, &config, store, name, false, None, None);
+            let result = take_any(p, &config, store, name, false, None);
             out.push(ScheduledRun {
                 name: name.clone(),
                 due,
@@ -339,26 +361,8 @@ fn take(
             format!("backup {name} ({}) started into {}", b.id, dir.display()),
         )],
     )?;
-    let done = AtomicBool::new(false);
-    let result = std::thread::scope(|s| {
-        // The lease says the dump is alive; renewed at a third of its length.
-        s.spawn(|| {
-            let mut held = lock.clone();
-            let mut waited = Duration::ZERO;
-            while !done.load(Ordering::Acquire) {
-                std::thread::sleep(Duration::from_millis(200));
-                waited += Duration::from_millis(200);
-                if waited >= lease / 3 {
-                    waited = Duration::ZERO;
-                    if let Ok(l) = store.renew_lock(&held, lease) {
-                        held = l;
-                    }
-                }
-            }
-        });
-        let r = io::dump_database(&Tool::default(), &url, &dir, &file_name, &recipients);
-        done.store(true, Ordering::Release);
-        r
+    let result = renewing(store, &lock, lease, || {
+        io::dump_database(&Tool::default(), &url, &dir, &file_name, &recipients)
     });
     let finished = store.clock().now().max(taken_at);
     let out = match result {
@@ -395,6 +399,173 @@ fn take(
     };
     let _ = store.release_lock(&lock);
     out
+}
+
+/// Runs `work` while renewing `lock` at a third of `lease`: the lease says
+/// the backup is alive.
+fn renewing<T>(store: &dyn Store, lock: &rollway_model::Lock, lease: Duration, work: impl FnOnce() -> T) -> T {
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut held = lock.clone();
+            let mut waited = Duration::ZERO;
+            while !done.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(200));
+                waited += Duration::from_millis(200);
+                if waited >= lease / 3 {
+                    waited = Duration::ZERO;
+                    if let Ok(l) = store.renew_lock(&held, lease) {
+                        held = l;
+                    }
+                }
+            }
+        });
+        let r = work();
+        done.store(true, Ordering::Release);
+        r
+    })
+}
+
+/// Why one host's media backup failed: storing it, or on the host's side.
+enum MediaFailure {
+    Storage(BackupError),
+    Host(String),
+}
+
+impl From<BackupError> for MediaFailure {
+    fn from(e: BackupError) -> Self {
+        Self::Storage(e)
+    }
+}
+
+/// `[backups.NAME]` of kind media: for each host of the environment, its
+/// agent packs `path` (absolute, or relative to the host's root) into a
+/// tar stream that is encrypted and hashed into the storage directory as
+/// it arrives; one backup record per host, each completed or failed on its
+/// own. Fails (after trying every host) when any host failed.
+fn take_media(
+    p: &Project,
+    config: &Config,
+    store: &dyn Store,
+    name: &str,
+    def: &BackupConfig,
+    manual: bool,
+    taken_at: Option<Timestamp>,
+) -> Result<Vec<Backup>> {
+    settle_stale(store)?;
+    let path = def.path.as_deref().ok_or_else(|| {
+        Error::invalid(format_args!(
+            "backups.{name} is of kind media but names no path: add path = \"DIRECTORY\""
+        ))
+    })?;
+    let env = &def.environment;
+    let prepared = crate::deploy::prepare_checked(p, config, store, env, &Default::default(), false)?;
+    if prepared.hosts.is_empty() {
+        return Err(Error::invalid(format_args!(
+            "backups.{name}: environment {env} has no hosts to back up {path} from; add hosts to [environments.{env}]"
+        )));
+    }
+    let connector = crate::connect::connector(p, config, store, env)?;
+    let vault = p.vault(config, store)?;
+    let recipients = vault.recipients();
+    let dir = storage_dir(p, def)?;
+    let class = if manual {
+        BackupClass::Manual
+    } else {
+        BackupClass::Daily
+    };
+    let lease = crate::deploy::lease();
+    let mut out = Vec::new();
+    let mut failures = Vec::new();
+    for plan in &prepared.hosts {
+        let taken_at = taken_at.unwrap_or_else(|| store.clock().now());
+        let mut b = Backup::new(env, BackupKind::Media, class, "", taken_at);
+        let file_name = format!("{name}-{}.tar.zst.age", b.id);
+        b.location = io::object_path(&dir, &file_name).display().to_string();
+        b.name = name.to_owned();
+        b.host = Some(plan.name.clone());
+        b.path = Some(path.to_owned());
+        let lock = store.acquire_lock(&LockRequest {
+            name: lock_name(&b),
+            owner: p.operator(),
+            reason: format!("backup {name} of {}", plan.name),
+            deployment_id: None,
+            lease,
+        })?;
+        let b = store.insert_backup(
+            &b,
+            vec![event(
+                EventKind::BackupChanged,
+                Level::Info,
+                &b,
+                format!(
+                    "backup {name} ({}) of {path} on {} started into {}",
+                    b.id,
+                    plan.name,
+                    dir.display()
+                ),
+            )],
+        )?;
+        let result = renewing(store, &lock, lease, || {
+            let mut session = connector
+                .open(plan)
+                .map_err(|e| MediaFailure::Host(format!("cannot reach the host: {e}")))?;
+            io::store_stream(&dir, &file_name, &recipients, |w| {
+                session.client().pack_dir(path, w).map(|_| ()).map_err(|e| match e {
+                    rollway_engine::MediaError::Host(h) => MediaFailure::Host(h.to_string()),
+                    rollway_engine::MediaError::Local(source) => MediaFailure::Storage(BackupError::Io {
+                        what: "write the backup to",
+                        path: dir.clone(),
+                        source,
+                    }),
+                })
+            })
+        });
+        let finished = store.clock().now().max(taken_at);
+        match result {
+            Ok(stored) => out.push(store.update_backup(b.id, &mut |x| {
+                x.complete(stored.sha256.clone(), stored.size, finished)?;
+                Ok(vec![event(
+                    EventKind::BackupChanged,
+                    Level::Info,
+                    x,
+                    format!(
+                        "backup {name} ({}) of {path} on {} completed: {} bytes, sha256 {}",
+                        x.id, plan.name, stored.size, stored.sha256
+                    ),
+                )])
+            })?),
+            Err(e) => {
+                let reason = match e {
+                    MediaFailure::Storage(e) => failed(e, p),
+                    MediaFailure::Host(s) => p.masks().mask(&s),
+                };
+                store.update_backup(b.id, &mut |x| {
+                    x.fail(reason.clone(), finished)?;
+                    Ok(vec![event(
+                        EventKind::BackupChanged,
+                        Level::Error,
+                        x,
+                        format!("backup {name} ({}) of {path} on {} failed: {reason}", x.id, plan.name),
+                    )])
+                })?;
+                failures.push(format!("on {} ({}): {reason}", plan.name, b.id));
+            }
+        }
+        let _ = store.release_lock(&lock);
+    }
+    if !failures.is_empty() {
+        return Err(Error::failed(format_args!(
+            "backup {name} of {path} failed {}; nothing was stored for {}; check the host and the directory, then take it again",
+            failures.join("; "),
+            if failures.len() == 1 {
+                "that host"
+            } else {
+                "those hosts"
+            }
+        )));
+    }
+    Ok(out)
 }
 
 /// `rollway backup list [--env ENV]`: newest first.
@@ -527,8 +698,9 @@ fn restore_test(
 }
 
 /// Checks a backup: recorded completed, size and SHA-256 of the stored
-/// bytes, decryption with the local identity, `pg_restore --list`. Every
-/// problem found, or the number of archive entries.
+/// bytes, decryption with the local identity, `pg_restore --list` (a media
+/// backup's tar read to its end). Every problem found, or the number of
+/// archive entries.
 fn check(
     p: &Project,
     config: &Config,
@@ -543,7 +715,17 @@ fn check(
     };
     let path = Path::new(&b.location);
     let mut problems = io::verify_object(path, b.size_bytes, sha).map_err(|e| Error::failed(failed(e, p)))?;
-    if path.exists() {
+    if path.exists() && b.kind == BackupKind::Media {
+        let vault = p.vault(config, store)?;
+        let read = io::with_decrypted(path, vault.identities(), |r| rollway_engine::count_media_entries(r))
+            .map_err(|e| Error::failed(failed(e, p)))?;
+        match read {
+            Ok(Ok(entries)) if problems.is_empty() => return Ok(Ok(entries as usize)),
+            Ok(Ok(_)) => {}
+            Ok(Err(why)) => problems.push(format!("it does not decrypt into a readable tar stream: {why}")),
+            Err(why) => problems.push(format!("it does not decrypt: {}", p.masks().mask(&why))),
+        }
+    } else if path.exists() {
         let vault = p.vault(config, store)?;
         match io::list_archive(&Tool::default(), path, vault.identities()).map_err(|e| Error::failed(failed(e, p)))? {
             Ok(entries) if problems.is_empty() => return Ok(Ok(entries)),
@@ -574,6 +756,12 @@ fn does_not_verify(b: &Backup, problems: &[String], then: &str) -> Error {
 pub fn verify(p: &Project, id: &str, restore: bool) -> Result<Verified> {
     let (config, store) = p.open()?;
     let b = find(&*store, id)?;
+    if restore && b.kind != BackupKind::Database {
+        return Err(Error::invalid(format_args!(
+            "--restore-test restores database backups, and backup {} is of kind {}: verify it without --restore-test, or restore it into a new directory with `rollway restore {} --to PATH`",
+            b.id, b.kind, b.id
+        )));
+    }
     let mut tested = None;
     let mut verdict = check(p, &config, &*store, &b)?;
     if restore && verdict.is_ok() {
@@ -612,10 +800,21 @@ pub fn verify(p: &Project, id: &str, restore: bool) -> Result<Verified> {
 /// `rollway restore ID [--to URL] [--force]`: verifies first (a backup that
 /// does not verify fails the job and leaves the target untouched), refuses
 /// a non-empty target without `force`, then restores in one transaction.
-pub fn restore(p: &Project, id: &str, to: Option<&str>, force: bool) -> Result<Restore> {
+/// For a media backup, `to` is the directory and `host` the host of its
+/// environment to unpack into (default: the backup's own).
+pub fn restore(p: &Project, id: &str, to: Option<&str>, host: Option<&str>, force: bool) -> Result<Restore> {
     let (config, store) = p.open()?;
     let store = &*store;
     let b = find(store, id)?;
+    if b.kind == BackupKind::Media {
+        return restore_media(p, &config, store, &b, to, host, force);
+    }
+    if let Some(h) = host {
+        return Err(Error::invalid(format_args!(
+            "--host {h}: backup {} is of kind {}, restored through its database URL, not on a host; drop --host",
+            b.id, b.kind
+        )));
+    }
     let url = match to {
         Some(u) => u.to_owned(),
         None => {
@@ -704,6 +903,130 @@ pub fn restore(p: &Project, id: &str, to: Option<&str>, force: bool) -> Result<R
     }
 }
 
+/// The restore job's event for one of its steps.
+fn restore_step(p: &Project, job: &Restore, level: Level, message: String) -> NewEvent {
+    NewEvent::new(EventKind::RestoreStep, level, message)
+        .environment(job.environment.clone())
+        .operator(p.operator())
+        .data(json!({ "restore_id": job.id.to_string(), "backup_id": job.backup_id.to_string(), "status": job.status().as_str() }))
+}
+
+/// A media backup restored through a host's agent: verified first (a
+/// backup that does not verify fails the job and touches nothing), then
+/// its decrypted tar streamed to the agent, which unpacks it beside the
+/// target and moves it in only when complete (refusing a non-empty target
+/// without `force`).
+fn restore_media(
+    p: &Project,
+    config: &Config,
+    store: &dyn Store,
+    b: &Backup,
+    to: Option<&str>,
+    host: Option<&str>,
+    force: bool,
+) -> Result<Restore> {
+    let host = host.or(b.host.as_deref()).ok_or_else(|| {
+        Error::invalid(format_args!(
+            "backup {} names no host: pass --host HOST, one of environment {}'s hosts",
+            b.id, b.environment
+        ))
+    })?;
+    let path = to.or(b.path.as_deref()).ok_or_else(|| {
+        Error::invalid(format_args!(
+            "backup {} names no directory: pass --to PATH, the directory on {host} to restore into",
+            b.id
+        ))
+    })?;
+    let env = &b.environment;
+    let prepared = crate::deploy::prepare_checked(p, config, store, env, &Default::default(), false)?;
+    let Some(plan) = prepared.hosts.iter().find(|h| h.name == host) else {
+        let names: Vec<&str> = prepared.hosts.iter().map(|h| h.name.as_str()).collect();
+        return Err(Error::invalid(format_args!(
+            "environment {env} has no host {host}: its hosts are {}; pass one with --host",
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
+        )));
+    };
+    let now = store.clock().now();
+    let mut job = Restore::new(env, b.id, now);
+    job.target = format!("{host}:{path}");
+    let job = store.insert_restore(
+        &job,
+        vec![restore_step(
+            p,
+            &job,
+            Level::Info,
+            format!("restore {} of backup {} into {} created", job.id, b.id, job.target),
+        )],
+    )?;
+    let end = |status: RestoreStatus, level: Level, message: String| -> Result<Restore> {
+        let at = store.clock().now().max(job.started_at);
+        Ok(store.update_restore(job.id, &mut |r| {
+            r.transition(status, at)?;
+            if status == RestoreStatus::Failed {
+                r.notes = Some(message.clone());
+            }
+            Ok(vec![restore_step(p, r, level, message.clone())])
+        })?)
+    };
+    if let Err(problems) = check(p, config, store, b)? {
+        let e = does_not_verify(
+            b,
+            &problems,
+            &format!("; restore {} refused, the target was not touched", job.id),
+        );
+        end(RestoreStatus::Failed, Level::Error, e.to_string())?;
+        return Err(e);
+    }
+    end(
+        RestoreStatus::Running,
+        Level::Info,
+        format!("backup {} verified; restoring into {}", b.id, job.target),
+    )?;
+    let vault = p.vault(config, store)?;
+    let connector = crate::connect::connector(p, config, store, env)?;
+    let unpacked = connector
+        .open(plan)
+        .map_err(|e| format!("cannot reach {host}: {e}"))
+        .and_then(|mut session| {
+            match io::with_decrypted(Path::new(&b.location), vault.identities(), |r| {
+                session.client().unpack_dir(path, force, r)
+            }) {
+                Ok(Ok(Ok(entries))) => Ok(entries),
+                Ok(Ok(Err(e))) => Err(e.to_string()),
+                Ok(Err(why)) => Err(format!("it does not decrypt: {why}")),
+                Err(e) => Err(failed(e, p)),
+            }
+        });
+    match unpacked {
+        Ok(entries) => end(
+            RestoreStatus::Success,
+            Level::Info,
+            format!(
+                "restore {} of backup {} into {} succeeded: {entries} entries",
+                job.id, b.id, job.target
+            ),
+        ),
+        Err(why) => {
+            let why = p.masks().mask(&why);
+            let hint = if why.contains("not empty") {
+                "restore into a new directory with --to PATH, or pass --force to replace it"
+            } else {
+                "the tree is unpacked beside the target and moved in only when complete, so the target is as it was"
+            };
+            let message = format!("restore {} of backup {} failed: {why}; {hint}", job.id, b.id);
+            end(RestoreStatus::Failed, Level::Error, message.clone())?;
+            if why.contains("not empty") {
+                return Err(Error::new(Code::Conflict, anyhow::anyhow!(message)));
+            }
+            Err(Error::failed(message))
+        }
+    }
+}
+
 /// A backup retention keeps, with the classes that keep it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Kept {
@@ -728,11 +1051,12 @@ pub fn prune(p: &Project, dry_run: bool, now: Option<&str>) -> Result<PruneRepor
     let store = &*store;
     settle_stale(store)?;
     let now = parse_time("--now", now)?.unwrap_or_else(|| store.clock().now());
-    let mut groups: BTreeMap<(String, String), Vec<Backup>> = BTreeMap::new();
+    // A media backup's hosts each keep their own history.
+    let mut groups: BTreeMap<(String, String, Option<String>), Vec<Backup>> = BTreeMap::new();
     for b in store.backups(None)? {
         if b.status() == BackupStatus::Completed {
             groups
-                .entry((b.environment.clone(), b.name.clone()))
+                .entry((b.environment.clone(), b.name.clone(), b.host.clone()))
                 .or_default()
                 .push(b);
         }
@@ -742,7 +1066,7 @@ pub fn prune(p: &Project, dry_run: bool, now: Option<&str>) -> Result<PruneRepor
         kept: Vec::new(),
         expired: Vec::new(),
     };
-    for ((env, _), list) in groups {
+    for ((env, _, _), list) in groups {
         let tz = if config.environments.contains_key(&env) {
             crate::uptime::zone(&config, &env)?.0
         } else {

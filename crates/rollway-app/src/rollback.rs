@@ -319,7 +319,7 @@ pub fn rollback(p: &Project, req: RollbackRequest, progress: &dyn Progress) -> R
         // The database first: when it cannot be restored, the release
         // stays as it is (the app and its schema still match).
         let b = restore_point(&*store, &req.env, &target)?;
-        let job = crate::backup::restore(p, &b.id.to_string(), None, true)?;
+        let job = crate::backup::restore(p, &b.id.to_string(), None, None, true)?;
         progress.step(
             None,
             &format!(

@@ -932,10 +932,14 @@ async fn run_backup_schedules(
                 events.backup_schedules(&states);
                 for r in runs {
                     match r.result {
-                        Ok(b) => events.backed_up(&format!(
-                            "scheduled backup {} ({}) of {} completed: {} bytes",
-                            r.name, b.id, r.due, b.size_bytes
-                        )),
+                        Ok(all) => {
+                            for b in all {
+                                events.backed_up(&format!(
+                                    "scheduled backup {} ({}) of {} completed: {} bytes",
+                                    r.name, b.id, r.due, b.size_bytes
+                                ));
+                            }
+                        }
                         Err(e) => events.problem(
                             "backups",
                             &format!("scheduled backup {} of {} failed: {e}", r.name, r.due),

@@ -2,10 +2,13 @@
 //! slice): the machine's real PostgreSQL (a fresh database per test,
 //! dropped after), real `pg_dump` / `pg_restore`, and Debian's `age` CLI
 //! reading what Rollway stored. Each test runs on a SQLite store; the
-//! database backed up is always PostgreSQL.
+//! database backed up is always PostgreSQL. Media backups (a directory on
+//! each host, through the agent) go through a `local` host and a real sshd.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "support/sshd.rs"]
+mod sshd;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -836,4 +839,173 @@ fn missed_and_failed_scheduled_backups_are_listed_and_alerted() {
         (all[3] == Some(1.0)).then_some(all)
     });
     assert_eq!(outcomes, [Some(0.0), Some(0.0), Some(0.0), Some(1.0), Some(0.0)]);
+}
+
+// ---- media backups ----
+
+/// A project whose `staging` has one host — `local`, or behind `ssh` —
+/// with its root under the project, and `[backups.media]` of `shared/uploads`.
+fn media_project(ssh: Option<&sshd::Sshd>) -> (Project, PathBuf) {
+    let p = Project::new(Backend::Sqlite);
+    let root = p.path().join("srv");
+    let mut config = common::deploy::Config::local("media", common::free_port(), &root);
+    if let Some(s) = ssh {
+        config.ssh_config = Some(s.client_config.clone());
+        config.hosts = vec![common::deploy::Config::ssh_host(&s.host_name(), &root, config.port)];
+    }
+    config.sections = "[backups.media]\nenvironment = \"staging\"\nkind = \"media\"\nstorage = \"backups\"\npath = \"shared/uploads\"\n\n".to_owned();
+    p.write("rollway.toml", &config.toml());
+    p.run(&["secrets", "init"]).ok();
+    (p, root.join("shared/uploads"))
+}
+
+/// Nested directories, a 0755 script, a 0600 file, an empty file, a
+/// symlink inside the tree and non-ASCII names; its entries.
+fn media_tree(dir: &Path) -> u64 {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    std::fs::create_dir_all(dir.join("2026/12/thumbs")).unwrap();
+    std::fs::write(
+        dir.join("2026/12/photo.jpg"),
+        (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("2026/12/thumbs/small.jpg"), b"thumb").unwrap();
+    std::fs::write(dir.join("run.sh"), "#!/bin/sh\necho hi\n").unwrap();
+    mode(&dir.join("run.sh"), 0o755);
+    std::fs::write(dir.join("private.key"), "secret").unwrap();
+    mode(&dir.join("private.key"), 0o600);
+    std::fs::write(dir.join("empty"), "").unwrap();
+    std::fs::write(dir.join("Zoë Ångström — 李小龙.txt"), "ünïcödé").unwrap();
+    symlink("2026/12/photo.jpg", dir.join("latest.jpg")).unwrap();
+    // 2026, 12, thumbs, photo, small, run.sh, private.key, empty, the non-ASCII file, the link.
+    10
+}
+
+/// Every path under `dir` with its kind, mode and contents or link target.
+fn tree(dir: &Path) -> Vec<(String, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let mode = meta.permissions().mode() & 0o7777;
+            if meta.file_type().is_symlink() {
+                out.push((rel, format!("link -> {}", std::fs::read_link(&path).unwrap().display())));
+            } else if meta.is_dir() {
+                out.push((rel, format!("dir {mode:o}")));
+                walk(root, &path, out);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                out.push((rel, format!("file {mode:o} {} {:x}", bytes.len(), md5sum(&bytes))));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// A cheap content fingerprint (FNV-1a) for comparing trees.
+fn md5sum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Backs the tree up, verifies it, restores it into a new directory and
+/// compares; refuses the non-empty original without --force and replaces
+/// it with; then a flipped byte fails verify and leaves a restore target
+/// untouched.
+fn media_round_trip(ssh: Option<&sshd::Sshd>) {
+    let (p, uploads) = media_project(ssh);
+    let entries = media_tree(&uploads);
+    let original = tree(&uploads);
+
+    let created = p.run(&["--json", "backup", "create", "media"]).ok().json();
+    let all = created.as_array().unwrap();
+    assert_eq!(all.len(), 1, "one backup per host: {created:#}");
+    let b = &all[0];
+    assert_eq!(b["lifecycle"]["status"], "completed", "{b}");
+    assert_eq!(b["kind"], "media", "{b}");
+    assert_eq!(b["path"], "shared/uploads", "{b}");
+    let host = b["host"].as_str().unwrap().to_owned();
+    if ssh.is_none() {
+        assert_eq!(host, "local");
+    }
+    let id = id(b);
+    let path = object(b);
+    assert!(path.starts_with(p.path().join("backups")), "{}", path.display());
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        b["size_bytes"].as_u64().unwrap()
+    );
+    let sum = Command::new("sha256sum").arg(&path).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&sum.stdout).split_whitespace().next(),
+        b["checksum"].as_str()
+    );
+    // Encrypted: the clear file contents are nowhere in the object.
+    let stored = std::fs::read(&path).unwrap();
+    assert!(
+        !stored.windows(6).any(|w| w == b"secret"),
+        "the object is not encrypted"
+    );
+
+    let v = p.run(&["--json", "backup", "verify", &id]).ok().json();
+    assert_eq!(v["entries"].as_u64(), Some(entries), "{v}");
+
+    // Into a new directory (absolute): the same tree.
+    let copy = p.path().join("restored/uploads");
+    let r = p
+        .run(&["--json", "restore", &id, "--to", copy.to_str().unwrap()])
+        .ok()
+        .json();
+    assert_eq!(
+        r["lifecycle"]["status"].as_str().or(r["status"].as_str()),
+        Some("success"),
+        "{r}"
+    );
+    assert_eq!(tree(&copy), original);
+
+    // Its own directory is not empty: refused without --force, replaced with.
+    std::fs::write(uploads.join("added later"), "x").unwrap();
+    let refused = p.run(&["restore", &id]);
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(refused.stderr.contains("not empty"), "{}", refused.stderr);
+    assert!(
+        uploads.join("added later").exists(),
+        "a refused restore changes nothing"
+    );
+    p.run(&["restore", &id, "--force", "--host", &host]).ok();
+    assert_eq!(tree(&uploads), original);
+
+    // A flipped byte: verify names the damage, a restore refuses and
+    // leaves its target as it was.
+    flip(&path);
+    let bad = p.run(&["backup", "verify", &id]);
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stderr.contains("does not verify"), "{}", bad.stderr);
+    let target = p.path().join("never");
+    let refused = p.run(&["restore", &id, "--to", target.to_str().unwrap()]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused.stderr.contains("the target was not touched"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!target.exists());
+}
+
+#[test]
+fn a_media_directory_round_trips_through_a_local_host() {
+    media_round_trip(None);
+}
+
+#[test]
+fn a_media_directory_round_trips_through_an_ssh_host() {
+    let ssh = sshd::Sshd::start();
+    media_round_trip(Some(&ssh));
 }

@@ -64,6 +64,13 @@ pub struct Backup {
     /// Why it failed (masked by the store).
     #[serde(default)]
     pub failure: Option<String>,
+    /// For a media backup: the host whose directory it holds (one backup
+    /// per host of the environment). Absent from older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// For a media backup: the directory on that host, as configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 impl Backup {
@@ -94,6 +101,8 @@ impl Backup {
             deployment_id: None,
             finished_at: None,
             failure: None,
+            host: None,
+            path: None,
         }
     }
 

@@ -4,7 +4,8 @@
 //! on their way into a local storage directory, streamed in chunks —
 //! never a whole copy in memory or a clear copy on disk; checked again
 //! (size, SHA-256, decryption, `pg_restore --list`) and restored through
-//! `pg_restore`.
+//! `pg_restore`. Media backups (a directory packed by a host agent) go
+//! into the same storage the same way (`media.rs`).
 //!
 //! Invariants:
 //! - An object appears under its final name only complete: it is written
@@ -17,6 +18,7 @@
 //! - A database URL's password never reaches a command line: it travels in
 //!   `PGPASSWORD`.
 
+mod media;
 mod pg;
 mod storage;
 
@@ -26,6 +28,7 @@ use std::path::PathBuf;
 use rollway_model::Sha256Digest;
 use sha2::{Digest, Sha256};
 
+pub use media::{store_stream, with_decrypted};
 pub use pg::{
     Contents, Tool, archive_contents, database_contents, database_is_empty, differences, dump_database, list_archive,
     psql, restore_database, with_database,

@@ -1,10 +1,10 @@
 //! `rollway backup create|list|show|verify|prune` and `rollway restore`:
-//! database backups of `[backups.NAME]`, age-encrypted into a local
-//! storage directory, verified and restored through restore jobs.
+//! database and media backups of `[backups.NAME]`, age-encrypted into a
+//! local storage directory, verified and restored through restore jobs.
 
 use clap::{Args, Subcommand};
 use rollway_app::Result;
-use rollway_app::model::status::{BackupStatus, RestoreStatus};
+use rollway_app::model::status::{BackupKind, BackupStatus, RestoreStatus};
 use rollway_app::model::{Backup, Restore};
 
 use crate::output::{Cell, Tone, cell};
@@ -30,7 +30,7 @@ pub enum BackupCmd {
     },
     /// One backup (by id or a unique prefix) with its restore jobs.
     Show { id: String },
-    /// Check a backup: SHA-256 of the stored bytes, decryption, pg_restore --list.
+    /// Check a backup: SHA-256 of the stored bytes, decryption, pg_restore --list (media: the tar read through).
     Verify {
         id: String,
         /// Also restore it into a scratch database on its server (dropped
@@ -53,9 +53,13 @@ pub enum BackupCmd {
 pub struct RestoreArgs {
     /// The backup: its id or a unique prefix.
     pub id: String,
-    /// The database to restore into (default: the backup's own URL secret).
-    #[arg(long, value_name = "URL")]
+    /// The database to restore into (default: the backup's own URL secret);
+    /// for a media backup, the directory on the host (default: the backup's own path).
+    #[arg(long, value_name = "URL|PATH")]
     pub to: Option<String>,
+    /// For a media backup: the host to restore onto (default: the one it was taken on).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
     /// Restore into a database that is not empty, replacing what the backup holds.
     #[arg(long)]
     pub force: bool,
@@ -127,18 +131,26 @@ fn fields(s: &Session, b: &Backup) {
 pub fn run(s: &Session, cmd: BackupCmd) -> Result<()> {
     match cmd {
         BackupCmd::Create { name, manual, at } => {
-            let b = rollway_app::backup::create(s, &name, manual, at.as_deref())?;
-            s.printer.answer(&b);
-            s.printer.line(
-                Tone::Good,
-                format!(
-                    "backup {} of {} completed: {} bytes, sha256 {}",
-                    b.id,
-                    b.name,
-                    b.size_bytes,
-                    b.checksum.as_ref().map(ToString::to_string).unwrap_or_default()
-                ),
-            );
+            let all = rollway_app::backup::create(s, &name, manual, at.as_deref())?;
+            // A database backup answers one object; a media backup a list,
+            // one per host.
+            match all.as_slice() {
+                [b] if b.kind == BackupKind::Database => s.printer.answer(b),
+                _ => s.printer.answer(&all),
+            }
+            for b in &all {
+                let on = b.host.as_ref().map(|h| format!(" on {h}")).unwrap_or_default();
+                s.printer.line(
+                    Tone::Good,
+                    format!(
+                        "backup {} of {}{on} completed: {} bytes, sha256 {}",
+                        b.id,
+                        b.name,
+                        b.size_bytes,
+                        b.checksum.as_ref().map(ToString::to_string).unwrap_or_default()
+                    ),
+                );
+            }
         }
         BackupCmd::List { env } => {
             let all = rollway_app::backup::list(s, env.as_deref())?;
@@ -193,10 +205,17 @@ pub fn run(s: &Session, cmd: BackupCmd) -> Result<()> {
             s.printer.answer(&v);
             s.printer.line(
                 Tone::Good,
-                format!(
-                    "backup {} of {} verified: sha256 matches, it decrypts, pg_restore lists {} entries",
-                    v.backup.id, v.backup.name, v.entries
-                ),
+                if v.backup.kind == BackupKind::Media {
+                    format!(
+                        "backup {} of {} verified: sha256 matches, it decrypts, its tar reads through ({} entries)",
+                        v.backup.id, v.backup.name, v.entries
+                    )
+                } else {
+                    format!(
+                        "backup {} of {} verified: sha256 matches, it decrypts, pg_restore lists {} entries",
+                        v.backup.id, v.backup.name, v.entries
+                    )
+                },
             );
             if let Some(t) = &v.restore_test {
                 s.printer.line(
@@ -256,7 +275,7 @@ pub fn run(s: &Session, cmd: BackupCmd) -> Result<()> {
 }
 
 pub fn restore(s: &Session, args: RestoreArgs) -> Result<()> {
-    let r = rollway_app::backup::restore(s, &args.id, args.to.as_deref(), args.force)?;
+    let r = rollway_app::backup::restore(s, &args.id, args.to.as_deref(), args.host.as_deref(), args.force)?;
     s.printer.answer(&r);
     s.printer.line(
         Tone::Good,
