@@ -921,6 +921,20 @@ fn md5sum(bytes: &[u8]) -> u64 {
 /// untouched.
 fn media_round_trip(ssh: Option<&sshd::Sshd>) {
     let (p, uploads) = media_project(ssh);
+    // No directory yet: a failed record naming the host, nothing stored.
+    let missing = p.run(&["backup", "create", "media"]);
+    assert_eq!(missing.code, 1, "{missing:?}");
+    assert!(missing.stderr.contains("shared/uploads"), "{}", missing.stderr);
+    let listed = p.run(&["--json", "backup", "list"]).ok().json();
+    assert_eq!(listed[0]["lifecycle"]["status"], "failed", "{listed}");
+    assert!(
+        listed[0]["failure"]
+            .as_str()
+            .unwrap()
+            .contains("cannot read the directory"),
+        "{listed}"
+    );
+    assert_eq!(stored_names(&p), Vec::<String>::new());
     let entries = media_tree(&uploads);
     let original = tree(&uploads);
 
@@ -954,6 +968,12 @@ fn media_round_trip(ssh: Option<&sshd::Sshd>) {
         "the object is not encrypted"
     );
 
+    let shown = p.run(&["backup", "show", &id]).ok();
+    assert!(
+        shown.stdout.contains(&format!("{host}:shared/uploads")),
+        "{}",
+        shown.stdout
+    );
     let v = p.run(&["--json", "backup", "verify", &id]).ok().json();
     assert_eq!(v["entries"].as_u64(), Some(entries), "{v}");
 

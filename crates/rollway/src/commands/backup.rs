@@ -109,6 +109,11 @@ fn row(b: &Backup) -> Vec<Cell> {
 const HEADERS: [&str; 7] = ["ID", "STATUS", "ENV", "NAME", "CLASS", "BYTES", "CREATED"];
 
 fn fields(s: &Session, b: &Backup) {
+    // A media backup's host and directory stand where a database's name does.
+    let source = match (&b.host, &b.path) {
+        (Some(h), Some(p)) => ("directory", Cell::from(format!("{h}:{p}"))),
+        _ => ("database", opt(b.database_name.clone())),
+    };
     s.printer.fields(&[
         ("id", Cell::from(b.id.to_string())),
         ("status", status_cell(b)),
@@ -116,7 +121,7 @@ fn fields(s: &Session, b: &Backup) {
         ("name", Cell::from(b.name.clone())),
         ("kind", Cell::from(b.kind.as_str())),
         ("class", Cell::from(b.class.as_str())),
-        ("database", opt(b.database_name.clone())),
+        source,
         ("location", Cell::from(b.location.clone())),
         ("bytes", Cell::from(b.size_bytes.to_string())),
         ("sha256", opt(b.checksum.as_ref().map(ToString::to_string))),
