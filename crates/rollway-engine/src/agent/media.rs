@@ -3,8 +3,9 @@
 //! travels as a data stream, and unpacks such a stream into a directory.
 //!
 //! Packing walks the tree itself and never follows a symlink (a link is
-//! stored as a link), streaming each file so a large one is never held in
-//! memory. Unpacking treats the stream as hostile: every path must be
+//! stored as a link; one that leads out of the tree fails the backup, since
+//! no restore could recreate it), streaming each file so a large one is
+//! never held in memory. Unpacking treats the stream as hostile: every path must be
 //! plain relative components, a link must resolve inside the target, no
 //! entry is written through a link, and the tree is built in a staging
 //! directory beside the target that replaces it only once complete.
@@ -71,6 +72,17 @@ fn walk<W: Write>(b: &mut tar::Builder<W>, dir: &Path, rel: &Path, entries: &mut
             walk(b, &path, &rel, entries)?;
         } else if ft.is_symlink() {
             let target = fs::read_link(&path).map_err(io_err)?;
+            // A link out of the tree could not be restored (unpacking
+            // refuses it): fail now rather than keep a backup that cannot
+            // come back.
+            if !link_stays_inside(rel.components().count() - 1, &target) {
+                return Err(format!(
+                    "{} links to '{}', outside {}; a restore could not recreate it: make the link relative within the directory, or remove it",
+                    path.display(),
+                    target.display(),
+                    dir.display()
+                ));
+            }
             header.set_entry_type(tar::EntryType::Symlink);
             header.set_size(0);
             b.append_link(&mut header, &rel, &target).map_err(io_err)?;
@@ -343,6 +355,12 @@ mod tests {
         assert_eq!(fs::read_to_string(dst.join("été.txt")).unwrap(), "ü");
         assert_eq!(fs::read_link(dst.join("a/link")).unwrap(), Path::new("../secret"));
         assert_eq!(fs::read(dst.join("empty")).unwrap(), b"");
+        // A link out of the tree fails the backup, naming it.
+        let out = tmp.path().join("out");
+        fs::create_dir_all(out.join("d")).unwrap();
+        symlink("../../src", out.join("d/up")).unwrap();
+        let err = pack(&out, io::sink()).unwrap_err();
+        assert!(err.contains("d/up") && err.contains("outside"), "{err}");
         // Not empty now: refused without force, replaced with it.
         let err = unpack(&dst, false, &bytes[..]).unwrap_err();
         assert!(err.contains("not empty"), "{err}");

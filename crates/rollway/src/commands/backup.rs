@@ -54,7 +54,8 @@ pub struct RestoreArgs {
     /// The backup: its id or a unique prefix.
     pub id: String,
     /// The database to restore into (default: the backup's own URL secret);
-    /// for a media backup, the directory on the host (default: the backup's own path).
+    /// for a media backup, the directory on the host, absolute or relative to its root
+    /// (default: the backup's own path).
     #[arg(long, value_name = "URL|PATH")]
     pub to: Option<String>,
     /// For a media backup: the host to restore onto (default: the one it was taken on).
