@@ -246,9 +246,10 @@ pub struct ScheduledRun {
 /// (`rollway_model::backup_schedule`) — is taken now. Instances sharing a
 /// PostgreSQL store take turns through the `backup-schedule:NAME` lease
 /// and look again under it, so an occurrence runs once.
-pub fn run_schedules(p: &Project, owner: &str) -> Result<Vec<ScheduledRun>> {
-    let (config, store) = p.open()?;
-    let store = &*store;
+pub fn run_schedules(p: &Project, store: &dyn Store, owner: &str) -> Result<Vec<ScheduledRun>> {
+    // `serve`'s own store: a second one opened inside serve stalls its
+    // sample writer on SQLite.
+    let config = p.config()?;
     let mut out = Vec::new();
     for (name, def) in &config.backups {
         let Some(expression) = &def.schedule else { continue };

@@ -367,6 +367,7 @@ impl Prepared {
         )));
         tasks.push(tokio::spawn(run_backup_schedules(
             self.windows.project.clone(),
+            self.store.clone(),
             self.sharding
                 .as_ref()
                 .map_or_else(|| "serve".to_owned(), |s| s.owner.clone()),
@@ -909,6 +910,7 @@ fn backup_every() -> Duration {
 /// progress when serve stops runs to its end.
 async fn run_backup_schedules(
     project: Project,
+    store: Arc<dyn Store>,
     owner: String,
     events: Arc<dyn ServeEvents>,
     mut stop: watch::Receiver<bool>,
@@ -921,11 +923,10 @@ async fn run_backup_schedules(
             _ = stop.wait_for(|s| *s) => return,
             _ = ticks.tick() => {}
         }
-        let (p, o) = (project.clone(), owner.clone());
+        let (p, s, o) = (project.clone(), store.clone(), owner.clone());
         let round = tokio::task::spawn_blocking(move || {
-            let runs = crate::backup::run_schedules(&p, &o)?;
-            let (config, store) = p.open()?;
-            Ok::<_, Error>((runs, crate::backup::schedule_states(&config, &*store)?))
+            let runs = crate::backup::run_schedules(&p, &*s, &o)?;
+            Ok::<_, Error>((runs, crate::backup::schedule_states(&p.config()?, &*s)?))
         });
         match round.await {
             Ok(Ok((runs, states))) => {
