@@ -831,30 +831,9 @@ pub fn restore(p: &Project, id: &str, to: Option<&str>, host: Option<&str>, forc
     let now = store.clock().now();
     let mut job = Restore::new(&b.environment, b.id, now);
     job.target = mask_password(&url);
-    let step = |job: &Restore, level: Level, message: String| {
-        NewEvent::new(EventKind::RestoreStep, level, message)
-            .environment(job.environment.clone())
-            .operator(p.operator())
-            .data(json!({ "restore_id": job.id.to_string(), "backup_id": job.backup_id.to_string(), "status": job.status().as_str() }))
-    };
-    let job = store.insert_restore(
-        &job,
-        vec![step(
-            &job,
-            Level::Info,
-            format!("restore {} of backup {} into {} created", job.id, b.id, job.target),
-        )],
-    )?;
-    let end = |status: RestoreStatus, level: Level, message: String| -> Result<Restore> {
-        let at = store.clock().now().max(job.started_at);
-        Ok(store.update_restore(job.id, &mut |r| {
-            r.transition(status, at)?;
-            if status == RestoreStatus::Failed {
-                r.notes = Some(message.clone());
-            }
-            Ok(vec![step(r, level, message.clone())])
-        })?)
-    };
+    let record = RestoreRecord::create(p, store, &job)?;
+    let job = record.job.clone();
+    let end = |status, level, message| record.end(status, level, message);
     if let Err(problems) = check(p, &config, store, &b)? {
         let e = does_not_verify(
             &b,
@@ -905,6 +884,37 @@ pub fn restore(p: &Project, id: &str, to: Option<&str>, host: Option<&str>, forc
 }
 
 /// The restore job's event for one of its steps.
+/// A restore job recorded as created, and the one way it moves on: each
+/// transition through the model's table with its `restore-step` event (a
+/// failure's message kept as the job's notes).
+struct RestoreRecord<'a> {
+    p: &'a Project,
+    store: &'a dyn Store,
+    job: Restore,
+}
+
+impl<'a> RestoreRecord<'a> {
+    fn create(p: &'a Project, store: &'a dyn Store, job: &Restore) -> Result<Self> {
+        let message = format!(
+            "restore {} of backup {} into {} created",
+            job.id, job.backup_id, job.target
+        );
+        let job = store.insert_restore(job, vec![restore_step(p, job, Level::Info, message)])?;
+        Ok(Self { p, store, job })
+    }
+
+    fn end(&self, status: RestoreStatus, level: Level, message: String) -> Result<Restore> {
+        let at = self.store.clock().now().max(self.job.started_at);
+        Ok(self.store.update_restore(self.job.id, &mut |r| {
+            r.transition(status, at)?;
+            if status == RestoreStatus::Failed {
+                r.notes = Some(message.clone());
+            }
+            Ok(vec![restore_step(self.p, r, level, message.clone())])
+        })?)
+    }
+}
+
 fn restore_step(p: &Project, job: &Restore, level: Level, message: String) -> NewEvent {
     NewEvent::new(EventKind::RestoreStep, level, message)
         .environment(job.environment.clone())
@@ -954,25 +964,9 @@ fn restore_media(
     let now = store.clock().now();
     let mut job = Restore::new(env, b.id, now);
     job.target = format!("{host}:{path}");
-    let job = store.insert_restore(
-        &job,
-        vec![restore_step(
-            p,
-            &job,
-            Level::Info,
-            format!("restore {} of backup {} into {} created", job.id, b.id, job.target),
-        )],
-    )?;
-    let end = |status: RestoreStatus, level: Level, message: String| -> Result<Restore> {
-        let at = store.clock().now().max(job.started_at);
-        Ok(store.update_restore(job.id, &mut |r| {
-            r.transition(status, at)?;
-            if status == RestoreStatus::Failed {
-                r.notes = Some(message.clone());
-            }
-            Ok(vec![restore_step(p, r, level, message.clone())])
-        })?)
-    };
+    let record = RestoreRecord::create(p, store, &job)?;
+    let job = record.job.clone();
+    let end = |status, level, message| record.end(status, level, message);
     if let Err(problems) = check(p, config, store, b)? {
         let e = does_not_verify(
             b,
