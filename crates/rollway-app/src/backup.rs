@@ -36,6 +36,8 @@ use serde_json::json;
 use crate::error::{Code, Error, Result};
 use crate::project::Project;
 
+mod config_kind;
+
 fn lock_name(b: &Backup) -> String {
     format!("backup:{}", b.id)
 }
@@ -179,6 +181,8 @@ fn take_any(
     let def = definition(p, config, name)?;
     if def.kind == BackupKind::Media {
         take_media(p, config, store, name, def, manual, taken_at)
+    } else if def.kind == BackupKind::Config {
+        config_kind::take(p, config, store, name, def, manual, taken_at).map(|b| vec![b])
     } else {
         take(p, config, store, name, manual, taken_at, None).map(|b| vec![b])
     }
@@ -716,7 +720,7 @@ fn check(
     };
     let path = Path::new(&b.location);
     let mut problems = io::verify_object(path, b.size_bytes, sha).map_err(|e| Error::failed(failed(e, p)))?;
-    if path.exists() && b.kind == BackupKind::Media {
+    if path.exists() && matches!(b.kind, BackupKind::Media | BackupKind::Config) {
         let vault = p.vault(config, store)?;
         let read = io::with_decrypted(path, vault.identities(), |r| rollway_engine::count_media_entries(r))
             .map_err(|e| Error::failed(failed(e, p)))?;
@@ -809,6 +813,15 @@ pub fn restore(p: &Project, id: &str, to: Option<&str>, host: Option<&str>, forc
     let b = find(store, id)?;
     if b.kind == BackupKind::Media {
         return restore_media(p, &config, store, &b, to, host, force);
+    }
+    if b.kind == BackupKind::Config {
+        if let Some(h) = host {
+            return Err(Error::invalid(format_args!(
+                "--host {h}: backup {} is of kind config, restored on this machine; drop --host",
+                b.id
+            )));
+        }
+        return config_kind::restore(p, &config, store, &b, to, force);
     }
     if let Some(h) = host {
         return Err(Error::invalid(format_args!(

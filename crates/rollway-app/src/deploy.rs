@@ -74,7 +74,8 @@ pub(crate) fn prepare_checked(
     overrides: &BTreeMap<String, String>,
     check: bool,
 ) -> Result<Prepared> {
-    let env_ref = p.env_ref(config, env)?;
+    // An unknown environment is an error here, before anything indexes it.
+    p.env_ref(config, env)?;
     let ecfg = &config.environments[env];
     // Command stacks alone ship nothing: no service, no hosts.
     let ships = config.stacks.is_empty() || config.stacks.values().any(|st| st.is_release());
@@ -143,8 +144,31 @@ pub(crate) fn prepare_checked(
         restarts_cmd: service_cfg.and_then(|c| c.restarts.clone()),
         rollway_exe: PathBuf::from("rollway"),
     };
-    // Values: the vault when there is one (an identity); plain vars otherwise.
-    let (env_text, masker) = match p.vault(config, store) {
+    let (env_text, masker) = env_file(p, config, store, env, overrides, check)?;
+    Ok(Prepared {
+        hosts,
+        health,
+        service,
+        env_text,
+        masker,
+        keep_releases: ecfg.keep_releases as usize,
+    })
+}
+
+/// The env file a deploy of `env` writes, and the masker of its secrets:
+/// the vault's values when there is one (an identity), checked first when
+/// `check`; the plain vars otherwise. Arms the masks with the secrets.
+pub(crate) fn env_file(
+    p: &Project,
+    config: &Config,
+    store: &dyn Store,
+    env: &str,
+    overrides: &BTreeMap<String, String>,
+    check: bool,
+) -> Result<(String, Masker)> {
+    let env_ref = p.env_ref(config, env)?;
+    let ecfg = &config.environments[env];
+    match p.vault(config, store) {
         Ok(vault) => {
             let problems = if check { vault.check(&env_ref)? } else { Vec::new() };
             if !problems.is_empty() {
@@ -168,7 +192,7 @@ pub(crate) fn prepare_checked(
                 }
             }
             p.mask_secrets(store, secret);
-            (vault.env_file_with(env, &ecfg.vars, overrides)?, p.masks().masker())
+            Ok((vault.env_file_with(env, &ecfg.vars, overrides)?, p.masks().masker()))
         }
         Err(e) => {
             let required = config.variables.values().any(|v| v.required_for.contains(&ecfg.kind));
@@ -176,17 +200,9 @@ pub(crate) fn prepare_checked(
                 return Err(e);
             }
             let entries: Vec<(String, String)> = ecfg.vars.clone().into_iter().collect();
-            (rollway_secrets::render_env_file(&entries), Masker::default())
+            Ok((rollway_secrets::render_env_file(&entries), Masker::default()))
         }
-    };
-    Ok(Prepared {
-        hosts,
-        health,
-        service,
-        env_text,
-        masker,
-        keep_releases: ecfg.keep_releases as usize,
-    })
+    }
 }
 
 fn sanitize(name: &str) -> String {

@@ -3,10 +3,10 @@
 //! where it runs, when (a cron schedule, checked here with the model's
 //! `croner` reader) and where the encrypted object is stored. Database
 //! backups are taken on the deployer, media backups (a directory on each
-//! host of the environment, `path`) through the host agent, both into a
-//! local directory; kind config, `run_on = "host"` and S3 storage are
-//! refused at load with a "not supported yet" error rather than accepted
-//! and ignored.
+//! host of the environment, `path`) through the host agent, config backups
+//! (rollway.toml and the environment's env file) on the deployer, all into
+//! a local directory; `run_on = "host"` and S3 storage are refused at load
+//! with a "not supported yet" error rather than accepted and ignored.
 
 use rollway_model::maintenance::parse_cron;
 use rollway_model::status::BackupKind;
@@ -33,7 +33,7 @@ word_enum! {
 pub struct BackupConfig {
     /// The environment whose data this is; one of [environments].
     pub environment: String,
-    /// database (PostgreSQL through pg_dump -Fc) or media (the directory `path` on each host); config is not supported yet.
+    /// database (PostgreSQL through pg_dump -Fc), media (the directory `path` on each host) or config (rollway.toml and the environment's env file as deployed).
     #[schemars(schema_with = "schema::backup_kind")]
     pub kind: BackupKind,
     /// deployer (default) or host (not supported yet).
@@ -81,15 +81,6 @@ pub(crate) fn read_backup(name: At<&str>, t: &mut Table<'_>, environments: &[&st
     if kind.is_none() && !t.has("kind") {
         t.require("kind", "add kind = \"database\"");
     }
-    if let Some(k) = &kind
-        && !matches!(k.v, BackupKind::Database | BackupKind::Media)
-    {
-        cx.report(
-            k.at,
-            format!("{} \"{}\" is not supported yet", t.name("kind"), k.v),
-            "only kind = \"database\" (PostgreSQL) and kind = \"media\" (a directory on each host) backups can be taken for now",
-        );
-    }
     let run_on = t.choice_at::<RunOn>("run_on");
     if let Some(r) = &run_on
         && r.v == RunOn::Host
@@ -132,13 +123,17 @@ pub(crate) fn read_backup(name: At<&str>, t: &mut Table<'_>, environments: &[&st
     }
     let url_secret = t.str_at("url_secret");
     match (&url_secret, kind.as_ref().map(|k| k.v)) {
-        (Some(u), Some(BackupKind::Media)) => cx.report(
+        (Some(u), Some(k)) if k != BackupKind::Database => cx.report(
             u.at,
             format!(
-                "{} is for kind database, and this backup is of kind media",
+                "{} is for kind database, and this backup is of kind {k}",
                 t.name("url_secret")
             ),
-            "remove url_secret: a media backup reads the directory named by path",
+            if k == BackupKind::Media {
+                "remove url_secret: a media backup reads the directory named by path"
+            } else {
+                "remove url_secret: a config backup holds rollway.toml and the environment's env file"
+            },
         ),
         (Some(u), _) => check_ident(cx, u, "url_secret"),
         (None, Some(BackupKind::Database)) => t.require(

@@ -60,6 +60,18 @@ fn backup_keys_read_to_their_values_or_defaults() {
                 path: Some("shared/uploads".into()),
             },
         ),
+        (
+            "[backups.db]\nenvironment = \"production\"\nkind = \"config\"\nstorage = \"backups\"\nschedule = \"0 4 * * 0\"\n",
+            BackupConfig {
+                environment: "production".into(),
+                kind: BackupKind::Config,
+                run_on: RunOn::Deployer,
+                schedule: Some("0 4 * * 0".into()),
+                storage: "backups".into(),
+                url_secret: None,
+                path: None,
+            },
+        ),
     ];
     for (text, expected) in cases {
         let config = check(&format!("{BASE}{text}"), "").unwrap();
@@ -85,8 +97,12 @@ fn bad_backup_keys_are_located() {
             "rollway.toml:7:8: unknown backup kind 'tape' for backups.db.kind — use one of: database, media, config",
         ),
         (
-            "[backups.db]\nenvironment = \"production\"\nkind = \"config\"\nstorage = \"b\"\n",
-            "rollway.toml:7:8: backups.db.kind \"config\" is not supported yet — only kind = \"database\" (PostgreSQL) and kind = \"media\" (a directory on each host) backups can be taken for now",
+            "[backups.db]\nenvironment = \"production\"\nkind = \"config\"\nstorage = \"b\"\nurl_secret = \"DATABASE_URL\"\n",
+            "rollway.toml:9:14: backups.db.url_secret is for kind database, and this backup is of kind config — remove url_secret: a config backup holds rollway.toml and the environment's env file",
+        ),
+        (
+            "[backups.db]\nenvironment = \"production\"\nkind = \"config\"\nstorage = \"b\"\npath = \"up\"\n",
+            "rollway.toml:9:8: backups.db.path is for kind media, and this backup is of kind config — remove path",
         ),
         (
             "[backups.db]\nenvironment = \"production\"\nkind = \"media\"\nstorage = \"b\"\n",

@@ -35,7 +35,7 @@ pub use target::archive::remember_manifest;
 pub use target::{AgentSession, LocalConnector, MediaError, SessionOptions, SshConnector, SshTiming, Targets};
 
 // The host side: the agent, Rollway's supervisor and the others, the exec wrapper.
-pub use agent::media::count as count_media_entries;
+pub use agent::media::{count as count_media_entries, pack_files as pack_media_files, unpack as unpack_media};
 pub use agent::{AgentError, serve as serve_agent};
 pub use exec::{ExecError, ExecSpec, exec as exec_wrapper, exec_service};
 pub use supervisor::{

@@ -1047,12 +1047,16 @@ impl RssWatch {
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
                 for e in std::fs::read_dir("/proc").unwrap().flatten() {
                     let dir = e.path();
-                    let Ok(exe) = std::fs::read_link(dir.join("exe")) else { continue };
+                    let Ok(exe) = std::fs::read_link(dir.join("exe")) else {
+                        continue;
+                    };
                     let named = exe.file_name().and_then(|n| n.to_str()).unwrap_or("");
                     if !named.starts_with("rollway") {
                         continue;
                     }
-                    let Ok(status) = std::fs::read_to_string(dir.join("status")) else { continue };
+                    let Ok(status) = std::fs::read_to_string(dir.join("status")) else {
+                        continue;
+                    };
                     let rss = status
                         .lines()
                         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -1115,7 +1119,10 @@ fn a_one_gib_file_round_trips_through_an_ssh_host_in_bounded_memory() {
     let b = &created[0];
     assert_eq!(b["lifecycle"]["status"], "completed", "{b}");
     let object_size = b["size_bytes"].as_u64().unwrap();
-    assert!(object_size < 64 * MIB as u64, "compressed and encrypted: {object_size} bytes");
+    assert!(
+        object_size < 64 * MIB as u64,
+        "compressed and encrypted: {object_size} bytes"
+    );
 
     let copy = p.path().join("restored");
     let watch = RssWatch::start(p.path(), &root);
@@ -1143,4 +1150,87 @@ fn a_one_gib_file_round_trips_through_an_ssh_host_in_bounded_memory() {
         assert!(kib > 0, "{what}: no process seen");
         assert!(kib < 100 * 1024, "{what}: peak RSS {kib} KiB (limit 100 MiB)");
     }
+}
+
+/// A config backup holds rollway.toml and the env file a deploy writes
+/// (secrets included, so only inside the encrypted object); it restores
+/// into a new directory only, the env file 0600, and a flipped byte fails
+/// verify and leaves the target untouched.
+#[test]
+fn a_config_backup_restores_rollway_toml_and_the_env_file_into_a_new_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Project::new(Backend::Sqlite);
+    let toml = r#"project = "shop"
+
+[environments.staging]
+kind = "staging"
+vars = { LOG_LEVEL = "debug" }
+
+[backups.settings]
+environment = "staging"
+kind = "config"
+storage = "backups"
+"#;
+    p.write("rollway.toml", toml);
+    p.run(&["secrets", "init"]).ok();
+    let token = "tok-3f9a1c-never-in-clear";
+    p.run_with_stdin(&["secrets", "set", "staging", "API_TOKEN"], &format!("{token}\n"))
+        .ok();
+
+    let created = p.run(&["--json", "backup", "create", "settings"]).ok();
+    let b = &created.json()[0];
+    assert_eq!(b["kind"], "config", "{b}");
+    assert_eq!(b["lifecycle"]["status"], "completed", "{b}");
+    let stored = std::fs::read(object(b)).unwrap();
+    assert!(
+        !stored.windows(token.len()).any(|w| w == token.as_bytes()),
+        "the object is not encrypted"
+    );
+    let id = id(b);
+    let v = p.run(&["--json", "backup", "verify", &id]).ok().json();
+    assert_eq!(v["entries"], 2, "{v}");
+
+    // No --to: refused as a usage error, naming what to do.
+    let refused = p.run(&["restore", &id]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(refused.stderr.contains("--to DIR"), "{}", refused.stderr);
+
+    let into = p.path().join("restored");
+    p.run(&["restore", &id, "--to", into.to_str().unwrap()]).ok();
+    assert_eq!(std::fs::read_to_string(into.join("rollway.toml")).unwrap(), toml);
+    let env_file = into.join("staging.env");
+    let env_text = std::fs::read_to_string(&env_file).unwrap();
+    let mut lines: Vec<&str> = env_text.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [format!("API_TOKEN=\"{token}\"").as_str(), "LOG_LEVEL=\"debug\""],
+        "{env_text}"
+    );
+    assert_eq!(
+        std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // The token was in the restored file and nowhere in what was said.
+    let said = format!(
+        "{}{}{}",
+        created.stdout,
+        created.stderr,
+        p.run(&["--json", "events", "list"]).ok().stdout
+    );
+    assert!(said.contains("backup settings"), "the events were read: {said}");
+    assert!(!said.contains(token), "{said}");
+
+    // A second restore into the same directory: refused without --force.
+    let again = p.run(&["restore", &id, "--to", into.to_str().unwrap()]);
+    assert_ne!(again.code, 0, "{again:?}");
+    assert!(again.stderr.contains("not empty"), "{}", again.stderr);
+
+    flip(&object(b));
+    let bad = p.run(&["backup", "verify", &id]);
+    assert_eq!(bad.code, 1, "{bad:?}");
+    let never = p.path().join("never");
+    let refused = p.run(&["restore", &id, "--to", never.to_str().unwrap()]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(!never.exists());
 }

@@ -102,6 +102,31 @@ fn walk<W: Write>(b: &mut tar::Builder<W>, dir: &Path, rel: &Path, entries: &mut
     Ok(())
 }
 
+/// Writes files held in memory — `(name, mode, contents)`, each a plain
+/// relative name — as the same zstd-compressed tar that [`pack`] writes,
+/// so [`count`] and [`unpack`] read it; returns the number of entries.
+/// For small things only (a config backup), never a media tree.
+pub fn pack_files(files: &[(&str, u32, &[u8])], out: impl Write) -> Result<u64, String> {
+    let mut enc = zstd::stream::write::Encoder::new(out, LEVEL).map_err(|e| format!("zstd: {e}"))?;
+    enc.include_checksum(true).map_err(|e| format!("zstd: {e}"))?;
+    let mut builder = tar::Builder::new(enc);
+    for (name, mode, bytes) in files {
+        plain(Path::new(name))?;
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(bytes.len() as u64);
+        header.set_mode(*mode);
+        builder
+            .append_data(&mut header, name, *bytes)
+            .map_err(|e| format!("writing {name} into the stream failed: {e}"))?;
+    }
+    let enc = builder
+        .into_inner()
+        .map_err(|e| format!("writing the stream failed: {e}"))?;
+    enc.finish().map_err(|e| format!("writing the stream failed: {e}"))?;
+    Ok(files.len() as u64)
+}
+
 /// Reads a zstd-compressed tar to its end; returns its entries.
 pub fn count(input: impl Read) -> Result<u64, String> {
     let dec = zstd::stream::read::Decoder::new(input).map_err(|e| format!("not a zstd stream: {e}"))?;
