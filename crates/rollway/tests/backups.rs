@@ -1234,3 +1234,54 @@ storage = "backups"
     assert_eq!(refused.code, 1, "{refused:?}");
     assert!(!never.exists());
 }
+
+/// Media backups of two hosts are two histories: pruning keeps each
+/// host's newest of the day, never one host's at the other's expense.
+#[test]
+fn prune_keeps_each_hosts_own_newest_media_backup() {
+    let ssh = sshd::Sshd::start();
+    let (p, uploads) = media_project(None);
+    let remote_root = p.path().join("srv-remote");
+    let mut config = common::deploy::Config::local("media", common::free_port(), &p.path().join("srv"));
+    config.ssh_config = Some(ssh.client_config.clone());
+    config.hosts = vec![
+        "\"local\"".to_owned(),
+        common::deploy::Config::ssh_host(&ssh.host_name(), &remote_root, config.port),
+    ];
+    config.sections = "[backups.media]\nenvironment = \"staging\"\nkind = \"media\"\nstorage = \"backups\"\npath = \"shared/uploads\"\n\n".to_owned();
+    p.write("rollway.toml", &config.toml());
+    for dir in [uploads.clone(), remote_root.join("shared/uploads")] {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.txt"), "a").unwrap();
+    }
+    // Twice on one day, each time one record per host.
+    let mut taken: Vec<(String, String)> = Vec::new();
+    for at in ["2026-06-30T10:00:00Z", "2026-06-30T22:00:00Z"] {
+        let created = p.run(&["--json", "backup", "create", "media", "--at", at]).ok().json();
+        for b in created.as_array().unwrap() {
+            taken.push((b["host"].as_str().unwrap().to_owned(), id(b)));
+        }
+    }
+    let hosts: std::collections::BTreeSet<&str> = taken.iter().map(|(h, _)| h.as_str()).collect();
+    assert_eq!(hosts.len(), 2, "{taken:?}");
+    let pruned = p
+        .run(&["--json", "backup", "prune", "--now", "2026-07-01T12:00:00Z"])
+        .ok()
+        .json();
+    let kept: std::collections::BTreeSet<String> = pruned["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["backup"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    let expired: std::collections::BTreeSet<String> = pruned["expired"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_owned())
+        .collect();
+    // The later round (taken[2..]) is each host's newest of its day.
+    let ids = |r: std::ops::Range<usize>| taken[r].iter().map(|(_, i)| i.clone()).collect();
+    assert_eq!(kept, ids(2..4), "{pruned:#}");
+    assert_eq!(expired, ids(0..2), "{pruned:#}");
+}
