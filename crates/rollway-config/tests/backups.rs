@@ -49,6 +49,18 @@ fn backup_keys_read_to_their_values_or_defaults() {
             },
         ),
         (
+            "[backups.db]\nenvironment = \"production\"\nkind = \"database\"\nrun_on = \"host\"\nstorage = \"backups\"\nurl_secret = \"DATABASE_URL\"\n",
+            BackupConfig {
+                environment: "production".into(),
+                kind: BackupKind::Database,
+                run_on: RunOn::Host,
+                schedule: None,
+                storage: "backups".into(),
+                url_secret: Some("DATABASE_URL".into()),
+                path: None,
+            },
+        ),
+        (
             "[backups.db]\nenvironment = \"production\"\nkind = \"media\"\nstorage = \"backups\"\npath = \"shared/uploads\"\n",
             BackupConfig {
                 environment: "production".into(),
@@ -105,8 +117,8 @@ fn bad_backup_keys_are_located() {
             "rollway.toml:10:8: backups.db.path is for kind media, and this backup is of kind database — remove path",
         ),
         (
-            &format!("[backups.db]\n{ok}run_on = \"host\"\n"),
-            "rollway.toml:10:10: backups.db.run_on \"host\" is not supported yet — remove run_on: backups run on the deployer (run_on = \"deployer\") for now",
+            &format!("[backups.db]\n{ok}run_on = \"ship\"\n"),
+            "rollway.toml:10:10: unknown run_on 'ship' for backups.db.run_on — use one of: deployer, host",
         ),
         (
             &format!("[backups.db]\n{ok}schedule = \"every night\"\n"),

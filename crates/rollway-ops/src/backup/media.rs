@@ -1,7 +1,8 @@
-//! Media backups' storage side: a stream that comes from elsewhere (a host
-//! agent packing a directory) age-encrypted and hashed into the storage
+//! Streams that come from elsewhere, stored: a host agent packing a
+//! directory (age-encrypted here), or dumping a database (`run_on =
+//! "host"`: encrypted on the host already), hashed into the storage
 //! directory exactly as a database dump is (hidden partial file, fsync,
-//! rename), and a stored object opened again as its decrypted stream.
+//! rename); and a stored object opened again as its decrypted stream.
 
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
@@ -20,17 +21,36 @@ pub fn store_stream<E: From<BackupError>>(
     recipients: &[Recipient],
     fill: impl FnOnce(&mut dyn Write) -> Result<(), E>,
 ) -> Result<Stored, E> {
+    store_encrypted(dir, file_name, |out| {
+        let mut enc = rollway_secrets::encrypt_stream(out, recipients).map_err(BackupError::from)?;
+        fill(&mut enc)?;
+        enc.finish().map_err(|source| BackupError::Io {
+            what: "write the backup into",
+            path: dir.to_owned(),
+            source,
+        })?;
+        Ok(())
+    })
+}
+
+/// Hashes what `fill` writes, already encrypted (a database dump a host
+/// agent encrypted before sending it, `run_on = "host"`), into
+/// `dir/file_name` exactly as [`store_stream`] stores: it appears only when
+/// `fill` and the writing both succeeded.
+pub fn store_encrypted<E: From<BackupError>>(
+    dir: &Path,
+    file_name: &str,
+    fill: impl FnOnce(&mut dyn Write) -> Result<(), E>,
+) -> Result<Stored, E> {
     let partial = Partial::create(dir, file_name)?;
     let io_err = |source| BackupError::Io {
         what: "write the backup to",
         path: partial.path().to_owned(),
         source,
     };
-    let out = Hashing::new(BufWriter::with_capacity(1 << 16, partial.file()?));
-    let mut enc = rollway_secrets::encrypt_stream(out, recipients).map_err(BackupError::from)?;
-    fill(&mut enc)?;
-    let hashing = enc.finish().map_err(io_err)?;
-    let (buf, size, sha256) = hashing.finish();
+    let mut out = Hashing::new(BufWriter::with_capacity(1 << 16, partial.file()?));
+    fill(&mut out)?;
+    let (buf, size, sha256) = out.finish();
     let file = buf.into_inner().map_err(|e| io_err(e.into_error()))?;
     file.sync_all().map_err(io_err)?;
     let path = partial.persist()?;
