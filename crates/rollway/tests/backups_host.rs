@@ -23,16 +23,19 @@ use common::deploy::{Config, Staging};
 /// nowhere else.
 const PASSWORD: &str = "hunter2-Pg-Canary-5150";
 
-/// `staging` deployed on the sshd's host, with `[backups.db]` (run_on =
-/// "host", `DATABASE_URL` = `db` with [`PASSWORD`]) and `[backups.bad]`
-/// (run_on = "host", `BAD_URL` = a database that does not exist).
-fn deployed(ssh: &sshd::Sshd, db: &PgDb) -> Staging {
+/// `staging` deployed on the sshd's host (or a `local` one), with
+/// `[backups.db]` (run_on = "host", `DATABASE_URL` = `db` with
+/// [`PASSWORD`]) and `[backups.bad]` (run_on = "host", `BAD_URL` = a
+/// database that does not exist).
+fn deployed(ssh: Option<&sshd::Sshd>, db: &PgDb) -> Staging {
     let stage = Staging::new();
     let port = common::free_port();
     let root = stage.path().join("srv");
     let mut config = Config::local("hostdb", port, &root);
-    config.ssh_config = Some(ssh.client_config.clone());
-    config.hosts = vec![Config::ssh_host(&ssh.host_name(), &root, port)];
+    if let Some(ssh) = ssh {
+        config.ssh_config = Some(ssh.client_config.clone());
+        config.hosts = vec![Config::ssh_host(&ssh.host_name(), &root, port)];
+    }
     config.sections = "[backups.db]\nenvironment = \"staging\"\nkind = \"database\"\nrun_on = \"host\"\nstorage = \"backups\"\nurl_secret = \"DATABASE_URL\"\n\n\
 [backups.bad]\nenvironment = \"staging\"\nkind = \"database\"\nrun_on = \"host\"\nstorage = \"backups\"\nurl_secret = \"BAD_URL\"\n\n"
         .to_owned();
@@ -145,7 +148,7 @@ fn a_database_round_trips_through_an_ssh_host() {
     // Declared first, dropped last: the fixture stops the service through it.
     let ssh = sshd::Sshd::start();
     let Some(db) = PgDb::create() else { return };
-    let stage = deployed(&ssh, &db);
+    let stage = deployed(Some(&ssh), &db);
     let mut outputs = Vec::new();
     fill(&db);
     let before = (schema(&db), counts(&db));
@@ -260,7 +263,7 @@ fn a_database_round_trips_through_an_ssh_host() {
 fn a_dump_that_fails_on_the_host_leaves_a_failed_record_naming_it_and_no_object() {
     let ssh = sshd::Sshd::start();
     let Some(db) = PgDb::create() else { return };
-    let stage = deployed(&ssh, &db);
+    let stage = deployed(Some(&ssh), &db);
     let r = stage.run(&["backup", "create", "bad"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
@@ -284,4 +287,49 @@ fn a_dump_that_fails_on_the_host_leaves_a_failed_record_naming_it_and_no_object(
         Vec::<String>::new(),
         "no object, no partial file"
     );
+}
+
+/// A `pg_dump` killed half-way on a `local` host (a stand-in first on the
+/// PATH the agent inherits: it writes the start of a dump, then kills
+/// itself, which a real pg_dump does only when killed): the agent has
+/// already streamed part of the encrypted dump, then reports the failure;
+/// a failed record naming the host, and no object or partial file.
+#[test]
+fn a_pg_dump_killed_on_a_local_host_leaves_a_failed_record_and_no_object() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(db) = PgDb::create() else { return };
+    fill(&db);
+    let stage = deployed(None, &db);
+    let bin = stage.path().join("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("pg_dump");
+    // More than one data frame of output before it dies.
+    std::fs::write(&fake, "#!/bin/sh\nhead -c 3000000 /dev/zero | tr '\\0' P\nkill -9 $$\n").unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let r = stage.project.run_full(
+        &["backup", "create", "db"],
+        "",
+        &[("ROLLWAY_LEASE", common::deploy::LEASE), ("PATH", &path)],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("local") && r.stderr.contains("pg_dump failed") && r.stderr.contains("nothing was stored"),
+        "{r:?}"
+    );
+    let listed = stage.run(&["--json", "backup", "list"]).ok().json();
+    let b = &listed[0];
+    assert_eq!(b["lifecycle"]["status"], "failed", "{listed}");
+    assert_eq!(b["host"], "local", "{b}");
+    assert!(b["failure"].as_str().unwrap().contains("pg_dump failed"), "{b}");
+    assert_eq!(
+        stored_names(stage.path()),
+        Vec::<String>::new(),
+        "no object, no partial file"
+    );
+    // The real pg_dump on the same host: the backup is taken.
+    let ok = stage.run(&["--json", "backup", "create", "db"]).ok().json();
+    assert_eq!(ok["lifecycle"]["status"], "completed", "{ok}");
+    assert_eq!(ok["host"], "local", "{ok}");
+    assert_eq!(stored_names(stage.path()).len(), 1);
 }
