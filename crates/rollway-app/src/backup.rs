@@ -330,13 +330,13 @@ fn take(
     // URL of that host's current release; the deployer's value (when it
     // has one) only names the database in the record. Either way the
     // environment's secrets arm the masks.
-    let on_host = match def.run_on {
-        RunOn::Host => Some(first_host(p, config, store, name, def)?),
-        RunOn::Deployer => None,
+    let source = match def.run_on {
+        RunOn::Host => DumpOn::Host(Box::new(first_host(p, config, store, name, def)?)),
+        RunOn::Deployer => DumpOn::Deployer(database_url(p, config, store, def)?),
     };
-    let url = match on_host {
-        None => Some(database_url(p, config, store, def)?),
-        Some(_) => database_url(p, config, store, def).ok(),
+    let url = match &source {
+        DumpOn::Deployer(url) => Some(url.clone()),
+        DumpOn::Host(_) => database_url(p, config, store, def).ok(),
     };
     let vault = p.vault(config, store)?;
     let recipients = vault.recipients();
@@ -359,7 +359,9 @@ fn take(
         .and_then(|u| url::Url::parse(u).ok())
         .map(|u| u.path().trim_start_matches('/').to_owned())
         .filter(|d| !d.is_empty());
-    b.host = on_host.as_ref().map(|(plan, _)| plan.name.clone());
+    if let DumpOn::Host(on) = &source {
+        b.host = Some(on.0.name.clone());
+    }
     let on = b.host.as_ref().map(|h| format!(" on {h}")).unwrap_or_default();
     // The deployments' lease: 60 s, or `ROLLWAY_LEASE` (tests shorten it).
     let lease = crate::deploy::lease();
@@ -379,8 +381,9 @@ fn take(
             format!("backup {name} ({}){on} started into {}", b.id, dir.display()),
         )],
     )?;
-    let result = renewing(store, &lock, lease, || match &on_host {
-        Some((plan, connector)) => {
+    let result = renewing(store, &lock, lease, || match &source {
+        DumpOn::Host(on) => {
+            let (plan, connector) = &**on;
             let var = def.url_secret.as_deref().unwrap_or("DATABASE_URL");
             let keys: Vec<String> = recipients.iter().map(|r| r.key_text()).collect();
             let mut session = connector
@@ -394,15 +397,9 @@ fn take(
                     .map_err(|e| host_failure(e, &dir))
             })
         }
-        // On the deployer the URL was required above.
-        None => io::dump_database(
-            &Tool::default(),
-            url.as_deref().unwrap_or_default(),
-            &dir,
-            &file_name,
-            &recipients,
-        )
-        .map_err(MediaFailure::from),
+        DumpOn::Deployer(url) => {
+            io::dump_database(&Tool::default(), url, &dir, &file_name, &recipients).map_err(MediaFailure::from)
+        }
     });
     let finished = store.clock().now().max(taken_at);
     let out = match result {
@@ -467,6 +464,13 @@ fn renewing<T>(store: &dyn Store, lock: &rollway_model::Lock, lease: Duration, w
         done.store(true, Ordering::Release);
         r
     })
+}
+
+/// Where a database backup is dumped: here, from its URL, or on a host
+/// through its agent (`run_on = "host"`).
+enum DumpOn {
+    Deployer(String),
+    Host(Box<(rollway_engine::HostPlan, rollway_engine::Targets)>),
 }
 
 /// Why a backup taken through a host's agent (media, or a database with
