@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 pub use rollway_engine::{DEFAULT_LOG_MAX_BYTES, SuperviseOptions};
 
+use rollway_ops::backup::{BackupError, Tool};
+
 use crate::error::{Error, Result};
 
 /// Serves the host agent for `root` on stdin/stdout until the deployer
@@ -16,8 +18,32 @@ use crate::error::{Error, Result};
 pub fn serve(root: &Path) -> Result<()> {
     let stdin = std::io::stdin().lock();
     let stdout = std::io::stdout().lock();
-    Ok(rollway_engine::serve_agent(root, stdin, stdout)
+    Ok(rollway_engine::serve_agent(root, stdin, stdout, &HostPostgres)
         .with_context(|| format!("rollway agent --root {}", root.display()))?)
+}
+
+/// The agent's PostgreSQL tools for backups taken with `run_on = "host"`:
+/// the deployer's own `rollway_ops::backup` code, run on the host (a URL's
+/// password in `PGPASSWORD`, never on a command line).
+struct HostPostgres;
+
+impl rollway_engine::Databases for HostPostgres {
+    fn dump(&self, url: &str, out: &mut dyn std::io::Write) -> std::result::Result<(), String> {
+        rollway_ops::backup::dump_to(&Tool::default(), url, out, |source| BackupError::Io {
+            what: "send the dump to the deployer through",
+            path: PathBuf::from("the agent's output"),
+            source,
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    fn is_empty(&self, url: &str) -> std::result::Result<bool, String> {
+        rollway_ops::backup::database_is_empty(&Tool::default(), url).map_err(|e| e.to_string())
+    }
+
+    fn restore(&self, url: &str, clean: bool, input: &mut dyn std::io::Read) -> std::result::Result<(), String> {
+        rollway_ops::backup::restore_from(&Tool::default(), url, clean, input).map_err(|e| e.to_string())
+    }
 }
 
 /// Runs the service described by `dir/spec.json` and keeps it running;

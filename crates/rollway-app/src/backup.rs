@@ -2,9 +2,12 @@
 //! first slice): `backup create NAME [--manual]`, `list`, `show`, `verify`,
 //! `prune [--dry-run]` and `restore ID [--to URL] [--force]`, for
 //! `[backups.NAME]` of kind database, taken on this machine into a local
-//! storage directory, and of kind media: the directory `path` on each host
-//! of the environment, packed by its agent into a tar stream and stored the
-//! same way — one backup record per host, naming the host. The IO
+//! storage directory — or, with `run_on = "host"`, dumped and encrypted on
+//! the environment's first host by its agent and stored the same way (one
+//! record naming the host; restored there through the agent) — and of kind
+//! media: the directory `path` on each host of the environment, packed by
+//! its agent into a tar stream and stored the same way — one backup record
+//! per host, naming the host. The IO
 //! (pg_dump / pg_restore, age streams, the storage directory) is
 //! `rollway_ops::backup`'s, the tar streams the host agent's; this module
 //! records every step through the model's tables, each with its event.
@@ -23,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use jiff::tz::TimeZone;
-use rollway_config::{BackupConfig, Config};
+use rollway_config::{BackupConfig, Config, RunOn};
 use rollway_model::retention::{self, Candidate};
 use rollway_model::{
     Backup, BackupClass, BackupKind, BackupStatus, EventKind, Level, NewEvent, Restore, RestoreStatus, Timestamp,
@@ -327,7 +330,18 @@ fn take(
             def.kind
         )));
     }
-    let url = database_url(p, config, store, def)?;
+    // run_on = "host": one dump, on the environment's first host, with the
+    // URL of that host's current release; the deployer's value (when it
+    // has one) only names the database in the record. Either way the
+    // environment's secrets arm the masks.
+    let source = match def.run_on {
+        RunOn::Host => DumpOn::Host(Box::new(first_host(p, config, store, name, def)?)),
+        RunOn::Deployer => DumpOn::Deployer(database_url(p, config, store, def)?),
+    };
+    let url = match &source {
+        DumpOn::Deployer(url) => Some(url.clone()),
+        DumpOn::Host(_) => database_url(p, config, store, def).ok(),
+    };
     let vault = p.vault(config, store)?;
     let recipients = vault.recipients();
     let now = store.clock().now();
@@ -344,10 +358,15 @@ fn take(
     b.name = name.to_owned();
     b.deployment_id = deployment;
     b.restore_point = deployment.is_some();
-    b.database_name = url::Url::parse(&url)
-        .ok()
+    b.database_name = url
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
         .map(|u| u.path().trim_start_matches('/').to_owned())
         .filter(|d| !d.is_empty());
+    if let DumpOn::Host(on) = &source {
+        b.host = Some(on.0.name.clone());
+    }
+    let on = b.host.as_ref().map(|h| format!(" on {h}")).unwrap_or_default();
     // The deployments' lease: 60 s, or `ROLLWAY_LEASE` (tests shorten it).
     let lease = crate::deploy::lease();
     let lock = store.acquire_lock(&LockRequest {
@@ -363,11 +382,28 @@ fn take(
             EventKind::BackupChanged,
             Level::Info,
             &b,
-            format!("backup {name} ({}) started into {}", b.id, dir.display()),
+            format!("backup {name} ({}){on} started into {}", b.id, dir.display()),
         )],
     )?;
-    let result = renewing(store, &lock, lease, || {
-        io::dump_database(&Tool::default(), &url, &dir, &file_name, &recipients)
+    let result = renewing(store, &lock, lease, || match &source {
+        DumpOn::Host(on) => {
+            let (plan, connector) = &**on;
+            let var = def.url_secret.as_deref().unwrap_or("DATABASE_URL");
+            let keys: Vec<String> = recipients.iter().map(|r| r.key_text()).collect();
+            let mut session = connector
+                .open(plan)
+                .map_err(|e| MediaFailure::Host(format!("cannot reach the host: {e}")))?;
+            io::store_encrypted(&dir, &file_name, |w| {
+                session
+                    .client()
+                    .dump_database(var, &keys, w)
+                    .map(|_| ())
+                    .map_err(|e| host_failure(e, &dir))
+            })
+        }
+        DumpOn::Deployer(url) => {
+            io::dump_database(&Tool::default(), url, &dir, &file_name, &recipients).map_err(MediaFailure::from)
+        }
     });
     let finished = store.clock().now().max(taken_at);
     let out = match result {
@@ -379,25 +415,28 @@ fn take(
                     Level::Info,
                     x,
                     format!(
-                        "backup {name} ({}) completed: {} bytes, sha256 {}",
+                        "backup {name} ({}){on} completed: {} bytes, sha256 {}",
                         x.id, stored.size, stored.sha256
                     ),
                 )])
             })
             .map_err(Error::from),
         Err(e) => {
-            let reason = failed(e, p);
+            let reason = match e {
+                MediaFailure::Storage(e) => failed(e, p),
+                MediaFailure::Host(s) => p.masks().mask(&s),
+            };
             store.update_backup(b.id, &mut |x| {
                 x.fail(reason.clone(), finished)?;
                 Ok(vec![event(
                     EventKind::BackupChanged,
                     Level::Error,
                     x,
-                    format!("backup {name} ({}) failed: {reason}", x.id),
+                    format!("backup {name} ({}){on} failed: {reason}", x.id),
                 )])
             })?;
             Err(Error::failed(format_args!(
-                "backup {name} ({}) failed: {reason}; nothing was stored",
+                "backup {name} ({}){on} failed: {reason}; nothing was stored",
                 b.id
             )))
         }
@@ -431,7 +470,15 @@ fn renewing<T>(store: &dyn Store, lock: &rollway_model::Lock, lease: Duration, w
     })
 }
 
-/// Why one host's media backup failed: storing it, or on the host's side.
+/// Where a database backup is dumped: here, from its URL, or on a host
+/// through its agent (`run_on = "host"`).
+enum DumpOn {
+    Deployer(String),
+    Host(Box<(rollway_engine::HostPlan, rollway_engine::Targets)>),
+}
+
+/// Why a backup taken through a host's agent (media, or a database with
+/// `run_on = "host"`) failed: storing it, or on the host's side.
 enum MediaFailure {
     Storage(BackupError),
     Host(String),
@@ -441,6 +488,39 @@ impl From<BackupError> for MediaFailure {
     fn from(e: BackupError) -> Self {
         Self::Storage(e)
     }
+}
+
+/// A failed stream from a host's agent: the host's (or the connection's)
+/// failure, or the deployer's writing into `dir`.
+fn host_failure(e: rollway_engine::MediaError, dir: &Path) -> MediaFailure {
+    match e {
+        rollway_engine::MediaError::Host(h) => MediaFailure::Host(h.to_string()),
+        rollway_engine::MediaError::Local(source) => MediaFailure::Storage(BackupError::Io {
+            what: "write the backup to",
+            path: dir.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// The host a `run_on = "host"` database backup is taken on: the first
+/// host of its environment (a database is one thing, dumped once), with
+/// the connector that reaches it.
+fn first_host(
+    p: &Project,
+    config: &Config,
+    store: &dyn Store,
+    name: &str,
+    def: &BackupConfig,
+) -> Result<(rollway_engine::HostPlan, rollway_engine::Targets)> {
+    let env = &def.environment;
+    let prepared = crate::deploy::prepare_checked(p, config, store, env, &Default::default(), false)?;
+    let plan = prepared.hosts.into_iter().next().ok_or_else(|| {
+        Error::invalid(format_args!(
+            "backups.{name} runs on the host, and environment {env} has no hosts: add hosts to [environments.{env}], or take it with run_on = \"deployer\""
+        ))
+    })?;
+    Ok((plan, crate::connect::connector(p, config, store, env)?))
 }
 
 /// `[backups.NAME]` of kind media: for each host of the environment, its
@@ -516,14 +596,11 @@ fn take_media(
                 .open(plan)
                 .map_err(|e| MediaFailure::Host(format!("cannot reach the host: {e}")))?;
             io::store_stream(&dir, &file_name, &recipients, |w| {
-                session.client().pack_dir(path, w).map(|_| ()).map_err(|e| match e {
-                    rollway_engine::MediaError::Host(h) => MediaFailure::Host(h.to_string()),
-                    rollway_engine::MediaError::Local(source) => MediaFailure::Storage(BackupError::Io {
-                        what: "write the backup to",
-                        path: dir.clone(),
-                        source,
-                    }),
-                })
+                session
+                    .client()
+                    .pack_dir(path, w)
+                    .map(|_| ())
+                    .map_err(|e| host_failure(e, &dir))
             })
         });
         let finished = store.clock().now().max(taken_at);
@@ -823,6 +900,11 @@ pub fn restore(p: &Project, id: &str, to: Option<&str>, host: Option<&str>, forc
         }
         return config_kind::restore(p, &config, store, &b, to, force);
     }
+    // Taken on a host (run_on = "host"): restored there, into the database
+    // of that host's current release, unless --to names another.
+    if b.host.is_some() && to.is_none() {
+        return restore_on_host(p, &config, store, &b, host, force);
+    }
     if let Some(h) = host {
         return Err(Error::invalid(format_args!(
             "--host {h}: backup {} is of kind {}, restored through its database URL, not on a host; drop --host",
@@ -962,18 +1044,8 @@ fn restore_media(
         ))
     })?;
     let env = &b.environment;
-    let prepared = crate::deploy::prepare_checked(p, config, store, env, &Default::default(), false)?;
-    let Some(plan) = prepared.hosts.iter().find(|h| h.name == host) else {
-        let names: Vec<&str> = prepared.hosts.iter().map(|h| h.name.as_str()).collect();
-        return Err(Error::invalid(format_args!(
-            "environment {env} has no host {host}: its hosts are {}; pass one with --host",
-            if names.is_empty() {
-                "none".to_owned()
-            } else {
-                names.join(", ")
-            }
-        )));
-    };
+    let plan = host_plan(p, config, store, env, host)?;
+    let plan = &plan;
     let now = store.clock().now();
     let mut job = Restore::new(env, b.id, now);
     job.target = format!("{host}:{path}");
@@ -1028,6 +1100,114 @@ fn restore_media(
             let message = format!("restore {} of backup {} failed: {why}; {hint}", job.id, b.id);
             end(RestoreStatus::Failed, Level::Error, message.clone())?;
             if why.contains("not empty") {
+                return Err(Error::new(Code::Conflict, anyhow::anyhow!(message)));
+            }
+            Err(Error::failed(message))
+        }
+    }
+}
+
+/// The host `host` of environment `env`, as a deployment reaches it.
+fn host_plan(
+    p: &Project,
+    config: &Config,
+    store: &dyn Store,
+    env: &str,
+    host: &str,
+) -> Result<rollway_engine::HostPlan> {
+    let prepared = crate::deploy::prepare_checked(p, config, store, env, &Default::default(), false)?;
+    let names: Vec<String> = prepared.hosts.iter().map(|h| h.name.clone()).collect();
+    prepared.hosts.into_iter().find(|h| h.name == host).ok_or_else(|| {
+        Error::invalid(format_args!(
+            "environment {env} has no host {host}: its hosts are {}; pass one with --host",
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
+        ))
+    })
+}
+
+/// A database backup taken on a host (`run_on = "host"`) restored there:
+/// verified first on this machine (a backup that does not verify fails the
+/// job and touches nothing), then decrypted here (the identity never leaves
+/// the deployer) and its clear archive streamed to the host's agent, which
+/// refuses a non-empty database without `force` and restores in one
+/// transaction into the database of its current release's `url_secret`.
+fn restore_on_host(
+    p: &Project,
+    config: &Config,
+    store: &dyn Store,
+    b: &Backup,
+    host: Option<&str>,
+    force: bool,
+) -> Result<Restore> {
+    let def = definition(p, config, &b.name)?;
+    let var = def.url_secret.as_deref().unwrap_or("DATABASE_URL");
+    // Arms the masks with the environment's secrets, as a deployer restore does.
+    let _ = database_url(p, config, store, def);
+    let host = host.or(b.host.as_deref()).unwrap_or_default();
+    let env = &b.environment;
+    let plan = host_plan(p, config, store, env, host)?;
+    let now = store.clock().now();
+    let mut job = Restore::new(env, b.id, now);
+    job.target = format!("{host}:{var}");
+    let record = RestoreRecord::create(p, store, &job)?;
+    let job = record.job.clone();
+    let end = |status, level, message| record.end(status, level, message);
+    if let Err(problems) = check(p, config, store, b)? {
+        let e = does_not_verify(
+            b,
+            &problems,
+            &format!("; restore {} refused, the target was not touched", job.id),
+        );
+        end(RestoreStatus::Failed, Level::Error, e.to_string())?;
+        return Err(e);
+    }
+    end(
+        RestoreStatus::Running,
+        Level::Info,
+        format!(
+            "backup {} verified; restoring into the database of {var} on {host}",
+            b.id
+        ),
+    )?;
+    let vault = p.vault(config, store)?;
+    let connector = crate::connect::connector(p, config, store, env)?;
+    let restored = connector
+        .open(&plan)
+        .map_err(|e| format!("cannot reach {host}: {e}"))
+        .and_then(|mut session| {
+            match io::with_decrypted(Path::new(&b.location), vault.identities(), |r| {
+                session.client().restore_database(var, force, r)
+            }) {
+                Ok(Ok(Ok(()))) => Ok(()),
+                Ok(Ok(Err(e))) => Err(e.to_string()),
+                Ok(Err(why)) => Err(format!("it does not decrypt: {why}")),
+                Err(e) => Err(failed(e, p)),
+            }
+        });
+    match restored {
+        Ok(()) => end(
+            RestoreStatus::Success,
+            Level::Info,
+            format!(
+                "restore {} of backup {} into the database of {var} on {host} succeeded",
+                job.id, b.id
+            ),
+        ),
+        Err(why) => {
+            let why = p.masks().mask(&why);
+            let conflict = why.contains("is not empty");
+            let hint = if conflict {
+                "restore with --to URL into an empty database, or pass --force to replace what is there"
+            } else {
+                "pg_restore ran in one transaction, so the target is as it was"
+            };
+            let message = format!("restore {} of backup {} failed: {why}; {hint}", job.id, b.id);
+            end(RestoreStatus::Failed, Level::Error, message.clone())?;
+            if conflict {
                 return Err(Error::new(Code::Conflict, anyhow::anyhow!(message)));
             }
             Err(Error::failed(message))

@@ -2,11 +2,14 @@
 //! up (a PostgreSQL database whose URL is a secret of the environment),
 //! where it runs, when (a cron schedule, checked here with the model's
 //! `croner` reader) and where the encrypted object is stored. Database
-//! backups are taken on the deployer, media backups (a directory on each
-//! host of the environment, `path`) through the host agent, config backups
-//! (rollway.toml and the environment's env file) on the deployer, all into
-//! a local directory; `run_on = "host"` and S3 storage are refused at load
-//! with a "not supported yet" error rather than accepted and ignored.
+//! backups are taken on the deployer, or with `run_on = "host"` on the
+//! environment's first host through its agent (the URL read from the
+//! release's env file there, the dump encrypted there); media backups (a
+//! directory on each host of the environment, `path`) always go through
+//! the host agent; config backups (rollway.toml and the environment's env
+//! file) on the deployer; all into a local directory. S3 storage is
+//! refused at load with a "not supported yet" error rather than accepted
+//! and ignored.
 
 use rollway_model::maintenance::parse_cron;
 use rollway_model::status::BackupKind;
@@ -23,7 +26,9 @@ word_enum! {
     RunOn ("run_on") {
         /// The machine `rollway` runs on.
         Deployer = "deployer",
-        /// Each host, through the agent (not supported yet).
+        /// The host, through its agent: for a database, the environment's
+        /// first host (one dump, not one per host); media is always taken
+        /// on each host.
         Host = "host",
     }
 }
@@ -36,7 +41,7 @@ pub struct BackupConfig {
     /// database (PostgreSQL through pg_dump -Fc), media (the directory `path` on each host) or config (rollway.toml and the environment's env file as deployed).
     #[schemars(schema_with = "schema::backup_kind")]
     pub kind: BackupKind,
-    /// deployer (default) or host (not supported yet).
+    /// deployer (default) or host: a database dumped on the environment's first host through its agent, with the URL of that host's current release and encrypted there before it is streamed back.
     #[serde(default = "default_run_on")]
     #[schemars(schema_with = "schema::run_on")]
     pub run_on: RunOn,
@@ -82,13 +87,14 @@ pub(crate) fn read_backup(name: At<&str>, t: &mut Table<'_>, environments: &[&st
         t.require("kind", "add kind = \"database\"");
     }
     let run_on = t.choice_at::<RunOn>("run_on");
-    if let Some(r) = &run_on
+    if let (Some(r), Some(k)) = (&run_on, &kind)
         && r.v == RunOn::Host
+        && k.v == BackupKind::Config
     {
         cx.report(
             r.at,
-            format!("{} \"host\" is not supported yet", t.name("run_on")),
-            "remove run_on: backups run on the deployer (run_on = \"deployer\") for now",
+            format!("{} \"host\" cannot take a config backup", t.name("run_on")),
+            "remove run_on: a config backup is made where rollway.toml and the vault are, on the deployer",
         );
     }
     let schedule = t.str_at("schedule");

@@ -49,6 +49,18 @@ fn backup_keys_read_to_their_values_or_defaults() {
             },
         ),
         (
+            "[backups.db]\nenvironment = \"production\"\nkind = \"database\"\nrun_on = \"host\"\nstorage = \"backups\"\nurl_secret = \"DATABASE_URL\"\n",
+            BackupConfig {
+                environment: "production".into(),
+                kind: BackupKind::Database,
+                run_on: RunOn::Host,
+                schedule: None,
+                storage: "backups".into(),
+                url_secret: Some("DATABASE_URL".into()),
+                path: None,
+            },
+        ),
+        (
             "[backups.db]\nenvironment = \"production\"\nkind = \"media\"\nstorage = \"backups\"\npath = \"shared/uploads\"\n",
             BackupConfig {
                 environment: "production".into(),
@@ -101,6 +113,10 @@ fn bad_backup_keys_are_located() {
             "rollway.toml:9:14: backups.db.url_secret is for kind database, and this backup is of kind config — remove url_secret: a config backup holds rollway.toml and the environment's env file",
         ),
         (
+            "[backups.db]\nenvironment = \"production\"\nkind = \"config\"\nstorage = \"b\"\nrun_on = \"host\"\n",
+            "rollway.toml:9:10: backups.db.run_on \"host\" cannot take a config backup — remove run_on: a config backup is made where rollway.toml and the vault are, on the deployer",
+        ),
+        (
             "[backups.db]\nenvironment = \"production\"\nkind = \"config\"\nstorage = \"b\"\npath = \"up\"\n",
             "rollway.toml:9:8: backups.db.path is for kind media, and this backup is of kind config — remove path",
         ),
@@ -121,8 +137,8 @@ fn bad_backup_keys_are_located() {
             "rollway.toml:10:8: backups.db.path is for kind media, and this backup is of kind database — remove path",
         ),
         (
-            &format!("[backups.db]\n{ok}run_on = \"host\"\n"),
-            "rollway.toml:10:10: backups.db.run_on \"host\" is not supported yet — remove run_on: backups run on the deployer (run_on = \"deployer\") for now",
+            &format!("[backups.db]\n{ok}run_on = \"ship\"\n"),
+            "rollway.toml:10:10: unknown run_on 'ship' for backups.db.run_on — use one of: deployer, host",
         ),
         (
             &format!("[backups.db]\n{ok}schedule = \"every night\"\n"),

@@ -36,7 +36,7 @@ pub use target::{AgentSession, LocalConnector, MediaError, SessionOptions, SshCo
 
 // The host side: the agent, Rollway's supervisor and the others, the exec wrapper.
 pub use agent::media::{count as count_media_entries, pack_files as pack_media_files, unpack as unpack_media};
-pub use agent::{AgentError, serve as serve_agent};
+pub use agent::{AgentError, Databases, serve as serve_agent};
 pub use exec::{ExecError, ExecSpec, exec as exec_wrapper, exec_service};
 pub use supervisor::{
     DEFAULT_LOG_MAX_BYTES, LogChunk, LogCursor, ServiceSpec, SuperviseOptions, Supervisor, SupervisorError, is_alive,

@@ -15,9 +15,11 @@
 //! .rollway/svc/<service>/      supervisor state (see `crate::supervisor`)
 //! ```
 
+pub mod database;
 pub mod media;
 pub mod protocol;
 pub mod run;
 pub mod server;
 
+pub use database::Databases;
 pub use server::{AgentError, serve};

@@ -23,7 +23,7 @@ use crate::probe::ProbeResult;
 use crate::supervisor::{LogChunk, LogCursor, ServiceSpec};
 
 /// Bumped on any incompatible change of the messages below.
-pub const PROTOCOL: u32 = 4;
+pub const PROTOCOL: u32 = 5;
 
 /// The largest JSON frame accepted (a manifest never travels as JSON).
 pub const MAX_MESSAGE: usize = 16 << 20;
@@ -160,6 +160,25 @@ pub enum Request {
         path: String,
         force: bool,
     },
+    /// `pg_dump -Fc` of the PostgreSQL database whose URL is the variable
+    /// `url_var` of the current release's env file on the host (the URL
+    /// never crosses the wire), age-encrypted on the host to `recipients`
+    /// (public keys, `age1…` or ssh): answered by [`Response::Streaming`]
+    /// and a data stream of the encrypted dump, then [`Response::Dumped`]
+    /// (or an error, when the dump broke midway); refused up front with an
+    /// error when it cannot start.
+    DumpDatabase {
+        url_var: String,
+        recipients: Vec<String>,
+    },
+    /// Followed by a data stream of a clear `pg_dump -Fc` archive, restored
+    /// by `pg_restore` in one transaction into the database of the current
+    /// release's `url_var`, which must be empty unless `force` (then its
+    /// objects are dropped first). Answered by [`Response::Done`].
+    RestoreDatabase {
+        url_var: String,
+        force: bool,
+    },
     /// Ends the conversation.
     Bye,
 }
@@ -267,6 +286,10 @@ pub enum Response {
     /// A directory packed or unpacked: its entries.
     Packed {
         entries: u64,
+    },
+    /// A database dumped: the bytes of the encrypted stream sent.
+    Dumped {
+        bytes: u64,
     },
     /// The request failed on the host; `message` says what and where.
     Error {

@@ -17,6 +17,7 @@ use rollway_artifact::release::{ReleaseWriter, SourceDir, WrittenFile, remove_tr
 use rollway_model::Sha256Digest;
 use sha2::{Digest as _, Sha256};
 
+use super::database::Databases;
 use super::protocol::{
     DataReader, Encoding, MAX_MANIFEST, ManifestForm, PROTOCOL, ProtocolError, ReleaseInfo, Request, Response, recv,
     send, version,
@@ -44,8 +45,9 @@ pub enum AgentError {
     Io(#[from] io::Error),
 }
 
-/// Serves one deployer until the stream ends or it says bye.
-pub fn serve(root: &Path, input: impl Read, output: impl Write) -> Result<(), AgentError> {
+/// Serves one deployer until the stream ends or it says bye; `databases`
+/// are the PostgreSQL tools for database backups taken on this host.
+pub fn serve(root: &Path, input: impl Read, output: impl Write, databases: &dyn Databases) -> Result<(), AgentError> {
     let root = std::path::absolute(root).map_err(|source| AgentError::Root {
         path: root.to_owned(),
         source,
@@ -150,6 +152,42 @@ pub fn serve(root: &Path, input: impl Read, output: impl Write) -> Result<(), Ag
                 };
                 data.drain()?;
                 response
+            }
+            Request::RestoreDatabase { url_var, force } => {
+                let mut data = DataReader::new(&mut input);
+                let response = if agent.greeted {
+                    let current = agent.current();
+                    match super::database::url_of(&agent.layout, current.as_deref(), &url_var)
+                        .and_then(|url| super::database::restore(databases, &url, force, &mut data))
+                    {
+                        Ok(()) => Response::Done,
+                        Err(e) => error(format!("restore of the database of {url_var}: {e}")),
+                    }
+                } else {
+                    not_greeted()
+                };
+                data.drain()?;
+                response
+            }
+            Request::DumpDatabase { url_var, recipients } if agent.greeted => {
+                let current = agent.current();
+                let ready = super::database::url_of(&agent.layout, current.as_deref(), &url_var)
+                    .and_then(|url| Ok((url, super::database::recipients(&recipients)?)));
+                match ready {
+                    Err(e) => error(format!("backup of the database of {url_var}: {e}")),
+                    Ok((url, recipients)) => {
+                        send(&mut output, &Response::Streaming)?;
+                        let mut data = super::protocol::DataWriter::new(&mut output);
+                        let mut counted = crate::target::client::Counting::new(&mut data);
+                        let dumped = super::database::dump_encrypted(databases, &url, &recipients, &mut counted);
+                        let bytes = counted.count;
+                        data.finish()?;
+                        match dumped {
+                            Ok(()) => Response::Dumped { bytes },
+                            Err(e) => error(format!("backup of the database of {url_var}: {e}")),
+                        }
+                    }
+                }
             }
             Request::PackDir { path } if agent.greeted => {
                 let dir = super::media::resolve(&agent.layout.root, &path);
@@ -360,7 +398,9 @@ impl Agent {
             | Request::File { .. }
             | Request::Prepare { .. }
             | Request::PackDir { .. }
-            | Request::UnpackDir { .. } => Err(String::from("request out of place")),
+            | Request::UnpackDir { .. }
+            | Request::DumpDatabase { .. }
+            | Request::RestoreDatabase { .. } => Err(String::from("request out of place")),
         }
     }
 

@@ -33,6 +33,12 @@ pub struct Counting<W> {
     pub count: u64,
 }
 
+impl<W> Counting<W> {
+    pub fn new(inner: W) -> Self {
+        Self { inner, count: 0 }
+    }
+}
+
 impl<W: Write> Write for Counting<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
@@ -341,6 +347,78 @@ impl AgentClient {
         }
         match answer {
             Response::Packed { entries } => Ok(entries),
+            other => Err(self.unexpected(STEP, &other).into()),
+        }
+    }
+
+    /// Has the host dump the database whose URL is `url_var` in its current
+    /// release's env file, age-encrypted there to `recipients` (public
+    /// keys), into `out`; returns the bytes received. A failure of `out` is
+    /// `MediaError::Local` once the agent's stream was read to its end.
+    pub fn dump_database(
+        &mut self,
+        url_var: &str,
+        recipients: &[String],
+        out: &mut dyn Write,
+    ) -> Result<u64, MediaError> {
+        const STEP: &str = "database backup";
+        let request = Request::DumpDatabase {
+            url_var: url_var.to_owned(),
+            recipients: recipients.to_vec(),
+        };
+        match self.call(STEP, &request)? {
+            Response::Streaming => {}
+            other => return Err(self.unexpected(STEP, &other).into()),
+        }
+        self.dog.arm(self.quiet);
+        let mut data = protocol::DataReader::new(&mut self.reader);
+        let copied = io::copy(&mut data, out);
+        let drained = data.drain();
+        let received = data.bytes;
+        if let Err(e) = drained {
+            return Err(self.broken(STEP, &e).into());
+        }
+        if let Err(e) = copied {
+            let _ = self.receive(STEP);
+            return Err(MediaError::Local(e));
+        }
+        match self.receive(STEP)? {
+            Response::Dumped { bytes } if bytes == received => Ok(bytes),
+            Response::Dumped { bytes } => Err(self
+                .error(
+                    STEP,
+                    format!("the agent sent {bytes} bytes of the dump and {received} arrived"),
+                )
+                .into()),
+            other => Err(self.unexpected(STEP, &other).into()),
+        }
+    }
+
+    /// Sends a clear `pg_dump -Fc` archive from `input` to be restored on
+    /// the host into the database of `url_var` in its current release's env
+    /// file (empty unless `force`), in one transaction. A failure of
+    /// `input` cuts the stream short, which `pg_restore` refuses, leaving
+    /// the database as it was.
+    pub fn restore_database(&mut self, url_var: &str, force: bool, input: &mut dyn Read) -> Result<(), MediaError> {
+        const STEP: &str = "database restore";
+        self.send(
+            STEP,
+            &Request::RestoreDatabase {
+                url_var: url_var.to_owned(),
+                force,
+            },
+        )?;
+        let mut data = self.data();
+        let copied = io::copy(input, &mut data);
+        if let Err(e) = data.finish() {
+            return Err(self.broken(STEP, &e).into());
+        }
+        let answer = self.receive(STEP)?;
+        if let Err(e) = copied {
+            return Err(MediaError::Local(e));
+        }
+        match answer {
+            Response::Done => Ok(()),
             other => Err(self.unexpected(STEP, &other).into()),
         }
     }

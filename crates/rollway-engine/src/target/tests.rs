@@ -18,12 +18,42 @@ use super::client::StderrTail;
 use super::*;
 use crate::agent::protocol::{DataWriter, Encoding, ManifestForm, PROTOCOL, Request, Response};
 
+/// PostgreSQL stand-ins for the protocol tests (the real tools are the
+/// binary's, driven against a real server in
+/// `crates/rollway/tests/backups_host.rs`): a dump is `PGDMP` and the URL,
+/// one of a database named `fail` dies after half a dump naming its URL,
+/// and a restore writes the archive to `DIR/restored`.
+struct Stand {
+    dir: PathBuf,
+}
+
+impl crate::agent::Databases for Stand {
+    fn dump(&self, url: &str, out: &mut dyn std::io::Write) -> Result<(), String> {
+        out.write_all(b"PGDMP ").map_err(|e| e.to_string())?;
+        if url.ends_with("/fail") {
+            return Err(format!("pg_dump failed: cannot reach {url}"));
+        }
+        out.write_all(url.as_bytes()).map_err(|e| e.to_string())
+    }
+
+    fn is_empty(&self, _url: &str) -> Result<bool, String> {
+        Ok(!self.dir.join("restored").exists())
+    }
+
+    fn restore(&self, _url: &str, _clean: bool, input: &mut dyn std::io::Read) -> Result<(), String> {
+        let mut all = Vec::new();
+        input.read_to_end(&mut all).map_err(|e| e.to_string())?;
+        fs::write(self.dir.join("restored"), all).map_err(|e| e.to_string())
+    }
+}
+
 fn session(root: &Path, options: SessionOptions) -> AgentSession {
     let (ours, theirs) = UnixStream::pair().unwrap();
     let root = root.to_owned();
     std::thread::spawn(move || {
         let input = theirs.try_clone().unwrap();
-        let _ = crate::agent::serve(&root, input, theirs);
+        let stand = Stand { dir: root.clone() };
+        let _ = crate::agent::serve(&root, input, theirs, &stand);
     });
     let client = AgentClient::connect(
         "test-host",
@@ -468,7 +498,10 @@ fn requests_before_hello_and_other_protocols_are_refused() {
     )
     .unwrap();
     let mut out = Vec::new();
-    crate::agent::serve(tmp.path(), &wire[..], &mut out).unwrap();
+    let stand = Stand {
+        dir: tmp.path().to_owned(),
+    };
+    crate::agent::serve(tmp.path(), &wire[..], &mut out, &stand).unwrap();
     let mut r = &out[..];
     let first: Response = crate::agent::protocol::recv(&mut r).unwrap().unwrap();
     let second: Response = crate::agent::protocol::recv(&mut r).unwrap().unwrap();
@@ -510,4 +543,69 @@ fn a_directory_streams_out_and_back_through_the_agent() {
     assert!(c.unpack_dir(target.to_str().unwrap(), false, &mut &bad[..]).is_err());
     assert!(!target.exists());
     assert_eq!(c.unpack_dir(target.to_str().unwrap(), false, &mut &tar[..]).unwrap(), 3);
+}
+
+/// A database dump leaves the agent encrypted to the recipients sent, its
+/// URL read from the current release's env file and never echoed in an
+/// error; a restore refuses a database that holds anything without force;
+/// the conversation stays in step after every refusal.
+#[test]
+fn a_database_dump_leaves_the_agent_encrypted_and_a_restore_refuses_a_full_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let password = "hunter2-very-secret";
+    let mut s = session(&root, SessionOptions::default());
+    let identity = rollway_secrets::Identity::generate();
+    let keys = vec![identity.recipient().key_text()];
+    let c = s.client();
+    let err = c.dump_database("DATABASE_URL", &keys, &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("no current release"), "{err}");
+    fs::create_dir_all(root.join("envs")).unwrap();
+    fs::write(
+        root.join("envs/r1.env"),
+        format!(
+            "DATABASE_URL=\"postgres://app:{password}@db.internal/shop\"\nBAD_URL=\"postgres://app:{password}@db.internal/fail\"\n"
+        ),
+    )
+    .unwrap();
+    symlink("releases/r1", root.join("current")).unwrap();
+
+    let mut stored = Vec::new();
+    let bytes = c.dump_database("DATABASE_URL", &keys, &mut stored).unwrap();
+    assert_eq!(bytes, stored.len() as u64);
+    assert!(!common_contains(&stored, password) && !common_contains(&stored, "PGDMP"));
+    let clear = rollway_secrets::decrypt(&stored, &[identity]).unwrap();
+    assert_eq!(
+        clear,
+        format!("PGDMP postgres://app:{password}@db.internal/shop").as_bytes()
+    );
+
+    for (var, keys, expected) in [
+        ("BAD_URL", keys.clone(), "pg_dump failed"),
+        ("MISSING_URL", keys.clone(), "MISSING_URL is not set"),
+        ("DATABASE_URL", Vec::new(), "no recipients"),
+        ("DATABASE_URL", vec!["AGE-SECRET-KEY-1XYZ".to_owned()], "secret key"),
+    ] {
+        let err = c.dump_database(var, &keys, &mut Vec::new()).unwrap_err().to_string();
+        assert!(err.contains(expected), "{var}: {err}");
+        assert!(!err.contains(password), "{var}: the password in {err}");
+    }
+
+    c.restore_database("DATABASE_URL", false, &mut &b"archive one"[..])
+        .unwrap();
+    let err = c
+        .restore_database("DATABASE_URL", false, &mut &b"archive two"[..])
+        .unwrap_err();
+    assert!(err.to_string().contains("not empty"), "{err}");
+    assert_eq!(fs::read(root.join("restored")).unwrap(), b"archive one");
+    c.restore_database("DATABASE_URL", true, &mut &b"archive two"[..])
+        .unwrap();
+    assert_eq!(fs::read(root.join("restored")).unwrap(), b"archive two");
+    // Still in step: the next request gets its own answer.
+    let err = c.pack_dir("missing", &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("cannot read the directory"), "{err}");
+}
+
+fn common_contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }

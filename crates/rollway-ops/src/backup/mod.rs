@@ -28,10 +28,10 @@ use std::path::PathBuf;
 use rollway_model::Sha256Digest;
 use sha2::{Digest, Sha256};
 
-pub use media::{store_stream, with_decrypted};
+pub use media::{store_encrypted, store_stream, with_decrypted};
 pub use pg::{
-    Contents, Tool, archive_contents, database_contents, database_is_empty, differences, dump_database, list_archive,
-    psql, restore_database, with_database,
+    Contents, Tool, archive_contents, database_contents, database_is_empty, differences, dump_database, dump_to,
+    list_archive, psql, restore_database, restore_from, with_database,
 };
 pub use storage::{object_path, remove_object, remove_partials, verify_object};
 

@@ -1,7 +1,9 @@
 //! `pg_dump`, `pg_restore` and `psql` as child processes: a dump streamed
-//! through the age encryptor into storage, an archive streamed out of the
-//! decryptor into `pg_restore` (to list it, or to restore it in one
-//! transaction), and whether a database holds anything yet.
+//! through the age encryptor into storage (or into any writer: the host
+//! agent's encrypted stream for `run_on = "host"`), an archive streamed out
+//! of the decryptor (or any reader) into `pg_restore` (to list it, or to
+//! restore it in one transaction), and whether a database holds anything
+//! yet. The host agent runs these same functions on the host.
 
 use std::io::{self, BufRead as _, BufWriter, Read, Write};
 use std::path::Path;
@@ -97,6 +99,33 @@ pub fn dump_database(
     recipients: &[Recipient],
 ) -> Result<Stored, BackupError> {
     let partial = Partial::create(dir, file_name)?;
+    let io_err = |source| BackupError::Io {
+        what: "write the backup to",
+        path: partial.path().to_owned(),
+        source,
+    };
+    let out = Hashing::new(BufWriter::with_capacity(1 << 16, partial.file()?));
+    let mut enc = rollway_secrets::encrypt_stream(out, recipients)?;
+    dump_to(tool, url, &mut enc, io_err)?;
+    let hashing = enc.finish().map_err(io_err)?;
+    let (buf, size, sha256) = hashing.finish();
+    let file = buf.into_inner().map_err(|e| io_err(e.into_error()))?;
+    file.sync_all().map_err(io_err)?;
+    let path = partial.persist()?;
+    Ok(Stored { path, size, sha256 })
+}
+
+/// `pg_dump -Fc` of `url` streamed into `out` (the encryptor into storage
+/// here, or the host agent's encrypted stream back to the deployer for
+/// `run_on = "host"`); `write_failed` names where a failure of `out` is.
+/// A failure of `out` kills `pg_dump`; a `pg_dump` that fails (or is
+/// killed) is an error, whatever it wrote.
+pub fn dump_to(
+    tool: &Tool,
+    url: &str,
+    out: &mut dyn Write,
+    write_failed: impl FnOnce(io::Error) -> BackupError,
+) -> Result<(), BackupError> {
     let mut c = command(&tool.pg_dump, url)?;
     c.args(["--format=custom", "--no-password"])
         .stdin(Stdio::null())
@@ -104,31 +133,19 @@ pub fn dump_database(
         .stderr(Stdio::piped());
     let mut child = spawn("pg_dump", c)?;
     let stderr = drain(child.stderr.take());
-    let written = (|| -> Result<(u64, rollway_model::Sha256Digest), BackupError> {
-        let out = Hashing::new(BufWriter::with_capacity(1 << 16, partial.file()?));
-        let mut enc = rollway_secrets::encrypt_stream(out, recipients)?;
-        let mut stdout = child.stdout.take().ok_or_else(|| BackupError::Tool {
+    let copied = match child.stdout.take() {
+        Some(mut stdout) => io::copy(&mut stdout, out).map(|_| ()).map_err(write_failed),
+        None => Err(BackupError::Tool {
             program: "pg_dump",
             status: "no output pipe".into(),
             stderr: String::new(),
-        })?;
-        let io_err = |source| BackupError::Io {
-            what: "write the backup to",
-            path: partial.path().to_owned(),
-            source,
-        };
-        io::copy(&mut stdout, &mut enc).map_err(io_err)?;
-        let hashing = enc.finish().map_err(io_err)?;
-        let (buf, size, sha) = hashing.finish();
-        let file = buf.into_inner().map_err(|e| io_err(e.into_error()))?;
-        file.sync_all().map_err(io_err)?;
-        Ok((size, sha))
-    })();
-    if written.is_err() {
+        }),
+    };
+    if copied.is_err() {
         let _ = child.kill();
     }
     let (status, text) = finish("pg_dump", child, stderr)?;
-    let (size, sha256) = written?;
+    copied?;
     if !status.success() {
         return Err(BackupError::Tool {
             program: "pg_dump",
@@ -136,8 +153,7 @@ pub fn dump_database(
             stderr: text,
         });
     }
-    let path = partial.persist()?;
-    Ok(Stored { path, size, sha256 })
+    Ok(())
 }
 
 /// Streams the decrypted object at `path` into a child's stdin; returns the
@@ -219,6 +235,37 @@ pub fn restore_database(
     url: &str,
     clean: bool,
 ) -> Result<(), BackupError> {
+    restore_with(tool, url, clean, |stdin| feed(path, identities, stdin))
+}
+
+/// A clear `pg_dump -Fc` archive read from `input` into `pg_restore`
+/// against `url`, as [`restore_database`] restores (the host agent's side
+/// of a restore of a backup taken with `run_on = "host"`). An input that
+/// fails or ends early leaves `pg_restore` a cut archive, which it refuses
+/// inside its one transaction.
+pub fn restore_from(tool: &Tool, url: &str, clean: bool, input: &mut dyn Read) -> Result<(), BackupError> {
+    restore_with(tool, url, clean, |stdin| {
+        let mut stdin = BufWriter::with_capacity(1 << 16, stdin);
+        match io::copy(input, &mut stdin) {
+            Ok(_) => {
+                let _ = stdin.flush();
+                Ok(None)
+            }
+            // The child may stop reading early (a bad archive): its exit says why.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(None),
+            Err(e) => Ok(Some(format!("the archive could not be read to its end ({e})"))),
+        }
+    })
+}
+
+/// `pg_restore` in one transaction against `url`, its stdin filled by
+/// `fill` (which answers why its input was cut short, if it was).
+fn restore_with(
+    tool: &Tool,
+    url: &str,
+    clean: bool,
+    fill: impl FnOnce(std::process::ChildStdin) -> Result<Option<String>, BackupError>,
+) -> Result<(), BackupError> {
     let mut c = command(&tool.pg_restore, url)?;
     c.args(["--single-transaction", "--exit-on-error", "--no-password"]);
     if clean {
@@ -228,14 +275,14 @@ pub fn restore_database(
     let mut child = spawn("pg_restore", c)?;
     let stderr = drain(child.stderr.take());
     let problem = match child.stdin.take() {
-        Some(stdin) => feed(path, identities, stdin),
+        Some(stdin) => fill(stdin),
         None => Ok(None),
     };
     let (status, text) = finish("pg_restore", child, stderr)?;
     if let Some(p) = problem? {
         return Err(BackupError::Tool {
             program: "pg_restore",
-            status: "its input could not be decrypted".into(),
+            status: "its input was cut short".into(),
             stderr: p,
         });
     }

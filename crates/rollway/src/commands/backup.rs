@@ -53,12 +53,13 @@ pub enum BackupCmd {
 pub struct RestoreArgs {
     /// The backup: its id or a unique prefix.
     pub id: String,
-    /// The database to restore into (default: the backup's own URL secret);
-    /// for a media backup, the directory on the host, absolute or relative to its root
-    /// (default: the backup's own path).
+    /// The database to restore into, from this machine (default: the backup's own URL secret,
+    /// on the host it was taken on for run_on = "host"); for a media backup, the directory on the
+    /// host, absolute or relative to its root (default: the backup's own path).
     #[arg(long, value_name = "URL|PATH")]
     pub to: Option<String>,
-    /// For a media backup: the host to restore onto (default: the one it was taken on).
+    /// For a media backup, or a database taken with run_on = "host": the host to restore onto
+    /// (default: the one it was taken on).
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
     /// Restore into a database that is not empty, replacing what the backup holds.
@@ -111,8 +112,13 @@ const HEADERS: [&str; 7] = ["ID", "STATUS", "ENV", "NAME", "CLASS", "BYTES", "CR
 
 fn fields(s: &Session, b: &Backup) {
     // A media backup's host and directory stand where a database's name does.
+    // A database taken on a host (run_on = "host") names that host too.
     let source = match (&b.host, &b.path) {
         (Some(h), Some(p)) => ("directory", Cell::from(format!("{h}:{p}"))),
+        (Some(h), None) => (
+            "database",
+            Cell::from(format!("{} on {h}", b.database_name.as_deref().unwrap_or("-"))),
+        ),
         _ => ("database", opt(b.database_name.clone())),
     };
     s.printer.fields(&[
