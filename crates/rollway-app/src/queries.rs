@@ -135,6 +135,10 @@ pub struct LiveHost {
     /// Why the host could not be asked (then nothing else is known).
     pub error: Option<String>,
     pub release: Option<String>,
+    /// Whether `release` is the environment's current deployment's: its
+    /// own directory, or for a rollback that switched back (shipping
+    /// nothing) the earlier release directory it returned to.
+    pub runs_current: Option<bool>,
     pub pid: Option<u32>,
     pub uptime_ms: Option<u64>,
     /// The service's start count since it was first started.
@@ -184,7 +188,9 @@ pub fn status(p: &Project, env: Option<&str>) -> Result<Vec<EnvStatus>> {
         // Restarts count from the start Rollway made when it deployed
         // the current release (each host's baseline).
         let mut baselines = BTreeMap::new();
-        if let Some(d) = store.last_succeeded(env)? {
+        let current = store.last_succeeded(env)?;
+        let dirs = current.as_ref().map(|d| crate::rollback::release_dirs(&*store, d));
+        if let Some(d) = current {
             for v in store.verifications(d.id)? {
                 for h in v.hosts {
                     if let Some(b) = h.restart_baseline {
@@ -193,7 +199,7 @@ pub fn status(p: &Project, env: Option<&str>) -> Result<Vec<EnvStatus>> {
                 }
             }
         }
-        let live = live_hosts(p, env, &baselines);
+        let live = live_hosts(p, env, &baselines, dirs.as_deref());
         for s in &mut out {
             s.hosts = Some(live.clone());
         }
@@ -203,11 +209,12 @@ pub fn status(p: &Project, env: Option<&str>) -> Result<Vec<EnvStatus>> {
 
 /// Every host of `env`, asked now (like `kamal app details`): a host that
 /// cannot be reached is reported, not fatal.
-fn live_hosts(p: &Project, env: &str, baselines: &BTreeMap<String, u64>) -> Vec<LiveHost> {
+fn live_hosts(p: &Project, env: &str, baselines: &BTreeMap<String, u64>, dirs: Option<&[String]>) -> Vec<LiveHost> {
     let unreachable = |host: String, e: String| LiveHost {
         host,
         error: Some(e),
         release: None,
+        runs_current: None,
         pid: None,
         uptime_ms: None,
         starts: None,
@@ -239,10 +246,12 @@ fn live_hosts(p: &Project, env: &str, baselines: &BTreeMap<String, u64>) -> Vec<
                 Err(e) => (e.to_string(), false),
             };
             let restarts = baselines.get(&h.name).map(|b| status.starts.saturating_sub(*b));
+            let runs_current = h.current.as_ref().map(|r| dirs.is_some_and(|d| d.contains(r)));
             LiveHost {
                 host: h.name,
                 error: None,
                 release: h.current,
+                runs_current,
                 pid: status.pid,
                 uptime_ms: status.uptime_ms,
                 starts: Some(status.starts),

@@ -424,7 +424,7 @@ fn masked_env(text: &str, plain: &BTreeMap<String, String>) -> String {
 /// The release directories a deployment's release lives in on the hosts,
 /// newest first: its own, and for a rollback that switched back (it shipped
 /// nothing, so it has no directory of its own) the one it returned to.
-fn release_dirs(store: &dyn Store, target: &rollway_model::Deployment) -> Vec<String> {
+pub(crate) fn release_dirs(store: &dyn Store, target: &rollway_model::Deployment) -> Vec<String> {
     let mut dirs = vec![target.id.to_string()];
     let mut d = target.clone();
     while d.kind == DeploymentKind::Rollback && dirs.len() < 20 {

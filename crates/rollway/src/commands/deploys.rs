@@ -246,13 +246,18 @@ pub fn status(s: &Session, args: StatusArgs) -> Result<()> {
         &["ENVIRONMENT", "STATUS", "CURRENT RELEASE", "VERSION", "NOW", "LOCK"],
         &rows,
     );
-    if let Some(hosts) = out.first().and_then(|e| e.hosts.as_ref()) {
-        print_live(s, hosts);
+    if let Some(e) = out.first()
+        && let Some(hosts) = &e.hosts
+    {
+        print_live(s, hosts, e.current.as_ref().map(|d| d.id.to_string()));
     }
     Ok(())
 }
 
-fn print_live(s: &Session, hosts: &[LiveHost]) {
+/// The hosts' table; `current` is the environment's current deployment,
+/// whose release a host may run from an earlier directory (a rollback
+/// that switched back shipped nothing of its own).
+fn print_live(s: &Session, hosts: &[LiveHost], current: Option<String>) {
     if s.printer.is_json() {
         return;
     }
@@ -270,7 +275,14 @@ fn print_live(s: &Session, hosts: &[LiveHost]) {
             ],
             None => vec![
                 Cell::from(h.host.clone()),
-                Cell::from(h.release.clone().unwrap_or_else(dash)),
+                match (&h.release, h.runs_current) {
+                    (Some(r), Some(true)) if Some(r) != current.as_ref() => Cell::from(format!(
+                        "{r} (current: rollback {} returned to it)",
+                        current.as_deref().unwrap_or("-")
+                    )),
+                    (Some(r), Some(false)) => cell(format!("{r} (not the current release)"), Tone::Warn),
+                    (r, _) => Cell::from(r.clone().unwrap_or_else(dash)),
+                },
                 match h.pid {
                     Some(p) => cell(format!("running (pid {p})"), Tone::Good),
                     None => cell("stopped", Tone::Bad),
