@@ -1,59 +1,40 @@
 //! Media backups' storage side: a stream that comes from elsewhere (a host
-//! agent packing a directory) age-encrypted and hashed into the storage
-//! directory exactly as a database dump is (hidden partial file, fsync,
-//! rename), and a stored object opened again as its decrypted stream.
+//! agent packing a directory) age-encrypted and hashed into storage
+//! exactly as a database dump is (a directory's hidden partial file,
+//! fsync, rename; a bucket's multipart upload), and a stored object opened
+//! again as its decrypted stream.
 
-use std::io::{self, BufWriter, Read, Write};
-use std::path::Path;
+use std::io::{Read, Write};
 
 use rollway_secrets::{Identity, Recipient};
 
-use super::storage::Partial;
+use super::storage::Object;
 use super::{BackupError, Hashing, Stored};
 
 /// Encrypts to `recipients` and hashes whatever `fill` writes into
-/// `dir/file_name`, which appears only when `fill` and the writing both
+/// `object`, which appears only when `fill` and the writing both
 /// succeeded. `fill`'s error is returned as it is, with nothing stored.
 pub fn store_stream<E: From<BackupError>>(
-    dir: &Path,
-    file_name: &str,
+    object: &Object,
     recipients: &[Recipient],
     fill: impl FnOnce(&mut dyn Write) -> Result<(), E>,
 ) -> Result<Stored, E> {
-    let partial = Partial::create(dir, file_name)?;
-    let io_err = |source| BackupError::Io {
-        what: "write the backup to",
-        path: partial.path().to_owned(),
-        source,
-    };
-    let out = Hashing::new(BufWriter::with_capacity(1 << 16, partial.file()?));
+    let out = Hashing::new(object.create()?);
     let mut enc = rollway_secrets::encrypt_stream(out, recipients).map_err(BackupError::from)?;
     fill(&mut enc)?;
-    let hashing = enc.finish().map_err(io_err)?;
-    let (buf, size, sha256) = hashing.finish();
-    let file = buf.into_inner().map_err(|e| io_err(e.into_error()))?;
-    file.sync_all().map_err(io_err)?;
-    let path = partial.persist()?;
-    Ok(Stored { path, size, sha256 })
+    let hashing = enc.finish().map_err(|e| object.error("write the backup to", e))?;
+    let (writer, size, sha256) = hashing.finish();
+    let location = writer.commit()?;
+    Ok(Stored { location, size, sha256 })
 }
 
-/// Hands the decrypted stream of the object at `path` to `read`:
-/// `Ok(Err(why))` when it does not decrypt (a wrong identity, a damaged
-/// header); damage further in shows as a read error of the stream.
+/// Hands the decrypted stream of `object` to `read`: `Ok(Err(why))` when
+/// it does not decrypt (a wrong identity, a damaged header); damage
+/// further in shows as a read error of the stream.
 pub fn with_decrypted<T>(
-    path: &Path,
+    object: &Object,
     identities: &[Identity],
     read: impl FnOnce(&mut dyn Read) -> T,
 ) -> Result<Result<T, String>, BackupError> {
-    let file = std::fs::File::open(path).map_err(|source| BackupError::Io {
-        what: "open",
-        path: path.to_owned(),
-        source,
-    })?;
-    let origin = path.display().to_string();
-    match rollway_secrets::decrypt_stream(io::BufReader::with_capacity(1 << 16, file), identities, &origin) {
-        Ok(mut r) => Ok(Ok(read(&mut r))),
-        Err(rollway_secrets::Error::Decrypt { reason, .. }) => Ok(Err(reason)),
-        Err(e) => Err(e.into()),
-    }
+    super::decrypted(object, identities, read)
 }

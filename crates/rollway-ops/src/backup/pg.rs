@@ -4,14 +4,13 @@
 //! transaction), and whether a database holds anything yet.
 
 use std::io::{self, BufRead as _, BufWriter, Read, Write};
-use std::path::Path;
 use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 
 use rollway_secrets::{Identity, Recipient};
 
-use super::storage::Partial;
-use super::{BackupError, Hashing, Stored};
+use super::storage::Object;
+use super::{BackupError, Stored};
 
 /// The PostgreSQL client programs, by name (overridable for tests of a
 /// missing program: the path of each).
@@ -88,94 +87,69 @@ fn spawn(program: &'static str, mut c: Command) -> Result<Child, BackupError> {
 }
 
 /// `pg_dump -Fc` of `url`, encrypted to `recipients` and hashed on its way
-/// into `dir/file_name`, which appears only when everything succeeded.
-pub fn dump_database(
-    tool: &Tool,
-    url: &str,
-    dir: &Path,
-    file_name: &str,
-    recipients: &[Recipient],
-) -> Result<Stored, BackupError> {
-    let partial = Partial::create(dir, file_name)?;
+/// into `object`, which appears only when everything succeeded.
+pub fn dump_database(tool: &Tool, url: &str, object: &Object, recipients: &[Recipient]) -> Result<Stored, BackupError> {
     let mut c = command(&tool.pg_dump, url)?;
     c.args(["--format=custom", "--no-password"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = spawn("pg_dump", c)?;
-    let stderr = drain(child.stderr.take());
-    let written = (|| -> Result<(u64, rollway_model::Sha256Digest), BackupError> {
-        let out = Hashing::new(BufWriter::with_capacity(1 << 16, partial.file()?));
-        let mut enc = rollway_secrets::encrypt_stream(out, recipients)?;
-        let mut stdout = child.stdout.take().ok_or_else(|| BackupError::Tool {
-            program: "pg_dump",
-            status: "no output pipe".into(),
-            stderr: String::new(),
-        })?;
-        let io_err = |source| BackupError::Io {
-            what: "write the backup to",
-            path: partial.path().to_owned(),
-            source,
+    // The object is created first (a storage that cannot be written fails
+    // before pg_dump starts), then filled from pg_dump's stdout.
+    super::store_stream(object, recipients, |w| {
+        let mut child = spawn("pg_dump", c)?;
+        let stderr = drain(child.stderr.take());
+        let copied = match child.stdout.take() {
+            Some(mut stdout) => io::copy(&mut stdout, w).map(|_| ()),
+            None => Err(io::Error::other("pg_dump has no output pipe")),
         };
-        io::copy(&mut stdout, &mut enc).map_err(io_err)?;
-        let hashing = enc.finish().map_err(io_err)?;
-        let (buf, size, sha) = hashing.finish();
-        let file = buf.into_inner().map_err(|e| io_err(e.into_error()))?;
-        file.sync_all().map_err(io_err)?;
-        Ok((size, sha))
-    })();
-    if written.is_err() {
-        let _ = child.kill();
-    }
-    let (status, text) = finish("pg_dump", child, stderr)?;
-    let (size, sha256) = written?;
-    if !status.success() {
-        return Err(BackupError::Tool {
-            program: "pg_dump",
-            status: status.to_string(),
-            stderr: text,
-        });
-    }
-    let path = partial.persist()?;
-    Ok(Stored { path, size, sha256 })
-}
-
-/// Streams the decrypted object at `path` into a child's stdin; returns the
-/// decryption problem, if any (then the child's input is cut short).
-fn feed(path: &Path, identities: &[Identity], stdin: impl Write) -> Result<Option<String>, BackupError> {
-    let file = std::fs::File::open(path).map_err(|source| BackupError::Io {
-        what: "open",
-        path: path.to_owned(),
-        source,
-    })?;
-    let origin = path.display().to_string();
-    let mut reader =
-        match rollway_secrets::decrypt_stream(io::BufReader::with_capacity(1 << 16, file), identities, &origin) {
-            Ok(r) => r,
-            Err(rollway_secrets::Error::Decrypt { reason, .. }) => return Ok(Some(reason)),
-            Err(e) => return Err(e.into()),
-        };
-    let mut stdin = BufWriter::with_capacity(1 << 16, stdin);
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Ok(Some(format!("it is corrupted, cut short or was modified ({e})"))),
-        };
-        // The child may stop reading early (a bad archive): its exit says why.
-        if stdin.write_all(&buf[..n]).is_err() {
-            return Ok(None);
+        if copied.is_err() {
+            let _ = child.kill();
         }
-    }
-    let _ = stdin.flush();
-    Ok(None)
+        let (status, text) = finish("pg_dump", child, stderr)?;
+        copied.map_err(|e| object.error("write the backup to", e))?;
+        if !status.success() {
+            return Err(BackupError::Tool {
+                program: "pg_dump",
+                status: status.to_string(),
+                stderr: text,
+            });
+        }
+        Ok(())
+    })
 }
 
-/// Decrypts the object at `path` into `pg_restore --list`: `Ok(entries)`
-/// when the archive reads through, else what is wrong.
-pub fn list_archive(tool: &Tool, path: &Path, identities: &[Identity]) -> Result<Result<usize, String>, BackupError> {
+/// Streams the decrypted `object` into a child's stdin; returns the
+/// decryption problem, if any (then the child's input is cut short).
+fn feed(object: &Object, identities: &[Identity], stdin: impl Write) -> Result<Option<String>, BackupError> {
+    let copied = super::decrypted(object, identities, |reader| {
+        let mut stdin = BufWriter::with_capacity(1 << 16, stdin);
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Some(format!("it is corrupted, cut short or was modified ({e})")),
+            };
+            // The child may stop reading early (a bad archive): its exit says why.
+            if stdin.write_all(&buf[..n]).is_err() {
+                return None;
+            }
+        }
+        let _ = stdin.flush();
+        None
+    })?;
+    Ok(copied.unwrap_or_else(Some))
+}
+
+/// Decrypts `object` into `pg_restore --list`: `Ok(entries)` when the
+/// archive reads through, else what is wrong.
+pub fn list_archive(
+    tool: &Tool,
+    object: &Object,
+    identities: &[Identity],
+) -> Result<Result<usize, String>, BackupError> {
     let mut c = Command::new(&tool.pg_restore);
     c.arg("--list")
         .stdin(Stdio::piped())
@@ -193,7 +167,7 @@ pub fn list_archive(tool: &Tool, path: &Path, identities: &[Identity]) -> Result
         })
     });
     let problem = match child.stdin.take() {
-        Some(stdin) => feed(path, identities, stdin),
+        Some(stdin) => feed(object, identities, stdin),
         None => Ok(None),
     };
     let (status, text) = finish("pg_restore", child, stderr)?;
@@ -209,12 +183,12 @@ pub fn list_archive(tool: &Tool, path: &Path, identities: &[Identity]) -> Result
     Ok(Ok(entries))
 }
 
-/// Decrypts the object at `path` into `pg_restore` against `url`, in one
-/// transaction that stops at the first error (so a failed restore leaves
-/// the target as it was); `clean` drops existing objects first (`--force`).
+/// Decrypts `object` into `pg_restore` against `url`, in one transaction
+/// that stops at the first error (so a failed restore leaves the target
+/// as it was); `clean` drops existing objects first (`--force`).
 pub fn restore_database(
     tool: &Tool,
-    path: &Path,
+    object: &Object,
     identities: &[Identity],
     url: &str,
     clean: bool,
@@ -228,7 +202,7 @@ pub fn restore_database(
     let mut child = spawn("pg_restore", c)?;
     let stderr = drain(child.stderr.take());
     let problem = match child.stdin.take() {
-        Some(stdin) => feed(path, identities, stdin),
+        Some(stdin) => feed(object, identities, stdin),
         None => Ok(None),
     };
     let (status, text) = finish("pg_restore", child, stderr)?;
@@ -312,11 +286,11 @@ fn read_script(script: impl Read) -> io::Result<Contents> {
     Ok(contents)
 }
 
-/// Decrypts the object at `path` through `pg_restore --file -` (owners and
-/// grants left out) and reads what the archive holds.
+/// Decrypts `object` through `pg_restore --file -` (owners and grants
+/// left out) and reads what the archive holds.
 pub fn archive_contents(
     tool: &Tool,
-    path: &Path,
+    object: &Object,
     identities: &[Identity],
 ) -> Result<Result<Contents, String>, BackupError> {
     let mut c = Command::new(&tool.pg_restore);
@@ -328,7 +302,7 @@ pub fn archive_contents(
     let stderr = drain(child.stderr.take());
     let stdout = child.stdout.take().map(|s| std::thread::spawn(move || read_script(s)));
     let problem = match child.stdin.take() {
-        Some(stdin) => feed(path, identities, stdin),
+        Some(stdin) => feed(object, identities, stdin),
         None => Ok(None),
     };
     let (status, text) = finish("pg_restore", child, stderr)?;
