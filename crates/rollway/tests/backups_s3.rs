@@ -486,3 +486,113 @@ fn a_failed_dump_aborts_its_upload_and_a_killed_backup_leaves_no_object() {
     assert!(objects.is_empty(), "no object under any key: {objects:?}");
     assert_eq!(uploads, [key(killed)], "only the incomplete upload, which is no object");
 }
+
+/// `serve` takes scheduled backups on its blocking pool: the bucket's own
+/// runtime starts, blocks and stops there without upsetting serve's.
+#[test]
+fn serve_takes_a_scheduled_backup_into_the_bucket() {
+    let Some(source) = PgDb::create() else { return };
+    let moto = Moto::start();
+    source.psql("CREATE TABLE t (x int); INSERT INTO t VALUES (1);");
+    let p = project(&source, &moto, &moto.key, &moto.secret);
+    let toml = std::fs::read_to_string(p.path().join("rollway.toml")).unwrap().replace(
+        "url_secret = \"DATABASE_URL\"\n",
+        "url_secret = \"DATABASE_URL\"\nschedule = \"* * * * *\"\n",
+    );
+    p.write("rollway.toml", &toml);
+    let mut serve = common::serve::Serve::start_with(
+        &p,
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("ROLLWAY_BACKUP_EVERY", "1s")],
+    );
+    let b = common::serve::wait_for("a scheduled backup", || {
+        let listed = p.run(&["--json", "backup", "list"]).ok().json();
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["lifecycle"]["status"] == "completed")
+            .cloned()
+    });
+    let (status, stderr) = serve.terminate();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("scheduled backup db ("), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let (objects, _) = moto.list();
+    assert!(objects.iter().any(|(k, _)| *k == key(&b)), "{objects:?}");
+    p.run(&["backup", "verify", &id(&b)]).ok();
+}
+
+/// Every path under `dir` with its kind, mode and contents or link target.
+fn tree(dir: &std::path::Path) -> Vec<(String, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, String)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let mode = meta.permissions().mode() & 0o7777;
+            if meta.file_type().is_symlink() {
+                out.push((rel, format!("link -> {}", std::fs::read_link(&path).unwrap().display())));
+            } else if meta.is_dir() {
+                out.push((rel, format!("dir {mode:o}")));
+                walk(root, &path, out);
+            } else {
+                out.push((rel, format!("file {mode:o} {:?}", std::fs::read(&path).unwrap())));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// A media backup (a directory on a `local` host, packed by its agent)
+/// goes to the bucket and back the same way.
+#[test]
+fn a_media_directory_round_trips_through_a_bucket() {
+    let moto = Moto::start();
+    let p = Project::new(Backend::Sqlite);
+    let root = p.path().join("srv");
+    let mut config = common::deploy::Config::local("media", common::free_port(), &root);
+    config.sections = format!(
+        "[backups.media]\nenvironment = \"staging\"\nkind = \"media\"\npath = \"shared/uploads\"\n\
+         storage = \"s3://{BUCKET}/media\"\ns3_endpoint = \"{}\"\ns3_allow_http = true\n\
+         s3_access_key_secret = \"S3_ACCESS_KEY_ID\"\ns3_secret_key_secret = \"S3_SECRET_ACCESS_KEY\"\n\n",
+        moto.endpoint()
+    );
+    p.write("rollway.toml", &config.toml());
+    p.run(&["secrets", "init"]).ok();
+    for (k, v) in [("S3_ACCESS_KEY_ID", &moto.key), ("S3_SECRET_ACCESS_KEY", &moto.secret)] {
+        p.run_with_stdin(&["secrets", "set", "staging", k], &format!("{v}\n"))
+            .ok();
+    }
+    let uploads = root.join("shared/uploads");
+    std::fs::create_dir_all(uploads.join("2026/12")).unwrap();
+    std::fs::write(
+        uploads.join("2026/12/photo.jpg"),
+        (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    std::fs::write(uploads.join("Zoë — 李小龙.txt"), "ünïcödé").unwrap();
+    std::os::unix::fs::symlink("2026/12/photo.jpg", uploads.join("latest.jpg")).unwrap();
+    let original = tree(&uploads);
+
+    let created = p.run(&["--json", "backup", "create", "media"]).ok().json();
+    let b = &created[0];
+    assert_eq!(b["lifecycle"]["status"], "completed", "{b}");
+    let key = key(b);
+    assert!(
+        key.starts_with("media/media-") && key.ends_with(".tar.zst.age"),
+        "{key}"
+    );
+    let shown = moto.with_keys("show", &[&key]);
+    assert_eq!(Some(shown.split_whitespace().nth(1).unwrap()), b["checksum"].as_str());
+    let v = p.run(&["--json", "backup", "verify", &id(b)]).ok().json();
+    // 2026, 12, photo.jpg, the non-ASCII file, the link.
+    assert_eq!(v["entries"].as_u64(), Some(5), "{v}");
+    let copy = p.path().join("restored/uploads");
+    p.run(&["restore", &id(b), "--to", copy.to_str().unwrap()]).ok();
+    assert_eq!(tree(&copy), original);
+}
