@@ -292,6 +292,12 @@ fn round_trip_through_a_bucket_restores_schema_and_rows_exactly() {
     assert_eq!(shown["backup"]["location"], b["location"]);
     let verified = p.run(&["--json", "backup", "verify", prefix]).ok().json();
     assert!(verified["entries"].as_u64().unwrap() >= 8, "{verified}");
+    // Restored into a scratch database from the bucket, it equals the archive.
+    let tested = p
+        .run(&["--json", "backup", "verify", prefix, "--restore-test"])
+        .ok()
+        .json();
+    assert_eq!(tested["restore_test"]["tables"].as_u64(), Some(3), "{tested}");
 
     // Drop everything, restore from the bucket, compare.
     source.psql("DROP VIEW big_orders; DROP TABLE orders, customers, blobs; DROP SEQUENCE invoice_numbers;");
