@@ -1,24 +1,27 @@
 //! Backups and restores (OPERATIONS.md "Backups and restores"; issue 14,
 //! first slice): `backup create NAME [--manual]`, `list`, `show`, `verify`,
 //! `prune [--dry-run]` and `restore ID [--to URL] [--force]`, for
-//! `[backups.NAME]` of kind database, taken on this machine into a local
-//! storage directory — or, with `run_on = "host"`, dumped and encrypted on
-//! the environment's first host by its agent and stored the same way (one
-//! record naming the host; restored there through the agent) — and of kind
-//! media: the directory `path` on each host of the environment, packed by
-//! its agent into a tar stream and stored the same way — one backup record
-//! per host, naming the host. The IO
-//! (pg_dump / pg_restore, age streams, the storage directory) is
-//! `rollway_ops::backup`'s, the tar streams the host agent's; this module
-//! records every step through the model's tables, each with its event.
+//! `[backups.NAME]` of kind database, taken on this machine into its
+//! storage — a local directory or an S3-compatible bucket (`s3://…`,
+//! reached with credentials from the environment's vault) — or, with
+//! `run_on = "host"`, dumped and encrypted on the environment's first host
+//! by its agent and stored the same way (one record naming the host;
+//! restored there through the agent); of kind media: the directory `path`
+//! on each host of the environment, packed by its agent into a tar stream
+//! and stored the same way — one backup record per host, naming the host;
+//! and of kind config (`config_kind.rs`). The IO (pg_dump / pg_restore,
+//! age streams, the storage) is `rollway_ops::backup`'s, the tar streams
+//! the host agent's; this module records every step through the model's
+//! tables, each with its event. A backup's recorded location (an absolute
+//! path, or `s3://BUCKET/KEY`) leads back to its object.
 //!
 //! A backup whose process died is found through its lease: `create` holds
 //! the store lock `backup:ID` (renewed while the dump runs), and every
 //! backup command first marks an in-progress backup whose lease is gone
 //! as failed — judged by the lease, never by a pid (DESIGN.md "Locks are
-//! leases"), so it works from any host — and deletes what it left in the
-//! storage directory (a hidden partial file, or an object renamed into
-//! place just before the process died, which is not trusted).
+//! leases"), so it works from any host — and deletes what it left in
+//! storage (a hidden partial file, or an object completed just before the
+//! process died, which is not trusted).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -95,6 +98,102 @@ fn database_url(p: &Project, config: &Config, store: &dyn Store, def: &BackupCon
         })
 }
 
+/// Where `def`'s backups go: its local directory, or its bucket reached
+/// with the credentials its environment's vault holds.
+fn storage(p: &Project, config: &Config, store: &dyn Store, def: &BackupConfig) -> Result<io::Storage> {
+    if def.storage.starts_with("s3://") {
+        let (bucket, prefix) = rollway_config::parse_s3_url(&def.storage).map_err(|why| {
+            Error::invalid(format_args!(
+                "storage '{}' of a backup of environment {}: {why}",
+                def.storage, def.environment
+            ))
+        })?;
+        return s3_storage(p, config, store, def, bucket, prefix);
+    }
+    Ok(io::Storage::local(storage_dir(p, def)?))
+}
+
+/// A bucket of `def`'s S3 settings, its credentials read from the vault
+/// (and masked from then on: they appear in no message or record).
+fn s3_storage(
+    p: &Project,
+    config: &Config,
+    store: &dyn Store,
+    def: &BackupConfig,
+    bucket: String,
+    prefix: String,
+) -> Result<io::Storage> {
+    let env = &def.environment;
+    let values = p.env_values(config, store, env)?;
+    let read = |key: Option<&str>, which: &str| -> Result<String> {
+        let key = key.ok_or_else(|| {
+            Error::invalid(format_args!(
+                "the backups of s3://{bucket} name no {which}: add {which} = \"VARIABLE\" to their [backups.NAME], naming a variable of environment {env}"
+            ))
+        })?;
+        values
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| {
+                Error::invalid(format_args!(
+                    "{key} ({which}) is not set for environment {env}: set it with `rollway secrets set {env} {key}`"
+                ))
+            })
+    };
+    let access_key_id = read(def.s3_access_key_secret.as_deref(), "s3_access_key_secret")?;
+    let secret_access_key = read(def.s3_secret_key_secret.as_deref(), "s3_secret_key_secret")?;
+    p.mask_secrets(store, [access_key_id.clone(), secret_access_key.clone()]);
+    io::Storage::s3(io::S3Settings {
+        bucket,
+        prefix,
+        endpoint: def.s3_endpoint.clone(),
+        region: def.s3_region.clone().unwrap_or_else(|| "us-east-1".to_owned()),
+        allow_http: def.s3_allow_http,
+        access_key_id,
+        secret_access_key,
+    })
+    .map_err(|e| Error::failed(failed(e, p)))
+}
+
+/// A backup's object, found from its recorded location: an absolute path,
+/// or `s3://BUCKET/KEY` (reached with the endpoint and credentials its
+/// `[backups.NAME]` names).
+fn object_of(p: &Project, config: &Config, store: &dyn Store, b: &Backup) -> Result<io::Object> {
+    let Some(rest) = b.location.strip_prefix("s3://") else {
+        return local_object(&b.location).ok_or_else(|| {
+            Error::invalid(format_args!(
+                "backup {} records no object path ('{}'): it cannot be read",
+                b.id, b.location
+            ))
+        });
+    };
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    let (prefix, name) = key.rsplit_once('/').unwrap_or(("", key));
+    let def = definition(p, config, &b.name)?;
+    if !def.storage.starts_with("s3://") {
+        return Err(Error::invalid(format_args!(
+            "backup {} is stored in {}, and [backups.{}] no longer stores in S3, so no credentials are named for it: set its storage back to s3://{bucket}{} with its s3_* keys",
+            b.id,
+            b.location,
+            b.name,
+            if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("/{prefix}")
+            }
+        )));
+    }
+    Ok(s3_storage(p, config, store, def, bucket.to_owned(), prefix.to_owned())?.object(name))
+}
+
+/// The object of a local location (an absolute path).
+fn local_object(location: &str) -> Option<io::Object> {
+    let path = Path::new(location);
+    let (dir, name) = (path.parent()?, path.file_name()?);
+    Some(io::Storage::local(dir).object(&name.to_string_lossy()))
+}
+
 /// The storage directory, absolute: the record's location must lead to
 /// the object from wherever a later command runs.
 fn storage_dir(p: &Project, def: &BackupConfig) -> Result<PathBuf> {
@@ -112,8 +211,9 @@ fn failed(e: BackupError, p: &Project) -> String {
     p.masks().mask(&e.to_string())
 }
 
-/// Marks in-progress backups whose lease is gone as failed.
-fn settle_stale(store: &dyn Store) -> Result<()> {
+/// Marks in-progress backups whose lease is gone as failed (and, with the
+/// config at hand to reach a bucket, deletes what they left in storage).
+fn settle_stale(p: &Project, config: Option<&Config>, store: &dyn Store) -> Result<()> {
     for b in store.backups(None)? {
         if b.status() != BackupStatus::InProgress || store.lock(&lock_name(&b))?.is_some() {
             continue;
@@ -134,8 +234,15 @@ fn settle_stale(store: &dyn Store) -> Result<()> {
             // left a whole object under the name of a failed backup: it is
             // not trusted, so it goes.
             Ok(failed) => {
-                let _ = io::remove_object(Path::new(&failed.location));
-                io::remove_partials(Path::new(&failed.location));
+                let object = match config {
+                    _ if !failed.location.starts_with("s3://") => local_object(&failed.location),
+                    Some(c) => object_of(p, c, store, &failed).ok(),
+                    None => None,
+                };
+                if let Some(o) = object {
+                    let _ = o.remove();
+                    o.remove_partials();
+                }
             }
             // Another command settled it first.
             Err(StoreError::Transition { .. }) => {}
@@ -322,7 +429,7 @@ fn take(
     taken_at: Option<rollway_model::Timestamp>,
     deployment: Option<rollway_model::DeploymentId>,
 ) -> Result<Backup> {
-    settle_stale(store)?;
+    settle_stale(p, Some(config), store)?;
     let def = definition(p, config, name)?;
     if def.kind != BackupKind::Database {
         return Err(Error::invalid(format_args!(
@@ -351,10 +458,10 @@ fn take(
     } else {
         BackupClass::Daily
     };
-    let dir = storage_dir(p, def)?;
+    let storage = storage(p, config, store, def)?;
     let mut b = Backup::new(&def.environment, BackupKind::Database, class, "", taken_at);
-    let file_name = format!("{name}-{}.dump.age", b.id);
-    b.location = io::object_path(&dir, &file_name).display().to_string();
+    let object = storage.object(&format!("{name}-{}.dump.age", b.id));
+    b.location = object.location();
     b.name = name.to_owned();
     b.deployment_id = deployment;
     b.restore_point = deployment.is_some();
@@ -367,82 +474,123 @@ fn take(
         b.host = Some(on.0.name.clone());
     }
     let on = b.host.as_ref().map(|h| format!(" on {h}")).unwrap_or_default();
-    // The deployments' lease: 60 s, or `ROLLWAY_LEASE` (tests shorten it).
-    let lease = crate::deploy::lease();
-    let lock = store.acquire_lock(&LockRequest {
-        name: lock_name(&b),
-        owner: p.operator(),
-        reason: format!("backup {name}"),
-        deployment_id: None,
-        lease,
-    })?;
-    let b = store.insert_backup(
-        &b,
-        vec![event(
-            EventKind::BackupChanged,
-            Level::Info,
-            &b,
-            format!("backup {name} ({}){on} started into {}", b.id, dir.display()),
-        )],
-    )?;
-    let result = renewing(store, &lock, lease, || match &source {
+    let label = format!("backup {name} ({}){on}", b.id);
+    let taking = Taking::start(p, store, &b, label.clone(), &storage.describe())?;
+    let result = taking.run(|| match &source {
         DumpOn::Host(on) => {
             let (plan, connector) = &**on;
             let var = def.url_secret.as_deref().unwrap_or("DATABASE_URL");
             let keys: Vec<String> = recipients.iter().map(|r| r.key_text()).collect();
             let mut session = connector
                 .open(plan)
-                .map_err(|e| MediaFailure::Host(format!("cannot reach the host: {e}")))?;
-            io::store_encrypted(&dir, &file_name, |w| {
+                .map_err(|e| TakeFailure::Host(format!("cannot reach the host: {e}")))?;
+            io::store_encrypted(&object, |w| {
                 session
                     .client()
                     .dump_database(var, &keys, w)
                     .map(|_| ())
-                    .map_err(|e| host_failure(e, &dir))
+                    .map_err(|e| host_failure(e, &object))
             })
         }
         DumpOn::Deployer(url) => {
-            io::dump_database(&Tool::default(), url, &dir, &file_name, &recipients).map_err(MediaFailure::from)
+            io::dump_database(&Tool::default(), url, &object, &recipients).map_err(TakeFailure::from)
         }
-    });
-    let finished = store.clock().now().max(taken_at);
-    let out = match result {
-        Ok(stored) => store
-            .update_backup(b.id, &mut |x| {
-                x.complete(stored.sha256.clone(), stored.size, finished)?;
-                Ok(vec![event(
-                    EventKind::BackupChanged,
-                    Level::Info,
-                    x,
-                    format!(
-                        "backup {name} ({}){on} completed: {} bytes, sha256 {}",
-                        x.id, stored.size, stored.sha256
-                    ),
-                )])
-            })
-            .map_err(Error::from),
-        Err(e) => {
-            let reason = match e {
-                MediaFailure::Storage(e) => failed(e, p),
-                MediaFailure::Host(s) => p.masks().mask(&s),
-            };
-            store.update_backup(b.id, &mut |x| {
-                x.fail(reason.clone(), finished)?;
-                Ok(vec![event(
-                    EventKind::BackupChanged,
-                    Level::Error,
-                    x,
-                    format!("backup {name} ({}){on} failed: {reason}", x.id),
-                )])
-            })?;
-            Err(Error::failed(format_args!(
-                "backup {name} ({}){on} failed: {reason}; nothing was stored",
-                b.id
-            )))
-        }
-    };
-    let _ = store.release_lock(&lock);
-    out
+    })?;
+    result.map_err(|reason| Error::failed(format_args!("{label} failed: {reason}; nothing was stored")))
+}
+
+/// One backup being taken — every kind goes through this one lifecycle:
+/// its store lease (`backup:ID`) taken and its record inserted with the
+/// `started` event, the work run while the lease is renewed, then the
+/// record completed or failed with its event, and the lease given back.
+struct Taking<'a> {
+    p: &'a Project,
+    store: &'a dyn Store,
+    lock: rollway_model::Lock,
+    lease: Duration,
+    backup: Backup,
+    /// "backup NAME (ID)" and what of where: how each event begins.
+    label: String,
+}
+
+impl<'a> Taking<'a> {
+    /// Takes the lease and inserts `b`, stored `into` (a storage's description).
+    fn start(p: &'a Project, store: &'a dyn Store, b: &Backup, label: String, into: &str) -> Result<Self> {
+        // The deployments' lease: 60 s, or `ROLLWAY_LEASE` (tests shorten it).
+        let lease = crate::deploy::lease();
+        let lock = store.acquire_lock(&LockRequest {
+            name: lock_name(b),
+            owner: p.operator(),
+            reason: label.clone(),
+            deployment_id: None,
+            lease,
+        })?;
+        let started = event(
+            EventKind::BackupChanged,
+            Level::Info,
+            b,
+            format!("{label} started into {into}"),
+        );
+        let backup = match store.insert_backup(b, vec![started]) {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = store.release_lock(&lock);
+                return Err(e.into());
+            }
+        };
+        Ok(Self {
+            p,
+            store,
+            lock,
+            lease,
+            backup,
+            label,
+        })
+    }
+
+    /// Runs `work` under the renewed lease and records what came of it:
+    /// the completed backup, or (recorded as failed) why, masked.
+    fn run(
+        self,
+        work: impl FnOnce() -> std::result::Result<io::Stored, TakeFailure>,
+    ) -> Result<std::result::Result<Backup, String>> {
+        let result = renewing(self.store, &self.lock, self.lease, work);
+        let finished = self.store.clock().now().max(self.backup.created_at);
+        let label = &self.label;
+        let recorded = match result {
+            Ok(stored) => self
+                .store
+                .update_backup(self.backup.id, &mut |x| {
+                    x.complete(stored.sha256.clone(), stored.size, finished)?;
+                    Ok(vec![event(
+                        EventKind::BackupChanged,
+                        Level::Info,
+                        x,
+                        format!("{label} completed: {} bytes, sha256 {}", stored.size, stored.sha256),
+                    )])
+                })
+                .map(Ok),
+            Err(e) => {
+                let reason = match e {
+                    TakeFailure::Storage(e) => failed(e, self.p),
+                    TakeFailure::Host(s) => self.p.masks().mask(&s),
+                };
+                self.store
+                    .update_backup(self.backup.id, &mut |x| {
+                        x.fail(reason.clone(), finished)?;
+                        Ok(vec![event(
+                            EventKind::BackupChanged,
+                            Level::Error,
+                            x,
+                            format!("{label} failed: {reason}"),
+                        )])
+                    })
+                    .map(|_| Err(reason))
+            }
+        };
+        let _ = self.store.release_lock(&self.lock);
+        Ok(recorded?)
+    }
 }
 
 /// Runs `work` while renewing `lock` at a third of `lease`: the lease says
@@ -477,14 +625,14 @@ enum DumpOn {
     Host(Box<(rollway_engine::HostPlan, rollway_engine::Targets)>),
 }
 
-/// Why a backup taken through a host's agent (media, or a database with
-/// `run_on = "host"`) failed: storing it, or on the host's side.
-enum MediaFailure {
+/// Why taking a backup failed: storing it (here), or on the host's side
+/// (a media backup, or a database with `run_on = "host"`).
+enum TakeFailure {
     Storage(BackupError),
     Host(String),
 }
 
-impl From<BackupError> for MediaFailure {
+impl From<BackupError> for TakeFailure {
     fn from(e: BackupError) -> Self {
         Self::Storage(e)
     }
@@ -492,14 +640,10 @@ impl From<BackupError> for MediaFailure {
 
 /// A failed stream from a host's agent: the host's (or the connection's)
 /// failure, or the deployer's writing into `dir`.
-fn host_failure(e: rollway_engine::MediaError, dir: &Path) -> MediaFailure {
+fn host_failure(e: rollway_engine::MediaError, object: &io::Object) -> TakeFailure {
     match e {
-        rollway_engine::MediaError::Host(h) => MediaFailure::Host(h.to_string()),
-        rollway_engine::MediaError::Local(source) => MediaFailure::Storage(BackupError::Io {
-            what: "write the backup to",
-            path: dir.to_owned(),
-            source,
-        }),
+        rollway_engine::MediaError::Host(h) => TakeFailure::Host(h.to_string()),
+        rollway_engine::MediaError::Local(source) => TakeFailure::Storage(object.error("write the backup to", source)),
     }
 }
 
@@ -525,7 +669,7 @@ fn first_host(
 
 /// `[backups.NAME]` of kind media: for each host of the environment, its
 /// agent packs `path` (absolute, or relative to the host's root) into a
-/// tar stream that is encrypted and hashed into the storage directory as
+/// tar stream that is encrypted and hashed into storage as
 /// it arrives; one backup record per host, each completed or failed on its
 /// own. Fails (after trying every host) when any host failed.
 fn take_media(
@@ -537,7 +681,7 @@ fn take_media(
     manual: bool,
     taken_at: Option<Timestamp>,
 ) -> Result<Vec<Backup>> {
-    settle_stale(store)?;
+    settle_stale(p, Some(config), store)?;
     let path = def.path.as_deref().ok_or_else(|| {
         Error::invalid(format_args!(
             "backups.{name} is of kind media but names no path: add path = \"DIRECTORY\""
@@ -553,88 +697,40 @@ fn take_media(
     let connector = crate::connect::connector(p, config, store, env)?;
     let vault = p.vault(config, store)?;
     let recipients = vault.recipients();
-    let dir = storage_dir(p, def)?;
+    let storage = storage(p, config, store, def)?;
     let class = if manual {
         BackupClass::Manual
     } else {
         BackupClass::Daily
     };
-    let lease = crate::deploy::lease();
     let mut out = Vec::new();
     let mut failures = Vec::new();
     for plan in &prepared.hosts {
         let taken_at = taken_at.unwrap_or_else(|| store.clock().now());
         let mut b = Backup::new(env, BackupKind::Media, class, "", taken_at);
-        let file_name = format!("{name}-{}.tar.zst.age", b.id);
-        b.location = io::object_path(&dir, &file_name).display().to_string();
+        let object = storage.object(&format!("{name}-{}.tar.zst.age", b.id));
+        b.location = object.location();
         b.name = name.to_owned();
         b.host = Some(plan.name.clone());
         b.path = Some(path.to_owned());
-        let lock = store.acquire_lock(&LockRequest {
-            name: lock_name(&b),
-            owner: p.operator(),
-            reason: format!("backup {name} of {}", plan.name),
-            deployment_id: None,
-            lease,
-        })?;
-        let b = store.insert_backup(
-            &b,
-            vec![event(
-                EventKind::BackupChanged,
-                Level::Info,
-                &b,
-                format!(
-                    "backup {name} ({}) of {path} on {} started into {}",
-                    b.id,
-                    plan.name,
-                    dir.display()
-                ),
-            )],
-        )?;
-        let result = renewing(store, &lock, lease, || {
+        let label = format!("backup {name} ({}) of {path} on {}", b.id, plan.name);
+        let taking = Taking::start(p, store, &b, label, &storage.describe())?;
+        let result = taking.run(|| {
             let mut session = connector
                 .open(plan)
-                .map_err(|e| MediaFailure::Host(format!("cannot reach the host: {e}")))?;
-            io::store_stream(&dir, &file_name, &recipients, |w| {
+                .map_err(|e| TakeFailure::Host(format!("cannot reach the host: {e}")))?;
+            io::store_stream(&object, &recipients, |w| {
                 session
                     .client()
                     .pack_dir(path, w)
                     .map(|_| ())
-                    .map_err(|e| host_failure(e, &dir))
+                    .map_err(|e| host_failure(e, &object))
             })
-        });
-        let finished = store.clock().now().max(taken_at);
+        })?;
         match result {
-            Ok(stored) => out.push(store.update_backup(b.id, &mut |x| {
-                x.complete(stored.sha256.clone(), stored.size, finished)?;
-                Ok(vec![event(
-                    EventKind::BackupChanged,
-                    Level::Info,
-                    x,
-                    format!(
-                        "backup {name} ({}) of {path} on {} completed: {} bytes, sha256 {}",
-                        x.id, plan.name, stored.size, stored.sha256
-                    ),
-                )])
-            })?),
-            Err(e) => {
-                let reason = match e {
-                    MediaFailure::Storage(e) => failed(e, p),
-                    MediaFailure::Host(s) => p.masks().mask(&s),
-                };
-                store.update_backup(b.id, &mut |x| {
-                    x.fail(reason.clone(), finished)?;
-                    Ok(vec![event(
-                        EventKind::BackupChanged,
-                        Level::Error,
-                        x,
-                        format!("backup {name} ({}) of {path} on {} failed: {reason}", x.id, plan.name),
-                    )])
-                })?;
-                failures.push(format!("on {} ({}): {reason}", plan.name, b.id));
-            }
+            Ok(done) => out.push(done),
+            Err(reason) => failures.push(format!("on {} ({}): {reason}", plan.name, b.id)),
         }
-        let _ = store.release_lock(&lock);
     }
     if !failures.is_empty() {
         return Err(Error::failed(format_args!(
@@ -656,7 +752,7 @@ pub fn list(p: &Project, environment: Option<&str>) -> Result<Vec<Backup>> {
     if let Some(env) = environment {
         p.env_ref(&config, env)?;
     }
-    settle_stale(&*store)?;
+    settle_stale(p, Some(&config), &*store)?;
     Ok(store.backups(environment)?)
 }
 
@@ -670,7 +766,7 @@ pub struct BackupShow {
 /// `rollway backup show ID`.
 pub fn show(p: &Project, id: &str) -> Result<BackupShow> {
     let store = p.store()?;
-    settle_stale(&*store)?;
+    settle_stale(p, None, &*store)?;
     let backup = find(&*store, id)?;
     let restores = store.restores(backup.id)?;
     Ok(BackupShow { backup, restores })
@@ -753,11 +849,11 @@ fn restore_test(
     io::psql(&tool, &server, &format!("CREATE DATABASE {}", scratch.name)).map_err(fail)?;
     let url = io::with_database(&server, &scratch.name).map_err(fail)?;
     let vault = p.vault(config, store)?;
-    let path = Path::new(&b.location);
-    if let Err(e) = io::restore_database(&tool, path, vault.identities(), &url, false) {
+    let object = object_of(p, config, store, b)?;
+    if let Err(e) = io::restore_database(&tool, &object, vault.identities(), &url, false) {
         return Ok(Err(vec![format!("it does not restore: {}", failed(e, p))]));
     }
-    let archive = match io::archive_contents(&tool, path, vault.identities()).map_err(fail)? {
+    let archive = match io::archive_contents(&tool, &object, vault.identities()).map_err(fail)? {
         Ok(c) => c,
         Err(why) => {
             return Ok(Err(vec![format!(
@@ -795,11 +891,12 @@ fn check(
     let Some(sha) = &b.checksum else {
         return Ok(Err(vec!["it has no recorded SHA-256".to_owned()]));
     };
-    let path = Path::new(&b.location);
-    let mut problems = io::verify_object(path, b.size_bytes, sha).map_err(|e| Error::failed(failed(e, p)))?;
-    if path.exists() && matches!(b.kind, BackupKind::Media | BackupKind::Config) {
+    let object = object_of(p, config, store, b)?;
+    let mut problems = io::verify_object(&object, b.size_bytes, sha).map_err(|e| Error::failed(failed(e, p)))?;
+    let found = problems.is_empty() || object.exists().map_err(|e| Error::failed(failed(e, p)))?;
+    if found && matches!(b.kind, BackupKind::Media | BackupKind::Config) {
         let vault = p.vault(config, store)?;
-        let read = io::with_decrypted(path, vault.identities(), |r| rollway_engine::count_media_entries(r))
+        let read = io::with_decrypted(&object, vault.identities(), |r| rollway_engine::count_media_entries(r))
             .map_err(|e| Error::failed(failed(e, p)))?;
         match read {
             Ok(Ok(entries)) if problems.is_empty() => return Ok(Ok(entries as usize)),
@@ -807,9 +904,11 @@ fn check(
             Ok(Err(why)) => problems.push(format!("it does not decrypt into a readable tar stream: {why}")),
             Err(why) => problems.push(format!("it does not decrypt: {}", p.masks().mask(&why))),
         }
-    } else if path.exists() {
+    } else if found {
         let vault = p.vault(config, store)?;
-        match io::list_archive(&Tool::default(), path, vault.identities()).map_err(|e| Error::failed(failed(e, p)))? {
+        match io::list_archive(&Tool::default(), &object, vault.identities())
+            .map_err(|e| Error::failed(failed(e, p)))?
+        {
             Ok(entries) if problems.is_empty() => return Ok(Ok(entries)),
             Ok(_) => {}
             Err(why) => problems.push(format!(
@@ -955,7 +1054,7 @@ pub fn restore(p: &Project, id: &str, to: Option<&str>, host: Option<&str>, forc
     )?;
     match io::restore_database(
         &tool,
-        Path::new(&b.location),
+        &object_of(p, &config, store, &b)?,
         p.vault(&config, store)?.identities(),
         &url,
         !empty,
@@ -1072,7 +1171,8 @@ fn restore_media(
         .open(plan)
         .map_err(|e| format!("cannot reach {host}: {e}"))
         .and_then(|mut session| {
-            match io::with_decrypted(Path::new(&b.location), vault.identities(), |r| {
+            let object = object_of(p, config, store, b).map_err(|e| e.to_string())?;
+            match io::with_decrypted(&object, vault.identities(), |r| {
                 session.client().unpack_dir(path, force, r)
             }) {
                 Ok(Ok(Ok(entries))) => Ok(entries),
@@ -1179,7 +1279,8 @@ fn restore_on_host(
         .open(&plan)
         .map_err(|e| format!("cannot reach {host}: {e}"))
         .and_then(|mut session| {
-            match io::with_decrypted(Path::new(&b.location), vault.identities(), |r| {
+            let object = object_of(p, config, store, b).map_err(|e| e.to_string())?;
+            match io::with_decrypted(&object, vault.identities(), |r| {
                 session.client().restore_database(var, force, r)
             }) {
                 Ok(Ok(Ok(()))) => Ok(()),
@@ -1237,7 +1338,7 @@ pub struct PruneReport {
 pub fn prune(p: &Project, dry_run: bool, now: Option<&str>) -> Result<PruneReport> {
     let (config, store) = p.open()?;
     let store = &*store;
-    settle_stale(store)?;
+    settle_stale(p, Some(&config), store)?;
     let now = parse_time("--now", now)?.unwrap_or_else(|| store.clock().now());
     // A media backup's hosts each keep their own history.
     let mut groups: BTreeMap<(String, String, Option<String>), Vec<Backup>> = BTreeMap::new();
@@ -1283,7 +1384,9 @@ pub fn prune(p: &Project, dry_run: bool, now: Option<&str>) -> Result<PruneRepor
     if !dry_run {
         let mut done = Vec::new();
         for b in report.expired {
-            io::remove_object(Path::new(&b.location)).map_err(|e| Error::failed(failed(e, p)))?;
+            object_of(p, &config, store, &b)?
+                .remove()
+                .map_err(|e| Error::failed(failed(e, p)))?;
             let at = store.clock().now().max(b.finished_at.unwrap_or(b.created_at));
             done.push(store.update_backup(b.id, &mut |x| {
                 x.transition(BackupStatus::Expired, at)?;

@@ -22,7 +22,7 @@ pub use alerting::{
     AlertRuleConfig, AlertingConfig, ChannelConfig, ChannelKind, EmailConfig, SmtpSecurity, Subject, WebhookConfig,
     WebhookFormat, parse_smtp,
 };
-pub use backups::{BackupConfig, RunOn};
+pub use backups::{BackupConfig, RunOn, parse_s3_url};
 pub use diagnostic::{ConfigError, Diagnostic, Diagnostics};
 pub use hosts::{parse_host, parse_ssh};
 pub use logs::LogsConfig;

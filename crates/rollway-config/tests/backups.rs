@@ -32,6 +32,11 @@ fn backup_keys_read_to_their_values_or_defaults() {
                 run_on: RunOn::Deployer,
                 schedule: None,
                 storage: "backups".into(),
+                s3_endpoint: None,
+                s3_region: None,
+                s3_allow_http: false,
+                s3_access_key_secret: None,
+                s3_secret_key_secret: None,
                 url_secret: Some("DATABASE_URL".into()),
                 path: None,
             },
@@ -44,6 +49,11 @@ fn backup_keys_read_to_their_values_or_defaults() {
                 run_on: RunOn::Deployer,
                 schedule: Some("0 3 * * *".into()),
                 storage: "/var/backups/p".into(),
+                s3_endpoint: None,
+                s3_region: None,
+                s3_allow_http: false,
+                s3_access_key_secret: None,
+                s3_secret_key_secret: None,
                 url_secret: Some("PG_URL".into()),
                 path: None,
             },
@@ -56,6 +66,11 @@ fn backup_keys_read_to_their_values_or_defaults() {
                 run_on: RunOn::Host,
                 schedule: None,
                 storage: "backups".into(),
+                s3_endpoint: None,
+                s3_region: None,
+                s3_allow_http: false,
+                s3_access_key_secret: None,
+                s3_secret_key_secret: None,
                 url_secret: Some("DATABASE_URL".into()),
                 path: None,
             },
@@ -68,6 +83,11 @@ fn backup_keys_read_to_their_values_or_defaults() {
                 run_on: RunOn::Deployer,
                 schedule: None,
                 storage: "backups".into(),
+                s3_endpoint: None,
+                s3_region: None,
+                s3_allow_http: false,
+                s3_access_key_secret: None,
+                s3_secret_key_secret: None,
                 url_secret: None,
                 path: Some("shared/uploads".into()),
             },
@@ -81,6 +101,30 @@ fn backup_keys_read_to_their_values_or_defaults() {
                 schedule: Some("0 4 * * 0".into()),
                 storage: "backups".into(),
                 url_secret: None,
+                path: None,
+                s3_endpoint: None,
+                s3_region: None,
+                s3_allow_http: false,
+                s3_access_key_secret: None,
+                s3_secret_key_secret: None,
+            },
+        ),
+        (
+            "[backups.db]\nenvironment = \"production\"\nkind = \"database\"\nstorage = \"s3://shop-backups/db/daily/\"\nurl_secret = \"DATABASE_URL\"\n\
+             s3_endpoint = \"http://127.0.0.1:9000\"\ns3_allow_http = true\ns3_region = \"eu-central-1\"\n\
+             s3_access_key_secret = \"S3_KEY\"\ns3_secret_key_secret = \"S3_SECRET\"\n",
+            BackupConfig {
+                environment: "production".into(),
+                kind: BackupKind::Database,
+                run_on: RunOn::Deployer,
+                schedule: None,
+                storage: "s3://shop-backups/db/daily/".into(),
+                s3_endpoint: Some("http://127.0.0.1:9000".into()),
+                s3_region: Some("eu-central-1".into()),
+                s3_allow_http: true,
+                s3_access_key_secret: Some("S3_KEY".into()),
+                s3_secret_key_secret: Some("S3_SECRET".into()),
+                url_secret: Some("DATABASE_URL".into()),
                 path: None,
             },
         ),
@@ -145,10 +189,6 @@ fn bad_backup_keys_are_located() {
             "rollway.toml:10:12: backups.db.schedule: 'every night' is not a cron expression of five fields (minute hour day month weekday): Invalid pattern: Pattern must have 5 fields when seconds are disallowed. — write five fields, e.g. \"0 3 * * *\" for every day at 03:00",
         ),
         (
-            "[backups.db]\nenvironment = \"production\"\nkind = \"database\"\nstorage = \"s3://bucket/db\"\nurl_secret = \"DATABASE_URL\"\n",
-            "rollway.toml:8:11: backups.db.storage 's3://bucket/db': S3 storage is not supported yet — use a local directory for now, e.g. storage = \"/var/backups/rollway\"",
-        ),
-        (
             "[backups.db]\nenvironment = \"production\"\nkind = \"database\"\nurl_secret = \"DATABASE_URL\"\n",
             "rollway.toml:5:1: missing key 'storage' in [backups.db] — add storage = \"DIRECTORY\": where backups are kept",
         ),
@@ -162,12 +202,81 @@ fn bad_backup_keys_are_located() {
         ),
         (
             &format!("[backups.db]\n{ok}keep = 3\n"),
-            "rollway.toml:10:1: unknown key 'keep' in [backups.db] — remove it; the keys allowed here are environment, kind, run_on, schedule, storage, url_secret, path",
+            "rollway.toml:10:1: unknown key 'keep' in [backups.db] — remove it; the keys allowed here are environment, kind, run_on, schedule, storage, s3_endpoint, s3_region, s3_allow_http, s3_access_key_secret, s3_secret_key_secret, url_secret, path",
         ),
     ];
     for (text, expected) in cases {
         assert!(check(&format!("{BASE}{text}"), expected).is_none(), "{text}");
     }
+}
+
+#[test]
+fn s3_storage_keys_are_checked_and_located() {
+    // Lines 5-9: a database backup in a bucket, its credentials named; a case's lines follow from 10.
+    let head = "[backups.db]\nenvironment = \"production\"\nkind = \"database\"\nurl_secret = \"DATABASE_URL\"\n";
+    let creds = "s3_access_key_secret = \"S3_KEY\"\ns3_secret_key_secret = \"S3_SECRET\"\n";
+    let cases: &[(String, &str)] = &[
+        (
+            format!("{head}storage = \"s3://b/db\"\n{creds}"),
+            "rollway.toml:9:11: backups.db.storage 's3://b/db': 'b' is not a bucket name (3 to 63 lowercase letters, digits, '.' and '-', a letter or digit at each end) — write s3://BUCKET or s3://BUCKET/PREFIX, e.g. storage = \"s3://shop-backups/db\"",
+        ),
+        (
+            format!("{head}storage = \"s3://Shop/db\"\n{creds}"),
+            "rollway.toml:9:11: backups.db.storage 's3://Shop/db': 'Shop' is not a bucket name (3 to 63 lowercase letters, digits, '.' and '-', a letter or digit at each end) — write s3://BUCKET or s3://BUCKET/PREFIX, e.g. storage = \"s3://shop-backups/db\"",
+        ),
+        (
+            format!("{head}storage = \"s3://shop//db\"\n{creds}"),
+            "rollway.toml:9:11: backups.db.storage 's3://shop//db': its prefix part '' is empty, '.' or '..', or has a character other than letters, digits and ! - _ . * ' ( ) — write s3://BUCKET or s3://BUCKET/PREFIX, e.g. storage = \"s3://shop-backups/db\"",
+        ),
+        (
+            format!("{head}storage = \"s3://shop/../db\"\n{creds}"),
+            "rollway.toml:9:11: backups.db.storage 's3://shop/../db': its prefix part '..' is empty, '.' or '..', or has a character other than letters, digits and ! - _ . * ' ( ) — write s3://BUCKET or s3://BUCKET/PREFIX, e.g. storage = \"s3://shop-backups/db\"",
+        ),
+        (
+            format!("{head}storage = \"s3://shop/db\"\n"),
+            "rollway.toml:5:1: missing key 's3_access_key_secret' in [backups.db] — add s3_access_key_secret = \"S3_ACCESS_KEY_ID\": the variable of the environment holding the access key id\n\
+          rollway.toml:5:1: missing key 's3_secret_key_secret' in [backups.db] — add s3_secret_key_secret = \"S3_SECRET_ACCESS_KEY\": the variable of the environment holding the secret access key",
+        ),
+        (
+            format!(
+                "{head}storage = \"s3://shop/db\"\ns3_access_key_secret = \"s3-key\"\ns3_secret_key_secret = \"S3_SECRET\"\n"
+            ),
+            "rollway.toml:10:24: s3_access_key_secret 's3-key' is not a valid environment variable name — use letters, digits and '_', not starting with a digit",
+        ),
+        (
+            format!("{head}storage = \"s3://shop/db\"\n{creds}s3_endpoint = \"http://127.0.0.1:9000\"\n"),
+            "rollway.toml:12:15: backups.db.s3_endpoint 'http://127.0.0.1:9000' is plain http: the traffic to the bucket would be readable — use https, or add s3_allow_http = true for a server on a network you trust (e.g. a local one)",
+        ),
+        (
+            format!("{head}storage = \"s3://shop/db\"\n{creds}s3_endpoint = \"https://key:pw@s3.example.net\"\n"),
+            "rollway.toml:12:15: backups.db.s3_endpoint carries credentials in its URL — remove them from the URL: the credentials come from the variables named by s3_access_key_secret and s3_secret_key_secret",
+        ),
+        (
+            format!("{head}storage = \"s3://shop/db\"\n{creds}s3_endpoint = \"ftp://s3.example.net\"\n"),
+            "rollway.toml:12:15: backups.db.s3_endpoint 'ftp://s3.example.net' is not an http(s) URL of a host — write the server's base URL, e.g. s3_endpoint = \"https://s3.example.net\"",
+        ),
+        (
+            format!("{head}storage = \"s3://shop/db\"\n{creds}s3_region = \"eu central\"\n"),
+            "rollway.toml:12:13: backups.db.s3_region 'eu central' is not a region name — write letters, digits and '-', e.g. s3_region = \"eu-central-1\"",
+        ),
+        (
+            format!("{head}storage = \"backups\"\ns3_region = \"eu-central-1\"\ns3_allow_http = true\n"),
+            "rollway.toml:10:13: backups.db.s3_region is for s3:// storage, and this backup is stored in a local directory — remove s3_region, or set storage = \"s3://BUCKET/PREFIX\"\n\
+          rollway.toml:11:17: backups.db.s3_allow_http is for s3:// storage, and this backup is stored in a local directory — remove s3_allow_http, or set storage = \"s3://BUCKET/PREFIX\"",
+        ),
+    ];
+    for (text, expected) in cases {
+        assert!(check(&format!("{BASE}{text}"), expected).is_none(), "{text}");
+    }
+    // A bucket alone, or with a prefix, splits as the storage will use it.
+    assert_eq!(
+        rollway_config::parse_s3_url("s3://shop-backups"),
+        Ok(("shop-backups".into(), String::new()))
+    );
+    assert_eq!(
+        rollway_config::parse_s3_url("s3://shop.b/a/b/"),
+        Ok(("shop.b".into(), "a/b".into()))
+    );
 }
 
 #[test]

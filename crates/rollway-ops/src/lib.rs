@@ -22,7 +22,8 @@
 //! monitor missed.
 //!
 //! [`backup`] holds the backups' IO: `pg_dump` / `pg_restore` streamed
-//! through age encryption and SHA-256 into a local storage directory.
+//! through age encryption and SHA-256 into a local storage directory or an
+//! S3-compatible bucket (`object_store`).
 
 pub mod backup;
 mod dns;

@@ -11,18 +11,13 @@
 use std::path::Path;
 
 use rollway_config::{BackupConfig, Config};
-use rollway_model::{Backup, BackupClass, BackupKind, EventKind, Level, Restore, RestoreStatus, Timestamp};
-use rollway_ops::backup::{self as io, BackupError};
-use rollway_store::{LockRequest, Store};
+use rollway_model::{Backup, BackupClass, BackupKind, Level, Restore, RestoreStatus, Timestamp};
+use rollway_ops::backup as io;
+use rollway_store::Store;
 
-use super::{RestoreRecord, check, does_not_verify, event, failed, lock_name, renewing, settle_stale, storage_dir};
+use super::{RestoreRecord, TakeFailure, Taking, check, does_not_verify, failed, object_of, settle_stale, storage};
 use crate::error::{Code, Error, Result};
 use crate::project::Project;
-
-/// The two files of a config backup: rollway.toml, and `ENV.env`.
-fn files(env: &str) -> [String; 2] {
-    ["rollway.toml".to_owned(), format!("{env}.env")]
-}
 
 /// Takes a config backup of `def`'s environment.
 pub(super) fn take(
@@ -34,7 +29,7 @@ pub(super) fn take(
     manual: bool,
     taken_at: Option<Timestamp>,
 ) -> Result<Backup> {
-    settle_stale(store)?;
+    settle_stale(p, Some(config), store)?;
     let env = &def.environment;
     let toml_path = p.config_path();
     let toml = std::fs::read(toml_path)
@@ -43,88 +38,36 @@ pub(super) fn take(
     // with the environment's secrets).
     let (env_text, _) = crate::deploy::env_file(p, config, store, env, &Default::default(), false)?;
     let recipients = p.vault(config, store)?.recipients();
-    let dir = storage_dir(p, def)?;
+    let storage = storage(p, config, store, def)?;
     let class = if manual {
         BackupClass::Manual
     } else {
         BackupClass::Daily
     };
-    let taken_at = taken_at.unwrap_or_else(|| store.clock().now());
-    let mut b = Backup::new(env, BackupKind::Config, class, "", taken_at);
-    let file_name = format!("{name}-{}.tar.zst.age", b.id);
-    b.location = io::object_path(&dir, &file_name).display().to_string();
+    let mut b = Backup::new(
+        env,
+        BackupKind::Config,
+        class,
+        "",
+        taken_at.unwrap_or_else(|| store.clock().now()),
+    );
+    let object = storage.object(&format!("{name}-{}.tar.zst.age", b.id));
+    b.location = object.location();
     b.name = name.to_owned();
-    let lease = crate::deploy::lease();
-    let lock = store.acquire_lock(&LockRequest {
-        name: lock_name(&b),
-        owner: p.operator(),
-        reason: format!("backup {name}"),
-        deployment_id: None,
-        lease,
-    })?;
-    let b = store.insert_backup(
-        &b,
-        vec![event(
-            EventKind::BackupChanged,
-            Level::Info,
-            &b,
-            format!(
-                "backup {name} ({}) of environment {env}'s config started into {}",
-                b.id,
-                dir.display()
-            ),
-        )],
-    )?;
-    let [toml_name, env_name] = files(env);
-    let result = renewing(store, &lock, lease, || {
-        io::store_stream(&dir, &file_name, &recipients, |w| {
+    let label = format!("backup {name} ({}) of environment {env}'s config", b.id);
+    let taking = Taking::start(p, store, &b, label.clone(), &storage.describe())?;
+    let env_name = format!("{env}.env");
+    let result = taking.run(|| {
+        io::store_stream(&object, &recipients, |w| {
             rollway_engine::pack_media_files(
-                &[(&toml_name, 0o644, &toml), (&env_name, 0o600, env_text.as_bytes())],
+                &[("rollway.toml", 0o644, &toml), (&env_name, 0o600, env_text.as_bytes())],
                 w,
             )
             .map(|_| ())
-            .map_err(|why| BackupError::Io {
-                what: "write the backup to",
-                path: dir.clone(),
-                source: std::io::Error::other(why),
-            })
+            .map_err(|why| TakeFailure::Storage(object.error("write the backup to", std::io::Error::other(why))))
         })
-    });
-    let finished = store.clock().now().max(taken_at);
-    let out = match result {
-        Ok(stored) => store
-            .update_backup(b.id, &mut |x| {
-                x.complete(stored.sha256.clone(), stored.size, finished)?;
-                Ok(vec![event(
-                    EventKind::BackupChanged,
-                    Level::Info,
-                    x,
-                    format!(
-                        "backup {name} ({}) completed: {} bytes, sha256 {}",
-                        x.id, stored.size, stored.sha256
-                    ),
-                )])
-            })
-            .map_err(Error::from),
-        Err(e) => {
-            let reason = failed(e, p);
-            store.update_backup(b.id, &mut |x| {
-                x.fail(reason.clone(), finished)?;
-                Ok(vec![event(
-                    EventKind::BackupChanged,
-                    Level::Error,
-                    x,
-                    format!("backup {name} ({}) failed: {reason}", x.id),
-                )])
-            })?;
-            Err(Error::failed(format_args!(
-                "backup {name} ({}) failed: {reason}; nothing was stored",
-                b.id
-            )))
-        }
-    };
-    let _ = store.release_lock(&lock);
-    out
+    })?;
+    result.map_err(|reason| Error::failed(format_args!("{label} failed: {reason}; nothing was stored")))
 }
 
 /// Restores a config backup into the directory `to` on this machine:
@@ -166,7 +109,8 @@ pub(super) fn restore(
         format!("backup {} verified; restoring into {}", b.id, job.target),
     )?;
     let vault = p.vault(config, store)?;
-    let unpacked = match io::with_decrypted(Path::new(&b.location), vault.identities(), |r| {
+    let object = object_of(p, config, store, b)?;
+    let unpacked = match io::with_decrypted(&object, vault.identities(), |r| {
         rollway_engine::unpack_media(&dir, force, r)
     }) {
         Ok(Ok(r)) => r,

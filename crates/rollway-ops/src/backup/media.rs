@@ -1,106 +1,128 @@
 //! Streams that come from elsewhere, stored: a host agent packing a
 //! directory (age-encrypted here), or dumping a database (`run_on =
-//! "host"`: encrypted on the host already), hashed into the storage
-//! directory exactly as a database dump is (hidden partial file, fsync,
-//! rename); and a stored object opened again as its decrypted stream.
+//! "host"`: encrypted on the host already), hashed into storage exactly as
+//! a database dump is (a directory's hidden partial file, fsync, rename; a
+//! bucket's multipart upload); and a stored object opened again as its
+//! decrypted stream.
 
-use std::io::{self, BufWriter, Read, Write};
-use std::path::Path;
+use std::io::{self, Read, Write};
 
 use rollway_secrets::{Identity, Recipient};
 
-use super::storage::{Partial, object_path};
+use super::storage::Object;
+use super::{BackupError, Hashing, Stored};
 
 /// How every age file (binary, not armored) starts.
 const AGE_HEADER: &[u8] = b"age-encryption.org/v1\n";
-use super::{BackupError, Hashing, Stored};
 
 /// Encrypts to `recipients` and hashes whatever `fill` writes into
-/// `dir/file_name`, which appears only when `fill` and the writing both
+/// `object`, which appears only when `fill` and the writing both
 /// succeeded. `fill`'s error is returned as it is, with nothing stored.
 pub fn store_stream<E: From<BackupError>>(
-    dir: &Path,
-    file_name: &str,
+    object: &Object,
     recipients: &[Recipient],
     fill: impl FnOnce(&mut dyn Write) -> Result<(), E>,
 ) -> Result<Stored, E> {
-    store_encrypted(dir, file_name, |out| {
-        let mut enc = rollway_secrets::encrypt_stream(out, recipients).map_err(BackupError::from)?;
-        fill(&mut enc)?;
-        enc.finish().map_err(|source| BackupError::Io {
-            what: "write the backup into",
-            path: dir.to_owned(),
-            source,
-        })?;
-        Ok(())
-    })
+    let out = Hashing::new(object.create()?);
+    let mut enc = rollway_secrets::encrypt_stream(out, recipients).map_err(BackupError::from)?;
+    fill(&mut enc)?;
+    let hashing = enc.finish().map_err(|e| object.error("write the backup to", e))?;
+    let (writer, size, sha256) = hashing.finish();
+    let location = writer.commit()?;
+    Ok(Stored { location, size, sha256 })
 }
 
 /// Hashes what `fill` writes, already encrypted (a database dump a host
-/// agent encrypted before sending it, `run_on = "host"`), into
-/// `dir/file_name` exactly as [`store_stream`] stores: it appears only when
-/// `fill` and the writing both succeeded, and only when it is an age file
-/// (a backup is never stored in clear, whoever made it).
+/// agent encrypted before sending it, `run_on = "host"`), into `object`
+/// exactly as [`store_stream`] stores: it appears only when `fill` and the
+/// writing both succeeded, and only when it is an age file (a backup is
+/// never stored in clear, whoever made it) — checked as the first bytes
+/// pass, so nothing clear reaches a bucket either.
 pub fn store_encrypted<E: From<BackupError>>(
-    dir: &Path,
-    file_name: &str,
+    object: &Object,
     fill: impl FnOnce(&mut dyn Write) -> Result<(), E>,
 ) -> Result<Stored, E> {
-    let partial = Partial::create(dir, file_name)?;
-    let io_err = |source| BackupError::Io {
-        what: "write the backup to",
-        path: partial.path().to_owned(),
-        source,
-    };
-    let mut out = Hashing::new(BufWriter::with_capacity(1 << 16, partial.file()?));
-    fill(&mut out)?;
-    let (buf, size, sha256) = out.finish();
-    let file = buf.into_inner().map_err(|e| io_err(e.into_error()))?;
-    let mut head = [0u8; AGE_HEADER.len()];
-    if std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0).is_err() || head != *AGE_HEADER {
-        return Err(BackupError::Io {
-            what: "store",
-            path: object_path(dir, file_name),
-            source: io::Error::other(
+    let not_age = || {
+        object.error(
+            "store",
+            io::Error::other(
                 "the stream that arrived is not age-encrypted, and a backup is stored only encrypted; nothing was stored",
             ),
-        }
-        .into());
+        )
+    };
+    let mut out = AgeOnly {
+        inner: Hashing::new(object.create()?),
+        seen: 0,
+    };
+    if let Err(e) = fill(&mut out) {
+        return Err(if out.refused() { not_age().into() } else { e });
     }
-    file.sync_all().map_err(io_err)?;
-    let path = partial.persist()?;
-    Ok(Stored { path, size, sha256 })
+    if out.seen < AGE_HEADER.len() {
+        return Err(not_age().into());
+    }
+    let (writer, size, sha256) = out.inner.finish();
+    let location = writer.commit()?;
+    Ok(Stored { location, size, sha256 })
 }
 
-/// Hands the decrypted stream of the object at `path` to `read`:
-/// `Ok(Err(why))` when it does not decrypt (a wrong identity, a damaged
-/// header); damage further in shows as a read error of the stream.
+/// Passes bytes on only while they agree with [`AGE_HEADER`] (and all
+/// after it): a clear stream fails its first write.
+struct AgeOnly<W> {
+    inner: W,
+    /// How many bytes of the header have been seen (`usize::MAX`: refused).
+    seen: usize,
+}
+
+impl<W> AgeOnly<W> {
+    fn refused(&self) -> bool {
+        self.seen == usize::MAX
+    }
+}
+
+impl<W: Write> Write for AgeOnly<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.refused() {
+            return Err(io::Error::other("not an age file"));
+        }
+        if self.seen < AGE_HEADER.len() {
+            let n = buf.len().min(AGE_HEADER.len() - self.seen);
+            if buf[..n] != AGE_HEADER[self.seen..self.seen + n] {
+                self.seen = usize::MAX;
+                return Err(io::Error::other("not an age file"));
+            }
+            let written = self.inner.write(&buf[..n])?;
+            self.seen += written;
+            return Ok(written);
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Hands the decrypted stream of `object` to `read`: `Ok(Err(why))` when
+/// it does not decrypt (a wrong identity, a damaged header); damage
+/// further in shows as a read error of the stream.
 pub fn with_decrypted<T>(
-    path: &Path,
+    object: &Object,
     identities: &[Identity],
     read: impl FnOnce(&mut dyn Read) -> T,
 ) -> Result<Result<T, String>, BackupError> {
-    let file = std::fs::File::open(path).map_err(|source| BackupError::Io {
-        what: "open",
-        path: path.to_owned(),
-        source,
-    })?;
-    let origin = path.display().to_string();
-    match rollway_secrets::decrypt_stream(io::BufReader::with_capacity(1 << 16, file), identities, &origin) {
-        Ok(mut r) => Ok(Ok(read(&mut r))),
-        Err(rollway_secrets::Error::Decrypt { reason, .. }) => Ok(Err(reason)),
-        Err(e) => Err(e.into()),
-    }
+    super::decrypted(object, identities, read)
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::backup::Storage;
 
     fn check(body: &[u8], stored: bool) {
         let tmp = tempfile::tempdir().unwrap();
-        let r = store_encrypted::<BackupError>(tmp.path(), "b.age", |w| {
+        let object = Storage::local(tmp.path()).object("b.age");
+        let r = store_encrypted::<BackupError>(&object, |w| {
             w.write_all(body).map_err(|source| BackupError::Io {
                 what: "write",
                 path: tmp.path().to_owned(),
@@ -111,7 +133,7 @@ mod tests {
         match r {
             Ok(s) => {
                 assert!(stored, "{body:?} was stored");
-                assert_eq!(std::fs::read(&s.path).unwrap(), body);
+                assert_eq!(std::fs::read(tmp.path().join("b.age")).unwrap(), body);
                 assert_eq!(s.size, body.len() as u64);
                 assert_eq!(left.len(), 1);
             }

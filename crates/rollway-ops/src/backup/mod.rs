@@ -1,28 +1,35 @@
 //! Backups' IO (OPERATIONS.md "Backups and restores"): a PostgreSQL
 //! database dumped with `pg_dump -Fc`, its bytes age-encrypted to the
 //! vault's recipients and hashed (SHA-256 of the stored, encrypted bytes)
-//! on their way into a local storage directory, streamed in chunks —
-//! never a whole copy in memory or a clear copy on disk; checked again
+//! on their way into a [`Storage`] — a local directory or an S3-compatible
+//! bucket (`s3.rs`, multipart uploads) — streamed in chunks, never a whole
+//! copy in memory or a clear copy on disk; read back as a stream, checked
 //! (size, SHA-256, decryption, `pg_restore --list`) and restored through
 //! `pg_restore`. Media backups (a directory packed by a host agent) go
 //! into the same storage the same way (`media.rs`).
 //!
 //! Invariants:
-//! - An object appears under its final name only complete: it is written
-//!   to a hidden `.NAME.partial-…` file beside it, fsynced, then renamed,
-//!   and the directory fsynced; any error (or a killed `pg_dump`) removes
-//!   the partial file, and a killed `rollway` leaves only a hidden partial
-//!   file that nothing lists as a backup (`remove_partials` clears it once
-//!   the backup is known dead).
+//! - An object appears under its final name only complete. In a
+//!   directory it is written to a hidden `.NAME.partial-…` file beside it,
+//!   fsynced, then renamed, and the directory fsynced; any error (or a
+//!   killed `pg_dump`) removes the partial file, and a killed `rollway`
+//!   leaves only a hidden partial file that nothing lists as a backup
+//!   (`Object::remove_partials` clears it once the backup is known dead).
+//!   In a bucket it is a multipart upload completed only after the last
+//!   byte and aborted on any error; a killed `rollway` leaves an
+//!   incomplete upload, which is no object.
+//! - An S3 bucket's credentials appear in no message (`s3.rs` replaces
+//!   them in every error it passes on).
 //! - The SHA-256 recorded is of exactly the bytes stored.
 //! - A database URL's password never reaches a command line: it travels in
 //!   `PGPASSWORD`.
 
 mod media;
 mod pg;
+mod s3;
 mod storage;
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 use rollway_model::Sha256Digest;
@@ -33,7 +40,8 @@ pub use pg::{
     Contents, Tool, archive_contents, database_contents, database_is_empty, differences, dump_database, dump_to,
     list_archive, psql, restore_database, restore_from, with_database,
 };
-pub use storage::{object_path, remove_object, remove_partials, verify_object};
+pub use s3::{PART_SIZE, PARTS_IN_FLIGHT, S3Settings};
+pub use storage::{Object, Storage, verify_object};
 
 /// What can go wrong while backing up, checking or restoring.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +60,13 @@ pub enum BackupError {
         status: String,
         stderr: String,
     },
+    #[error("cannot {what} {location} (S3 endpoint {endpoint}): {reason}")]
+    S3 {
+        what: &'static str,
+        location: String,
+        endpoint: String,
+        reason: String,
+    },
     #[error("the database URL is not valid: {0}")]
     Url(String),
     #[error(transparent)]
@@ -61,9 +76,26 @@ pub enum BackupError {
 /// A backup object as it was stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
-    pub path: PathBuf,
+    /// An absolute path, or `s3://BUCKET/KEY`.
+    pub location: String,
     pub size: u64,
     pub sha256: Sha256Digest,
+}
+
+/// The object's decrypted stream handed to `read`: `Ok(Err(why))` when it
+/// does not decrypt (a wrong identity, a damaged header); damage further
+/// in shows as a read error of the stream.
+pub(crate) fn decrypted<T>(
+    object: &Object,
+    identities: &[rollway_secrets::Identity],
+    read: impl FnOnce(&mut dyn Read) -> T,
+) -> Result<Result<T, String>, BackupError> {
+    let stream = object.open_existing()?;
+    match rollway_secrets::decrypt_stream(stream, identities, &object.location()) {
+        Ok(mut r) => Ok(Ok(read(&mut r))),
+        Err(rollway_secrets::Error::Decrypt { reason, .. }) => Ok(Err(reason)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A writer that hashes and counts what passes through it.

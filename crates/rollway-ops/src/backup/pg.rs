@@ -1,19 +1,16 @@
 //! `pg_dump`, `pg_restore` and `psql` as child processes: a dump streamed
-//! through the age encryptor into storage (or into any writer: the host
-//! agent's encrypted stream for `run_on = "host"`), an archive streamed out
-//! of the decryptor (or any reader) into `pg_restore` (to list it, or to
-//! restore it in one transaction), and whether a database holds anything
-//! yet. The host agent runs these same functions on the host.
+//! through the age encryptor into storage, an archive streamed out of the
+//! decryptor into `pg_restore` (to list it, or to restore it in one
+//! transaction), and whether a database holds anything yet.
 
 use std::io::{self, BufRead as _, BufWriter, Read, Write};
-use std::path::Path;
 use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 
 use rollway_secrets::{Identity, Recipient};
 
-use super::storage::Partial;
-use super::{BackupError, Hashing, Stored};
+use super::storage::Object;
+use super::{BackupError, Stored};
 
 /// The PostgreSQL client programs, by name (overridable for tests of a
 /// missing program: the path of each).
@@ -90,29 +87,13 @@ fn spawn(program: &'static str, mut c: Command) -> Result<Child, BackupError> {
 }
 
 /// `pg_dump -Fc` of `url`, encrypted to `recipients` and hashed on its way
-/// into `dir/file_name`, which appears only when everything succeeded.
-pub fn dump_database(
-    tool: &Tool,
-    url: &str,
-    dir: &Path,
-    file_name: &str,
-    recipients: &[Recipient],
-) -> Result<Stored, BackupError> {
-    let partial = Partial::create(dir, file_name)?;
-    let io_err = |source| BackupError::Io {
-        what: "write the backup to",
-        path: partial.path().to_owned(),
-        source,
-    };
-    let out = Hashing::new(BufWriter::with_capacity(1 << 16, partial.file()?));
-    let mut enc = rollway_secrets::encrypt_stream(out, recipients)?;
-    dump_to(tool, url, &mut enc, io_err)?;
-    let hashing = enc.finish().map_err(io_err)?;
-    let (buf, size, sha256) = hashing.finish();
-    let file = buf.into_inner().map_err(|e| io_err(e.into_error()))?;
-    file.sync_all().map_err(io_err)?;
-    let path = partial.persist()?;
-    Ok(Stored { path, size, sha256 })
+/// into `object`, which appears only when everything succeeded.
+pub fn dump_database(tool: &Tool, url: &str, object: &Object, recipients: &[Recipient]) -> Result<Stored, BackupError> {
+    // The object is created first (a storage that cannot be written fails
+    // before pg_dump starts), then filled from pg_dump's stdout.
+    super::store_stream(object, recipients, |w| {
+        dump_to(tool, url, w, |e| object.error("write the backup to", e))
+    })
 }
 
 /// `pg_dump -Fc` of `url` streamed into `out` (the encryptor into storage
@@ -156,42 +137,37 @@ pub fn dump_to(
     Ok(())
 }
 
-/// Streams the decrypted object at `path` into a child's stdin; returns the
+/// Streams the decrypted `object` into a child's stdin; returns the
 /// decryption problem, if any (then the child's input is cut short).
-fn feed(path: &Path, identities: &[Identity], stdin: impl Write) -> Result<Option<String>, BackupError> {
-    let file = std::fs::File::open(path).map_err(|source| BackupError::Io {
-        what: "open",
-        path: path.to_owned(),
-        source,
-    })?;
-    let origin = path.display().to_string();
-    let mut reader =
-        match rollway_secrets::decrypt_stream(io::BufReader::with_capacity(1 << 16, file), identities, &origin) {
-            Ok(r) => r,
-            Err(rollway_secrets::Error::Decrypt { reason, .. }) => return Ok(Some(reason)),
-            Err(e) => return Err(e.into()),
-        };
-    let mut stdin = BufWriter::with_capacity(1 << 16, stdin);
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Ok(Some(format!("it is corrupted, cut short or was modified ({e})"))),
-        };
-        // The child may stop reading early (a bad archive): its exit says why.
-        if stdin.write_all(&buf[..n]).is_err() {
-            return Ok(None);
+fn feed(object: &Object, identities: &[Identity], stdin: impl Write) -> Result<Option<String>, BackupError> {
+    let copied = super::decrypted(object, identities, |reader| {
+        let mut stdin = BufWriter::with_capacity(1 << 16, stdin);
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Some(format!("it is corrupted, cut short or was modified ({e})")),
+            };
+            // The child may stop reading early (a bad archive): its exit says why.
+            if stdin.write_all(&buf[..n]).is_err() {
+                return None;
+            }
         }
-    }
-    let _ = stdin.flush();
-    Ok(None)
+        let _ = stdin.flush();
+        None
+    })?;
+    Ok(copied.unwrap_or_else(Some))
 }
 
-/// Decrypts the object at `path` into `pg_restore --list`: `Ok(entries)`
-/// when the archive reads through, else what is wrong.
-pub fn list_archive(tool: &Tool, path: &Path, identities: &[Identity]) -> Result<Result<usize, String>, BackupError> {
+/// Decrypts `object` into `pg_restore --list`: `Ok(entries)` when the
+/// archive reads through, else what is wrong.
+pub fn list_archive(
+    tool: &Tool,
+    object: &Object,
+    identities: &[Identity],
+) -> Result<Result<usize, String>, BackupError> {
     let mut c = Command::new(&tool.pg_restore);
     c.arg("--list")
         .stdin(Stdio::piped())
@@ -209,7 +185,7 @@ pub fn list_archive(tool: &Tool, path: &Path, identities: &[Identity]) -> Result
         })
     });
     let problem = match child.stdin.take() {
-        Some(stdin) => feed(path, identities, stdin),
+        Some(stdin) => feed(object, identities, stdin),
         None => Ok(None),
     };
     let (status, text) = finish("pg_restore", child, stderr)?;
@@ -225,17 +201,17 @@ pub fn list_archive(tool: &Tool, path: &Path, identities: &[Identity]) -> Result
     Ok(Ok(entries))
 }
 
-/// Decrypts the object at `path` into `pg_restore` against `url`, in one
-/// transaction that stops at the first error (so a failed restore leaves
-/// the target as it was); `clean` drops existing objects first (`--force`).
+/// Decrypts `object` into `pg_restore` against `url`, in one transaction
+/// that stops at the first error (so a failed restore leaves the target
+/// as it was); `clean` drops existing objects first (`--force`).
 pub fn restore_database(
     tool: &Tool,
-    path: &Path,
+    object: &Object,
     identities: &[Identity],
     url: &str,
     clean: bool,
 ) -> Result<(), BackupError> {
-    restore_with(tool, url, clean, |stdin| feed(path, identities, stdin))
+    restore_with(tool, url, clean, |stdin| feed(object, identities, stdin))
 }
 
 /// A clear `pg_dump -Fc` archive read from `input` into `pg_restore`
@@ -359,11 +335,11 @@ fn read_script(script: impl Read) -> io::Result<Contents> {
     Ok(contents)
 }
 
-/// Decrypts the object at `path` through `pg_restore --file -` (owners and
-/// grants left out) and reads what the archive holds.
+/// Decrypts `object` through `pg_restore --file -` (owners and grants
+/// left out) and reads what the archive holds.
 pub fn archive_contents(
     tool: &Tool,
-    path: &Path,
+    object: &Object,
     identities: &[Identity],
 ) -> Result<Result<Contents, String>, BackupError> {
     let mut c = Command::new(&tool.pg_restore);
@@ -375,7 +351,7 @@ pub fn archive_contents(
     let stderr = drain(child.stderr.take());
     let stdout = child.stdout.take().map(|s| std::thread::spawn(move || read_script(s)));
     let problem = match child.stdin.take() {
-        Some(stdin) => feed(path, identities, stdin),
+        Some(stdin) => feed(object, identities, stdin),
         None => Ok(None),
     };
     let (status, text) = finish("pg_restore", child, stderr)?;

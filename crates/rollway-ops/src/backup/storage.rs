@@ -1,19 +1,202 @@
-//! The local storage directory: objects appear under their final name only
-//! complete (a hidden partial file beside it, fsynced, renamed, the
-//! directory fsynced), are checked against their recorded size and SHA-256
-//! by reading them whole, and are removed when they expire.
+//! Where backup objects live: a local directory or an S3-compatible
+//! bucket (`s3.rs`), behind one type, [`Storage`], and its [`Object`]s.
+//! Either way an object appears under its final name only complete — in a
+//! directory a hidden partial file beside it, fsynced, renamed, the
+//! directory fsynced; in a bucket a multipart upload completed only at
+//! the end and aborted otherwise — is read as a stream (checked against
+//! its recorded size and SHA-256 by reading it whole), and is removed
+//! when it expires.
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rollway_model::Sha256Digest;
 use sha2::{Digest, Sha256};
 
 use super::BackupError;
+use super::s3::{Bucket, S3Settings};
+
+/// Where a backup definition's objects are stored.
+#[derive(Debug, Clone)]
+pub struct Storage(Place);
+
+#[derive(Debug, Clone)]
+enum Place {
+    /// A local directory (absolute: a record's location must lead to the
+    /// object from wherever a later command runs).
+    Local(PathBuf),
+    /// A bucket and prefix, with its client.
+    S3(Arc<Bucket>),
+}
+
+impl Storage {
+    /// A local directory, absolute.
+    pub fn local(dir: impl Into<PathBuf>) -> Self {
+        Self(Place::Local(dir.into()))
+    }
+
+    /// A bucket's storage; nothing is sent to the server yet.
+    pub fn s3(settings: S3Settings) -> Result<Self, BackupError> {
+        Ok(Self(Place::S3(Arc::new(Bucket::connect(settings)?))))
+    }
+
+    /// The object `name` (a file name in the directory, a key under the prefix).
+    pub fn object(&self, name: &str) -> Object {
+        Object {
+            storage: self.clone(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// The directory, or `s3://BUCKET/PREFIX`, as messages name it.
+    pub fn describe(&self) -> String {
+        match &self.0 {
+            Place::Local(dir) => dir.display().to_string(),
+            Place::S3(b) => b.describe(),
+        }
+    }
+}
+
+/// One object of a storage, stored or to be.
+#[derive(Debug, Clone)]
+pub struct Object {
+    storage: Storage,
+    name: String,
+}
+
+impl Object {
+    /// Where it is, as a backup records it: an absolute path, or `s3://BUCKET/KEY`.
+    pub fn location(&self) -> String {
+        match &self.storage.0 {
+            Place::Local(dir) => object_path(dir, &self.name).display().to_string(),
+            Place::S3(b) => b.location(&self.name),
+        }
+    }
+
+    /// Whether the object is there.
+    pub fn exists(&self) -> Result<bool, BackupError> {
+        match &self.storage.0 {
+            Place::Local(dir) => Ok(object_path(dir, &self.name).exists()),
+            Place::S3(b) => b.exists(&self.name),
+        }
+    }
+
+    /// A writer that makes the object appear only when committed; dropped
+    /// uncommitted, it leaves nothing under the object's name.
+    pub(crate) fn create(&self) -> Result<Writer, BackupError> {
+        match &self.storage.0 {
+            Place::Local(dir) => {
+                let partial = Partial::create(dir, &self.name)?;
+                let file = BufWriter::with_capacity(1 << 16, partial.file()?);
+                Ok(Writer::Local { partial, file })
+            }
+            Place::S3(b) => Ok(Writer::S3(b.upload(&self.name)?)),
+        }
+    }
+
+    /// The stored bytes as a stream; none when the object is missing.
+    pub(crate) fn open(&self) -> Result<Option<Box<dyn Read + Send>>, BackupError> {
+        match &self.storage.0 {
+            Place::Local(dir) => {
+                let path = object_path(dir, &self.name);
+                match File::open(&path) {
+                    Ok(f) => Ok(Some(Box::new(io::BufReader::with_capacity(1 << 16, f)))),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                    Err(source) => Err(BackupError::Io {
+                        what: "open",
+                        path,
+                        source,
+                    }),
+                }
+            }
+            Place::S3(b) => Ok(b.open(&self.name)?.map(|d| Box::new(d) as Box<dyn Read + Send>)),
+        }
+    }
+
+    /// The stored bytes as a stream; a missing object is an error naming it.
+    pub(crate) fn open_existing(&self) -> Result<Box<dyn Read + Send>, BackupError> {
+        self.open()?
+            .ok_or_else(|| self.error("open", io::ErrorKind::NotFound.into()))
+    }
+
+    /// An IO error of this object's stream, naming the object (and the endpoint of a bucket).
+    pub fn error(&self, what: &'static str, source: io::Error) -> BackupError {
+        match &self.storage.0 {
+            Place::Local(dir) => BackupError::Io {
+                what,
+                path: object_path(dir, &self.name),
+                source,
+            },
+            Place::S3(b) => b.stream_error(what, &self.name, &source),
+        }
+    }
+
+    /// Deletes an expired object; one already gone is not an error.
+    pub fn remove(&self) -> Result<(), BackupError> {
+        match &self.storage.0 {
+            Place::Local(dir) => remove_object(&object_path(dir, &self.name)),
+            Place::S3(b) => b.remove(&self.name),
+        }
+    }
+
+    /// Deletes what a killed writer left beside the object: hidden partial
+    /// files in a directory (how many went). A bucket's incomplete upload is
+    /// no object and is never listed; its parts go with the bucket's
+    /// `AbortIncompleteMultipartUpload` lifecycle rule.
+    pub fn remove_partials(&self) -> usize {
+        match &self.storage.0 {
+            Place::Local(dir) => remove_partials(&object_path(dir, &self.name)),
+            Place::S3(_) => 0,
+        }
+    }
+}
+
+/// An object being written: a hidden partial file, or a multipart upload.
+pub(crate) enum Writer {
+    Local { partial: Partial, file: BufWriter<File> },
+    S3(super::s3::Upload),
+}
+
+impl Writer {
+    /// Makes the object appear under its name, complete: the file fsynced
+    /// and renamed (the directory fsynced), or the upload completed.
+    pub(crate) fn commit(self) -> Result<String, BackupError> {
+        match self {
+            Self::Local { partial, file } => {
+                let io_err = |source| BackupError::Io {
+                    what: "write the backup to",
+                    path: partial.path().to_owned(),
+                    source,
+                };
+                let file = file.into_inner().map_err(|e| io_err(e.into_error()))?;
+                file.sync_all().map_err(io_err)?;
+                Ok(partial.persist()?.display().to_string())
+            }
+            Self::S3(upload) => upload.commit(),
+        }
+    }
+}
+
+impl Write for Writer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Local { file, .. } => file.write(buf),
+            Self::S3(u) => u.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Local { file, .. } => file.flush(),
+            Self::S3(u) => u.flush(),
+        }
+    }
+}
 
 /// Where the object of `file_name` lives in `dir`.
-pub fn object_path(dir: &Path, file_name: &str) -> PathBuf {
+fn object_path(dir: &Path, file_name: &str) -> PathBuf {
     dir.join(file_name)
 }
 
@@ -90,32 +273,21 @@ impl Partial {
 
 /// Reads the object whole and compares its size and SHA-256 with the
 /// record: every difference as a sentence (none when it is intact).
-pub fn verify_object(path: &Path, size: u64, sha256: &Sha256Digest) -> Result<Vec<String>, BackupError> {
-    let mut file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok(vec![format!("its object {} is missing", path.display())]);
-        }
-        Err(source) => {
-            return Err(BackupError::Io {
-                what: "open",
-                path: path.to_owned(),
-                source,
-            });
-        }
+pub fn verify_object(object: &Object, size: u64, sha256: &Sha256Digest) -> Result<Vec<String>, BackupError> {
+    let location = object.location();
+    let Some(mut stream) = object.open()? else {
+        return Ok(vec![format!("its object {location} is missing")]);
     };
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut n_total = 0u64;
     loop {
-        let n = file.read(&mut buf).map_err(|source| BackupError::Io {
-            what: "read",
-            path: path.to_owned(),
-            source,
-        })?;
-        if n == 0 {
-            break;
-        }
+        let n = match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(object.error("read", e)),
+        };
         hasher.update(&buf[..n]);
         n_total += n as u64;
     }
@@ -123,14 +295,12 @@ pub fn verify_object(path: &Path, size: u64, sha256: &Sha256Digest) -> Result<Ve
     let mut problems = Vec::new();
     if n_total != size {
         problems.push(format!(
-            "its object {} has {n_total} bytes, the record says {size} (truncated or replaced)",
-            path.display()
+            "its object {location} has {n_total} bytes, the record says {size} (truncated or replaced)"
         ));
     }
     if &got != sha256 {
         problems.push(format!(
-            "its object {} has SHA-256 {got}, the record says {sha256} (modified or damaged)",
-            path.display()
+            "its object {location} has SHA-256 {got}, the record says {sha256} (modified or damaged)"
         ));
     }
     Ok(problems)
@@ -138,7 +308,7 @@ pub fn verify_object(path: &Path, size: u64, sha256: &Sha256Digest) -> Result<Ve
 
 /// Deletes the hidden partial files a killed writer left beside the object
 /// at `path`; returns how many went.
-pub fn remove_partials(path: &Path) -> usize {
+fn remove_partials(path: &Path) -> usize {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return 0;
     };
@@ -151,8 +321,8 @@ pub fn remove_partials(path: &Path) -> usize {
         .count()
 }
 
-/// Deletes an expired object; one already gone is not an error.
-pub fn remove_object(path: &Path) -> Result<(), BackupError> {
+/// Deletes a file; one already gone is not an error.
+fn remove_object(path: &Path) -> Result<(), BackupError> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -214,9 +384,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("o");
         fs::write(&f, b"bytes").unwrap();
+        let storage = Storage::local(dir.path());
         let good = Sha256Digest::of(b"bytes");
         let check = |size: u64, sha: &Sha256Digest, expected: &[&str]| {
-            let got = verify_object(&f, size, sha).unwrap();
+            let got = verify_object(&storage.object("o"), size, sha).unwrap();
             assert_eq!(got.len(), expected.len(), "{got:?}");
             for (g, e) in got.iter().zip(expected) {
                 assert!(g.contains(e), "{g} should say {e}");
@@ -230,11 +401,11 @@ mod tests {
             &Sha256Digest::of(b"byte"),
             &["truncated or replaced", "modified or damaged"],
         );
-        let gone = verify_object(&dir.path().join("missing"), 5, &good).unwrap();
+        let gone = verify_object(&storage.object("missing"), 5, &good).unwrap();
         assert!(gone[0].contains("is missing"), "{gone:?}");
-        assert!(
-            remove_object(&f).is_ok() && remove_object(&f).is_ok(),
-            "removing twice is fine"
-        );
+        let o = storage.object("o");
+        assert!(o.exists().unwrap());
+        assert!(o.remove().is_ok() && o.remove().is_ok(), "removing twice is fine");
+        assert!(!o.exists().unwrap() && !f.exists());
     }
 }

@@ -1,6 +1,7 @@
 //! `rollway backup create|list|show|verify|prune` and `rollway restore`:
 //! database and media backups of `[backups.NAME]`, age-encrypted into a
-//! local storage directory, verified and restored through restore jobs.
+//! local storage directory or an S3-compatible bucket, verified and
+//! restored through restore jobs.
 
 use clap::{Args, Subcommand};
 use rollway_app::Result;
