@@ -34,6 +34,8 @@ use rollway_model::retention::{self, Candidate};
 use rollway_model::{
     Backup, BackupClass, BackupKind, BackupStatus, EventKind, Level, NewEvent, Restore, RestoreStatus, Timestamp,
 };
+/// The bytes a run's backups and restores moved, as `Project::backup_meter` counts them.
+pub use rollway_ops::backup::Meter;
 use rollway_ops::backup::{self as io, BackupError, Tool};
 use rollway_store::{LockRequest, Store, StoreError, mask_password};
 use serde::Serialize;
@@ -110,7 +112,7 @@ fn storage(p: &Project, config: &Config, store: &dyn Store, def: &BackupConfig) 
         })?;
         return s3_storage(p, config, store, def, bucket, prefix);
     }
-    Ok(io::Storage::local(storage_dir(p, def)?))
+    Ok(io::Storage::local(storage_dir(p, def)?).metered(p.backup_meter().clone()))
 }
 
 /// A bucket of `def`'s S3 settings, its credentials read from the vault
@@ -153,6 +155,7 @@ fn s3_storage(
         access_key_id,
         secret_access_key,
     })
+    .map(|s| s.metered(p.backup_meter().clone()))
     .map_err(|e| Error::failed(failed(e, p)))
 }
 
@@ -161,7 +164,7 @@ fn s3_storage(
 /// `[backups.NAME]` names).
 fn object_of(p: &Project, config: &Config, store: &dyn Store, b: &Backup) -> Result<io::Object> {
     let Some(rest) = b.location.strip_prefix("s3://") else {
-        return local_object(&b.location).ok_or_else(|| {
+        return local_object(&b.location, p.backup_meter()).ok_or_else(|| {
             Error::invalid(format_args!(
                 "backup {} records no object path ('{}'): it cannot be read",
                 b.id, b.location
@@ -188,10 +191,14 @@ fn object_of(p: &Project, config: &Config, store: &dyn Store, b: &Backup) -> Res
 }
 
 /// The object of a local location (an absolute path).
-fn local_object(location: &str) -> Option<io::Object> {
+fn local_object(location: &str, meter: &io::Meter) -> Option<io::Object> {
     let path = Path::new(location);
     let (dir, name) = (path.parent()?, path.file_name()?);
-    Some(io::Storage::local(dir).object(&name.to_string_lossy()))
+    Some(
+        io::Storage::local(dir)
+            .metered(meter.clone())
+            .object(&name.to_string_lossy()),
+    )
 }
 
 /// The storage directory, absolute: the record's location must lead to
@@ -235,7 +242,7 @@ fn settle_stale(p: &Project, config: Option<&Config>, store: &dyn Store) -> Resu
             // not trusted, so it goes.
             Ok(failed) => {
                 let object = match config {
-                    _ if !failed.location.starts_with("s3://") => local_object(&failed.location),
+                    _ if !failed.location.starts_with("s3://") => local_object(&failed.location, p.backup_meter()),
                     Some(c) => object_of(p, c, store, &failed).ok(),
                     None => None,
                 };

@@ -98,6 +98,8 @@ pub struct Project {
     options: Options,
     masks: Masks,
     interrupt: Arc<dyn Interrupt>,
+    /// The bytes this run's backups and restores moved through storage.
+    backup_meter: rollway_ops::backup::Meter,
 }
 
 impl std::fmt::Debug for Project {
@@ -114,6 +116,7 @@ impl Project {
             options,
             masks,
             interrupt,
+            backup_meter: rollway_ops::backup::Meter::default(),
         }
     }
 
@@ -126,6 +129,12 @@ impl Project {
         &self.masks
     }
 
+    /// The bytes this run's backups and restores have moved through their
+    /// storage so far: what a progress bar shows, read from another thread.
+    pub fn backup_meter(&self) -> &rollway_ops::backup::Meter {
+        &self.backup_meter
+    }
+
     /// The same project whose long runs watch `interrupt` instead (a
     /// server stopping the windows it watches).
     pub fn with_interrupt(&self, interrupt: Arc<dyn Interrupt>) -> Self {
@@ -133,6 +142,7 @@ impl Project {
             options: self.options.clone(),
             masks: self.masks.clone(),
             interrupt,
+            backup_meter: self.backup_meter.clone(),
         }
     }
 

@@ -290,12 +290,39 @@ impl Bar {
         );
     }
 
+    /// Redraws with the bytes moved so far and their rate over `elapsed`
+    /// (a stream whose total is not known ahead).
+    pub fn transfer(&mut self, bytes: u64, elapsed: std::time::Duration) {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < std::time::Duration::from_millis(100))
+        {
+            return;
+        }
+        self.last = Some(now);
+        self.drawn = true;
+        let _ = write!(
+            anstream::stderr().lock(),
+            "\r\x1b[2K{}",
+            transfer_text(&self.label, bytes, elapsed)
+        );
+    }
+
     /// Clears the line.
     pub fn finish(self) {
         if self.drawn {
             let _ = write!(anstream::stderr().lock(), "\r\x1b[2K");
         }
     }
+}
+
+/// `label 123.4 MB, 45.6 MB/s`.
+fn transfer_text(label: &str, bytes: u64, elapsed: std::time::Duration) -> String {
+    let mb = bytes as f64 / 1e6;
+    let secs = elapsed.as_secs_f64();
+    let rate = if secs > 0.0 { mb / secs } else { 0.0 };
+    format!("{label} {mb:.1} MB, {rate:.1} MB/s")
 }
 
 /// `label [#####-----] 12/40 files, 1.2/4.0 MB`.
@@ -393,6 +420,19 @@ mod tests {
         check(&[&long, "b"], &format!("{cut}  b"));
         check(&["a", &long], &format!("a  {cut}"));
         check(&["é", "ü"], "é  ü");
+    }
+
+    #[test]
+    fn transfer_text_gives_bytes_and_their_rate() {
+        let check = |bytes, ms, expected: &str| {
+            assert_eq!(
+                super::transfer_text("backup db", bytes, std::time::Duration::from_millis(ms)),
+                expected
+            )
+        };
+        check(0, 0, "backup db 0.0 MB, 0.0 MB/s");
+        check(50_000_000, 2_000, "backup db 50.0 MB, 25.0 MB/s");
+        check(1_234_567, 500, "backup db 1.2 MB, 2.5 MB/s");
     }
 
     #[test]

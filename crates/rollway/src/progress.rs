@@ -147,3 +147,31 @@ impl BuildProgress for CliProgress {
         }
     }
 }
+
+/// Runs `work` while a bar on a terminal shows the bytes `meter` counts
+/// and their rate (a backup or restore streaming through storage); nothing
+/// is drawn for `--json`, a pipe or a quiet printer.
+pub fn with_transfer_bar<T>(
+    printer: &Printer,
+    label: &str,
+    meter: &rollway_app::backup::Meter,
+    work: impl FnOnce() -> T,
+) -> T {
+    let Some(mut bar) = printer.bar(label) else {
+        return work();
+    };
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let started = std::time::Instant::now();
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                bar.transfer(meter.bytes(), started.elapsed());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            bar.finish();
+        });
+        let out = work();
+        done.store(true, std::sync::atomic::Ordering::Release);
+        out
+    })
+}

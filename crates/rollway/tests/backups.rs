@@ -1285,3 +1285,64 @@ fn prune_keeps_each_hosts_own_newest_media_backup() {
     assert_eq!(kept, ids(2..4), "{pruned:#}");
     assert_eq!(expired, ids(0..2), "{pruned:#}");
 }
+
+/// On a terminal (a pty made by util-linux's `script`) `backup create`
+/// and `restore` draw the bytes moved and their rate as they stream; with
+/// stderr a pipe nothing is drawn (the other tests' runs).
+#[test]
+fn a_terminal_sees_the_bytes_and_their_rate_as_a_backup_streams() {
+    let (p, uploads) = media_project(None);
+    std::fs::create_dir_all(&uploads).unwrap();
+    // 16 MB that zstd cannot shrink: the bar has bytes to count.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let noise: Vec<u8> = (0..16_000_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(uploads.join("noise.bin"), noise).unwrap();
+    let on_a_terminal = |args: &[&str]| -> String {
+        let cmd = p.command(args);
+        let line = std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .map(|a| format!("'{}'", a.to_str().unwrap()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut script = Command::new("script");
+        script.args(["-qec", &line, "/dev/null"]).current_dir(p.path());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => script.env(k, v),
+                None => script.env_remove(k),
+            };
+        }
+        let out = script.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let moving =
+        regex::Regex::new(r"(backup media|restore [0-9a-f]+) [1-9][0-9]*\.[0-9] MB, [0-9]+\.[0-9] MB/s").unwrap();
+    let created = on_a_terminal(&["backup", "create", "media"]);
+    assert!(
+        moving
+            .find_iter(&created)
+            .any(|m| m.as_str().starts_with("backup media")),
+        "{created}"
+    );
+    let id = p.run(&["--json", "backup", "list"]).ok().json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let into = p.path().join("restored");
+    let restored = on_a_terminal(&["restore", &id[..8], "--to", into.to_str().unwrap()]);
+    assert!(
+        moving.find_iter(&restored).any(|m| m.as_str().starts_with("restore")),
+        "{restored}"
+    );
+    // Not on a terminal: no bar, not even an empty one.
+    let piped = p.run(&["backup", "create", "media"]).ok();
+    assert!(!piped.stderr.contains("MB/s"), "{}", piped.stderr);
+}

@@ -41,7 +41,7 @@ pub use pg::{
     list_archive, psql, restore_database, restore_from, with_database,
 };
 pub use s3::{PART_SIZE, PARTS_IN_FLIGHT, S3Settings};
-pub use storage::{Object, Storage, verify_object};
+pub use storage::{Meter, Object, Storage, verify_object};
 
 /// What can go wrong while backing up, checking or restoring.
 #[derive(Debug, thiserror::Error)]

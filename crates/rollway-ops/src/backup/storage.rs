@@ -11,6 +11,7 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rollway_model::Sha256Digest;
 use sha2::{Digest, Sha256};
@@ -20,7 +21,40 @@ use super::s3::{Bucket, S3Settings};
 
 /// Where a backup definition's objects are stored.
 #[derive(Debug, Clone)]
-pub struct Storage(Place);
+pub struct Storage {
+    place: Place,
+    meter: Meter,
+}
+
+/// The bytes written into or read from a storage so far, shared with
+/// whoever shows them (a progress bar with bytes/s on a terminal).
+#[derive(Debug, Clone, Default)]
+pub struct Meter(Arc<AtomicU64>);
+
+impl Meter {
+    /// The bytes counted so far.
+    pub fn bytes(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, n: usize) {
+        self.0.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// A stream read from storage, counted.
+struct Counted<R> {
+    inner: R,
+    meter: Meter,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.meter.add(n);
+        Ok(n)
+    }
+}
 
 #[derive(Debug, Clone)]
 enum Place {
@@ -34,12 +68,23 @@ enum Place {
 impl Storage {
     /// A local directory, absolute.
     pub fn local(dir: impl Into<PathBuf>) -> Self {
-        Self(Place::Local(dir.into()))
+        Self {
+            place: Place::Local(dir.into()),
+            meter: Meter::default(),
+        }
     }
 
     /// A bucket's storage; nothing is sent to the server yet.
     pub fn s3(settings: S3Settings) -> Result<Self, BackupError> {
-        Ok(Self(Place::S3(Arc::new(Bucket::connect(settings)?))))
+        Ok(Self {
+            place: Place::S3(Arc::new(Bucket::connect(settings)?)),
+            meter: Meter::default(),
+        })
+    }
+
+    /// The same storage, counting every byte its objects write or read into `meter`.
+    pub fn metered(self, meter: Meter) -> Self {
+        Self { meter, ..self }
     }
 
     /// The object `name` (a file name in the directory, a key under the prefix).
@@ -52,7 +97,7 @@ impl Storage {
 
     /// The directory, or `s3://BUCKET/PREFIX`, as messages name it.
     pub fn describe(&self) -> String {
-        match &self.0 {
+        match &self.place {
             Place::Local(dir) => dir.display().to_string(),
             Place::S3(b) => b.describe(),
         }
@@ -69,7 +114,7 @@ pub struct Object {
 impl Object {
     /// Where it is, as a backup records it: an absolute path, or `s3://BUCKET/KEY`.
     pub fn location(&self) -> String {
-        match &self.storage.0 {
+        match &self.storage.place {
             Place::Local(dir) => object_path(dir, &self.name).display().to_string(),
             Place::S3(b) => b.location(&self.name),
         }
@@ -77,7 +122,7 @@ impl Object {
 
     /// Whether the object is there.
     pub fn exists(&self) -> Result<bool, BackupError> {
-        match &self.storage.0 {
+        match &self.storage.place {
             Place::Local(dir) => Ok(object_path(dir, &self.name).exists()),
             Place::S3(b) => b.exists(&self.name),
         }
@@ -86,19 +131,31 @@ impl Object {
     /// A writer that makes the object appear only when committed; dropped
     /// uncommitted, it leaves nothing under the object's name.
     pub(crate) fn create(&self) -> Result<Writer, BackupError> {
-        match &self.storage.0 {
+        match &self.storage.place {
             Place::Local(dir) => {
                 let partial = Partial::create(dir, &self.name)?;
                 let file = BufWriter::with_capacity(1 << 16, partial.file()?);
-                Ok(Writer::Local { partial, file })
+                Ok(Writer {
+                    sink: Sink::Local { partial, file },
+                    meter: self.storage.meter.clone(),
+                })
             }
-            Place::S3(b) => Ok(Writer::S3(b.upload(&self.name)?)),
+            Place::S3(b) => Ok(Writer {
+                sink: Sink::S3(b.upload(&self.name)?),
+                meter: self.storage.meter.clone(),
+            }),
         }
     }
 
     /// The stored bytes as a stream; none when the object is missing.
     pub(crate) fn open(&self) -> Result<Option<Box<dyn Read + Send>>, BackupError> {
-        match &self.storage.0 {
+        let meter = self.storage.meter.clone();
+        let counted = |inner: Box<dyn Read + Send>| -> Box<dyn Read + Send> { Box::new(Counted { inner, meter }) };
+        Ok(self.open_uncounted()?.map(counted))
+    }
+
+    fn open_uncounted(&self) -> Result<Option<Box<dyn Read + Send>>, BackupError> {
+        match &self.storage.place {
             Place::Local(dir) => {
                 let path = object_path(dir, &self.name);
                 match File::open(&path) {
@@ -123,7 +180,7 @@ impl Object {
 
     /// An IO error of this object's stream, naming the object (and the endpoint of a bucket).
     pub fn error(&self, what: &'static str, source: io::Error) -> BackupError {
-        match &self.storage.0 {
+        match &self.storage.place {
             Place::Local(dir) => BackupError::Io {
                 what,
                 path: object_path(dir, &self.name),
@@ -135,7 +192,7 @@ impl Object {
 
     /// Deletes an expired object; one already gone is not an error.
     pub fn remove(&self) -> Result<(), BackupError> {
-        match &self.storage.0 {
+        match &self.storage.place {
             Place::Local(dir) => remove_object(&object_path(dir, &self.name)),
             Place::S3(b) => b.remove(&self.name),
         }
@@ -146,15 +203,21 @@ impl Object {
     /// no object and is never listed; its parts go with the bucket's
     /// `AbortIncompleteMultipartUpload` lifecycle rule.
     pub fn remove_partials(&self) -> usize {
-        match &self.storage.0 {
+        match &self.storage.place {
             Place::Local(dir) => remove_partials(&object_path(dir, &self.name)),
             Place::S3(_) => 0,
         }
     }
 }
 
-/// An object being written: a hidden partial file, or a multipart upload.
-pub(crate) enum Writer {
+/// An object being written, its bytes counted.
+pub(crate) struct Writer {
+    sink: Sink,
+    meter: Meter,
+}
+
+/// Where an object's bytes go: a hidden partial file, or a multipart upload.
+enum Sink {
     Local { partial: Partial, file: BufWriter<File> },
     S3(super::s3::Upload),
 }
@@ -163,8 +226,8 @@ impl Writer {
     /// Makes the object appear under its name, complete: the file fsynced
     /// and renamed (the directory fsynced), or the upload completed.
     pub(crate) fn commit(self) -> Result<String, BackupError> {
-        match self {
-            Self::Local { partial, file } => {
+        match self.sink {
+            Sink::Local { partial, file } => {
                 let io_err = |source| BackupError::Io {
                     what: "write the backup to",
                     path: partial.path().to_owned(),
@@ -174,23 +237,25 @@ impl Writer {
                 file.sync_all().map_err(io_err)?;
                 Ok(partial.persist()?.display().to_string())
             }
-            Self::S3(upload) => upload.commit(),
+            Sink::S3(upload) => upload.commit(),
         }
     }
 }
 
 impl Write for Writer {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Self::Local { file, .. } => file.write(buf),
-            Self::S3(u) => u.write(buf),
-        }
+        let n = match &mut self.sink {
+            Sink::Local { file, .. } => file.write(buf),
+            Sink::S3(u) => u.write(buf),
+        }?;
+        self.meter.add(n);
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Self::Local { file, .. } => file.flush(),
-            Self::S3(u) => u.flush(),
+        match &mut self.sink {
+            Sink::Local { file, .. } => file.flush(),
+            Sink::S3(u) => u.flush(),
         }
     }
 }

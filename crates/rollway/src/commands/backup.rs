@@ -144,7 +144,10 @@ fn fields(s: &Session, b: &Backup) {
 pub fn run(s: &Session, cmd: BackupCmd) -> Result<()> {
     match cmd {
         BackupCmd::Create { name, manual, at } => {
-            let all = rollway_app::backup::create(s, &name, manual, at.as_deref())?;
+            let all =
+                crate::progress::with_transfer_bar(&s.printer, &format!("backup {name}"), s.backup_meter(), || {
+                    rollway_app::backup::create(s, &name, manual, at.as_deref())
+                })?;
             // A database backup answers one object; a media backup a list,
             // one per host.
             match all.as_slice() {
@@ -288,7 +291,9 @@ pub fn run(s: &Session, cmd: BackupCmd) -> Result<()> {
 }
 
 pub fn restore(s: &Session, args: RestoreArgs) -> Result<()> {
-    let r = rollway_app::backup::restore(s, &args.id, args.to.as_deref(), args.host.as_deref(), args.force)?;
+    let r = crate::progress::with_transfer_bar(&s.printer, &format!("restore {}", args.id), s.backup_meter(), || {
+        rollway_app::backup::restore(s, &args.id, args.to.as_deref(), args.host.as_deref(), args.force)
+    })?;
     s.printer.answer(&r);
     s.printer.line(
         Tone::Good,
