@@ -1035,15 +1035,7 @@ pub fn restore(p: &Project, id: &str, to: Option<&str>, host: Option<&str>, forc
     let record = RestoreRecord::create(p, store, &job)?;
     let job = record.job.clone();
     let end = |status, level, message| record.end(status, level, message);
-    if let Err(problems) = check(p, &config, store, &b)? {
-        let e = does_not_verify(
-            &b,
-            &problems,
-            &format!("; restore {} refused, the target was not touched", job.id),
-        );
-        end(RestoreStatus::Failed, Level::Error, e.to_string())?;
-        return Err(e);
-    }
+    record.refuse_unverified(&config, &b)?;
     let tool = Tool::default();
     let empty = io::database_is_empty(&tool, &url).map_err(|e| Error::failed(failed(e, p)))?;
     if !empty && !force {
@@ -1054,11 +1046,7 @@ pub fn restore(p: &Project, id: &str, to: Option<&str>, host: Option<&str>, forc
         end(RestoreStatus::Failed, Level::Error, message.clone())?;
         return Err(Error::new(Code::Conflict, anyhow::anyhow!(message)));
     }
-    end(
-        RestoreStatus::Running,
-        Level::Info,
-        format!("backup {} verified; restoring into {}", b.id, job.target),
-    )?;
+    record.running(&b, &job.target)?;
     match io::restore_database(
         &tool,
         &object_of(p, &config, store, &b)?,
@@ -1102,6 +1090,30 @@ impl<'a> RestoreRecord<'a> {
         );
         let job = store.insert_restore(job, vec![restore_step(p, job, Level::Info, message)])?;
         Ok(Self { p, store, job })
+    }
+
+    /// Refuses a backup that does not verify before anything touches the
+    /// target: the job fails, naming every problem.
+    fn refuse_unverified(&self, config: &Config, b: &Backup) -> Result<()> {
+        if let Err(problems) = check(self.p, config, self.store, b)? {
+            let e = does_not_verify(
+                b,
+                &problems,
+                &format!("; restore {} refused, the target was not touched", self.job.id),
+            );
+            self.end(RestoreStatus::Failed, Level::Error, e.to_string())?;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The backup verified: the job runs, restoring `into` its target.
+    fn running(&self, b: &Backup, into: &str) -> Result<Restore> {
+        self.end(
+            RestoreStatus::Running,
+            Level::Info,
+            format!("backup {} verified; restoring into {into}", b.id),
+        )
     }
 
     fn end(&self, status: RestoreStatus, level: Level, message: String) -> Result<Restore> {
@@ -1158,20 +1170,8 @@ fn restore_media(
     let record = RestoreRecord::create(p, store, &job)?;
     let job = record.job.clone();
     let end = |status, level, message| record.end(status, level, message);
-    if let Err(problems) = check(p, config, store, b)? {
-        let e = does_not_verify(
-            b,
-            &problems,
-            &format!("; restore {} refused, the target was not touched", job.id),
-        );
-        end(RestoreStatus::Failed, Level::Error, e.to_string())?;
-        return Err(e);
-    }
-    end(
-        RestoreStatus::Running,
-        Level::Info,
-        format!("backup {} verified; restoring into {}", b.id, job.target),
-    )?;
+    record.refuse_unverified(config, b)?;
+    record.running(b, &job.target)?;
     let vault = p.vault(config, store)?;
     let connector = crate::connect::connector(p, config, store, env)?;
     let unpacked = connector
@@ -1263,23 +1263,8 @@ fn restore_on_host(
     let record = RestoreRecord::create(p, store, &job)?;
     let job = record.job.clone();
     let end = |status, level, message| record.end(status, level, message);
-    if let Err(problems) = check(p, config, store, b)? {
-        let e = does_not_verify(
-            b,
-            &problems,
-            &format!("; restore {} refused, the target was not touched", job.id),
-        );
-        end(RestoreStatus::Failed, Level::Error, e.to_string())?;
-        return Err(e);
-    }
-    end(
-        RestoreStatus::Running,
-        Level::Info,
-        format!(
-            "backup {} verified; restoring into the database of {var} on {host}",
-            b.id
-        ),
-    )?;
+    record.refuse_unverified(config, b)?;
+    record.running(b, &format!("the database of {var} on {host}"))?;
     let vault = p.vault(config, store)?;
     let connector = crate::connect::connector(p, config, store, env)?;
     let restored = connector

@@ -21,92 +21,64 @@ fn check(toml: &str, expected: &str) -> Option<Config> {
 /// Lines 1-4; a case's `[backups.db]` header is line 5.
 const BASE: &str = "project = \"p\"\n[environments.production]\nkind = \"staging\"\nroot = \".rollway/p\"\n";
 
+/// `[backups.db]` of production's database, stored in `backups`: what
+/// each case changes is all it writes.
+fn db() -> BackupConfig {
+    BackupConfig {
+        environment: "production".into(),
+        kind: BackupKind::Database,
+        run_on: RunOn::Deployer,
+        schedule: None,
+        storage: "backups".into(),
+        s3_endpoint: None,
+        s3_region: None,
+        s3_allow_http: false,
+        s3_access_key_secret: None,
+        s3_secret_key_secret: None,
+        url_secret: Some("DATABASE_URL".into()),
+        path: None,
+    }
+}
+
 #[test]
 fn backup_keys_read_to_their_values_or_defaults() {
     let cases: &[(&str, BackupConfig)] = &[
         (
             "[backups.db]\nenvironment = \"production\"\nkind = \"database\"\nstorage = \"backups\"\nurl_secret = \"DATABASE_URL\"\n",
-            BackupConfig {
-                environment: "production".into(),
-                kind: BackupKind::Database,
-                run_on: RunOn::Deployer,
-                schedule: None,
-                storage: "backups".into(),
-                s3_endpoint: None,
-                s3_region: None,
-                s3_allow_http: false,
-                s3_access_key_secret: None,
-                s3_secret_key_secret: None,
-                url_secret: Some("DATABASE_URL".into()),
-                path: None,
-            },
+            db(),
         ),
         (
             "[backups.db]\nenvironment = \"production\"\nkind = \"DATABASE\"\nrun_on = \"deployer\"\nschedule = \"0 3 * * *\"\nstorage = \"/var/backups/p\"\nurl_secret = \"PG_URL\"\n",
             BackupConfig {
-                environment: "production".into(),
-                kind: BackupKind::Database,
-                run_on: RunOn::Deployer,
                 schedule: Some("0 3 * * *".into()),
                 storage: "/var/backups/p".into(),
-                s3_endpoint: None,
-                s3_region: None,
-                s3_allow_http: false,
-                s3_access_key_secret: None,
-                s3_secret_key_secret: None,
                 url_secret: Some("PG_URL".into()),
-                path: None,
+                ..db()
             },
         ),
         (
             "[backups.db]\nenvironment = \"production\"\nkind = \"database\"\nrun_on = \"host\"\nstorage = \"backups\"\nurl_secret = \"DATABASE_URL\"\n",
             BackupConfig {
-                environment: "production".into(),
-                kind: BackupKind::Database,
                 run_on: RunOn::Host,
-                schedule: None,
-                storage: "backups".into(),
-                s3_endpoint: None,
-                s3_region: None,
-                s3_allow_http: false,
-                s3_access_key_secret: None,
-                s3_secret_key_secret: None,
-                url_secret: Some("DATABASE_URL".into()),
-                path: None,
+                ..db()
             },
         ),
         (
             "[backups.db]\nenvironment = \"production\"\nkind = \"media\"\nstorage = \"backups\"\npath = \"shared/uploads\"\n",
             BackupConfig {
-                environment: "production".into(),
                 kind: BackupKind::Media,
-                run_on: RunOn::Deployer,
-                schedule: None,
-                storage: "backups".into(),
-                s3_endpoint: None,
-                s3_region: None,
-                s3_allow_http: false,
-                s3_access_key_secret: None,
-                s3_secret_key_secret: None,
                 url_secret: None,
                 path: Some("shared/uploads".into()),
+                ..db()
             },
         ),
         (
             "[backups.db]\nenvironment = \"production\"\nkind = \"config\"\nstorage = \"backups\"\nschedule = \"0 4 * * 0\"\n",
             BackupConfig {
-                environment: "production".into(),
                 kind: BackupKind::Config,
-                run_on: RunOn::Deployer,
                 schedule: Some("0 4 * * 0".into()),
-                storage: "backups".into(),
                 url_secret: None,
-                path: None,
-                s3_endpoint: None,
-                s3_region: None,
-                s3_allow_http: false,
-                s3_access_key_secret: None,
-                s3_secret_key_secret: None,
+                ..db()
             },
         ),
         (
@@ -114,18 +86,13 @@ fn backup_keys_read_to_their_values_or_defaults() {
              s3_endpoint = \"http://127.0.0.1:9000\"\ns3_allow_http = true\ns3_region = \"eu-central-1\"\n\
              s3_access_key_secret = \"S3_KEY\"\ns3_secret_key_secret = \"S3_SECRET\"\n",
             BackupConfig {
-                environment: "production".into(),
-                kind: BackupKind::Database,
-                run_on: RunOn::Deployer,
-                schedule: None,
                 storage: "s3://shop-backups/db/daily/".into(),
                 s3_endpoint: Some("http://127.0.0.1:9000".into()),
                 s3_region: Some("eu-central-1".into()),
                 s3_allow_http: true,
                 s3_access_key_secret: Some("S3_KEY".into()),
                 s3_secret_key_secret: Some("S3_SECRET".into()),
-                url_secret: Some("DATABASE_URL".into()),
-                path: None,
+                ..db()
             },
         ),
     ];

@@ -274,15 +274,9 @@ impl Printer {
 impl Bar {
     /// Redraws with files and bytes done out of their totals (0: unknown).
     pub fn update(&mut self, files: (u64, u64), bytes: (u64, u64)) {
-        let now = std::time::Instant::now();
-        if self
-            .last
-            .is_some_and(|t| now.duration_since(t) < std::time::Duration::from_millis(100))
-        {
+        if !self.due() {
             return;
         }
-        self.last = Some(now);
-        self.drawn = true;
         let _ = write!(
             anstream::stderr().lock(),
             "\r\x1b[2K{}",
@@ -293,20 +287,28 @@ impl Bar {
     /// Redraws with the bytes moved so far and their rate over `elapsed`
     /// (a stream whose total is not known ahead).
     pub fn transfer(&mut self, bytes: u64, elapsed: std::time::Duration) {
-        let now = std::time::Instant::now();
-        if self
-            .last
-            .is_some_and(|t| now.duration_since(t) < std::time::Duration::from_millis(100))
-        {
+        if !self.due() {
             return;
         }
-        self.last = Some(now);
-        self.drawn = true;
         let _ = write!(
             anstream::stderr().lock(),
             "\r\x1b[2K{}",
             transfer_text(&self.label, bytes, elapsed)
         );
+    }
+
+    /// Whether to draw now: at most every 100 ms (then it counts as drawn).
+    fn due(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < std::time::Duration::from_millis(100))
+        {
+            return false;
+        }
+        self.last = Some(now);
+        self.drawn = true;
+        true
     }
 
     /// Clears the line.

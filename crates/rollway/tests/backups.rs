@@ -44,46 +44,6 @@ url_secret = "DATABASE_URL"
     p
 }
 
-/// Several tables, sequences, an index, a view and non-ASCII data.
-fn fill(db: &PgDb) {
-    db.psql(
-        "CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, city text);
-         CREATE SEQUENCE invoice_numbers START 1000;
-         CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id int REFERENCES customers(id),
-                              total numeric(10,2), note text, made_at timestamptz DEFAULT now());
-         CREATE INDEX orders_customer ON orders (customer_id, made_at);
-         CREATE TABLE blobs (k text PRIMARY KEY, v bytea);
-         CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 100;
-         INSERT INTO customers (name, city) VALUES ('Zoë Ångström', 'Malmö'), ('李小龙', '香港'),
-                ('Ñandú Çelik', 'İstanbul'), ('😀 emoji', NULL);
-         INSERT INTO orders (customer_id, total, note)
-                SELECT 1 + (g % 4), g * 1.5, 'order № ' || g FROM generate_series(1, 500) g;
-         INSERT INTO blobs SELECT 'k' || g, decode(md5(g::text), 'hex') FROM generate_series(1, 50) g;
-         SELECT nextval('invoice_numbers'); SELECT nextval('invoice_numbers');",
-    );
-}
-
-fn schema(db: &PgDb) -> String {
-    let out = Command::new("pg_dump")
-        .args(["--schema-only", "--no-owner", "--dbname", &db.url()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    // pg_dump 17 writes a random \restrict key per run; it is not schema.
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn counts(db: &PgDb) -> String {
-    db.psql(
-        "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM orders), (SELECT count(*) FROM blobs),
-                (SELECT last_value FROM invoice_numbers), (SELECT string_agg(name, ',' ORDER BY id) FROM customers)",
-    )
-}
-
 fn create(p: &Project, args: &[&str]) -> Value {
     let mut all = vec!["--json", "backup", "create", "db"];
     all.extend_from_slice(args);
@@ -103,9 +63,9 @@ fn id(b: &Value) -> String {
 #[test]
 fn round_trip_restores_schema_and_rows_exactly() {
     let Some(source) = PgDb::create() else { return };
-    fill(&source);
+    source.fill_shop();
     let p = project(&source);
-    let before = (schema(&source), counts(&source));
+    let before = (source.schema(), source.shop_counts());
 
     let b = create(&p, &[]);
     let path = object(&b);
@@ -144,9 +104,9 @@ fn round_trip_restores_schema_and_rows_exactly() {
     let job = p.run(&["--json", "restore", prefix]).ok().json();
     assert_eq!(job["lifecycle"]["status"], "success", "{job}");
     assert!(job["finished_at"].is_number(), "{job}");
-    assert_eq!(schema(&source), before.0, "pg_dump --schema-only is identical");
+    assert_eq!(source.schema(), before.0, "pg_dump --schema-only is identical");
     assert_eq!(
-        counts(&source),
+        source.shop_counts(),
         before.1,
         "row counts, sequence and non-ASCII rows are equal"
     );
@@ -161,7 +121,7 @@ fn round_trip_restores_schema_and_rows_exactly() {
     // With --force it replaces what is there.
     source.psql("INSERT INTO customers (name) VALUES ('extra')");
     p.run(&["restore", prefix, "--force"]).ok();
-    assert_eq!(counts(&source), before.1);
+    assert_eq!(source.shop_counts(), before.1);
 
     // The restore jobs and the events of every step are recorded.
     let shown = p.run(&["--json", "backup", "show", prefix]).ok().json();
@@ -194,7 +154,7 @@ fn scratch_databases(db: &PgDb) -> String {
 #[test]
 fn a_restore_test_restores_into_a_scratch_database_and_compares_with_the_archive() {
     let Some(source) = PgDb::create() else { return };
-    fill(&source);
+    source.fill_shop();
     let p = project(&source);
     let b = create(&p, &[]);
     let before = scratch_databases(&source);
@@ -280,7 +240,7 @@ fn flip(path: &Path) {
 #[test]
 fn a_flipped_byte_fails_verify_and_restore_leaves_the_target_untouched() {
     let Some(source) = PgDb::create() else { return };
-    fill(&source);
+    source.fill_shop();
     let p = project(&source);
     let b = create(&p, &[]);
     flip(&object(&b));
@@ -311,7 +271,7 @@ fn a_flipped_byte_fails_verify_and_restore_leaves_the_target_untouched() {
 #[test]
 fn a_truncated_object_and_one_for_another_identity_fail_verify_clearly() {
     let Some(source) = PgDb::create() else { return };
-    fill(&source);
+    source.fill_shop();
     let p = project(&source);
 
     // Truncated: half of it is gone.
@@ -370,7 +330,7 @@ fn a_truncated_object_and_one_for_another_identity_fail_verify_clearly() {
 #[test]
 fn debians_age_decrypts_the_object_into_an_archive_pg_restore_lists() {
     let Some(source) = PgDb::create() else { return };
-    fill(&source);
+    source.fill_shop();
     let p = project(&source);
     let b = create(&p, &["--manual"]);
     assert_eq!(b["class"], "manual");
@@ -612,7 +572,7 @@ fn a_storage_that_refuses_writes_fails_the_backup_clearly() {
 #[test]
 fn a_rollback_with_restore_db_returns_the_database_to_before_the_migration() {
     let Some(source) = PgDb::create() else { return };
-    fill(&source);
+    source.fill_shop();
     let port = common::free_port();
     let p = project(&source);
     let toml = std::fs::read_to_string(p.path().join("rollway.toml")).unwrap().replace(
@@ -649,7 +609,7 @@ root = "srv"
     p.write("app/server.py", common::OK_APP);
     p.write("app/migrate.sh", "true\n");
     p.run(&["deploy", "staging"]).ok();
-    let before = (schema(&source), counts(&source));
+    let before = (source.schema(), source.shop_counts());
 
     // v2's migration drops a column and most orders; the app stays healthy.
     p.write(
@@ -662,7 +622,7 @@ root = "srv"
         .or(v2["id"].as_str())
         .unwrap()
         .to_owned();
-    assert_ne!(schema(&source), before.0, "the migration ran");
+    assert_ne!(source.schema(), before.0, "the migration ran");
 
     // History shows the backup each deployment took before its migration.
     let history = p.run(&["--json", "history", "staging"]).ok().json();
@@ -701,7 +661,7 @@ root = "srv"
         "{}",
         refused.stderr
     );
-    assert_ne!(schema(&source), before.0);
+    assert_ne!(source.schema(), before.0);
 
     let r = p.run(&[
         "rollback",
@@ -713,7 +673,7 @@ root = "srv"
     ]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(
-        (schema(&source), counts(&source)),
+        (source.schema(), source.shop_counts()),
         before,
         "the database equals its state before v2's migration"
     );
@@ -729,7 +689,7 @@ root = "srv"
 #[test]
 fn serve_takes_each_scheduled_backup_once() {
     let Some(source) = PgDb::create() else { return };
-    fill(&source);
+    source.fill_shop();
     let p = project(&source);
     let toml = std::fs::read_to_string(p.path().join("rollway.toml"))
         .unwrap()
@@ -1030,6 +990,18 @@ fn a_media_directory_round_trips_through_an_ssh_host() {
     media_round_trip(Some(&ssh));
 }
 
+/// `len` bytes no compressor can shrink (xorshift from `seed`).
+fn noise(len: usize, mut state: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
 /// The highest resident set (VmRSS, KiB) seen so far of each process that
 /// is Rollway's deployer in `project` (its working directory) or an agent
 /// under `root` (its binary's path), sampled every 20 ms until stopped.
@@ -1097,15 +1069,7 @@ fn a_one_gib_file_round_trips_through_an_ssh_host_in_bounded_memory() {
     let ssh = sshd::Sshd::start();
     let (p, uploads) = media_project(Some(&ssh));
     std::fs::create_dir_all(&uploads).unwrap();
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let block: Vec<u8> = (0..MIB)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let block = noise(MIB, 0x2545_f491_4f6c_dd1d);
     let mut big = std::io::BufWriter::new(std::fs::File::create(uploads.join("big.bin")).unwrap());
     for _ in 0..1024 {
         big.write_all(&block).unwrap();
@@ -1294,15 +1258,7 @@ fn a_terminal_sees_the_bytes_and_their_rate_as_a_backup_streams() {
     let (p, uploads) = media_project(None);
     std::fs::create_dir_all(&uploads).unwrap();
     // 16 MB that zstd cannot shrink: the bar has bytes to count.
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let noise: Vec<u8> = (0..16_000_000)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let noise = noise(16_000_000, 0x9e37_79b9_7f4a_7c15);
     std::fs::write(uploads.join("noise.bin"), noise).unwrap();
     let on_a_terminal = |args: &[&str]| -> String {
         let cmd = p.command(args);

@@ -58,45 +58,6 @@ fn deployed(ssh: Option<&sshd::Sshd>, db: &PgDb) -> Staging {
     stage
 }
 
-/// Three tables, a sequence, an index, a view and non-ASCII rows.
-fn fill(db: &PgDb) {
-    db.psql(
-        "CREATE TABLE authors (id serial PRIMARY KEY, name text NOT NULL);
-         CREATE SEQUENCE ticket_numbers START 700;
-         CREATE TABLE posts (id bigserial PRIMARY KEY, author_id int REFERENCES authors(id),
-                             title text, body text, score numeric(8,2));
-         CREATE INDEX posts_by_author ON posts (author_id, score);
-         CREATE TABLE tags (post_id bigint REFERENCES posts(id), tag text);
-         CREATE VIEW top_posts AS SELECT * FROM posts WHERE score > 50;
-         INSERT INTO authors (name) VALUES ('Zoë Ångström'), ('李小龙'), ('Ñandú Çelik'), ('😀 emoji');
-         INSERT INTO posts (author_id, title, body, score)
-                SELECT 1 + (g % 4), 'Über № ' || g, repeat('ü', g % 17), g * 0.5 FROM generate_series(1, 300) g;
-         INSERT INTO tags SELECT g, 'tag-' || (g % 9) FROM generate_series(1, 300) g;
-         SELECT nextval('ticket_numbers'); SELECT nextval('ticket_numbers'); SELECT nextval('ticket_numbers');",
-    );
-}
-
-fn schema(db: &PgDb) -> String {
-    let out = Command::new("pg_dump")
-        .args(["--schema-only", "--no-owner", "--dbname", &db.url()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    // pg_dump 17 writes a random \restrict key per run; it is not schema.
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn counts(db: &PgDb) -> String {
-    db.psql(
-        "SELECT (SELECT count(*) FROM authors), (SELECT count(*) FROM posts), (SELECT count(*) FROM tags),
-                (SELECT last_value FROM ticket_numbers), (SELECT string_agg(name, ',' ORDER BY id) FROM authors)",
-    )
-}
-
 /// Drops the database and creates it again, empty.
 fn drop_and_recreate(db: &PgDb) {
     for sql in [
@@ -150,8 +111,8 @@ fn a_database_round_trips_through_an_ssh_host() {
     let Some(db) = PgDb::create() else { return };
     let stage = deployed(Some(&ssh), &db);
     let mut outputs = Vec::new();
-    fill(&db);
-    let before = (schema(&db), counts(&db));
+    db.fill_shop();
+    let before = (db.schema(), db.shop_counts());
 
     let created = stage.run(&["--json", "backup", "create", "db"]).ok();
     outputs.push(format!("{}{}", created.stdout, created.stderr));
@@ -208,15 +169,15 @@ fn a_database_round_trips_through_an_ssh_host() {
         format!("{}:DATABASE_URL", ssh.host_name()).as_str(),
         "{job}"
     );
-    assert_eq!(schema(&db), before.0, "pg_dump --schema-only is identical");
+    assert_eq!(db.schema(), before.0, "pg_dump --schema-only is identical");
     assert_eq!(
-        counts(&db),
+        db.shop_counts(),
         before.1,
         "row counts, the sequence and non-ASCII rows are equal"
     );
 
     // Not empty now: refused without --force (exit 3, nothing changed), replaced with it.
-    db.psql("INSERT INTO authors (name) VALUES ('added later')");
+    db.psql("INSERT INTO customers (name) VALUES ('added later')");
     let refused = stage.run(&["restore", &id]);
     outputs.push(format!("{}{}", refused.stdout, refused.stderr));
     assert_eq!(refused.code, 3, "{refused:?}");
@@ -224,10 +185,13 @@ fn a_database_round_trips_through_an_ssh_host() {
         refused.stderr.contains("is not empty") && refused.stderr.contains("--force"),
         "{refused:?}"
     );
-    assert!(counts(&db).contains("added later"), "a refused restore changes nothing");
+    assert!(
+        db.shop_counts().contains("added later"),
+        "a refused restore changes nothing"
+    );
     let forced = stage.run(&["restore", &id, "--force"]).ok();
     outputs.push(format!("{}{}", forced.stdout, forced.stderr));
-    assert_eq!(counts(&db), before.1);
+    assert_eq!(db.shop_counts(), before.1);
 
     // The password is in no record, event or output, and in no file but
     // the host's env files.
@@ -298,7 +262,7 @@ fn a_dump_that_fails_on_the_host_leaves_a_failed_record_naming_it_and_no_object(
 fn a_pg_dump_killed_on_a_local_host_leaves_a_failed_record_and_no_object() {
     use std::os::unix::fs::PermissionsExt as _;
     let Some(db) = PgDb::create() else { return };
-    fill(&db);
+    db.fill_shop();
     let stage = deployed(None, &db);
     let bin = stage.path().join("fakebin");
     std::fs::create_dir_all(&bin).unwrap();

@@ -166,49 +166,6 @@ url_secret = "DATABASE_URL"
     p
 }
 
-/// Several tables, sequences, an index, a view, non-ASCII data, and 20 MiB
-/// of random bytes (incompressible: the dump spans two upload parts).
-fn fill(db: &PgDb) {
-    db.psql(
-        "CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, city text);
-         CREATE SEQUENCE invoice_numbers START 1000;
-         CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id int REFERENCES customers(id),
-                              total numeric(10,2), note text, made_at timestamptz DEFAULT now());
-         CREATE INDEX orders_customer ON orders (customer_id, made_at);
-         CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 100;
-         CREATE TABLE blobs (k int PRIMARY KEY, v bytea);
-         INSERT INTO customers (name, city) VALUES ('Zoë Ångström', 'Malmö'), ('李小龙', '香港'),
-                ('Ñandú Çelik', 'İstanbul'), ('😀 emoji', NULL);
-         INSERT INTO orders (customer_id, total, note)
-                SELECT 1 + (g % 4), g * 1.5, 'order № ' || g FROM generate_series(1, 500) g;
-         INSERT INTO blobs SELECT k, (SELECT decode(string_agg(md5(random()::text || k || g), ''), 'hex')
-                FROM generate_series(1, 65536) g) FROM generate_series(1, 20) k;
-         SELECT nextval('invoice_numbers'); SELECT nextval('invoice_numbers');",
-    );
-}
-
-fn schema(db: &PgDb) -> String {
-    let out = Command::new("pg_dump")
-        .args(["--schema-only", "--no-owner", "--dbname", &db.url()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    // pg_dump 17 writes a random \restrict key per run; it is not schema.
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn counts(db: &PgDb) -> String {
-    db.psql(
-        "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM orders), (SELECT count(*) FROM blobs),
-                (SELECT md5(string_agg(v, ''::bytea ORDER BY k)) FROM blobs),
-                (SELECT last_value FROM invoice_numbers), (SELECT string_agg(name, ',' ORDER BY id) FROM customers)",
-    )
-}
-
 fn create(p: &Project, args: &[&str]) -> Value {
     let mut all = vec!["--json", "backup", "create", "db"];
     all.extend_from_slice(args);
@@ -255,9 +212,14 @@ fn assert_no_credentials(credentials: [&str; 2], p: &Project, texts: &[&str]) {
 fn round_trip_through_a_bucket_restores_schema_and_rows_exactly() {
     let Some(source) = PgDb::create() else { return };
     let moto = Moto::start();
-    fill(&source);
+    source.fill_shop();
+    // 20 MiB of random bytes more (incompressible: the dump spans two upload parts).
+    source.psql(
+        "INSERT INTO blobs SELECT 'r' || k, (SELECT decode(string_agg(md5(random()::text || k || g), ''), 'hex')
+                FROM generate_series(1, 65536) g) FROM generate_series(1, 20) k",
+    );
     let p = project(&source, &moto, &moto.key, &moto.secret);
-    let before = (schema(&source), counts(&source));
+    let before = (source.schema(), source.shop_counts());
 
     let created = p.run(&["--json", "backup", "create", "db"]).ok();
     let b = created.json();
@@ -304,9 +266,9 @@ fn round_trip_through_a_bucket_restores_schema_and_rows_exactly() {
     assert_eq!(public_relations(&source), "0");
     let job = p.run(&["--json", "restore", prefix]).ok().json();
     assert_eq!(job["lifecycle"]["status"], "success", "{job}");
-    assert_eq!(schema(&source), before.0, "pg_dump --schema-only is identical");
+    assert_eq!(source.schema(), before.0, "pg_dump --schema-only is identical");
     assert_eq!(
-        counts(&source),
+        source.shop_counts(),
         before.1,
         "row counts, bytes, sequence and non-ASCII rows are equal"
     );

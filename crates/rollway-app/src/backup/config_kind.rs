@@ -15,7 +15,7 @@ use rollway_model::{Backup, BackupClass, BackupKind, Level, Restore, RestoreStat
 use rollway_ops::backup as io;
 use rollway_store::Store;
 
-use super::{RestoreRecord, TakeFailure, Taking, check, does_not_verify, failed, object_of, settle_stale, storage};
+use super::{RestoreRecord, TakeFailure, Taking, failed, object_of, settle_stale, storage};
 use crate::error::{Code, Error, Result};
 use crate::project::Project;
 
@@ -94,20 +94,8 @@ pub(super) fn restore(
     let record = RestoreRecord::create(p, store, &job)?;
     let job = record.job.clone();
     let end = |status, level, message| record.end(status, level, message);
-    if let Err(problems) = check(p, config, store, b)? {
-        let e = does_not_verify(
-            b,
-            &problems,
-            &format!("; restore {} refused, the target was not touched", job.id),
-        );
-        end(RestoreStatus::Failed, Level::Error, e.to_string())?;
-        return Err(e);
-    }
-    end(
-        RestoreStatus::Running,
-        Level::Info,
-        format!("backup {} verified; restoring into {}", b.id, job.target),
-    )?;
+    record.refuse_unverified(config, b)?;
+    record.running(b, &job.target)?;
     let vault = p.vault(config, store)?;
     let object = object_of(p, config, store, b)?;
     let unpacked = match io::with_decrypted(&object, vault.identities(), |r| {

@@ -134,6 +134,51 @@ impl PgDb {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+
+    /// A shop's data for backup round trips: several tables, a sequence,
+    /// an index, a view and non-ASCII data (`blobs` takes more rows).
+    pub fn fill_shop(&self) {
+        self.psql(
+            "CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, city text);
+             CREATE SEQUENCE invoice_numbers START 1000;
+             CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id int REFERENCES customers(id),
+                                  total numeric(10,2), note text, made_at timestamptz DEFAULT now());
+             CREATE INDEX orders_customer ON orders (customer_id, made_at);
+             CREATE TABLE blobs (k text PRIMARY KEY, v bytea);
+             CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 100;
+             INSERT INTO customers (name, city) VALUES ('Zoë Ångström', 'Malmö'), ('李小龙', '香港'),
+                    ('Ñandú Çelik', 'İstanbul'), ('😀 emoji', NULL);
+             INSERT INTO orders (customer_id, total, note)
+                    SELECT 1 + (g % 4), g * 1.5, 'order № ' || g FROM generate_series(1, 500) g;
+             INSERT INTO blobs SELECT 'k' || g, decode(md5(g::text), 'hex') FROM generate_series(1, 50) g;
+             SELECT nextval('invoice_numbers'); SELECT nextval('invoice_numbers');",
+        );
+    }
+
+    /// What a restore of the shop must give back beside its schema: each
+    /// table's rows, the blobs' bytes, the sequence's position, the names.
+    pub fn shop_counts(&self) -> String {
+        self.psql(
+            "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM orders), (SELECT count(*) FROM blobs),
+                    (SELECT md5(string_agg(v, ''::bytea ORDER BY k)) FROM blobs),
+                    (SELECT last_value FROM invoice_numbers), (SELECT string_agg(name, ',' ORDER BY id) FROM customers)",
+        )
+    }
+
+    /// `pg_dump --schema-only` (owners left out) as a restore must give it
+    /// back; pg_dump 17's random per-run `\restrict` key is not schema.
+    pub fn schema(&self) -> String {
+        let out = Command::new("pg_dump")
+            .args(["--schema-only", "--no-owner", "--dbname", &self.url()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
 }
 
 impl Drop for PgDb {
