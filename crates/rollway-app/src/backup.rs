@@ -1047,29 +1047,22 @@ pub fn restore(p: &Project, id: &str, to: Option<&str>, host: Option<&str>, forc
         return Err(Error::new(Code::Conflict, anyhow::anyhow!(message)));
     }
     record.running(&b, &job.target)?;
-    match io::restore_database(
+    let restored = io::restore_database(
         &tool,
         &object_of(p, &config, store, &b)?,
         p.vault(&config, store)?.identities(),
         &url,
         !empty,
-    ) {
-        Ok(()) => end(
-            RestoreStatus::Success,
-            Level::Info,
-            format!("restore {} of backup {} into {} succeeded", job.id, b.id, job.target),
-        ),
-        Err(e) => {
-            let message = format!(
-                "restore {} of backup {} failed: {}; pg_restore ran in one transaction, so the target is as it was",
-                job.id,
-                b.id,
-                failed(e, p)
-            );
-            end(RestoreStatus::Failed, Level::Error, message.clone())?;
-            Err(Error::failed(message))
-        }
-    }
+    )
+    .map(|()| String::new())
+    .map_err(|e| failed(e, p));
+    record.settle(
+        &b,
+        &job.target,
+        restored,
+        "restore into an empty database, or pass --force to replace what is there",
+        "pg_restore ran in one transaction, so the target is as it was",
+    )
 }
 
 /// The restore job's event for one of its steps.
@@ -1114,6 +1107,40 @@ impl<'a> RestoreRecord<'a> {
             Level::Info,
             format!("backup {} verified; restoring into {into}", b.id),
         )
+    }
+
+    /// Ends the job with what came of restoring `b` into `into`: success
+    /// (`done` appended, e.g. ": 12 entries"), or failure — why (masked
+    /// here), then `on_conflict` when the target was not empty (a
+    /// conflict, exit 3), `otherwise` when it was something else.
+    fn settle(
+        &self,
+        b: &Backup,
+        into: &str,
+        result: std::result::Result<String, String>,
+        on_conflict: &str,
+        otherwise: &str,
+    ) -> Result<Restore> {
+        let job = &self.job.id;
+        match result {
+            Ok(done) => self.end(
+                RestoreStatus::Success,
+                Level::Info,
+                format!("restore {job} of backup {} into {into} succeeded{done}", b.id),
+            ),
+            Err(why) => {
+                let why = self.p.masks().mask(&why);
+                let conflict = why.contains("not empty");
+                let hint = if conflict { on_conflict } else { otherwise };
+                let message = format!("restore {job} of backup {} failed: {why}; {hint}", b.id);
+                self.end(RestoreStatus::Failed, Level::Error, message.clone())?;
+                Err(if conflict {
+                    Error::new(Code::Conflict, anyhow::anyhow!(message))
+                } else {
+                    Error::failed(message)
+                })
+            }
+        }
     }
 
     fn end(&self, status: RestoreStatus, level: Level, message: String) -> Result<Restore> {
@@ -1169,7 +1196,6 @@ fn restore_media(
     job.target = format!("{host}:{path}");
     let record = RestoreRecord::create(p, store, &job)?;
     let job = record.job.clone();
-    let end = |status, level, message| record.end(status, level, message);
     record.refuse_unverified(config, b)?;
     record.running(b, &job.target)?;
     let vault = p.vault(config, store)?;
@@ -1188,30 +1214,13 @@ fn restore_media(
                 Err(e) => Err(failed(e, p)),
             }
         });
-    match unpacked {
-        Ok(entries) => end(
-            RestoreStatus::Success,
-            Level::Info,
-            format!(
-                "restore {} of backup {} into {} succeeded: {entries} entries",
-                job.id, b.id, job.target
-            ),
-        ),
-        Err(why) => {
-            let why = p.masks().mask(&why);
-            let hint = if why.contains("not empty") {
-                "restore into a new directory with --to PATH, or pass --force to replace it"
-            } else {
-                "the tree is unpacked beside the target and moved in only when complete, so the target is as it was"
-            };
-            let message = format!("restore {} of backup {} failed: {why}; {hint}", job.id, b.id);
-            end(RestoreStatus::Failed, Level::Error, message.clone())?;
-            if why.contains("not empty") {
-                return Err(Error::new(Code::Conflict, anyhow::anyhow!(message)));
-            }
-            Err(Error::failed(message))
-        }
-    }
+    record.settle(
+        b,
+        &job.target,
+        unpacked.map(|entries| format!(": {entries} entries")),
+        "restore into a new directory with --to PATH, or pass --force to replace it",
+        "the tree is unpacked beside the target and moved in only when complete, so the target is as it was",
+    )
 }
 
 /// The host `host` of environment `env`, as a deployment reaches it.
@@ -1261,8 +1270,6 @@ fn restore_on_host(
     let mut job = Restore::new(env, b.id, now);
     job.target = format!("{host}:{var}");
     let record = RestoreRecord::create(p, store, &job)?;
-    let job = record.job.clone();
-    let end = |status, level, message| record.end(status, level, message);
     record.refuse_unverified(config, b)?;
     record.running(b, &format!("the database of {var} on {host}"))?;
     let vault = p.vault(config, store)?;
@@ -1281,31 +1288,13 @@ fn restore_on_host(
                 Err(e) => Err(failed(e, p)),
             }
         });
-    match restored {
-        Ok(()) => end(
-            RestoreStatus::Success,
-            Level::Info,
-            format!(
-                "restore {} of backup {} into the database of {var} on {host} succeeded",
-                job.id, b.id
-            ),
-        ),
-        Err(why) => {
-            let why = p.masks().mask(&why);
-            let conflict = why.contains("is not empty");
-            let hint = if conflict {
-                "restore with --to URL into an empty database, or pass --force to replace what is there"
-            } else {
-                "pg_restore ran in one transaction, so the target is as it was"
-            };
-            let message = format!("restore {} of backup {} failed: {why}; {hint}", job.id, b.id);
-            end(RestoreStatus::Failed, Level::Error, message.clone())?;
-            if conflict {
-                return Err(Error::new(Code::Conflict, anyhow::anyhow!(message)));
-            }
-            Err(Error::failed(message))
-        }
-    }
+    record.settle(
+        b,
+        &format!("the database of {var} on {host}"),
+        restored.map(|()| String::new()),
+        "restore with --to URL into an empty database, or pass --force to replace what is there",
+        "pg_restore ran in one transaction, so the target is as it was",
+    )
 }
 
 /// A backup retention keeps, with the classes that keep it.

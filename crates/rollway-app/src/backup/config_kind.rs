@@ -11,12 +11,12 @@
 use std::path::Path;
 
 use rollway_config::{BackupConfig, Config};
-use rollway_model::{Backup, BackupClass, BackupKind, Level, Restore, RestoreStatus, Timestamp};
+use rollway_model::{Backup, BackupClass, BackupKind, Restore, Timestamp};
 use rollway_ops::backup as io;
 use rollway_store::Store;
 
 use super::{RestoreRecord, TakeFailure, Taking, failed, object_of, settle_stale, storage};
-use crate::error::{Code, Error, Result};
+use crate::error::{Error, Result};
 use crate::project::Project;
 
 /// Takes a config backup of `def`'s environment.
@@ -93,7 +93,6 @@ pub(super) fn restore(
     job.target = dir.display().to_string();
     let record = RestoreRecord::create(p, store, &job)?;
     let job = record.job.clone();
-    let end = |status, level, message| record.end(status, level, message);
     record.refuse_unverified(config, b)?;
     record.running(b, &job.target)?;
     let vault = p.vault(config, store)?;
@@ -105,23 +104,11 @@ pub(super) fn restore(
         Ok(Err(why)) => Err(format!("it does not decrypt: {why}")),
         Err(e) => Err(failed(e, p)),
     };
-    match unpacked {
-        Ok(entries) => end(
-            RestoreStatus::Success,
-            Level::Info,
-            format!(
-                "restore {} of backup {} into {} succeeded: {entries} files",
-                job.id, b.id, job.target
-            ),
-        ),
-        Err(why) => {
-            let why = p.masks().mask(&why);
-            let message = format!("restore {} of backup {} failed: {why}", job.id, b.id);
-            end(RestoreStatus::Failed, Level::Error, message.clone())?;
-            if why.contains("not empty") {
-                return Err(Error::new(Code::Conflict, anyhow::anyhow!(message)));
-            }
-            Err(Error::failed(message))
-        }
-    }
+    record.settle(
+        b,
+        &job.target,
+        unpacked.map(|files| format!(": {files} files")),
+        "restore into a new directory with --to DIR, or pass --force to replace it",
+        "the files are unpacked beside the target and moved in only when complete, so the target is as it was",
+    )
 }
