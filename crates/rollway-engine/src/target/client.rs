@@ -297,28 +297,40 @@ impl AgentClient {
     /// read to its end (the conversation stays in step).
     pub fn pack_dir(&mut self, path: &str, out: &mut dyn Write) -> Result<u64, MediaError> {
         const STEP: &str = "backup";
-        match self.call(STEP, &Request::PackDir { path: path.to_owned() })? {
-            Response::Streaming => {}
-            other => return Err(self.unexpected(STEP, &other).into()),
+        match self.receive_stream(STEP, &Request::PackDir { path: path.to_owned() }, out)? {
+            (Response::Packed { entries }, _) => Ok(entries),
+            (other, _) => Err(self.unexpected(STEP, &other).into()),
         }
-        // Bytes moving keep the watchdog quiet; a stalled agent still trips it.
+    }
+
+    /// Sends `request`, which the agent answers with a data stream, copied
+    /// into `out`, then its answer: that answer and the bytes that arrived.
+    /// Bytes moving keep the watchdog quiet; a stalled agent still trips it.
+    fn receive_stream(
+        &mut self,
+        step: &'static str,
+        request: &Request,
+        out: &mut dyn Write,
+    ) -> Result<(Response, u64), MediaError> {
+        match self.call(step, request)? {
+            Response::Streaming => {}
+            other => return Err(self.unexpected(step, &other).into()),
+        }
         self.dog.arm(self.quiet);
         let mut data = protocol::DataReader::new(&mut self.reader);
         let copied = io::copy(&mut data, out);
         let drained = data.drain();
+        let received = data.bytes;
         if let Err(e) = drained {
-            return Err(self.broken(STEP, &e).into());
+            return Err(self.broken(step, &e).into());
         }
         if let Err(e) = copied {
             // Either side may have failed: a broken agent stream was caught
             // by the drain above, so this is the deployer's writer.
-            let _ = self.receive(STEP);
+            let _ = self.receive(step);
             return Err(MediaError::Local(e));
         }
-        match self.receive(STEP)? {
-            Response::Packed { entries } => Ok(entries),
-            other => Err(self.unexpected(STEP, &other).into()),
-        }
+        Ok((self.receive(step)?, received))
     }
 
     /// Sends a zstd-compressed tar from `input` to be unpacked into the
@@ -327,28 +339,36 @@ impl AgentClient {
     /// which the agent refuses, leaving the directory as it was.
     pub fn unpack_dir(&mut self, path: &str, force: bool, input: &mut dyn Read) -> Result<u64, MediaError> {
         const STEP: &str = "restore";
-        self.send(
-            STEP,
-            &Request::UnpackDir {
-                path: path.to_owned(),
-                force,
-            },
-        )?;
-        let mut data = self.data();
-        let copied = io::copy(input, &mut data);
-        // A local read failure must still end the stream, cut short so the
-        // agent's unpacking fails rather than accepts a partial tree.
-        if let Err(e) = data.finish() {
-            return Err(self.broken(STEP, &e).into());
-        }
-        let answer = self.receive(STEP)?;
-        if let Err(e) = copied {
-            return Err(MediaError::Local(e));
-        }
-        match answer {
+        let request = Request::UnpackDir {
+            path: path.to_owned(),
+            force,
+        };
+        match self.send_stream(STEP, &request, input)? {
             Response::Packed { entries } => Ok(entries),
             other => Err(self.unexpected(STEP, &other).into()),
         }
+    }
+
+    /// Sends `request` followed by `input` as a data stream, then reads
+    /// the agent's answer. A local read failure still ends the stream, cut
+    /// short, so the agent fails rather than accepts part of it.
+    fn send_stream(
+        &mut self,
+        step: &'static str,
+        request: &Request,
+        input: &mut dyn Read,
+    ) -> Result<Response, MediaError> {
+        self.send(step, request)?;
+        let mut data = self.data();
+        let copied = io::copy(input, &mut data);
+        if let Err(e) = data.finish() {
+            return Err(self.broken(step, &e).into());
+        }
+        let answer = self.receive(step)?;
+        if let Err(e) = copied {
+            return Err(MediaError::Local(e));
+        }
+        Ok(answer)
     }
 
     /// Has the host dump the database whose URL is `url_var` in its current
@@ -366,31 +386,15 @@ impl AgentClient {
             url_var: url_var.to_owned(),
             recipients: recipients.to_vec(),
         };
-        match self.call(STEP, &request)? {
-            Response::Streaming => {}
-            other => return Err(self.unexpected(STEP, &other).into()),
-        }
-        self.dog.arm(self.quiet);
-        let mut data = protocol::DataReader::new(&mut self.reader);
-        let copied = io::copy(&mut data, out);
-        let drained = data.drain();
-        let received = data.bytes;
-        if let Err(e) = drained {
-            return Err(self.broken(STEP, &e).into());
-        }
-        if let Err(e) = copied {
-            let _ = self.receive(STEP);
-            return Err(MediaError::Local(e));
-        }
-        match self.receive(STEP)? {
-            Response::Dumped { bytes } if bytes == received => Ok(bytes),
-            Response::Dumped { bytes } => Err(self
+        match self.receive_stream(STEP, &request, out)? {
+            (Response::Dumped { bytes }, received) if bytes == received => Ok(bytes),
+            (Response::Dumped { bytes }, received) => Err(self
                 .error(
                     STEP,
                     format!("the agent sent {bytes} bytes of the dump and {received} arrived"),
                 )
                 .into()),
-            other => Err(self.unexpected(STEP, &other).into()),
+            (other, _) => Err(self.unexpected(STEP, &other).into()),
         }
     }
 
@@ -401,23 +405,11 @@ impl AgentClient {
     /// the database as it was.
     pub fn restore_database(&mut self, url_var: &str, force: bool, input: &mut dyn Read) -> Result<(), MediaError> {
         const STEP: &str = "database restore";
-        self.send(
-            STEP,
-            &Request::RestoreDatabase {
-                url_var: url_var.to_owned(),
-                force,
-            },
-        )?;
-        let mut data = self.data();
-        let copied = io::copy(input, &mut data);
-        if let Err(e) = data.finish() {
-            return Err(self.broken(STEP, &e).into());
-        }
-        let answer = self.receive(STEP)?;
-        if let Err(e) = copied {
-            return Err(MediaError::Local(e));
-        }
-        match answer {
+        let request = Request::RestoreDatabase {
+            url_var: url_var.to_owned(),
+            force,
+        };
+        match self.send_stream(STEP, &request, input)? {
             Response::Done => Ok(()),
             other => Err(self.unexpected(STEP, &other).into()),
         }
