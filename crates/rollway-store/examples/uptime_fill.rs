@@ -17,7 +17,9 @@
 //! template 2 a 3-minute 5xx run, template 3 a 10-minute gap), rolled up
 //! by the store itself; their day's rows are then copied with SQL to every
 //! monitor and day (template `(monitor id + day) mod 4`), one statement
-//! per table and day. It prints the rows written, how long that took, and
+//! per table and day (PostgreSQL stores a bucket as whole minutes, hours
+//! or days since schema 15, SQLite as milliseconds: the copies shift and
+//! select the keys in the table's unit). It prints the rows written, how long that took, and
 //! the bytes per row of each table (SQLite: `dbstat`, used bytes of the
 //! table and its indexes; PostgreSQL: `pg_total_relation_size`, free
 //! space in pages included) as JSON.
@@ -175,6 +177,14 @@ fn main() -> Result<(), Box<dyn Error>> {
         ),
     };
     let t = Instant::now();
+    // Milliseconds per unit of a stored bucket (`RollupLayout::unit`).
+    let pg = matches!(conn, Conn::Pg(_));
+    let unit = |table: &str| match (pg, table) {
+        (false, _) => 1,
+        (true, "rollups_day") => DAY,
+        (true, "rollups_hour") => HOUR,
+        (true, _) => MIN,
+    };
     let mut rows = [0u64; 3];
     let mut day = a.from;
     while day < a.until {
@@ -186,20 +196,23 @@ fn main() -> Result<(), Box<dyn Error>> {
             if n == 2 && day < a.minutes_from {
                 continue;
             }
-            rows[n] += conn.exec(&format!(
+            let u = unit(table);
+            let sql = format!(
                 "INSERT INTO {table} (monitor_id, bucket, {COLS}) \
                  SELECT m.id, t.bucket + {shift}, {cols} FROM monitors m \
                  JOIN monitors tp ON tp.name = 'template-' || ((m.id + {index}) % {TEMPLATES}) \
-                 JOIN {table} t ON t.monitor_id = tp.id AND t.bucket >= {T0} AND t.bucket < {end} \
+                 JOIN {table} t ON t.monitor_id = tp.id AND t.bucket >= {start} AND t.bucket < {end} \
                  WHERE m.name LIKE 'm-%'",
-                shift = day - T0,
+                shift = (day - T0) / u,
+                start = T0 / u,
                 cols = COLS
                     .split(", ")
                     .map(|c| format!("t.{c}"))
                     .collect::<Vec<_>>()
                     .join(", "),
-                end = T0 + DAY,
-            ))?;
+                end = (T0 + DAY) / u,
+            );
+            rows[n] += conn.exec(&sql)?;
         }
         day += DAY;
     }

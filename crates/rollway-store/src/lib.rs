@@ -137,7 +137,7 @@ pub use preopen::{PreOpenError, check_before_open};
 pub use shards::{Claimed, Previous, ShardLease, Taken};
 
 /// The schema version this build writes (the highest migration it knows).
-pub const SCHEMA_VERSION: i64 = 14;
+pub const SCHEMA_VERSION: i64 = 15;
 
 /// The clock of real runs: the only place that reads the system time.
 #[derive(Debug, Clone, Copy, Default)]

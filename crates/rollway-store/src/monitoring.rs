@@ -91,6 +91,30 @@ impl Resolution {
     }
 }
 
+/// How a backend lays out a rollup row (the `Backend::ROLLUPS` of each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RollupLayout {
+    /// SQLite: the bucket's start in milliseconds, every column as it is,
+    /// the sketch as packed text. SQLite's integers already take only the
+    /// bytes their value needs.
+    Plain,
+    /// PostgreSQL from schema 15: the bucket as whole minutes, hours or
+    /// days since the epoch (an INTEGER key, half a BIGINT), counts and
+    /// terms that are zero and an empty sketch as NULL (a bit of the null
+    /// bitmap instead of 4 or 8 bytes), the sketch as packed bytes.
+    Compact,
+}
+
+impl RollupLayout {
+    /// Milliseconds per unit of the stored bucket of `res`.
+    pub(crate) const fn unit(self, res: Resolution) -> i64 {
+        match self {
+            RollupLayout::Plain => 1,
+            RollupLayout::Compact => res.millis(),
+        }
+    }
+}
+
 /// One bucket of one monitor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RollupRow {

@@ -6,12 +6,14 @@ use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use bytes::BytesMut;
 use postgres::config::Host;
-use postgres::types::{ToSql, Type};
+use postgres::types::{IsNull, ToSql, Type, WrongType};
 use postgres::{Client, Config, IsolationLevel, NoTls};
 
 use crate::error::{StoreError, pg_detail};
 use crate::location::StoreLocation;
+use crate::monitoring::RollupLayout;
 use crate::sql::{Backend, Param, Row, Sql, Val};
 
 /// Used when the URL names no `connect_timeout`, so an unreachable server
@@ -189,6 +191,7 @@ impl Backend for PgBackend {
     const RANGES_JOIN: &'static str = "q CROSS JOIN LATERAL (SELECT * FROM TABLE x \
          WHERE x.monitor_id = (SELECT id FROM monitors WHERE name = q.name) \
          AND x.bucket >= q.lo AND x.bucket < q.hi OFFSET 0) r";
+    const ROLLUPS: RollupLayout = RollupLayout::Compact;
     const BULK_READ: &'static str = "SET LOCAL jit = off";
     // Any constant will do, as long as it is the same in every instance.
     const MIGRATION_LOCK: &'static str = "SELECT pg_advisory_xact_lock(7236828373140453)";
@@ -205,6 +208,7 @@ impl Backend for PgBackend {
         (11, include_str!("../migrations/postgres/0011_log_records.sql")),
         (12, include_str!("../migrations/postgres/0012_compact_monitoring.sql")),
         (14, include_str!("../migrations/postgres/0014_backups.sql")),
+        (15, include_str!("../migrations/postgres/0015_compact_rollups.sql")),
     ];
 
     fn location(&self) -> &StoreLocation {
@@ -239,16 +243,65 @@ struct PgSql<'t, 'c> {
     location: &'t str,
 }
 
-fn bind(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
-    params
-        .iter()
-        .map(|p| match p {
-            Param::Int(v) => v as &(dyn ToSql + Sync),
-            Param::Text(v) => v as &(dyn ToSql + Sync),
-            Param::Bool(v) => v as &(dyn ToSql + Sync),
-            Param::Real(v) => v as &(dyn ToSql + Sync),
-        })
-        .collect()
+/// One parameter as `postgres` binds it. An integer goes as BIGINT, or as
+/// INTEGER / SMALLINT where it is compared with or written to such a column
+/// (the rollups' keys and counts, schema 15); one that does not fit is
+/// refused with its value and type, never truncated. Every other value
+/// goes as its Rust type, checked against the column as usual.
+#[derive(Debug)]
+struct PgParam<'a>(&'a Param);
+
+type BindResult = Result<IsNull, Box<dyn std::error::Error + Sync + Send>>;
+
+fn bind_int(v: Option<i64>, ty: &Type, out: &mut BytesMut) -> BindResult {
+    let Some(v) = v else {
+        return Ok(IsNull::Yes);
+    };
+    let too_big = || format!("the integer {v} does not fit a {ty} column or parameter (it is not truncated)");
+    if *ty == Type::INT4 {
+        i32::try_from(v).map_err(|_| too_big())?.to_sql(ty, out)
+    } else if *ty == Type::INT2 {
+        i16::try_from(v).map_err(|_| too_big())?.to_sql(ty, out)
+    } else {
+        v.to_sql(ty, out)
+    }
+}
+
+impl ToSql for PgParam<'_> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> BindResult {
+        match self.0 {
+            Param::Int(v) => bind_int(*v, ty, out),
+            Param::Text(v) => v.to_sql(ty, out),
+            Param::Bool(v) => v.to_sql(ty, out),
+            Param::Real(v) => v.to_sql(ty, out),
+            Param::Bytes(v) => v.to_sql(ty, out),
+        }
+    }
+
+    /// Any type: [`Self::to_sql_checked`] checks each value's own.
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    fn to_sql_checked(&self, ty: &Type, out: &mut BytesMut) -> BindResult {
+        match self.0 {
+            Param::Int(v) if [Type::INT2, Type::INT4, Type::INT8].contains(ty) => bind_int(*v, ty, out),
+            Param::Int(_) => Err(Box::new(WrongType::new::<i64>(ty.clone()))),
+            Param::Text(v) => v.to_sql_checked(ty, out),
+            Param::Bool(v) => v.to_sql_checked(ty, out),
+            Param::Real(v) => v.to_sql_checked(ty, out),
+            Param::Bytes(v) => v.to_sql_checked(ty, out),
+        }
+    }
+}
+
+fn bind(params: &[Param]) -> Vec<PgParam<'_>> {
+    params.iter().map(PgParam).collect()
+}
+
+/// The bound parameters as `postgres` takes them.
+fn refs<'a>(bound: &'a [PgParam<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    bound.iter().map(|b| b as &(dyn ToSql + Sync)).collect()
 }
 
 fn value(row: &postgres::Row, i: usize) -> Result<Val, postgres::Error> {
@@ -267,6 +320,8 @@ fn value(row: &postgres::Row, i: usize) -> Result<Val, postgres::Error> {
         row.try_get::<_, Option<f64>>(i)?.map_or(Val::Null, Val::Real)
     } else if *ty == Type::BOOL {
         row.try_get::<_, Option<bool>>(i)?.map_or(Val::Null, Val::Bool)
+    } else if *ty == Type::BYTEA {
+        row.try_get::<_, Option<Vec<u8>>>(i)?.map_or(Val::Null, Val::Bytes)
     } else {
         Val::Other(format!("a value of type {ty}"))
     })
@@ -275,13 +330,14 @@ fn value(row: &postgres::Row, i: usize) -> Result<Val, postgres::Error> {
 impl Sql for PgSql<'_, '_> {
     fn exec(&mut self, sql: &str, params: &[Param]) -> Result<u64, StoreError> {
         self.tx
-            .execute(sql, bind(params).as_slice())
+            .execute(sql, &refs(&bind(params)))
             .map_err(|e| StoreError::postgres(self.location, e))
     }
 
     fn rows(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
         let err = |e| StoreError::postgres(self.location, e);
-        let rows = self.tx.query(sql, bind(params).as_slice()).map_err(err)?;
+        let bound = bind(params);
+        let rows = self.tx.query(sql, &refs(&bound)).map_err(err)?;
         rows.iter()
             .map(|r| {
                 (0..r.len())
@@ -318,6 +374,52 @@ mod tests {
         check("postgres://postgres@10.0.0.5/test", false);
         check("postgres://postgres@127.0.0.1,db.example.com/test", false);
         check("postgres://postgres@localhost/test?hostaddr=10.0.0.5", false);
+    }
+
+    #[test]
+    fn integers_bind_to_the_width_asked_and_are_never_truncated() {
+        let check = |v: Option<i64>, ty: Type, expected: Result<&[u8], &str>| {
+            let p = Param::Int(v);
+            let mut out = BytesMut::new();
+            let got = PgParam(&p)
+                .to_sql_checked(&ty, &mut out)
+                .map(|n| matches!(n, IsNull::Yes))
+                .map_err(|e| e.to_string());
+            match expected {
+                Ok(bytes) => {
+                    assert_eq!(got, Ok(v.is_none()), "{v:?} as {ty}");
+                    assert_eq!(&out[..], bytes, "{v:?} as {ty}");
+                }
+                Err(needle) => {
+                    let e = got.unwrap_err();
+                    assert!(e.contains(needle), "{v:?} as {ty}: {e}");
+                }
+            }
+        };
+        check(Some(5), Type::INT8, Ok(&[0, 0, 0, 0, 0, 0, 0, 5]));
+        check(Some(-2), Type::INT4, Ok(&[0xff, 0xff, 0xff, 0xfe]));
+        check(Some(300), Type::INT2, Ok(&[1, 44]));
+        check(None, Type::INT4, Ok(&[]));
+        check(
+            Some(1 << 31),
+            Type::INT4,
+            Err("the integer 2147483648 does not fit a int4"),
+        );
+        check(Some(-40_000), Type::INT2, Err("the integer -40000 does not fit a int2"));
+        check(Some(1), Type::TEXT, Err("cannot convert"));
+        // Other values keep their own type check.
+        let text = Param::Text(Some("x".into()));
+        assert!(
+            PgParam(&text)
+                .to_sql_checked(&Type::INT4, &mut BytesMut::new())
+                .is_err()
+        );
+        let bytes = Param::Bytes(Some(vec![1, 2]));
+        assert!(
+            PgParam(&bytes)
+                .to_sql_checked(&Type::BYTEA, &mut BytesMut::new())
+                .is_ok()
+        );
     }
 
     #[test]

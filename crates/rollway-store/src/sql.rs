@@ -15,6 +15,7 @@ pub(crate) enum Param {
     Text(Option<String>),
     Bool(bool),
     Real(Option<f64>),
+    Bytes(Option<Vec<u8>>),
 }
 
 impl From<i64> for Param {
@@ -67,7 +68,8 @@ pub(crate) enum Val {
     Text(String),
     Bool(bool),
     Real(f64),
-    /// A type the store never writes (a real, a blob, …): someone changed the table.
+    Bytes(Vec<u8>),
+    /// A type the store never writes: someone changed the table.
     Other(String),
 }
 
@@ -107,6 +109,17 @@ impl Row {
             Val::Null => Ok(None),
             Val::Text(v) => Ok(Some(v.clone())),
             other => Err(format!("{name} is {other:?}, expected text or null")),
+        }
+    }
+
+    /// A bytes column, or a text one (its UTF-8 bytes): the sketches were
+    /// text before PostgreSQL's schema 15 and still are on SQLite.
+    pub fn opt_bytes(&self, i: usize, name: &str) -> Result<Option<Vec<u8>>, String> {
+        match self.at(i)? {
+            Val::Null => Ok(None),
+            Val::Bytes(v) => Ok(Some(v.clone())),
+            Val::Text(v) => Ok(Some(v.clone().into_bytes())),
+            other => Err(format!("{name} is {other:?}, expected bytes, text or null")),
         }
     }
 
@@ -193,6 +206,8 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
     /// join a full scan; a `LATERAL` subquery (`OFFSET 0` keeps it from
     /// being flattened) is one parameterised index scan per range.
     const RANGES_JOIN: &'static str;
+    /// How the rollup tables store a row (bucket unit, zeros, sketch).
+    const ROLLUPS: crate::monitoring::RollupLayout;
     /// Run before a large read of many small index scans (PostgreSQL: the
     /// cost estimate would start JIT compiling, which costs more than the
     /// query); empty when there is nothing to do.

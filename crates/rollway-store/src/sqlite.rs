@@ -13,6 +13,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::StoreError;
 use crate::location::StoreLocation;
+use crate::monitoring::RollupLayout;
 use crate::sql::{Backend, Param, Row, Sql, Val};
 
 /// How long any opener, reader or writer waits for another process before
@@ -183,6 +184,7 @@ impl Backend for SqliteBackend {
     const SKIP_LOCKED: &'static str = "";
     const RANGES_JOIN: &'static str = "q CROSS JOIN monitors m CROSS JOIN TABLE r \
          WHERE m.name = q.name AND r.monitor_id = m.id AND r.bucket >= q.lo AND r.bucket < q.hi";
+    const ROLLUPS: RollupLayout = RollupLayout::Plain;
     const BULK_READ: &'static str = "";
     const MIGRATION_LOCK: &'static str = "";
     const MIGRATIONS: &'static [(i64, &'static str)] = &[
@@ -198,6 +200,7 @@ impl Backend for SqliteBackend {
         (11, include_str!("../migrations/sqlite/0011_log_records.sql")),
         (12, include_str!("../migrations/sqlite/0012_compact_monitoring.sql")),
         (14, include_str!("../migrations/sqlite/0014_backups.sql")),
+        (15, include_str!("../migrations/sqlite/0015_compact_rollups.sql")),
     ];
 
     fn location(&self) -> &StoreLocation {
@@ -252,6 +255,7 @@ fn bind(params: &[Param]) -> Vec<&dyn rusqlite::ToSql> {
             Param::Text(v) => v as &dyn rusqlite::ToSql,
             Param::Bool(v) => v as &dyn rusqlite::ToSql,
             Param::Real(v) => v as &dyn rusqlite::ToSql,
+            Param::Bytes(v) => v as &dyn rusqlite::ToSql,
         })
         .collect()
 }
@@ -287,7 +291,7 @@ impl Sql for SqliteSql<'_> {
                         Err(_) => Val::Other("text that is not UTF-8".into()),
                     },
                     ValueRef::Real(v) => Val::Real(v),
-                    ValueRef::Blob(b) => Val::Other(format!("a blob of {} bytes", b.len())),
+                    ValueRef::Blob(b) => Val::Bytes(b.to_vec()),
                 });
             }
             out.push(Row(vals));

@@ -1108,7 +1108,7 @@ fn events_keep_the_model_rules(store: &dyn Store, clock: &ManualClock) {
     assert_eq!(store.verify_events().unwrap(), Ok(4));
 }
 
-// ---- schema 12 keeps what schema 11 stored ----
+// ---- schemas 12 and 15 keep what the schema before stored ----
 
 /// A connection that bypasses the store: builds a schema 11 store by hand.
 enum Raw {
@@ -1143,8 +1143,9 @@ impl Raw {
     }
 }
 
-/// Applies the migrations before 12 as the runner would have.
-fn at_schema_11(raw: &mut Raw, dir: &str) {
+/// Applies the migrations before `version` as the runner would have.
+fn before_schema(raw: &mut Raw, dir: &str, version: i64) {
+    let below = version;
     raw.batch("CREATE TABLE schema_migrations (version BIGINT NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL)");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("migrations")
@@ -1154,7 +1155,7 @@ fn at_schema_11(raw: &mut Raw, dir: &str) {
     for f in files {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         let version: i64 = name[..4].parse().unwrap();
-        if version < 12 {
+        if version < below {
             raw.batch(&std::fs::read_to_string(&f).unwrap());
             raw.batch(&format!(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES ({version}, 0)"
@@ -1243,7 +1244,7 @@ fn sqlite_schema_12_keeps_the_monitoring_data() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rollway.db");
     let mut raw = Raw::Lite(rusqlite::Connection::open(&path).unwrap());
-    at_schema_11(&mut raw, "sqlite");
+    before_schema(&mut raw, "sqlite", 12);
     schema_12_keeps_the_monitoring_data(&mut raw, &StoreLocation::Sqlite(path));
 }
 
@@ -1253,8 +1254,38 @@ fn postgres_schema_12_keeps_the_monitoring_data() {
         return;
     };
     let mut raw = Raw::Pg(::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap());
-    at_schema_11(&mut raw, "postgres");
+    before_schema(&mut raw, "postgres", 12);
     schema_12_keeps_the_monitoring_data(&mut raw, &StoreLocation::Postgres(db.url.clone()));
     drop(raw);
     drop(db);
+}
+
+#[test]
+fn sqlite_schema_15_keeps_the_rollups() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(START);
+    let reference = rollway_store::open(
+        &StoreLocation::Sqlite(dir.path().join("reference.db")),
+        Arc::new(clock.clone()),
+    )
+    .unwrap();
+    let path = dir.path().join("rollway.db");
+    let mut raw = Raw::Lite(rusqlite::Connection::open(&path).unwrap());
+    before_schema(&mut raw, "sqlite", 15);
+    schema_15_keeps_the_rollups(&*reference, &clock, &mut raw, &StoreLocation::Sqlite(path));
+}
+
+#[test]
+fn postgres_schema_15_keeps_the_rollups() {
+    let (Some(ref_db), Some(db)) = (TestDb::create(), TestDb::create()) else {
+        return;
+    };
+    let clock = ManualClock::new(START);
+    let reference = rollway_store::open(&StoreLocation::Postgres(ref_db.url.clone()), Arc::new(clock.clone())).unwrap();
+    let mut raw = Raw::Pg(::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap());
+    before_schema(&mut raw, "postgres", 15);
+    schema_15_keeps_the_rollups(&*reference, &clock, &mut raw, &StoreLocation::Postgres(db.url.clone()));
+    drop(raw);
+    drop(reference);
+    drop((ref_db, db));
 }

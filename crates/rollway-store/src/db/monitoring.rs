@@ -14,6 +14,12 @@
 //! restates the minutes around it. A minute without a row inside the
 //! covered range had no data: its implicit terms are 60 s of no data, and
 //! the hour and day rows already hold them.
+//!
+//! A rollup row is stored as the backend's `RollupLayout` says (PostgreSQL:
+//! buckets as minutes, hours or days, zeros as NULL, the sketch as bytes;
+//! SQLite: milliseconds, as they are, text); [`Buckets`] converts a
+//! bucket's start to its stored key and back, everything else here works
+//! in milliseconds.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,8 +34,8 @@ use rollway_model::{Masker, ProbeSample, Timestamp};
 use super::Db;
 use crate::error::StoreError;
 use crate::monitoring::{
-    MaintenanceSpans, MonitorDef, MonitorRecord, Pruned, RecordedSamples, Resolution, Retention, RollupReport,
-    RollupRow, RollupSettings, RollupSum, SumRange,
+    MaintenanceSpans, MonitorDef, MonitorRecord, Pruned, RecordedSamples, Resolution, Retention, RollupLayout,
+    RollupReport, RollupRow, RollupSettings, RollupSum, SumRange,
 };
 use crate::sql::{Backend, Param, Row, Sql};
 
@@ -68,6 +74,44 @@ fn table(r: Resolution) -> &'static str {
     }
 }
 
+/// Converts between a bucket's start in milliseconds (as the model and
+/// every computation here have it) and the key a backend stores for it
+/// (`RollupLayout::unit`): the one place that knows the unit, for reads,
+/// writes and deletes alike.
+#[derive(Debug, Clone, Copy)]
+struct Buckets {
+    res: Resolution,
+    unit: i64,
+}
+
+impl Buckets {
+    fn of(layout: RollupLayout, res: Resolution) -> Self {
+        Self {
+            res,
+            unit: layout.unit(res),
+        }
+    }
+
+    /// The key of the bucket starting at `start` (a bucket start, so a
+    /// whole number of units); also the last key whose bucket starts at or
+    /// before `start`.
+    fn key(self, start: i64) -> i64 {
+        start.div_euclid(self.unit)
+    }
+
+    /// The first key whose bucket starts at or after `t`: buckets starting
+    /// in `[from, to)` are the keys in `[first_from(from), first_from(to))`.
+    fn first_from(self, t: i64) -> i64 {
+        -(-t).div_euclid(self.unit)
+    }
+
+    /// The start of the bucket stored as `key`.
+    fn start(self, key: i64) -> Result<i64, String> {
+        key.checked_mul(self.unit)
+            .ok_or_else(|| format!("{} bucket {key} is out of range", self.res.as_str()))
+    }
+}
+
 /// NUL cannot be stored in PostgreSQL text; both backends store U+FFFD.
 fn scrub(text: &str) -> String {
     if text.contains('\0') {
@@ -97,20 +141,16 @@ fn push_packed(out: &mut String, v: u64) {
     out.extend(digits.iter().rev().map(|&b| char::from(b)));
 }
 
-/// The sketch as schema 12 writes it: `~`, then packed numbers (five bits a
-/// character): the zero count, then per bucket its index (the first: the
-/// index zigzagged; the others: the step from the previous one, minus 1)
-/// times two, plus one when a count other than 1 follows (as count − 2).
-/// Each bucket of an hour's or a day's sketch (steps of 1, counts in the
-/// hundreds) takes 3 characters instead of the older form's 6; empty is
-/// `""`.
-pub(crate) fn encode_sketch(s: &LatencySketch) -> String {
+/// The numbers a sketch is packed into: the zero count, then per bucket its
+/// index (the first: the index zigzagged; the others: the step from the
+/// previous one, minus 1) times two, plus one when a count other than 1
+/// follows (as count − 2). None for the empty sketch.
+fn sketch_numbers(s: &LatencySketch) -> Option<Vec<u64>> {
     let (buckets, zeros) = s.to_parts();
     if buckets.is_empty() && zeros == 0 {
-        return String::new();
+        return None;
     }
-    let mut out = String::from(PACKED);
-    push_packed(&mut out, zeros);
+    let mut out = vec![zeros];
     let mut prev: Option<i64> = None;
     for (i, c) in buckets {
         let i = i64::from(i);
@@ -119,13 +159,78 @@ pub(crate) fn encode_sketch(s: &LatencySketch) -> String {
             Some(p) => (i - p - 1) as u64,
         };
         let more = c != 1;
-        push_packed(&mut out, step * 2 + u64::from(more));
+        out.push(step * 2 + u64::from(more));
         if more {
-            push_packed(&mut out, c.saturating_sub(2));
+            out.push(c.saturating_sub(2));
         }
         prev = Some(i);
     }
+    Some(out)
+}
+
+/// The sketch as SQLite (and PostgreSQL from schema 12 to 14) writes it:
+/// `~`, then [`sketch_numbers`] five bits a character. Each bucket of an
+/// hour's or a day's sketch (steps of 1, counts in the hundreds) takes 3
+/// characters instead of the older form's 6; empty is `""`.
+pub(crate) fn encode_sketch(s: &LatencySketch) -> String {
+    let Some(numbers) = sketch_numbers(s) else {
+        return String::new();
+    };
+    let mut out = String::from(PACKED);
+    for n in numbers {
+        push_packed(&mut out, n);
+    }
     out
+}
+
+/// What a sketch in bytes starts with; a sketch as text never does.
+const BINARY: u8 = 1;
+
+/// The sketch as PostgreSQL writes it from schema 15: [`BINARY`], then
+/// [`sketch_numbers`] seven bits a byte (LEB128: low bits first, the high
+/// bit set when more bytes follow); empty is no bytes (stored as NULL).
+fn encode_sketch_bytes(s: &LatencySketch) -> Vec<u8> {
+    let Some(numbers) = sketch_numbers(s) else {
+        return Vec::new();
+    };
+    let mut out = vec![BINARY];
+    for mut n in numbers {
+        while n >= 0x80 {
+            out.push((n & 0x7f) as u8 | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+    out
+}
+
+/// Reads a stored sketch: [`encode_sketch_bytes`]'s form, or the bytes of
+/// a sketch as text (SQLite, and rows PostgreSQL wrote before schema 15).
+pub(crate) fn decode_sketch_bytes(bytes: &[u8]) -> Result<LatencySketch, String> {
+    if bytes.first() != Some(&BINARY) {
+        let text = std::str::from_utf8(bytes).map_err(|_| "the sketch is neither bytes nor text".to_owned())?;
+        return decode_sketch(text);
+    }
+    let bad = |what: &str| format!("sketch of {} bytes: {what}", bytes.len());
+    let mut numbers = Vec::new();
+    let (mut v, mut shift) = (0u64, 0u32);
+    for &b in &bytes[1..] {
+        let low = u64::from(b & 0x7f);
+        if shift > 63 || (shift > 0 && low >> (64 - shift) != 0) {
+            return Err(bad("a number is out of range"));
+        }
+        v |= low << shift;
+        if b & 0x80 == 0 {
+            numbers.push(v);
+            (v, shift) = (0, 0);
+        } else {
+            shift += 7;
+        }
+    }
+    if shift != 0 {
+        return Err(bad("it ends inside a number"));
+    }
+    sketch_from_numbers(numbers, bad)
 }
 
 /// Reads [`encode_sketch`]'s packed form (after the `~`).
@@ -151,6 +256,11 @@ fn decode_packed(text: &str) -> Result<LatencySketch, String> {
     if v != 0 || text.as_bytes().last().is_some_and(|b| MORE.contains(b)) {
         return Err(bad("it ends inside a number"));
     }
+    sketch_from_numbers(numbers, bad)
+}
+
+/// The sketch [`sketch_numbers`] packed; `bad` words what is wrong.
+fn sketch_from_numbers(numbers: Vec<u64>, bad: impl Fn(&str) -> String) -> Result<LatencySketch, String> {
     let mut it = numbers.into_iter();
     let zeros = it.next().ok_or_else(|| bad("no zero count"))?;
     let mut buckets = Vec::new();
@@ -302,6 +412,31 @@ fn sample_from_row(r: &Row) -> Result<ProbeSample, StoreError> {
 const ROLLUP_COLS: &str = "ok, error, unavailable, status_5xx, latency_count, latency_sum_ms, latency_min_ms, \
      latency_max_ms, sketch, downtime_ms, maintenance_ms, no_data_ms";
 
+/// Column `col` of a rollup row as a number: NULL is zero in the
+/// `Compact` layout; `Plain` columns are never NULL and are read as they
+/// are.
+fn zero_null(layout: RollupLayout, col: &str) -> String {
+    match layout {
+        RollupLayout::Plain => col.to_owned(),
+        RollupLayout::Compact => format!("COALESCE({col}, 0)"),
+    }
+}
+
+/// `ROLLUP_COLS` of the rows as `r` for reading; without `latency` the
+/// sketch is not sent (NULL reads as the empty one).
+fn rollup_reads(layout: RollupLayout, latency: bool) -> String {
+    ROLLUP_COLS
+        .split(", ")
+        .map(|c| match c {
+            "sketch" if latency => "r.sketch".to_owned(),
+            "sketch" => "NULL".to_owned(),
+            "latency_min_ms" | "latency_max_ms" => format!("r.{c}"),
+            c => zero_null(layout, &format!("r.{c}")),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn count(r: &Row, i: usize, name: &str) -> Result<u64, String> {
     let v = r.int(i, name)?;
     u64::try_from(v).map_err(|_| format!("{name} is negative ({v})"))
@@ -318,71 +453,65 @@ fn rollup_from(r: &Row, first: usize) -> Result<Rollup, String> {
         latency_sum_ms: r.real(first + 5, "latency_sum_ms")?,
         latency_min_ms: r.opt_real(first + 6, "latency_min_ms")?,
         latency_max_ms: r.opt_real(first + 7, "latency_max_ms")?,
-        sketch: decode_sketch(&r.text(first + 8, "sketch")?)?,
+        sketch: match r.opt_bytes(first + 8, "sketch")? {
+            Some(bytes) => decode_sketch_bytes(&bytes)?,
+            None => LatencySketch::new(),
+        },
         downtime_ms: r.int(first + 9, "downtime_ms")?,
         maintenance_ms: r.int(first + 10, "maintenance_ms")?,
         no_data_ms: r.int(first + 11, "no_data_ms")?,
     })
 }
 
-fn int(v: u64) -> Param {
-    Param::Int(Some(i64::try_from(v).unwrap_or(i64::MAX)))
-}
-
-fn rollup_params(monitor_id: i64, bucket: i64, r: &Rollup) -> [Param; 14] {
+/// The parameters of one row as `layout` stores it.
+fn rollup_params(layout: RollupLayout, monitor_id: i64, key: i64, r: &Rollup) -> [Param; 14] {
+    let compact = layout == RollupLayout::Compact;
+    let int = |v: i64| Param::Int(Some(v).filter(|&v| !(compact && v == 0)));
+    let count = |v: u64| int(i64::try_from(v).unwrap_or(i64::MAX));
+    let sketch = match layout {
+        RollupLayout::Plain => Param::Text(Some(encode_sketch(&r.sketch))),
+        RollupLayout::Compact => Param::Bytes(Some(encode_sketch_bytes(&r.sketch)).filter(|b| !b.is_empty())),
+    };
     [
         monitor_id.into(),
-        bucket.into(),
-        int(r.ok),
-        int(r.error),
-        int(r.unavailable),
-        int(r.status_5xx),
-        int(r.latency_count),
-        r.latency_sum_ms.into(),
+        key.into(),
+        count(r.ok),
+        count(r.error),
+        count(r.unavailable),
+        count(r.status_5xx),
+        count(r.latency_count),
+        Param::Real(Some(r.latency_sum_ms).filter(|&v| !(compact && v == 0.0))),
         r.latency_min_ms.into(),
         r.latency_max_ms.into(),
-        encode_sketch(&r.sketch).into(),
-        r.downtime_ms.into(),
-        r.maintenance_ms.into(),
-        r.no_data_ms.into(),
+        sketch,
+        int(r.downtime_ms),
+        int(r.maintenance_ms),
+        int(r.no_data_ms),
     ]
 }
 
-/// `($1, …, $n), ($n+1, …)` for `rows` rows of `width` parameters.
+/// `($1, …, $n), ($n+1, …)` for `rows` rows of `width` parameters. On
+/// PostgreSQL each parameter takes its column's type (an INTEGER count is
+/// bound as one, refused when it does not fit: `pg::PgParam`).
 fn values_list(rows: usize, width: usize) -> String {
-    typed_values_list(rows, &vec![""; width])
-}
-
-/// [`values_list`] with each column's parameter cast to its type in
-/// `types` ("" leaves it as it is). The rollups' counts and the samples'
-/// status are INTEGER columns on PostgreSQL, which would otherwise take
-/// their parameters as INTEGER and refuse the store's 64-bit integers; a
-/// BIGINT parameter is assigned to them, refused when out of range.
-fn typed_values_list(rows: usize, types: &[&str]) -> String {
-    let width = types.len();
     (0..rows)
         .map(|r| {
-            let ps: Vec<String> = types
-                .iter()
-                .enumerate()
-                .map(|(c, ty)| match *ty {
-                    "" => format!("${}", r * width + c + 1),
-                    ty => format!("CAST(${} AS {ty})", r * width + c + 1),
-                })
-                .collect();
+            let ps: Vec<String> = (0..width).map(|c| format!("${}", r * width + c + 1)).collect();
             format!("({})", ps.join(", "))
         })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-/// How [`rollup_params`] are cast (see [`typed_values_list`]).
-const ROLLUP_TYPES: [&str; 14] = [
-    "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "", "", "", "", "BIGINT", "BIGINT", "BIGINT",
-];
-
-/// Writes whole rows (replacing what is there).
-fn put_rollups(sql: &mut dyn Sql, res: Resolution, monitor_id: i64, rows: &[(i64, Rollup)]) -> Result<(), StoreError> {
+/// Writes whole rows (by bucket start; replacing what is there).
+fn put_rollups(
+    sql: &mut dyn Sql,
+    layout: RollupLayout,
+    res: Resolution,
+    monitor_id: i64,
+    rows: &[(i64, Rollup)],
+) -> Result<(), StoreError> {
+    let keys = Buckets::of(layout, res);
     let updates = ROLLUP_COLS
         .split(", ")
         .map(|c| format!("{c} = excluded.{c}"))
@@ -391,14 +520,14 @@ fn put_rollups(sql: &mut dyn Sql, res: Resolution, monitor_id: i64, rows: &[(i64
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let params: Vec<Param> = chunk
             .iter()
-            .flat_map(|(bucket, r)| rollup_params(monitor_id, *bucket, r))
+            .flat_map(|(bucket, r)| rollup_params(layout, monitor_id, keys.key(*bucket), r))
             .collect();
         sql.exec(
             &format!(
                 "INSERT INTO {} (monitor_id, bucket, {ROLLUP_COLS}) VALUES {} \
                  ON CONFLICT (monitor_id, bucket) DO UPDATE SET {updates}",
                 table(res),
-                typed_values_list(chunk.len(), &ROLLUP_TYPES)
+                values_list(chunk.len(), 14)
             ),
             &params,
         )?;
@@ -406,25 +535,36 @@ fn put_rollups(sql: &mut dyn Sql, res: Resolution, monitor_id: i64, rows: &[(i64
     Ok(())
 }
 
-/// The stored rows of one monitor with buckets in `[from, to)`.
+/// The stored rows of one monitor with bucket starts in `[from, to)`, by
+/// bucket start.
 fn stored_rollups(
     sql: &mut dyn Sql,
+    layout: RollupLayout,
     res: Resolution,
     monitor_id: i64,
     from: i64,
     to: i64,
 ) -> Result<BTreeMap<i64, Rollup>, StoreError> {
+    let keys = Buckets::of(layout, res);
+    // The bounds as BIGINT: a range far out is no error, it holds no row.
     let rows = sql.rows(
         &format!(
-            "SELECT bucket, {ROLLUP_COLS} FROM {} WHERE monitor_id = $1 AND bucket >= $2 AND bucket < $3",
+            "SELECT r.bucket, {} FROM {} r WHERE r.monitor_id = $1 AND r.bucket >= CAST($2 AS BIGINT) \
+             AND r.bucket < CAST($3 AS BIGINT)",
+            rollup_reads(layout, true),
             table(res)
         ),
-        &[monitor_id.into(), from.into(), to.into()],
+        &[
+            monitor_id.into(),
+            keys.first_from(from).into(),
+            keys.first_from(to).into(),
+        ],
     )?;
     rows.iter()
         .map(|r| {
             let bucket = r
                 .int(0, "bucket")
+                .and_then(|k| keys.start(k))
                 .map_err(|d| StoreError::corrupt("rollup", res.as_str(), d))?;
             let rollup = rollup_from(r, 1).map_err(|d| {
                 StoreError::corrupt(
@@ -441,6 +581,7 @@ fn stored_rollups(
 /// Merges `deltas` (by bucket start of `res`) into the stored rows.
 fn merge_into(
     sql: &mut dyn Sql,
+    layout: RollupLayout,
     res: Resolution,
     monitor_id: i64,
     deltas: &BTreeMap<i64, Rollup>,
@@ -448,12 +589,12 @@ fn merge_into(
     let (Some(&first), Some(&last)) = (deltas.keys().next(), deltas.keys().next_back()) else {
         return Ok(());
     };
-    let mut rows = stored_rollups(sql, res, monitor_id, first, last + 1)?;
+    let mut rows = stored_rollups(sql, layout, res, monitor_id, first, last + 1)?;
     for (bucket, delta) in deltas {
         rows.entry(*bucket).or_default().merge(delta);
     }
     let changed: Vec<(i64, Rollup)> = rows.into_iter().filter(|(b, _)| deltas.contains_key(b)).collect();
-    put_rollups(sql, res, monitor_id, &changed)
+    put_rollups(sql, layout, res, monitor_id, &changed)
 }
 
 /// The rollups' time terms of each minute of `range` from the samples
@@ -486,6 +627,7 @@ fn measured_from(r: &Row) -> Result<Measured, String> {
 
 /// One monitor's state while a rollup step runs.
 struct Rolling {
+    layout: RollupLayout,
     id: i64,
     name: String,
     coverage: Duration,
@@ -588,7 +730,7 @@ impl Rolling {
         let back = NEAR_BACK + ms(self.coverage);
         let obs = self.context(sql, a - back, b + AHEAD)?;
         let terms = minute_terms(&obs, Span::ms(a, b), self.coverage, b + AHEAD);
-        let mut minutes = stored_rollups(sql, Resolution::Minute, self.id, a, b)?;
+        let mut minutes = stored_rollups(sql, self.layout, Resolution::Minute, self.id, a, b)?;
         let covered = |m: i64| old_covered.is_some_and(|(from, until)| m >= from && m < until);
         let mut write = Vec::new();
         for (&m, &(down, nd)) in &terms {
@@ -614,13 +756,13 @@ impl Rolling {
         }
         // Samples outside `range` (never: the callers take them from it).
         deltas.retain(|m, _| terms.contains_key(m));
-        put_rollups(sql, Resolution::Minute, self.id, &write)?;
+        put_rollups(sql, self.layout, Resolution::Minute, self.id, &write)?;
         for res in [Resolution::Hour, Resolution::Day] {
             let mut coarse: BTreeMap<i64, Rollup> = BTreeMap::new();
             for (m, d) in &deltas {
                 coarse.entry(floor(*m, res.millis())).or_default().merge(d);
             }
-            merge_into(sql, res, self.id, &coarse)?;
+            merge_into(sql, self.layout, res, self.id, &coarse)?;
         }
         Ok(())
     }
@@ -653,7 +795,13 @@ fn min_unrolled(sql: &mut dyn Sql, id: i64, below: Option<i64>) -> Result<Option
 
 /// One transaction of a rollup run for one monitor: late samples first (a
 /// chunk of them), else the next chunk of time up to `settled`.
-fn roll_step(sql: &mut dyn Sql, lock: &str, id: i64, settled: i64, chunk: i64) -> Result<Step, StoreError> {
+fn roll_step(
+    sql: &mut dyn Sql,
+    (lock, layout): (&str, RollupLayout),
+    id: i64,
+    settled: i64,
+    chunk: i64,
+) -> Result<Step, StoreError> {
     // The row lock makes concurrent runs (several instances) take turns.
     let Some(row) = sql.row(
         &format!("SELECT name, coverage_ms, rolled_from, rolled_until FROM monitors WHERE id = $1{lock}"),
@@ -667,6 +815,7 @@ fn roll_step(sql: &mut dyn Sql, lock: &str, id: i64, settled: i64, chunk: i64) -
     };
     let m = (|| -> Result<Rolling, String> {
         Ok(Rolling {
+            layout,
             id,
             name: row.text(0, "name")?,
             coverage: duration(row.int(1, "coverage_ms")?, "coverage_ms")?,
@@ -877,7 +1026,7 @@ impl<B: Backend> Db<B> {
                         "INSERT INTO samples (monitor_id, slot, lag_ms, outcome, http_status, latency_ms, \
                          cache_status, location, error) VALUES {} ON CONFLICT (monitor_id, slot) DO NOTHING \
                          RETURNING monitor_id, slot",
-                        typed_values_list(chunk.len(), &["", "", "", "", "BIGINT", "", "", "", ""])
+                        values_list(chunk.len(), 9)
                     ),
                     &params,
                 )?;
@@ -965,14 +1114,16 @@ impl<B: Backend> Db<B> {
             let Some(id) = Self::monitor_id(sql, monitor)? else {
                 return Ok(Vec::new());
             };
-            Ok(stored_rollups(sql, res, id, from.as_millis(), to.as_millis())?
-                .into_iter()
-                .map(|(bucket, rollup)| RollupRow {
-                    monitor: monitor.to_owned(),
-                    bucket: Timestamp::from_millis(bucket),
-                    rollup,
-                })
-                .collect())
+            Ok(
+                stored_rollups(sql, B::ROLLUPS, res, id, from.as_millis(), to.as_millis())?
+                    .into_iter()
+                    .map(|(bucket, rollup)| RollupRow {
+                        monitor: monitor.to_owned(),
+                        bucket: Timestamp::from_millis(bucket),
+                        rollup,
+                    })
+                    .collect(),
+            )
         })
     }
 
@@ -983,18 +1134,8 @@ impl<B: Backend> Db<B> {
         latency: bool,
     ) -> Result<Vec<Vec<RollupRow>>, StoreError> {
         let mut out: Vec<Vec<RollupRow>> = vec![Vec::new(); ranges.len()];
-        // An empty text is the empty sketch.
-        let cols = ROLLUP_COLS
-            .split(", ")
-            .map(|c| {
-                if c == "sketch" && !latency {
-                    "''".to_owned()
-                } else {
-                    format!("r.{c}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+        let cols = rollup_reads(B::ROLLUPS, latency);
+        let keys = Buckets::of(B::ROLLUPS, res);
         self.backend.read(|sql| {
             if !B::BULK_READ.is_empty() {
                 sql.exec(B::BULK_READ, &[])?;
@@ -1024,8 +1165,8 @@ impl<B: Backend> Db<B> {
                         [
                             i64::try_from(first + k).unwrap_or(i64::MAX).into(),
                             monitor.as_str().into(),
-                            span.start.as_millis().into(),
-                            span.end.as_millis().into(),
+                            keys.first_from(span.start.as_millis()).into(),
+                            keys.first_from(span.end.as_millis()).into(),
                         ]
                     })
                     .collect();
@@ -1045,7 +1186,7 @@ impl<B: Backend> Db<B> {
                             k,
                             RollupRow {
                                 monitor: monitor.clone(),
-                                bucket: Timestamp::from_millis(r.int(1, "bucket")?),
+                                bucket: Timestamp::from_millis(keys.start(r.int(1, "bucket")?)?),
                                 rollup: rollup_from(r, 2)?,
                             },
                         ))
@@ -1065,22 +1206,29 @@ impl<B: Backend> Db<B> {
         let mut out = vec![RollupSum::default(); ranges.len()];
         // Each row's terms clipped as `Tally::add_bucket` clips them (to
         // the time not under maintenance), then summed; only rows on a
-        // bucket boundary of the range count, as only those are pieces.
+        // bucket boundary of the range count, as only those are pieces (a
+        // range that starts off a boundary counts none). NULL is zero.
+        let keys = Buckets::of(B::ROLLUPS, res);
+        let zero = |col: &str| zero_null(B::ROLLUPS, col);
         let clip = |col: &str, limit: &str| format!("CASE WHEN {col} < {limit} THEN {col} ELSE {limit} END");
         let select = format!(
             "SELECT t.k, COUNT(*), CAST(SUM(t.ok) AS BIGINT), CAST(SUM(t.error) AS BIGINT), \
              CAST(SUM(t.unavailable) AS BIGINT), CAST(SUM(t.down) AS BIGINT), CAST(SUM({}) AS BIGINT), \
              CAST(SUM({}) AS BIGINT), \
              SUM(CASE WHEN t.ok < 0 OR t.error < 0 OR t.unavailable < 0 THEN 1 ELSE 0 END) \
-             FROM (SELECT q.k AS k, q.lo AS lo, q.rest AS rest, r.bucket AS bucket, r.ok AS ok, \
-             r.error AS error, r.unavailable AS unavailable, r.maintenance_ms AS maintenance_ms, \
-             r.no_data_ms AS no_data_ms, {} AS down FROM {}) t \
+             FROM (SELECT q.k AS k, q.lo AS lo, q.rest AS rest, r.bucket AS bucket, {} AS ok, {} AS error, \
+             {} AS unavailable, {} AS maintenance_ms, {} AS no_data_ms, {} AS down FROM {}) t \
              WHERE (t.bucket - t.lo) % {} = 0 GROUP BY t.k ORDER BY t.k",
             clip("t.maintenance_ms", "t.rest"),
             clip("t.no_data_ms", "t.rest - t.down"),
-            clip("r.downtime_ms", "q.rest"),
+            zero("r.ok"),
+            zero("r.error"),
+            zero("r.unavailable"),
+            zero("r.maintenance_ms"),
+            zero("r.no_data_ms"),
+            clip(&zero("r.downtime_ms"), "q.rest"),
             B::RANGES_JOIN.replace("TABLE", table(res)),
-            res.millis(),
+            res.millis() / keys.unit,
         );
         self.backend.read(|sql| {
             if !B::BULK_READ.is_empty() {
@@ -1107,11 +1255,17 @@ impl<B: Backend> Db<B> {
                     .iter()
                     .enumerate()
                     .flat_map(|(k, r)| {
+                        let lo = keys.first_from(r.span.start.as_millis());
+                        let hi = if r.span.start.as_millis().rem_euclid(res.millis()) == 0 {
+                            keys.first_from(r.span.end.as_millis())
+                        } else {
+                            lo
+                        };
                         [
                             i64::try_from(first + k).unwrap_or(i64::MAX).into(),
                             r.monitor.as_str().into(),
-                            r.span.start.as_millis().into(),
-                            r.span.end.as_millis().into(),
+                            lo.into(),
+                            hi.into(),
                             r.rest_ms.into(),
                         ]
                     })
@@ -1169,7 +1323,7 @@ impl<B: Backend> Db<B> {
             loop {
                 let step = self
                     .backend
-                    .write(|sql| roll_step(sql, B::LOCK_ROW, id, settled, chunk))?;
+                    .write(|sql| roll_step(sql, (B::LOCK_ROW, B::ROLLUPS), id, settled, chunk))?;
                 report.transactions += 1;
                 report.samples += step.samples;
                 report.late += step.late;
@@ -1200,7 +1354,12 @@ impl<B: Backend> Db<B> {
         let mut out = Pruned::default();
         // A sample goes once older than its keep and rolled up; a bucket
         // once all of it is older than its keep; minutes by whole hours,
-        // folded into them first.
+        // folded into them first. A bucket's cutoff is the last key whose
+        // bucket starts at or before it.
+        let (hours, days) = (
+            Buckets::of(B::ROLLUPS, Resolution::Hour),
+            Buckets::of(B::ROLLUPS, Resolution::Day),
+        );
         let tiers: [(&str, &str, &str, i64, &str); 3] = [
             (
                 "samples",
@@ -1213,10 +1372,10 @@ impl<B: Backend> Db<B> {
                 "rollups_hour",
                 "bucket",
                 "",
-                now - ms(keep.hours) - Resolution::Hour.millis(),
+                hours.key(now - ms(keep.hours) - HOUR),
                 "<=",
             ),
-            ("rollups_day", "bucket", "", now - ms(keep.days) - DAY, "<="),
+            ("rollups_day", "bucket", "", days.key(now - ms(keep.days) - DAY), "<="),
         ];
         for (n, (table, key, extra, cutoff, op)) in tiers.into_iter().enumerate() {
             if n == 1 {
@@ -1224,7 +1383,8 @@ impl<B: Backend> Db<B> {
             }
             let statement = format!(
                 "DELETE FROM {table} WHERE monitor_id = $1 AND {key} IN \
-                 (SELECT {key} FROM {table} WHERE monitor_id = $1 AND {key} {op} $2{extra} ORDER BY {key} LIMIT $3)"
+                 (SELECT {key} FROM {table} WHERE monitor_id = $1 AND {key} {op} CAST($2 AS BIGINT){extra} \
+                 ORDER BY {key} LIMIT $3)"
             );
             for (id, _) in &monitors {
                 loop {
@@ -1276,7 +1436,7 @@ impl<B: Backend> Db<B> {
                 let under = windows(m, Span::ms(a, b));
                 let deleted = self
                     .backend
-                    .write(|sql| fold_and_delete(sql, B::LOCK_ROW, *id, (a, b), covered, &under))?;
+                    .write(|sql| fold_and_delete(sql, (B::LOCK_ROW, B::ROLLUPS), *id, (a, b), covered, &under))?;
                 out.transactions += 1;
                 out.minutes += deleted;
                 a = b;
@@ -1292,7 +1452,7 @@ impl<B: Backend> Db<B> {
 /// `minutes_from` set to `b`.
 fn fold_and_delete(
     sql: &mut dyn Sql,
-    lock: &str,
+    (lock, layout): (&str, RollupLayout),
     id: i64,
     range: (i64, i64),
     covered: (i64, i64),
@@ -1323,7 +1483,7 @@ fn fold_and_delete(
         Spans::new()
     };
     if !inside.is_empty() {
-        let minutes = stored_rollups(sql, Resolution::Minute, id, a, b)?;
+        let minutes = stored_rollups(sql, layout, Resolution::Minute, id, a, b)?;
         for res in [Resolution::Hour, Resolution::Day] {
             let mut deltas: BTreeMap<i64, Terms> = BTreeMap::new();
             for span in inside.spans() {
@@ -1340,7 +1500,7 @@ fn fold_and_delete(
             let (Some(&first), Some(&last)) = (deltas.keys().next(), deltas.keys().next_back()) else {
                 continue;
             };
-            let mut rows = stored_rollups(sql, res, id, first, last + 1)?;
+            let mut rows = stored_rollups(sql, layout, res, id, first, last + 1)?;
             let changed: Vec<(i64, Rollup)> = deltas
                 .into_iter()
                 .map(|(bucket, d)| {
@@ -1355,14 +1515,14 @@ fn fold_and_delete(
                     (bucket, r)
                 })
                 .collect();
-            put_rollups(sql, res, id, &changed)?;
+            put_rollups(sql, layout, res, id, &changed)?;
         }
     }
     // Rows before `a` were folded before (or written by samples that came
     // after their hour was pruned, and are dropped as the hour's were).
     let deleted = sql.exec(
-        "DELETE FROM rollups_minute WHERE monitor_id = $1 AND bucket < $2",
-        &[id.into(), b.into()],
+        "DELETE FROM rollups_minute WHERE monitor_id = $1 AND bucket < CAST($2 AS BIGINT)",
+        &[id.into(), Buckets::of(layout, Resolution::Minute).first_from(b).into()],
     )?;
     sql.exec(
         "UPDATE monitors SET minutes_from = $2 WHERE id = $1",
@@ -1422,8 +1582,14 @@ mod tests {
             }
             let packed = encode_sketch(&s);
             let old = encode_sketch_v1(&s);
+            let bytes = encode_sketch_bytes(&s);
             assert_eq!(decode_sketch(&packed).unwrap(), s, "{n}: {packed}");
             assert_eq!(decode_sketch(&old).unwrap(), s, "{n}: {old}");
+            assert_eq!(decode_sketch_bytes(&bytes).unwrap(), s, "{n}: {bytes:?}");
+            // Text as PostgreSQL stored it before schema 15, kept as its bytes.
+            assert_eq!(decode_sketch_bytes(packed.as_bytes()).unwrap(), s, "{n}");
+            assert_eq!(decode_sketch_bytes(old.as_bytes()).unwrap(), s, "{n}");
+            assert!(bytes.len() <= packed.len(), "{n}: {} vs {}", bytes.len(), packed.len());
             if n >= 60 {
                 assert!(
                     packed.len() * 3 < old.len() * 2,
@@ -1433,6 +1599,54 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn sketch_bytes_refuse_what_they_cannot_read() {
+        let check = |bytes: &[u8], expected: Result<u64, &str>| {
+            let got = decode_sketch_bytes(bytes).map(|s| s.count());
+            match expected {
+                Ok(count) => assert_eq!(got, Ok(count), "{bytes:?}"),
+                Err(needle) => {
+                    let e = got.unwrap_err();
+                    assert!(e.contains(needle), "{bytes:?}: {e}");
+                }
+            }
+        };
+        check(b"", Ok(0));
+        check(&[BINARY, 0], Ok(0));
+        check(&[BINARY, 2], Ok(2));
+        check(&[BINARY, 0, 0x80], Err("it ends inside a number"));
+        check(
+            &[BINARY, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+            Err("out of range"),
+        );
+        check(&[BINARY, 0, 1], Err("a count is missing"));
+        check(&[0xff, 0xfe], Err("neither bytes nor text"));
+        let mut s = LatencySketch::new();
+        for v in [0.0, 3.0, 3.0, 250.0] {
+            s.add(v);
+        }
+        assert_eq!(encode_sketch_bytes(&LatencySketch::new()), Vec::<u8>::new());
+        assert_eq!(decode_sketch_bytes(&encode_sketch_bytes(&s)).unwrap(), s);
+    }
+
+    #[test]
+    fn bucket_keys_convert_exactly_in_both_layouts() {
+        let check = |layout: RollupLayout, res: Resolution, t: i64, key: i64, first_from: i64| {
+            let b = Buckets::of(layout, res);
+            assert_eq!((b.key(t), b.first_from(t)), (key, first_from), "{layout:?} {res:?} {t}");
+        };
+        let (m, h, d) = (MINUTE, HOUR, DAY);
+        check(RollupLayout::Plain, Resolution::Hour, 5 * h + 1, 5 * h + 1, 5 * h + 1);
+        check(RollupLayout::Compact, Resolution::Minute, 7 * m, 7, 7);
+        check(RollupLayout::Compact, Resolution::Minute, 7 * m + 1, 7, 8);
+        check(RollupLayout::Compact, Resolution::Hour, -h, -1, -1);
+        check(RollupLayout::Compact, Resolution::Hour, -h + 1, -1, 0);
+        check(RollupLayout::Compact, Resolution::Day, 3 * d - 1, 2, 3);
+        let b = Buckets::of(RollupLayout::Compact, Resolution::Day);
+        assert_eq!(b.start(3), Ok(3 * d));
+        assert!(b.start(i64::MAX / 1000).unwrap_err().contains("day bucket"));
     }
 
     #[test]

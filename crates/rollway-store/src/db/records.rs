@@ -765,10 +765,11 @@ fn select_sql<E: Stored>() -> String {
 
 fn same(p: &Param, v: &Val) -> bool {
     match (p, v) {
-        (Param::Int(None) | Param::Text(None) | Param::Real(None), Val::Null) => true,
+        (Param::Int(None) | Param::Text(None) | Param::Real(None) | Param::Bytes(None), Val::Null) => true,
         (Param::Real(Some(a)), Val::Real(b)) => a == b,
         (Param::Int(Some(a)), Val::Int(b)) => a == b,
         (Param::Text(Some(a)), Val::Text(b)) => a == b,
+        (Param::Bytes(Some(a)), Val::Bytes(b)) => a == b,
         (Param::Bool(a), Val::Bool(b)) => a == b,
         (Param::Bool(a), Val::Int(b)) => i64::from(*a) == *b,
         _ => false,
@@ -781,7 +782,8 @@ fn shown_param(p: &Param) -> String {
         Param::Text(Some(v)) => format!("'{v}'"),
         Param::Bool(v) => v.to_string(),
         Param::Real(Some(v)) => v.to_string(),
-        Param::Int(None) | Param::Text(None) | Param::Real(None) => "null".into(),
+        Param::Bytes(Some(v)) => format!("{} bytes", v.len()),
+        Param::Int(None) | Param::Text(None) | Param::Real(None) | Param::Bytes(None) => "null".into(),
     }
 }
 
@@ -792,6 +794,7 @@ fn shown_val(v: &Val) -> String {
         Val::Text(v) => format!("'{v}'"),
         Val::Bool(v) => v.to_string(),
         Val::Real(v) => v.to_string(),
+        Val::Bytes(v) => format!("{} bytes", v.len()),
         Val::Other(what) => what.clone(),
     }
 }

@@ -911,3 +911,180 @@ pub(crate) fn summed_accounts_equal_the_row_by_row_ones(store: &dyn Store, clock
     assert!(rollups(store, "sum-a", Resolution::Minute, 0, i64::MAX).is_empty());
     compare(true);
 }
+
+// ---- schema 15 keeps the rollups (run from `conformance.rs`) ----
+
+/// The older sketch text (schema 5 on, still in schema 14 stores):
+/// `z<zeros>;` when there are zeros, then each bucket's index step from
+/// the previous one, with `:count` when it is not 1.
+fn sketch_text_v1(s: &LatencySketch) -> String {
+    let (buckets, zeros) = s.to_parts();
+    let mut out = if zeros > 0 { format!("z{zeros};") } else { String::new() };
+    let mut prev = 0i64;
+    for (n, (i, c)) in buckets.into_iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push_str(&(i64::from(i) - prev).to_string());
+        if c != 1 {
+            out.push_str(&format!(":{c}"));
+        }
+        prev = i64::from(i);
+    }
+    out
+}
+
+/// Rollups a real store made (an outage, an error run, a gap), written by
+/// hand into a schema 14 store (`raw`, migrated up to 14) as it stored them
+/// — buckets in milliseconds, zeros, sketches as text, `''` when empty:
+/// once the store opens it at schema 15 it reads the same rows and the
+/// same uptime accounts, summed and row by row, and PostgreSQL keeps the
+/// buckets as hours where SQLite keeps milliseconds.
+pub(crate) fn schema_15_keeps_the_rollups(
+    reference: &dyn Store,
+    clock: &ManualClock,
+    raw: &mut super::Raw,
+    loc: &rollway_store::StoreLocation,
+) {
+    use rollway_store::account::{Query, accounts};
+    let at = |day: i64, h: i64, m: i64| APRIL + day * DAY + h * HOUR + m * MIN;
+    let kind = |t: i64| -> Option<char> {
+        let in_ = |a: i64, b: i64| t >= a && t < b;
+        if in_(at(0, 9, 0), at(0, 9, 7)) {
+            Some('u')
+        } else if in_(at(1, 2, 0), at(1, 2, 4)) {
+            Some('e')
+        } else if in_(at(1, 20, 0), at(1, 21, 30)) {
+            None
+        } else {
+            Some('o')
+        }
+    };
+    reference.put_monitor(&def("web", "production")).unwrap();
+    let mut lat = Latencies(0x9E37_79B9_7F4A_7C15);
+    let samples: Vec<ProbeSample> = (at(0, 0, 0)..at(2, 12, 0))
+        .step_by(5_000)
+        .filter_map(|t| kind(t).map(|k| sample("web", t, k, lat.next())))
+        .collect();
+    record(reference, &samples);
+    roll_up_at(reference, clock, at(2, 12, 10));
+    let m = reference.monitor("web").unwrap().unwrap();
+    let (from, until) = (m.rolled_from.unwrap().as_millis(), m.rolled_until.unwrap().as_millis());
+    let rows: Vec<Vec<rollway_store::RollupRow>> = Resolution::ALL
+        .iter()
+        .map(|&res| {
+            reference
+                .rollups("web", res, ts(i64::MIN / 2), ts(i64::MAX / 2))
+                .unwrap()
+        })
+        .collect();
+    let minutes = &rows[0];
+    assert!(minutes.len() > 3000, "{}", minutes.len());
+    assert!(
+        minutes
+            .iter()
+            .any(|r| r.rollup.ok == 0 && r.rollup.sketch.count() == 0 && r.rollup.downtime_ms > 0),
+        "an outage minute: zeros and an empty sketch"
+    );
+
+    raw.batch(&format!(
+        "INSERT INTO monitors (id, name, environment, kind, target, interval_ms, coverage_ms, config, created_at, \
+         updated_at, rolled_from, rolled_until) VALUES (7, 'web', 'production', 'http', 'frontend', {}, {}, \
+         '{{}}', {from}, {from}, {from}, {until})",
+        m.def.interval.as_millis(),
+        m.def.coverage.as_millis()
+    ));
+    let opt = |v: Option<f64>| v.map_or("NULL".to_owned(), |v| format!("{v:?}"));
+    for (res, rows) in Resolution::ALL.iter().zip(&rows) {
+        for chunk in rows.chunks(500) {
+            let values: Vec<String> = chunk
+                .iter()
+                .map(|r| {
+                    let x = &r.rollup;
+                    format!(
+                        "(7, {}, {}, {}, {}, {}, {}, {:?}, {}, {}, '{}', {}, {}, {})",
+                        r.bucket.as_millis(),
+                        x.ok,
+                        x.error,
+                        x.unavailable,
+                        x.status_5xx,
+                        x.latency_count,
+                        x.latency_sum_ms,
+                        opt(x.latency_min_ms),
+                        opt(x.latency_max_ms),
+                        sketch_text_v1(&x.sketch),
+                        x.downtime_ms,
+                        x.maintenance_ms,
+                        x.no_data_ms
+                    )
+                })
+                .collect();
+            raw.batch(&format!(
+                "INSERT INTO rollups_{} (monitor_id, bucket, ok, error, unavailable, status_5xx, latency_count, \
+                 latency_sum_ms, latency_min_ms, latency_max_ms, sketch, downtime_ms, maintenance_ms, no_data_ms) \
+                 VALUES {}",
+                res.as_str(),
+                values.join(", ")
+            ));
+        }
+    }
+
+    let store = rollway_store::open(loc, std::sync::Arc::new(clock.clone())).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 15);
+    for (res, expected) in Resolution::ALL.iter().zip(&rows) {
+        let got = store.rollups("web", *res, ts(i64::MIN / 2), ts(i64::MAX / 2)).unwrap();
+        assert_eq!(got.len(), expected.len(), "{res:?}");
+        for (g, e) in got.iter().zip(expected) {
+            assert_eq!(g, e, "{res:?}");
+        }
+    }
+    // The stored key of the first hour: hours on PostgreSQL, milliseconds
+    // on SQLite (its layout is unchanged).
+    let first_hour = rows[1][0].bucket.as_millis();
+    let key = if store.backend() == "postgres" {
+        first_hour / HOUR
+    } else {
+        first_hour
+    };
+    assert_eq!(
+        raw.pairs("SELECT CAST(MIN(bucket) AS BIGINT), COUNT(*) FROM rollups_hour"),
+        [(key, rows[1].len() as i64)]
+    );
+
+    let windows = Spans::from_spans([Span::ms(at(0, 8, 58), at(0, 9, 3)), Span::ms(at(1, 0, 0), at(1, 6, 0))]);
+    // Whole minutes: the new store has no raw samples for the parts of a
+    // minute (those are read from samples, which schema 15 leaves alone).
+    let periods = [
+        Span::ms(from, until),
+        Span::ms(at(0, 3, 17), at(1, 22, 0)),
+        Span::ms(at(1, 1, 0), at(1, 2, 3)),
+    ];
+    let spans: Vec<Spans> = periods.iter().map(|p| windows.within(*p)).collect();
+    let tallies = |s: &dyn Store| {
+        let m = s.monitor("web").unwrap().unwrap();
+        let queries: Vec<Query<'_>> = periods
+            .iter()
+            .zip(&spans)
+            .map(|(p, w)| Query {
+                monitor: &m,
+                period: *p,
+                maintenance: w,
+            })
+            .collect();
+        let summed: Vec<_> = accounts(s, &queries, false)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.tally)
+            .collect();
+        let by_row: Vec<_> = accounts(s, &queries, true)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.tally)
+            .collect();
+        (summed, by_row)
+    };
+    let (summed, by_row) = tallies(&*store);
+    assert_eq!((&summed, &by_row), (&tallies(reference).0, &tallies(reference).1));
+    let t = &by_row[0];
+    assert!(t.downtime_ms > 0 && t.maintenance_ms > 0 && t.no_data_ms > 0, "{t:?}");
+}

@@ -1,0 +1,5 @@
+-- Rollway store schema 15 (SQLite): nothing changes. PostgreSQL's schema 15
+-- stores the rollups' buckets as minutes, hours or days, zeros as NULL and
+-- the sketch as bytes; SQLite's integers already take only the bytes their
+-- value needs, so its rollups keep schema 12's layout (buckets in
+-- milliseconds, the sketch as packed text). Both backends report version 15.
