@@ -44,14 +44,6 @@ url_secret = "DATABASE_URL"
     p
 }
 
-fn create(p: &Project, args: &[&str]) -> Value {
-    let mut all = vec!["--json", "backup", "create", "db"];
-    all.extend_from_slice(args);
-    let b = p.run(&all).ok().json();
-    assert_eq!(b["lifecycle"]["status"], "completed", "{b}");
-    b
-}
-
 fn object(b: &Value) -> PathBuf {
     PathBuf::from(b["location"].as_str().unwrap())
 }
@@ -67,7 +59,7 @@ fn round_trip_restores_schema_and_rows_exactly() {
     let p = project(&source);
     let before = (source.schema(), source.shop_counts());
 
-    let b = create(&p, &[]);
+    let b = common::backup_db(&p, &[]);
     let path = object(&b);
     assert!(path.starts_with(p.path().join("backups")), "{}", path.display());
     assert_eq!(
@@ -156,7 +148,7 @@ fn a_restore_test_restores_into_a_scratch_database_and_compares_with_the_archive
     let Some(source) = PgDb::create() else { return };
     source.fill_shop();
     let p = project(&source);
-    let b = create(&p, &[]);
+    let b = common::backup_db(&p, &[]);
     let before = scratch_databases(&source);
     let v = p
         .run(&["--json", "backup", "verify", &id(&b), "--restore-test"])
@@ -194,7 +186,7 @@ fn a_backup_that_lists_but_does_not_restore_fails_the_restore_test() {
          INSERT INTO items VALUES (1), (2);",
     );
     let p = project(&source);
-    let b = create(&p, &[]);
+    let b = common::backup_db(&p, &[]);
     let before = scratch_databases(&source);
     p.run(&["backup", "verify", &id(&b)]).ok();
     let r = p.run(&["backup", "verify", &id(&b), "--restore-test"]);
@@ -242,7 +234,7 @@ fn a_flipped_byte_fails_verify_and_restore_leaves_the_target_untouched() {
     let Some(source) = PgDb::create() else { return };
     source.fill_shop();
     let p = project(&source);
-    let b = create(&p, &[]);
+    let b = common::backup_db(&p, &[]);
     flip(&object(&b));
 
     let v = p.run(&["backup", "verify", &id(&b)]);
@@ -275,7 +267,7 @@ fn a_truncated_object_and_one_for_another_identity_fail_verify_clearly() {
     let p = project(&source);
 
     // Truncated: half of it is gone.
-    let b = create(&p, &[]);
+    let b = common::backup_db(&p, &[]);
     let path = object(&b);
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
@@ -285,7 +277,7 @@ fn a_truncated_object_and_one_for_another_identity_fail_verify_clearly() {
     assert!(v.stderr.contains("truncated"), "says it is cut short: {v:?}");
 
     // Encrypted to another identity: Debian's age made the object from a real dump.
-    let b = create(&p, &[]);
+    let b = common::backup_db(&p, &[]);
     let path = object(&b);
     let other = p.path().join("other.key");
     let keygen = Command::new("age-keygen").arg("-o").arg(&other).output().unwrap();
@@ -332,7 +324,7 @@ fn debians_age_decrypts_the_object_into_an_archive_pg_restore_lists() {
     let Some(source) = PgDb::create() else { return };
     source.fill_shop();
     let p = project(&source);
-    let b = create(&p, &["--manual"]);
+    let b = common::backup_db(&p, &["--manual"]);
     assert_eq!(b["class"], "manual");
     let clear = p.path().join("clear.dump");
     let dec = Command::new("age")
@@ -383,7 +375,7 @@ fn prune_dry_run_shows_the_class_that_keeps_each_survivor() {
             if *manual {
                 args.push("--manual");
             }
-            id(&create(&p, &args))
+            id(&common::backup_db(&p, &args))
         })
         .collect();
     let now = "2026-07-01T12:00:00Z";
@@ -842,39 +834,6 @@ fn media_tree(dir: &Path) -> u64 {
     10
 }
 
-/// Every path under `dir` with its kind, mode and contents or link target.
-fn tree(dir: &Path) -> Vec<(String, String)> {
-    use std::os::unix::fs::PermissionsExt;
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let path = e.unwrap().path();
-            let rel = path.strip_prefix(root).unwrap().display().to_string();
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            let mode = meta.permissions().mode() & 0o7777;
-            if meta.file_type().is_symlink() {
-                out.push((rel, format!("link -> {}", std::fs::read_link(&path).unwrap().display())));
-            } else if meta.is_dir() {
-                out.push((rel, format!("dir {mode:o}")));
-                walk(root, &path, out);
-            } else {
-                let bytes = std::fs::read(&path).unwrap();
-                out.push((rel, format!("file {mode:o} {} {:x}", bytes.len(), md5sum(&bytes))));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
-
-/// A cheap content fingerprint (FNV-1a) for comparing trees.
-fn md5sum(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 /// Backs the tree up, verifies it, restores it into a new directory and
 /// compares; refuses the non-empty original without --force and replaces
 /// it with; then a flipped byte fails verify and leaves a restore target
@@ -896,7 +855,7 @@ fn media_round_trip(ssh: Option<&sshd::Sshd>) {
     );
     assert_eq!(stored_names(&p), Vec::<String>::new());
     let entries = media_tree(&uploads);
-    let original = tree(&uploads);
+    let original = common::tree(&uploads);
 
     let created = p.run(&["--json", "backup", "create", "media"]).ok().json();
     let all = created.as_array().unwrap();
@@ -912,15 +871,7 @@ fn media_round_trip(ssh: Option<&sshd::Sshd>) {
     let id = id(b);
     let path = object(b);
     assert!(path.starts_with(p.path().join("backups")), "{}", path.display());
-    assert_eq!(
-        std::fs::metadata(&path).unwrap().len(),
-        b["size_bytes"].as_u64().unwrap()
-    );
-    let sum = Command::new("sha256sum").arg(&path).output().unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&sum.stdout).split_whitespace().next(),
-        b["checksum"].as_str()
-    );
+    common::assert_stored_as_recorded(&path, b);
     // Encrypted: the clear file contents are nowhere in the object.
     let stored = std::fs::read(&path).unwrap();
     assert!(
@@ -948,7 +899,7 @@ fn media_round_trip(ssh: Option<&sshd::Sshd>) {
         Some("success"),
         "{r}"
     );
-    assert_eq!(tree(&copy), original);
+    assert_eq!(common::tree(&copy), original);
 
     // Its own directory is not empty: refused without --force, replaced with.
     std::fs::write(uploads.join("added later"), "x").unwrap();
@@ -960,7 +911,7 @@ fn media_round_trip(ssh: Option<&sshd::Sshd>) {
         "a refused restore changes nothing"
     );
     p.run(&["restore", &id, "--force", "--host", &host]).ok();
-    assert_eq!(tree(&uploads), original);
+    assert_eq!(common::tree(&uploads), original);
 
     // A flipped byte: verify names the damage, a restore refuses and
     // leaves its target as it was.

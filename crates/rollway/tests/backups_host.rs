@@ -125,15 +125,7 @@ fn a_database_round_trips_through_an_ssh_host() {
     assert!(path.starts_with(stage.path().join("backups")), "{}", path.display());
     assert_eq!(stored_names(stage.path()).len(), 1, "one object, no partial file");
     // The record's size and SHA-256 are of the stored bytes (Debian's sha256sum).
-    assert_eq!(
-        std::fs::metadata(&path).unwrap().len(),
-        b["size_bytes"].as_u64().unwrap()
-    );
-    let sum = Command::new("sha256sum").arg(&path).output().unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&sum.stdout).split_whitespace().next(),
-        b["checksum"].as_str()
-    );
+    common::assert_stored_as_recorded(&path, &b);
     // Encrypted on the host: no clear archive header, no row text.
     let stored = std::fs::read(&path).unwrap();
     assert!(stored.starts_with(b"age-encryption.org/v1"), "an age file");

@@ -166,14 +166,6 @@ url_secret = "DATABASE_URL"
     p
 }
 
-fn create(p: &Project, args: &[&str]) -> Value {
-    let mut all = vec!["--json", "backup", "create", "db"];
-    all.extend_from_slice(args);
-    let b = p.run(&all).ok().json();
-    assert_eq!(b["lifecycle"]["status"], "completed", "{b}");
-    b
-}
-
 fn id(b: &Value) -> String {
     b["id"].as_str().unwrap().to_owned()
 }
@@ -287,7 +279,7 @@ fn a_flipped_byte_in_the_bucket_fails_verify_and_restore_leaves_the_target_untou
     let moto = Moto::start();
     source.psql("CREATE TABLE t (x text); INSERT INTO t SELECT 'row ' || g FROM generate_series(1, 1000) g;");
     let p = project(&source, &moto, &moto.key, &moto.secret);
-    let b = create(&p, &[]);
+    let b = common::backup_db(&p, &[]);
     p.run(&["backup", "verify", &id(&b)]).ok();
     moto.with_keys("flip", &[&key(&b)]);
 
@@ -322,8 +314,8 @@ fn prune_deletes_an_expired_object_from_the_bucket() {
     source.psql("CREATE TABLE t (x int); INSERT INTO t VALUES (1);");
     let p = project(&source, &moto, &moto.key, &moto.secret);
     // Three years back nothing keeps it; yesterday's is that day's newest.
-    let old = create(&p, &["--at", "2023-06-01T03:00:00Z"]);
-    let new = create(&p, &["--at", "2026-06-30T03:00:00Z"]);
+    let old = common::backup_db(&p, &["--at", "2023-06-01T03:00:00Z"]);
+    let new = common::backup_db(&p, &["--at", "2026-06-30T03:00:00Z"]);
     let keys = |objects: Vec<(String, u64)>| -> Vec<String> {
         let mut k: Vec<String> = objects.into_iter().map(|(k, _)| k).collect();
         k.sort();
@@ -491,31 +483,6 @@ fn serve_takes_a_scheduled_backup_into_the_bucket() {
     p.run(&["backup", "verify", &id(&b)]).ok();
 }
 
-/// Every path under `dir` with its kind, mode and contents or link target.
-fn tree(dir: &std::path::Path) -> Vec<(String, String)> {
-    use std::os::unix::fs::PermissionsExt;
-    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, String)>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let path = e.unwrap().path();
-            let rel = path.strip_prefix(root).unwrap().display().to_string();
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            let mode = meta.permissions().mode() & 0o7777;
-            if meta.file_type().is_symlink() {
-                out.push((rel, format!("link -> {}", std::fs::read_link(&path).unwrap().display())));
-            } else if meta.is_dir() {
-                out.push((rel, format!("dir {mode:o}")));
-                walk(root, &path, out);
-            } else {
-                out.push((rel, format!("file {mode:o} {:?}", std::fs::read(&path).unwrap())));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
-
 /// A media backup (a directory on a `local` host, packed by its agent)
 /// goes to the bucket and back the same way.
 #[test]
@@ -545,7 +512,7 @@ fn a_media_directory_round_trips_through_a_bucket() {
     .unwrap();
     std::fs::write(uploads.join("Zoë — 李小龙.txt"), "ünïcödé").unwrap();
     std::os::unix::fs::symlink("2026/12/photo.jpg", uploads.join("latest.jpg")).unwrap();
-    let original = tree(&uploads);
+    let original = common::tree(&uploads);
 
     let created = p.run(&["--json", "backup", "create", "media"]).ok().json();
     let b = &created[0];
@@ -562,5 +529,5 @@ fn a_media_directory_round_trips_through_a_bucket() {
     assert_eq!(v["entries"].as_u64(), Some(5), "{v}");
     let copy = p.path().join("restored/uploads");
     p.run(&["restore", &id(b), "--to", copy.to_str().unwrap()]).ok();
-    assert_eq!(tree(&copy), original);
+    assert_eq!(common::tree(&copy), original);
 }

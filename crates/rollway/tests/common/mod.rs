@@ -377,6 +377,62 @@ pub fn sha256sum(s: &str) -> String {
         .to_owned()
 }
 
+/// `rollway --json backup create db ARGS`, asserted completed: its record.
+pub fn backup_db(p: &Project, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json", "backup", "create", "db"];
+    all.extend_from_slice(args);
+    let b = p.run(&all).ok().json();
+    assert_eq!(b["lifecycle"]["status"], "completed", "{b}");
+    b
+}
+
+/// The stored object at `path` is the record `b`'s: its size, and the
+/// SHA-256 Debian's `sha256sum` computes.
+pub fn assert_stored_as_recorded(path: &Path, b: &serde_json::Value) {
+    assert_eq!(
+        std::fs::metadata(path).unwrap().len(),
+        b["size_bytes"].as_u64().unwrap()
+    );
+    let sum = Command::new("sha256sum").arg(path).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&sum.stdout).split_whitespace().next(),
+        b["checksum"].as_str()
+    );
+}
+
+/// Every path under `dir` with its kind, mode and contents or link target.
+pub fn tree(dir: &Path) -> Vec<(String, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let mode = meta.permissions().mode() & 0o7777;
+            if meta.file_type().is_symlink() {
+                out.push((rel, format!("link -> {}", std::fs::read_link(&path).unwrap().display())));
+            } else if meta.is_dir() {
+                out.push((rel, format!("dir {mode:o}")));
+                walk(root, &path, out);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                out.push((rel, format!("file {mode:o} {} {:x}", bytes.len(), fnv1a(&bytes))));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// A cheap content fingerprint (FNV-1a) for comparing trees.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// Whether `needle` occurs in `hay`.
 pub fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
